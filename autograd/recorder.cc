@@ -1,0 +1,81 @@
+#include "autograd/recorder.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace kiln::autograd {
+namespace {
+thread_local std::vector<TapeState*> active_tapes;
+
+bool tape_wants(const TapeState* tape, const Tensor& t) {
+  if (!t.defined() || !is_floating(t.dtype())) return false;
+  if (tape->tracked.count(t.id())) return true;
+  return tape->watch_accessed_variables && t.is_trainable_variable();
+}
+}  // namespace
+
+void push_tape(TapeState* tape) { active_tapes.push_back(tape); }
+
+void pop_tape(TapeState* tape) {
+  auto it = std::find(active_tapes.begin(), active_tapes.end(), tape);
+  if (it != active_tapes.end()) active_tapes.erase(it);
+}
+
+bool any_tape_active() { return !active_tapes.empty(); }
+
+bool should_record(std::initializer_list<const Tensor*> inputs) {
+  for (TapeState* tape : active_tapes) {
+    if (!tape->recording()) continue;
+    for (const Tensor* t : inputs) {
+      if (tape_wants(tape, *t)) return true;
+    }
+  }
+  return false;
+}
+
+bool should_record(const std::vector<Tensor>& inputs) {
+  for (TapeState* tape : active_tapes) {
+    if (!tape->recording()) continue;
+    for (const Tensor& t : inputs) {
+      if (tape_wants(tape, t)) return true;
+    }
+  }
+  return false;
+}
+
+void record(const char* op, const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs,
+            BackwardFn backward) {
+  std::shared_ptr<const BackwardFn> shared;
+  for (TapeState* tape : active_tapes) {
+    if (!tape->recording()) continue;
+    bool wanted = false;
+    for (const Tensor& t : inputs) wanted = wanted || tape_wants(tape, t);
+    if (!wanted) continue;
+    if (!shared) shared = std::make_shared<const BackwardFn>(std::move(backward));
+    Node node{op, {}, {}, {}, {}, shared};
+    for (const Tensor& t : inputs) {
+      node.input_ids.push_back(t.defined() ? t.id() : 0);
+      if (tape_wants(tape, t)) tape->tracked.insert(t.id());
+    }
+    for (const Tensor& t : outputs) {
+      node.output_ids.push_back(t.id());
+      node.output_shapes.push_back(t.shape());
+      node.output_dtypes.push_back(t.dtype());
+      if (is_floating(t.dtype())) tape->tracked.insert(t.id());
+    }
+    tape->nodes.push_back(std::move(node));
+  }
+}
+
+void record_without_second_order(const char* op, const std::vector<Tensor>& inputs,
+                                  const std::vector<Tensor>& outputs) {
+  if (!should_record(inputs)) return;
+  std::string name = op;
+  record(op, inputs, outputs, [name](const std::vector<Tensor>&) -> std::vector<Tensor> {
+    throw std::runtime_error("gradient of " + name +
+                             " (itself a backward op) is not implemented: higher-order "
+                             "gradients through this op are unsupported");
+  });
+}
+
+}  // namespace kiln::autograd

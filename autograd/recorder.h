@@ -1,0 +1,55 @@
+#pragma once
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "tensor/tensor.h"
+
+namespace kiln::autograd {
+
+// Given the gradients of an op's outputs, returns the gradients of its inputs (an undefined
+// Tensor where an input gets none). Backward functions are written with Kiln ops, so an
+// outer tape records them and can differentiate again.
+using BackwardFn = std::function<std::vector<Tensor>(const std::vector<Tensor>& output_grads)>;
+
+struct Node {
+  const char* op;
+  std::vector<uint64_t> input_ids;
+  std::vector<uint64_t> output_ids;
+  std::vector<Shape> output_shapes;
+  std::vector<DType> output_dtypes;
+  std::shared_ptr<const BackwardFn> backward;  // shared by every tape that recorded the op
+};
+
+// The recording state of one GradientTape.
+struct TapeState {
+  bool persistent = false;
+  bool watch_accessed_variables = true;
+  int paused = 0;         // stop_recording() depth; while >0 nothing is recorded here
+  bool consumed = false;  // a non-persistent tape after gradient(): records nothing more
+  std::vector<Node> nodes;
+  std::unordered_set<uint64_t> tracked;  // watched tensors and outputs of recorded ops
+
+  bool recording() const { return paused == 0 && !consumed; }
+};
+
+void push_tape(TapeState* tape);
+void pop_tape(TapeState* tape);
+bool any_tape_active();
+
+// True when some active tape tracks one of inputs (cheap when no tape is active); ops build
+// their backward closure only then.
+bool should_record(std::initializer_list<const Tensor*> inputs);
+bool should_record(const std::vector<Tensor>& inputs);
+
+void record(const char* op, const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs,
+            BackwardFn backward);
+
+// For ops whose gradient is computed by a dedicated oneDNN backward primitive: recorded so an
+// outer tape sees the dependency, and differentiating it again raises a clear error.
+void record_without_second_order(const char* op, const std::vector<Tensor>& inputs,
+                                 const std::vector<Tensor>& outputs);
+
+}  // namespace kiln::autograd

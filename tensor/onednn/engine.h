@@ -1,0 +1,26 @@
+#pragma once
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include "tensor/tensor.h"
+
+namespace kiln::onednn {
+
+dnnl::engine& cpu_engine();
+dnnl::stream& cpu_stream();
+
+dnnl::memory::data_type to_dnnl(DType dtype);
+dnnl::memory::dims to_dims(const Shape& shape);
+// Plain (strided) descriptor of a tensor as it is laid out; scalars become 1-element 1-D.
+dnnl::memory::desc desc_of(const Tensor& t);
+dnnl::memory::desc desc_of(const Tensor& t, const Shape& logical_shape);
+dnnl::memory memory_of(const Tensor& t, const dnnl::memory::desc& desc);
+dnnl::memory memory_of(const Tensor& t);
+// Allocates a tensor large enough for desc (which may be a blocked layout); the caller keeps
+// the tensor alive while the memory is used.
+Tensor buffer_for(const dnnl::memory::desc& desc, DType dtype, dnnl::memory* out_memory);
+
+// Runs a primitive and waits; converts oneDNN errors into exceptions naming the op.
+void execute(const char* op, const dnnl::primitive& prim,
+             const std::unordered_map<int, dnnl::memory>& args);
+
+}  // namespace kiln::onednn

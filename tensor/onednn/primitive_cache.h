@@ -1,0 +1,62 @@
+#pragma once
+#include <any>
+#include <functional>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <string>
+
+#include "tensor/tensor.h"
+
+namespace kiln::onednn {
+
+// Builds the cache key for one (op, shapes, dtypes, strides, attributes) combination.
+class KeyBuilder {
+ public:
+  explicit KeyBuilder(const char* op) : key_(op) {}
+  KeyBuilder& add(const Tensor& t);
+  KeyBuilder& add(const dnnl::memory::desc& d);
+  KeyBuilder& add(int64_t v);
+  KeyBuilder& add(float v);
+  KeyBuilder& add(const std::string& s);
+  KeyBuilder& add(const Shape& s);
+  const std::string& str() const { return key_; }
+
+ private:
+  std::string key_;
+};
+
+struct CachedPrimitive {
+  dnnl::primitive_desc_base pd;  // for memory-descriptor queries
+  std::any typed_pd;             // the op's own primitive_desc, e.g. as a backward hint
+  dnnl::primitive primitive;
+};
+
+struct PrimitiveCacheStats {
+  uint64_t hits = 0;
+  uint64_t misses = 0;  // each miss created a primitive
+  size_t size = 0;
+  size_t capacity = 0;
+};
+
+// Returns the cached primitive for key, or creates one with make (LRU eviction). Each
+// creation is logged through kiln::cpu's implementation log.
+CachedPrimitive get_primitive(const std::string& op, const std::string& key,
+                                     const std::function<CachedPrimitive()>& make);
+
+template <typename Prim>
+CachedPrimitive cached(const std::string& op, const KeyBuilder& key,
+                              const std::function<typename Prim::primitive_desc()>& make_pd) {
+  return get_primitive(op, key.str(), [&] {
+    auto pd = make_pd();
+    return CachedPrimitive{pd, pd, Prim(pd)};
+  });
+}
+
+template <typename Prim>
+const typename Prim::primitive_desc& typed_pd(const CachedPrimitive& c) {
+  return *std::any_cast<typename Prim::primitive_desc>(&c.typed_pd);
+}
+
+PrimitiveCacheStats primitive_cache_stats();
+void clear_primitive_cache();
+
+}  // namespace kiln::onednn

@@ -1,0 +1,144 @@
+#include "tensor/ops/binary.h"
+
+#include <stdexcept>
+
+#include "autograd/recorder.h"
+#include "tensor/ops/common.h"
+#include "tensor/ops/eltwise.h"
+#include "tensor/ops/reduce.h"
+#include "tensor/ops/shape_ops.h"
+#include "tensor/onednn/engine.h"
+#include "tensor/onednn/primitive_cache.h"
+
+namespace kiln {
+namespace {
+
+struct BinaryKind {
+  const char* name;
+  dnnl::algorithm alg;
+  bool commutative;
+};
+
+const BinaryKind kAdd{"add", dnnl::algorithm::binary_add, true};
+const BinaryKind kSub{"sub", dnnl::algorithm::binary_sub, false};
+const BinaryKind kMul{"mul", dnnl::algorithm::binary_mul, true};
+const BinaryKind kDiv{"div", dnnl::algorithm::binary_div, false};
+const BinaryKind kMax{"maximum", dnnl::algorithm::binary_max, true};
+const BinaryKind kMin{"minimum", dnnl::algorithm::binary_min, true};
+const BinaryKind kEq{"equal", dnnl::algorithm::binary_eq, true};
+const BinaryKind kGt{"greater", dnnl::algorithm::binary_gt, false};
+const BinaryKind kGe{"greater_equal", dnnl::algorithm::binary_ge, false};
+const BinaryKind kLt{"less", dnnl::algorithm::binary_lt, false};
+
+Shape padded(const Shape& s, size_t n) {
+  Shape out(n - s.size(), 1);
+  out.insert(out.end(), s.begin(), s.end());
+  return out;
+}
+
+// The oneDNN computation; oneDNN broadcasts only its second source, so the first is
+// expanded (or the operands swapped, for commutative ops) when it is the smaller one.
+Tensor binary_forward(const BinaryKind& kind, const Tensor& a, const Tensor& b) {
+  detail::check_defined(a, kind.name, "first input");
+  detail::check_defined(b, kind.name, "second input");
+  detail::check_same_dtype(a, b, kind.name);
+  if (!is_floating(a.dtype())) {
+    throw std::invalid_argument(std::string(kind.name) + ": expected f32 or bf16 inputs, got " + a.describe() +
+                                " and " + b.describe());
+  }
+  Shape out_shape = broadcast_shapes(a.shape(), b.shape(), kind.name);
+  Tensor out = Tensor::empty(out_shape, a.dtype());
+  if (out.numel() == 0) return out;
+  size_t nd = std::max<size_t>(out_shape.size(), 1);
+  Shape dims = padded(out_shape, nd);
+  Tensor src0 = detail::dense(a), src1 = detail::dense(b);
+  if (padded(src0.shape(), nd) != dims) {
+    if (kind.commutative && padded(src1.shape(), nd) == dims) {
+      std::swap(src0, src1);
+    } else {
+      src0 = detail::dense(broadcast_to(stop_gradient(src0), out_shape));
+    }
+  }
+  auto md0 = onednn::desc_of(src0, padded(src0.shape(), nd));
+  auto md1 = onednn::desc_of(src1, padded(src1.shape(), nd));
+  auto mdd = onednn::desc_of(out, dims);
+  auto prim = onednn::cached<dnnl::binary>(
+      kind.name, onednn::KeyBuilder(kind.name).add(md0).add(md1), [&] {
+        return dnnl::binary::primitive_desc(dnnl::binary::desc(kind.alg, md0, md1, mdd), onednn::cpu_engine());
+      });
+  onednn::execute(kind.name, prim.primitive,
+                  {{DNNL_ARG_SRC_0, onednn::memory_of(src0, md0)},
+                   {DNNL_ARG_SRC_1, onednn::memory_of(src1, md1)},
+                   {DNNL_ARG_DST, onednn::memory_of(out, mdd)}});
+  return out;
+}
+
+using GradRule = std::vector<Tensor> (*)(const Tensor& g, const Tensor& a, const Tensor& b);
+
+Tensor binary_op(const BinaryKind& kind, const Tensor& a, const Tensor& b, GradRule rule) {
+  Tensor out = binary_forward(kind, a, b);
+  if (rule && autograd::should_record({&a, &b})) {
+    autograd::record(kind.name, {a, b}, {out}, [a, b, rule](const std::vector<Tensor>& g) {
+      std::vector<Tensor> full = rule(g[0], a, b);
+      return std::vector<Tensor>{sum_to_shape(full[0], a.shape()), sum_to_shape(full[1], b.shape())};
+    });
+  }
+  return out;
+}
+
+}  // namespace
+
+Tensor add(const Tensor& a, const Tensor& b) {
+  return binary_op(kAdd, a, b, [](const Tensor& g, const Tensor&, const Tensor&) {
+    return std::vector<Tensor>{g, g};
+  });
+}
+Tensor sub(const Tensor& a, const Tensor& b) {
+  return binary_op(kSub, a, b, [](const Tensor& g, const Tensor&, const Tensor&) {
+    return std::vector<Tensor>{g, -g};
+  });
+}
+Tensor mul(const Tensor& a, const Tensor& b) {
+  return binary_op(kMul, a, b, [](const Tensor& g, const Tensor& a, const Tensor& b) {
+    return std::vector<Tensor>{g * b, g * a};
+  });
+}
+Tensor div(const Tensor& a, const Tensor& b) {
+  return binary_op(kDiv, a, b, [](const Tensor& g, const Tensor& a, const Tensor& b) {
+    Tensor ga = g / b;
+    return std::vector<Tensor>{ga, -(ga * a) / b};
+  });
+}
+Tensor maximum(const Tensor& a, const Tensor& b) {
+  return binary_op(kMax, a, b, [](const Tensor& g, const Tensor& a, const Tensor& b) {
+    Tensor a_wins = greater_equal(a, b);
+    return std::vector<Tensor>{g * a_wins, g * (1.0f - a_wins)};
+  });
+}
+Tensor minimum(const Tensor& a, const Tensor& b) {
+  return binary_op(kMin, a, b, [](const Tensor& g, const Tensor& a, const Tensor& b) {
+    Tensor b_wins = greater(a, b);
+    return std::vector<Tensor>{g * (1.0f - b_wins), g * b_wins};
+  });
+}
+
+Tensor equal(const Tensor& a, const Tensor& b) { return binary_forward(kEq, a, b); }
+Tensor greater(const Tensor& a, const Tensor& b) { return binary_forward(kGt, a, b); }
+Tensor greater_equal(const Tensor& a, const Tensor& b) { return binary_forward(kGe, a, b); }
+Tensor less(const Tensor& a, const Tensor& b) { return binary_forward(kLt, a, b); }
+
+Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
+Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
+Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
+Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
+Tensor operator-(const Tensor& a) { return linear(a, -1.0f, 0.0f); }
+Tensor operator+(const Tensor& a, float s) { return linear(a, 1.0f, s); }
+Tensor operator+(float s, const Tensor& a) { return linear(a, 1.0f, s); }
+Tensor operator-(const Tensor& a, float s) { return linear(a, 1.0f, -s); }
+Tensor operator-(float s, const Tensor& a) { return linear(a, -1.0f, s); }
+Tensor operator*(const Tensor& a, float s) { return linear(a, s, 0.0f); }
+Tensor operator*(float s, const Tensor& a) { return linear(a, s, 0.0f); }
+Tensor operator/(const Tensor& a, float s) { return linear(a, 1.0f / s, 0.0f); }
+Tensor operator/(float s, const Tensor& a) { return pow(a, -1.0f) * s; }
+
+}  // namespace kiln

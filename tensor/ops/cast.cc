@@ -1,0 +1,32 @@
+#include "tensor/ops/cast.h"
+
+#include "autograd/recorder.h"
+#include "tensor/ops/common.h"
+#include "tensor/onednn/engine.h"
+#include "tensor/onednn/primitive_cache.h"
+
+namespace kiln {
+
+Tensor cast(const Tensor& x, DType dtype) {
+  detail::check_defined(x, "cast", "input");
+  if (x.dtype() == dtype) return x;
+  Tensor out = Tensor::empty(x.shape(), dtype);
+  if (x.numel() == 0) return out;
+  Tensor src = detail::dense(x);
+  auto src_md = onednn::desc_of(src);
+  auto dst_md = onednn::desc_of(out);
+  auto prim = onednn::cached<dnnl::reorder>("cast", onednn::KeyBuilder("cast").add(src_md).add(dst_md), [&] {
+    return dnnl::reorder::primitive_desc(onednn::cpu_engine(), src_md, onednn::cpu_engine(), dst_md);
+  });
+  onednn::execute("cast", prim.primitive,
+                  {{DNNL_ARG_FROM, onednn::memory_of(src, src_md)}, {DNNL_ARG_TO, onednn::memory_of(out, dst_md)}});
+  if (is_floating(x.dtype()) && is_floating(dtype) && autograd::should_record({&x})) {
+    DType in_dtype = x.dtype();
+    autograd::record("cast", {x}, {out}, [in_dtype](const std::vector<Tensor>& g) {
+      return std::vector<Tensor>{cast(g[0], in_dtype)};
+    });
+  }
+  return out;
+}
+
+}  // namespace kiln

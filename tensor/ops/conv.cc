@@ -1,0 +1,302 @@
+#include "tensor/ops/conv.h"
+
+#include <list>
+#include <mutex>
+#include <stdexcept>
+
+#include "autograd/recorder.h"
+#include "tensor/ops/common.h"
+#include "tensor/ops/eltwise.h"
+#include "tensor/ops/shape_ops.h"
+#include "tensor/onednn/engine.h"
+#include "tensor/onednn/primitive_cache.h"
+
+namespace kiln {
+
+Padding padding_from_name(const std::string& name) {
+  if (name == "valid" || name == "VALID") return Padding::valid;
+  if (name == "same" || name == "SAME") return Padding::same;
+  throw std::invalid_argument("unknown padding '" + name + "' (expected 'valid' or 'same')");
+}
+
+SpatialPlan plan_spatial(int64_t in, int64_t kernel, int64_t stride, int64_t dilation, Padding padding,
+                         const char* op, const std::string& shapes) {
+  if (stride <= 0 || dilation <= 0 || kernel <= 0) {
+    throw std::invalid_argument(std::string(op) + ": kernel, strides and dilation must be positive (" + shapes + ")");
+  }
+  int64_t span = (kernel - 1) * dilation + 1;
+  SpatialPlan p;
+  if (padding == Padding::same) {
+    p.out = (in + stride - 1) / stride;
+    int64_t total = std::max<int64_t>((p.out - 1) * stride + span - in, 0);
+    p.pad_before = total / 2;
+    p.pad_after = total - p.pad_before;
+  } else {
+    if (in < span) {
+      throw std::invalid_argument(std::string(op) + ": window of " + std::to_string(span) +
+                                  " does not fit input size " + std::to_string(in) + " with 'valid' padding (" +
+                                  shapes + ")");
+    }
+    p.out = (in - span) / stride + 1;
+  }
+  return p;
+}
+
+namespace {
+
+using tag = dnnl::memory::format_tag;
+
+struct ConvGeometry {
+  int64_t n, h, w, c, kh, kw, o, groups;
+  SpatialPlan ph, pw;
+  dnnl::memory::dims strides, dilates, pad_l, pad_r;
+  DType dtype;
+
+  dnnl::memory::desc src_md() const { return {{n, c, h, w}, onednn::to_dnnl(dtype), tag::nhwc}; }
+  dnnl::memory::desc dst_md() const { return {{n, o, ph.out, pw.out}, onednn::to_dnnl(dtype), tag::nhwc}; }
+  dnnl::memory::dims weight_dims() const {
+    if (groups == 1) return {o, c, kh, kw};
+    return {groups, o / groups, c / groups, kh, kw};
+  }
+  // The user's HWIO buffer seen through oneDNN's OIHW / GOIHW logical order.
+  dnnl::memory::desc user_weights_md() const {
+    int64_t cg = c / groups;
+    if (groups == 1) return {weight_dims(), onednn::to_dnnl(dtype), tag::hwio};
+    return {weight_dims(), onednn::to_dnnl(dtype), dnnl::memory::dims{o / groups, 1, o, kw * cg * o, cg * o}};
+  }
+  dnnl::memory::desc any_weights_md() const { return {weight_dims(), onednn::to_dnnl(dtype), tag::any}; }
+  std::string key() const {
+    return std::to_string(n) + "," + std::to_string(h) + "," + std::to_string(w) + "," + std::to_string(c) + "|" +
+           std::to_string(kh) + "," + std::to_string(kw) + "," + std::to_string(o) + "|g" + std::to_string(groups) +
+           "|s" + std::to_string(strides[0]) + "," + std::to_string(strides[1]) + "|d" + std::to_string(dilates[0]) +
+           "," + std::to_string(dilates[1]) + "|p" + std::to_string(pad_l[0]) + "," + std::to_string(pad_l[1]) + "," +
+           std::to_string(pad_r[0]) + "," + std::to_string(pad_r[1]) + "|" + dtype_name(dtype);
+  }
+};
+
+ConvGeometry plan(const Tensor& x, const Tensor& w, const Conv2dOptions& opt) {
+  detail::check_floating(x, "conv2d");
+  detail::check_rank(x, 4, "conv2d", "input (NHWC)");
+  detail::check_rank(w, 4, "conv2d", "kernel (HWIO)");
+  detail::check_same_dtype(x, w, "conv2d");
+  std::string shapes = "input " + x.describe() + ", kernel " + w.describe();
+  ConvGeometry g;
+  g.n = x.shape()[0], g.h = x.shape()[1], g.w = x.shape()[2], g.c = x.shape()[3];
+  g.kh = w.shape()[0], g.kw = w.shape()[1], g.o = w.shape()[3], g.groups = opt.groups;
+  g.dtype = x.dtype();
+  if (g.groups <= 0 || g.c % g.groups != 0 || g.o % g.groups != 0) {
+    throw std::invalid_argument("conv2d: groups=" + std::to_string(opt.groups) +
+                                " must divide input and output channels (" + shapes + ")");
+  }
+  if (w.shape()[2] * g.groups != g.c) {
+    throw std::invalid_argument("conv2d: kernel input channels " + std::to_string(w.shape()[2]) + " x groups " +
+                                std::to_string(g.groups) + " != input channels " + std::to_string(g.c) + " (" +
+                                shapes + ")");
+  }
+  g.ph = plan_spatial(g.h, g.kh, opt.strides[0], opt.dilation[0], opt.padding, "conv2d", shapes);
+  g.pw = plan_spatial(g.w, g.kw, opt.strides[1], opt.dilation[1], opt.padding, "conv2d", shapes);
+  g.strides = {opt.strides[0], opt.strides[1]};
+  g.dilates = {opt.dilation[0] - 1, opt.dilation[1] - 1};
+  g.pad_l = {g.ph.pad_before, g.pw.pad_before};
+  g.pad_r = {g.ph.pad_after, g.pw.pad_after};
+  return g;
+}
+
+// Weights reordered into a primitive's preferred layout, reused while the weight tensor's
+// storage and version are unchanged (inference, or several convs sharing weights in a step).
+class ReorderedWeightsCache {
+ public:
+  Tensor get(const Tensor& w, const dnnl::memory::desc& user_md, const dnnl::memory::desc& want_md) {
+    if (user_md == want_md) return w;
+    std::string want_key = onednn::KeyBuilder("w").add(user_md).add(want_md).str();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+        auto storage = it->storage.lock();
+        if (storage && storage == w.storage() && it->offset == w.offset() &&
+            it->version == storage->version() && it->key == want_key) {
+          entries_.splice(entries_.begin(), entries_, it);
+          return entries_.front().reordered;
+        }
+      }
+    }
+    dnnl::memory dst;
+    Tensor buf = onednn::buffer_for(want_md, w.dtype(), &dst);
+    auto prim = onednn::cached<dnnl::reorder>("weights_reorder", onednn::KeyBuilder("reorder").add(user_md).add(want_md), [&] {
+      return dnnl::reorder::primitive_desc(onednn::cpu_engine(), user_md, onednn::cpu_engine(), want_md);
+    });
+    onednn::execute("weights_reorder", prim.primitive, {{DNNL_ARG_FROM, onednn::memory_of(w, user_md)}, {DNNL_ARG_TO, dst}});
+    std::lock_guard<std::mutex> lock(mu_);
+    entries_.push_front({w.storage(), w.offset(), w.storage()->version(), want_key, buf});
+    if (entries_.size() > kCapacity) entries_.pop_back();
+    return buf;
+  }
+
+ private:
+  struct Entry {
+    std::weak_ptr<Storage> storage;
+    int64_t offset;
+    uint64_t version;
+    std::string key;
+    Tensor reordered;
+  };
+  static constexpr size_t kCapacity = 64;
+  std::mutex mu_;
+  std::list<Entry> entries_;
+};
+
+ReorderedWeightsCache& weights_cache() {
+  static ReorderedWeightsCache* cache = new ReorderedWeightsCache();
+  return *cache;
+}
+
+dnnl::convolution_forward::primitive_desc forward_pd(const ConvGeometry& g, const dnnl::memory::desc* bias_md,
+                                                     FusedActivation act) {
+  dnnl::primitive_attr attr;
+  if (act == FusedActivation::relu) {
+    dnnl::post_ops po;
+    po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+    attr.set_post_ops(po);
+  }
+  auto desc = bias_md ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training,
+                                                        dnnl::algorithm::convolution_direct, g.src_md(),
+                                                        g.any_weights_md(), *bias_md, g.dst_md(), g.strides,
+                                                        g.dilates, g.pad_l, g.pad_r)
+                      : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training,
+                                                        dnnl::algorithm::convolution_direct, g.src_md(),
+                                                        g.any_weights_md(), g.dst_md(), g.strides, g.dilates,
+                                                        g.pad_l, g.pad_r);
+  return dnnl::convolution_forward::primitive_desc(desc, attr, onednn::cpu_engine());
+}
+
+dnnl::memory::desc bias_desc(const Tensor& bias) {
+  return {{bias.numel()}, onednn::to_dnnl(bias.dtype()), tag::a};
+}
+
+Tensor conv_backward_data(const ConvGeometry& g, const Tensor& grad, const Tensor& w);
+std::vector<Tensor> conv_backward_weights(const ConvGeometry& g, const Tensor& x, const Tensor& grad,
+                                          const Tensor& w, const Tensor& bias);
+
+}  // namespace
+
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dOptions& opt) {
+  ConvGeometry g = plan(x, w, opt);
+  Tensor bias_d;
+  dnnl::memory::desc bias_md;
+  if (bias.defined()) {
+    detail::check_floating(bias, "conv2d");
+    if (bias.ndim() != 1 || bias.numel() != g.o) {
+      throw std::invalid_argument("conv2d: bias " + bias.describe() + " does not match " + std::to_string(g.o) +
+                                  " output channels of kernel " + w.describe());
+    }
+    bias_d = detail::dense(bias);
+    bias_md = bias_desc(bias_d);
+  }
+  Tensor src = detail::dense(x), wei = detail::dense(w);
+  Tensor out = Tensor::empty({g.n, g.ph.out, g.pw.out, g.o}, x.dtype());
+  if (out.numel() > 0) {
+    onednn::KeyBuilder key("conv_fwd");
+    key.add(g.key()).add(int64_t(opt.activation == FusedActivation::relu));
+    if (bias.defined()) key.add(bias_md);
+    auto prim = onednn::cached<dnnl::convolution_forward>("conv2d", key, [&] {
+      return forward_pd(g, bias.defined() ? &bias_md : nullptr, opt.activation);
+    });
+    Tensor w_ready = weights_cache().get(wei, g.user_weights_md(), prim.pd.weights_desc());
+    std::unordered_map<int, dnnl::memory> args{
+        {DNNL_ARG_SRC, onednn::memory_of(src, g.src_md())},
+        {DNNL_ARG_WEIGHTS, dnnl::memory(prim.pd.weights_desc(), onednn::cpu_engine(), w_ready.raw_data())},
+        {DNNL_ARG_DST, onednn::memory_of(out, g.dst_md())}};
+    if (bias.defined()) args[DNNL_ARG_BIAS] = onednn::memory_of(bias_d, bias_md);
+    onednn::execute("conv2d", prim.primitive, args);
+  }
+  std::vector<Tensor> inputs{x, w};
+  if (bias.defined()) inputs.push_back(bias);
+  if (autograd::should_record(inputs)) {
+    Tensor y = opt.activation == FusedActivation::relu ? stop_gradient(out) : Tensor();
+    autograd::record("conv2d", inputs, {out}, [g, x, w, bias, y](const std::vector<Tensor>& grads) {
+      Tensor gz = y.defined() ? eltwise_backward(EltwiseKind::relu, grads[0], y) : grads[0];
+      std::vector<Tensor> result{conv_backward_data(g, gz, w)};
+      std::vector<Tensor> wb = conv_backward_weights(g, x, gz, w, bias);
+      result.insert(result.end(), wb.begin(), wb.end());
+      return result;
+    });
+  }
+  return out;
+}
+
+namespace {
+
+Tensor conv_backward_data(const ConvGeometry& g, const Tensor& grad, const Tensor& w) {
+  Tensor gd = detail::dense(grad), wei = detail::dense(stop_gradient(w));
+  Tensor dx = Tensor::empty({g.n, g.h, g.w, g.c}, g.dtype);
+  auto prim = onednn::cached<dnnl::convolution_backward_data>("conv2d_backward_data",
+                                                              onednn::KeyBuilder("conv_bwd_d").add(g.key()), [&] {
+    auto desc = dnnl::convolution_backward_data::desc(dnnl::algorithm::convolution_direct, g.src_md(),
+                                                      g.any_weights_md(), g.dst_md(), g.strides, g.dilates, g.pad_l,
+                                                      g.pad_r);
+    return dnnl::convolution_backward_data::primitive_desc(desc, onednn::cpu_engine(),
+                                                           forward_pd(g, nullptr, FusedActivation::none));
+  });
+  Tensor w_ready = weights_cache().get(wei, g.user_weights_md(), prim.pd.weights_desc());
+  onednn::execute("conv2d_backward_data", prim.primitive,
+                  {{DNNL_ARG_DIFF_DST, onednn::memory_of(gd, g.dst_md())},
+                   {DNNL_ARG_WEIGHTS, dnnl::memory(prim.pd.weights_desc(), onednn::cpu_engine(), w_ready.raw_data())},
+                   {DNNL_ARG_DIFF_SRC, onednn::memory_of(dx, g.src_md())}});
+  autograd::record_without_second_order("conv2d_backward_data", {grad, w}, {dx});
+  return dx;
+}
+
+std::vector<Tensor> conv_backward_weights(const ConvGeometry& g, const Tensor& x, const Tensor& grad,
+                                          const Tensor& w, const Tensor& bias) {
+  Tensor gd = detail::dense(grad), src = detail::dense(stop_gradient(x));
+  Tensor dw = Tensor::empty(w.shape(), w.dtype());
+  Tensor db;
+  dnnl::memory::desc db_md;
+  if (bias.defined()) {
+    db = Tensor::empty(bias.shape(), bias.dtype());
+    db_md = bias_desc(db);
+  }
+  onednn::KeyBuilder key("conv_bwd_w");
+  key.add(g.key());
+  if (bias.defined()) key.add(db_md);
+  auto prim = onednn::cached<dnnl::convolution_backward_weights>("conv2d_backward_weights", key, [&] {
+    auto desc = bias.defined()
+                    ? dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, g.src_md(),
+                                                               g.any_weights_md(), db_md, g.dst_md(), g.strides,
+                                                               g.dilates, g.pad_l, g.pad_r)
+                    : dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, g.src_md(),
+                                                               g.any_weights_md(), g.dst_md(), g.strides, g.dilates,
+                                                               g.pad_l, g.pad_r);
+    dnnl::memory::desc hint_bias = db_md;
+    return dnnl::convolution_backward_weights::primitive_desc(
+        desc, onednn::cpu_engine(), forward_pd(g, bias.defined() ? &hint_bias : nullptr, FusedActivation::none));
+  });
+  dnnl::memory::desc dw_md = prim.pd.query_md(dnnl::query::diff_weights_md, 0);
+  dnnl::memory dw_mem;
+  Tensor dw_buf;
+  bool direct = dw_md == g.user_weights_md();
+  if (direct) {
+    dw_mem = onednn::memory_of(dw, dw_md);
+  } else {
+    dw_buf = onednn::buffer_for(dw_md, w.dtype(), &dw_mem);
+  }
+  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, onednn::memory_of(src, g.src_md())},
+                                             {DNNL_ARG_DIFF_DST, onednn::memory_of(gd, g.dst_md())},
+                                             {DNNL_ARG_DIFF_WEIGHTS, dw_mem}};
+  if (bias.defined()) args[DNNL_ARG_DIFF_BIAS] = onednn::memory_of(db, db_md);
+  onednn::execute("conv2d_backward_weights", prim.primitive, args);
+  if (!direct) {
+    auto user_md = g.user_weights_md();
+    auto reorder = onednn::cached<dnnl::reorder>("weights_reorder", onednn::KeyBuilder("reorder").add(dw_md).add(user_md), [&] {
+      return dnnl::reorder::primitive_desc(onednn::cpu_engine(), dw_md, onednn::cpu_engine(), user_md);
+    });
+    onednn::execute("weights_reorder", reorder.primitive, {{DNNL_ARG_FROM, dw_mem}, {DNNL_ARG_TO, onednn::memory_of(dw, user_md)}});
+  }
+  std::vector<Tensor> result{dw};
+  if (bias.defined()) result.push_back(db);
+  autograd::record_without_second_order("conv2d_backward_weights", {x, grad}, result);
+  return result;
+}
+
+}  // namespace
+}  // namespace kiln

@@ -1,0 +1,49 @@
+#pragma once
+#include "tensor/tensor.h"
+
+namespace kiln {
+
+enum class EltwiseKind {
+  relu,        // alpha: negative slope (leaky relu)
+  gelu_tanh,
+  gelu_erf,
+  sigmoid,
+  tanh,
+  exp,
+  log,
+  sqrt,
+  square,
+  abs,
+  elu,         // alpha
+  softplus,    // log(1 + exp(x))
+  swish,       // x * sigmoid(alpha * x)
+  linear,      // alpha * x + beta
+  clip,        // clamp to [alpha, beta]
+  pow,         // alpha * x ^ beta
+};
+
+Tensor eltwise(EltwiseKind kind, const Tensor& x, float alpha = 0.f, float beta = 0.f);
+// Gradient of eltwise given the output gradient; `data` is the op's output y for sigmoid,
+// tanh, exp and sqrt (which oneDNN differentiates from y) and its input x otherwise.
+Tensor eltwise_backward(EltwiseKind kind, const Tensor& grad, const Tensor& data, float alpha = 0.f,
+                        float beta = 0.f);
+bool eltwise_backward_uses_output(EltwiseKind kind);
+
+Tensor relu(const Tensor& x);
+Tensor leaky_relu(const Tensor& x, float negative_slope = 0.2f);
+Tensor gelu(const Tensor& x, bool approximate = false);
+Tensor sigmoid(const Tensor& x);
+Tensor tanh(const Tensor& x);
+Tensor exp(const Tensor& x);
+Tensor log(const Tensor& x);
+Tensor sqrt(const Tensor& x);
+Tensor square(const Tensor& x);
+Tensor abs(const Tensor& x);
+Tensor elu(const Tensor& x, float alpha = 1.0f);
+Tensor softplus(const Tensor& x);
+Tensor swish(const Tensor& x);
+Tensor linear(const Tensor& x, float alpha, float beta);
+Tensor clip(const Tensor& x, float low, float high);
+Tensor pow(const Tensor& x, float exponent);
+
+}  // namespace kiln

@@ -1,0 +1,154 @@
+#include "tensor/ops/matmul.h"
+
+#include <stdexcept>
+
+#include "autograd/recorder.h"
+#include "tensor/ops/binary.h"
+#include "tensor/ops/cast.h"
+#include "tensor/ops/common.h"
+#include "tensor/ops/eltwise.h"
+#include "tensor/ops/reduce.h"
+#include "tensor/ops/shape_ops.h"
+#include "tensor/onednn/engine.h"
+#include "tensor/onednn/primitive_cache.h"
+
+namespace kiln {
+namespace {
+
+// oneDNN's fast matmul kernels need one of the last two dims to be unit-stride; other
+// views are copied.
+Tensor matmul_operand(const Tensor& t) {
+  int n = t.ndim();
+  const Strides& s = t.strides();
+  bool row_major = s[n - 1] == 1 || t.shape()[n - 1] == 1;
+  bool col_major = s[n - 2] == 1 || t.shape()[n - 2] == 1;
+  bool batch_ok = true;
+  for (int i = 0; i < n - 2; ++i) batch_ok = batch_ok && (s[i] != 0 || t.shape()[i] == 1);
+  return (row_major || col_major) && batch_ok ? t : detail::dense(t);
+}
+
+Shape with_batch(const Shape& batch, int64_t r, int64_t c) {
+  Shape s = batch;
+  s.push_back(r);
+  s.push_back(c);
+  return s;
+}
+
+// Runs C = A @ B (+ bias) (+ relu) for tensors already of equal rank.
+Tensor matmul_kernel(const Tensor& a, const Tensor& b, const Tensor& bias, FusedActivation act, const char* op) {
+  int n = a.ndim();
+  Shape batch(n - 2);
+  for (int i = 0; i < n - 2; ++i) {
+    int64_t da = a.shape()[i], db = b.shape()[i];
+    if (da != db && da != 1 && db != 1) {
+      throw std::invalid_argument(std::string(op) + ": batch dimensions of " + a.describe() + " and " +
+                                  b.describe() + " cannot be broadcast");
+    }
+    batch[i] = da == 1 ? db : da;
+  }
+  Tensor out = Tensor::empty(with_batch(batch, a.shape()[n - 2], b.shape()[n - 1]), a.dtype());
+  if (out.numel() == 0) return out;
+  if (a.shape()[n - 1] == 0) {
+    out.fill(0.f);
+    return out;
+  }
+  Tensor src = matmul_operand(a), wei = matmul_operand(b);
+  auto src_md = onednn::desc_of(src), wei_md = onednn::desc_of(wei), dst_md = onednn::desc_of(out);
+  dnnl::memory::desc bias_md;
+  Tensor bias_dense;
+  if (bias.defined()) {
+    bias_dense = detail::dense(bias);
+    Shape bshape(n, 1);
+    bshape[n - 1] = bias.numel();
+    bias_md = onednn::desc_of(bias_dense, bshape);
+  }
+  onednn::KeyBuilder key(op);
+  key.add(src_md).add(wei_md).add(dst_md).add(int64_t(act == FusedActivation::relu));
+  if (bias.defined()) key.add(bias_md);
+  auto prim = onednn::cached<dnnl::matmul>(op, key, [&] {
+    dnnl::primitive_attr attr;
+    if (act == FusedActivation::relu) {
+      dnnl::post_ops po;
+      po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+      attr.set_post_ops(po);
+    }
+    auto desc = bias.defined() ? dnnl::matmul::desc(src_md, wei_md, bias_md, dst_md)
+                               : dnnl::matmul::desc(src_md, wei_md, dst_md);
+    return dnnl::matmul::primitive_desc(desc, attr, onednn::cpu_engine());
+  });
+  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, onednn::memory_of(src, src_md)},
+                                             {DNNL_ARG_WEIGHTS, onednn::memory_of(wei, wei_md)},
+                                             {DNNL_ARG_DST, onednn::memory_of(out, dst_md)}};
+  if (bias.defined()) args[DNNL_ARG_BIAS] = onednn::memory_of(bias_dense, bias_md);
+  onednn::execute(op, prim.primitive, args);
+  return out;
+}
+
+Tensor lift_to_rank(const Tensor& t, int n) {
+  if (t.ndim() == n) return t;
+  Shape s(n - t.ndim(), 1);
+  s.insert(s.end(), t.shape().begin(), t.shape().end());
+  return reshape(t, s);
+}
+
+}  // namespace
+
+Tensor matmul(const Tensor& a, const Tensor& b) {
+  detail::check_floating(a, "matmul");
+  detail::check_floating(b, "matmul");
+  detail::check_same_dtype(a, b, "matmul");
+  if (a.ndim() < 2 || b.ndim() < 2) {
+    throw std::invalid_argument("matmul: inputs need rank >= 2, got " + a.describe() + " and " + b.describe());
+  }
+  if (a.shape().back() != b.shape()[b.ndim() - 2]) {
+    throw std::invalid_argument("matmul: inner dimensions differ: " + a.describe() + " @ " + b.describe());
+  }
+  int n = std::max(a.ndim(), b.ndim());
+  Tensor a_n = lift_to_rank(stop_gradient(a), n), b_n = lift_to_rank(stop_gradient(b), n);
+  Tensor out = matmul_kernel(a_n, b_n, Tensor(), FusedActivation::none, "matmul");
+  if (autograd::should_record({&a, &b})) {
+    autograd::record("matmul", {a, b}, {out}, [a, b](const std::vector<Tensor>& g) {
+      return std::vector<Tensor>{sum_to_shape(matmul(g[0], transpose(b)), a.shape()),
+                                 sum_to_shape(matmul(transpose(a), g[0]), b.shape())};
+    });
+  }
+  return out;
+}
+
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias, FusedActivation activation) {
+  detail::check_floating(x, "linear");
+  detail::check_rank(w, 2, "linear", "weights");
+  detail::check_same_dtype(x, w, "linear");
+  if (x.ndim() < 1 || x.shape().back() != w.shape()[0]) {
+    throw std::invalid_argument("linear: input " + x.describe() + " does not match weights " + w.describe() +
+                                " (expected last input dimension " + std::to_string(w.shape()[0]) + ")");
+  }
+  if (bias.defined()) {
+    detail::check_floating(bias, "linear");
+    if (bias.ndim() != 1 || bias.shape()[0] != w.shape()[1]) {
+      throw std::invalid_argument("linear: bias " + bias.describe() + " does not match weights " + w.describe());
+    }
+  }
+  int64_t k = w.shape()[0], n = w.shape()[1];
+  Tensor x2 = reshape(stop_gradient(x), {-1, k});
+  Tensor out2 = matmul_kernel(x2, stop_gradient(w), bias.defined() ? stop_gradient(bias) : Tensor(), activation, "linear");
+  Shape out_shape = x.shape();
+  out_shape.back() = n;
+  Tensor out = out2.alias(out_shape, contiguous_strides(out_shape), out2.offset());
+  std::vector<Tensor> inputs{x, w};
+  if (bias.defined()) inputs.push_back(bias);
+  if (autograd::should_record(inputs)) {
+    Tensor y = stop_gradient(out2);
+    autograd::record("linear", inputs, {out}, [x, w, bias, y, activation, k, n](const std::vector<Tensor>& g) {
+      Tensor gz = reshape(g[0], {-1, n});
+      if (activation == FusedActivation::relu) gz = eltwise_backward(EltwiseKind::relu, gz, y);
+      std::vector<Tensor> grads{reshape(matmul(gz, transpose(w)), x.shape()),
+                                matmul(transpose(reshape(x, {-1, k})), gz)};
+      if (bias.defined()) grads.push_back(cast(reduce_sum(gz, {0}), bias.dtype()));
+      return grads;
+    });
+  }
+  return out;
+}
+
+}  // namespace kiln

@@ -1,0 +1,17 @@
+#pragma once
+#include "tensor/tensor.h"
+
+namespace kiln {
+
+// a[..., M, K] @ b[..., K, N] -> [..., M, N], batch dimensions broadcast. Transposed views
+// (from transpose()) are passed to oneDNN as strides, without a copy.
+Tensor matmul(const Tensor& a, const Tensor& b);
+
+enum class FusedActivation { none, relu };
+
+// Dense layer math: x[..., K] @ w[K, N] + bias[N] with an optional fused ReLU (a oneDNN
+// post-op). bias may be undefined. bias may be f32 when x and w are bf16.
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias,
+              FusedActivation activation = FusedActivation::none);
+
+}  // namespace kiln

@@ -1,0 +1,137 @@
+#include "tensor/ops/norm.h"
+
+#include "autograd/recorder.h"
+#include "tensor/ops/common.h"
+#include "tensor/ops/shape_ops.h"
+#include "tensor/onednn/engine.h"
+#include "tensor/onednn/primitive_cache.h"
+
+namespace kiln {
+namespace {
+
+using tag = dnnl::memory::format_tag;
+using flags = dnnl::normalization_flags;
+
+dnnl::memory::desc data_md(const Tensor& x) {
+  int64_t c = x.shape().back();
+  if (x.ndim() == 4) {
+    return {{x.shape()[0], c, x.shape()[1], x.shape()[2]}, onednn::to_dnnl(x.dtype()), tag::nhwc};
+  }
+  return {{x.numel() / std::max<int64_t>(c, 1), c}, onednn::to_dnnl(x.dtype()), tag::nc};
+}
+
+dnnl::memory::desc channel_md(int64_t c) { return {{c}, dnnl::memory::data_type::f32, tag::a}; }
+
+void check_param(const Tensor& p, int64_t c, const char* op, const char* what, const Tensor& x) {
+  detail::check_defined(p, op, what);
+  if (p.dtype() != DType::f32 || p.ndim() != 1 || p.numel() != c) {
+    throw std::invalid_argument(std::string(op) + ": " + what + " must be f32[" + std::to_string(c) +
+                                "] for input " + x.describe() + ", got " + p.describe());
+  }
+}
+
+dnnl::batch_normalization_forward::primitive_desc forward_pd(const dnnl::memory::desc& md, float eps, flags f,
+                                                             dnnl::prop_kind prop) {
+  return dnnl::batch_normalization_forward::primitive_desc(
+      dnnl::batch_normalization_forward::desc(prop, md, eps, f), onednn::cpu_engine());
+}
+
+// Returns {dx, dgamma, dbeta}.
+std::vector<Tensor> bn_backward(const Tensor& x, const Tensor& grad, const Tensor& gamma, const Tensor& mean,
+                                const Tensor& var, float eps, bool global_stats) {
+  const char* op = "batch_norm_backward";
+  Tensor src = detail::dense(x), gd = detail::dense(grad);
+  int64_t c = x.shape().back();
+  auto md = data_md(src);
+  flags f = flags::use_scale | flags::use_shift;
+  if (global_stats) f = f | flags::use_global_stats;
+  auto prim = onednn::cached<dnnl::batch_normalization_backward>(
+      op, onednn::KeyBuilder(op).add(md).add(eps).add(int64_t(global_stats)), [&] {
+        auto desc = dnnl::batch_normalization_backward::desc(dnnl::prop_kind::backward, md, md, eps, f);
+        return dnnl::batch_normalization_backward::primitive_desc(
+            desc, onednn::cpu_engine(), forward_pd(md, eps, f, dnnl::prop_kind::forward_training));
+      });
+  Tensor dx = Tensor::empty(x.shape(), x.dtype());
+  Tensor dgamma = Tensor::empty({c}), dbeta = Tensor::empty({c});
+  auto cmd = channel_md(c);
+  onednn::execute(op, prim.primitive,
+                  {{DNNL_ARG_SRC, onednn::memory_of(src, md)},
+                   {DNNL_ARG_DIFF_DST, onednn::memory_of(gd, md)},
+                   {DNNL_ARG_MEAN, onednn::memory_of(mean, cmd)},
+                   {DNNL_ARG_VARIANCE, onednn::memory_of(var, cmd)},
+                   {DNNL_ARG_SCALE, onednn::memory_of(detail::dense(gamma), cmd)},
+                   {DNNL_ARG_DIFF_SRC, onednn::memory_of(dx, md)},
+                   {DNNL_ARG_DIFF_SCALE, onednn::memory_of(dgamma, cmd)},
+                   {DNNL_ARG_DIFF_SHIFT, onednn::memory_of(dbeta, cmd)}});
+  autograd::record_without_second_order(op, {x, grad, gamma}, {dx, dgamma, dbeta});
+  return {dx, dgamma, dbeta};
+}
+
+}  // namespace
+
+BatchNormOutput batch_norm_training(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps) {
+  const char* op = "batch_norm";
+  detail::check_floating(x, op);
+  if (x.ndim() < 2) throw std::invalid_argument(std::string(op) + ": input needs rank >= 2, got " + x.describe());
+  int64_t c = x.shape().back();
+  check_param(gamma, c, op, "gamma", x);
+  check_param(beta, c, op, "beta", x);
+  Tensor src = detail::dense(x);
+  auto md = data_md(src);
+  flags f = flags::use_scale | flags::use_shift;
+  auto prim = onednn::cached<dnnl::batch_normalization_forward>(
+      op, onednn::KeyBuilder("bn_train").add(md).add(eps),
+      [&] { return forward_pd(md, eps, f, dnnl::prop_kind::forward_training); });
+  BatchNormOutput out{Tensor::empty(x.shape(), x.dtype()), Tensor::empty({c}), Tensor::empty({c})};
+  auto cmd = channel_md(c);
+  onednn::execute(op, prim.primitive,
+                  {{DNNL_ARG_SRC, onednn::memory_of(src, md)},
+                   {DNNL_ARG_DST, onednn::memory_of(out.y, md)},
+                   {DNNL_ARG_SCALE, onednn::memory_of(detail::dense(gamma), cmd)},
+                   {DNNL_ARG_SHIFT, onednn::memory_of(detail::dense(beta), cmd)},
+                   {DNNL_ARG_MEAN, onednn::memory_of(out.batch_mean, cmd)},
+                   {DNNL_ARG_VARIANCE, onednn::memory_of(out.batch_variance, cmd)}});
+  if (autograd::should_record({&x, &gamma, &beta})) {
+    Tensor mean = out.batch_mean, var = out.batch_variance;
+    autograd::record(op, {x, gamma, beta}, {out.y}, [=](const std::vector<Tensor>& g) {
+      return bn_backward(x, g[0], gamma, mean, var, eps, /*global_stats=*/false);
+    });
+  }
+  return out;
+}
+
+Tensor batch_norm_inference(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& mean,
+                            const Tensor& variance, float eps) {
+  const char* op = "batch_norm_inference";
+  detail::check_floating(x, op);
+  if (x.ndim() < 2) throw std::invalid_argument(std::string(op) + ": input needs rank >= 2, got " + x.describe());
+  int64_t c = x.shape().back();
+  check_param(gamma, c, op, "gamma", x);
+  check_param(beta, c, op, "beta", x);
+  check_param(mean, c, op, "moving mean", x);
+  check_param(variance, c, op, "moving variance", x);
+  Tensor src = detail::dense(x);
+  auto md = data_md(src);
+  flags f = flags::use_scale | flags::use_shift | flags::use_global_stats;
+  auto prim = onednn::cached<dnnl::batch_normalization_forward>(
+      op, onednn::KeyBuilder("bn_infer").add(md).add(eps),
+      [&] { return forward_pd(md, eps, f, dnnl::prop_kind::forward_inference); });
+  Tensor y = Tensor::empty(x.shape(), x.dtype());
+  auto cmd = channel_md(c);
+  Tensor m = detail::dense(mean), v = detail::dense(variance);
+  onednn::execute(op, prim.primitive,
+                  {{DNNL_ARG_SRC, onednn::memory_of(src, md)},
+                   {DNNL_ARG_DST, onednn::memory_of(y, md)},
+                   {DNNL_ARG_SCALE, onednn::memory_of(detail::dense(gamma), cmd)},
+                   {DNNL_ARG_SHIFT, onednn::memory_of(detail::dense(beta), cmd)},
+                   {DNNL_ARG_MEAN, onednn::memory_of(m, cmd)},
+                   {DNNL_ARG_VARIANCE, onednn::memory_of(v, cmd)}});
+  if (autograd::should_record({&x, &gamma, &beta})) {
+    autograd::record(op, {x, gamma, beta}, {y}, [=](const std::vector<Tensor>& g) {
+      return bn_backward(x, g[0], gamma, m, v, eps, /*global_stats=*/true);
+    });
+  }
+  return y;
+}
+
+}  // namespace kiln

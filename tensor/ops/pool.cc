@@ -1,0 +1,111 @@
+#include "tensor/ops/pool.h"
+
+#include "autograd/recorder.h"
+#include "tensor/ops/common.h"
+#include "tensor/ops/reduce.h"
+#include "tensor/ops/shape_ops.h"
+#include "tensor/onednn/engine.h"
+#include "tensor/onednn/primitive_cache.h"
+
+namespace kiln {
+namespace {
+
+using tag = dnnl::memory::format_tag;
+
+struct PoolGeometry {
+  int64_t n, h, w, c;
+  SpatialPlan ph, pw;
+  dnnl::memory::dims strides, kernel, pad_l, pad_r;
+  DType dtype;
+  dnnl::memory::desc src_md() const { return {{n, c, h, w}, onednn::to_dnnl(dtype), tag::nhwc}; }
+  dnnl::memory::desc dst_md() const { return {{n, c, ph.out, pw.out}, onednn::to_dnnl(dtype), tag::nhwc}; }
+  std::string key() const {
+    return shape_str({n, h, w, c}) + shape_str(kernel) + shape_str(strides) + shape_str(pad_l) + shape_str(pad_r) +
+           dtype_name(dtype);
+  }
+};
+
+PoolGeometry plan(const Tensor& x, const Pool2dOptions& opt, const char* op) {
+  detail::check_floating(x, op);
+  detail::check_rank(x, 4, op, "input (NHWC)");
+  PoolGeometry g;
+  g.n = x.shape()[0], g.h = x.shape()[1], g.w = x.shape()[2], g.c = x.shape()[3];
+  g.dtype = x.dtype();
+  int64_t sh = opt.strides[0] ? opt.strides[0] : opt.pool_size[0];
+  int64_t sw = opt.strides[1] ? opt.strides[1] : opt.pool_size[1];
+  std::string shapes = "input " + x.describe() + ", pool " + shape_str({opt.pool_size[0], opt.pool_size[1]});
+  g.ph = plan_spatial(g.h, opt.pool_size[0], sh, 1, opt.padding, op, shapes);
+  g.pw = plan_spatial(g.w, opt.pool_size[1], sw, 1, opt.padding, op, shapes);
+  g.strides = {sh, sw};
+  g.kernel = {opt.pool_size[0], opt.pool_size[1]};
+  g.pad_l = {g.ph.pad_before, g.pw.pad_before};
+  g.pad_r = {g.ph.pad_after, g.pw.pad_after};
+  return g;
+}
+
+dnnl::pooling_forward::primitive_desc forward_pd(const PoolGeometry& g, dnnl::algorithm alg, dnnl::prop_kind prop) {
+  return dnnl::pooling_forward::primitive_desc(
+      dnnl::pooling_forward::desc(prop, alg, g.src_md(), g.dst_md(), g.strides, g.kernel, g.pad_l, g.pad_r),
+      onednn::cpu_engine());
+}
+
+Tensor pool_backward(const PoolGeometry& g, dnnl::algorithm alg, const char* op, const Tensor& grad,
+                     const Tensor& workspace) {
+  Tensor gd = detail::dense(grad);
+  Tensor dx = Tensor::empty({g.n, g.h, g.w, g.c}, g.dtype);
+  auto prim = onednn::cached<dnnl::pooling_backward>(op, onednn::KeyBuilder(op).add(g.key()), [&] {
+    auto desc = dnnl::pooling_backward::desc(alg, g.src_md(), g.dst_md(), g.strides, g.kernel, g.pad_l, g.pad_r);
+    return dnnl::pooling_backward::primitive_desc(desc, onednn::cpu_engine(),
+                                                  forward_pd(g, alg, dnnl::prop_kind::forward_training));
+  });
+  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_DIFF_DST, onednn::memory_of(gd, g.dst_md())},
+                                             {DNNL_ARG_DIFF_SRC, onednn::memory_of(dx, g.src_md())}};
+  if (workspace.defined()) {
+    args[DNNL_ARG_WORKSPACE] = dnnl::memory(prim.pd.workspace_desc(), onednn::cpu_engine(), workspace.raw_data());
+  }
+  onednn::execute(op, prim.primitive, args);
+  autograd::record_without_second_order(op, {grad}, {dx});
+  return dx;
+}
+
+Tensor pool(const Tensor& x, const Pool2dOptions& opt, dnnl::algorithm alg, const char* op, const char* bwd_op) {
+  PoolGeometry g = plan(x, opt, op);
+  bool training = autograd::should_record({&x});
+  auto prop = training ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference;
+  Tensor src = detail::dense(x);
+  Tensor out = Tensor::empty({g.n, g.ph.out, g.pw.out, g.c}, x.dtype());
+  auto prim = onednn::cached<dnnl::pooling_forward>(op, onednn::KeyBuilder(op).add(g.key()).add(int64_t(training)),
+                                                    [&] { return forward_pd(g, alg, prop); });
+  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, onednn::memory_of(src, g.src_md())},
+                                             {DNNL_ARG_DST, onednn::memory_of(out, g.dst_md())}};
+  Tensor workspace;
+  if (training && prim.pd.workspace_desc().get_size() > 0) {
+    dnnl::memory ws;
+    workspace = onednn::buffer_for(prim.pd.workspace_desc(), DType::u8, &ws);
+    args[DNNL_ARG_WORKSPACE] = ws;
+  }
+  onednn::execute(op, prim.primitive, args);
+  if (training) {
+    autograd::record(op, {x}, {out}, [g, alg, bwd_op, workspace](const std::vector<Tensor>& grads) {
+      return std::vector<Tensor>{pool_backward(g, alg, bwd_op, grads[0], workspace)};
+    });
+  }
+  return out;
+}
+
+}  // namespace
+
+Tensor max_pool2d(const Tensor& x, const Pool2dOptions& opt) {
+  return pool(x, opt, dnnl::algorithm::pooling_max, "max_pool2d", "max_pool2d_backward");
+}
+
+Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& opt) {
+  return pool(x, opt, dnnl::algorithm::pooling_avg_exclude_padding, "avg_pool2d", "avg_pool2d_backward");
+}
+
+Tensor global_avg_pool2d(const Tensor& x, bool keepdims) {
+  detail::check_rank(x, 4, "global_avg_pool2d", "input (NHWC)");
+  return reduce_mean(x, {1, 2}, keepdims);
+}
+
+}  // namespace kiln

@@ -1,0 +1,131 @@
+#include "tensor/ops/reduce.h"
+
+#include <algorithm>
+#include <limits>
+#include <stdexcept>
+
+#include "autograd/recorder.h"
+#include "tensor/ops/binary.h"
+#include "tensor/ops/cast.h"
+#include "tensor/ops/common.h"
+#include "tensor/ops/eltwise.h"
+#include "tensor/ops/shape_ops.h"
+#include "tensor/onednn/engine.h"
+#include "tensor/onednn/primitive_cache.h"
+
+namespace kiln {
+namespace {
+
+enum class ReduceKind { sum, mean, max };
+
+std::vector<bool> reduced_mask(const Tensor& x, const std::vector<int>& axes, const char* op) {
+  std::vector<bool> mask(x.ndim(), axes.empty());
+  for (int axis : axes) mask[normalize_axis(axis, x.ndim(), x.shape(), op)] = true;
+  return mask;
+}
+
+Tensor reduce(ReduceKind kind, const Tensor& x, const std::vector<int>& axes, bool keepdims) {
+  const char* op = kind == ReduceKind::sum ? "reduce_sum" : kind == ReduceKind::mean ? "reduce_mean" : "reduce_max";
+  detail::check_floating(x, op);
+  std::vector<bool> mask = reduced_mask(x, axes, op);
+  Shape keep_shape = x.shape(), out_shape;
+  int64_t count = 1;
+  for (int i = 0; i < x.ndim(); ++i) {
+    if (mask[i]) {
+      count *= x.shape()[i];
+      keep_shape[i] = 1;
+      if (keepdims) out_shape.push_back(1);
+    } else {
+      out_shape.push_back(x.shape()[i]);
+    }
+  }
+  Tensor out;
+  if (x.numel() == 0) {
+    if (kind == ReduceKind::max) throw std::invalid_argument(std::string(op) + ": empty input " + x.describe());
+    out = Tensor::full(keep_shape, kind == ReduceKind::sum ? 0.f : std::numeric_limits<float>::quiet_NaN(), x.dtype());
+  } else if (count == 1) {
+    out = detail::materialize(x).alias(keep_shape, contiguous_strides(keep_shape), 0);
+  } else {
+    Tensor src = detail::dense(x);
+    out = Tensor::empty(keep_shape, x.dtype());
+    auto src_md = onednn::desc_of(src);
+    auto dst_md = onednn::desc_of(out);
+    auto alg = kind == ReduceKind::sum    ? dnnl::algorithm::reduction_sum
+               : kind == ReduceKind::mean ? dnnl::algorithm::reduction_mean
+                                          : dnnl::algorithm::reduction_max;
+    auto prim = onednn::cached<dnnl::reduction>(op, onednn::KeyBuilder(op).add(src).add(keep_shape), [&] {
+      return dnnl::reduction::primitive_desc(dnnl::reduction::desc(alg, src_md, dst_md, 0.f, 0.f),
+                                             onednn::cpu_engine());
+    });
+    onednn::execute(op, prim.primitive,
+                    {{DNNL_ARG_SRC, onednn::memory_of(src, src_md)}, {DNNL_ARG_DST, onednn::memory_of(out, dst_md)}});
+  }
+  Tensor result = out.alias(out_shape, contiguous_strides(out_shape), out.offset());
+  if (autograd::should_record({&x})) {
+    Shape in_shape = x.shape();
+    autograd::record(op, {x}, {result}, [=](const std::vector<Tensor>& g) {
+      Tensor gk = reshape(g[0], keep_shape);
+      if (kind == ReduceKind::sum) return std::vector<Tensor>{broadcast_to(gk, in_shape)};
+      if (kind == ReduceKind::mean) return std::vector<Tensor>{broadcast_to(gk * (1.0f / count), in_shape)};
+      // max: split the gradient evenly between tied maxima.
+      Tensor is_max = equal(x, broadcast_to(reshape(stop_gradient(result), keep_shape), in_shape));
+      Tensor ties = reduce_sum(is_max, axes, /*keepdims=*/true);
+      return std::vector<Tensor>{broadcast_to(gk / ties, in_shape) * is_max};
+    });
+  }
+  return result;
+}
+
+}  // namespace
+
+Tensor reduce_sum(const Tensor& x, const std::vector<int>& axes, bool keepdims) {
+  return reduce(ReduceKind::sum, x, axes, keepdims);
+}
+Tensor reduce_mean(const Tensor& x, const std::vector<int>& axes, bool keepdims) {
+  return reduce(ReduceKind::mean, x, axes, keepdims);
+}
+Tensor reduce_max(const Tensor& x, const std::vector<int>& axes, bool keepdims) {
+  return reduce(ReduceKind::max, x, axes, keepdims);
+}
+
+Tensor sum_to_shape(const Tensor& x, const Shape& shape) {
+  if (x.shape() == shape) return x;
+  Shape full = broadcast_shapes(shape, x.shape(), "sum_to_shape");
+  if (full != x.shape()) {
+    throw std::invalid_argument("sum_to_shape: " + x.describe() + " is not a broadcast of " + shape_str(shape));
+  }
+  std::vector<int> axes;
+  int lead = x.ndim() - static_cast<int>(shape.size());
+  for (int i = 0; i < x.ndim(); ++i) {
+    if (i < lead || (shape[i - lead] == 1 && x.shape()[i] != 1)) axes.push_back(i);
+  }
+  if (axes.empty()) return reshape(x, shape);
+  return reshape(reduce_sum(x, axes, /*keepdims=*/true), shape);
+}
+
+Tensor argmax(const Tensor& x, int axis) {
+  detail::check_defined(x, "argmax", "input");
+  if (x.ndim() == 0) throw std::invalid_argument("argmax: scalar input " + x.describe());
+  int a = normalize_axis(axis, x.ndim(), x.shape(), "argmax");
+  std::vector<int> perm;
+  for (int i = 0; i < x.ndim(); ++i) {
+    if (i != a) perm.push_back(i);
+  }
+  perm.push_back(a);
+  Tensor moved = detail::dense(stop_gradient(permute(stop_gradient(x), perm)));
+  int64_t inner = moved.shape().back();
+  if (inner == 0) throw std::invalid_argument("argmax: empty axis in " + x.describe());
+  int64_t rows = moved.numel() / inner;
+  Shape out_shape = moved.shape();
+  out_shape.pop_back();
+  Tensor out = Tensor::empty(out_shape, DType::s32);
+  int32_t* o = out.data<int32_t>();
+  std::vector<float> v = moved.to_vector();
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = v.data() + r * inner;
+    o[r] = static_cast<int32_t>(std::max_element(row, row + inner) - row);
+  }
+  return out;
+}
+
+}  // namespace kiln

@@ -1,0 +1,65 @@
+#include "tensor/shape.h"
+
+#include <stdexcept>
+
+namespace kiln {
+
+int64_t numel(const Shape& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+Strides contiguous_strides(const Shape& shape) {
+  Strides strides(shape.size());
+  int64_t s = 1;
+  for (int i = static_cast<int>(shape.size()) - 1; i >= 0; --i) {
+    strides[i] = s;
+    s *= shape[i];
+  }
+  return strides;
+}
+
+std::string shape_str(const Shape& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) s += ", ";
+    s += std::to_string(shape[i]);
+  }
+  return s + "]";
+}
+
+int normalize_axis(int64_t axis, int ndim, const Shape& shape, const char* op) {
+  int64_t a = axis < 0 ? axis + ndim : axis;
+  if (a < 0 || a >= ndim) {
+    throw std::out_of_range(std::string(op) + ": axis " + std::to_string(axis) +
+                            " is out of range for a tensor of shape " + shape_str(shape));
+  }
+  return static_cast<int>(a);
+}
+
+Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
+  size_t n = std::max(a.size(), b.size());
+  Shape out(n);
+  for (size_t i = 0; i < n; ++i) {
+    int64_t da = i < n - a.size() ? 1 : a[i - (n - a.size())];
+    int64_t db = i < n - b.size() ? 1 : b[i - (n - b.size())];
+    if (da != db && da != 1 && db != 1) {
+      throw std::invalid_argument(std::string(op) + ": shapes " + shape_str(a) + " and " +
+                                  shape_str(b) + " cannot be broadcast together");
+    }
+    out[i] = da == 1 ? db : da;
+  }
+  return out;
+}
+
+void check_shape_valid(const Shape& shape, const char* op) {
+  for (int64_t d : shape) {
+    if (d < 0) {
+      throw std::invalid_argument(std::string(op) + ": negative dimension in shape " +
+                                  shape_str(shape));
+    }
+  }
+}
+
+}  // namespace kiln
