@@ -48,10 +48,12 @@ std::vector<Tensor> GradientTape::gradient(const Tensor& target, const std::vect
   }
   Pause pause(&state_);
 
+  // As in TensorFlow, only tensors this tape watches (explicitly, as accessed trainable
+  // variables, or as outputs of recorded ops) can receive gradients.
   std::unordered_set<uint64_t> source_ids;
   for (const Tensor& s : sources) {
     if (!s.defined()) throw std::invalid_argument("GradientTape::gradient: undefined source");
-    source_ids.insert(s.id());
+    if (state_.tracked.count(s.id())) source_ids.insert(s.id());
   }
   // Only nodes downstream of a source can carry gradient to one.
   std::vector<bool> relevant(state_.nodes.size(), false);

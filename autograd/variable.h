@@ -12,7 +12,7 @@ namespace kiln {
 class Variable {
  public:
   Variable() = default;
-  Variable(const Tensor& initial_value, std::string name = "", bool trainable = true);
+  explicit Variable(const Tensor& initial_value, std::string name = "", bool trainable = true);
 
   bool defined() const { return state_ != nullptr; }
   const Tensor& value() const;

@@ -212,7 +212,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2d
   std::vector<Tensor> inputs{x, w};
   if (bias.defined()) inputs.push_back(bias);
   if (autograd::should_record(inputs)) {
-    Tensor y = opt.activation == FusedActivation::relu ? stop_gradient(out) : Tensor();
+    Tensor y = opt.activation == FusedActivation::relu ? out : Tensor();
     autograd::record("conv2d", inputs, {out}, [g, x, w, bias, y](const std::vector<Tensor>& grads) {
       Tensor gz = y.defined() ? eltwise_backward(EltwiseKind::relu, grads[0], y) : grads[0];
       std::vector<Tensor> result{conv_backward_data(g, gz, w)};

@@ -78,7 +78,7 @@ Tensor eltwise(EltwiseKind kind, const Tensor& x, float alpha, float beta) {
         return std::vector<Tensor>{g[0] * eltwise(EltwiseKind::pow, x, alpha * beta, beta - 1.0f)};
       });
     } else {
-      Tensor data = eltwise_backward_uses_output(kind) ? stop_gradient(out) : x;
+      Tensor data = eltwise_backward_uses_output(kind) ? out : x;
       autograd::record(k.name, {x}, {out}, [kind, data, alpha, beta](const std::vector<Tensor>& g) {
         return std::vector<Tensor>{eltwise_backward(kind, g[0], data, alpha, beta)};
       });

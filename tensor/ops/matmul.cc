@@ -138,10 +138,9 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias, FusedActivat
   std::vector<Tensor> inputs{x, w};
   if (bias.defined()) inputs.push_back(bias);
   if (autograd::should_record(inputs)) {
-    Tensor y = stop_gradient(out2);
-    autograd::record("linear", inputs, {out}, [x, w, bias, y, activation, k, n](const std::vector<Tensor>& g) {
+    autograd::record("linear", inputs, {out}, [x, w, bias, out, activation, k, n](const std::vector<Tensor>& g) {
       Tensor gz = reshape(g[0], {-1, n});
-      if (activation == FusedActivation::relu) gz = eltwise_backward(EltwiseKind::relu, gz, y);
+      if (activation == FusedActivation::relu) gz = eltwise_backward(EltwiseKind::relu, gz, reshape(out, {-1, n}));
       std::vector<Tensor> grads{reshape(matmul(gz, transpose(w)), x.shape()),
                                 matmul(transpose(reshape(x, {-1, k})), gz)};
       if (bias.defined()) grads.push_back(cast(reduce_sum(gz, {0}), bias.dtype()));

@@ -37,7 +37,8 @@ dnnl::batch_normalization_forward::primitive_desc forward_pd(const dnnl::memory:
 }
 
 // Returns {dx, dgamma, dbeta}.
-std::vector<Tensor> bn_backward(const Tensor& x, const Tensor& grad, const Tensor& gamma, const Tensor& mean,
+std::vector<Tensor> bn_backward(const Tensor& x, const Tensor& grad, const Tensor& gamma, const Tensor& beta,
+                                const Tensor& mean,
                                 const Tensor& var, float eps, bool global_stats) {
   const char* op = "batch_norm_backward";
   Tensor src = detail::dense(x), gd = detail::dense(grad);
@@ -60,6 +61,8 @@ std::vector<Tensor> bn_backward(const Tensor& x, const Tensor& grad, const Tenso
                    {DNNL_ARG_MEAN, onednn::memory_of(mean, cmd)},
                    {DNNL_ARG_VARIANCE, onednn::memory_of(var, cmd)},
                    {DNNL_ARG_SCALE, onednn::memory_of(detail::dense(gamma), cmd)},
+                   // oneDNN 2.6 checks that the shift is present, though the backward never reads it.
+                   {DNNL_ARG_SHIFT, onednn::memory_of(detail::dense(beta), cmd)},
                    {DNNL_ARG_DIFF_SRC, onednn::memory_of(dx, md)},
                    {DNNL_ARG_DIFF_SCALE, onednn::memory_of(dgamma, cmd)},
                    {DNNL_ARG_DIFF_SHIFT, onednn::memory_of(dbeta, cmd)}});
@@ -94,7 +97,7 @@ BatchNormOutput batch_norm_training(const Tensor& x, const Tensor& gamma, const 
   if (autograd::should_record({&x, &gamma, &beta})) {
     Tensor mean = out.batch_mean, var = out.batch_variance;
     autograd::record(op, {x, gamma, beta}, {out.y}, [=](const std::vector<Tensor>& g) {
-      return bn_backward(x, g[0], gamma, mean, var, eps, /*global_stats=*/false);
+      return bn_backward(x, g[0], gamma, beta, mean, var, eps, /*global_stats=*/false);
     });
   }
   return out;
@@ -128,7 +131,7 @@ Tensor batch_norm_inference(const Tensor& x, const Tensor& gamma, const Tensor& 
                    {DNNL_ARG_VARIANCE, onednn::memory_of(v, cmd)}});
   if (autograd::should_record({&x, &gamma, &beta})) {
     autograd::record(op, {x, gamma, beta}, {y}, [=](const std::vector<Tensor>& g) {
-      return bn_backward(x, g[0], gamma, m, v, eps, /*global_stats=*/true);
+      return bn_backward(x, g[0], gamma, beta, m, v, eps, /*global_stats=*/true);
     });
   }
   return y;

@@ -43,9 +43,8 @@ Tensor softmax_impl(dnnl::algorithm alg, const char* op, const char* bwd_op, con
                                                        [&] { return forward_pd(alg, md, a); });
   onednn::execute(op, prim.primitive, {{DNNL_ARG_SRC, onednn::memory_of(src, md)}, {DNNL_ARG_DST, onednn::memory_of(out, md)}});
   if (autograd::should_record({&x})) {
-    Tensor y = stop_gradient(out);
     autograd::record(op, {x}, {out}, [=](const std::vector<Tensor>& g) {
-      return std::vector<Tensor>{softmax_backward(alg, bwd_op, g[0], y, a)};
+      return std::vector<Tensor>{softmax_backward(alg, bwd_op, g[0], out, a)};
     });
   }
   return out;

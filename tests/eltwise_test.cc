@@ -1,0 +1,72 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "tensor/ops/ops.h"
+#include "tests/gradcheck.h"
+
+namespace kiln {
+namespace {
+
+using testing::expect_forward_matches;
+using testing::expect_gradients_match;
+using testing::rand_tensor;
+
+struct UnaryCase {
+  const char* name;
+  std::function<Tensor(const Tensor&)> op;
+  std::function<double(double)> ref;
+  float low, high;  // input range: keeps log/sqrt/pow in their domains and off kinks
+};
+
+const UnaryCase kCases[] = {
+    {"relu", [](const Tensor& x) { return relu(x); }, [](double x) { return std::max(x, 0.0); }, -2, 2},
+    {"leaky_relu", [](const Tensor& x) { return leaky_relu(x, 0.1f); },
+     [](double x) { return x > 0 ? x : 0.1 * x; }, -2, 2},
+    {"gelu_erf", [](const Tensor& x) { return gelu(x, false); }, ref::gelu_erf, -3, 3},
+    {"gelu_tanh", [](const Tensor& x) { return gelu(x, true); }, ref::gelu_tanh, -3, 3},
+    {"sigmoid", [](const Tensor& x) { return sigmoid(x); }, [](double x) { return 1 / (1 + std::exp(-x)); }, -4, 4},
+    {"tanh", [](const Tensor& x) { return tanh(x); }, [](double x) { return std::tanh(x); }, -3, 3},
+    {"exp", [](const Tensor& x) { return exp(x); }, [](double x) { return std::exp(x); }, -2, 2},
+    {"log", [](const Tensor& x) { return log(x); }, [](double x) { return std::log(x); }, 0.2f, 3},
+    {"sqrt", [](const Tensor& x) { return sqrt(x); }, [](double x) { return std::sqrt(x); }, 0.2f, 3},
+    {"square", [](const Tensor& x) { return square(x); }, [](double x) { return x * x; }, -2, 2},
+    {"abs", [](const Tensor& x) { return abs(x); }, [](double x) { return std::fabs(x); }, -2, 2},
+    {"elu", [](const Tensor& x) { return elu(x, 1.0f); }, [](double x) { return x > 0 ? x : std::exp(x) - 1; }, -2, 2},
+    {"softplus", [](const Tensor& x) { return softplus(x); }, [](double x) { return std::log1p(std::exp(x)); }, -4, 4},
+    {"swish", [](const Tensor& x) { return swish(x); }, [](double x) { return x / (1 + std::exp(-x)); }, -3, 3},
+    {"linear", [](const Tensor& x) { return linear(x, 2.5f, -1.f); }, [](double x) { return 2.5 * x - 1; }, -2, 2},
+    {"clip", [](const Tensor& x) { return clip(x, -0.5f, 0.7f); },
+     [](double x) { return std::min(std::max(x, -0.5), 0.7); }, -2, 2},
+    {"pow", [](const Tensor& x) { return pow(x, 1.5f); }, [](double x) { return std::pow(x, 1.5); }, 0.2f, 3},
+};
+
+class EltwiseTest : public ::testing::TestWithParam<UnaryCase> {};
+
+TEST_P(EltwiseTest, ForwardF32AndBf16) {
+  const UnaryCase& c = GetParam();
+  auto f = [&](const std::vector<Tensor>& x) { return c.op(x[0]); };
+  auto r = [&](const std::vector<ref::RefTensor>& x) { return ref::unary(x[0], c.ref); };
+  Tensor x = rand_tensor({4, 37}, 11, c.low, c.high);
+  expect_forward_matches(f, r, {x}, testing::kF32);
+  expect_forward_matches(f, r, {x}, testing::kBf16, DType::bf16);
+}
+
+TEST_P(EltwiseTest, GradientMatchesFiniteDifferences) {
+  const UnaryCase& c = GetParam();
+  auto f = [&](const std::vector<Tensor>& x) { return c.op(x[0]); };
+  auto r = [&](const std::vector<ref::RefTensor>& x) { return ref::unary(x[0], c.ref); };
+  expect_gradients_match(f, r, {rand_tensor({3, 5}, 12, c.low, c.high)});
+}
+
+INSTANTIATE_TEST_SUITE_P(Ops, EltwiseTest, ::testing::ValuesIn(kCases),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+TEST(Eltwise, BadInput) {
+  EXPECT_THROW(relu(Tensor::zeros({2}, DType::s32)), std::invalid_argument);
+  EXPECT_THROW(clip(Tensor::zeros({2}), 1.f, 0.f), std::invalid_argument);
+  EXPECT_THROW(eltwise_backward(EltwiseKind::relu, Tensor::zeros({2}), Tensor::zeros({3})), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace kiln

@@ -1,0 +1,31 @@
+#pragma once
+// Forward checks against the double references and finite-difference gradient checks
+// (central differences of the double reference, compared with the tape's gradients).
+#include <functional>
+#include <vector>
+
+#include "tests/reference.h"
+
+namespace kiln::testing {
+
+using KilnFn = std::function<Tensor(const std::vector<Tensor>&)>;
+using RefFn = std::function<ref::RefTensor(const std::vector<ref::RefTensor>&)>;
+
+// Tolerance for comparing a value a against a reference r: |a - r| <= atol + rtol * |r|.
+struct Tolerance {
+  double atol;
+  double rtol;
+};
+constexpr Tolerance kF32{1e-5, 1e-4};
+constexpr Tolerance kBf16{2e-2, 2e-2};  // bf16 keeps 8 significant bits
+
+// Converts inputs to dtype, runs both, compares the outputs. Returns the number of mismatches.
+void expect_forward_matches(const KilnFn& f, const RefFn& r, const std::vector<Tensor>& inputs, Tolerance tol,
+                            DType dtype = DType::f32);
+// Compares tape gradients (f32) of sum(f(x) * R) with central differences of the reference.
+void expect_gradients_match(const KilnFn& f, const RefFn& r, const std::vector<Tensor>& inputs,
+                            Tolerance tol = {1e-3, 1e-3}, double step = 1e-6);
+// Random f32 tensor, uniform in [low, high), deterministic for a seed.
+Tensor rand_tensor(const Shape& shape, uint64_t seed, float low = -1.f, float high = 1.f);
+
+}  // namespace kiln::testing

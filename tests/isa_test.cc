@@ -1,0 +1,74 @@
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "tensor/onednn/isa.h"
+#include "tensor/onednn/primitive_cache.h"
+#include "tensor/ops/ops.h"
+
+namespace kiln {
+namespace {
+
+std::string run_probe(const std::string& cap) {
+  std::string cmd = "tests/isa_probe " + cap + " 2>&1";
+  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(cmd.c_str(), "r"), pclose);
+  if (!pipe) return "";
+  std::string out;
+  std::array<char, 512> buf;
+  while (fgets(buf.data(), buf.size(), pipe.get())) out += buf.data();
+  return out;
+}
+
+std::string field(const std::string& out, const std::string& name) {
+  auto p = out.find(name + "=");
+  if (p == std::string::npos) return "";
+  p += name.size() + 1;
+  return out.substr(p, out.find_first_of(" \n", p) - p);
+}
+
+TEST(Isa, DetectionAndReport) {
+  cpu::Isa detected = cpu::detected_isa();
+  EXPECT_TRUE(cpu::isa_available(cpu::Isa::sse41));
+  EXPECT_TRUE(cpu::isa_available(detected));
+  std::string report = cpu::isa_report();
+  EXPECT_NE(report.find(cpu::isa_name(detected)), std::string::npos) << report;
+  if (!cpu::isa_available(cpu::Isa::amx)) EXPECT_NE(report.find("unavailable"), std::string::npos) << report;
+  EXPECT_THROW(cpu::isa_from_name("avx9000"), std::invalid_argument);
+}
+
+TEST(Isa, CapChangesTheChosenImplementation) {
+  if (!cpu::isa_available(cpu::Isa::avx512_core_bf16)) {
+    GTEST_SKIP() << "needs AVX512-BF16 to compare caps; this CPU has " << cpu::isa_name(cpu::detected_isa());
+  }
+  std::string capped = run_probe("avx512_core");
+  std::string bf16 = run_probe("avx512_core_bf16");
+  std::string avx2 = run_probe("avx2");
+  SCOPED_TRACE("avx512_core cap: " + capped + "avx512_core_bf16 cap: " + bf16 + "avx2 cap: " + avx2);
+  EXPECT_EQ(field(capped, "effective"), "avx512_core");
+  EXPECT_EQ(field(bf16, "effective"), "avx512_core_bf16");
+  EXPECT_EQ(field(avx2, "effective"), "avx2");
+  // bf16 matmul uses native bf16 instructions only when the cap allows them.
+  EXPECT_NE(field(bf16, "bf16").find("avx512_core_bf16"), std::string::npos);
+  EXPECT_EQ(field(capped, "bf16").find("avx512_core_bf16"), std::string::npos);
+  EXPECT_NE(field(capped, "bf16"), field(bf16, "bf16"));
+  EXPECT_EQ(field(avx2, "f32").find("avx512"), std::string::npos);
+  EXPECT_EQ(field(bf16, "late_cap"), "refused");
+}
+
+TEST(PrimitiveCache, SteadyStateCreatesNoPrimitives) {
+  Tensor a = Tensor::ones({16, 32}), b = Tensor::ones({32, 8});
+  matmul(relu(a), b);
+  auto before = onednn::primitive_cache_stats();
+  for (int i = 0; i < 5; ++i) matmul(relu(a), b);
+  auto after = onednn::primitive_cache_stats();
+  EXPECT_EQ(after.misses, before.misses);
+  EXPECT_EQ(after.hits - before.hits, 10u);
+  EXPECT_FALSE(cpu::impl_log().empty());
+  EXPECT_FALSE(cpu::last_impl("matmul").empty());
+}
+
+}  // namespace
+}  // namespace kiln
