@@ -1,0 +1,43 @@
+#include "benchmarks/ratio_reporter.h"
+
+#include <algorithm>
+
+namespace kiln::bench {
+
+void RatioReporter::ReportRuns(const std::vector<Run>& runs) {
+  ConsoleReporter::ReportRuns(runs);
+  for (const Run& r : runs) {
+    if (r.run_type != Run::RT_Iteration || r.error_occurred || r.iterations == 0) continue;
+    double ns = r.GetAdjustedRealTime();
+    switch (r.time_unit) {
+      case benchmark::kSecond: ns *= 1e9; break;
+      case benchmark::kMillisecond: ns *= 1e6; break;
+      case benchmark::kMicrosecond: ns *= 1e3; break;
+      case benchmark::kNanosecond: break;
+    }
+    std::string name = r.run_name.str();
+    auto it = best_.find(name);
+    best_[name] = it == best_.end() ? ns : std::min(it->second, ns);
+  }
+}
+
+double RatioReporter::best_ns(const std::string& name) const {
+  auto it = best_.find(name);
+  return it == best_.end() ? 0.0 : it->second;
+}
+
+std::vector<std::string> RatioReporter::names() const {
+  std::vector<std::string> out;
+  for (auto& [k, v] : best_) out.push_back(k);
+  return out;
+}
+
+bool run_benchmarks(int argc, char** argv, RatioReporter& reporter) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return false;
+  benchmark::RunSpecifiedBenchmarks(&reporter);
+  benchmark::Shutdown();
+  return true;
+}
+
+}  // namespace kiln::bench
