@@ -61,6 +61,19 @@ TEST(Linear, Bf16InputsWithF32Bias) {
   for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], expected.data[i], 5e-2);
 }
 
+TEST(Matmul, Int8GivesExactInt32) {
+  for (DType src : {DType::u8, DType::s8}) {
+    Tensor a = cast(rand_tensor({5, 9}, 17, src == DType::u8 ? 0.f : -100.f, 100.f), src);
+    Tensor b = cast(rand_tensor({9, 4}, 18, -100.f, 100.f), DType::s8);
+    Tensor c = matmul(a, b);
+    EXPECT_EQ(c.dtype(), DType::s32);
+    auto expected = ref::matmul(ref::from(a), ref::from(b));
+    auto got = c.to_vector();
+    for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i], expected.data[i]);
+  }
+  EXPECT_THROW(matmul(Tensor::zeros({2, 2}, DType::s8), Tensor::zeros({2, 2}, DType::u8)), std::invalid_argument);
+}
+
 TEST(Matmul, BadInputNamesShapes) {
   try {
     matmul(Tensor::zeros({2, 3}), Tensor::zeros({4, 5}));

@@ -35,7 +35,8 @@ Shape with_batch(const Shape& batch, int64_t r, int64_t c) {
 }
 
 // Runs C = A @ B (+ bias) (+ relu) for tensors already of equal rank.
-Tensor matmul_kernel(const Tensor& a, const Tensor& b, const Tensor& bias, FusedActivation act, const char* op) {
+Tensor matmul_kernel(const Tensor& a, const Tensor& b, const Tensor& bias, FusedActivation act, const char* op,
+                     DType out_dtype) {
   int n = a.ndim();
   Shape batch(n - 2);
   for (int i = 0; i < n - 2; ++i) {
@@ -46,7 +47,7 @@ Tensor matmul_kernel(const Tensor& a, const Tensor& b, const Tensor& bias, Fused
     }
     batch[i] = da == 1 ? db : da;
   }
-  Tensor out = Tensor::empty(with_batch(batch, a.shape()[n - 2], b.shape()[n - 1]), a.dtype());
+  Tensor out = Tensor::empty(with_batch(batch, a.shape()[n - 2], b.shape()[n - 1]), out_dtype);
   if (out.numel() == 0) return out;
   if (a.shape()[n - 1] == 0) {
     out.fill(0.f);
@@ -91,12 +92,19 @@ Tensor lift_to_rank(const Tensor& t, int n) {
   return reshape(t, s);
 }
 
+bool is_int8(DType d) { return d == DType::s8 || d == DType::u8; }
+
 }  // namespace
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
-  detail::check_floating(a, "matmul");
-  detail::check_floating(b, "matmul");
-  detail::check_same_dtype(a, b, "matmul");
+  detail::check_defined(a, "matmul", "first input");
+  detail::check_defined(b, "matmul", "second input");
+  bool int8 = is_int8(a.dtype()) && b.dtype() == DType::s8;
+  if (!int8) {
+    detail::check_floating(a, "matmul");
+    detail::check_floating(b, "matmul");
+    detail::check_same_dtype(a, b, "matmul");
+  }
   if (a.ndim() < 2 || b.ndim() < 2) {
     throw std::invalid_argument("matmul: inputs need rank >= 2, got " + a.describe() + " and " + b.describe());
   }
@@ -105,7 +113,8 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   }
   int n = std::max(a.ndim(), b.ndim());
   Tensor a_n = lift_to_rank(stop_gradient(a), n), b_n = lift_to_rank(stop_gradient(b), n);
-  Tensor out = matmul_kernel(a_n, b_n, Tensor(), FusedActivation::none, "matmul");
+  Tensor out = matmul_kernel(a_n, b_n, Tensor(), FusedActivation::none, "matmul", int8 ? DType::s32 : a.dtype());
+  if (int8) return out;
   if (autograd::should_record({&a, &b})) {
     autograd::record("matmul", {a, b}, {out}, [a, b](const std::vector<Tensor>& g) {
       return std::vector<Tensor>{sum_to_shape(matmul(g[0], transpose(b)), a.shape()),
@@ -131,7 +140,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias, FusedActivat
   }
   int64_t k = w.shape()[0], n = w.shape()[1];
   Tensor x2 = reshape(stop_gradient(x), {-1, k});
-  Tensor out2 = matmul_kernel(x2, stop_gradient(w), bias.defined() ? stop_gradient(bias) : Tensor(), activation, "linear");
+  Tensor out2 = matmul_kernel(x2, stop_gradient(w), bias.defined() ? stop_gradient(bias) : Tensor(), activation, "linear", x.dtype());
   Shape out_shape = x.shape();
   out_shape.back() = n;
   Tensor out = out2.alias(out_shape, contiguous_strides(out_shape), out2.offset());

@@ -4,7 +4,8 @@
 namespace kiln {
 
 // a[..., M, K] @ b[..., K, N] -> [..., M, N], batch dimensions broadcast. Transposed views
-// (from transpose()) are passed to oneDNN as strides, without a copy.
+// (from transpose()) are passed to oneDNN as strides, without a copy. f32 and bf16 are
+// differentiable; u8 or s8 @ s8 gives exact s32 sums (for quantized inference).
 Tensor matmul(const Tensor& a, const Tensor& b);
 
 enum class FusedActivation { none, relu };
