@@ -1,0 +1,124 @@
+#include "nn/checkpoint.h"
+
+#include <zlib.h>
+
+#include <cstring>
+#include <set>
+#include <stdexcept>
+
+#include "data/atomic_file.h"
+
+namespace kiln::nn {
+namespace {
+
+constexpr char kMagic[8] = {'K', 'I', 'L', 'N', 'C', 'K', 'P', 'T'};
+constexpr uint32_t kVersion = 1;
+
+template <typename T>
+void put(std::string& out, T v) {
+  out.append(reinterpret_cast<const char*>(&v), sizeof v);
+}
+
+class Reader {
+ public:
+  Reader(const std::string& bytes, const std::string& path) : b_(bytes), path_(path) {}
+  template <typename T>
+  T get(const char* what) {
+    need(sizeof(T), what);
+    T v;
+    std::memcpy(&v, b_.data() + pos_, sizeof v);
+    pos_ += sizeof v;
+    return v;
+  }
+  const char* take(size_t n, const char* what) {
+    need(n, what);
+    const char* p = b_.data() + pos_;
+    pos_ += n;
+    return p;
+  }
+  size_t pos() const { return pos_; }
+
+ private:
+  void need(size_t n, const char* what) {
+    if (n > b_.size() - pos_) {
+      throw std::runtime_error("checkpoint '" + path_ + "' is truncated (reading " + what + " at byte " +
+                               std::to_string(pos_) + ")");
+    }
+  }
+  const std::string& b_;
+  const std::string& path_;
+  size_t pos_ = 0;
+};
+
+}  // namespace
+
+void write_checkpoint(const std::string& path, const NamedTensors& entries) {
+  std::string out(kMagic, 8);
+  put<uint32_t>(out, kVersion);
+  put<uint32_t>(out, static_cast<uint32_t>(entries.size()));
+  std::set<std::string> names;
+  for (const auto& [name, t] : entries) {
+    if (!names.insert(name).second) throw std::invalid_argument("write_checkpoint: duplicate entry '" + name + "'");
+    Tensor c = t.is_contiguous() ? t : t.clone_detached();
+    put<uint32_t>(out, static_cast<uint32_t>(name.size()));
+    out += name;
+    put<uint8_t>(out, static_cast<uint8_t>(c.dtype()));
+    put<uint8_t>(out, static_cast<uint8_t>(c.ndim()));
+    for (int64_t d : c.shape()) put<int64_t>(out, d);
+    put<uint64_t>(out, c.nbytes());
+    out.append(static_cast<const char*>(c.raw_data()), c.nbytes());
+  }
+  put<uint32_t>(out, static_cast<uint32_t>(crc32(0L, reinterpret_cast<const Bytef*>(out.data()), out.size())));
+  data::write_file_atomically(path, out);
+}
+
+NamedTensors read_checkpoint(const std::string& path) {
+  std::string bytes;
+  try {
+    bytes = data::read_file(path);
+  } catch (const std::exception&) {
+    throw std::runtime_error("checkpoint '" + path + "' cannot be opened");
+  }
+  if (bytes.size() < 20 || std::memcmp(bytes.data(), kMagic, 8) != 0) {
+    throw std::runtime_error("'" + path + "' is not a Kiln checkpoint (bad magic)");
+  }
+  uint32_t stored_crc;
+  std::memcpy(&stored_crc, bytes.data() + bytes.size() - 4, 4);
+  uint32_t actual = static_cast<uint32_t>(crc32(0L, reinterpret_cast<const Bytef*>(bytes.data()), bytes.size() - 4));
+  Reader r(bytes, path);
+  r.take(8, "magic");
+  uint32_t version = r.get<uint32_t>("version");
+  if (version != kVersion) {
+    throw std::runtime_error("checkpoint '" + path + "' has format version " + std::to_string(version) +
+                             "; this Kiln reads version " + std::to_string(kVersion));
+  }
+  if (stored_crc != actual) throw std::runtime_error("checkpoint '" + path + "' is corrupt (checksum mismatch)");
+  uint32_t count = r.get<uint32_t>("entry count");
+  NamedTensors out;
+  for (uint32_t i = 0; i < count; ++i) {
+    uint32_t len = r.get<uint32_t>("name length");
+    std::string name(r.take(len, "name"), len);
+    uint8_t dt = r.get<uint8_t>("dtype");
+    if (dt > static_cast<uint8_t>(DType::s32)) {
+      throw std::runtime_error("checkpoint '" + path + "' entry '" + name + "' has unknown dtype " + std::to_string(dt));
+    }
+    uint8_t ndim = r.get<uint8_t>("rank");
+    Shape shape;
+    for (int d = 0; d < ndim; ++d) {
+      int64_t v = r.get<int64_t>("dimension");
+      if (v < 0) throw std::runtime_error("checkpoint '" + path + "' entry '" + name + "' has a negative dimension");
+      shape.push_back(v);
+    }
+    uint64_t nbytes = r.get<uint64_t>("byte count");
+    DType dtype = static_cast<DType>(dt);
+    if (nbytes != numel(shape) * dtype_size(dtype)) {
+      throw std::runtime_error("checkpoint '" + path + "' entry '" + name + "': " + std::to_string(nbytes) +
+                               " bytes do not fit " + dtype_name(dtype) + shape_str(shape));
+    }
+    out.emplace_back(name, Tensor::from_bytes(r.take(nbytes, "tensor data"), shape, dtype));
+  }
+  if (r.pos() != bytes.size() - 4) throw std::runtime_error("checkpoint '" + path + "' has trailing bytes");
+  return out;
+}
+
+}  // namespace kiln::nn

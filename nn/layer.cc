@@ -1,0 +1,115 @@
+#include "nn/layer.h"
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+
+#include "nn/initializers.h"
+#include "nn/symbolic.h"
+#include "tensor/ops/cast.h"
+#include "tensor/random.h"
+
+namespace kiln::nn {
+
+std::string unique_layer_name(const std::string& base) {
+  static std::mutex mu;
+  static std::map<std::string, int> counts;
+  std::lock_guard<std::mutex> lock(mu);
+  int n = counts[base]++;
+  return n == 0 ? base : base + "_" + std::to_string(n);
+}
+
+namespace {
+std::atomic<int64_t> g_training_step{0};
+}
+void set_training_step(int64_t step) { g_training_step = step; }
+int64_t training_step() { return g_training_step; }
+
+LayerImpl::LayerImpl(const std::string& type_name, const std::string& name)
+    : type_name_(type_name), name_(name.empty() ? unique_layer_name(type_name) : name), policy_(global_policy()) {}
+
+void LayerImpl::set_policy(const Policy& policy) {
+  if (built_) throw std::logic_error("layer '" + name_ + "': cannot change the dtype policy after it is built");
+  policy_ = policy;
+}
+
+Tensor LayerImpl::invoke(const std::vector<Tensor>& inputs_in, bool training) {
+  if (num_inputs() >= 0 && static_cast<int>(inputs_in.size()) != num_inputs()) {
+    throw std::invalid_argument("layer '" + name_ + "' (" + type_name_ + ") takes " + std::to_string(num_inputs()) +
+                                " input(s), got " + std::to_string(inputs_in.size()));
+  }
+  std::vector<Tensor> inputs = inputs_in;
+  for (Tensor& t : inputs) {
+    if (!t.defined()) throw std::invalid_argument("layer '" + name_ + "': undefined input tensor");
+    if (autocast_inputs() && is_floating(t.dtype())) t = cast(t, policy_.compute_dtype);
+  }
+  if (!built_) {
+    std::vector<Shape> shapes;
+    for (const Tensor& t : inputs) shapes.push_back(t.shape());
+    build(shapes);
+    built_ = true;
+  }
+  return call(inputs, training);
+}
+
+std::vector<Variable> LayerImpl::trainable_variables() const {
+  std::vector<Variable> out;
+  if (!trainable) return out;
+  for (const Variable& v : variables_) {
+    if (v.trainable()) out.push_back(v);
+  }
+  return out;
+}
+
+std::vector<Variable> LayerImpl::non_trainable_variables() const {
+  std::vector<Variable> out;
+  for (const Variable& v : variables_) {
+    if (!v.trainable() || !trainable) out.push_back(v);
+  }
+  return out;
+}
+
+int64_t LayerImpl::count_params() const {
+  int64_t n = 0;
+  for (const Variable& v : variables_) n += v.value().numel();
+  return n;
+}
+
+Variable LayerImpl::add_weight(const std::string& name, const Shape& shape, const std::string& initializer,
+                               bool trainable_weight) {
+  Tensor init = initialize(initializer, shape, next_global_seed());
+  if (policy_.variable_dtype != DType::f32) init = cast(init, policy_.variable_dtype);
+  Variable v(init, name_ + "/" + name, trainable_weight);
+  variables_.push_back(v);
+  return v;
+}
+
+Tensor LayerImpl::compute_value(const Variable& v) const { return cast(v.value(), policy_.compute_dtype); }
+
+void LayerImpl::expect_rank(const Tensor& x, int min_rank, int max_rank) const {
+  if (x.ndim() < min_rank || (max_rank >= 0 && x.ndim() > max_rank)) {
+    std::string want = max_rank == min_rank ? std::to_string(min_rank)
+                       : max_rank < 0       ? ">= " + std::to_string(min_rank)
+                                            : std::to_string(min_rank) + ".." + std::to_string(max_rank);
+    throw std::invalid_argument("layer '" + name_ + "' (" + type_name_ + ") expects input of rank " + want +
+                                ", got " + x.describe());
+  }
+}
+
+Layer::Layer(std::shared_ptr<LayerImpl> impl) : impl_(std::move(impl)) {}
+
+LayerImpl& Layer::impl() const {
+  if (!impl_) throw std::logic_error("use of an empty Layer handle");
+  return *impl_;
+}
+
+Tensor Layer::operator()(const Tensor& x, bool training) const { return impl().invoke({x}, training); }
+
+Tensor Layer::operator()(const std::vector<Tensor>& xs, bool training) const { return impl().invoke(xs, training); }
+
+SymbolicTensor Layer::operator()(const SymbolicTensor& x) const { return SymbolicTensor::apply(*this, {x}); }
+
+SymbolicTensor Layer::operator()(const std::vector<SymbolicTensor>& xs) const { return SymbolicTensor::apply(*this, xs); }
+
+}  // namespace kiln::nn

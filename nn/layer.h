@@ -1,0 +1,90 @@
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "autograd/variable.h"
+#include "nn/policy.h"
+#include "tensor/tensor.h"
+
+namespace kiln::nn {
+
+class SymbolicTensor;
+
+// The behaviour of a layer. Subclass it for custom layers: create weights in build() with
+// add_weight(), compute in call(). build() runs once, on the first call, with the input shapes
+// (batch dimension included), as in Keras.
+class LayerImpl {
+ public:
+  LayerImpl(const std::string& type_name, const std::string& name);
+  virtual ~LayerImpl() = default;
+
+  virtual void build(const std::vector<Shape>& input_shapes) {}
+  virtual Tensor call(const std::vector<Tensor>& inputs, bool training) = 0;
+  // Layers whose inputs should keep their dtype (Rescaling takes u8 images) override this.
+  virtual bool autocast_inputs() const { return true; }
+  // Number of inputs the layer takes; -1 for any (Add).
+  virtual int num_inputs() const { return 1; }
+
+  // Builds if needed, casts floating inputs to the compute dtype, then calls call().
+  Tensor invoke(const std::vector<Tensor>& inputs, bool training);
+
+  const std::string& name() const { return name_; }
+  const std::string& type_name() const { return type_name_; }
+  bool built() const { return built_; }
+  const Policy& policy() const { return policy_; }
+  // Changes the policy; only before the layer is built.
+  void set_policy(const Policy& policy);
+
+  std::vector<Variable> variables() const { return variables_; }
+  std::vector<Variable> trainable_variables() const;
+  std::vector<Variable> non_trainable_variables() const;
+  int64_t count_params() const;
+  bool trainable = true;
+
+ protected:
+  // Creates a weight named "<layer>/<name>" in the policy's variable dtype.
+  Variable add_weight(const std::string& name, const Shape& shape, const std::string& initializer,
+                      bool trainable = true);
+  // A variable's value in the compute dtype (a recorded cast under mixed precision).
+  Tensor compute_value(const Variable& v) const;
+  // Checks the input count and ranks before build; throws naming the layer and shapes.
+  void expect_rank(const Tensor& x, int min_rank, int max_rank = -1) const;
+
+ private:
+  std::string type_name_, name_;
+  Policy policy_;
+  bool built_ = false;
+  std::vector<Variable> variables_;
+};
+
+// A cheap handle to a layer: copies refer to the same layer and weights. Calling it on tensors
+// runs the layer; calling it on symbolic tensors (from Input) builds a functional graph.
+class Layer {
+ public:
+  Layer() = default;
+  Layer(std::shared_ptr<LayerImpl> impl);  // NOLINT: implicit, so custom layers convert
+
+  Tensor operator()(const Tensor& x, bool training = false) const;
+  Tensor operator()(const std::vector<Tensor>& xs, bool training = false) const;
+  SymbolicTensor operator()(const SymbolicTensor& x) const;
+  SymbolicTensor operator()(const std::vector<SymbolicTensor>& xs) const;
+
+  LayerImpl* operator->() const { return &impl(); }
+  LayerImpl& impl() const;
+  const std::shared_ptr<LayerImpl>& ptr() const { return impl_; }
+  bool defined() const { return impl_ != nullptr; }
+
+ private:
+  std::shared_ptr<LayerImpl> impl_;
+};
+
+// "dense", "dense_1", ...: unique per type within the process, as Keras names layers.
+std::string unique_layer_name(const std::string& base);
+
+// The global training step, set by the training loop; stochastic layers (Dropout) derive
+// their randomness from it so a resumed run draws the same masks.
+void set_training_step(int64_t step);
+int64_t training_step();
+
+}  // namespace kiln::nn

@@ -1,0 +1,16 @@
+#pragma once
+#include <string>
+
+#include "nn/layer.h"
+
+namespace kiln::nn {
+
+// Applies a Keras activation by name: "" or "linear", relu, gelu, sigmoid, tanh, softmax,
+// log_softmax, elu, selu-free set: swish/silu, softplus, leaky_relu. Throws for unknown names.
+Tensor apply_activation(const std::string& name, const Tensor& x);
+void check_activation_name(const std::string& name);
+
+Layer Activation(const std::string& activation, const std::string& name = "");
+Layer Softmax(int axis = -1, const std::string& name = "");
+
+}  // namespace kiln::nn

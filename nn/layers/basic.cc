@@ -1,0 +1,85 @@
+#include "nn/layers/basic.h"
+
+#include <stdexcept>
+
+#include "tensor/ops/ops.h"
+#include "tensor/random.h"
+
+namespace kiln::nn {
+namespace {
+
+class DropoutImpl : public LayerImpl {
+ public:
+  DropoutImpl(float rate, uint64_t seed, const std::string& name)
+      : LayerImpl("dropout", name), rate_(rate), seed_(seed ? seed : next_global_seed()) {
+    if (!(rate >= 0 && rate < 1)) throw std::invalid_argument("Dropout: rate must be in [0, 1), got " + std::to_string(rate));
+  }
+  Tensor call(const std::vector<Tensor>& in, bool training) override {
+    const Tensor& x = in[0];
+    if (!training || rate_ == 0) return x;
+    uint64_t step_seed = seed_ * 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(training_step()) * 0xbf58476d1ce4e5b9ull + 1;
+    RandomStream rs(step_seed);
+    Tensor mask = Tensor::empty(x.shape(), DType::f32);
+    float* m = mask.data<float>();
+    const float keep_scale = 1.f / (1.f - rate_);
+    for (int64_t i = 0; i < mask.numel(); ++i) m[i] = rs.uniform01() >= rate_ ? keep_scale : 0.f;
+    return x * cast(mask, x.dtype());
+  }
+
+ private:
+  float rate_;
+  uint64_t seed_;
+};
+
+class FlattenImpl : public LayerImpl {
+ public:
+  explicit FlattenImpl(const std::string& name) : LayerImpl("flatten", name) {}
+  Tensor call(const std::vector<Tensor>& in, bool) override {
+    expect_rank(in[0], 1);
+    return in[0].ndim() == 1 ? reshape(in[0], {in[0].shape()[0], 1}) : flatten(in[0], 1);
+  }
+};
+
+class RescalingImpl : public LayerImpl {
+ public:
+  RescalingImpl(float scale, float offset, const std::string& name)
+      : LayerImpl("rescaling", name), scale_(scale), offset_(offset) {}
+  bool autocast_inputs() const override { return false; }
+  Tensor call(const std::vector<Tensor>& in, bool) override {
+    return linear(cast(in[0], policy().compute_dtype), scale_, offset_);
+  }
+
+ private:
+  float scale_, offset_;
+};
+
+class AddImpl : public LayerImpl {
+ public:
+  explicit AddImpl(const std::string& name) : LayerImpl("add", name) {}
+  int num_inputs() const override { return -1; }
+  Tensor call(const std::vector<Tensor>& in, bool) override {
+    if (in.size() < 2) throw std::invalid_argument("layer '" + this->name() + "' (add) needs at least 2 inputs");
+    Tensor sum = in[0];
+    for (size_t i = 1; i < in.size(); ++i) {
+      if (in[i].shape() != in[0].shape()) {
+        throw std::invalid_argument("layer '" + this->name() + "' (add): input shapes differ: " + in[0].describe() +
+                                    " vs " + in[i].describe());
+      }
+      sum = sum + in[i];
+    }
+    return sum;
+  }
+};
+
+}  // namespace
+
+Layer Dropout(float rate, uint64_t seed, const std::string& name) {
+  return Layer(std::make_shared<DropoutImpl>(rate, seed, name));
+}
+Layer Flatten(const std::string& name) { return Layer(std::make_shared<FlattenImpl>(name)); }
+Layer Rescaling(float scale, float offset, const std::string& name) {
+  return Layer(std::make_shared<RescalingImpl>(scale, offset, name));
+}
+Layer Add(const std::string& name) { return Layer(std::make_shared<AddImpl>(name)); }
+
+}  // namespace kiln::nn

@@ -1,0 +1,59 @@
+#include "nn/layers/batch_norm.h"
+
+#include "tensor/ops/ops.h"
+
+namespace kiln::nn {
+namespace {
+
+class BatchNormImpl : public LayerImpl {
+ public:
+  BatchNormImpl(const BatchNormalizationOptions& opt, const std::string& name)
+      : LayerImpl("batch_normalization", name), opt_(opt) {
+    if (opt.momentum < 0 || opt.momentum > 1) throw std::invalid_argument("BatchNormalization: momentum must be in [0, 1]");
+  }
+
+  void build(const std::vector<Shape>& shapes) override {
+    if (shapes[0].size() < 2) {
+      throw std::invalid_argument("layer '" + name() + "' (batch_normalization) needs rank >= 2, got shape " +
+                                  shape_str(shapes[0]));
+    }
+    int64_t c = shapes[0].back();
+    gamma_ = add_weight("gamma", {c}, "ones", /*trainable=*/opt_.scale);
+    beta_ = add_weight("beta", {c}, "zeros", /*trainable=*/opt_.center);
+    moving_mean_ = add_weight("moving_mean", {c}, "zeros", false);
+    moving_variance_ = add_weight("moving_variance", {c}, "ones", false);
+  }
+
+  Tensor call(const std::vector<Tensor>& in, bool training) override {
+    const Tensor& x = in[0];
+    expect_rank(x, 2);
+    if (!training) {
+      return batch_norm_inference(x, gamma_.value(), beta_.value(), moving_mean_.value(), moving_variance_.value(),
+                                  opt_.epsilon);
+    }
+    BatchNormOutput out = batch_norm_training(x, gamma_.value(), beta_.value(), opt_.epsilon);
+    update_moving(moving_mean_, out.batch_mean);
+    update_moving(moving_variance_, out.batch_variance);
+    return out.y;
+  }
+
+ private:
+  void update_moving(const Variable& moving, const Tensor& batch) {
+    float* m = moving.value().data<float>();
+    const float* b = batch.data<float>();
+    const float mom = opt_.momentum;
+    for (int64_t i = 0; i < batch.numel(); ++i) m[i] = m[i] * mom + b[i] * (1 - mom);
+    moving.value().bump_version();
+  }
+
+  BatchNormalizationOptions opt_;
+  Variable gamma_, beta_, moving_mean_, moving_variance_;
+};
+
+}  // namespace
+
+Layer BatchNormalization(const BatchNormalizationOptions& options, const std::string& name) {
+  return Layer(std::make_shared<BatchNormImpl>(options, name));
+}
+
+}  // namespace kiln::nn

@@ -1,0 +1,71 @@
+#include "nn/layers/conv2d.h"
+
+#include <stdexcept>
+
+#include "nn/layers/activation.h"
+#include "tensor/ops/ops.h"
+
+namespace kiln::nn {
+namespace {
+
+class Conv2DImpl : public LayerImpl {
+ public:
+  Conv2DImpl(int64_t filters, std::array<int64_t, 2> kernel, const std::string& activation, const Conv2DOptions& opt,
+             const std::string& name)
+      : LayerImpl("conv2d", name), filters_(filters), kernel_size_(kernel), activation_(activation), opt_(opt) {
+    if (filters <= 0 || kernel[0] <= 0 || kernel[1] <= 0) {
+      throw std::invalid_argument("Conv2D: filters and kernel_size must be positive");
+    }
+    check_activation_name(activation);
+    conv_.strides = opt.strides;
+    conv_.padding = padding_from_name(opt.padding);
+    conv_.dilation = opt.dilation_rate;
+    conv_.groups = opt.groups;
+    conv_.activation = activation == "relu" ? FusedActivation::relu : FusedActivation::none;
+  }
+
+  void build(const std::vector<Shape>& shapes) override {
+    if (shapes[0].size() != 4) {
+      throw std::invalid_argument("layer '" + name() + "' (conv2d) expects NHWC input of rank 4, got shape " +
+                                  shape_str(shapes[0]));
+    }
+    int64_t c = shapes[0][3];
+    if (c % opt_.groups != 0 || filters_ % opt_.groups != 0) {
+      throw std::invalid_argument("layer '" + name() + "': groups=" + std::to_string(opt_.groups) +
+                                  " must divide input channels " + std::to_string(c) + " and filters " +
+                                  std::to_string(filters_));
+    }
+    kernel_ = add_weight("kernel", {kernel_size_[0], kernel_size_[1], c / opt_.groups, filters_}, opt_.kernel_initializer);
+    if (opt_.use_bias) bias_ = add_weight("bias", {filters_}, opt_.bias_initializer);
+  }
+
+  Tensor call(const std::vector<Tensor>& in, bool) override {
+    expect_rank(in[0], 4, 4);
+    Tensor b = opt_.use_bias ? bias_.value() : Tensor();
+    if (b.defined() && in[0].dtype() != DType::f32) b = cast(b, in[0].dtype());
+    Tensor y = conv2d(in[0], compute_value(kernel_), b, conv_);
+    return conv_.activation == FusedActivation::relu ? y : apply_activation(activation_, y);
+  }
+
+ private:
+  int64_t filters_;
+  std::array<int64_t, 2> kernel_size_;
+  std::string activation_;
+  Conv2DOptions opt_;
+  Conv2dOptions conv_;
+  Variable kernel_, bias_;
+};
+
+}  // namespace
+
+Layer Conv2D(int64_t filters, std::array<int64_t, 2> kernel_size, const std::string& activation,
+             const Conv2DOptions& options, const std::string& name) {
+  return Layer(std::make_shared<Conv2DImpl>(filters, kernel_size, activation, options, name));
+}
+
+Layer Conv2D(int64_t filters, int64_t kernel_size, const std::string& activation, const Conv2DOptions& options,
+             const std::string& name) {
+  return Conv2D(filters, {kernel_size, kernel_size}, activation, options, name);
+}
+
+}  // namespace kiln::nn

@@ -1,0 +1,53 @@
+#include "nn/layers/dense.h"
+
+#include <stdexcept>
+
+#include "nn/layers/activation.h"
+#include "tensor/ops/ops.h"
+
+namespace kiln::nn {
+namespace {
+
+class DenseImpl : public LayerImpl {
+ public:
+  DenseImpl(int64_t units, const std::string& activation, const DenseOptions& opt, const std::string& name)
+      : LayerImpl("dense", name), units_(units), activation_(activation), opt_(opt) {
+    if (units <= 0) throw std::invalid_argument("Dense: units must be positive, got " + std::to_string(units));
+    check_activation_name(activation);
+  }
+
+  void build(const std::vector<Shape>& shapes) override {
+    if (shapes[0].empty()) throw std::invalid_argument("layer '" + name() + "' (dense) got a scalar input");
+    int64_t in = shapes[0].back();
+    kernel_ = add_weight("kernel", {in, units_}, opt_.kernel_initializer);
+    if (opt_.use_bias) bias_ = add_weight("bias", {units_}, opt_.bias_initializer);
+  }
+
+  Tensor call(const std::vector<Tensor>& in, bool) override {
+    const Tensor& x = in[0];
+    expect_rank(x, 1);
+    if (x.shape().back() != kernel_.shape()[0]) {
+      throw std::invalid_argument("layer '" + name() + "' (dense) was built for last dimension " +
+                                  std::to_string(kernel_.shape()[0]) + " but got input " + x.describe());
+    }
+    Tensor b = opt_.use_bias ? bias_.value() : Tensor();
+    if (b.defined() && x.dtype() != DType::f32) b = cast(b, x.dtype());
+    bool fuse = activation_ == "relu";
+    Tensor y = linear(x, compute_value(kernel_), b, fuse ? FusedActivation::relu : FusedActivation::none);
+    return fuse ? y : apply_activation(activation_, y);
+  }
+
+ private:
+  int64_t units_;
+  std::string activation_;
+  DenseOptions opt_;
+  Variable kernel_, bias_;
+};
+
+}  // namespace
+
+Layer Dense(int64_t units, const std::string& activation, const DenseOptions& options, const std::string& name) {
+  return Layer(std::make_shared<DenseImpl>(units, activation, options, name));
+}
+
+}  // namespace kiln::nn

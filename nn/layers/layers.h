@@ -1,0 +1,8 @@
+#pragma once
+// Every built-in Keras-style layer.
+#include "nn/layers/activation.h"
+#include "nn/layers/basic.h"
+#include "nn/layers/batch_norm.h"
+#include "nn/layers/conv2d.h"
+#include "nn/layers/dense.h"
+#include "nn/layers/pooling.h"

@@ -1,0 +1,157 @@
+#include "nn/trainer.h"
+
+#include "nn/progress_bar.h"
+#include "tensor/ops/ops.h"
+
+namespace kiln::nn {
+
+Trainer::Trainer(Model& model, const Loss& loss, optim::Optimizer& optimizer,
+                 std::vector<std::shared_ptr<Callback>> callbacks, std::vector<std::string> metrics)
+    : model_(model), loss_(loss.clone()), optimizer_(optimizer), callbacks_(std::move(callbacks)),
+      metric_names_(std::move(metrics)) {
+  loss_metric_ = std::make_unique<Mean>("loss");
+  for (const std::string& m : metric_names_) metrics_.push_back(make_metric(m, *loss_));
+  call(&Callback::on_init_end);
+}
+
+void Trainer::call(void (Callback::*event)(Trainer&)) {
+  for (auto& cb : callbacks_) ((*cb).*event)(*this);
+}
+
+Logs Trainer::running_metrics() const {
+  Logs out{{"loss", loss_metric_->result()}};
+  for (const auto& m : metrics_) out[m->name()] = m->result();
+  return out;
+}
+
+void Trainer::update_metrics(const BatchOutput& out, bool) {
+  loss_metric_->update(out.loss.item(), static_cast<double>(out.batch_size));
+  if (metrics_.empty()) return;
+  Tensor preds = cast(stop_gradient(out.predictions), DType::f32);
+  for (auto& m : metrics_) m->update_state(out.targets, preds);
+}
+
+BatchOutput Trainer::calculate_train_batch_loss(const data::Batch& batch) {
+  Tensor preds = model_(batch.x, /*training=*/true);
+  return {(*loss_)(batch.y, preds), preds, batch.y, batch.x.shape()[0]};
+}
+
+void Trainer::backward_step(const BatchOutput& output) {
+  grads_ = tape_->gradient(output.loss, model_.trainable_variables());
+}
+
+void Trainer::optimizer_step() { optimizer_.apply_gradients(grads_, model_.trainable_variables()); }
+
+void Trainer::optimizer_zero_grad() { grads_.clear(); }
+
+BatchOutput Trainer::calculate_eval_batch_loss(const data::Batch& batch) {
+  Tensor preds = model_(batch.x, /*training=*/false);
+  return {(*loss_)(batch.y, preds), preds, batch.y, batch.x.shape()[0]};
+}
+
+void Trainer::run_eval_epoch(const data::Dataset& dataset, const std::string& prefix) {
+  in_eval_ = true;
+  loss_metric_->reset_state();
+  for (auto& m : metrics_) m->reset_state();
+  eval_steps_ = dataset.cardinality();
+  eval_epoch_start();
+  call(&Callback::on_eval_epoch_begin);
+  data::BatchIterator it = dataset.begin_iteration();
+  while (auto batch = it.next()) {
+    call(&Callback::on_eval_step_begin);
+    BatchOutput out = calculate_eval_batch_loss(*batch);
+    update_metrics(out, true);
+    for (auto& cb : callbacks_) cb->on_eval_step_end(*this, out);
+  }
+  for (auto& [k, v] : running_metrics()) logs_[prefix + k] = v;
+  eval_epoch_end();
+  call(&Callback::on_eval_epoch_end);
+  in_eval_ = false;
+}
+
+History Trainer::train(const data::Dataset& train_in, const std::optional<data::Dataset>& eval_in,
+                       const TrainOptions& options) {
+  if (options.num_epochs < options.initial_epoch) {
+    throw std::invalid_argument("Trainer: initial_epoch " + std::to_string(options.initial_epoch) +
+                                " is past num_epochs " + std::to_string(options.num_epochs));
+  }
+  options_ = options;
+  if (options.verbose > 0) callbacks_.insert(callbacks_.begin(), std::make_shared<ProgressBar>());
+  data::Dataset train_ds = create_train_dataloader(train_in);
+  if (!train_ds.batched()) throw std::invalid_argument("Trainer: the training dataset must be batched (call batch())");
+  std::optional<data::Dataset> eval_ds;
+  if (eval_in) eval_ds = create_eval_dataloader(*eval_in);
+  if (auto schedule = create_scheduler()) optimizer_.set_schedule(schedule);
+  steps_per_epoch_ = options.steps_per_epoch > 0 ? options.steps_per_epoch : train_ds.cardinality();
+  if (steps_per_epoch_ < 0) {
+    throw std::invalid_argument("Trainer: the training dataset is infinite (repeat()); set steps_per_epoch");
+  }
+  stop_training = false;
+  history_ = History();
+  data::BatchIterator shared_iterator = train_ds.begin_iteration();  // used when steps_per_epoch is set
+  training_run_start();
+  call(&Callback::on_train_run_begin);
+  try {
+    for (epoch_ = options.initial_epoch; epoch_ < options.num_epochs && !stop_training; ++epoch_) {
+      logs_.clear();
+      loss_metric_->reset_state();
+      for (auto& m : metrics_) m->reset_state();
+      train_epoch_start();
+      call(&Callback::on_train_epoch_begin);
+      std::optional<data::BatchIterator> epoch_iterator;
+      if (options.steps_per_epoch <= 0) {
+        train_ds.set_epoch(epoch_);
+        epoch_iterator.emplace(train_ds.begin_iteration());
+      }
+      data::BatchIterator& it = epoch_iterator ? *epoch_iterator : shared_iterator;
+      for (step_in_epoch_ = 0; step_in_epoch_ < steps_per_epoch_ && !stop_training; ++step_in_epoch_) {
+        std::optional<data::Batch> batch = it.next();
+        if (!batch) break;
+        if (!batch->y.defined()) throw std::invalid_argument("Trainer: training batches need labels");
+        call(&Callback::on_train_step_begin);
+        set_training_step(optimizer_.iterations());
+        BatchOutput out;
+        {
+          // The tape lives exactly for the forward and backward of this step, even if a hook throws.
+          struct TapeScope {
+            std::unique_ptr<GradientTape>& tape;
+            ~TapeScope() { tape.reset(); }
+          } scope{tape_};
+          tape_ = std::make_unique<GradientTape>();
+          out = calculate_train_batch_loss(*batch);
+          backward_step(out);
+        }
+        optimizer_step();
+        scheduler_step();
+        optimizer_zero_grad();
+        update_metrics(out, false);
+        for (auto& cb : callbacks_) cb->on_train_step_end(*this, out);
+      }
+      logs_ = running_metrics();
+      train_epoch_end();
+      call(&Callback::on_train_epoch_end);
+      if (eval_ds) run_eval_epoch(*eval_ds, "val_");
+      logs_["lr"] = optimizer_.learning_rate();
+      for (auto& cb : callbacks_) cb->on_epoch_end(*this, epoch_, logs_);
+      history_.epochs.push_back(epoch_);
+      for (auto& [k, v] : logs_) history_.history[k].push_back(v);
+    }
+  } catch (const StopTrainingError&) {
+    call(&Callback::on_stop_training_error);
+  }
+  training_run_end();
+  call(&Callback::on_train_run_end);
+  if (options.verbose > 0) callbacks_.erase(callbacks_.begin());
+  return history_;
+}
+
+Logs Trainer::evaluate(const data::Dataset& dataset, int verbose) {
+  options_.verbose = verbose;
+  data::Dataset ds = create_eval_dataloader(dataset);
+  if (!ds.batched()) throw std::invalid_argument("evaluate: the dataset must be batched (call batch())");
+  logs_.clear();
+  run_eval_epoch(ds, "");
+  return logs_;
+}
+
+}  // namespace kiln::nn
