@@ -83,7 +83,12 @@ void ProgressBar::on_epoch_end(Trainer& t, int64_t epoch, Logs& logs) {
   double elapsed = seconds_since(epoch_start_);
   int64_t steps = std::max<int64_t>(t.step_in_epoch(), 1);
   char per_step[32];
-  std::snprintf(per_step, sizeof per_step, "%.0fms/step", 1000 * elapsed / steps);
+  double step_s = elapsed / steps;
+  if (step_s >= 1e-3) {
+    std::snprintf(per_step, sizeof per_step, "%.0fms/step", 1e3 * step_s);
+  } else {
+    std::snprintf(per_step, sizeof per_step, "%.0fus/step", 1e6 * step_s);
+  }
   if (interactive(t)) {
     std::printf("\r%lld/%lld %s - %s %s%s\033[K\n", static_cast<long long>(t.step_in_epoch()),
                 static_cast<long long>(t.steps_per_epoch()), bar(1, 1).c_str(), duration(elapsed).c_str(), per_step,
