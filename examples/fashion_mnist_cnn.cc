@@ -6,6 +6,7 @@
 
 #include "examples/example_flags.h"
 #include "kiln.h"
+#include "nn/applications/applications.h"
 
 int main(int argc, char** argv) {
   using namespace kiln;
@@ -21,12 +22,8 @@ int main(int argc, char** argv) {
     auto train = data::Dataset::from_tensor_slices(fm.x_train, fm.y_train).shuffle(60000, 42).batch(batch_size).prefetch(2);
     auto test = data::Dataset::from_tensor_slices(fm.x_test, fm.y_test).batch(512);
 
-    Conv2DOptions same;
-    same.padding = "same";
-    Sequential model({Rescaling(1.f / 255), Conv2D(16, 3, "relu", same), MaxPooling2D(),
-                      Conv2D(32, 3, "relu", same), MaxPooling2D(), Conv2D(64, 3, "relu", same), MaxPooling2D(),
-                      Flatten(), Dense(128, "relu"), Dense(10)},
-                     "keras_cnn");
+    auto model_ptr = applications::keras_cnn();
+    Sequential& model = *model_ptr;
     model.build({28, 28, 1}, DType::u8);
     std::cout << model.summary();
     model.compile(optim::Adam(1e-3), SparseCategoricalCrossentropy(/*from_logits=*/true), {"accuracy"});

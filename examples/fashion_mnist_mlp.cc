@@ -5,6 +5,7 @@
 
 #include "examples/example_flags.h"
 #include "kiln.h"
+#include "nn/applications/applications.h"
 
 int main(int argc, char** argv) {
   using namespace kiln;
@@ -19,7 +20,8 @@ int main(int argc, char** argv) {
     auto train = data::Dataset::from_tensor_slices(fm.x_train, fm.y_train).shuffle(60000, 7).batch(batch_size).prefetch(2);
     auto test = data::Dataset::from_tensor_slices(fm.x_test, fm.y_test).batch(512);
 
-    Sequential model({Rescaling(1.f / 255), Flatten(), Dense(128, "relu"), Dense(64, "relu"), Dense(10)}, "mlp");
+    auto model_ptr = applications::fashion_mnist_mlp();
+    Sequential& model = *model_ptr;
     model.build({28, 28, 1}, DType::u8);
     std::cout << model.summary();
     model.compile(optim::Adam(1e-3), SparseCategoricalCrossentropy(/*from_logits=*/true), {"accuracy"});
