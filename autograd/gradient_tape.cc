@@ -88,7 +88,13 @@ std::vector<Tensor> GradientTape::gradient(const Tensor& target, const std::vect
     for (size_t k = 0; k < out_grads.size(); ++k) {
       if (!out_grads[k].defined()) out_grads[k] = Tensor::zeros(node.output_shapes[k], node.output_dtypes[k]);
     }
-    std::vector<Tensor> in_grads = (*node.backward)(out_grads);
+    std::vector<bool> needs(node.input_ids.size());
+    for (size_t k = 0; k < needs.size(); ++k) needs[k] = node.input_ids[k] != 0 && reaches.count(node.input_ids[k]) > 0;
+    std::vector<Tensor> in_grads;
+    {
+      autograd::NeedsGradScope scope(&needs);
+      in_grads = (*node.backward)(out_grads);
+    }
     if (in_grads.size() != node.input_ids.size()) {
       throw std::logic_error(std::string("backward of ") + node.op + " returned " + std::to_string(in_grads.size()) +
                              " gradients for " + std::to_string(node.input_ids.size()) + " inputs");

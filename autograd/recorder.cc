@@ -6,6 +6,7 @@
 namespace kiln::autograd {
 namespace {
 thread_local std::vector<TapeState*> active_tapes;
+thread_local const std::vector<bool>* current_needs = nullptr;
 
 bool tape_wants(const TapeState* tape, const Tensor& t) {
   if (!t.defined() || !is_floating(t.dtype())) return false;
@@ -13,6 +14,13 @@ bool tape_wants(const TapeState* tape, const Tensor& t) {
   return tape->watch_accessed_variables && t.is_trainable_variable();
 }
 }  // namespace
+
+bool needs_input_grad(size_t index) {
+  return current_needs == nullptr || index >= current_needs->size() || (*current_needs)[index];
+}
+
+NeedsGradScope::NeedsGradScope(const std::vector<bool>* needs) : previous_(current_needs) { current_needs = needs; }
+NeedsGradScope::~NeedsGradScope() { current_needs = previous_; }
 
 void push_tape(TapeState* tape) { active_tapes.push_back(tape); }
 

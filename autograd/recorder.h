@@ -44,6 +44,23 @@ bool any_tape_active();
 bool should_record(std::initializer_list<const Tensor*> inputs);
 bool should_record(const std::vector<Tensor>& inputs);
 
+// Inside a backward function: whether the gradient of input `index` is wanted (it leads to a
+// source of the gradient() call). Backward functions may return an undefined Tensor for
+// inputs that are not, and skip their work; outside gradient() this is always true.
+bool needs_input_grad(size_t index);
+
+// Set by GradientTape::gradient around each backward call.
+class NeedsGradScope {
+ public:
+  explicit NeedsGradScope(const std::vector<bool>* needs);
+  ~NeedsGradScope();
+  NeedsGradScope(const NeedsGradScope&) = delete;
+  NeedsGradScope& operator=(const NeedsGradScope&) = delete;
+
+ private:
+  const std::vector<bool>* previous_;
+};
+
 void record(const char* op, const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs,
             BackwardFn backward);
 

@@ -43,7 +43,8 @@ class Conv2DImpl : public LayerImpl {
     expect_rank(in[0], 4, 4);
     Tensor b = opt_.use_bias ? bias_.value() : Tensor();
     if (b.defined() && in[0].dtype() != DType::f32) b = cast(b, in[0].dtype());
-    Tensor y = conv2d(in[0], compute_value(kernel_), b, conv_);
+    // conv2d takes the f32 master kernel directly under bf16 compute (one fused convert+reorder).
+    Tensor y = conv2d(in[0], kernel_.value(), b, conv_);
     return conv_.activation == FusedActivation::relu ? y : apply_activation(activation_, y);
   }
 

@@ -50,7 +50,8 @@ struct ConvGeometry {
   int64_t n, h, w, c, kh, kw, o, groups;
   SpatialPlan ph, pw;
   dnnl::memory::dims strides, dilates, pad_l, pad_r;
-  DType dtype;
+  DType dtype;          // compute dtype: activations, and weights inside oneDNN
+  DType weight_dtype;   // the caller's weight tensor (f32 master weights under bf16 compute)
 
   dnnl::memory::desc src_md() const { return {{n, c, h, w}, onednn::to_dnnl(dtype), tag::nhwc}; }
   dnnl::memory::desc dst_md() const { return {{n, o, ph.out, pw.out}, onednn::to_dnnl(dtype), tag::nhwc}; }
@@ -61,16 +62,19 @@ struct ConvGeometry {
   // The user's HWIO buffer seen through oneDNN's OIHW / GOIHW logical order.
   dnnl::memory::desc user_weights_md() const {
     int64_t cg = c / groups;
-    if (groups == 1) return {weight_dims(), onednn::to_dnnl(dtype), tag::hwio};
-    return {weight_dims(), onednn::to_dnnl(dtype), dnnl::memory::dims{o / groups, 1, o, kw * cg * o, cg * o}};
+    auto dt = onednn::to_dnnl(weight_dtype);
+    if (groups == 1) return {weight_dims(), dt, tag::hwio};
+    return {weight_dims(), dt, dnnl::memory::dims{o / groups, 1, o, kw * cg * o, cg * o}};
   }
+  dnnl::memory::desc any_diff_weights_md() const { return {weight_dims(), onednn::to_dnnl(weight_dtype), tag::any}; }
   dnnl::memory::desc any_weights_md() const { return {weight_dims(), onednn::to_dnnl(dtype), tag::any}; }
   std::string key() const {
     return std::to_string(n) + "," + std::to_string(h) + "," + std::to_string(w) + "," + std::to_string(c) + "|" +
            std::to_string(kh) + "," + std::to_string(kw) + "," + std::to_string(o) + "|g" + std::to_string(groups) +
            "|s" + std::to_string(strides[0]) + "," + std::to_string(strides[1]) + "|d" + std::to_string(dilates[0]) +
            "," + std::to_string(dilates[1]) + "|p" + std::to_string(pad_l[0]) + "," + std::to_string(pad_l[1]) + "," +
-           std::to_string(pad_r[0]) + "," + std::to_string(pad_r[1]) + "|" + dtype_name(dtype);
+           std::to_string(pad_r[0]) + "," + std::to_string(pad_r[1]) + "|" + dtype_name(dtype) + "/" +
+           dtype_name(weight_dtype);
   }
 };
 
@@ -78,12 +82,14 @@ ConvGeometry plan(const Tensor& x, const Tensor& w, const Conv2dOptions& opt) {
   detail::check_floating(x, "conv2d");
   detail::check_rank(x, 4, "conv2d", "input (NHWC)");
   detail::check_rank(w, 4, "conv2d", "kernel (HWIO)");
-  detail::check_same_dtype(x, w, "conv2d");
+  // f32 master weights may feed a bf16 convolution: oneDNN converts them while reordering.
+  if (!(w.dtype() == DType::f32 && x.dtype() == DType::bf16)) detail::check_same_dtype(x, w, "conv2d");
   std::string shapes = "input " + x.describe() + ", kernel " + w.describe();
   ConvGeometry g;
   g.n = x.shape()[0], g.h = x.shape()[1], g.w = x.shape()[2], g.c = x.shape()[3];
   g.kh = w.shape()[0], g.kw = w.shape()[1], g.o = w.shape()[3], g.groups = opt.groups;
   g.dtype = x.dtype();
+  g.weight_dtype = w.dtype();
   if (g.groups <= 0 || g.c % g.groups != 0 || g.o % g.groups != 0) {
     throw std::invalid_argument("conv2d: groups=" + std::to_string(opt.groups) +
                                 " must divide input and output channels (" + shapes + ")");
@@ -215,9 +221,14 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2d
     Tensor y = opt.activation == FusedActivation::relu ? out : Tensor();
     autograd::record("conv2d", inputs, {out}, [g, x, w, bias, y](const std::vector<Tensor>& grads) {
       Tensor gz = y.defined() ? eltwise_backward(EltwiseKind::relu, grads[0], y) : grads[0];
-      std::vector<Tensor> result{conv_backward_data(g, gz, w)};
-      std::vector<Tensor> wb = conv_backward_weights(g, x, gz, w, bias);
-      result.insert(result.end(), wb.begin(), wb.end());
+      // Each backward primitive costs about as much as the forward: run only the wanted ones
+      // (the first layer's input, for one, needs no gradient).
+      std::vector<Tensor> result(bias.defined() ? 3 : 2);
+      if (autograd::needs_input_grad(0)) result[0] = conv_backward_data(g, gz, w);
+      if (autograd::needs_input_grad(1) || (bias.defined() && autograd::needs_input_grad(2))) {
+        std::vector<Tensor> wb = conv_backward_weights(g, x, gz, w, bias);
+        std::copy(wb.begin(), wb.end(), result.begin() + 1);
+      }
       return result;
     });
   }
@@ -262,11 +273,11 @@ std::vector<Tensor> conv_backward_weights(const ConvGeometry& g, const Tensor& x
   auto prim = onednn::cached<dnnl::convolution_backward_weights>("conv2d_backward_weights", key, [&] {
     auto desc = bias.defined()
                     ? dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, g.src_md(),
-                                                               g.any_weights_md(), db_md, g.dst_md(), g.strides,
+                                                               g.any_diff_weights_md(), db_md, g.dst_md(), g.strides,
                                                                g.dilates, g.pad_l, g.pad_r)
                     : dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, g.src_md(),
-                                                               g.any_weights_md(), g.dst_md(), g.strides, g.dilates,
-                                                               g.pad_l, g.pad_r);
+                                                               g.any_diff_weights_md(), g.dst_md(), g.strides,
+                                                               g.dilates, g.pad_l, g.pad_r);
     dnnl::memory::desc hint_bias = db_md;
     return dnnl::convolution_backward_weights::primitive_desc(
         desc, onednn::cpu_engine(), forward_pd(g, bias.defined() ? &hint_bias : nullptr, FusedActivation::none));

@@ -19,7 +19,8 @@ struct Conv2dOptions {
 };
 
 // x: NHWC [N, H, W, C]; w: HWIO [KH, KW, C / groups, O] (Keras layout); bias: [O] or undefined.
-// Returns NHWC [N, OH, OW, O].
+// Returns NHWC [N, OH, OW, O] in x's dtype. w may be f32 when x is bf16 (mixed precision): the
+// weights are converted while being reordered for oneDNN, and their gradient comes back in f32.
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dOptions& options = {});
 
 // Keras/TensorFlow padding arithmetic for one spatial dimension.

@@ -117,8 +117,10 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   if (int8) return out;
   if (autograd::should_record({&a, &b})) {
     autograd::record("matmul", {a, b}, {out}, [a, b](const std::vector<Tensor>& g) {
-      return std::vector<Tensor>{sum_to_shape(matmul(g[0], transpose(b)), a.shape()),
-                                 sum_to_shape(matmul(transpose(a), g[0]), b.shape())};
+      std::vector<Tensor> grads(2);
+      if (autograd::needs_input_grad(0)) grads[0] = sum_to_shape(matmul(g[0], transpose(b)), a.shape());
+      if (autograd::needs_input_grad(1)) grads[1] = sum_to_shape(matmul(transpose(a), g[0]), b.shape());
+      return grads;
     });
   }
   return out;
@@ -150,9 +152,10 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias, FusedActivat
     autograd::record("linear", inputs, {out}, [x, w, bias, out, activation, k, n](const std::vector<Tensor>& g) {
       Tensor gz = reshape(g[0], {-1, n});
       if (activation == FusedActivation::relu) gz = eltwise_backward(EltwiseKind::relu, gz, reshape(out, {-1, n}));
-      std::vector<Tensor> grads{reshape(matmul(gz, transpose(w)), x.shape()),
-                                matmul(transpose(reshape(x, {-1, k})), gz)};
-      if (bias.defined()) grads.push_back(cast(reduce_sum(gz, {0}), bias.dtype()));
+      std::vector<Tensor> grads(bias.defined() ? 3 : 2);
+      if (autograd::needs_input_grad(0)) grads[0] = reshape(matmul(gz, transpose(w)), x.shape());
+      if (autograd::needs_input_grad(1)) grads[1] = matmul(transpose(reshape(x, {-1, k})), gz);
+      if (bias.defined() && autograd::needs_input_grad(2)) grads[2] = cast(reduce_sum(gz, {0}), bias.dtype());
       return grads;
     });
   }

@@ -1,0 +1,49 @@
+// Times training steps of one workload and prints "images_per_sec=<value>" (for compare.py).
+//   kiln_train_bench --model cnn --dtype bf16 --batch 32 --steps 50 --warmup 5 [--isa avx512_core]
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "benchmarks/workloads.h"
+#include "tensor/onednn/isa.h"
+
+namespace {
+std::string arg(int argc, char** argv, const std::string& name, const std::string& fallback) {
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (argv[i] == "--" + name) return argv[i + 1];
+  }
+  return fallback;
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    std::string isa = arg(argc, argv, "isa", "");
+    if (!isa.empty()) {
+      kiln::cpu::Isa cap = kiln::cpu::isa_from_name(isa);
+      if (!kiln::cpu::isa_available(cap)) {
+        std::printf("unavailable on this CPU: %s\n", kiln::cpu::isa_name(cap));
+        return 0;
+      }
+      kiln::cpu::set_max_isa(cap);
+    }
+    int64_t batch = std::stoll(arg(argc, argv, "batch", "32"));
+    int steps = std::stoi(arg(argc, argv, "steps", "50"));
+    int warmup = std::stoi(arg(argc, argv, "warmup", "5"));
+    auto w = kiln::bench::make_train_workload(arg(argc, argv, "model", "mlp"), arg(argc, argv, "dtype", "f32"), batch);
+    for (int i = 0; i < warmup; ++i) w.step();
+    auto start = std::chrono::steady_clock::now();
+    float loss = 0;
+    for (int i = 0; i < steps; ++i) loss = w.step();
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::printf("images_per_sec=%.3f loss=%.4f\n", steps * batch / secs, loss);
+    int total = warmup + steps;
+    std::printf("phase_ms_per_step forward=%.2f backward=%.2f optimizer=%.2f\n", w.forward_ms / total,
+                w.backward_ms / total, w.optimizer_ms / total);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "kiln_train_bench: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

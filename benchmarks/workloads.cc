@@ -1,0 +1,64 @@
+#include "benchmarks/workloads.h"
+
+#include <chrono>
+#include <stdexcept>
+
+#include "autograd/gradient_tape.h"
+#include "nn/applications/applications.h"
+#include "nn/policy.h"
+#include "tensor/random.h"
+
+namespace kiln::bench {
+
+Shape workload_input_shape(const std::string& model) {
+  if (model == "mlp" || model == "cnn") return {28, 28, 1};
+  if (model == "resnet18") return {32, 32, 3};
+  throw std::invalid_argument("unknown benchmark model '" + model + "' (expected mlp, cnn or resnet18)");
+}
+
+TrainWorkload make_train_workload(const std::string& model, const std::string& dtype, int64_t batch) {
+  if (dtype != "f32" && dtype != "bf16") throw std::invalid_argument("dtype must be f32 or bf16, got '" + dtype + "'");
+  nn::set_global_policy(dtype == "bf16" ? "mixed_bfloat16" : "float32");
+  set_global_seed(1);
+  TrainWorkload w;
+  w.model_name = model;
+  Shape in = workload_input_shape(model);
+  if (model == "mlp") w.model = nn::applications::fashion_mnist_mlp();
+  if (model == "cnn") w.model = nn::applications::keras_cnn();
+  if (model == "resnet18") w.model = nn::applications::resnet18(in);
+  nn::set_global_policy("float32");
+  Shape xs{batch};
+  xs.insert(xs.end(), in.begin(), in.end());
+  float high = model == "resnet18" ? 1.f : 255.f;
+  w.x = random_uniform(xs, 0.f, high, 2);
+  std::vector<int32_t> labels(batch);
+  for (int64_t i = 0; i < batch; ++i) labels[i] = static_cast<int32_t>(i % 10);
+  w.y = Tensor::from_int32(labels, {batch});
+  w.model->build(in);
+  w.optimizer = std::make_unique<optim::Adam>(1e-3f);
+  return w;
+}
+
+float TrainWorkload::step() {
+  using clock = std::chrono::steady_clock;
+  auto ms = [](clock::time_point a, clock::time_point b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
+  auto vars = model->trainable_variables();
+  Tensor l;
+  std::vector<Tensor> grads;
+  auto t0 = clock::now(), t1 = t0, t2 = t0;
+  {
+    GradientTape tape;
+    l = loss(y, (*model)(x, /*training=*/true));
+    t1 = clock::now();
+    grads = tape.gradient(l, vars);
+    t2 = clock::now();
+  }
+  optimizer->apply_gradients(grads, vars);
+  auto t3 = clock::now();
+  forward_ms += ms(t0, t1);
+  backward_ms += ms(t1, t2);
+  optimizer_ms += ms(t2, t3);
+  return l.item();
+}
+
+}  // namespace kiln::bench

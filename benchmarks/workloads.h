@@ -1,0 +1,31 @@
+#pragma once
+// Training-step workloads shared by the benchmarks: the MLP, the Keras CNN and ResNet-18,
+// each one Adam step on a fixed random batch (as the PyTorch twin in torch_train_bench.py).
+#include <memory>
+#include <string>
+
+#include "nn/model.h"
+#include "nn/losses.h"
+#include "optim/optimizers.h"
+
+namespace kiln::bench {
+
+struct TrainWorkload {
+  std::string model_name;
+  std::unique_ptr<nn::Model> model;
+  std::unique_ptr<optim::Optimizer> optimizer;
+  nn::SparseCategoricalCrossentropy loss{/*from_logits=*/true};
+  Tensor x, y;
+
+  // One forward, backward and optimizer step; returns the loss.
+  float step();
+  // Milliseconds spent in each phase by step(), accumulated.
+  double forward_ms = 0, backward_ms = 0, optimizer_ms = 0;
+};
+
+// model: "mlp" (28x28x1), "cnn" (28x28x1), "resnet18" (32x32x3); dtype "f32" or "bf16" (mixed
+// precision policy). Throws for unknown names.
+TrainWorkload make_train_workload(const std::string& model, const std::string& dtype, int64_t batch);
+Shape workload_input_shape(const std::string& model);
+
+}  // namespace kiln::bench
