@@ -7,6 +7,7 @@
 
 #include "benchmarks/workloads.h"
 #include "tensor/onednn/isa.h"
+#include "tensor/onednn/threading.h"
 
 namespace {
 std::string arg(int argc, char** argv, const std::string& name, const std::string& fallback) {
@@ -18,6 +19,13 @@ std::string arg(int argc, char** argv, const std::string& name, const std::strin
 }  // namespace
 
 int main(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--print_config") {
+      std::printf("%s\n", kiln::cpu::best_known_config().describe().c_str());
+      return 0;
+    }
+  }
+  kiln::cpu::apply_best_known_config(argc, argv, /*verbose=*/false);
   try {
     std::string isa = arg(argc, argv, "isa", "");
     if (!isa.empty()) {

@@ -1,5 +1,8 @@
 #include "data/dataset.h"
 
+#include <sched.h>
+#include <unistd.h>
+
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -278,6 +281,12 @@ struct BatchIterator::Impl {
   }
 
   void run() {
+    // OpenMP may have bound the creating thread to one core; the loader should not compete
+    // with a compute thread there, so it may run anywhere.
+    cpu_set_t all;
+    CPU_ZERO(&all);
+    for (int c = 0; c < sysconf(_SC_NPROCESSORS_ONLN) && c < CPU_SETSIZE; ++c) CPU_SET(c, &all);
+    sched_setaffinity(0, sizeof all, &all);
     try {
       while (true) {
         std::optional<Batch> b = produce();

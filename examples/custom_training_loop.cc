@@ -10,6 +10,7 @@
 int main(int argc, char** argv) {
   using namespace kiln;
   using namespace kiln::nn;
+  cpu::apply_best_known_config(argc, argv);
   try {
     int64_t epochs = examples::int_flag(argc, argv, "epochs", 2);
     set_global_seed(examples::int_flag(argc, argv, "seed", 1234));

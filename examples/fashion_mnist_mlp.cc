@@ -10,6 +10,7 @@
 int main(int argc, char** argv) {
   using namespace kiln;
   using namespace kiln::nn;
+  cpu::apply_best_known_config(argc, argv);
   try {
     int64_t epochs = examples::int_flag(argc, argv, "epochs", 5);
     int64_t batch_size = examples::int_flag(argc, argv, "batch_size", 32);

@@ -39,6 +39,7 @@ class PrintLr : public Callback {
 };
 
 int main(int argc, char** argv) {
+  cpu::apply_best_known_config(argc, argv);
   try {
     int64_t epochs = examples::int_flag(argc, argv, "epochs", 3);
     set_global_seed(examples::int_flag(argc, argv, "seed", 1234));

@@ -104,6 +104,11 @@ LayerImpl& Layer::impl() const {
   return *impl_;
 }
 
+Layer Layer::with_policy(const std::string& policy) const {
+  impl().set_policy(policy_from_name(policy));
+  return *this;
+}
+
 Tensor Layer::operator()(const Tensor& x, bool training) const { return impl().invoke({x}, training); }
 
 Tensor Layer::operator()(const std::vector<Tensor>& xs, bool training) const { return impl().invoke(xs, training); }

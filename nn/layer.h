@@ -70,6 +70,10 @@ class Layer {
   SymbolicTensor operator()(const SymbolicTensor& x) const;
   SymbolicTensor operator()(const std::vector<SymbolicTensor>& xs) const;
 
+  // Sets this layer's dtype policy ("float32", "mixed_bfloat16") before it is built; chainable:
+  // Dense(10).with_policy("float32") keeps a classifier head in f32 under mixed precision.
+  Layer with_policy(const std::string& policy) const;
+
   LayerImpl* operator->() const { return &impl(); }
   LayerImpl& impl() const;
   const std::shared_ptr<LayerImpl>& ptr() const { return impl_; }

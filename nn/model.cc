@@ -127,6 +127,17 @@ void Model::check_unique_variable_names() const {
   }
 }
 
+void Model::set_policy(const std::string& policy) {
+  Policy p = policy_from_name(policy);
+  for (const Layer& l : layers()) {
+    if (l->built()) {
+      throw std::logic_error("Model '" + name_ + "': set_policy must come before the model is built (layer '" +
+                             l->name() + "' is built)");
+    }
+  }
+  for (const Layer& l : layers()) l->set_policy(p);
+}
+
 void Model::build(const Shape& input_shape, DType dtype) {
   Shape s{1};
   s.insert(s.end(), input_shape.begin(), input_shape.end());

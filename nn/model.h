@@ -55,6 +55,9 @@ class Model {
   std::vector<Variable> non_trainable_variables() const;
   int64_t count_params() const;
 
+  // Applies a dtype policy ("float32", "mixed_bfloat16") to every layer; before building.
+  void set_policy(const std::string& policy);
+
   // Builds every layer by running a batch of one zero example (shape without batch).
   void build(const Shape& input_shape, DType dtype = DType::f32);
   bool built() const { return built_input_.has_value(); }

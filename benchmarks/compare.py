@@ -1,0 +1,155 @@
+"""Kiln vs PyTorch 1.13 training throughput, measured side by side in one run.
+
+For every workload (model, batch, dtype) the Kiln binary and the PyTorch script run alternately,
+REPS times each (which goes first alternates too), with the same OpenMP settings; the table
+shows the median images/s of each side, their ratio, and each framework's BF16 speed-up over
+its own FP32. It checks the targets of issue 4 and draws a PNG bar chart of throughput
+relative to PyTorch FP32 (= 1.0) per model, like the IPEX AMX sample's chart.
+
+Run: bazel run //benchmarks:compare -- [--reps 3] [--quick] [--out DIR]
+"""
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# (model, batch, steps per run, is a conv net)
+WORKLOADS = [
+    ("mlp", 32, 3000, False),
+    ("cnn", 32, 400, True),
+    ("cnn", 128, 120, True),
+    ("resnet18", 32, 12, True),
+]
+
+
+def find(path_candidates):
+    for p in path_candidates:
+        if os.path.exists(p):
+            return p
+    sys.exit("compare: cannot find any of " + ", ".join(path_candidates))
+
+
+def run(cmd, env):
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit("compare: %s failed:\n%s%s" % (" ".join(cmd), out.stdout, out.stderr))
+    m = re.search(r"images_per_sec=([0-9.]+)", out.stdout)
+    if not m:
+        sys.exit("compare: no images_per_sec in output of %s:\n%s" % (" ".join(cmd), out.stdout))
+    return float(m.group(1))
+
+
+def thread_env(kiln_bin):
+    """The OpenMP settings kiln::cpu::best_known_config() picks, used for both frameworks."""
+    out = subprocess.run([kiln_bin, "--print_config"], capture_output=True, text=True, check=True).stdout
+    env = dict(os.environ)
+    for k, v in re.findall(r"(OMP_[A-Z_]+)=(\S+)", out):
+        env.setdefault(k, v)
+    env["KILN_THREAD_CONFIG_APPLIED"] = "1"
+    return env
+
+
+def openblas_core(env):
+    code = ("import ctypes,glob;l=ctypes.CDLL(sorted(glob.glob('/usr/lib/x86_64-linux-gnu/openblas*/libopenblas.so.0'))[0]);"
+            "l.openblas_get_corename.restype=ctypes.c_char_p;print(l.openblas_get_corename().decode())")
+    r = subprocess.run(["/usr/bin/python3", "-c", code], env=env, capture_output=True, text=True)
+    return r.stdout.strip() or "unknown"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="fewer steps, for a smoke run")
+    ap.add_argument("--out", default=os.environ.get("BUILD_WORKSPACE_DIRECTORY", ".") + "/benchmarks/results")
+    a = ap.parse_args()
+    kiln_bin = find([os.path.join(HERE, "kiln_train_bench"), "benchmarks/kiln_train_bench"])
+    torch_py = find([os.path.join(HERE, "torch_train_bench.py"), "benchmarks/torch_train_bench.py"])
+    env = thread_env(kiln_bin)
+    threads = env.get("OMP_NUM_THREADS", "?")
+    # Debian's OpenBLAS is pinned to the Haswell kernels by OPENBLAS_CORETYPE on some machines;
+    # PyTorch's fp32 Linear would then run slower than it can, so the PyTorch side runs without it.
+    torch_env = dict(env)
+    torch_env.pop("OPENBLAS_CORETYPE", None)
+    torch_env.pop("OPENBLAS_L2_SIZE", None)
+    import torch  # noqa: F401  (fails early with a clear message if python3-torch is missing)
+
+    print("threads: %s (OMP_PROC_BIND=%s OMP_PLACES=%s); PyTorch %s, OpenBLAS kernel %s"
+          % (threads, env.get("OMP_PROC_BIND"), env.get("OMP_PLACES"), torch.__version__, openblas_core(torch_env)))
+    results = {}
+    for rep in range(a.reps):
+        for model, batch, steps, _ in WORKLOADS:
+            if a.quick:
+                steps = max(2, steps // 10)
+            for dtype in ("f32", "bf16"):
+                args = ["--model", model, "--dtype", dtype, "--batch", str(batch), "--steps", str(steps), "--warmup", "3"]
+                kiln = lambda: run([kiln_bin] + args, env)
+                torch_run = lambda: run(["/usr/bin/python3", torch_py] + args + ["--threads", threads], torch_env)
+                order = [("kiln", kiln), ("torch", torch_run)]
+                if rep % 2:
+                    order.reverse()
+                for name, fn in order:
+                    results.setdefault((model, batch, dtype, name), []).append(fn())
+        print("repetition %d/%d done" % (rep + 1, a.reps), flush=True)
+
+    med = {k: statistics.median(v) for k, v in results.items()}
+    rows, failures = [], []
+    header = "| model | batch | dtype | Kiln img/s | PyTorch img/s | Kiln / PyTorch | Kiln BF16 / own FP32 | PyTorch BF16 / own FP32 |"
+    lines = [header, "|" + "---|" * 8]
+    for model, batch, _, conv in WORKLOADS:
+        for dtype in ("f32", "bf16"):
+            k, t = med[(model, batch, dtype, "kiln")], med[(model, batch, dtype, "torch")]
+            ratio = k / t
+            kb = med[(model, batch, "bf16", "kiln")] / med[(model, batch, "f32", "kiln")]
+            tb = med[(model, batch, "bf16", "torch")] / med[(model, batch, "f32", "torch")]
+            lines.append("| %s | %d | %s | %.0f | %.0f | %.2fx | %s | %s |" % (
+                model, batch, dtype, k, t, ratio, "%.2fx" % kb if dtype == "bf16" else "",
+                "%.2fx" % tb if dtype == "bf16" else ""))
+            need = 2.0 if (model == "mlp" and batch == 32) else (1.2 if conv else 1.0)
+            if ratio < need:
+                failures.append("%s b%d %s: Kiln/PyTorch %.2fx < %.1fx" % (model, batch, dtype, ratio, need))
+            if conv and dtype == "bf16" and kb < 1.5:
+                failures.append("%s b%d: Kiln BF16/FP32 %.2fx < 1.5x" % (model, batch, kb))
+            rows.append((model, batch, dtype, k, t))
+    table = "\n".join(lines)
+    print(table)
+    print("targets: " + ("all met" if not failures else "MISSED: " + "; ".join(failures)))
+
+    os.makedirs(a.out, exist_ok=True)
+    with open(os.path.join(a.out, "compare.md"), "w") as f:
+        f.write("threads %s, %d repetitions, medians\n\n%s\n\ntargets: %s\n" % (
+            threads, a.reps, table, "all met" if not failures else "MISSED: " + "; ".join(failures)))
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib missing (python3-matplotlib): no chart written")
+        return 0
+    groups = ["%s b%d" % (m, b) for m, b, _, _ in WORKLOADS]
+    series = [("PyTorch FP32", "torch", "f32"), ("PyTorch BF16", "torch", "bf16"),
+              ("Kiln FP32", "kiln", "f32"), ("Kiln BF16", "kiln", "bf16")]
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    width = 0.2
+    for i, (label, who, dtype) in enumerate(series):
+        vals = [med[(m, b, dtype, who)] / med[(m, b, "f32", "torch")] for m, b, _, _ in WORKLOADS]
+        bars = ax.bar([g + (i - 1.5) * width for g in range(len(groups))], vals, width, label=label)
+        ax.bar_label(bars, fmt="%.2f", fontsize=7)
+    ax.set_xticks(range(len(groups)))
+    ax.set_xticklabels(groups)
+    ax.set_ylabel("training throughput relative to PyTorch FP32")
+    ax.axhline(1.0, color="gray", linewidth=0.8)
+    ax.set_title("Training throughput, %s threads (median of %d runs)" % (threads, a.reps))
+    ax.legend()
+    fig.tight_layout()
+    png = os.path.join(a.out, "compare.png")
+    fig.savefig(png, dpi=120)
+    print("wrote %s and %s" % (png, os.path.join(a.out, "compare.md")))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
