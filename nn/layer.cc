@@ -8,6 +8,7 @@
 #include "nn/initializers.h"
 #include "nn/symbolic.h"
 #include "tensor/ops/cast.h"
+#include "tensor/ops/eltwise.h"
 #include "tensor/random.h"
 
 namespace kiln::nn {
@@ -34,7 +35,11 @@ void LayerImpl::set_policy(const Policy& policy) {
   policy_ = policy;
 }
 
-Tensor LayerImpl::invoke(const std::vector<Tensor>& inputs_in, bool training) {
+Tensor LayerImpl::call_with_relu(const std::vector<Tensor>& inputs, bool training) {
+  return relu(call(inputs, training));
+}
+
+Tensor LayerImpl::invoke(const std::vector<Tensor>& inputs_in, bool training, bool with_relu) {
   if (num_inputs() >= 0 && static_cast<int>(inputs_in.size()) != num_inputs()) {
     throw std::invalid_argument("layer '" + name_ + "' (" + type_name_ + ") takes " + std::to_string(num_inputs()) +
                                 " input(s), got " + std::to_string(inputs_in.size()));
@@ -50,7 +55,7 @@ Tensor LayerImpl::invoke(const std::vector<Tensor>& inputs_in, bool training) {
     build(shapes);
     built_ = true;
   }
-  return call(inputs, training);
+  return with_relu ? call_with_relu(inputs, training) : call(inputs, training);
 }
 
 std::vector<Variable> LayerImpl::trainable_variables() const {

@@ -26,8 +26,16 @@ class LayerImpl {
   // Number of inputs the layer takes; -1 for any (Add).
   virtual int num_inputs() const { return 1; }
 
-  // Builds if needed, casts floating inputs to the compute dtype, then calls call().
-  Tensor invoke(const std::vector<Tensor>& inputs, bool training);
+  // relu(call(inputs)). Layers that can fold a following ReLU into their oneDNN primitive
+  // (BatchNormalization, Conv2D and Dense without an activation) override it and say so.
+  virtual Tensor call_with_relu(const std::vector<Tensor>& inputs, bool training);
+  virtual bool fuses_relu() const { return false; }
+  // True for Activation("relu"), which a functional Model folds into its producer.
+  virtual bool is_relu_activation() const { return false; }
+
+  // Builds if needed, casts floating inputs to the compute dtype, then calls call() (or
+  // call_with_relu() when the caller folded a ReLU into this layer).
+  Tensor invoke(const std::vector<Tensor>& inputs, bool training, bool with_relu = false);
 
   const std::string& name() const { return name_; }
   const std::string& type_name() const { return type_name_; }

@@ -38,6 +38,22 @@ Model::Model(const std::vector<SymbolicTensor>& inputs, const std::vector<Symbol
     if (node->layer.defined()) order_.push_back(node);
   };
   for (const auto& out : outputs) visit(out.node());
+  // Fold Activation("relu") into a producer that can fuse it, when nothing else reads the
+  // producer's own output (oneDNN then computes normalization/convolution and ReLU in one pass).
+  std::map<const SymbolicTensor::Node*, int> readers;
+  for (const auto& node : order_) {
+    for (const auto& in : node->inputs) readers[in.node().get()]++;
+  }
+  for (const auto& out : outputs) readers[out.node().get()]++;
+  for (const auto& node : order_) {
+    if (!node->layer->is_relu_activation() || node->inputs.size() != 1) continue;
+    const SymbolicTensor::Node* producer = node->inputs[0].node().get();
+    if (producer->layer.defined() && readers[producer] == 1 && producer->layer->fuses_relu() &&
+        !absorbed_relu_.count(producer)) {
+      runs_with_relu_.insert(producer);
+      absorbed_relu_.insert(node.get());
+    }
+  }
   built_input_ = std::make_pair(inputs[0].shape(), inputs[0].dtype());
   check_unique_variable_names();
 }
@@ -59,9 +75,13 @@ std::vector<Tensor> Model::call(const std::vector<Tensor>& inputs, bool training
     values[inputs_[i].node().get()] = inputs[i];
   }
   for (const auto& node : order_) {
+    if (absorbed_relu_.count(node.get())) {
+      values[node.get()] = values.at(node->inputs[0].node().get());  // its producer applied the ReLU
+      continue;
+    }
     std::vector<Tensor> args;
     for (const auto& in : node->inputs) args.push_back(values.at(in.node().get()));
-    values[node.get()] = node->layer(args, training);
+    values[node.get()] = node->layer.impl().invoke(args, training, runs_with_relu_.count(node.get()) > 0);
   }
   std::vector<Tensor> outs;
   for (const auto& o : outputs_) outs.push_back(values.at(o.node().get()));
@@ -84,31 +104,21 @@ Tensor Model::operator()(const Tensor& x, bool training) {
   return out[0];
 }
 
-std::vector<Variable> Model::variables() const {
+namespace {
+std::vector<Variable> gather(const std::vector<Layer>& layers, std::vector<Variable> (LayerImpl::*which)() const) {
   std::vector<Variable> out;
-  for (const Layer& l : layers()) {
-    auto v = l->variables();
+  for (const Layer& l : layers) {
+    auto v = (l.impl().*which)();
     out.insert(out.end(), v.begin(), v.end());
   }
   return out;
 }
+}  // namespace
 
-std::vector<Variable> Model::trainable_variables() const {
-  std::vector<Variable> out;
-  for (const Layer& l : layers()) {
-    auto v = l->trainable_variables();
-    out.insert(out.end(), v.begin(), v.end());
-  }
-  return out;
-}
-
+std::vector<Variable> Model::variables() const { return gather(layers(), &LayerImpl::variables); }
+std::vector<Variable> Model::trainable_variables() const { return gather(layers(), &LayerImpl::trainable_variables); }
 std::vector<Variable> Model::non_trainable_variables() const {
-  std::vector<Variable> out;
-  for (const Layer& l : layers()) {
-    auto v = l->non_trainable_variables();
-    out.insert(out.end(), v.begin(), v.end());
-  }
-  return out;
+  return gather(layers(), &LayerImpl::non_trainable_variables);
 }
 
 int64_t Model::count_params() const {

@@ -2,6 +2,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -90,6 +91,8 @@ class Model {
   std::string name_;
   std::vector<SymbolicTensor> inputs_, outputs_;
   std::vector<std::shared_ptr<SymbolicTensor::Node>> order_;  // topological, inputs first
+  // ReLU folding: producers that run with their ReLU fused, and the Activation nodes they absorb.
+  std::set<const SymbolicTensor::Node*> runs_with_relu_, absorbed_relu_;
   std::optional<std::pair<Shape, DType>> built_input_;
   std::unique_ptr<optim::Optimizer> optimizer_;
   std::unique_ptr<Loss> loss_;

@@ -54,6 +54,18 @@ TEST_P(BinaryTest, GradientsMatchFiniteDifferences) {
 INSTANTIATE_TEST_SUITE_P(Ops, BinaryTest, ::testing::ValuesIn(kCases),
                          [](const auto& info) { return std::string(info.param.name); });
 
+TEST(Binary, AddReluForwardAndGradients) {
+  auto f = [](const std::vector<Tensor>& x) { return add_relu(x[0], x[1]); };
+  auto r = [](const std::vector<ref::RefTensor>& x) {
+    return ref::binary(x[0], x[1], [](double a, double b) { return std::max(a + b, 0.0); });
+  };
+  std::vector<Tensor> in{rand_tensor({3, 4}, 9), rand_tensor({3, 4}, 10)};
+  expect_forward_matches(f, r, in, testing::kF32);
+  expect_forward_matches(f, r, in, testing::kBf16, DType::bf16);
+  expect_gradients_match(f, r, in);
+  expect_gradients_match(f, r, {rand_tensor({2, 3}, 11), rand_tensor({3}, 12)});
+}
+
 TEST(Binary, ScalarOperatorsAndComparisons) {
   Tensor x = Tensor::from_vector({1, 2, 3}, {3});
   EXPECT_EQ((x * 2.f + 1.f).to_vector(), (std::vector<float>{3, 5, 7}));

@@ -7,6 +7,7 @@
 
 #include "tensor/onednn/isa.h"
 #include "tensor/onednn/primitive_cache.h"
+#include "tensor/onednn/threading.h"
 #include "tensor/ops/ops.h"
 
 namespace kiln {
@@ -56,6 +57,19 @@ TEST(Isa, CapChangesTheChosenImplementation) {
   EXPECT_NE(field(capped, "bf16"), field(bf16, "bf16"));
   EXPECT_EQ(field(avx2, "f32").find("avx512"), std::string::npos);
   EXPECT_EQ(field(bf16, "late_cap"), "refused");
+}
+
+TEST(ThreadConfig, OneThreadPerPhysicalCoreBoundClose) {
+  cpu::ThreadConfig c = cpu::best_known_config();
+  EXPECT_GE(c.physical_cores, 1);
+  EXPECT_LE(c.physical_cores, c.logical_cpus);
+  EXPECT_EQ(c.omp_num_threads, c.physical_cores);
+  auto env = c.env();
+  ASSERT_EQ(env.size(), 3u);
+  EXPECT_EQ(env[0], (std::pair<std::string, std::string>{"OMP_NUM_THREADS", std::to_string(c.physical_cores)}));
+  EXPECT_EQ(env[1].second, "close");
+  EXPECT_EQ(env[2].second, "cores");
+  EXPECT_NE(c.describe().find("OMP_PLACES="), std::string::npos);
 }
 
 TEST(PrimitiveCache, SteadyStateCreatesNoPrimitives) {

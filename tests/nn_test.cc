@@ -150,6 +150,41 @@ TEST(Model, FunctionalResidualBlock) {
   EXPECT_NE(model.summary().find("Add"), std::string::npos);
 }
 
+TEST(Model, FoldsReluIntoBatchNormAndConvWithoutChangingResults) {
+  Conv2DOptions same;
+  same.padding = "same";
+  Layer conv = Conv2D(4, 3, "", same), bn = BatchNormalization(), act1 = Activation("relu"),
+        act2 = Activation("relu"), head = Dense(3);
+  SymbolicTensor in = Input({6, 6, 2});
+  SymbolicTensor h = act1(conv(in));          // folded into the conv
+  h = act2(bn(h));                            // folded into the batch norm
+  Model fused(in, head(GlobalAveragePooling2D()(h)));
+  Sequential plain({conv, act1, bn, act2});   // the same layers, run one by one
+  Tensor x = rand_tensor({4, 6, 6, 2}, 31);
+  for (bool training : {false, true}) {
+    std::vector<Tensor> g_fused, g_plain;
+    Tensor y_fused, y_plain;
+    {
+      GradientTape tape;
+      tape.watch(x);
+      y_fused = fused.call({x}, training)[0];
+      g_fused = tape.gradient(reduce_sum(square(y_fused)), {x, conv->trainable_variables()[0], bn->trainable_variables()[0]});
+    }
+    {
+      GradientTape tape;
+      tape.watch(x);
+      y_plain = head(global_avg_pool2d(plain(x, training)));
+      g_plain = tape.gradient(reduce_sum(square(y_plain)), {x, conv->trainable_variables()[0], bn->trainable_variables()[0]});
+    }
+    auto a = y_fused.to_vector(), b = y_plain.to_vector();
+    for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-5);
+    for (size_t k = 0; k < g_fused.size(); ++k) {
+      auto ga = g_fused[k].to_vector(), gb = g_plain[k].to_vector();
+      for (size_t i = 0; i < ga.size(); ++i) EXPECT_NEAR(ga[i], gb[i], 1e-4 + 1e-4 * std::fabs(gb[i])) << k;
+    }
+  }
+}
+
 // The gradient of a whole model (conv, batchnorm, pooling, dense, loss) against central
 // differences of the same model's loss.
 TEST(Model, WholeModelGradientMatchesFiniteDifferences) {

@@ -67,6 +67,22 @@ TEST(BatchNorm, InferenceForwardAndGradients) {
   expect_gradients_match(f3, r3, {in[0], in[1], in[2]});
 }
 
+TEST(BatchNorm, FusedReluForwardAndGradients) {
+  auto relu_ref = [](ref::RefTensor t) { return ref::unary(t, [](double v) { return std::max(v, 0.0); }); };
+  auto f = [](const std::vector<Tensor>& x) { return batch_norm_training(x[0], x[1], x[2], kEps, true).y; };
+  auto r = [&](const std::vector<ref::RefTensor>& x) { return relu_ref(ref::batch_norm_training(x[0], x[1], x[2], kEps)); };
+  std::vector<Tensor> in{rand_tensor({2, 3, 3, 4}, 42, -2, 3), rand_tensor({4}, 43, 0.5f, 1.5f), rand_tensor({4}, 44)};
+  expect_forward_matches(f, r, in, {1e-4, 1e-4});
+  expect_gradients_match(f, r, in, {2e-3, 2e-3});
+  std::vector<Tensor> stats{rand_tensor({4}, 45), rand_tensor({4}, 46, 0.5f, 2.f)};
+  auto fi = [&](const std::vector<Tensor>& x) { return batch_norm_inference(x[0], x[1], x[2], stats[0], stats[1], kEps, true); };
+  auto ri = [&](const std::vector<ref::RefTensor>& x) {
+    return relu_ref(ref::batch_norm_inference(x[0], x[1], x[2], ref::from(stats[0]), ref::from(stats[1]), kEps));
+  };
+  expect_forward_matches(fi, ri, in, testing::kF32);
+  expect_gradients_match(fi, ri, in);
+}
+
 TEST(BatchNorm, BadInputNamesShapes) {
   try {
     batch_norm_training(Tensor::zeros({4, 5}), Tensor::ones({3}), Tensor::zeros({5}));

@@ -41,6 +41,7 @@ class ActivationImpl : public LayerImpl {
     check_activation_name(activation);
   }
   Tensor call(const std::vector<Tensor>& in, bool) override { return apply_activation(activation_, in[0]); }
+  bool is_relu_activation() const override { return activation_ == "relu"; }
 
  private:
   std::string activation_;

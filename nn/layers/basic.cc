@@ -57,17 +57,22 @@ class AddImpl : public LayerImpl {
  public:
   explicit AddImpl(const std::string& name) : LayerImpl("add", name) {}
   int num_inputs() const override { return -1; }
-  Tensor call(const std::vector<Tensor>& in, bool) override {
+  Tensor call(const std::vector<Tensor>& in, bool) override { return sum(in, false); }
+  Tensor call_with_relu(const std::vector<Tensor>& in, bool) override { return sum(in, true); }
+  bool fuses_relu() const override { return true; }
+
+ private:
+  Tensor sum(const std::vector<Tensor>& in, bool relu) const {
     if (in.size() < 2) throw std::invalid_argument("layer '" + this->name() + "' (add) needs at least 2 inputs");
-    Tensor sum = in[0];
     for (size_t i = 1; i < in.size(); ++i) {
       if (in[i].shape() != in[0].shape()) {
         throw std::invalid_argument("layer '" + this->name() + "' (add): input shapes differ: " + in[0].describe() +
                                     " vs " + in[i].describe());
       }
-      sum = sum + in[i];
     }
-    return sum;
+    Tensor total = in[0];
+    for (size_t i = 1; i + 1 < in.size(); ++i) total = total + in[i];
+    return relu ? add_relu(total, in.back()) : total + in.back();
   }
 };
 

@@ -24,20 +24,23 @@ class BatchNormImpl : public LayerImpl {
     moving_variance_ = add_weight("moving_variance", {c}, "ones", false);
   }
 
-  Tensor call(const std::vector<Tensor>& in, bool training) override {
-    const Tensor& x = in[0];
+  Tensor call(const std::vector<Tensor>& in, bool training) override { return normalize(in[0], training, false); }
+  Tensor call_with_relu(const std::vector<Tensor>& in, bool training) override { return normalize(in[0], training, true); }
+  bool fuses_relu() const override { return true; }
+
+ private:
+  Tensor normalize(const Tensor& x, bool training, bool relu) {
     expect_rank(x, 2);
     if (!training) {
       return batch_norm_inference(x, gamma_.value(), beta_.value(), moving_mean_.value(), moving_variance_.value(),
-                                  opt_.epsilon);
+                                  opt_.epsilon, relu);
     }
-    BatchNormOutput out = batch_norm_training(x, gamma_.value(), beta_.value(), opt_.epsilon);
+    BatchNormOutput out = batch_norm_training(x, gamma_.value(), beta_.value(), opt_.epsilon, relu);
     update_moving(moving_mean_, out.batch_mean);
     update_moving(moving_variance_, out.batch_variance);
     return out.y;
   }
 
- private:
   void update_moving(const Variable& moving, const Tensor& batch) {
     float* m = moving.value().data<float>();
     const float* b = batch.data<float>();

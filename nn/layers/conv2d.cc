@@ -40,15 +40,26 @@ class Conv2DImpl : public LayerImpl {
   }
 
   Tensor call(const std::vector<Tensor>& in, bool) override {
-    expect_rank(in[0], 4, 4);
-    Tensor b = opt_.use_bias ? bias_.value() : Tensor();
-    if (b.defined() && in[0].dtype() != DType::f32) b = cast(b, in[0].dtype());
-    // conv2d takes the f32 master kernel directly under bf16 compute (one fused convert+reorder).
-    Tensor y = conv2d(in[0], kernel_.value(), b, conv_);
+    Tensor y = convolve(in[0], conv_);
     return conv_.activation == FusedActivation::relu ? y : apply_activation(activation_, y);
+  }
+  bool fuses_relu() const override { return activation_.empty() || activation_ == "linear" || activation_ == "relu"; }
+  Tensor call_with_relu(const std::vector<Tensor>& in, bool training) override {
+    if (!fuses_relu()) return LayerImpl::call_with_relu(in, training);
+    Conv2dOptions with_relu = conv_;
+    with_relu.activation = FusedActivation::relu;
+    return convolve(in[0], with_relu);
   }
 
  private:
+  Tensor convolve(const Tensor& x, const Conv2dOptions& conv) {
+    expect_rank(x, 4, 4);
+    Tensor b = opt_.use_bias ? bias_.value() : Tensor();
+    if (b.defined() && x.dtype() != DType::f32) b = cast(b, x.dtype());
+    // conv2d takes the f32 master kernel directly under bf16 compute (one fused convert+reorder).
+    return conv2d(x, kernel_.value(), b, conv);
+  }
+
   int64_t filters_;
   std::array<int64_t, 2> kernel_size_;
   std::string activation_;

@@ -5,6 +5,7 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "tensor/onednn/engine.h"
 #include "tensor/onednn/isa.h"
 
 namespace kiln::onednn {
@@ -100,6 +101,14 @@ CachedPrimitive get_primitive(const std::string& op, const std::string& key,
     c.lru.pop_back();
   }
   return c.lru.front().second;
+}
+
+void reorder(const char* op, const dnnl::memory& from, const dnnl::memory& to) {
+  auto from_md = from.get_desc(), to_md = to.get_desc();
+  auto prim = cached<dnnl::reorder>(op, KeyBuilder("reorder").add(from_md).add(to_md), [&] {
+    return dnnl::reorder::primitive_desc(cpu_engine(), from_md, cpu_engine(), to_md);
+  });
+  execute(op, prim.primitive, {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}});
 }
 
 PrimitiveCacheStats primitive_cache_stats() {

@@ -56,6 +56,9 @@ const typename Prim::primitive_desc& typed_pd(const CachedPrimitive& c) {
   return *std::any_cast<typename Prim::primitive_desc>(&c.typed_pd);
 }
 
+// Copies `from` into `to` through a cached oneDNN reorder (layout and/or dtype conversion).
+void reorder(const char* op, const dnnl::memory& from, const dnnl::memory& to);
+
 PrimitiveCacheStats primitive_cache_stats();
 void clear_primitive_cache();
 

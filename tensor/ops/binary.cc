@@ -38,7 +38,7 @@ Shape padded(const Shape& s, size_t n) {
 
 // The oneDNN computation; oneDNN broadcasts only its second source, so the first is
 // expanded (or the operands swapped, for commutative ops) when it is the smaller one.
-Tensor binary_forward(const BinaryKind& kind, const Tensor& a, const Tensor& b) {
+Tensor binary_forward(const BinaryKind& kind, const Tensor& a, const Tensor& b, bool relu = false) {
   detail::check_defined(a, kind.name, "first input");
   detail::check_defined(b, kind.name, "second input");
   detail::check_same_dtype(a, b, kind.name);
@@ -63,8 +63,14 @@ Tensor binary_forward(const BinaryKind& kind, const Tensor& a, const Tensor& b) 
   auto md1 = onednn::desc_of(src1, padded(src1.shape(), nd));
   auto mdd = onednn::desc_of(out, dims);
   auto prim = onednn::cached<dnnl::binary>(
-      kind.name, onednn::KeyBuilder(kind.name).add(md0).add(md1), [&] {
-        return dnnl::binary::primitive_desc(dnnl::binary::desc(kind.alg, md0, md1, mdd), onednn::cpu_engine());
+      kind.name, onednn::KeyBuilder(kind.name).add(md0).add(md1).add(int64_t(relu)), [&] {
+        dnnl::primitive_attr attr;
+        if (relu) {
+          dnnl::post_ops po;
+          po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+          attr.set_post_ops(po);
+        }
+        return dnnl::binary::primitive_desc(dnnl::binary::desc(kind.alg, md0, md1, mdd), attr, onednn::cpu_engine());
       });
   onednn::execute(kind.name, prim.primitive,
                   {{DNNL_ARG_SRC_0, onednn::memory_of(src0, md0)},
@@ -120,6 +126,18 @@ Tensor minimum(const Tensor& a, const Tensor& b) {
     Tensor b_wins = greater(a, b);
     return std::vector<Tensor>{g * (1.0f - b_wins), g * b_wins};
   });
+}
+
+Tensor add_relu(const Tensor& a, const Tensor& b) {
+  Tensor out = binary_forward(kAdd, a, b, /*relu=*/true);
+  if (autograd::should_record({&a, &b})) {
+    Shape as = a.shape(), bs = b.shape();
+    autograd::record("add_relu", {a, b}, {out}, [out, as, bs](const std::vector<Tensor>& g) {
+      Tensor gz = eltwise_backward(EltwiseKind::relu, g[0], out);  // relu'(z) from relu(z) itself
+      return std::vector<Tensor>{sum_to_shape(gz, as), sum_to_shape(gz, bs)};
+    });
+  }
+  return out;
 }
 
 Tensor equal(const Tensor& a, const Tensor& b) { return binary_forward(kEq, a, b); }

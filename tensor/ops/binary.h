@@ -11,6 +11,9 @@ Tensor div(const Tensor& a, const Tensor& b);
 Tensor maximum(const Tensor& a, const Tensor& b);
 Tensor minimum(const Tensor& a, const Tensor& b);
 
+// relu(a + b) in one oneDNN binary primitive (a ReLU post-op): residual connections.
+Tensor add_relu(const Tensor& a, const Tensor& b);
+
 // Comparisons give 1 or 0 in a's dtype; they are not differentiable.
 Tensor equal(const Tensor& a, const Tensor& b);
 Tensor greater(const Tensor& a, const Tensor& b);

@@ -13,13 +13,7 @@ Tensor cast(const Tensor& x, DType dtype) {
   Tensor out = Tensor::empty(x.shape(), dtype);
   if (x.numel() == 0) return out;
   Tensor src = detail::dense(x);
-  auto src_md = onednn::desc_of(src);
-  auto dst_md = onednn::desc_of(out);
-  auto prim = onednn::cached<dnnl::reorder>("cast", onednn::KeyBuilder("cast").add(src_md).add(dst_md), [&] {
-    return dnnl::reorder::primitive_desc(onednn::cpu_engine(), src_md, onednn::cpu_engine(), dst_md);
-  });
-  onednn::execute("cast", prim.primitive,
-                  {{DNNL_ARG_FROM, onednn::memory_of(src, src_md)}, {DNNL_ARG_TO, onednn::memory_of(out, dst_md)}});
+  onednn::reorder("cast", onednn::memory_of(src), onednn::memory_of(out));
   if (is_floating(x.dtype()) && is_floating(dtype) && autograd::should_record({&x})) {
     DType in_dtype = x.dtype();
     autograd::record("cast", {x}, {out}, [in_dtype](const std::vector<Tensor>& g) {

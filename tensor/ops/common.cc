@@ -64,13 +64,7 @@ Tensor dense(const Tensor& t) {
   if (has_zero_stride(t) || t.numel() < 4096) return materialize(t);
   // Large strided views (transposes) go through oneDNN's parallel reorder.
   Tensor out = Tensor::empty(t.shape(), t.dtype());
-  auto src_md = onednn::desc_of(t);
-  auto dst_md = onednn::desc_of(out);
-  auto prim = onednn::cached<dnnl::reorder>("reorder", onednn::KeyBuilder("reorder").add(src_md).add(dst_md), [&] {
-    return dnnl::reorder::primitive_desc(onednn::cpu_engine(), src_md, onednn::cpu_engine(), dst_md);
-  });
-  onednn::execute("contiguous", prim.primitive,
-                  {{DNNL_ARG_FROM, onednn::memory_of(t, src_md)}, {DNNL_ARG_TO, onednn::memory_of(out, dst_md)}});
+  onednn::reorder("contiguous", onednn::memory_of(t), onednn::memory_of(out));
   return out;
 }
 

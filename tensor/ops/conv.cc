@@ -128,10 +128,7 @@ class ReorderedWeightsCache {
     }
     dnnl::memory dst;
     Tensor buf = onednn::buffer_for(want_md, w.dtype(), &dst);
-    auto prim = onednn::cached<dnnl::reorder>("weights_reorder", onednn::KeyBuilder("reorder").add(user_md).add(want_md), [&] {
-      return dnnl::reorder::primitive_desc(onednn::cpu_engine(), user_md, onednn::cpu_engine(), want_md);
-    });
-    onednn::execute("weights_reorder", prim.primitive, {{DNNL_ARG_FROM, onednn::memory_of(w, user_md)}, {DNNL_ARG_TO, dst}});
+    onednn::reorder("weights_reorder", onednn::memory_of(w, user_md), dst);
     std::lock_guard<std::mutex> lock(mu_);
     entries_.push_front({w.storage(), w.offset(), w.storage()->version(), want_key, buf});
     if (entries_.size() > kCapacity) entries_.pop_back();
@@ -297,11 +294,7 @@ std::vector<Tensor> conv_backward_weights(const ConvGeometry& g, const Tensor& x
   if (bias.defined()) args[DNNL_ARG_DIFF_BIAS] = onednn::memory_of(db, db_md);
   onednn::execute("conv2d_backward_weights", prim.primitive, args);
   if (!direct) {
-    auto user_md = g.user_weights_md();
-    auto reorder = onednn::cached<dnnl::reorder>("weights_reorder", onednn::KeyBuilder("reorder").add(dw_md).add(user_md), [&] {
-      return dnnl::reorder::primitive_desc(onednn::cpu_engine(), dw_md, onednn::cpu_engine(), user_md);
-    });
-    onednn::execute("weights_reorder", reorder.primitive, {{DNNL_ARG_FROM, dw_mem}, {DNNL_ARG_TO, onednn::memory_of(dw, user_md)}});
+    onednn::reorder("weights_reorder", dw_mem, onednn::memory_of(dw, g.user_weights_md()));
   }
   std::vector<Tensor> result{dw};
   if (bias.defined()) result.push_back(db);

@@ -36,18 +36,19 @@ dnnl::batch_normalization_forward::primitive_desc forward_pd(const dnnl::memory:
       dnnl::batch_normalization_forward::desc(prop, md, eps, f), onednn::cpu_engine());
 }
 
-// Returns {dx, dgamma, dbeta}.
+// Returns {dx, dgamma, dbeta}. workspace: the fused ReLU's mask, when the forward fused one.
 std::vector<Tensor> bn_backward(const Tensor& x, const Tensor& grad, const Tensor& gamma, const Tensor& beta,
-                                const Tensor& mean,
-                                const Tensor& var, float eps, bool global_stats) {
+                                const Tensor& mean, const Tensor& var, float eps, bool global_stats,
+                                const Tensor& workspace) {
   const char* op = "batch_norm_backward";
   Tensor src = detail::dense(x), gd = detail::dense(grad);
   int64_t c = x.shape().back();
   auto md = data_md(src);
   flags f = flags::use_scale | flags::use_shift;
   if (global_stats) f = f | flags::use_global_stats;
+  if (workspace.defined()) f = f | flags::fuse_norm_relu;
   auto prim = onednn::cached<dnnl::batch_normalization_backward>(
-      op, onednn::KeyBuilder(op).add(md).add(eps).add(int64_t(global_stats)), [&] {
+      op, onednn::KeyBuilder(op).add(md).add(eps).add(int64_t(global_stats)).add(int64_t(workspace.defined())), [&] {
         auto desc = dnnl::batch_normalization_backward::desc(dnnl::prop_kind::backward, md, md, eps, f);
         return dnnl::batch_normalization_backward::primitive_desc(
             desc, onednn::cpu_engine(), forward_pd(md, eps, f, dnnl::prop_kind::forward_training));
@@ -55,8 +56,8 @@ std::vector<Tensor> bn_backward(const Tensor& x, const Tensor& grad, const Tenso
   Tensor dx = Tensor::empty(x.shape(), x.dtype());
   Tensor dgamma = Tensor::empty({c}), dbeta = Tensor::empty({c});
   auto cmd = channel_md(c);
-  onednn::execute(op, prim.primitive,
-                  {{DNNL_ARG_SRC, onednn::memory_of(src, md)},
+  std::unordered_map<int, dnnl::memory> args{
+                  {DNNL_ARG_SRC, onednn::memory_of(src, md)},
                    {DNNL_ARG_DIFF_DST, onednn::memory_of(gd, md)},
                    {DNNL_ARG_MEAN, onednn::memory_of(mean, cmd)},
                    {DNNL_ARG_VARIANCE, onednn::memory_of(var, cmd)},
@@ -65,14 +66,19 @@ std::vector<Tensor> bn_backward(const Tensor& x, const Tensor& grad, const Tenso
                    {DNNL_ARG_SHIFT, onednn::memory_of(detail::dense(beta), cmd)},
                    {DNNL_ARG_DIFF_SRC, onednn::memory_of(dx, md)},
                    {DNNL_ARG_DIFF_SCALE, onednn::memory_of(dgamma, cmd)},
-                   {DNNL_ARG_DIFF_SHIFT, onednn::memory_of(dbeta, cmd)}});
+                   {DNNL_ARG_DIFF_SHIFT, onednn::memory_of(dbeta, cmd)}};
+  if (workspace.defined()) {
+    args[DNNL_ARG_WORKSPACE] = dnnl::memory(prim.pd.workspace_desc(), onednn::cpu_engine(), workspace.raw_data());
+  }
+  onednn::execute(op, prim.primitive, args);
   autograd::record_without_second_order(op, {x, grad, gamma}, {dx, dgamma, dbeta});
   return {dx, dgamma, dbeta};
 }
 
 }  // namespace
 
-BatchNormOutput batch_norm_training(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps) {
+BatchNormOutput batch_norm_training(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps,
+                                    bool fuse_relu) {
   const char* op = "batch_norm";
   detail::check_floating(x, op);
   if (x.ndim() < 2) throw std::invalid_argument(std::string(op) + ": input needs rank >= 2, got " + x.describe());
@@ -82,29 +88,35 @@ BatchNormOutput batch_norm_training(const Tensor& x, const Tensor& gamma, const 
   Tensor src = detail::dense(x);
   auto md = data_md(src);
   flags f = flags::use_scale | flags::use_shift;
+  if (fuse_relu) f = f | flags::fuse_norm_relu;
   auto prim = onednn::cached<dnnl::batch_normalization_forward>(
-      op, onednn::KeyBuilder("bn_train").add(md).add(eps),
+      op, onednn::KeyBuilder("bn_train").add(md).add(eps).add(int64_t(fuse_relu)),
       [&] { return forward_pd(md, eps, f, dnnl::prop_kind::forward_training); });
   BatchNormOutput out{Tensor::empty(x.shape(), x.dtype()), Tensor::empty({c}), Tensor::empty({c})};
   auto cmd = channel_md(c);
-  onednn::execute(op, prim.primitive,
-                  {{DNNL_ARG_SRC, onednn::memory_of(src, md)},
+  Tensor workspace;
+  dnnl::memory ws_mem;
+  if (fuse_relu) workspace = onednn::buffer_for(prim.pd.workspace_desc(), DType::u8, &ws_mem);
+  std::unordered_map<int, dnnl::memory> args{
+                  {DNNL_ARG_SRC, onednn::memory_of(src, md)},
                    {DNNL_ARG_DST, onednn::memory_of(out.y, md)},
                    {DNNL_ARG_SCALE, onednn::memory_of(detail::dense(gamma), cmd)},
                    {DNNL_ARG_SHIFT, onednn::memory_of(detail::dense(beta), cmd)},
                    {DNNL_ARG_MEAN, onednn::memory_of(out.batch_mean, cmd)},
-                   {DNNL_ARG_VARIANCE, onednn::memory_of(out.batch_variance, cmd)}});
+                   {DNNL_ARG_VARIANCE, onednn::memory_of(out.batch_variance, cmd)}};
+  if (fuse_relu) args[DNNL_ARG_WORKSPACE] = ws_mem;
+  onednn::execute(op, prim.primitive, args);
   if (autograd::should_record({&x, &gamma, &beta})) {
     Tensor mean = out.batch_mean, var = out.batch_variance;
     autograd::record(op, {x, gamma, beta}, {out.y}, [=](const std::vector<Tensor>& g) {
-      return bn_backward(x, g[0], gamma, beta, mean, var, eps, /*global_stats=*/false);
+      return bn_backward(x, g[0], gamma, beta, mean, var, eps, /*global_stats=*/false, workspace);
     });
   }
   return out;
 }
 
 Tensor batch_norm_inference(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& mean,
-                            const Tensor& variance, float eps) {
+                            const Tensor& variance, float eps, bool fuse_relu) {
   const char* op = "batch_norm_inference";
   detail::check_floating(x, op);
   if (x.ndim() < 2) throw std::invalid_argument(std::string(op) + ": input needs rank >= 2, got " + x.describe());
@@ -115,23 +127,32 @@ Tensor batch_norm_inference(const Tensor& x, const Tensor& gamma, const Tensor& 
   check_param(variance, c, op, "moving variance", x);
   Tensor src = detail::dense(x);
   auto md = data_md(src);
+  // The fused ReLU's backward needs a workspace, which only forward_training produces.
+  bool record = autograd::should_record({&x, &gamma, &beta});
   flags f = flags::use_scale | flags::use_shift | flags::use_global_stats;
+  if (fuse_relu) f = f | flags::fuse_norm_relu;
+  auto prop = fuse_relu && record ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference;
   auto prim = onednn::cached<dnnl::batch_normalization_forward>(
-      op, onednn::KeyBuilder("bn_infer").add(md).add(eps),
-      [&] { return forward_pd(md, eps, f, dnnl::prop_kind::forward_inference); });
+      op, onednn::KeyBuilder("bn_infer").add(md).add(eps).add(int64_t(fuse_relu)).add(int64_t(prop == dnnl::prop_kind::forward_training)),
+      [&] { return forward_pd(md, eps, f, prop); });
   Tensor y = Tensor::empty(x.shape(), x.dtype());
   auto cmd = channel_md(c);
   Tensor m = detail::dense(mean), v = detail::dense(variance);
-  onednn::execute(op, prim.primitive,
-                  {{DNNL_ARG_SRC, onednn::memory_of(src, md)},
+  Tensor workspace;
+  dnnl::memory ws_mem;
+  if (fuse_relu && record) workspace = onednn::buffer_for(prim.pd.workspace_desc(), DType::u8, &ws_mem);
+  std::unordered_map<int, dnnl::memory> args{
+                  {DNNL_ARG_SRC, onednn::memory_of(src, md)},
                    {DNNL_ARG_DST, onednn::memory_of(y, md)},
                    {DNNL_ARG_SCALE, onednn::memory_of(detail::dense(gamma), cmd)},
                    {DNNL_ARG_SHIFT, onednn::memory_of(detail::dense(beta), cmd)},
                    {DNNL_ARG_MEAN, onednn::memory_of(m, cmd)},
-                   {DNNL_ARG_VARIANCE, onednn::memory_of(v, cmd)}});
-  if (autograd::should_record({&x, &gamma, &beta})) {
+                   {DNNL_ARG_VARIANCE, onednn::memory_of(v, cmd)}};
+  if (workspace.defined()) args[DNNL_ARG_WORKSPACE] = ws_mem;
+  onednn::execute(op, prim.primitive, args);
+  if (record) {
     autograd::record(op, {x, gamma, beta}, {y}, [=](const std::vector<Tensor>& g) {
-      return bn_backward(x, g[0], gamma, beta, m, v, eps, /*global_stats=*/true);
+      return bn_backward(x, g[0], gamma, beta, m, v, eps, /*global_stats=*/true, workspace);
     });
   }
   return y;

@@ -11,9 +11,11 @@ struct BatchNormOutput {
 
 // Channels-last batch normalization over every axis but the last. gamma/beta: f32 [C]
 // (x may be bf16; statistics and scale/shift stay f32).
-BatchNormOutput batch_norm_training(const Tensor& x, const Tensor& gamma, const Tensor& beta, float epsilon = 1e-3f);
+// With fuse_relu, y = relu(batchnorm(x)) in one oneDNN primitive (forward and backward).
+BatchNormOutput batch_norm_training(const Tensor& x, const Tensor& gamma, const Tensor& beta, float epsilon = 1e-3f,
+                                    bool fuse_relu = false);
 // Normalizes with given statistics; gradients flow to x, gamma and beta.
 Tensor batch_norm_inference(const Tensor& x, const Tensor& gamma, const Tensor& beta, const Tensor& mean,
-                            const Tensor& variance, float epsilon = 1e-3f);
+                            const Tensor& variance, float epsilon = 1e-3f, bool fuse_relu = false);
 
 }  // namespace kiln

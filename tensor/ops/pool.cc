@@ -2,7 +2,6 @@
 
 #include "autograd/recorder.h"
 #include "tensor/ops/common.h"
-#include "tensor/ops/reduce.h"
 #include "tensor/ops/shape_ops.h"
 #include "tensor/onednn/engine.h"
 #include "tensor/onednn/primitive_cache.h"
@@ -105,7 +104,11 @@ Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& opt) {
 
 Tensor global_avg_pool2d(const Tensor& x, bool keepdims) {
   detail::check_rank(x, 4, "global_avg_pool2d", "input (NHWC)");
-  return reduce_mean(x, {1, 2}, keepdims);
+  // An H x W average pool: oneDNN's pooling kernels beat its generic reduction here.
+  Pool2dOptions whole;
+  whole.pool_size = {x.shape()[1], x.shape()[2]};
+  Tensor y = avg_pool2d(x, whole);
+  return keepdims ? y : reshape(y, {x.shape()[0], x.shape()[3]});
 }
 
 }  // namespace kiln
