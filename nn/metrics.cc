@@ -6,6 +6,16 @@
 namespace kiln::nn {
 namespace {
 
+// Element values of y_true and y_pred, which must hold the same number of elements.
+std::pair<std::vector<float>, std::vector<float>> same_size_values(const std::string& metric, const Tensor& y_true,
+                                                                   const Tensor& y_pred) {
+  if (y_true.numel() != y_pred.numel()) {
+    throw std::invalid_argument(metric + ": y_true " + y_true.describe() + " and y_pred " + y_pred.describe() +
+                                " differ in size");
+  }
+  return {y_true.to_vector(), y_pred.to_vector()};
+}
+
 class SparseCategoricalAccuracy : public Metric {
  public:
   using Metric::Metric;
@@ -55,10 +65,7 @@ class BinaryAccuracy : public Metric {
  public:
   BinaryAccuracy(std::string name, float threshold) : Metric(std::move(name)), threshold_(threshold) {}
   void update_state(const Tensor& y_true, const Tensor& y_pred) override {
-    if (y_true.numel() != y_pred.numel()) {
-      throw std::invalid_argument(name() + ": y_true " + y_true.describe() + " and y_pred " + y_pred.describe() + " differ in size");
-    }
-    std::vector<float> t = y_true.to_vector(), p = y_pred.to_vector();
+    auto [t, p] = same_size_values(name(), y_true, y_pred);
     int64_t correct = 0;
     for (size_t i = 0; i < t.size(); ++i) correct += (p[i] > threshold_) == (t[i] > 0.5f);
     add(correct, t.size());
@@ -73,10 +80,7 @@ class ErrorMetric : public Metric {
  public:
   ErrorMetric(std::string name, bool squared) : Metric(std::move(name)), squared_(squared) {}
   void update_state(const Tensor& y_true, const Tensor& y_pred) override {
-    if (y_true.numel() != y_pred.numel()) {
-      throw std::invalid_argument(name() + ": y_true " + y_true.describe() + " and y_pred " + y_pred.describe() + " differ in size");
-    }
-    std::vector<float> t = y_true.to_vector(), p = y_pred.to_vector();
+    auto [t, p] = same_size_values(name(), y_true, y_pred);
     double s = 0;
     for (size_t i = 0; i < t.size(); ++i) s += squared_ ? (p[i] - t[i]) * (p[i] - t[i]) : std::fabs(p[i] - t[i]);
     add(s, t.size());

@@ -36,7 +36,9 @@ TEST(Isa, DetectionAndReport) {
   EXPECT_TRUE(cpu::isa_available(detected));
   std::string report = cpu::isa_report();
   EXPECT_NE(report.find(cpu::isa_name(detected)), std::string::npos) << report;
-  if (!cpu::isa_available(cpu::Isa::amx)) EXPECT_NE(report.find("unavailable"), std::string::npos) << report;
+  if (!cpu::isa_available(cpu::Isa::amx)) {
+    EXPECT_NE(report.find("unavailable"), std::string::npos) << report;
+  }
   EXPECT_THROW(cpu::isa_from_name("avx9000"), std::invalid_argument);
 }
 

@@ -8,6 +8,8 @@
 #include "kiln.h"
 #include "nn/checkpoint.h"
 #include "nn/progress_bar.h"
+#include "tensor/onednn/primitive_cache.h"
+#include "tests/gradcheck.h"
 
 namespace kiln {
 namespace {
@@ -279,6 +281,34 @@ TEST(Trainer, StopTrainingErrorEndsTheRunCleanly) {
   ASSERT_NE(pos, rec.events.end());
   EXPECT_EQ(rec.events.back(), "cb:train_run_end");
   EXPECT_FALSE(autograd::any_tape_active());  // the step's tape did not leak
+}
+
+// DESIGN.md: no primitive creation and no per-step malloc churn in steady-state training.
+TEST(SteadyState, TrainStepsCreateNoPrimitivesAndAllocateNothingNew) {
+  set_global_seed(5);
+  Conv2DOptions same;
+  same.padding = "same";
+  SymbolicTensor in = Input({8, 8, 3});
+  SymbolicTensor h = Activation("relu")(BatchNormalization()(Conv2D(8, 3, "", same)(in)));
+  h = MaxPooling2D()(Add()({h, Conv2D(8, 1)(in)}));
+  Model model(in, Dense(4)(GlobalAveragePooling2D()(h)));
+  optim::Adam opt(1e-3f);
+  SparseCategoricalCrossentropy loss_fn(true);
+  Tensor x = testing::rand_tensor({16, 8, 8, 3}, 1), y = Tensor::from_int32(std::vector<int32_t>(16, 1), {16});
+  auto step = [&] {
+    std::vector<Tensor> grads;
+    {
+      GradientTape tape;
+      grads = tape.gradient(loss_fn(y, model(x, true)), model.trainable_variables());
+    }
+    opt.apply_gradients(grads, model.trainable_variables());
+  };
+  for (int i = 0; i < 3; ++i) step();
+  auto prims = onednn::primitive_cache_stats();
+  auto mem = allocator_stats();
+  for (int i = 0; i < 5; ++i) step();
+  EXPECT_EQ(onednn::primitive_cache_stats().misses, prims.misses);
+  EXPECT_EQ(allocator_stats().system_allocations, mem.system_allocations);
 }
 
 TEST(ProgressBar, OneLinePerEpochWhenNotATerminal) {

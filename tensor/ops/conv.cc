@@ -108,31 +108,40 @@ ConvGeometry plan(const Tensor& x, const Tensor& w, const Conv2dOptions& opt) {
   return g;
 }
 
-// Weights reordered into a primitive's preferred layout, reused while the weight tensor's
-// storage and version are unchanged (inference, or several convs sharing weights in a step).
+// Weights reordered into a primitive's preferred layout, kept per (weight storage, layout):
+// reused while the weights are unchanged (inference, a weight used twice in a step), and
+// refreshed in place after an optimizer update, so training steps allocate nothing here.
 class ReorderedWeightsCache {
  public:
   Tensor get(const Tensor& w, const dnnl::memory::desc& user_md, const dnnl::memory::desc& want_md) {
     if (user_md == want_md) return w;
     std::string want_key = onednn::KeyBuilder("w").add(user_md).add(want_md).str();
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      for (auto it = entries_.begin(); it != entries_.end(); ++it) {
-        auto storage = it->storage.lock();
-        if (storage && storage == w.storage() && it->offset == w.offset() &&
-            it->version == storage->version() && it->key == want_key) {
-          entries_.splice(entries_.begin(), entries_, it);
-          return entries_.front().reordered;
-        }
-      }
-    }
-    dnnl::memory dst;
-    Tensor buf = onednn::buffer_for(want_md, w.dtype(), &dst);
-    onednn::reorder("weights_reorder", onednn::memory_of(w, user_md), dst);
     std::lock_guard<std::mutex> lock(mu_);
-    entries_.push_front({w.storage(), w.offset(), w.storage()->version(), want_key, buf});
-    if (entries_.size() > kCapacity) entries_.pop_back();
-    return buf;
+    Entry* entry = nullptr;
+    for (auto it = entries_.begin(); it != entries_.end();) {
+      auto storage = it->storage.lock();
+      if (!storage) {
+        it = entries_.erase(it);  // the weights are gone
+        continue;
+      }
+      if (storage == w.storage() && it->offset == w.offset() && it->key == want_key) {
+        entries_.splice(entries_.begin(), entries_, it);
+        entry = &entries_.front();
+        break;
+      }
+      ++it;
+    }
+    if (entry && entry->version == w.storage()->version()) return entry->reordered;
+    if (!entry) {
+      dnnl::memory unused;
+      entries_.push_front({w.storage(), w.offset(), 0, want_key, onednn::buffer_for(want_md, w.dtype(), &unused)});
+      entry = &entries_.front();
+      if (entries_.size() > kCapacity) entries_.pop_back();
+    }
+    onednn::reorder("weights_reorder", onednn::memory_of(w, user_md),
+                    dnnl::memory(want_md, onednn::cpu_engine(), entry->reordered.raw_data()));
+    entry->version = w.storage()->version();
+    return entry->reordered;
   }
 
  private:
@@ -143,7 +152,7 @@ class ReorderedWeightsCache {
     std::string key;
     Tensor reordered;
   };
-  static constexpr size_t kCapacity = 64;
+  static constexpr size_t kCapacity = 256;
   std::mutex mu_;
   std::list<Entry> entries_;
 };
