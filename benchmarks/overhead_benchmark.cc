@@ -9,6 +9,7 @@
 #include "benchmarks/ratio_reporter.h"
 #include "tensor/onednn/engine.h"
 #include "tensor/onednn/isa.h"
+#include "tensor/onednn/threading.h"
 #include "tensor/ops/ops.h"
 #include "tensor/random.h"
 
@@ -107,6 +108,7 @@ BENCHMARK(BM_ConvRaw)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 }  // namespace kiln
 
 int main(int argc, char** argv) {
+  kiln::cpu::apply_best_known_config(argc, argv);
   std::printf("%s\n", kiln::cpu::isa_report().c_str());
   kiln::bench::RatioReporter reporter;
   if (!kiln::bench::run_benchmarks(argc, argv, reporter)) return 1;
