@@ -45,6 +45,8 @@ class Optimizer {
   void load_slot_state(const std::vector<Variable>& vars, const std::vector<std::pair<std::string, Tensor>>& state);
 
  protected:
+  // The current schedule (clone() copies it, so a changed learning rate carries over).
+  const std::shared_ptr<LearningRateSchedule>& schedule() const { return schedule_; }
   virtual std::vector<std::string> slot_names() const = 0;
   // One step for n contiguous elements. slots holds one pointer per slot name; step is 1-based.
   virtual void update(float* w, const float* g, const std::vector<float*>& slots, int64_t n, float lr,

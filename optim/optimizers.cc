@@ -16,13 +16,13 @@ SGD::SGD(float lr, float momentum, bool nesterov, float weight_decay, ClipOption
     : SGD(constant(lr), momentum, nesterov, weight_decay, clip) {}
 
 SGD::SGD(std::shared_ptr<LearningRateSchedule> lr, float momentum, bool nesterov, float weight_decay, ClipOptions clip)
-    : Optimizer("SGD", lr, clip), schedule_(lr), momentum_(momentum), weight_decay_(weight_decay), nesterov_(nesterov) {
+    : Optimizer("SGD", std::move(lr), clip), momentum_(momentum), weight_decay_(weight_decay), nesterov_(nesterov) {
   if (momentum < 0 || momentum >= 1) throw std::invalid_argument("SGD: momentum must be in [0, 1)");
   if (nesterov && momentum == 0) throw std::invalid_argument("SGD: nesterov needs momentum > 0");
 }
 
 std::unique_ptr<Optimizer> SGD::clone() const {
-  return std::make_unique<SGD>(schedule_->clone(), momentum_, nesterov_, weight_decay_, clip_options());
+  return std::make_unique<SGD>(schedule()->clone(), momentum_, nesterov_, weight_decay_, clip_options());
 }
 
 std::vector<std::string> SGD::slot_names() const {
@@ -55,8 +55,7 @@ Adam::Adam(std::shared_ptr<LearningRateSchedule> lr, float beta_1, float beta_2,
 
 Adam::Adam(std::string name, std::shared_ptr<LearningRateSchedule> lr, float beta_1, float beta_2, float epsilon,
            float weight_decay, ClipOptions clip)
-    : Optimizer(std::move(name), lr, clip),
-      schedule_(lr),
+    : Optimizer(std::move(name), std::move(lr), clip),
       beta_1_(beta_1),
       beta_2_(beta_2),
       epsilon_(epsilon),
@@ -67,7 +66,7 @@ Adam::Adam(std::string name, std::shared_ptr<LearningRateSchedule> lr, float bet
 }
 
 std::unique_ptr<Optimizer> Adam::clone() const {
-  return std::make_unique<Adam>(schedule_->clone(), beta_1_, beta_2_, epsilon_, clip_options());
+  return std::make_unique<Adam>(schedule()->clone(), beta_1_, beta_2_, epsilon_, clip_options());
 }
 
 std::vector<std::string> Adam::slot_names() const { return {"m", "v"}; }
@@ -96,7 +95,7 @@ AdamW::AdamW(std::shared_ptr<LearningRateSchedule> lr, float weight_decay, float
     : Adam("AdamW", std::move(lr), beta_1, beta_2, epsilon, weight_decay, clip) {}
 
 std::unique_ptr<Optimizer> AdamW::clone() const {
-  return std::make_unique<AdamW>(schedule_->clone(), weight_decay_, beta_1_, beta_2_, epsilon_, clip_options());
+  return std::make_unique<AdamW>(schedule()->clone(), weight_decay_, beta_1_, beta_2_, epsilon_, clip_options());
 }
 
 RMSprop::RMSprop(float lr, float rho, float momentum, float epsilon, bool centered, ClipOptions clip)
@@ -104,12 +103,12 @@ RMSprop::RMSprop(float lr, float rho, float momentum, float epsilon, bool center
 
 RMSprop::RMSprop(std::shared_ptr<LearningRateSchedule> lr, float rho, float momentum, float epsilon, bool centered,
                  ClipOptions clip)
-    : Optimizer("RMSprop", lr, clip), schedule_(lr), rho_(rho), momentum_(momentum), epsilon_(epsilon), centered_(centered) {
+    : Optimizer("RMSprop", std::move(lr), clip), rho_(rho), momentum_(momentum), epsilon_(epsilon), centered_(centered) {
   if (rho < 0 || rho >= 1) throw std::invalid_argument("RMSprop: rho must be in [0, 1)");
 }
 
 std::unique_ptr<Optimizer> RMSprop::clone() const {
-  return std::make_unique<RMSprop>(schedule_->clone(), rho_, momentum_, epsilon_, centered_, clip_options());
+  return std::make_unique<RMSprop>(schedule()->clone(), rho_, momentum_, epsilon_, centered_, clip_options());
 }
 
 std::vector<std::string> RMSprop::slot_names() const { return {"velocity", "average_gradient", "momentum"}; }

@@ -18,7 +18,6 @@ class SGD : public Optimizer {
   void update(float* w, const float* g, const std::vector<float*>& slots, int64_t n, float lr, int64_t step) override;
 
  private:
-  std::shared_ptr<LearningRateSchedule> schedule_;
   float momentum_, weight_decay_;
   bool nesterov_;
 };
@@ -39,7 +38,6 @@ class Adam : public Optimizer {
   std::vector<std::string> slot_names() const override;
   void update(float* w, const float* g, const std::vector<float*>& slots, int64_t n, float lr, int64_t step) override;
 
-  std::shared_ptr<LearningRateSchedule> schedule_;
   float beta_1_, beta_2_, epsilon_, weight_decay_;
 };
 
@@ -67,7 +65,6 @@ class RMSprop : public Optimizer {
   void update(float* w, const float* g, const std::vector<float*>& slots, int64_t n, float lr, int64_t step) override;
 
  private:
-  std::shared_ptr<LearningRateSchedule> schedule_;
   float rho_, momentum_, epsilon_;
   bool centered_;
 };

@@ -153,6 +153,15 @@ TEST(Optimizers, SkipsUndefinedGradientsAndRejectsMismatches) {
   EXPECT_THROW(SGD(-1.f), std::invalid_argument);
 }
 
+TEST(Optimizers, CloneKeepsTheCurrentLearningRate) {
+  Adam a(0.1f);
+  a.set_learning_rate(0.003f);
+  EXPECT_FLOAT_EQ(a.clone()->learning_rate(), 0.003f);  // compile() clones: the change must survive
+  SGD s(std::make_shared<StepDecay>(1.f, 1, 0.5f), 0.9f);
+  EXPECT_FLOAT_EQ(s.clone()->learning_rate(), 1.f);
+  EXPECT_EQ(s.clone()->iterations(), 0);
+}
+
 TEST(Optimizers, SlotStateRoundTrips) {
   Adam a(0.1f);
   Variable v(Tensor::from_vector({1, 2}, {2}), "v");
