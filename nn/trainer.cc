@@ -1,6 +1,8 @@
 #include "nn/trainer.h"
 
 #include "nn/progress_bar.h"
+
+#include <algorithm>
 #include "tensor/ops/ops.h"
 
 namespace kiln::nn {
@@ -13,6 +15,26 @@ Trainer::Trainer(Model& model, const Loss& loss, optim::Optimizer& optimizer,
   for (const std::string& m : metric_names_) metrics_.push_back(make_metric(m, *loss_));
   call(&Callback::on_init_end);
 }
+
+namespace {
+// Adds a ProgressBar in front of the callbacks for one run and removes it however the run ends.
+class ProgressScope {
+ public:
+  ProgressScope(std::vector<std::shared_ptr<Callback>>& callbacks, int verbose) : callbacks_(callbacks) {
+    if (verbose > 0) {
+      bar_ = std::make_shared<ProgressBar>();
+      callbacks_.insert(callbacks_.begin(), bar_);
+    }
+  }
+  ~ProgressScope() {
+    if (bar_) callbacks_.erase(std::find(callbacks_.begin(), callbacks_.end(), bar_));
+  }
+
+ private:
+  std::vector<std::shared_ptr<Callback>>& callbacks_;
+  std::shared_ptr<Callback> bar_;
+};
+}  // namespace
 
 void Trainer::call(void (Callback::*event)(Trainer&)) {
   for (auto& cb : callbacks_) ((*cb).*event)(*this);
@@ -76,7 +98,7 @@ History Trainer::train(const data::Dataset& train_in, const std::optional<data::
                                 " is past num_epochs " + std::to_string(options.num_epochs));
   }
   options_ = options;
-  if (options.verbose > 0) callbacks_.insert(callbacks_.begin(), std::make_shared<ProgressBar>());
+  ProgressScope progress(callbacks_, options.verbose);
   data::Dataset train_ds = create_train_dataloader(train_in);
   if (!train_ds.batched()) throw std::invalid_argument("Trainer: the training dataset must be batched (call batch())");
   std::optional<data::Dataset> eval_ds;
@@ -141,12 +163,12 @@ History Trainer::train(const data::Dataset& train_in, const std::optional<data::
   }
   training_run_end();
   call(&Callback::on_train_run_end);
-  if (options.verbose > 0) callbacks_.erase(callbacks_.begin());
   return history_;
 }
 
 Logs Trainer::evaluate(const data::Dataset& dataset, int verbose) {
   options_.verbose = verbose;
+  ProgressScope progress(callbacks_, verbose);
   data::Dataset ds = create_eval_dataloader(dataset);
   if (!ds.batched()) throw std::invalid_argument("evaluate: the dataset must be batched (call batch())");
   logs_.clear();

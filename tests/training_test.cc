@@ -326,6 +326,12 @@ TEST(ProgressBar, OneLinePerEpochWhenNotATerminal) {
   ::testing::internal::CaptureStdout();
   model->fit(blobs(64, 1).batch(16), {.epochs = 2, .verbose = 0});
   EXPECT_EQ(::testing::internal::GetCapturedStdout(), "");
+  ::testing::internal::CaptureStdout();
+  model->evaluate(blobs(30, 2).batch(10), /*verbose=*/1);
+  std::string eval = ::testing::internal::GetCapturedStdout();
+  EXPECT_EQ(std::count(eval.begin(), eval.end(), '\n'), 1) << eval;
+  EXPECT_NE(eval.find("3/3 - "), std::string::npos) << eval;
+  EXPECT_NE(eval.find(" - accuracy: "), std::string::npos) << eval;
 }
 
 }  // namespace
