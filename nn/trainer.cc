@@ -102,7 +102,10 @@ History Trainer::train(const data::Dataset& train_in, const std::optional<data::
   data::Dataset train_ds = create_train_dataloader(train_in);
   if (!train_ds.batched()) throw std::invalid_argument("Trainer: the training dataset must be batched (call batch())");
   std::optional<data::Dataset> eval_ds;
-  if (eval_in) eval_ds = create_eval_dataloader(*eval_in);
+  if (eval_in) {
+    eval_ds = create_eval_dataloader(*eval_in);
+    if (!eval_ds->batched()) throw std::invalid_argument("Trainer: the validation dataset must be batched (call batch())");
+  }
   if (auto schedule = create_scheduler()) optimizer_.set_schedule(schedule);
   steps_per_epoch_ = options.steps_per_epoch > 0 ? options.steps_per_epoch : train_ds.cardinality();
   if (steps_per_epoch_ < 0) {

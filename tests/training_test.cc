@@ -60,6 +60,7 @@ TEST(Fit, LearnsBlobsAndReportsHistory) {
   Tensor preds = model->predict(Tensor::zeros({7, 2}), 3);
   EXPECT_EQ(preds.shape(), (Shape{7, 3}));
   EXPECT_THROW(model->fit(blobs(10, 1), {.epochs = 1, .verbose = 0}), std::invalid_argument);  // unbatched
+  EXPECT_THROW(model->fit(train, {.epochs = 1, .validation_data = blobs(10, 2), .verbose = 0}), std::invalid_argument);
   EXPECT_THROW(model->fit(train, {.epochs = 1, .verbose = 0, .num_processes = 2}), std::invalid_argument);
   Sequential uncompiled({Dense(2)});
   EXPECT_THROW(uncompiled.fit(train, {}), std::logic_error);
