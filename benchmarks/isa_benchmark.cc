@@ -5,7 +5,6 @@
 //   bazel run //benchmarks:isa_benchmark -- [--benchmark_filter=...] [--benchmark_min_time=0.5]
 //   bazel run //benchmarks:isa_benchmark -- --kiln_isa=avx512_core   (one cap, plain Google Benchmark)
 #include <benchmark/benchmark.h>
-#include <sched.h>
 
 #include <cstdio>
 #include <fstream>
@@ -127,11 +126,7 @@ int sweep(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) cmd += std::string(" '") + argv[i] + "'";
     std::printf("== %s\n", cap);
     std::fflush(stdout);
-    // OpenMP bound this thread to one core; the child must start with every CPU again.
-    cpu_set_t all;
-    CPU_ZERO(&all);
-    for (int c = 0; c < sysconf(_SC_NPROCESSORS_ONLN) && c < CPU_SETSIZE; ++c) CPU_SET(c, &all);
-    sched_setaffinity(0, sizeof all, &all);
+    cpu::unbind_current_thread();  // the child must start with every CPU, not this thread's one core
     if (std::system(cmd.c_str()) != 0) std::printf("   (run at cap %s failed)\n", cap);
     std::string out = read_all(json);
     std::remove(json.c_str());

@@ -26,11 +26,6 @@ double RatioReporter::best_ns(const std::string& name) const {
   return it == best_.end() ? 0.0 : it->second;
 }
 
-std::vector<std::string> RatioReporter::names() const {
-  std::vector<std::string> out;
-  for (auto& [k, v] : best_) out.push_back(k);
-  return out;
-}
 
 bool run_benchmarks(int argc, char** argv, RatioReporter& reporter) {
   benchmark::Initialize(&argc, argv);

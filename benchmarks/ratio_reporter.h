@@ -15,7 +15,6 @@ class RatioReporter : public benchmark::ConsoleReporter {
   // Best (lowest) real time per iteration in nanoseconds over repetitions, by run name
   // without the repetition suffix; 0 when the run is missing or was skipped.
   double best_ns(const std::string& name) const;
-  std::vector<std::string> names() const;
 
  private:
   std::map<std::string, double> best_;

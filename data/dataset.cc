@@ -1,8 +1,5 @@
 #include "data/dataset.h"
 
-#include <sched.h>
-#include <unistd.h>
-
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -11,6 +8,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "tensor/onednn/threading.h"
 #include "tensor/random.h"
 
 namespace kiln::data {
@@ -281,12 +279,7 @@ struct BatchIterator::Impl {
   }
 
   void run() {
-    // OpenMP may have bound the creating thread to one core; the loader should not compete
-    // with a compute thread there, so it may run anywhere.
-    cpu_set_t all;
-    CPU_ZERO(&all);
-    for (int c = 0; c < sysconf(_SC_NPROCESSORS_ONLN) && c < CPU_SETSIZE; ++c) CPU_SET(c, &all);
-    sched_setaffinity(0, sizeof all, &all);
+    cpu::unbind_current_thread();  // not on the core of the (bound) thread that created it
     try {
       while (true) {
         std::optional<Batch> b = produce();

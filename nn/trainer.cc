@@ -46,7 +46,7 @@ Logs Trainer::running_metrics() const {
   return out;
 }
 
-void Trainer::update_metrics(const BatchOutput& out, bool) {
+void Trainer::update_metrics(const BatchOutput& out) {
   loss_metric_->update(out.loss.item(), static_cast<double>(out.batch_size));
   if (metrics_.empty()) return;
   Tensor preds = cast(stop_gradient(out.predictions), DType::f32);
@@ -82,7 +82,7 @@ void Trainer::run_eval_epoch(const data::Dataset& dataset, const std::string& pr
   while (auto batch = it.next()) {
     call(&Callback::on_eval_step_begin);
     BatchOutput out = calculate_eval_batch_loss(*batch);
-    update_metrics(out, true);
+    update_metrics(out);
     for (auto& cb : callbacks_) cb->on_eval_step_end(*this, out);
   }
   for (auto& [k, v] : running_metrics()) logs_[prefix + k] = v;
@@ -149,7 +149,7 @@ History Trainer::train(const data::Dataset& train_in, const std::optional<data::
         optimizer_step();
         scheduler_step();
         optimizer_zero_grad();
-        update_metrics(out, false);
+        update_metrics(out);
         for (auto& cb : callbacks_) cb->on_train_step_end(*this, out);
       }
       logs_ = running_metrics();

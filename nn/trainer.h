@@ -109,7 +109,7 @@ class Trainer {
  private:
   void call(void (Callback::*event)(Trainer&));
   void run_eval_epoch(const data::Dataset& dataset, const std::string& prefix);
-  void update_metrics(const BatchOutput& out, bool eval);
+  void update_metrics(const BatchOutput& out);
 
   Model& model_;
   std::unique_ptr<Loss> loss_;

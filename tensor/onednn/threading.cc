@@ -65,6 +65,13 @@ std::string ThreadConfig::describe() const {
   return s;
 }
 
+void unbind_current_thread() {
+  cpu_set_t all;
+  CPU_ZERO(&all);
+  for (int c = 0; c < sysconf(_SC_NPROCESSORS_ONLN) && c < CPU_SETSIZE; ++c) CPU_SET(c, &all);
+  sched_setaffinity(0, sizeof all, &all);
+}
+
 ThreadConfig apply_best_known_config(int argc, char** argv, bool verbose) {
   ThreadConfig c = best_known_config();
   bool changed = false;

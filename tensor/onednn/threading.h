@@ -19,6 +19,11 @@ struct ThreadConfig {
 
 ThreadConfig best_known_config();
 
+// Lets the calling thread run on every online CPU again. OpenMP binding pins the main thread
+// to one core, and threads or processes it starts inherit that: a data loader or a child
+// benchmark process calls this so it does not share one core with a compute thread.
+void unbind_current_thread();
+
 // Puts the configuration into effect: libgomp reads OMP_* only at start-up, so when they are
 // not already set this sets them and re-executes the program once (values the user set
 // are kept). Call first thing in main(). Prints the configuration when verbose.
