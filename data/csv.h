@@ -1,5 +1,6 @@
 #pragma once
 #include <string>
+#include <string_view>
 
 #include "tensor/tensor.h"
 
@@ -13,5 +14,7 @@ struct CsvOptions {
 // Reads a numeric CSV into an f32 [rows, columns] tensor. Ragged rows or non-numeric cells
 // throw std::runtime_error naming the file, line and column.
 Tensor read_csv(const std::string& path, const CsvOptions& options = {});
+// The same parser over text already in memory; `source` names it in errors (a path).
+Tensor parse_csv(std::string_view text, const std::string& source, const CsvOptions& options = {});
 
 }  // namespace kiln::data

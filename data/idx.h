@@ -1,5 +1,6 @@
 #pragma once
 #include <string>
+#include <string_view>
 
 #include "tensor/tensor.h"
 
@@ -9,5 +10,8 @@ namespace kiln::data {
 // and f32 map to Kiln dtypes. Throws std::runtime_error naming the file for a missing,
 // truncated or malformed file.
 Tensor read_idx(const std::string& path);
+// The same parser over bytes already in memory (gzip is recognised by its magic number);
+// `source` names them in errors (a path).
+Tensor parse_idx(std::string_view bytes, const std::string& source);
 
 }  // namespace kiln::data

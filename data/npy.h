@@ -1,5 +1,6 @@
 #pragma once
 #include <string>
+#include <string_view>
 
 #include "tensor/tensor.h"
 
@@ -8,6 +9,8 @@ namespace kiln::data {
 // NumPy .npy (format 1.0-3.0, C order). Reads <f4, <i4, |u1, |i1 directly; <f8 and <i8 are
 // converted to f32 and s32 (s32 range checked); bf16 is written as <f4. Errors name the file.
 Tensor read_npy(const std::string& path);
+// The same parser over bytes already in memory; `source` names them in errors (a path).
+Tensor parse_npy(std::string_view bytes, const std::string& source);
 // Written atomically: to a temporary file, then renamed.
 void write_npy(const std::string& path, const Tensor& t);
 

@@ -1,5 +1,6 @@
 #pragma once
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -23,5 +24,7 @@ using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
 void write_checkpoint(const std::string& path, const NamedTensors& entries);
 NamedTensors read_checkpoint(const std::string& path);
+// The same validation over bytes already in memory; `source` names them in errors (a path).
+NamedTensors parse_checkpoint(std::string_view bytes, const std::string& source);
 
 }  // namespace kiln::nn

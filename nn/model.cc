@@ -271,9 +271,21 @@ void Model::save_weights(const std::string& path) const {
 }
 
 namespace {
-void restore_variables(const std::vector<Variable>& vars, const NamedTensors& entries, const std::string& path) {
+
+// A load is all or nothing: everything is read and validated into these pairs first, and
+// only then copied into the model, so a failed load leaves the model exactly as it was.
+using StagedCopies = std::vector<std::pair<Variable, const Tensor*>>;
+
+bool is_training_state(const std::string& name) {
+  return name.rfind("optimizer/", 0) == 0 || name.rfind("meta/", 0) == 0;
+}
+
+StagedCopies stage_variables(const std::vector<Variable>& vars, const NamedTensors& entries, const std::string& path) {
   std::unordered_map<std::string, const Tensor*> by_name;
-  for (const auto& [n, t] : entries) by_name[n] = &t;
+  for (const auto& [n, t] : entries) {
+    if (!is_training_state(n)) by_name[n] = &t;
+  }
+  StagedCopies staged;
   for (const Variable& v : vars) {
     auto it = by_name.find(v.name());
     if (it == by_name.end()) throw std::runtime_error("'" + path + "' has no weights for variable '" + v.name() + "'");
@@ -281,16 +293,47 @@ void restore_variables(const std::vector<Variable>& vars, const NamedTensors& en
       throw std::runtime_error("'" + path + "': variable '" + v.name() + "' is saved as " + it->second->describe() +
                                " but the model has " + v.value().describe());
     }
+    staged.emplace_back(v, it->second);
+    by_name.erase(it);
   }
-  for (const Variable& v : vars) v.value().copy_from(*by_name.at(v.name()));
+  if (!by_name.empty()) {
+    throw std::runtime_error("'" + path + "' holds weights for '" + by_name.begin()->first +
+                             "', which this model does not have (" + std::to_string(by_name.size()) +
+                             " unmatched entries): it was saved from a different model");
+  }
+  return staged;
 }
+
+void commit(const StagedCopies& staged) {
+  for (const auto& [v, t] : staged) v.value().copy_from(*t);
+}
+
+// A meta entry must be exactly what save_checkpoint writes: s32 of the given length.
+std::vector<int32_t> meta_values(const NamedTensors& entries, const std::string& key, int64_t length,
+                                 const std::string& path) {
+  for (const auto& [n, t] : entries) {
+    if (n != key) continue;
+    if (t.dtype() != DType::s32 || t.shape() != Shape{length}) {
+      throw std::runtime_error("'" + path + "': entry '" + key + "' is " + t.describe() + ", expected s32[" +
+                               std::to_string(length) + "]");
+    }
+    std::vector<int32_t> v = t.to_int32();
+    for (int32_t x : v) {
+      if (x < 0) throw std::runtime_error("'" + path + "': entry '" + key + "' holds a negative value");
+    }
+    return v;
+  }
+  return {};
+}
+
 }  // namespace
 
 void Model::load_weights(const std::string& path) {
   if (variables().empty()) {
     throw std::logic_error("Model '" + name_ + "' has no weights yet: build it (build() or one call) before loading");
   }
-  restore_variables(variables(), read_checkpoint(path), path);
+  NamedTensors entries = read_checkpoint(path);
+  commit(stage_variables(variables(), entries, path));
 }
 
 void Model::save_checkpoint(const std::string& path, int64_t next_epoch) const {
@@ -307,24 +350,27 @@ int64_t Model::load_checkpoint(const std::string& path) {
   if (variables().empty()) {
     throw std::logic_error("Model '" + name_ + "' has no weights yet: build it (build() or one call) before loading");
   }
+  optim::Optimizer& opt = optimizer();
   NamedTensors entries = read_checkpoint(path);
-  restore_variables(variables(), entries, path);
-  NamedTensors slots;
-  int64_t next_epoch = -1, iterations = -1;
-  for (auto& [n, t] : entries) {
-    if (n.rfind("optimizer/", 0) == 0) slots.emplace_back(n.substr(10), t);
-    if (n == "meta/next_epoch") next_epoch = t.to_int32()[0];
-    if (n == "meta/optimizer_iterations") {
-      auto v = t.to_int32();
-      iterations = int64_t(v[0]) | (int64_t(v[1]) << 31);
-    }
-  }
-  if (next_epoch < 0 || iterations < 0) {
+  std::vector<int32_t> epoch = meta_values(entries, "meta/next_epoch", 1, path);
+  std::vector<int32_t> iters = meta_values(entries, "meta/optimizer_iterations", 2, path);
+  if (epoch.empty() || iters.empty()) {
     throw std::runtime_error("'" + path + "' holds weights only (no training state); use load_weights()");
   }
-  optimizer().load_slot_state(trainable_variables(), slots);
-  optimizer().set_iterations(iterations);
-  return next_epoch;
+  StagedCopies staged = stage_variables(variables(), entries, path);
+  NamedTensors slots;
+  for (auto& [n, t] : entries) {
+    if (n.rfind("optimizer/", 0) == 0) slots.emplace_back(n.substr(10), t);
+  }
+  try {
+    opt.check_slot_state(trainable_variables(), slots);
+  } catch (const std::invalid_argument& e) {
+    throw std::runtime_error("'" + path + "': " + e.what());
+  }
+  commit(staged);
+  opt.load_slot_state(trainable_variables(), slots);
+  opt.set_iterations(int64_t(iters[0]) | (int64_t(iters[1]) << 31));
+  return epoch[0];
 }
 
 Sequential::Sequential(const std::vector<Layer>& layers, const std::string& name) : Model(name) {

@@ -124,21 +124,38 @@ std::vector<std::pair<std::string, Tensor>> Optimizer::slot_state(const std::vec
   return out;
 }
 
+void Optimizer::check_slot_state(const std::vector<Variable>& vars,
+                                 const std::vector<std::pair<std::string, Tensor>>& state) const {
+  std::unordered_map<std::string, const Variable*> expected;
+  std::vector<std::string> names = slot_names();
+  for (const Variable& v : vars) {
+    for (const std::string& k : names) expected[v.name() + "/" + k] = &v;
+  }
+  for (const auto& [n, t] : state) {
+    auto it = expected.find(n);
+    if (it == expected.end()) {
+      throw std::invalid_argument(name_ + ": saved optimizer slot '" + n +
+                                  "' belongs to no slot of this optimizer (was it saved by another optimizer?)");
+    }
+    const Variable& v = *it->second;
+    if (t.shape() != v.shape() || t.dtype() != DType::f32) {
+      throw std::invalid_argument(name_ + ": saved slot '" + n + "' is " + t.describe() + " but variable '" +
+                                  v.name() + "' needs f32" + shape_str(v.shape()));
+    }
+  }
+}
+
 void Optimizer::load_slot_state(const std::vector<Variable>& vars,
                                 const std::vector<std::pair<std::string, Tensor>>& state) {
+  check_slot_state(vars, state);
   std::unordered_map<std::string, const Tensor*> by_name;
   for (auto& [n, t] : state) by_name[n] = &t;
   std::vector<std::string> names = slot_names();
   for (const Variable& v : vars) {
+    slots_.erase(v.value().id());  // the loaded state replaces the old one whole
     for (size_t k = 0; k < names.size(); ++k) {
       auto it = by_name.find(v.name() + "/" + names[k]);
-      if (it == by_name.end()) continue;
-      if (it->second->shape() != v.shape()) {
-        throw std::invalid_argument(name_ + ": saved slot '" + it->first + "' has shape " +
-                                    shape_str(it->second->shape()) + " but variable '" + v.name() + "' has " +
-                                    shape_str(v.shape()));
-      }
-      slots_for(v)[k].copy_from(*it->second);
+      if (it != by_name.end()) slots_for(v)[k].copy_from(*it->second);
     }
   }
 }

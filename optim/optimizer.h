@@ -40,9 +40,13 @@ class Optimizer {
 
   // Slot tensors for checkpoints, named "<variable name>/<slot name>", for vars in order.
   std::vector<std::pair<std::string, Tensor>> slot_state(const std::vector<Variable>& vars);
-  // Restores slots written by slot_state (creating them as needed); throws naming the slot
-  // when a shape does not match.
+  // Replaces the slots of vars with those written by slot_state (a variable without saved
+  // slots starts fresh); checks everything first, so a throw naming the slot changes nothing.
   void load_slot_state(const std::vector<Variable>& vars, const std::vector<std::pair<std::string, Tensor>>& state);
+  // Throws, changing nothing, when load_slot_state would: a slot of the wrong shape or dtype,
+  // or an entry that names no slot of this optimizer for these variables.
+  void check_slot_state(const std::vector<Variable>& vars,
+                        const std::vector<std::pair<std::string, Tensor>>& state) const;
 
  protected:
   // The current schedule (clone() copies it, so a changed learning rate carries over).

@@ -10,10 +10,19 @@
 namespace kiln {
 namespace {
 
+// No machine Kiln runs on has 2^48 bytes; refusing larger requests up front keeps the size
+// arithmetic below from overflowing.
+constexpr size_t kMaxBytes = size_t{1} << 48;
+
+std::string too_large(size_t bytes) {
+  return "cannot allocate " + std::to_string(bytes) + " bytes for a tensor: out of memory";
+}
+
 // Round sizes to classes so slightly different requests share blocks: 64-byte steps up to
 // 4 KiB, then eighths of the next power of two (at most 12.5% waste).
 size_t size_class(size_t bytes) {
   if (bytes == 0) bytes = 1;
+  if (bytes > kMaxBytes) throw AllocationError(too_large(bytes));
   if (bytes <= 4096) return (bytes + kAlignment - 1) / kAlignment * kAlignment;
   size_t pow2 = 1;
   while (pow2 < bytes) pow2 <<= 1;
@@ -51,7 +60,7 @@ struct CachingAllocator {
     if (!p) {
       release_cached_memory();
       p = std::aligned_alloc(kAlignment, capacity);
-      if (!p) throw std::bad_alloc();
+      if (!p) throw AllocationError(too_large(capacity));
     }
     std::lock_guard<std::mutex> lock(mu);
     stats.system_allocations++;

@@ -1,9 +1,18 @@
 #pragma once
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <stdexcept>
 
 namespace kiln {
+
+// Thrown when the system cannot provide a tensor's memory; the message names the byte count
+// (a plain std::bad_alloc would not say what was asked for).
+class AllocationError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 // A block of 64-byte-aligned memory handed out by the caching allocator. When the last
 // reference goes, the block returns to the allocator's free list for its size class, so
@@ -19,14 +28,14 @@ class Storage {
   size_t bytes() const { return bytes_; }
   // Bumped by every in-place write (optimizer updates, assign), so caches keyed on this
   // storage (reordered weights) know when they are stale.
-  uint64_t version() const { return version_; }
-  void bump_version() { ++version_; }
+  uint64_t version() const { return version_.load(std::memory_order_acquire); }
+  void bump_version() { version_.fetch_add(1, std::memory_order_acq_rel); }
 
  private:
   void* data_;
   size_t bytes_;
   size_t capacity_;
-  uint64_t version_ = 0;
+  std::atomic<uint64_t> version_{0};
 };
 
 struct AllocatorStats {

@@ -6,8 +6,27 @@ namespace kiln {
 
 int64_t numel(const Shape& shape) {
   int64_t n = 1;
-  for (int64_t d : shape) n *= d;
+  for (int64_t d : shape) {
+    if (__builtin_mul_overflow(n, d, &n)) {
+      throw std::overflow_error("the element count of shape " + shape_str(shape) + " overflows int64");
+    }
+  }
   return n;
+}
+
+uint64_t checked_nbytes(const Shape& shape, size_t element_size, const std::string& what) {
+  // Bytes must also fit a signed 64-bit offset, so the product is checked in int64.
+  int64_t n = static_cast<int64_t>(element_size);
+  for (int64_t d : shape) {
+    if (d < 0) throw std::invalid_argument(what + ": negative dimension in shape " + shape_str(shape));
+  }
+  for (int64_t d : shape) {
+    if (__builtin_mul_overflow(n, d, &n)) {
+      throw std::invalid_argument(what + ": shape " + shape_str(shape) + " with " + std::to_string(element_size) +
+                                  "-byte elements needs more bytes than fit in 64 bits");
+    }
+  }
+  return static_cast<uint64_t>(n);
 }
 
 Strides contiguous_strides(const Shape& shape) {
@@ -53,13 +72,6 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
   return out;
 }
 
-void check_shape_valid(const Shape& shape, const char* op) {
-  for (int64_t d : shape) {
-    if (d < 0) {
-      throw std::invalid_argument(std::string(op) + ": negative dimension in shape " +
-                                  shape_str(shape));
-    }
-  }
-}
+void check_shape_valid(const Shape& shape, const char* op) { checked_nbytes(shape, 1, op); }
 
 }  // namespace kiln

@@ -71,9 +71,9 @@ TensorImpl& Tensor::impl() const {
 }
 
 Tensor Tensor::empty(const Shape& shape, DType dtype) {
-  check_shape_valid(shape, "Tensor::empty");
+  uint64_t bytes = checked_nbytes(shape, dtype_size(dtype), "Tensor::empty(" + std::string(dtype_name(dtype)) + ")");
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = allocate_storage(kiln::numel(shape) * dtype_size(dtype));
+  impl->storage = allocate_storage(bytes);
   impl->shape = shape;
   impl->strides = contiguous_strides(shape);
   impl->dtype = dtype;
