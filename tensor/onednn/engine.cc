@@ -69,10 +69,29 @@ Tensor buffer_for(const dnnl::memory::desc& desc, DType dtype, dnnl::memory* out
   return buf;
 }
 
+dnnl::primitive_attr default_attr() {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
+
 void execute(const char* op, const dnnl::primitive& prim,
              const std::unordered_map<int, dnnl::memory>& args) {
   try {
-    prim.execute(cpu_stream(), args);
+    const dnnl_memory_desc_t* scratch_md =
+        dnnl_primitive_desc_query_md(prim.get_primitive_desc(), dnnl_query_scratchpad_md, 0);
+    size_t scratch_bytes = scratch_md ? dnnl_memory_desc_get_size(scratch_md) : 0;
+    if (scratch_bytes == 0) {
+      prim.execute(cpu_stream(), args);
+    } else {
+      // Per call, from the caching allocator: concurrent calls of one primitive never share it.
+      Tensor scratch = Tensor::empty({static_cast<int64_t>(scratch_bytes)}, DType::u8);
+      std::unordered_map<int, dnnl::memory> with_scratch = args;
+      with_scratch[DNNL_ARG_SCRATCHPAD] = dnnl::memory(dnnl::memory::desc(*scratch_md), cpu_engine(), scratch.raw_data());
+      prim.execute(cpu_stream(), with_scratch);
+      cpu_stream().wait();
+      return;
+    }
     cpu_stream().wait();
   } catch (const dnnl::error& e) {
     throw std::runtime_error(std::string(op) + ": oneDNN execution failed: " + e.what());

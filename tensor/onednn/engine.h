@@ -19,7 +19,13 @@ dnnl::memory memory_of(const Tensor& t);
 // the tensor alive while the memory is used.
 Tensor buffer_for(const dnnl::memory::desc& desc, DType dtype, dnnl::memory* out_memory);
 
-// Runs a primitive and waits; converts oneDNN errors into exceptions naming the op.
+// The attributes every Kiln primitive is created with: a user-managed scratchpad. oneDNN's
+// library-managed scratchpad is shared per creating thread, so a cached primitive executed on
+// another thread (a model shared by predict() threads) would race on it; execute() gives
+// each call its own scratchpad instead.
+dnnl::primitive_attr default_attr();
+
+// Runs a primitive with a scratchpad of its own and waits;  converts oneDNN errors into exceptions naming the op.
 void execute(const char* op, const dnnl::primitive& prim,
              const std::unordered_map<int, dnnl::memory>& args);
 

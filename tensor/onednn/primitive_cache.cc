@@ -89,6 +89,10 @@ CachedPrimitive get_primitive(const std::string& op, const std::string& key,
   } catch (const dnnl::error& e) {
     throw std::runtime_error(op + ": oneDNN cannot create a primitive for " + key + ": " + e.what());
   }
+  if (created.pd.get_primitive_attr().get_scratchpad_mode() != dnnl::scratchpad_mode::user) {
+    throw std::logic_error(op + ": primitive created without onednn::default_attr(); its scratchpad would be shared "
+                                "between threads");
+  }
   cpu::record_impl(op, created.pd.impl_info_str(), key);
   std::lock_guard<std::mutex> lock(c.mu);
   c.misses++;
@@ -106,7 +110,7 @@ CachedPrimitive get_primitive(const std::string& op, const std::string& key,
 void reorder(const char* op, const dnnl::memory& from, const dnnl::memory& to) {
   auto from_md = from.get_desc(), to_md = to.get_desc();
   auto prim = cached<dnnl::reorder>(op, KeyBuilder("reorder").add(from_md).add(to_md), [&] {
-    return dnnl::reorder::primitive_desc(cpu_engine(), from_md, cpu_engine(), to_md);
+    return dnnl::reorder::primitive_desc(cpu_engine(), from_md, cpu_engine(), to_md, default_attr());
   });
   execute(op, prim.primitive, {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}});
 }

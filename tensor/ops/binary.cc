@@ -64,7 +64,7 @@ Tensor binary_forward(const BinaryKind& kind, const Tensor& a, const Tensor& b, 
   auto mdd = onednn::desc_of(out, dims);
   auto prim = onednn::cached<dnnl::binary>(
       kind.name, onednn::KeyBuilder(kind.name).add(md0).add(md1).add(int64_t(relu)), [&] {
-        dnnl::primitive_attr attr;
+        dnnl::primitive_attr attr = onednn::default_attr();
         if (relu) {
           dnnl::post_ops po;
           po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);

@@ -164,7 +164,7 @@ ReorderedWeightsCache& weights_cache() {
 
 dnnl::convolution_forward::primitive_desc forward_pd(const ConvGeometry& g, const dnnl::memory::desc* bias_md,
                                                      FusedActivation act) {
-  dnnl::primitive_attr attr;
+  dnnl::primitive_attr attr = onednn::default_attr();
   if (act == FusedActivation::relu) {
     dnnl::post_ops po;
     po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
@@ -251,7 +251,7 @@ Tensor conv_backward_data(const ConvGeometry& g, const Tensor& grad, const Tenso
     auto desc = dnnl::convolution_backward_data::desc(dnnl::algorithm::convolution_direct, g.src_md(),
                                                       g.any_weights_md(), g.dst_md(), g.strides, g.dilates, g.pad_l,
                                                       g.pad_r);
-    return dnnl::convolution_backward_data::primitive_desc(desc, onednn::cpu_engine(),
+    return dnnl::convolution_backward_data::primitive_desc(desc, onednn::default_attr(), onednn::cpu_engine(),
                                                            forward_pd(g, nullptr, FusedActivation::none));
   });
   Tensor w_ready = weights_cache().get(wei, g.user_weights_md(), prim.pd.weights_desc());
@@ -286,7 +286,7 @@ std::vector<Tensor> conv_backward_weights(const ConvGeometry& g, const Tensor& x
                                                                g.dilates, g.pad_l, g.pad_r);
     dnnl::memory::desc hint_bias = db_md;
     return dnnl::convolution_backward_weights::primitive_desc(
-        desc, onednn::cpu_engine(), forward_pd(g, bias.defined() ? &hint_bias : nullptr, FusedActivation::none));
+        desc, onednn::default_attr(), onednn::cpu_engine(), forward_pd(g, bias.defined() ? &hint_bias : nullptr, FusedActivation::none));
   });
   dnnl::memory::desc dw_md = prim.pd.query_md(dnnl::query::diff_weights_md, 0);
   dnnl::memory dw_mem;

@@ -44,7 +44,7 @@ dnnl::eltwise_forward::primitive_desc forward_pd(const KindInfo& k, const dnnl::
                                                  float beta) {
   return dnnl::eltwise_forward::primitive_desc(
       dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_training, k.alg, md, alpha, beta),
-      onednn::cpu_engine());
+      onednn::default_attr(), onednn::cpu_engine());
 }
 
 }  // namespace
@@ -103,7 +103,7 @@ Tensor eltwise_backward(EltwiseKind kind, const Tensor& grad, const Tensor& data
       op, onednn::KeyBuilder("eltwise_bwd").add(k.name).add(d).add(alpha).add(beta), [&] {
         auto hint = forward_pd(k, md, alpha, beta);
         return dnnl::eltwise_backward::primitive_desc(dnnl::eltwise_backward::desc(k.alg, md, md, alpha, beta),
-                                                      onednn::cpu_engine(), hint);
+                                                      onednn::default_attr(), onednn::cpu_engine(), hint);
       });
   int data_arg = eltwise_backward_uses_output(kind) ? DNNL_ARG_DST : DNNL_ARG_SRC;
   onednn::execute(op.c_str(), prim.primitive,

@@ -67,7 +67,7 @@ Tensor matmul_kernel(const Tensor& a, const Tensor& b, const Tensor& bias, Fused
   key.add(src_md).add(wei_md).add(dst_md).add(int64_t(act == FusedActivation::relu));
   if (bias.defined()) key.add(bias_md);
   auto prim = onednn::cached<dnnl::matmul>(op, key, [&] {
-    dnnl::primitive_attr attr;
+    dnnl::primitive_attr attr = onednn::default_attr();
     if (act == FusedActivation::relu) {
       dnnl::post_ops po;
       po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);

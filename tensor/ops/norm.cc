@@ -33,7 +33,7 @@ void check_param(const Tensor& p, int64_t c, const char* op, const char* what, c
 dnnl::batch_normalization_forward::primitive_desc forward_pd(const dnnl::memory::desc& md, float eps, flags f,
                                                              dnnl::prop_kind prop) {
   return dnnl::batch_normalization_forward::primitive_desc(
-      dnnl::batch_normalization_forward::desc(prop, md, eps, f), onednn::cpu_engine());
+      dnnl::batch_normalization_forward::desc(prop, md, eps, f), onednn::default_attr(), onednn::cpu_engine());
 }
 
 // Returns {dx, dgamma, dbeta}. workspace: the fused ReLU's mask, when the forward fused one.
@@ -51,7 +51,7 @@ std::vector<Tensor> bn_backward(const Tensor& x, const Tensor& grad, const Tenso
       op, onednn::KeyBuilder(op).add(md).add(eps).add(int64_t(global_stats)).add(int64_t(workspace.defined())), [&] {
         auto desc = dnnl::batch_normalization_backward::desc(dnnl::prop_kind::backward, md, md, eps, f);
         return dnnl::batch_normalization_backward::primitive_desc(
-            desc, onednn::cpu_engine(), forward_pd(md, eps, f, dnnl::prop_kind::forward_training));
+            desc, onednn::default_attr(), onednn::cpu_engine(), forward_pd(md, eps, f, dnnl::prop_kind::forward_training));
       });
   Tensor dx = Tensor::empty(x.shape(), x.dtype());
   Tensor dgamma = Tensor::empty({c}), dbeta = Tensor::empty({c});

@@ -45,7 +45,7 @@ PoolGeometry plan(const Tensor& x, const Pool2dOptions& opt, const char* op) {
 dnnl::pooling_forward::primitive_desc forward_pd(const PoolGeometry& g, dnnl::algorithm alg, dnnl::prop_kind prop) {
   return dnnl::pooling_forward::primitive_desc(
       dnnl::pooling_forward::desc(prop, alg, g.src_md(), g.dst_md(), g.strides, g.kernel, g.pad_l, g.pad_r),
-      onednn::cpu_engine());
+      onednn::default_attr(), onednn::cpu_engine());
 }
 
 Tensor pool_backward(const PoolGeometry& g, dnnl::algorithm alg, const char* op, const Tensor& grad,
@@ -54,7 +54,7 @@ Tensor pool_backward(const PoolGeometry& g, dnnl::algorithm alg, const char* op,
   Tensor dx = Tensor::empty({g.n, g.h, g.w, g.c}, g.dtype);
   auto prim = onednn::cached<dnnl::pooling_backward>(op, onednn::KeyBuilder(op).add(g.key()), [&] {
     auto desc = dnnl::pooling_backward::desc(alg, g.src_md(), g.dst_md(), g.strides, g.kernel, g.pad_l, g.pad_r);
-    return dnnl::pooling_backward::primitive_desc(desc, onednn::cpu_engine(),
+    return dnnl::pooling_backward::primitive_desc(desc, onednn::default_attr(), onednn::cpu_engine(),
                                                   forward_pd(g, alg, dnnl::prop_kind::forward_training));
   });
   std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_DIFF_DST, onednn::memory_of(gd, g.dst_md())},

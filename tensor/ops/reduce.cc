@@ -55,7 +55,7 @@ Tensor reduce(ReduceKind kind, const Tensor& x, const std::vector<int>& axes, bo
                                           : dnnl::algorithm::reduction_max;
     auto prim = onednn::cached<dnnl::reduction>(op, onednn::KeyBuilder(op).add(src).add(keep_shape), [&] {
       return dnnl::reduction::primitive_desc(dnnl::reduction::desc(alg, src_md, dst_md, 0.f, 0.f),
-                                             onednn::cpu_engine());
+                                             onednn::default_attr(), onednn::cpu_engine());
     });
     onednn::execute(op, prim.primitive,
                     {{DNNL_ARG_SRC, onednn::memory_of(src, src_md)}, {DNNL_ARG_DST, onednn::memory_of(out, dst_md)}});

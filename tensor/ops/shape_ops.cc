@@ -227,7 +227,7 @@ Tensor concat(const std::vector<Tensor>& xs, int axis) {
   }
   auto dst_md = onednn::desc_of(out);
   auto prim = onednn::cached<dnnl::concat>("concat", key, [&] {
-    return dnnl::concat::primitive_desc(dst_md, a, mds, onednn::cpu_engine());
+    return dnnl::concat::primitive_desc(dst_md, a, mds, onednn::cpu_engine(), onednn::default_attr());
   });
   std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_DST, onednn::memory_of(out, dst_md)}};
   for (size_t i = 0; i < dense_inputs.size(); ++i) {

@@ -11,7 +11,8 @@ namespace {
 
 dnnl::softmax_v2_forward::primitive_desc forward_pd(dnnl::algorithm alg, const dnnl::memory::desc& md, int axis) {
   return dnnl::softmax_v2_forward::primitive_desc(
-      dnnl::softmax_v2_forward::desc(dnnl::prop_kind::forward_training, alg, md, md, axis), onednn::cpu_engine());
+      dnnl::softmax_v2_forward::desc(dnnl::prop_kind::forward_training, alg, md, md, axis), onednn::default_attr(),
+      onednn::cpu_engine());
 }
 
 Tensor softmax_backward(dnnl::algorithm alg, const char* op, const Tensor& grad, const Tensor& y, int axis) {
@@ -21,7 +22,8 @@ Tensor softmax_backward(dnnl::algorithm alg, const char* op, const Tensor& grad,
   auto prim = onednn::cached<dnnl::softmax_v2_backward>(
       op, onednn::KeyBuilder(op).add(d).add(int64_t{axis}), [&] {
         return dnnl::softmax_v2_backward::primitive_desc(
-            dnnl::softmax_v2_backward::desc(alg, md, md, md, axis), onednn::cpu_engine(), forward_pd(alg, md, axis));
+            dnnl::softmax_v2_backward::desc(alg, md, md, md, axis), onednn::default_attr(), onednn::cpu_engine(),
+            forward_pd(alg, md, axis));
       });
   onednn::execute(op, prim.primitive,
                   {{DNNL_ARG_DST, onednn::memory_of(d, md)},
