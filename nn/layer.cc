@@ -22,10 +22,11 @@ std::string unique_layer_name(const std::string& base) {
 }
 
 namespace {
-std::atomic<int64_t> g_training_step{0};
+// Per thread: two models trained on two threads each see their own step.
+thread_local int64_t t_training_step = -1;
 }
-void set_training_step(int64_t step) { g_training_step = step; }
-int64_t training_step() { return g_training_step; }
+void set_training_step(int64_t step) { t_training_step = step; }
+int64_t training_step() { return t_training_step; }
 
 LayerImpl::LayerImpl(const std::string& type_name, const std::string& name)
     : type_name_(type_name), name_(name.empty() ? unique_layer_name(type_name) : name), policy_(global_policy()) {}
@@ -49,11 +50,15 @@ Tensor LayerImpl::invoke(const std::vector<Tensor>& inputs_in, bool training, bo
     if (!t.defined()) throw std::invalid_argument("layer '" + name_ + "': undefined input tensor");
     if (autocast_inputs() && is_floating(t.dtype())) t = cast(t, policy_.compute_dtype);
   }
-  if (!built_) {
-    std::vector<Shape> shapes;
-    for (const Tensor& t : inputs) shapes.push_back(t.shape());
-    build(shapes);
-    built_ = true;
+  if (!built_.load(std::memory_order_acquire)) {
+    // Threads sharing an unbuilt model must not create its weights twice.
+    std::lock_guard<std::mutex> lock(build_mu_);
+    if (!built_.load(std::memory_order_relaxed)) {
+      std::vector<Shape> shapes;
+      for (const Tensor& t : inputs) shapes.push_back(t.shape());
+      build(shapes);
+      built_.store(true, std::memory_order_release);
+    }
   }
   return with_relu ? call_with_relu(inputs, training) : call(inputs, training);
 }

@@ -1,5 +1,7 @@
 #pragma once
+#include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -62,7 +64,8 @@ class LayerImpl {
  private:
   std::string type_name_, name_;
   Policy policy_;
-  bool built_ = false;
+  std::atomic<bool> built_{false};
+  std::mutex build_mu_;
   std::vector<Variable> variables_;
 };
 
@@ -94,8 +97,9 @@ class Layer {
 // "dense", "dense_1", ...: unique per type within the process, as Keras names layers.
 std::string unique_layer_name(const std::string& base);
 
-// The global training step, set by the training loop; stochastic layers (Dropout) derive
-// their randomness from it so a resumed run draws the same masks.
+// The training step of the loop running on this thread (the Trainer sets it; -1 outside
+// one). Stochastic layers (Dropout) derive their randomness from it, so a resumed run draws
+// the same masks; outside a Trainer they count their own calls instead.
 void set_training_step(int64_t step);
 int64_t training_step();
 

@@ -54,7 +54,7 @@ Model::Model(const std::vector<SymbolicTensor>& inputs, const std::vector<Symbol
       absorbed_relu_.insert(node.get());
     }
   }
-  built_input_ = std::make_pair(inputs[0].shape(), inputs[0].dtype());
+  set_built_input(inputs[0].shape(), inputs[0].dtype(), true);
   check_unique_variable_names();
 }
 
@@ -100,7 +100,7 @@ std::vector<Layer> Model::layers() const {
 Tensor Model::operator()(const Tensor& x, bool training) {
   std::vector<Tensor> out = call({x}, training);
   if (out.size() != 1) throw std::logic_error("Model '" + name_ + "' has several outputs; use call()");
-  if (!built_input_) built_input_ = std::make_pair(Shape(x.shape().begin() + 1, x.shape().end()), x.dtype());
+  if (!built()) set_built_input(Shape(x.shape().begin() + 1, x.shape().end()), x.dtype(), false);
   return out[0];
 }
 
@@ -152,8 +152,15 @@ void Model::build(const Shape& input_shape, DType dtype) {
   Shape s{1};
   s.insert(s.end(), input_shape.begin(), input_shape.end());
   call({Tensor::zeros(s, dtype)}, false);
-  built_input_ = std::make_pair(input_shape, dtype);
+  set_built_input(input_shape, dtype, true);
   check_unique_variable_names();
+}
+
+void Model::set_built_input(const Shape& shape, DType dtype, bool overwrite) {
+  std::lock_guard<std::mutex> lock(build_mu_);
+  if (built_.load(std::memory_order_relaxed) && !overwrite) return;
+  built_input_ = std::make_pair(shape, dtype);
+  built_.store(true, std::memory_order_release);
 }
 
 namespace {
@@ -174,7 +181,7 @@ std::string batch_shape(const Shape& s) {
 }  // namespace
 
 std::string Model::summary() const {
-  if (!built_input_) {
+  if (!built()) {
     throw std::logic_error("Model '" + name_ + "' is not built: call build(input_shape) or call it on data first");
   }
   std::vector<std::pair<Layer, Shape>> rows;

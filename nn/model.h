@@ -1,5 +1,7 @@
 #pragma once
+#include <atomic>
 #include <map>
+#include <mutex>
 #include <memory>
 #include <optional>
 #include <set>
@@ -61,7 +63,7 @@ class Model {
 
   // Builds every layer by running a batch of one zero example (shape without batch).
   void build(const Shape& input_shape, DType dtype = DType::f32);
-  bool built() const { return built_input_.has_value(); }
+  bool built() const { return built_.load(std::memory_order_acquire); }
   // Keras-style table of layers, output shapes and parameter counts.
   std::string summary() const;
 
@@ -93,7 +95,11 @@ class Model {
   std::vector<std::shared_ptr<SymbolicTensor::Node>> order_;  // topological, inputs first
   // ReLU folding: producers that run with their ReLU fused, and the Activation nodes they absorb.
   std::set<const SymbolicTensor::Node*> runs_with_relu_, absorbed_relu_;
+  // Written once (under build_mu_) then only read, so predict() threads can share the model.
+  void set_built_input(const Shape& shape, DType dtype, bool overwrite);
   std::optional<std::pair<Shape, DType>> built_input_;
+  std::atomic<bool> built_{false};
+  std::mutex build_mu_;
   std::unique_ptr<optim::Optimizer> optimizer_;
   std::unique_ptr<Loss> loss_;
   std::vector<std::string> metric_names_;

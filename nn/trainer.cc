@@ -71,6 +71,19 @@ BatchOutput Trainer::calculate_eval_batch_loss(const data::Batch& batch) {
   return {(*loss_)(batch.y, preds), preds, batch.y, batch.x.shape()[0]};
 }
 
+namespace {
+std::string empty_dataset_message(const std::string& where) {
+  return where + ": the dataset is empty (it yields no batches); a loss over no data is undefined";
+}
+void check_not_empty(const data::Dataset& ds, const std::string& where) {
+  if (ds.cardinality() == 0) throw std::invalid_argument(empty_dataset_message(where));
+}
+// The training step is per thread; leave none behind when the run ends, however it ends.
+struct TrainingStepScope {
+  ~TrainingStepScope() { set_training_step(-1); }
+};
+}  // namespace
+
 void Trainer::run_eval_epoch(const data::Dataset& dataset, const std::string& prefix) {
   in_eval_ = true;
   loss_metric_->reset_state();
@@ -79,11 +92,17 @@ void Trainer::run_eval_epoch(const data::Dataset& dataset, const std::string& pr
   eval_epoch_start();
   call(&Callback::on_eval_epoch_begin);
   data::BatchIterator it = dataset.begin_iteration();
+  int64_t batches = 0;
   while (auto batch = it.next()) {
+    ++batches;
     call(&Callback::on_eval_step_begin);
     BatchOutput out = calculate_eval_batch_loss(*batch);
     update_metrics(out);
     for (auto& cb : callbacks_) cb->on_eval_step_end(*this, out);
+  }
+  if (batches == 0) {
+    in_eval_ = false;
+    throw std::invalid_argument(empty_dataset_message(prefix.empty() ? "evaluate" : "fit (validation_data)"));
   }
   for (auto& [k, v] : running_metrics()) logs_[prefix + k] = v;
   eval_epoch_end();
@@ -101,10 +120,12 @@ History Trainer::train(const data::Dataset& train_in, const std::optional<data::
   ProgressScope progress(callbacks_, options.verbose);
   data::Dataset train_ds = create_train_dataloader(train_in);
   if (!train_ds.batched()) throw std::invalid_argument("Trainer: the training dataset must be batched (call batch())");
+  check_not_empty(train_ds, "fit");
   std::optional<data::Dataset> eval_ds;
   if (eval_in) {
     eval_ds = create_eval_dataloader(*eval_in);
     if (!eval_ds->batched()) throw std::invalid_argument("Trainer: the validation dataset must be batched (call batch())");
+    check_not_empty(*eval_ds, "fit (validation_data)");
   }
   if (auto schedule = create_scheduler()) optimizer_.set_schedule(schedule);
   steps_per_epoch_ = options.steps_per_epoch > 0 ? options.steps_per_epoch : train_ds.cardinality();
@@ -114,6 +135,7 @@ History Trainer::train(const data::Dataset& train_in, const std::optional<data::
   stop_training = false;
   history_ = History();
   data::BatchIterator shared_iterator = train_ds.begin_iteration();  // used when steps_per_epoch is set
+  TrainingStepScope step_scope;
   training_run_start();
   call(&Callback::on_train_run_begin);
   try {
@@ -152,6 +174,13 @@ History Trainer::train(const data::Dataset& train_in, const std::optional<data::
         update_metrics(out);
         for (auto& cb : callbacks_) cb->on_train_step_end(*this, out);
       }
+      if (step_in_epoch_ == 0 && !stop_training) {
+        throw std::invalid_argument(options.steps_per_epoch > 0
+                                        ? "fit: the training data ran out before epoch " + std::to_string(epoch_ + 1) +
+                                              " (steps_per_epoch=" + std::to_string(options.steps_per_epoch) +
+                                              " needs more batches; use repeat())"
+                                        : empty_dataset_message("fit"));
+      }
       logs_ = running_metrics();
       train_epoch_end();
       call(&Callback::on_train_epoch_end);
@@ -174,6 +203,7 @@ Logs Trainer::evaluate(const data::Dataset& dataset, int verbose) {
   ProgressScope progress(callbacks_, verbose);
   data::Dataset ds = create_eval_dataloader(dataset);
   if (!ds.batched()) throw std::invalid_argument("evaluate: the dataset must be batched (call batch())");
+  check_not_empty(ds, "evaluate");
   logs_.clear();
   run_eval_epoch(ds, "");
   return logs_;

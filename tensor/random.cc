@@ -2,10 +2,23 @@
 
 #include <atomic>
 #include <cmath>
+#include <mutex>
 
 namespace kiln {
 namespace {
-std::atomic<uint64_t> global_state{0x5eedC0FFEEull};
+// The process-wide seed and a generation bumped by every set_global_seed(). Each thread
+// draws from its own copy of the sequence, restarted from the seed whenever the generation
+// moves, so what a thread draws depends only on what that thread did since the last
+// set_global_seed(): two models built on two threads get the same weights as each built alone.
+std::mutex seed_mu;
+uint64_t seed_base = 0x5eedC0FFEEull;
+std::atomic<uint64_t> seed_generation{1};
+
+struct ThreadSeedStream {
+  uint64_t state = 0;
+  uint64_t generation = 0;
+};
+thread_local ThreadSeedStream thread_stream;
 
 uint64_t splitmix64(uint64_t& x) {
   uint64_t z = (x += 0x9e3779b97f4a7c15ull);
@@ -26,10 +39,21 @@ Tensor generate(const Shape& shape, DType dtype, F&& draw) {
 }
 }  // namespace
 
-void set_global_seed(uint64_t seed) { global_state.store(seed); }
+void set_global_seed(uint64_t seed) {
+  std::lock_guard<std::mutex> lock(seed_mu);
+  seed_base = seed;
+  uint64_t gen = seed_generation.fetch_add(1) + 1;
+  thread_stream = {seed, gen};
+}
 
 uint64_t next_global_seed() {
-  uint64_t s = global_state.fetch_add(0x9e3779b97f4a7c15ull);
+  uint64_t gen = seed_generation.load(std::memory_order_acquire);
+  if (thread_stream.generation != gen) {
+    std::lock_guard<std::mutex> lock(seed_mu);
+    thread_stream = {seed_base, seed_generation.load()};
+  }
+  uint64_t s = thread_stream.state;
+  thread_stream.state += 0x9e3779b97f4a7c15ull;
   return splitmix64(s) | 1;
 }
 

@@ -56,7 +56,8 @@ TEST(Linear, Bf16InputsWithF32Bias) {
   Tensor b = rand_tensor({3}, 16);
   Tensor y = linear(x, w, b);
   EXPECT_EQ(y.dtype(), DType::bf16);
-  auto expected = ref::linear(ref::from(x), ref::from(w), new ref::RefTensor(ref::from(b)), false);
+  ref::RefTensor bias = ref::from(b);
+  auto expected = ref::linear(ref::from(x), ref::from(w), &bias, false);
   auto got = y.to_vector();
   for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], expected.data[i], 5e-2);
 }

@@ -33,7 +33,8 @@ TEST(Layers, DenseMatchesReference) {
   Tensor x = rand_tensor({2, 3, 6}, 3);
   Tensor y = dense(x);
   auto vars = dense->variables();
-  auto expected = ref::unary(ref::linear(ref::from(x), ref::from(vars[0].value()), new ref::RefTensor(ref::from(vars[1].value())), false),
+  ref::RefTensor bias = ref::from(vars[1].value());
+  auto expected = ref::unary(ref::linear(ref::from(x), ref::from(vars[0].value()), &bias, false),
                              [](double v) { return std::tanh(v); });
   auto got = y.to_vector();
   for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], expected.data[i], 1e-5);

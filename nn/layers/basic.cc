@@ -1,5 +1,6 @@
 #include "nn/layers/basic.h"
 
+#include <atomic>
 #include <stdexcept>
 
 #include "tensor/ops/ops.h"
@@ -17,7 +18,9 @@ class DropoutImpl : public LayerImpl {
   Tensor call(const std::vector<Tensor>& in, bool training) override {
     const Tensor& x = in[0];
     if (!training || rate_ == 0) return x;
-    uint64_t step_seed = seed_ * 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(training_step()) * 0xbf58476d1ce4e5b9ull + 1;
+    int64_t step = training_step();
+    if (step < 0) step = own_calls_.fetch_add(1);  // a custom loop: fresh masks every call
+    uint64_t step_seed = seed_ * 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(step) * 0xbf58476d1ce4e5b9ull + 1;
     RandomStream rs(step_seed);
     Tensor mask = Tensor::empty(x.shape(), DType::f32);
     float* m = mask.data<float>();
@@ -29,6 +32,7 @@ class DropoutImpl : public LayerImpl {
  private:
   float rate_;
   uint64_t seed_;
+  std::atomic<int64_t> own_calls_{0};
 };
 
 class FlattenImpl : public LayerImpl {
