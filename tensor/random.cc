@@ -2,21 +2,18 @@
 
 #include <atomic>
 #include <cmath>
-#include <mutex>
 
 namespace kiln {
 namespace {
-// The process-wide seed and a generation bumped by every set_global_seed(). Each thread
-// draws from its own copy of the sequence, restarted from the seed whenever the generation
-// moves, so what a thread draws depends only on what that thread did since the last
-// set_global_seed(): two models built on two threads get the same weights as each built alone.
-std::mutex seed_mu;
-uint64_t seed_base = 0x5eedC0FFEEull;
-std::atomic<uint64_t> seed_generation{1};
+// Each thread draws from its own copy of the seed sequence, started from the process-wide
+// seed at the thread's first draw; set_global_seed() restarts the calling thread's copy and
+// sets where threads that have not drawn yet will start. So what a thread draws depends only
+// on what that thread did: two models built on two threads get the weights each gets alone.
+std::atomic<uint64_t> seed_base{0x5eedC0FFEEull};
 
 struct ThreadSeedStream {
   uint64_t state = 0;
-  uint64_t generation = 0;
+  bool started = false;
 };
 thread_local ThreadSeedStream thread_stream;
 
@@ -40,18 +37,12 @@ Tensor generate(const Shape& shape, DType dtype, F&& draw) {
 }  // namespace
 
 void set_global_seed(uint64_t seed) {
-  std::lock_guard<std::mutex> lock(seed_mu);
-  seed_base = seed;
-  uint64_t gen = seed_generation.fetch_add(1) + 1;
-  thread_stream = {seed, gen};
+  seed_base.store(seed);
+  thread_stream = {seed, true};
 }
 
 uint64_t next_global_seed() {
-  uint64_t gen = seed_generation.load(std::memory_order_acquire);
-  if (thread_stream.generation != gen) {
-    std::lock_guard<std::mutex> lock(seed_mu);
-    thread_stream = {seed_base, seed_generation.load()};
-  }
+  if (!thread_stream.started) thread_stream = {seed_base.load(), true};
   uint64_t s = thread_stream.state;
   thread_stream.state += 0x9e3779b97f4a7c15ull;
   return splitmix64(s) | 1;

@@ -8,7 +8,8 @@ namespace kiln {
 // Deterministic across platforms: our own generator and transforms, not <random>'s
 // implementation-defined distributions. Seed 0 draws from the global seed sequence, which
 // set_global_seed() makes reproducible. Each thread draws from its own copy of that sequence,
-// restarted by every set_global_seed(): what a thread draws never depends on other threads.
+// started from the global seed at the thread's first draw; set_global_seed() restarts the
+// calling thread's copy. What a thread draws never depends on other threads.
 void set_global_seed(uint64_t seed);
 uint64_t next_global_seed();
 
