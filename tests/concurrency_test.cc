@@ -31,14 +31,15 @@ bool bitwise_equal(const Tensor& a, const Tensor& b) {
   return a.shape() == b.shape() && a.dtype() == b.dtype() && std::memcmp(a.raw_data(), b.raw_data(), a.nbytes()) == 0;
 }
 
-Tensor images(int64_t n, uint64_t seed) { return random_uniform({n, 12, 12, 3}, -1.f, 1.f, seed); }
+Tensor images(int64_t n, uint64_t seed, int64_t side = 12) { return random_uniform({n, side, side, 3}, -1.f, 1.f, seed); }
 
-std::unique_ptr<Sequential> conv_model(const std::string& prefix, bool dropout) {
+// Wide enough that oneDNN's kernels use scratchpads (a shared one broke predict() before).
+std::unique_ptr<Sequential> conv_model(const std::string& prefix, bool dropout, int64_t width = 8) {
   Conv2DOptions same;
   same.padding = "same";
-  std::vector<Layer> layers{Conv2D(8, 3, "", same, prefix + "_c1"), BatchNormalization({}, prefix + "_bn"),
+  std::vector<Layer> layers{Conv2D(width, 3, "", same, prefix + "_c1"), BatchNormalization({}, prefix + "_bn"),
                             Activation("relu", prefix + "_relu"), MaxPooling2D({2, 2}, {0, 0}, "valid", prefix + "_pool"),
-                            Conv2D(8, 3, "relu", same, prefix + "_c2"), Flatten(prefix + "_flat"),
+                            Conv2D(2 * width, 3, "relu", same, prefix + "_c2"), Flatten(prefix + "_flat"),
                             Dense(16, "relu", {}, prefix + "_d1")};
   if (dropout) layers.push_back(Dropout(0.3f, 5, prefix + "_drop"));
   layers.push_back(Dense(4, "", {}, prefix + "_d2"));
@@ -53,15 +54,15 @@ void run_threads(int n, const std::function<void(int)>& body) {
 
 TEST(Concurrency, SharedModelPredictIsBitwiseTheSingleThreadResult) {
   set_global_seed(1);
-  auto model = conv_model("shared", /*dropout=*/true);
-  model->build({12, 12, 3});
-  Tensor x = images(16, 3);
-  Tensor expected = model->predict(x, 8);
+  auto model = conv_model("shared", /*dropout=*/true, /*width=*/32);
+  model->build({28, 28, 3});
+  Tensor x = images(64, 3, 28);
+  Tensor expected = model->predict(x, 32);
   std::vector<int> mismatches(4, 0);
   run_threads(4, [&](int t) {
     for (int i = 0; i < kCallsPerThread; ++i) {
       // Different batch sizes per thread: different primitives run side by side.
-      Tensor got = model->predict(x, t % 2 ? 8 : 16);
+      Tensor got = model->predict(x, t % 2 ? 32 : 64);
       if (!bitwise_equal(got, expected)) mismatches[t]++;
     }
   });
