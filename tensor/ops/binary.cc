@@ -67,7 +67,7 @@ Tensor binary_forward(const BinaryKind& kind, const Tensor& a, const Tensor& b, 
         dnnl::primitive_attr attr = onednn::default_attr();
         if (relu) {
           dnnl::post_ops po;
-          po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+          detail::append_relu_keeping_nan(po);
           attr.set_post_ops(po);
         }
         return dnnl::binary::primitive_desc(dnnl::binary::desc(kind.alg, md0, md1, mdd), attr, onednn::cpu_engine());

@@ -167,7 +167,7 @@ dnnl::convolution_forward::primitive_desc forward_pd(const ConvGeometry& g, cons
   dnnl::primitive_attr attr = onednn::default_attr();
   if (act == FusedActivation::relu) {
     dnnl::post_ops po;
-    po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+    detail::append_relu_keeping_nan(po);
     attr.set_post_ops(po);
   }
   auto desc = bias_md ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training,

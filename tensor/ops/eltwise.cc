@@ -1,5 +1,7 @@
 #include "tensor/ops/eltwise.h"
 
+#include <cmath>
+#include <cstring>
 #include <stdexcept>
 
 #include "autograd/recorder.h"
@@ -47,7 +49,136 @@ dnnl::eltwise_forward::primitive_desc forward_pd(const KindInfo& k, const dnnl::
       onednn::default_attr(), onednn::cpu_engine());
 }
 
+// NaN-keeping kernels of our own, used where oneDNN 2.6 drops NaN (see eltwise.h): its relu
+// (alpha 0) and clip_v2 are max/min instructions, which return the non-NaN operand.
+// Each matches oneDNN's result bit for bit on every non-NaN input.
+constexpr int64_t kParallelThreshold = 1 << 16;
+
+// Negative or -0 (not NaN) for the raw bits of a bf16; +0 gives the same results either way.
+inline bool bf16_negative(uint16_t b) { return static_cast<uint16_t>(b - 0x8000u) <= 0x7f80u; }
+inline bool bf16_nan(uint16_t b) { return (b & 0x7fffu) > 0x7f80u; }
+
+// relu: x <= 0 ? +0 : x, which keeps NaN (oneDNN: max(x, 0)).
+void relu_forward(const Tensor& src, Tensor& out) {
+  const int64_t n = src.numel();
+  if (src.dtype() == DType::f32) {
+    const float* x = src.data<float>();
+    float* y = out.data<float>();
+#pragma omp parallel for simd if (n > kParallelThreshold)
+    for (int64_t i = 0; i < n; ++i) y[i] = x[i] <= 0.f ? 0.f : x[i];
+  } else {
+    const uint16_t* x = static_cast<const uint16_t*>(src.raw_data());
+    uint16_t* y = static_cast<uint16_t*>(out.raw_data());
+#pragma omp parallel for simd if (n > kParallelThreshold)
+    for (int64_t i = 0; i < n; ++i) y[i] = bf16_negative(x[i]) ? 0 : x[i];
+  }
+}
+
+// PyTorch's threshold_backward: x <= 0 ? 0 : grad, so a NaN x passes the gradient on and a
+// NaN gradient stops at x <= 0. The zero takes grad's sign, as oneDNN's grad * 0 does.
+void relu_backward(const Tensor& grad, const Tensor& data, Tensor& out) {
+  const int64_t n = grad.numel();
+  if (grad.dtype() == DType::f32) {
+    const float* g = grad.data<float>();
+    const float* x = data.data<float>();
+    float* dx = out.data<float>();
+#pragma omp parallel for simd if (n > kParallelThreshold)
+    for (int64_t i = 0; i < n; ++i) dx[i] = x[i] <= 0.f ? std::copysign(0.f, g[i]) : g[i];
+  } else {
+    const uint16_t* g = static_cast<const uint16_t*>(grad.raw_data());
+    const uint16_t* x = static_cast<const uint16_t*>(data.raw_data());
+    uint16_t* dx = static_cast<uint16_t*>(out.raw_data());
+#pragma omp parallel for simd if (n > kParallelThreshold)
+    for (int64_t i = 0; i < n; ++i) dx[i] = bf16_negative(x[i]) || x[i] == 0 ? g[i] & 0x8000u : g[i];
+  }
+}
+
+// clip: NaN stays NaN, others min(max(x, low), high) with oneDNN's operand order (so -0 and
+// +0 come out as before); bf16 results round low and high as oneDNN's f32 -> bf16 store does.
+void clip_forward(const Tensor& src, Tensor& out, float low, float high) {
+  const int64_t n = src.numel();
+  if (src.dtype() == DType::f32) {
+    const float* x = src.data<float>();
+    float* y = out.data<float>();
+#pragma omp parallel for simd if (n > kParallelThreshold)
+    for (int64_t i = 0; i < n; ++i) {
+      float t = x[i] > low ? x[i] : low;
+      t = t < high ? t : high;
+      y[i] = x[i] != x[i] ? x[i] : t;
+    }
+  } else {
+    const uint16_t* x = static_cast<const uint16_t*>(src.raw_data());
+    uint16_t* y = static_cast<uint16_t*>(out.raw_data());
+    const uint16_t low_bits = bf16::round_from_float(low), high_bits = bf16::round_from_float(high);
+#pragma omp parallel for simd if (n > kParallelThreshold)
+    for (int64_t i = 0; i < n; ++i) {
+      uint32_t u = static_cast<uint32_t>(x[i]) << 16;
+      float v;
+      std::memcpy(&v, &u, sizeof v);
+      bool above_low = v > low;
+      float t = above_low ? v : low;
+      uint16_t r = t < high ? (above_low ? x[i] : low_bits) : high_bits;
+      y[i] = bf16_nan(x[i]) ? x[i] : r;
+    }
+  }
+}
+
+// Copies src's NaNs into out (oneDNN's exp clamps its input, so exp(NaN) came out inf).
+void restore_nan(const Tensor& src, Tensor& out) {
+  if (!detail::any_nan(src)) return;
+  const int64_t n = src.numel();
+  if (src.dtype() == DType::f32) {
+    const float* x = src.data<float>();
+    float* y = out.data<float>();
+    for (int64_t i = 0; i < n; ++i) {
+      if (x[i] != x[i]) y[i] = x[i];
+    }
+  } else {
+    const uint16_t* x = static_cast<const uint16_t*>(src.raw_data());
+    uint16_t* y = static_cast<uint16_t*>(out.raw_data());
+    for (int64_t i = 0; i < n; ++i) {
+      if (bf16_nan(x[i])) y[i] = x[i];
+    }
+  }
+}
+
 }  // namespace
+
+namespace detail {
+
+void append_relu_keeping_nan(dnnl::post_ops& po) {
+  po.append_eltwise(1.f, dnnl::algorithm::eltwise_elu, 0.f, 0.f);
+  po.append_eltwise(1.f, dnnl::algorithm::eltwise_linear, 1.f, 0.f);
+}
+
+float max_abs(const Tensor& t) {
+  check_floating(t, "max_abs");
+  if (!t.is_contiguous()) throw std::invalid_argument("max_abs: expected a dense tensor, got " + t.describe());
+  const int64_t n = t.numel();
+  uint32_t m = 0;  // |x| as raw bits: unsigned order is float order, with inf and then NaN above
+  if (t.dtype() == DType::f32) {
+    const uint32_t* p = static_cast<const uint32_t*>(t.raw_data());
+#pragma omp parallel for simd reduction(max : m) if (n > kParallelThreshold)
+    for (int64_t i = 0; i < n; ++i) {
+      uint32_t a = p[i] & 0x7fffffffu;
+      m = a > m ? a : m;
+    }
+  } else {
+    const uint16_t* p = static_cast<const uint16_t*>(t.raw_data());
+    uint16_t m16 = 0;
+#pragma omp parallel for simd reduction(max : m16) if (n > kParallelThreshold)
+    for (int64_t i = 0; i < n; ++i) {
+      uint16_t a = p[i] & 0x7fffu;
+      m16 = a > m16 ? a : m16;
+    }
+    m = static_cast<uint32_t>(m16) << 16;
+  }
+  float f;
+  std::memcpy(&f, &m, sizeof f);
+  return f;
+}
+
+}  // namespace detail
 
 bool eltwise_backward_uses_output(EltwiseKind kind) {
   return kind == EltwiseKind::sigmoid || kind == EltwiseKind::tanh || kind == EltwiseKind::exp ||
@@ -59,13 +190,18 @@ Tensor eltwise(EltwiseKind kind, const Tensor& x, float alpha, float beta) {
   detail::check_floating(x, k.name);
   Tensor src = detail::dense(x);
   Tensor out = Tensor::empty(x.shape(), x.dtype());
-  if (x.numel() > 0) {
+  if (x.numel() > 0 && kind == EltwiseKind::relu && alpha == 0.f) {
+    relu_forward(src, out);
+  } else if (x.numel() > 0 && kind == EltwiseKind::clip) {
+    clip_forward(src, out, alpha, beta);
+  } else if (x.numel() > 0) {
     auto md = onednn::desc_of(src);
     auto prim = onednn::cached<dnnl::eltwise_forward>(
         k.name, onednn::KeyBuilder("eltwise").add(k.name).add(src).add(alpha).add(beta),
         [&] { return forward_pd(k, md, alpha, beta); });
     onednn::execute(k.name, prim.primitive,
                     {{DNNL_ARG_SRC, onednn::memory_of(src, md)}, {DNNL_ARG_DST, onednn::memory_of(out, md)}});
+    if (kind == EltwiseKind::exp) restore_nan(src, out);
   }
   if (autograd::should_record({&x})) {
     if (kind == EltwiseKind::linear) {
@@ -98,6 +234,11 @@ Tensor eltwise_backward(EltwiseKind kind, const Tensor& grad, const Tensor& data
   Tensor g = detail::dense(grad), d = detail::dense(data);
   Tensor out = Tensor::empty(grad.shape(), grad.dtype());
   if (out.numel() == 0) return out;
+  if (kind == EltwiseKind::relu && alpha == 0.f) {
+    relu_backward(g, d, out);
+    autograd::record_without_second_order("eltwise_backward", {grad, data}, {out});
+    return out;
+  }
   auto md = onednn::desc_of(d);
   auto prim = onednn::cached<dnnl::eltwise_backward>(
       op, onednn::KeyBuilder("eltwise_bwd").add(k.name).add(d).add(alpha).add(beta), [&] {

@@ -1,6 +1,10 @@
 #pragma once
 #include "tensor/tensor.h"
 
+namespace dnnl {
+struct post_ops;
+}
+
 namespace kiln {
 
 enum class EltwiseKind {
@@ -46,4 +50,21 @@ Tensor linear(const Tensor& x, float alpha, float beta);
 Tensor clip(const Tensor& x, float low, float high);
 Tensor pow(const Tensor& x, float exponent);
 
+namespace detail {
+
+// NaN handling shared by the ops that use oneDNN (tests/nan_test.cc holds the measurements):
+// NaN goes through every op as in PyTorch, while NaN-free results stay bit for bit oneDNN's.
+
+// Appends ReLU to a oneDNN post-op chain (conv, matmul, binary) so that NaN stays NaN.
+// oneDNN's eltwise_relu with alpha 0 is max(x, 0), which turns NaN into 0 (so does alpha -0,
+// which takes the same path). The chain elu(alpha 0), linear(1, 0) gives max(x, 0) bit for bit
+// on every other value (elu keeps x > 0, maps x <= 0 and -inf to -0, and the + 0 makes it +0).
+void append_relu_keeping_nan(dnnl::post_ops& po);
+
+// Largest |value| of a dense f32 or bf16 tensor (0 when empty): NaN when any value is NaN,
+// otherwise inf when any is infinite. One vectorized pass, parallel above a size threshold.
+float max_abs(const Tensor& dense);
+inline bool any_nan(const Tensor& dense) { float m = max_abs(dense); return m != m; }
+
+}  // namespace detail
 }  // namespace kiln

@@ -70,7 +70,7 @@ Tensor matmul_kernel(const Tensor& a, const Tensor& b, const Tensor& bias, Fused
     dnnl::primitive_attr attr = onednn::default_attr();
     if (act == FusedActivation::relu) {
       dnnl::post_ops po;
-      po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+      detail::append_relu_keeping_nan(po);
       attr.set_post_ops(po);
     }
     auto desc = bias.defined() ? dnnl::matmul::desc(src_md, wei_md, bias_md, dst_md)

@@ -1,7 +1,10 @@
 #include "tensor/ops/norm.h"
 
+#include <cmath>
+
 #include "autograd/recorder.h"
 #include "tensor/ops/common.h"
+#include "tensor/ops/eltwise.h"
 #include "tensor/ops/shape_ops.h"
 #include "tensor/onednn/engine.h"
 #include "tensor/onednn/primitive_cache.h"
@@ -75,6 +78,29 @@ std::vector<Tensor> bn_backward(const Tensor& x, const Tensor& grad, const Tenso
   return {dx, dgamma, dbeta};
 }
 
+// oneDNN's fused ReLU (fuse_norm_relu) is max(y, 0), which turns NaN into 0. Its result is
+// kept when no y can be NaN, which per-channel checks show without reading x again:
+// statistics and parameters finite, and |gamma| / sqrt(var + eps) * |x - mean| + |beta| far
+// below FLT_MAX (no overflow, so no inf - inf or 0 * inf). x_abs_max bounds |x| (inference);
+// when negative (training), the batch's own statistics bound |x - mean| by sqrt(count * var),
+// and a NaN or inf in x has already made that channel's mean NaN or inf. Otherwise the caller
+// runs the unfused primitive and the NaN-keeping relu().
+bool fused_relu_keeps_nan(const Tensor& gamma, const Tensor& beta, const Tensor& mean, const Tensor& var, float eps,
+                          double x_abs_max, int64_t count) {
+  Tensor gd = detail::dense(gamma), bd = detail::dense(beta), md = detail::dense(mean), vd = detail::dense(var);
+  const float *g = gd.data<float>(), *b = bd.data<float>(), *m = md.data<float>(), *v = vd.data<float>();
+  for (int64_t c = 0; c < gd.numel(); ++c) {
+    double denom = static_cast<double>(v[c]) + eps;
+    double centered = x_abs_max >= 0 ? x_abs_max + std::fabs(m[c]) : 2 * std::sqrt(count * static_cast<double>(v[c]));
+    double bound = std::fabs(g[c]) / std::sqrt(denom) * centered + std::fabs(b[c]);
+    if (!std::isfinite(m[c]) || !std::isfinite(v[c]) || !std::isfinite(g[c]) || !std::isfinite(b[c]) ||
+        !(denom > 0) || !(bound < 1e37)) {
+      return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 BatchNormOutput batch_norm_training(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps,
@@ -106,6 +132,12 @@ BatchNormOutput batch_norm_training(const Tensor& x, const Tensor& gamma, const 
                    {DNNL_ARG_VARIANCE, onednn::memory_of(out.batch_variance, cmd)}};
   if (fuse_relu) args[DNNL_ARG_WORKSPACE] = ws_mem;
   onednn::execute(op, prim.primitive, args);
+  if (fuse_relu && !fused_relu_keeps_nan(gamma, beta, out.batch_mean, out.batch_variance, eps, -1,
+                                        c > 0 ? x.numel() / c : 0)) {
+    BatchNormOutput plain = batch_norm_training(x, gamma, beta, eps, /*fuse_relu=*/false);
+    plain.y = relu(plain.y);
+    return plain;
+  }
   if (autograd::should_record({&x, &gamma, &beta})) {
     Tensor mean = out.batch_mean, var = out.batch_variance;
     autograd::record(op, {x, gamma, beta}, {out.y}, [=](const std::vector<Tensor>& g) {
@@ -126,6 +158,9 @@ Tensor batch_norm_inference(const Tensor& x, const Tensor& gamma, const Tensor& 
   check_param(mean, c, op, "moving mean", x);
   check_param(variance, c, op, "moving variance", x);
   Tensor src = detail::dense(x);
+  if (fuse_relu && !fused_relu_keeps_nan(gamma, beta, mean, variance, eps, detail::max_abs(src), 0)) {
+    return relu(batch_norm_inference(x, gamma, beta, mean, variance, eps, /*fuse_relu=*/false));
+  }
   auto md = data_md(src);
   // The fused ReLU's backward needs a workspace, which only forward_training produces.
   bool record = autograd::should_record({&x, &gamma, &beta});

@@ -1,6 +1,7 @@
 #include "tensor/ops/reduce.h"
 
 #include <algorithm>
+#include <cstring>
 #include <limits>
 #include <stdexcept>
 
@@ -22,6 +23,28 @@ std::vector<bool> reduced_mask(const Tensor& x, const std::vector<int>& axes, co
   std::vector<bool> mask(x.ndim(), axes.empty());
   for (int axis : axes) mask[normalize_axis(axis, x.ndim(), x.shape(), op)] = true;
   return mask;
+}
+
+// oneDNN's reduction_max skips NaN; PyTorch's amax returns NaN for any group holding one.
+// A scan finds the rare NaN; each NaN is then copied to its group's output.
+void propagate_nan_to_groups(const Tensor& src, const std::vector<bool>& reduced, Tensor& out) {
+  if (!detail::any_nan(src)) return;
+  const int nd = src.ndim();
+  const size_t es = dtype_size(src.dtype());
+  const char* x = static_cast<const char*>(src.raw_data());
+  char* y = static_cast<char*>(out.raw_data());
+  Strides out_strides = contiguous_strides(out.shape());
+  std::vector<int64_t> idx(nd, 0);
+  for (int64_t i = 0; i < src.numel(); ++i) {
+    uint32_t bits = 0;  // the value's bits as an f32 (a bf16 is an f32's upper half)
+    std::memcpy(reinterpret_cast<char*>(&bits) + 4 - es, x + i * es, es);
+    if ((bits & 0x7fffffffu) > 0x7f800000u) {
+      int64_t o = 0;
+      for (int d = 0; d < nd; ++d) o += reduced[d] ? 0 : idx[d] * out_strides[d];
+      std::memcpy(y + o * es, x + i * es, es);
+    }
+    for (int d = nd - 1; d >= 0 && ++idx[d] == src.shape()[d]; --d) idx[d] = 0;
+  }
 }
 
 Tensor reduce(ReduceKind kind, const Tensor& x, const std::vector<int>& axes, bool keepdims) {
@@ -59,6 +82,7 @@ Tensor reduce(ReduceKind kind, const Tensor& x, const std::vector<int>& axes, bo
     });
     onednn::execute(op, prim.primitive,
                     {{DNNL_ARG_SRC, onednn::memory_of(src, src_md)}, {DNNL_ARG_DST, onednn::memory_of(out, dst_md)}});
+    if (kind == ReduceKind::max) propagate_nan_to_groups(src, mask, out);
   }
   Tensor result = out.alias(out_shape, contiguous_strides(out_shape), out.offset());
   if (autograd::should_record({&x})) {
