@@ -96,7 +96,7 @@ std::vector<Tensor> GradientTape::gradient(const Tensor& target, const std::vect
       in_grads = (*node.backward)(out_grads);
     }
     if (in_grads.size() != node.input_ids.size()) {
-      throw std::logic_error(std::string("backward of ") + node.op + " returned " + std::to_string(in_grads.size()) +
+      throw std::logic_error(std::string("backward of ") + node.op() + " returned " + std::to_string(in_grads.size()) +
                              " gradients for " + std::to_string(node.input_ids.size()) + " inputs");
     }
     for (size_t k = 0; k < in_grads.size(); ++k) {
@@ -104,7 +104,7 @@ std::vector<Tensor> GradientTape::gradient(const Tensor& target, const std::vect
       auto [it, inserted] = grads.try_emplace(node.input_ids[k], in_grads[k]);
       if (!inserted) {
         if (it->second.shape() != in_grads[k].shape()) {
-          throw std::logic_error(std::string("backward of ") + node.op + " produced gradient " +
+          throw std::logic_error(std::string("backward of ") + node.op() + " produced gradient " +
                                  in_grads[k].describe() + " that does not match " + it->second.describe());
         }
         it->second = add(it->second, cast(in_grads[k], it->second.dtype()));

@@ -7,6 +7,7 @@ namespace kiln::autograd {
 namespace {
 thread_local std::vector<TapeState*> active_tapes;
 thread_local const std::vector<bool>* current_needs = nullptr;
+thread_local OpObserver* current_observer = nullptr;
 
 bool tape_wants(const TapeState* tape, const Tensor& t) {
   if (!t.defined() || !is_floating(t.dtype())) return false;
@@ -31,7 +32,12 @@ void pop_tape(TapeState* tape) {
 
 bool any_tape_active() { return !active_tapes.empty(); }
 
+ObserverScope::ObserverScope(OpObserver* observer) : previous_(current_observer) { current_observer = observer; }
+ObserverScope::~ObserverScope() { current_observer = previous_; }
+bool observing() { return current_observer != nullptr; }
+
 bool should_record(std::initializer_list<const Tensor*> inputs) {
+  if (current_observer) return true;
   for (TapeState* tape : active_tapes) {
     if (!tape->recording()) continue;
     for (const Tensor* t : inputs) {
@@ -42,6 +48,7 @@ bool should_record(std::initializer_list<const Tensor*> inputs) {
 }
 
 bool should_record(const std::vector<Tensor>& inputs) {
+  if (current_observer) return true;
   for (TapeState* tape : active_tapes) {
     if (!tape->recording()) continue;
     for (const Tensor& t : inputs) {
@@ -51,8 +58,18 @@ bool should_record(const std::vector<Tensor>& inputs) {
   return false;
 }
 
+void observe(const ops::Attrs& call, const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs) {
+  if (current_observer) current_observer->on_op(call, inputs, outputs);
+}
+
 void record(const char* op, const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs,
             BackwardFn backward) {
+  record(ops::Attrs(op), inputs, outputs, std::move(backward));
+}
+
+void record(const ops::Attrs& call, const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs,
+            BackwardFn backward) {
+  observe(call, inputs, outputs);
   std::shared_ptr<const BackwardFn> shared;
   for (TapeState* tape : active_tapes) {
     if (!tape->recording()) continue;
@@ -60,7 +77,7 @@ void record(const char* op, const std::vector<Tensor>& inputs, const std::vector
     for (const Tensor& t : inputs) wanted = wanted || tape_wants(tape, t);
     if (!wanted) continue;
     if (!shared) shared = std::make_shared<const BackwardFn>(std::move(backward));
-    Node node{op, {}, {}, {}, {}, shared};
+    Node node{call, {}, {}, {}, {}, shared};
     for (const Tensor& t : inputs) {
       node.input_ids.push_back(t.defined() ? t.id() : 0);
       if (tape_wants(tape, t)) tape->tracked.insert(t.id());
@@ -77,9 +94,14 @@ void record(const char* op, const std::vector<Tensor>& inputs, const std::vector
 
 void record_without_second_order(const char* op, const std::vector<Tensor>& inputs,
                                   const std::vector<Tensor>& outputs) {
+  record_without_second_order(ops::Attrs(op), inputs, outputs);
+}
+
+void record_without_second_order(const ops::Attrs& call, const std::vector<Tensor>& inputs,
+                                  const std::vector<Tensor>& outputs) {
   if (!should_record(inputs)) return;
-  std::string name = op;
-  record(op, inputs, outputs, [name](const std::vector<Tensor>&) -> std::vector<Tensor> {
+  std::string name = call.op();
+  record(call, inputs, outputs, [name](const std::vector<Tensor>&) -> std::vector<Tensor> {
     throw std::runtime_error("gradient of " + name +
                              " (itself a backward op) is not implemented: higher-order "
                              "gradients through this op are unsupported");

@@ -5,6 +5,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "tensor/ops/attrs.h"
 #include "tensor/tensor.h"
 
 namespace kiln::autograd {
@@ -15,7 +16,8 @@ namespace kiln::autograd {
 using BackwardFn = std::function<std::vector<Tensor>(const std::vector<Tensor>& output_grads)>;
 
 struct Node {
-  const char* op;
+  ops::Attrs call;  // the op's kind (call.op()) and attributes
+  const char* op() const { return call.op().c_str(); }
   std::vector<uint64_t> input_ids;
   std::vector<uint64_t> output_ids;
   std::vector<Shape> output_shapes;
@@ -61,12 +63,40 @@ class NeedsGradScope {
   const std::vector<bool>* previous_;
 };
 
+// Records an op call on every active tape that tracks one of its inputs, and reports it to
+// this thread's OpObserver (trace). `call` names the op's registered kind and attributes.
+void record(const ops::Attrs& call, const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs,
+            BackwardFn backward);
 void record(const char* op, const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs,
             BackwardFn backward);
+// For ops with no gradient (comparisons, argmax, one_hot): only an OpObserver sees them.
+void observe(const ops::Attrs& call, const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs);
+
+// Sees every op call on its thread while installed (trace() builds a Graph from them). While
+// one is installed, should_record() is true, so every op reports itself.
+class OpObserver {
+ public:
+  virtual ~OpObserver() = default;
+  virtual void on_op(const ops::Attrs& call, const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs) = 0;
+};
+// Installs observer on this thread for the scope's lifetime (they nest).
+class ObserverScope {
+ public:
+  explicit ObserverScope(OpObserver* observer);
+  ~ObserverScope();
+  ObserverScope(const ObserverScope&) = delete;
+  ObserverScope& operator=(const ObserverScope&) = delete;
+
+ private:
+  OpObserver* previous_;
+};
+bool observing();
 
 // For ops whose gradient is computed by a dedicated oneDNN backward primitive: recorded so an
 // outer tape sees the dependency, and differentiating it again raises a clear error.
 void record_without_second_order(const char* op, const std::vector<Tensor>& inputs,
+                                 const std::vector<Tensor>& outputs);
+void record_without_second_order(const ops::Attrs& call, const std::vector<Tensor>& inputs,
                                  const std::vector<Tensor>& outputs);
 
 }  // namespace kiln::autograd
