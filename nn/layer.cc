@@ -31,6 +31,65 @@ int64_t training_step() { return t_training_step; }
 LayerImpl::LayerImpl(const std::string& type_name, const std::string& name)
     : type_name_(type_name), name_(name.empty() ? unique_layer_name(type_name) : name), policy_(global_policy()) {}
 
+Config LayerImpl::config() const {
+  Config c = Config::map();
+  c.set("name", name_);
+  c.set("trainable", trainable);
+  c.set("dtype", policy_.name);
+  return c;
+}
+
+namespace {
+thread_local ScopedBuildLimits* t_build_limits = nullptr;
+}
+
+ScopedBuildLimits::ScopedBuildLimits(uint64_t weight_bytes, uint64_t max_activation_bytes, std::string source)
+    : weight_bytes_left_(weight_bytes),
+      max_activation_bytes_(max_activation_bytes),
+      source_(std::move(source)),
+      previous_(t_build_limits) {
+  t_build_limits = this;
+}
+
+ScopedBuildLimits::~ScopedBuildLimits() { t_build_limits = previous_; }
+
+ScopedBuildLimits* ScopedBuildLimits::current() { return t_build_limits; }
+
+void ScopedBuildLimits::check_activation(const Shape& shape, DType dtype, const std::string& layer) const {
+  uint64_t bytes = 0;
+  try {
+    bytes = checked_nbytes(shape, dtype_size(dtype), "'" + source_ + "': layer '" + layer + "' output");
+  } catch (const std::exception& e) {
+    throw std::runtime_error(e.what());
+  }
+  for (int64_t d : shape) {
+    if (d == 0) {
+      throw std::runtime_error("'" + source_ + "': layer '" + layer + "' would produce an empty tensor " +
+                               shape_str(shape));
+    }
+  }
+  if (bytes > max_activation_bytes_) {
+    throw std::runtime_error("'" + source_ + "': layer '" + layer + "' would produce " + shape_str(shape) + " (" +
+                             std::to_string(bytes) + " bytes for one example), over the loader's limit of " +
+                             std::to_string(max_activation_bytes_));
+  }
+}
+
+void ScopedBuildLimits::take_weight(const Shape& shape, DType dtype, const std::string& variable) {
+  uint64_t bytes = 0;
+  try {
+    bytes = checked_nbytes(shape, dtype_size(dtype), "'" + source_ + "': weight '" + variable + "'");
+  } catch (const std::exception& e) {
+    throw std::runtime_error(e.what());
+  }
+  if (bytes > weight_bytes_left_) {
+    throw std::runtime_error("'" + source_ + "': weight '" + variable + "' " + shape_str(shape) + " needs " +
+                             std::to_string(bytes) + " bytes, more than the file holds for the weights not yet made (" +
+                             std::to_string(weight_bytes_left_) + ")");
+  }
+  weight_bytes_left_ -= bytes;
+}
+
 void LayerImpl::set_policy(const Policy& policy) {
   if (built_) throw std::logic_error("layer '" + name_ + "': cannot change the dtype policy after it is built");
   policy_ = policy;
@@ -82,14 +141,20 @@ std::vector<Variable> LayerImpl::non_trainable_variables() const {
 
 int64_t LayerImpl::count_params() const {
   int64_t n = 0;
-  for (const Variable& v : variables_) n += v.value().numel();
+  for (const Variable& v : variables()) n += v.value().numel();
   return n;
 }
 
 Variable LayerImpl::add_weight(const std::string& name, const Shape& shape, const std::string& initializer,
                                bool trainable_weight) {
-  Tensor init = initialize(initializer, shape, next_global_seed());
-  if (policy_.variable_dtype != DType::f32) init = cast(init, policy_.variable_dtype);
+  Tensor init;
+  if (ScopedBuildLimits* limits = ScopedBuildLimits::current()) {
+    limits->take_weight(shape, policy_.variable_dtype, name_ + "/" + name);
+    init = Tensor::zeros(shape, policy_.variable_dtype);
+  } else {
+    init = initialize(initializer, shape, next_global_seed());
+    if (policy_.variable_dtype != DType::f32) init = cast(init, policy_.variable_dtype);
+  }
   Variable v(init, name_ + "/" + name, trainable_weight);
   variables_.push_back(v);
   return v;

@@ -1,11 +1,14 @@
 #pragma once
 #include <atomic>
+#include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "autograd/variable.h"
+#include "nn/config.h"
 #include "nn/policy.h"
 #include "tensor/tensor.h"
 
@@ -15,7 +18,8 @@ class SymbolicTensor;
 
 // The behaviour of a layer. Subclass it for custom layers: create weights in build() with
 // add_weight(), compute in call(). build() runs once, on the first call, with the input shapes
-// (batch dimension included), as in Keras.
+// (batch dimension included), as in Keras. To save a model holding a custom layer, override
+// class_name() and config() and register a factory (nn/layer_registry.h).
 class LayerImpl {
  public:
   LayerImpl(const std::string& type_name, const std::string& name);
@@ -28,12 +32,25 @@ class LayerImpl {
   // Number of inputs the layer takes; -1 for any (Add).
   virtual int num_inputs() const { return 1; }
 
-  // relu(call(inputs)). Layers that can fold a following ReLU into their oneDNN primitive
-  // (BatchNormalization, Conv2D and Dense without an activation) override it and say so.
+  // relu(call(inputs)), computed in one oneDNN primitive by layers that say fuses_relu()
+  // (BatchNormalization, Add, and Conv2D without an activation or with a ReLU one).
+  // The fold_relu pass (nn/passes/fold_relu.h) decides when a model uses it.
   virtual Tensor call_with_relu(const std::vector<Tensor>& inputs, bool training);
   virtual bool fuses_relu() const { return false; }
-  // True for Activation("relu"), which a functional Model folds into its producer.
+  // True for Activation("relu"), which the fold_relu pass folds into its producer.
   virtual bool is_relu_activation() const { return false; }
+
+  // Keras get_config(): the class name the layer registry knows it by, and the attributes
+  // from_config() needs to make an equivalent layer (not its weights). The base config holds
+  // name, trainable and dtype (the policy's name); layers add theirs to it.
+  virtual std::string class_name() const { return type_name_; }
+  virtual Config config() const;
+  // The output shape (batch dimension included) for these input shapes, without building or
+  // running anything; std::nullopt when the layer cannot tell (custom layers by default).
+  // A loader checks sizes with it before it lets a layer allocate.
+  virtual std::optional<Shape> compute_output_shape(const std::vector<Shape>& input_shapes) const {
+    return std::nullopt;
+  }
 
   // Builds if needed, casts floating inputs to the compute dtype, then calls call() (or
   // call_with_relu() when the caller folded a ReLU into this layer).
@@ -44,11 +61,12 @@ class LayerImpl {
   bool built() const { return built_; }
   const Policy& policy() const { return policy_; }
   // Changes the policy; only before the layer is built.
-  void set_policy(const Policy& policy);
+  virtual void set_policy(const Policy& policy);
 
-  std::vector<Variable> variables() const { return variables_; }
-  std::vector<Variable> trainable_variables() const;
-  std::vector<Variable> non_trainable_variables() const;
+  // Virtual so that a layer holding other layers (a Model used as a layer) reports theirs.
+  virtual std::vector<Variable> variables() const { return variables_; }
+  virtual std::vector<Variable> trainable_variables() const;
+  virtual std::vector<Variable> non_trainable_variables() const;
   int64_t count_params() const;
   bool trainable = true;
 
@@ -96,6 +114,29 @@ class Layer {
 
 // "dense", "dense_1", ...: unique per type within the process, as Keras names layers.
 std::string unique_layer_name(const std::string& base);
+
+// Limits for building a model from a file, in force on this thread while one is alive. The
+// weights a file holds bound the weights its layers may create (add_weight() refuses more,
+// before allocating, and creates zeros: the loader overwrites them and global seeds stay
+// untouched); max_activation_bytes bounds each tensor a symbolic call probes with.
+class ScopedBuildLimits {
+ public:
+  ScopedBuildLimits(uint64_t weight_bytes, uint64_t max_activation_bytes, std::string source);
+  ~ScopedBuildLimits();
+  ScopedBuildLimits(const ScopedBuildLimits&) = delete;
+  ScopedBuildLimits& operator=(const ScopedBuildLimits&) = delete;
+
+  // The limits in force on this thread, or nullptr.
+  static ScopedBuildLimits* current();
+  // Throws std::runtime_error naming the source when a tensor of this shape is over the limit.
+  void check_activation(const Shape& shape, DType dtype, const std::string& layer) const;
+  void take_weight(const Shape& shape, DType dtype, const std::string& variable);
+
+ private:
+  uint64_t weight_bytes_left_, max_activation_bytes_;
+  std::string source_;
+  ScopedBuildLimits* previous_;
+};
 
 // The training step of the loop running on this thread (the Trainer sets it; -1 outside
 // one). Stochastic layers (Dropout) derive their randomness from it, so a resumed run draws

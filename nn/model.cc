@@ -9,6 +9,8 @@
 
 #include "autograd/gradient_tape.h"
 #include "nn/checkpoint.h"
+#include "nn/model_layer.h"
+#include "nn/passes/fold_relu.h"
 #include "nn/trainer.h"
 #include "tensor/ops/ops.h"
 
@@ -21,86 +23,72 @@ Model::Model(const SymbolicTensor& input, const SymbolicTensor& output, const st
 
 Model::Model(const std::vector<SymbolicTensor>& inputs, const std::vector<SymbolicTensor>& outputs,
              const std::string& name)
-    : name_(name), inputs_(inputs), outputs_(outputs) {
-  if (inputs.empty() || outputs.empty()) throw std::invalid_argument("Model '" + name + "': needs inputs and outputs");
-  std::set<SymbolicTensor::Node*> input_nodes, done;
-  for (const auto& in : inputs) {
-    if (in.node()->layer.defined()) throw std::invalid_argument("Model '" + name + "': inputs must come from Input()");
-    input_nodes.insert(in.node().get());
-  }
-  std::function<void(const std::shared_ptr<SymbolicTensor::Node>&)> visit = [&](const auto& node) {
-    if (done.count(node.get())) return;
-    if (!node->layer.defined() && !input_nodes.count(node.get())) {
-      throw std::invalid_argument("Model '" + name + "': an output depends on an Input() not listed in the model's inputs");
-    }
-    for (const auto& in : node->inputs) visit(in.node());
-    done.insert(node.get());
-    if (node->layer.defined()) order_.push_back(node);
-  };
-  for (const auto& out : outputs) visit(out.node());
-  // Fold Activation("relu") into a producer that can fuse it, when nothing else reads the
-  // producer's own output (oneDNN then computes normalization/convolution and ReLU in one pass).
-  std::map<const SymbolicTensor::Node*, int> readers;
-  for (const auto& node : order_) {
-    for (const auto& in : node->inputs) readers[in.node().get()]++;
-  }
-  for (const auto& out : outputs) readers[out.node().get()]++;
-  for (const auto& node : order_) {
-    if (!node->layer->is_relu_activation() || node->inputs.size() != 1) continue;
-    const SymbolicTensor::Node* producer = node->inputs[0].node().get();
-    if (producer->layer.defined() && readers[producer] == 1 && producer->layer->fuses_relu() &&
-        !absorbed_relu_.count(producer)) {
-      runs_with_relu_.insert(producer);
-      absorbed_relu_.insert(node.get());
-    }
-  }
+    : name_(name.empty() ? unique_layer_name("model") : name) {
+  if (inputs.empty() || outputs.empty()) throw std::invalid_argument("Model '" + name_ + "': needs inputs and outputs");
+  graph_ = LayerGraph::from_symbolic(inputs, outputs, name_);
+  plan_ = fold_relu(graph_);
   set_built_input(inputs[0].shape(), inputs[0].dtype(), true);
   check_unique_variable_names();
 }
 
 std::vector<Tensor> Model::call(const std::vector<Tensor>& inputs, bool training) {
-  if (inputs_.empty()) throw std::logic_error("Model '" + name_ + "': subclasses must override call()");
-  if (inputs.size() != inputs_.size()) {
-    throw std::invalid_argument("Model '" + name_ + "' takes " + std::to_string(inputs_.size()) + " inputs, got " +
-                                std::to_string(inputs.size()));
+  if (!is_functional()) throw std::logic_error("Model '" + name_ + "': subclasses must override call()");
+  if (inputs.size() != graph_.inputs.size()) {
+    throw std::invalid_argument("Model '" + name_ + "' takes " + std::to_string(graph_.inputs.size()) +
+                                " inputs, got " + std::to_string(inputs.size()));
   }
-  std::unordered_map<const SymbolicTensor::Node*, Tensor> values;
   for (size_t i = 0; i < inputs.size(); ++i) {
-    const Shape& want = inputs_[i].shape();
+    const Shape& want = graph_.nodes[graph_.inputs[i]].shape;
     const Shape& got = inputs[i].shape();
     if (got.size() != want.size() + 1 || !std::equal(want.begin(), want.end(), got.begin() + 1)) {
       throw std::invalid_argument("Model '" + name_ + "' input " + std::to_string(i) + " expects shape [batch, " +
                                   shape_str(want).substr(1) + ", got " + inputs[i].describe());
     }
-    values[inputs_[i].node().get()] = inputs[i];
   }
-  for (const auto& node : order_) {
-    if (absorbed_relu_.count(node.get())) {
-      values[node.get()] = values.at(node->inputs[0].node().get());  // its producer applied the ReLU
-      continue;
-    }
-    std::vector<Tensor> args;
-    for (const auto& in : node->inputs) args.push_back(values.at(in.node().get()));
-    values[node.get()] = node->layer.impl().invoke(args, training, runs_with_relu_.count(node.get()) > 0);
-  }
-  std::vector<Tensor> outs;
-  for (const auto& o : outputs_) outs.push_back(values.at(o.node().get()));
-  return outs;
+  return run_layer_graph(graph_, plan_, inputs, training);
 }
 
-std::vector<Layer> Model::layers() const {
-  std::vector<Layer> out;
-  std::set<LayerImpl*> seen;
-  for (const auto& node : order_) {
-    if (seen.insert(node->layer.ptr().get()).second) out.push_back(node->layer);
+std::vector<Layer> Model::layers() const { return graph_.layers(); }
+
+const LayerGraph& Model::graph() const {
+  if (!is_functional()) {
+    throw std::logic_error("Model '" + name_ + "' is a subclassed model: its call() is C++ code, not a layer graph");
   }
-  return out;
+  return graph_;
+}
+
+std::string Model::class_name() const { return is_functional() ? "Functional" : ""; }
+
+Layer Model::as_layer() {
+  std::lock_guard<std::mutex> lock(layer_mu_);
+  if (std::shared_ptr<LayerImpl> existing = as_layer_.lock()) return Layer(existing);
+  std::shared_ptr<Model> self = weak_from_this().lock();
+  if (!self) {
+    throw std::logic_error("Model '" + name_ +
+                           "' is used as a layer, so it must be owned by a std::shared_ptr: make it with "
+                           "std::make_shared (or move its std::unique_ptr into a std::shared_ptr)");
+  }
+  auto layer = std::make_shared<ModelLayer>(self);
+  as_layer_ = layer;
+  return Layer(layer);
+}
+
+SymbolicTensor Model::operator()(const SymbolicTensor& x) { return as_layer()(x); }
+SymbolicTensor Model::operator()(const std::vector<SymbolicTensor>& xs) { return as_layer()(xs); }
+
+void Model::note_input(const Tensor& x) {
+  if (!built() && x.ndim() >= 1) set_built_input(Shape(x.shape().begin() + 1, x.shape().end()), x.dtype(), false);
+}
+
+std::optional<std::pair<Shape, DType>> Model::built_input() const {
+  std::lock_guard<std::mutex> lock(build_mu_);
+  return built_input_;
 }
 
 Tensor Model::operator()(const Tensor& x, bool training) {
   std::vector<Tensor> out = call({x}, training);
   if (out.size() != 1) throw std::logic_error("Model '" + name_ + "' has several outputs; use call()");
-  if (!built()) set_built_input(Shape(x.shape().begin() + 1, x.shape().end()), x.dtype(), false);
+  note_input(x);
   return out[0];
 }
 
@@ -164,15 +152,6 @@ void Model::set_built_input(const Shape& shape, DType dtype, bool overwrite) {
 }
 
 namespace {
-std::string keras_class_name(const std::string& type) {
-  static const std::map<std::string, std::string> names = {
-      {"dense", "Dense"}, {"conv2d", "Conv2D"}, {"max_pooling2d", "MaxPooling2D"},
-      {"average_pooling2d", "AveragePooling2D"}, {"global_average_pooling2d", "GlobalAveragePooling2D"},
-      {"batch_normalization", "BatchNormalization"}, {"dropout", "Dropout"}, {"flatten", "Flatten"},
-      {"rescaling", "Rescaling"}, {"activation", "Activation"}, {"add", "Add"}, {"softmax", "Softmax"}};
-  auto it = names.find(type);
-  return it == names.end() ? type : it->second;
-}
 std::string batch_shape(const Shape& s) {
   std::string out = "(None";
   for (int64_t d : s) out += ", " + std::to_string(d);
@@ -184,21 +163,15 @@ std::string Model::summary() const {
   if (!built()) {
     throw std::logic_error("Model '" + name_ + "' is not built: call build(input_shape) or call it on data first");
   }
+  // Functional and Sequential alike: one row per layer call in the graph.
   std::vector<std::pair<Layer, Shape>> rows;
-  if (!order_.empty()) {
-    for (const auto& node : order_) rows.emplace_back(node->layer, node->shape);
-  } else {
-    Shape s{1};
-    s.insert(s.end(), built_input_->first.begin(), built_input_->first.end());
-    Tensor x = Tensor::zeros(s, built_input_->second);
-    for (const Layer& l : layers()) {
-      x = l(x, false);
-      rows.emplace_back(l, Shape(x.shape().begin() + 1, x.shape().end()));
-    }
+  const LayerGraph& g = graph();
+  for (size_t n = 0; n < g.nodes.size(); ++n) {
+    if (!g.is_input(n)) rows.emplace_back(g.nodes[n].layer, g.nodes[n].shape);
   }
   size_t label_width = 29;
   for (auto& [layer, shape] : rows) {
-    label_width = std::max(label_width, layer->name().size() + keras_class_name(layer->type_name()).size() + 5);
+    label_width = std::max(label_width, layer->name().size() + layer->class_name().size() + 5);
   }
   std::ostringstream os;
   std::string rule(label_width + 36, '_'), thick(label_width + 36, '=');
@@ -207,7 +180,7 @@ std::string Model::summary() const {
   std::set<LayerImpl*> counted;
   int64_t total = 0, trainable = 0;
   for (auto& [layer, shape] : rows) {
-    std::string label = " " + layer->name() + " (" + keras_class_name(layer->type_name()) + ")";
+    std::string label = " " + layer->name() + " (" + layer->class_name() + ")";
     int64_t params = layer->count_params();
     os << std::setw(label_width) << label << std::setw(26) << batch_shape(shape) << params << "\n";
     if (counted.insert(layer.ptr().get()).second) {
@@ -380,13 +353,16 @@ int64_t Model::load_checkpoint(const std::string& path) {
   return epoch[0];
 }
 
-Sequential::Sequential(const std::vector<Layer>& layers, const std::string& name) : Model(name) {
+Sequential::Sequential(const std::vector<Layer>& layers, const std::string& name)
+    : Model(name.empty() ? unique_layer_name("sequential") : name) {
   for (const Layer& l : layers) add(l);
 }
 
 void Sequential::add(const Layer& layer) {
   if (!layer.defined()) throw std::invalid_argument("Sequential '" + name() + "': cannot add an empty layer");
   layers_.push_back(layer);
+  std::lock_guard<std::mutex> lock(chain_mu_);
+  chain_.reset();
 }
 
 std::vector<Tensor> Sequential::call(const std::vector<Tensor>& inputs, bool training) {
@@ -395,6 +371,31 @@ std::vector<Tensor> Sequential::call(const std::vector<Tensor>& inputs, bool tra
   Tensor x = inputs[0];
   for (const Layer& l : layers_) x = l(x, training);
   return {x};
+}
+
+const LayerGraph& Sequential::graph() const {
+  std::lock_guard<std::mutex> lock(chain_mu_);
+  if (chain_) return *chain_;
+  std::optional<std::pair<Shape, DType>> input = built_input();
+  if (!input) {
+    throw std::logic_error("Sequential '" + name() +
+                           "' has no layer graph until its input shape is known: call build(input_shape) or call it "
+                           "on data first");
+  }
+  if (layers_.empty()) throw std::logic_error("Sequential '" + name() + "' has no layers");
+  auto g = std::make_shared<LayerGraph>();
+  g->nodes.push_back({Layer(), {}, input->first, input->second});
+  g->inputs = {0};
+  Shape s{1};
+  s.insert(s.end(), input->first.begin(), input->first.end());
+  Tensor x = Tensor::zeros(s, input->second);
+  for (const Layer& l : layers_) {
+    x = l(x, false);
+    g->nodes.push_back({l, {g->nodes.size() - 1}, Shape(x.shape().begin() + 1, x.shape().end()), x.dtype()});
+  }
+  g->outputs = {g->nodes.size() - 1};
+  chain_ = g;
+  return *chain_;
 }
 
 }  // namespace kiln::nn

@@ -10,7 +10,9 @@
 
 #include "autograd/variable.h"
 #include "data/dataset.h"
+#include "nn/config.h"
 #include "nn/layer.h"
+#include "nn/layer_graph.h"
 #include "nn/losses.h"
 #include "nn/metrics.h"
 #include "nn/symbolic.h"
@@ -38,12 +40,16 @@ struct FitOptions {
 };
 
 // A Keras model. Three ways to get one: Model(inputs, outputs) (functional), Sequential, or
-// subclassing Model and overriding call() and layers().
-class Model {
+// subclassing Model and overriding call() and layers(). A model is also a layer: call it on
+// symbolic tensors inside another model (or wrap it with as_layer()), and its layers and
+// weights become part of that model, so blocks nest. Using a model as a layer needs shared
+// ownership: make it with std::make_shared (or move a std::unique_ptr into a shared_ptr).
+class Model : public std::enable_shared_from_this<Model> {
  public:
+  // An empty name gives "model", "model_1", ... as Keras does.
   Model(const std::vector<SymbolicTensor>& inputs, const std::vector<SymbolicTensor>& outputs,
-        const std::string& name = "model");
-  Model(const SymbolicTensor& input, const SymbolicTensor& output, const std::string& name = "model");
+        const std::string& name = "");
+  Model(const SymbolicTensor& input, const SymbolicTensor& output, const std::string& name = "");
   virtual ~Model() = default;
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
@@ -52,6 +58,27 @@ class Model {
   virtual std::vector<Tensor> call(const std::vector<Tensor>& inputs, bool training);
   virtual std::vector<Layer> layers() const;
   const std::string& name() const { return name_; }
+
+  // The model as a layer of another model (one handle per model, so a block called twice
+  // shares its weights), and calling it on symbolic tensors, which does the same.
+  Layer as_layer();
+  SymbolicTensor operator()(const SymbolicTensor& x);
+  SymbolicTensor operator()(const std::vector<SymbolicTensor>& xs);
+
+  // The layer graph: a functional model's own, a built Sequential's chain. Throws
+  // std::logic_error for a Sequential that does not know its input shape yet and for a
+  // subclassed model (its call() is C++ code, not a graph).
+  virtual const LayerGraph& graph() const;
+  bool is_functional() const { return !graph_.nodes.empty(); }
+  // How call() runs the graph: the fold_relu pass over it (functional models).
+  const FusedPlan& plan() const { return plan_; }
+
+  // Keras get_config(): "Functional" with the layer graph (layers, inbound nodes, inputs and
+  // outputs), "Sequential" with its layers. A subclassed model returns "" unless it overrides
+  // class_name() with a name registered by register_model() (nn/model_config.h); its config()
+  // then holds what that factory takes (by default its name).
+  virtual std::string class_name() const;
+  virtual Config config() const;
 
   std::vector<Variable> variables() const;
   std::vector<Variable> trainable_variables() const;
@@ -64,6 +91,8 @@ class Model {
   // Builds every layer by running a batch of one zero example (shape without batch).
   void build(const Shape& input_shape, DType dtype = DType::f32);
   bool built() const { return built_.load(std::memory_order_acquire); }
+  // The first input's shape (without batch) and dtype, once known.
+  std::optional<std::pair<Shape, DType>> built_input() const;
   // Keras-style table of layers, output shapes and parameter counts.
   std::string summary() const;
 
@@ -88,18 +117,22 @@ class Model {
  protected:
   explicit Model(const std::string& name);
   void check_unique_variable_names() const;
+  // Records the input shape from a batch the first time the model runs (a nested model runs
+  // through its layer handle, not operator()).
+  void note_input(const Tensor& x);
+  friend class ModelLayer;
 
  private:
   std::string name_;
-  std::vector<SymbolicTensor> inputs_, outputs_;
-  std::vector<std::shared_ptr<SymbolicTensor::Node>> order_;  // topological, inputs first
-  // ReLU folding: producers that run with their ReLU fused, and the Activation nodes they absorb.
-  std::set<const SymbolicTensor::Node*> runs_with_relu_, absorbed_relu_;
+  LayerGraph graph_;  // empty unless functional
+  FusedPlan plan_;
   // Written once (under build_mu_) then only read, so predict() threads can share the model.
   void set_built_input(const Shape& shape, DType dtype, bool overwrite);
   std::optional<std::pair<Shape, DType>> built_input_;
   std::atomic<bool> built_{false};
-  std::mutex build_mu_;
+  mutable std::mutex build_mu_;
+  std::mutex layer_mu_;
+  std::weak_ptr<LayerImpl> as_layer_;
   std::unique_ptr<optim::Optimizer> optimizer_;
   std::unique_ptr<Loss> loss_;
   std::vector<std::string> metric_names_;
@@ -107,13 +140,21 @@ class Model {
 
 class Sequential : public Model {
  public:
-  explicit Sequential(const std::vector<Layer>& layers = {}, const std::string& name = "sequential");
+  // An empty name gives "sequential", "sequential_1", ...
+  explicit Sequential(const std::vector<Layer>& layers = {}, const std::string& name = "");
   void add(const Layer& layer);
   std::vector<Tensor> call(const std::vector<Tensor>& inputs, bool training) override;
   std::vector<Layer> layers() const override { return layers_; }
+  // A chain: the input, then one node per layer. Made on first use once the input shape is
+  // known (it runs a batch of one zero example to find each layer's output shape).
+  const LayerGraph& graph() const override;
+  std::string class_name() const override { return "Sequential"; }
+  Config config() const override;
 
  private:
   std::vector<Layer> layers_;
+  mutable std::mutex chain_mu_;
+  mutable std::shared_ptr<const LayerGraph> chain_;
 };
 
 }  // namespace kiln::nn

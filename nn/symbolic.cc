@@ -6,6 +6,21 @@
 
 namespace kiln::nn {
 
+SymbolicTensor::Node::~Node() {
+  std::vector<std::shared_ptr<Node>> pending;
+  for (SymbolicTensor& in : inputs) pending.push_back(std::move(in.node_));
+  inputs.clear();
+  while (!pending.empty()) {
+    std::shared_ptr<Node> n = std::move(pending.back());
+    pending.pop_back();
+    // The last owner takes the node's inputs before it goes, so its destructor has none.
+    if (n && n.use_count() == 1) {
+      for (SymbolicTensor& in : n->inputs) pending.push_back(std::move(in.node_));
+      n->inputs.clear();
+    }
+  }
+}
+
 SymbolicTensor SymbolicTensor::input(const Shape& shape, DType dtype) {
   check_shape_valid(shape, "Input");
   SymbolicTensor t;
@@ -19,14 +34,23 @@ SymbolicTensor SymbolicTensor::input(const Shape& shape, DType dtype) {
 // example, as Keras builds layers when they are called on symbolic inputs.
 SymbolicTensor SymbolicTensor::apply(const Layer& layer, const std::vector<SymbolicTensor>& inputs) {
   if (inputs.empty()) throw std::invalid_argument("layer '" + layer->name() + "' called on no inputs");
-  std::vector<Tensor> probes;
+  std::vector<Shape> shapes;
   for (const SymbolicTensor& in : inputs) {
     if (!in.node_) throw std::invalid_argument("layer '" + layer->name() + "' called on an empty symbolic tensor");
     Shape s{1};
     s.insert(s.end(), in.shape().begin(), in.shape().end());
-    probes.push_back(Tensor::zeros(s, in.dtype()));
+    shapes.push_back(s);
   }
+  ScopedBuildLimits* limits = ScopedBuildLimits::current();
+  if (limits) {
+    if (std::optional<Shape> out = layer->compute_output_shape(shapes)) {
+      limits->check_activation(*out, DType::f32, layer->name());
+    }
+  }
+  std::vector<Tensor> probes;
+  for (size_t i = 0; i < inputs.size(); ++i) probes.push_back(Tensor::zeros(shapes[i], inputs[i].dtype()));
   Tensor out = layer.impl().invoke(probes, /*training=*/false);
+  if (limits) limits->check_activation(out.shape(), out.dtype(), layer->name());
   SymbolicTensor t;
   t.node_ = std::make_shared<Node>();
   t.node_->layer = layer;

@@ -16,9 +16,13 @@ class SymbolicTensor {
     std::vector<SymbolicTensor> inputs;
     Shape shape;                          // without the batch dimension
     DType dtype = DType::f32;
+    // Releases a long chain of nodes (a deep model from a file) without recursing once per node.
+    ~Node();
   };
 
   static SymbolicTensor input(const Shape& shape, DType dtype);
+  // Under ScopedBuildLimits (a model being loaded), the layer's compute_output_shape() is
+  // checked against the limits before the probe runs.
   static SymbolicTensor apply(const Layer& layer, const std::vector<SymbolicTensor>& inputs);
 
   const Shape& shape() const { return node_->shape; }

@@ -2,6 +2,7 @@
 
 #include <stdexcept>
 
+#include "nn/layers/layer_config.h"
 #include "tensor/ops/ops.h"
 
 namespace kiln::nn {
@@ -42,6 +43,14 @@ class ActivationImpl : public LayerImpl {
   }
   Tensor call(const std::vector<Tensor>& in, bool) override { return apply_activation(activation_, in[0]); }
   bool is_relu_activation() const override { return activation_ == "relu"; }
+  std::string class_name() const override { return "Activation"; }
+  Config config() const override {
+    return LayerImpl::config().set("activation", activation_.empty() ? "linear" : activation_);
+  }
+  std::optional<Shape> compute_output_shape(const std::vector<Shape>& in) const override {
+    if (in.size() != 1) return std::nullopt;
+    return in[0];
+  }
 
  private:
   std::string activation_;
@@ -51,10 +60,36 @@ class SoftmaxImpl : public LayerImpl {
  public:
   SoftmaxImpl(int axis, const std::string& name) : LayerImpl("softmax", name), axis_(axis) {}
   Tensor call(const std::vector<Tensor>& in, bool) override { return softmax(in[0], axis_); }
+  std::string class_name() const override { return "Softmax"; }
+  Config config() const override { return LayerImpl::config().set("axis", axis_); }
+  std::optional<Shape> compute_output_shape(const std::vector<Shape>& in) const override {
+    if (in.size() != 1) return std::nullopt;
+    return in[0];
+  }
 
  private:
   int axis_;
 };
+
+Layer activation_from_config(const Config& config) {
+  ConfigReader r(config, "Activation config");
+  BaseLayerConfig base = read_base_config(r);
+  std::string activation = read_activation(r, "activation", "");
+  if (!r.has("activation")) r.fail("activation", "is required");
+  r.finish();
+  return with_base_config(Activation(activation, base.name), base);
+}
+
+Layer softmax_from_config(const Config& config) {
+  ConfigReader r(config, "Softmax config");
+  BaseLayerConfig base = read_base_config(r);
+  int64_t axis = r.integer("axis", -1, -64, 63);
+  r.finish();
+  return with_base_config(Softmax(static_cast<int>(axis), base.name), base);
+}
+
+const bool registered = register_builtin_layer("Activation", activation_from_config) &&
+                        register_builtin_layer("Softmax", softmax_from_config);
 
 }  // namespace
 

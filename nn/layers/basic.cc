@@ -3,6 +3,7 @@
 #include <atomic>
 #include <stdexcept>
 
+#include "nn/layers/layer_config.h"
 #include "tensor/ops/ops.h"
 #include "tensor/random.h"
 
@@ -29,6 +30,19 @@ class DropoutImpl : public LayerImpl {
     return x * cast(mask, x.dtype());
   }
 
+  std::string class_name() const override { return "Dropout"; }
+  // The resolved seed, so a loaded model draws the masks the saved one would have drawn.
+  Config config() const override {
+    Config c = LayerImpl::config();
+    c.set("rate", rate_);
+    c.set("seed", static_cast<int64_t>(seed_));  // the bits of the u64 seed
+    return c;
+  }
+  std::optional<Shape> compute_output_shape(const std::vector<Shape>& in) const override {
+    if (in.size() != 1) return std::nullopt;
+    return in[0];
+  }
+
  private:
   float rate_;
   uint64_t seed_;
@@ -42,6 +56,17 @@ class FlattenImpl : public LayerImpl {
     expect_rank(in[0], 1);
     return in[0].ndim() == 1 ? reshape(in[0], {in[0].shape()[0], 1}) : flatten(in[0], 1);
   }
+  std::string class_name() const override { return "Flatten"; }
+  Config config() const override { return LayerImpl::config().set("data_format", "channels_last"); }
+  std::optional<Shape> compute_output_shape(const std::vector<Shape>& in) const override {
+    if (in.size() != 1 || in[0].empty()) return std::nullopt;
+    int64_t rest = 1;
+    for (size_t i = 1; i < in[0].size(); ++i) {
+      if (in[0][i] != 0 && rest > INT64_MAX / in[0][i]) return std::nullopt;
+      rest *= in[0][i];
+    }
+    return Shape{in[0][0], rest};
+  }
 };
 
 class RescalingImpl : public LayerImpl {
@@ -51,6 +76,17 @@ class RescalingImpl : public LayerImpl {
   bool autocast_inputs() const override { return false; }
   Tensor call(const std::vector<Tensor>& in, bool) override {
     return linear(cast(in[0], policy().compute_dtype), scale_, offset_);
+  }
+  std::string class_name() const override { return "Rescaling"; }
+  Config config() const override {
+    Config c = LayerImpl::config();
+    c.set("scale", scale_);
+    c.set("offset", offset_);
+    return c;
+  }
+  std::optional<Shape> compute_output_shape(const std::vector<Shape>& in) const override {
+    if (in.size() != 1) return std::nullopt;
+    return in[0];
   }
 
  private:
@@ -64,6 +100,14 @@ class AddImpl : public LayerImpl {
   Tensor call(const std::vector<Tensor>& in, bool) override { return sum(in, false); }
   Tensor call_with_relu(const std::vector<Tensor>& in, bool) override { return sum(in, true); }
   bool fuses_relu() const override { return true; }
+  std::string class_name() const override { return "Add"; }
+  std::optional<Shape> compute_output_shape(const std::vector<Shape>& in) const override {
+    if (in.size() < 2) return std::nullopt;
+    for (const Shape& s : in) {
+      if (s != in[0]) return std::nullopt;
+    }
+    return in[0];
+  }
 
  private:
   Tensor sum(const std::vector<Tensor>& in, bool relu) const {
@@ -79,6 +123,46 @@ class AddImpl : public LayerImpl {
     return relu ? add_relu(total, in.back()) : total + in.back();
   }
 };
+
+Layer dropout_from_config(const Config& config) {
+  ConfigReader r(config, "Dropout config");
+  BaseLayerConfig base = read_base_config(r);
+  float rate = r.real("rate");
+  if (!(rate >= 0 && rate < 1)) r.fail("rate", "must be in [0, 1)");
+  // Keras writes null for "no seed": draw one, as the constructor does for 0.
+  int64_t seed = r.integer("seed", 0, INT64_MIN, INT64_MAX);
+  r.finish();
+  return with_base_config(Dropout(rate, static_cast<uint64_t>(seed), base.name), base);
+}
+
+Layer flatten_from_config(const Config& config) {
+  ConfigReader r(config, "Flatten config");
+  BaseLayerConfig base = read_base_config(r);
+  read_data_format(r);
+  r.finish();
+  return with_base_config(Flatten(base.name), base);
+}
+
+Layer rescaling_from_config(const Config& config) {
+  ConfigReader r(config, "Rescaling config");
+  BaseLayerConfig base = read_base_config(r);
+  float scale = r.real("scale");
+  float offset = r.real("offset", 0.f);
+  r.finish();
+  return with_base_config(Rescaling(scale, offset, base.name), base);
+}
+
+Layer add_from_config(const Config& config) {
+  ConfigReader r(config, "Add config");
+  BaseLayerConfig base = read_base_config(r);
+  r.finish();
+  return with_base_config(Add(base.name), base);
+}
+
+const bool registered = register_builtin_layer("Dropout", dropout_from_config) &&
+                        register_builtin_layer("Flatten", flatten_from_config) &&
+                        register_builtin_layer("Rescaling", rescaling_from_config) &&
+                        register_builtin_layer("Add", add_from_config);
 
 }  // namespace
 

@@ -1,5 +1,8 @@
 #include "nn/layers/batch_norm.h"
 
+#include <cmath>
+
+#include "nn/layers/layer_config.h"
 #include "tensor/ops/ops.h"
 
 namespace kiln::nn {
@@ -28,6 +31,21 @@ class BatchNormImpl : public LayerImpl {
   Tensor call_with_relu(const std::vector<Tensor>& in, bool training) override { return normalize(in[0], training, true); }
   bool fuses_relu() const override { return true; }
 
+  std::string class_name() const override { return "BatchNormalization"; }
+  Config config() const override {
+    Config c = LayerImpl::config();
+    c.set("axis", -1);
+    c.set("momentum", opt_.momentum);
+    c.set("epsilon", opt_.epsilon);
+    c.set("center", opt_.center);
+    c.set("scale", opt_.scale);
+    return c;
+  }
+  std::optional<Shape> compute_output_shape(const std::vector<Shape>& in) const override {
+    if (in.size() != 1 || in[0].size() < 2) return std::nullopt;
+    return in[0];
+  }
+
  private:
   Tensor normalize(const Tensor& x, bool training, bool relu) {
     expect_rank(x, 2);
@@ -52,6 +70,23 @@ class BatchNormImpl : public LayerImpl {
   BatchNormalizationOptions opt_;
   Variable gamma_, beta_, moving_mean_, moving_variance_;
 };
+
+Layer from_config(const Config& config) {
+  ConfigReader r(config, "BatchNormalization config");
+  BaseLayerConfig base = read_base_config(r);
+  if (r.integer("axis", -1, -1, -1) != -1) r.fail("axis", "must be -1");
+  BatchNormalizationOptions opt;
+  opt.momentum = r.real("momentum", opt.momentum);
+  if (!(opt.momentum >= 0 && opt.momentum <= 1)) r.fail("momentum", "must be in [0, 1]");
+  opt.epsilon = r.real("epsilon", opt.epsilon);
+  if (!(opt.epsilon > 0) || !std::isfinite(opt.epsilon)) r.fail("epsilon", "must be positive and finite");
+  opt.center = r.boolean("center", opt.center);
+  opt.scale = r.boolean("scale", opt.scale);
+  r.finish();
+  return with_base_config(BatchNormalization(opt, base.name), base);
+}
+
+const bool registered = register_builtin_layer("BatchNormalization", from_config);
 
 }  // namespace
 

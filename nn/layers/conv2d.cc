@@ -3,6 +3,7 @@
 #include <stdexcept>
 
 #include "nn/layers/activation.h"
+#include "nn/layers/layer_config.h"
 #include "tensor/ops/ops.h"
 
 namespace kiln::nn {
@@ -39,6 +40,32 @@ class Conv2DImpl : public LayerImpl {
     if (opt_.use_bias) bias_ = add_weight("bias", {filters_}, opt_.bias_initializer);
   }
 
+  std::string class_name() const override { return "Conv2D"; }
+  Config config() const override {
+    Config c = LayerImpl::config();
+    c.set("filters", filters_);
+    c.set("kernel_size", Config::pair(kernel_size_));
+    c.set("strides", Config::pair(opt_.strides));
+    c.set("padding", opt_.padding);
+    c.set("data_format", "channels_last");
+    c.set("dilation_rate", Config::pair(opt_.dilation_rate));
+    c.set("groups", opt_.groups);
+    c.set("activation", activation_.empty() ? "linear" : activation_);
+    c.set("use_bias", opt_.use_bias);
+    c.set("kernel_initializer", opt_.kernel_initializer);
+    c.set("bias_initializer", opt_.bias_initializer);
+    return c;
+  }
+  std::optional<Shape> compute_output_shape(const std::vector<Shape>& in) const override {
+    if (in.size() != 1 || in[0].size() != 4 || in[0][3] % opt_.groups != 0) return std::nullopt;
+    const Shape& s = in[0];
+    SpatialPlan h = plan_spatial(s[1], kernel_size_[0], opt_.strides[0], opt_.dilation_rate[0], conv_.padding,
+                                 "Conv2D", shape_str(s));
+    SpatialPlan w = plan_spatial(s[2], kernel_size_[1], opt_.strides[1], opt_.dilation_rate[1], conv_.padding,
+                                 "Conv2D", shape_str(s));
+    return Shape{s[0], h.out, w.out, filters_};
+  }
+
   Tensor call(const std::vector<Tensor>& in, bool) override {
     Tensor y = convolve(in[0], conv_);
     return conv_.activation == FusedActivation::relu ? y : apply_activation(activation_, y);
@@ -67,6 +94,28 @@ class Conv2DImpl : public LayerImpl {
   Conv2dOptions conv_;
   Variable kernel_, bias_;
 };
+
+Layer from_config(const Config& config) {
+  ConfigReader r(config, "Conv2D config");
+  BaseLayerConfig base = read_base_config(r);
+  int64_t filters = r.integer("filters", 1, kMaxConfigSize);
+  if (!r.has("kernel_size")) r.fail("kernel_size", "is required");
+  std::array<int64_t, 2> kernel = r.pair("kernel_size", {1, 1}, 1, kMaxConfigSize);
+  Conv2DOptions opt;
+  opt.strides = r.pair("strides", opt.strides, 1, kMaxConfigSize);
+  opt.padding = read_padding(r, opt.padding);
+  read_data_format(r);
+  opt.dilation_rate = r.pair("dilation_rate", opt.dilation_rate, 1, kMaxConfigSize);
+  opt.groups = r.integer("groups", opt.groups, 1, kMaxConfigSize);
+  std::string activation = read_activation(r, "activation", "linear");
+  opt.use_bias = r.boolean("use_bias", opt.use_bias);
+  opt.kernel_initializer = read_initializer(r, "kernel_initializer", opt.kernel_initializer);
+  opt.bias_initializer = read_initializer(r, "bias_initializer", opt.bias_initializer);
+  r.finish();
+  return with_base_config(Conv2D(filters, kernel, activation, opt, base.name), base);
+}
+
+const bool registered = register_builtin_layer("Conv2D", from_config);
 
 }  // namespace
 

@@ -3,6 +3,7 @@
 #include <stdexcept>
 
 #include "nn/layers/activation.h"
+#include "nn/layers/layer_config.h"
 #include "tensor/ops/ops.h"
 
 namespace kiln::nn {
@@ -21,6 +22,23 @@ class DenseImpl : public LayerImpl {
     int64_t in = shapes[0].back();
     kernel_ = add_weight("kernel", {in, units_}, opt_.kernel_initializer);
     if (opt_.use_bias) bias_ = add_weight("bias", {units_}, opt_.bias_initializer);
+  }
+
+  std::string class_name() const override { return "Dense"; }
+  Config config() const override {
+    Config c = LayerImpl::config();
+    c.set("units", units_);
+    c.set("activation", activation_.empty() ? "linear" : activation_);
+    c.set("use_bias", opt_.use_bias);
+    c.set("kernel_initializer", opt_.kernel_initializer);
+    c.set("bias_initializer", opt_.bias_initializer);
+    return c;
+  }
+  std::optional<Shape> compute_output_shape(const std::vector<Shape>& in) const override {
+    if (in.size() != 1 || in[0].empty()) return std::nullopt;
+    Shape out = in[0];
+    out.back() = units_;
+    return out;
   }
 
   Tensor call(const std::vector<Tensor>& in, bool) override {
@@ -43,6 +61,21 @@ class DenseImpl : public LayerImpl {
   DenseOptions opt_;
   Variable kernel_, bias_;
 };
+
+Layer from_config(const Config& config) {
+  ConfigReader r(config, "Dense config");
+  BaseLayerConfig base = read_base_config(r);
+  int64_t units = r.integer("units", 1, kMaxConfigSize);
+  std::string activation = read_activation(r, "activation", "linear");
+  DenseOptions opt;
+  opt.use_bias = r.boolean("use_bias", opt.use_bias);
+  opt.kernel_initializer = read_initializer(r, "kernel_initializer", opt.kernel_initializer);
+  opt.bias_initializer = read_initializer(r, "bias_initializer", opt.bias_initializer);
+  r.finish();
+  return with_base_config(Dense(units, activation, opt, base.name), base);
+}
+
+const bool registered = register_builtin_layer("Dense", from_config);
 
 }  // namespace
 

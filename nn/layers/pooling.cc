@@ -1,5 +1,6 @@
 #include "nn/layers/pooling.h"
 
+#include "nn/layers/layer_config.h"
 #include "tensor/ops/ops.h"
 
 namespace kiln::nn {
@@ -9,7 +10,7 @@ class Pool2DImpl : public LayerImpl {
  public:
   Pool2DImpl(bool is_max, std::array<int64_t, 2> pool, std::array<int64_t, 2> strides, const std::string& padding,
              const std::string& name)
-      : LayerImpl(is_max ? "max_pooling2d" : "average_pooling2d", name), is_max_(is_max) {
+      : LayerImpl(is_max ? "max_pooling2d" : "average_pooling2d", name), is_max_(is_max), padding_(padding) {
     opt_.pool_size = pool;
     opt_.strides = strides;
     opt_.padding = padding_from_name(padding);
@@ -19,8 +20,31 @@ class Pool2DImpl : public LayerImpl {
     return is_max_ ? max_pool2d(in[0], opt_) : avg_pool2d(in[0], opt_);
   }
 
+  std::string class_name() const override { return is_max_ ? "MaxPooling2D" : "AveragePooling2D"; }
+  Config config() const override {
+    Config c = LayerImpl::config();
+    c.set("pool_size", Config::pair(opt_.pool_size));
+    c.set("strides", Config::pair(strides()));  // resolved, as Keras stores them
+    c.set("padding", padding_);
+    c.set("data_format", "channels_last");
+    return c;
+  }
+  std::optional<Shape> compute_output_shape(const std::vector<Shape>& in) const override {
+    if (in.size() != 1 || in[0].size() != 4) return std::nullopt;
+    const Shape& s = in[0];
+    std::array<int64_t, 2> st = strides();
+    SpatialPlan h = plan_spatial(s[1], opt_.pool_size[0], st[0], 1, opt_.padding, class_name().c_str(), shape_str(s));
+    SpatialPlan w = plan_spatial(s[2], opt_.pool_size[1], st[1], 1, opt_.padding, class_name().c_str(), shape_str(s));
+    return Shape{s[0], h.out, w.out, s[3]};
+  }
+
  private:
+  std::array<int64_t, 2> strides() const {
+    return {opt_.strides[0] ? opt_.strides[0] : opt_.pool_size[0], opt_.strides[1] ? opt_.strides[1] : opt_.pool_size[1]};
+  }
+
   bool is_max_;
+  std::string padding_;
   Pool2dOptions opt_;
 };
 
@@ -33,9 +57,50 @@ class GlobalAvgPoolImpl : public LayerImpl {
     return global_avg_pool2d(in[0], keepdims_);
   }
 
+  std::string class_name() const override { return "GlobalAveragePooling2D"; }
+  Config config() const override {
+    Config c = LayerImpl::config();
+    c.set("data_format", "channels_last");
+    c.set("keepdims", keepdims_);
+    return c;
+  }
+  std::optional<Shape> compute_output_shape(const std::vector<Shape>& in) const override {
+    if (in.size() != 1 || in[0].size() != 4) return std::nullopt;
+    const Shape& s = in[0];
+    return keepdims_ ? Shape{s[0], 1, 1, s[3]} : Shape{s[0], s[3]};
+  }
+
  private:
   bool keepdims_;
 };
+
+Layer pool_from_config(const Config& config, bool is_max) {
+  ConfigReader r(config, is_max ? "MaxPooling2D config" : "AveragePooling2D config");
+  BaseLayerConfig base = read_base_config(r);
+  std::array<int64_t, 2> pool = r.pair("pool_size", {2, 2}, 1, kMaxConfigSize);
+  std::array<int64_t, 2> strides = r.pair("strides", pool, 1, kMaxConfigSize);
+  std::string padding = read_padding(r, "valid");
+  read_data_format(r);
+  r.finish();
+  Layer l = is_max ? MaxPooling2D(pool, strides, padding, base.name) : AveragePooling2D(pool, strides, padding, base.name);
+  return with_base_config(l, base);
+}
+
+Layer max_pool_from_config(const Config& c) { return pool_from_config(c, true); }
+Layer avg_pool_from_config(const Config& c) { return pool_from_config(c, false); }
+
+Layer global_avg_pool_from_config(const Config& config) {
+  ConfigReader r(config, "GlobalAveragePooling2D config");
+  BaseLayerConfig base = read_base_config(r);
+  read_data_format(r);
+  bool keepdims = r.boolean("keepdims", false);
+  r.finish();
+  return with_base_config(GlobalAveragePooling2D(keepdims, base.name), base);
+}
+
+const bool registered = register_builtin_layer("MaxPooling2D", max_pool_from_config) &&
+                        register_builtin_layer("AveragePooling2D", avg_pool_from_config) &&
+                        register_builtin_layer("GlobalAveragePooling2D", global_avg_pool_from_config);
 
 }  // namespace
 

@@ -1,0 +1,56 @@
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "nn/layer.h"
+#include "nn/symbolic.h"
+#include "tensor/tensor.h"
+
+namespace kiln::nn {
+
+// A model's layers as data: which layer is called on which tensors (Keras's functional graph
+// of layer calls with inbound nodes). A functional Model holds one; a Sequential model is a
+// chain of the same kind, so code that walks models treats both alike. A layer called twice
+// (shared weights) appears at two nodes.
+struct LayerGraph {
+  struct Node {
+    Layer layer;                  // undefined for a model input
+    std::vector<size_t> inbound;  // the nodes this call reads, in argument order
+    Shape shape;                  // output shape without the batch dimension
+    DType dtype = DType::f32;
+  };
+  std::vector<Node> nodes;     // topological: inputs first, then each node after those it reads
+  std::vector<size_t> inputs;  // the model's inputs, in the order it takes them
+  std::vector<size_t> outputs;
+
+  bool is_input(size_t node) const { return !nodes[node].layer.defined(); }
+  // Distinct layers in the order of their first call.
+  std::vector<Layer> layers() const;
+
+  // The calls between inputs and outputs, in the order a depth-first walk from the outputs
+  // first reaches them. Throws std::invalid_argument (naming `model_name`) when an output
+  // depends on an Input() that is not among `inputs`, or an input is not an Input().
+  static LayerGraph from_symbolic(const std::vector<SymbolicTensor>& inputs, const std::vector<SymbolicTensor>& outputs,
+                                  const std::string& model_name);
+};
+
+// How a model runs each node of its layer graph; graph passes (nn/passes/) decide it.
+struct FusedPlan {
+  enum class Step : uint8_t {
+    input,          // a model input
+    run,            // the layer's call()
+    run_with_relu,  // the layer's call_with_relu(): a ReLU that read only this node was folded in
+    forward_input,  // a folded ReLU: its producer already applied it, so pass its input on
+  };
+  std::vector<Step> steps;  // one per graph node
+
+  // Every layer node runs as called.
+  static FusedPlan plain(const LayerGraph& graph);
+};
+
+// Runs a graph: inputs in graph.inputs order (batch dimension first); returns its outputs.
+std::vector<Tensor> run_layer_graph(const LayerGraph& graph, const FusedPlan& plan, const std::vector<Tensor>& inputs,
+                                    bool training);
+
+}  // namespace kiln::nn

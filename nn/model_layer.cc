@@ -1,0 +1,64 @@
+#include "nn/model_layer.h"
+
+#include <stdexcept>
+
+#include "nn/model.h"
+
+namespace kiln::nn {
+
+ModelLayer::ModelLayer(std::shared_ptr<Model> model) : LayerImpl("model", model->name()), model_(std::move(model)) {}
+
+Tensor ModelLayer::call(const std::vector<Tensor>& inputs, bool training) {
+  std::vector<Tensor> outs = model_->call(inputs, training);
+  if (outs.size() != 1) {
+    throw std::invalid_argument("model '" + name() + "' has " + std::to_string(outs.size()) +
+                                " outputs; a model used as a layer must have one");
+  }
+  if (!inputs.empty()) model_->note_input(inputs[0]);
+  return outs[0];
+}
+
+int ModelLayer::num_inputs() const {
+  if (model_->is_functional()) return static_cast<int>(model_->graph().inputs.size());
+  return model_->class_name() == "Sequential" ? 1 : -1;
+}
+
+std::string ModelLayer::class_name() const { return model_->class_name(); }
+
+Config ModelLayer::config() const {
+  Config c = model_->config();
+  // A subclassed model's config is what its factory takes; the built-in ones carry the flag.
+  if (model_->is_functional() || model_->class_name() == "Sequential") c.set("trainable", trainable);
+  return c;
+}
+
+std::optional<Shape> ModelLayer::compute_output_shape(const std::vector<Shape>& in) const {
+  if (!model_->is_functional()) return std::nullopt;
+  const LayerGraph& g = model_->graph();
+  if (in.size() != g.inputs.size() || g.outputs.size() != 1) return std::nullopt;
+  for (size_t i = 0; i < in.size(); ++i) {
+    const Shape& want = g.nodes[g.inputs[i]].shape;
+    if (in[i].size() != want.size() + 1 || !std::equal(want.begin(), want.end(), in[i].begin() + 1)) return std::nullopt;
+  }
+  Shape out{in[0][0]};
+  const Shape& o = g.nodes[g.outputs[0]].shape;
+  out.insert(out.end(), o.begin(), o.end());
+  return out;
+}
+
+void ModelLayer::set_policy(const Policy& policy) {
+  LayerImpl::set_policy(policy);
+  model_->set_policy(policy.name);
+}
+
+std::vector<Variable> ModelLayer::variables() const { return model_->variables(); }
+
+std::vector<Variable> ModelLayer::trainable_variables() const {
+  return trainable ? model_->trainable_variables() : std::vector<Variable>{};
+}
+
+std::vector<Variable> ModelLayer::non_trainable_variables() const {
+  return trainable ? model_->non_trainable_variables() : model_->variables();
+}
+
+}  // namespace kiln::nn
