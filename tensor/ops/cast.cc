@@ -14,11 +14,15 @@ Tensor cast(const Tensor& x, DType dtype) {
   if (x.numel() == 0) return out;
   Tensor src = detail::dense(x);
   onednn::reorder("cast", onednn::memory_of(src), onednn::memory_of(out));
+  ops::Attrs call("cast");
+  call.set("dtype", dtype_name(dtype));
   if (is_floating(x.dtype()) && is_floating(dtype) && autograd::should_record({&x})) {
     DType in_dtype = x.dtype();
-    autograd::record("cast", {x}, {out}, [in_dtype](const std::vector<Tensor>& g) {
+    autograd::record(call, {x}, {out}, [in_dtype](const std::vector<Tensor>& g) {
       return std::vector<Tensor>{cast(g[0], in_dtype)};
     });
+  } else {
+    autograd::observe(call, {x}, {out});  // integer casts have no gradient but belong in a trace
   }
   return out;
 }

@@ -23,6 +23,29 @@ struct Conv2dOptions {
 // weights are converted while being reordered for oneDNN, and their gradient comes back in f32.
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dOptions& options = {});
 
+// The attributes conv2d records (its registered op kind is "conv2d"), and back.
+inline ops::Attrs to_attrs(const Conv2dOptions& o) {
+  ops::Attrs a("conv2d");
+  a.set("strides", std::vector<int64_t>{o.strides[0], o.strides[1]});
+  a.set("padding", o.padding == Padding::same ? "same" : "valid");
+  a.set("dilation", std::vector<int64_t>{o.dilation[0], o.dilation[1]});
+  a.set("groups", ops::AttrValue(o.groups));
+  a.set("activation", fused_activation_name(o.activation));
+  return a;
+}
+inline Conv2dOptions conv2d_options_from(const ops::Attrs& a) {
+  Conv2dOptions o;
+  const auto& s = a.get_ints("strides");
+  const auto& d = a.get_ints("dilation");
+  if (s.size() != 2 || d.size() != 2) throw std::invalid_argument("conv2d: strides and dilation need two values");
+  o.strides = {s[0], s[1]};
+  o.dilation = {d[0], d[1]};
+  o.padding = padding_from_name(a.get_string("padding"));
+  o.groups = a.get_int("groups");
+  o.activation = fused_activation_from_name(a.get_string("activation"));
+  return o;
+}
+
 // Keras/TensorFlow padding arithmetic for one spatial dimension.
 struct SpatialPlan {
   int64_t out = 0, pad_before = 0, pad_after = 0;

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "autograd/recorder.h"
 #include "tensor/ops/common.h"
 
 namespace kiln {
@@ -25,10 +26,15 @@ Tensor one_hot(const Tensor& labels, int64_t depth, DType dtype) {
     }
     o[i * depth + ids[i]] = 1.f;
   }
-  if (dtype == DType::f32) return out;
-  Tensor converted = Tensor::empty(shape, dtype);
-  converted.copy_from(out);
-  return converted;
+  if (dtype != DType::f32) {
+    Tensor converted = Tensor::empty(shape, dtype);
+    converted.copy_from(out);
+    out = converted;
+  }
+  ops::Attrs call("one_hot");
+  call.set("depth", ops::AttrValue(depth)).set("dtype", dtype_name(dtype));
+  autograd::observe(call, {labels}, {out});
+  return out;
 }
 
 }  // namespace kiln

@@ -1,4 +1,8 @@
 #pragma once
+#include <stdexcept>
+#include <string>
+
+#include "tensor/ops/attrs.h"
 #include "tensor/tensor.h"
 
 namespace kiln {
@@ -9,6 +13,12 @@ namespace kiln {
 Tensor matmul(const Tensor& a, const Tensor& b);
 
 enum class FusedActivation { none, relu };
+inline const char* fused_activation_name(FusedActivation a) { return a == FusedActivation::relu ? "relu" : "none"; }
+inline FusedActivation fused_activation_from_name(const std::string& name) {
+  if (name == "none") return FusedActivation::none;
+  if (name == "relu") return FusedActivation::relu;
+  throw std::invalid_argument("unknown fused activation '" + name + "' (expected 'none' or 'relu')");
+}
 
 // Dense layer math: x[..., K] @ w[K, N] + bias[N] with an optional fused ReLU (a oneDNN
 // post-op). bias may be undefined. bias may be f32 when x and w are bf16.

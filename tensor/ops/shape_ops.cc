@@ -63,7 +63,7 @@ Tensor reshape(const Tensor& x, Shape shape) {
   Tensor out = base.alias(shape, contiguous_strides(shape), base.offset());
   if (autograd::should_record({&x})) {
     Shape in_shape = x.shape();
-    autograd::record("reshape", {x}, {out}, [in_shape](const std::vector<Tensor>& g) {
+    autograd::record(ops::Attrs("reshape").set("shape", std::vector<int64_t>(shape)), {x}, {out}, [in_shape](const std::vector<Tensor>& g) {
       return std::vector<Tensor>{reshape(g[0], in_shape)};
     });
   }
@@ -100,7 +100,7 @@ Tensor permute(const Tensor& x, const std::vector<int>& perm) {
   if (autograd::should_record({&x})) {
     std::vector<int> inverse(p.size());
     for (size_t i = 0; i < p.size(); ++i) inverse[p[i]] = static_cast<int>(i);
-    autograd::record("permute", {x}, {out}, [inverse](const std::vector<Tensor>& g) {
+    autograd::record(ops::Attrs("permute").set("perm", std::vector<int64_t>(p.begin(), p.end())), {x}, {out}, [inverse](const std::vector<Tensor>& g) {
       return std::vector<Tensor>{permute(g[0], inverse)};
     });
   }
@@ -137,7 +137,10 @@ Tensor slice(const Tensor& x, int axis, int64_t start, int64_t end, int64_t step
   Tensor out = x.alias(shape, strides, offset);
   if (autograd::should_record({&x})) {
     Shape in_shape = x.shape();
-    autograd::record("slice", {x}, {out}, [=](const std::vector<Tensor>& g) {
+    ops::Attrs call("slice");
+    call.set("axis", ops::AttrValue(int64_t{a})).set("start", ops::AttrValue(start)).set("end", ops::AttrValue(end));
+    call.set("step", ops::AttrValue(step));
+    autograd::record(call, {x}, {out}, [=](const std::vector<Tensor>& g) {
       return std::vector<Tensor>{slice_backward(g[0], in_shape, a, start, step)};
     });
   }
@@ -186,7 +189,7 @@ Tensor broadcast_to(const Tensor& x, const Shape& shape) {
   Tensor out = detail::materialize(x.alias(shape, strides, x.offset()));
   if (autograd::should_record({&x})) {
     Shape in_shape = x.shape();
-    autograd::record("broadcast_to", {x}, {out}, [in_shape](const std::vector<Tensor>& g) {
+    autograd::record(ops::Attrs("broadcast_to").set("shape", std::vector<int64_t>(shape)), {x}, {out}, [in_shape](const std::vector<Tensor>& g) {
       return std::vector<Tensor>{sum_to_shape(g[0], in_shape)};
     });
   }
@@ -237,7 +240,7 @@ Tensor concat(const std::vector<Tensor>& xs, int axis) {
   if (autograd::should_record(xs)) {
     std::vector<int64_t> sizes;
     for (const Tensor& t : xs) sizes.push_back(t.shape()[a]);
-    autograd::record("concat", xs, {out}, [a, sizes](const std::vector<Tensor>& g) {
+    autograd::record(ops::Attrs("concat").set("axis", ops::AttrValue(int64_t{a})), xs, {out}, [a, sizes](const std::vector<Tensor>& g) {
       std::vector<Tensor> grads;
       int64_t start = 0;
       for (int64_t s : sizes) {
@@ -252,7 +255,9 @@ Tensor concat(const std::vector<Tensor>& xs, int axis) {
 
 Tensor stop_gradient(const Tensor& x) {
   detail::check_defined(x, "stop_gradient", "input");
-  return x.alias(x.shape(), x.strides(), x.offset());
+  Tensor out = x.alias(x.shape(), x.strides(), x.offset());
+  autograd::observe(ops::Attrs("identity"), {x}, {out});  // no gradient, but a traced graph needs the edge
+  return out;
 }
 
 }  // namespace kiln

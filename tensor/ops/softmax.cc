@@ -45,7 +45,7 @@ Tensor softmax_impl(dnnl::algorithm alg, const char* op, const char* bwd_op, con
                                                        [&] { return forward_pd(alg, md, a); });
   onednn::execute(op, prim.primitive, {{DNNL_ARG_SRC, onednn::memory_of(src, md)}, {DNNL_ARG_DST, onednn::memory_of(out, md)}});
   if (autograd::should_record({&x})) {
-    autograd::record(op, {x}, {out}, [=](const std::vector<Tensor>& g) {
+    autograd::record(ops::Attrs(op).set("axis", ops::AttrValue(int64_t{a})), {x}, {out}, [=](const std::vector<Tensor>& g) {
       return std::vector<Tensor>{softmax_backward(alg, bwd_op, g[0], out, a)};
     });
   }
