@@ -120,10 +120,4 @@ PrimitiveCacheStats primitive_cache_stats() {
   return {cache().hits, cache().misses, cache().lru.size(), cache().capacity};
 }
 
-void clear_primitive_cache() {
-  std::lock_guard<std::mutex> lock(cache().mu);
-  cache().lru.clear();
-  cache().index.clear();
-}
-
 }  // namespace kiln::onednn

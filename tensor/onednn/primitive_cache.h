@@ -1,5 +1,4 @@
 #pragma once
-#include <any>
 #include <functional>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <string>
@@ -26,7 +25,6 @@ class KeyBuilder {
 
 struct CachedPrimitive {
   dnnl::primitive_desc_base pd;  // for memory-descriptor queries
-  std::any typed_pd;             // the op's own primitive_desc, e.g. as a backward hint
   dnnl::primitive primitive;
 };
 
@@ -47,19 +45,13 @@ CachedPrimitive cached(const std::string& op, const KeyBuilder& key,
                               const std::function<typename Prim::primitive_desc()>& make_pd) {
   return get_primitive(op, key.str(), [&] {
     auto pd = make_pd();
-    return CachedPrimitive{pd, pd, Prim(pd)};
+    return CachedPrimitive{pd, Prim(pd)};
   });
-}
-
-template <typename Prim>
-const typename Prim::primitive_desc& typed_pd(const CachedPrimitive& c) {
-  return *std::any_cast<typename Prim::primitive_desc>(&c.typed_pd);
 }
 
 // Copies `from` into `to` through a cached oneDNN reorder (layout and/or dtype conversion).
 void reorder(const char* op, const dnnl::memory& from, const dnnl::memory& to);
 
 PrimitiveCacheStats primitive_cache_stats();
-void clear_primitive_cache();
 
 }  // namespace kiln::onednn
