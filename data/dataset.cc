@@ -167,7 +167,6 @@ Dataset Dataset::from_tensor_slices(const Tensor& x, const Tensor& y) {
 Dataset Dataset::with(Stage s) const {
   Dataset d = *this;
   d.stages_.push_back(std::move(s));
-  d.epoch_ = epoch_;
   return d;
 }
 
@@ -180,24 +179,20 @@ bool Dataset::batched() const {
 
 Dataset Dataset::shuffle(int64_t buffer_size, uint64_t seed) const {
   if (buffer_size <= 0) throw std::invalid_argument("Dataset::shuffle: buffer_size must be positive");
-  Stage s{Stage::shuffle, buffer_size};
-  s.seed = seed ? seed : next_global_seed();
-  return with(s);
+  return with(Stage{.kind = Stage::shuffle, .buffer_size = buffer_size, .seed = seed ? seed : next_global_seed()});
 }
 
 Dataset Dataset::batch(int64_t batch_size, bool drop_remainder) const {
   if (batch_size <= 0) throw std::invalid_argument("Dataset::batch: batch_size must be positive, got " + std::to_string(batch_size));
   if (batched()) throw std::invalid_argument("Dataset::batch: the dataset is already batched");
-  Stage s{Stage::batch, batch_size};
-  s.flag = drop_remainder;
-  return with(s);
+  return with(Stage{.kind = Stage::batch, .batch_size = batch_size, .drop_remainder = drop_remainder});
 }
 
-Dataset Dataset::repeat(int64_t count) const { return with(Stage{Stage::repeat, count}); }
+Dataset Dataset::repeat(int64_t count) const { return with(Stage{.kind = Stage::repeat, .count = count}); }
 
 Dataset Dataset::take(int64_t count) const {
   if (count < 0) throw std::invalid_argument("Dataset::take: negative count");
-  return with(Stage{Stage::take, count});
+  return with(Stage{.kind = Stage::take, .count = count});
 }
 
 Dataset Dataset::shard(int64_t num_shards, int64_t index) const {
@@ -206,19 +201,17 @@ Dataset Dataset::shard(int64_t num_shards, int64_t index) const {
                                 std::to_string(num_shards) + ")");
   }
   if (batched()) throw std::invalid_argument("Dataset::shard: shard before batch()");
-  return with(Stage{Stage::shard, num_shards, index});
+  return with(Stage{.kind = Stage::shard, .num_shards = num_shards, .shard_index = index});
 }
 
 Dataset Dataset::map(std::function<Batch(Batch)> fn) const {
   if (!batched()) throw std::invalid_argument("Dataset::map: map() transforms batches; call batch() first");
-  Stage s{Stage::map};
-  s.fn = std::move(fn);
-  return with(s);
+  return with(Stage{.kind = Stage::map, .fn = std::move(fn)});
 }
 
 Dataset Dataset::prefetch(int64_t buffer_size) const {
   if (buffer_size <= 0) throw std::invalid_argument("Dataset::prefetch: buffer_size must be positive");
-  return with(Stage{Stage::prefetch, buffer_size});
+  return with(Stage{.kind = Stage::prefetch, .buffer_size = buffer_size});
 }
 
 int64_t Dataset::num_examples() const { return source_ ? source_->x.shape()[0] : 0; }
@@ -228,14 +221,14 @@ int64_t Dataset::cardinality() const {
   for (const Stage& s : stages_) {
     switch (s.kind) {
       case Stage::repeat:
-        if (n != 0) n = s.a < 0 || n < 0 ? -1 : n * s.a;
+        if (n != 0) n = s.count < 0 || n < 0 ? -1 : n * s.count;
         break;
-      case Stage::take: n = n < 0 ? s.a : std::min(n, s.a); break;
+      case Stage::take: n = n < 0 ? s.count : std::min(n, s.count); break;
       case Stage::shard:
-        if (n >= 0) n = n / s.a + (s.b < n % s.a ? 1 : 0);
+        if (n >= 0) n = n / s.num_shards + (s.shard_index < n % s.num_shards ? 1 : 0);
         break;
       case Stage::batch:
-        if (n >= 0) n = s.flag ? n / s.a : (n + s.a - 1) / s.a;
+        if (n >= 0) n = s.drop_remainder ? n / s.batch_size : (n + s.batch_size - 1) / s.batch_size;
         break;
       default: break;
     }
@@ -332,7 +325,7 @@ std::optional<Batch> BatchIterator::next() { return impl_->next(); }
 BatchIterator Dataset::begin_iteration() const {
   if (!source_) throw std::logic_error("Dataset: iterating an empty Dataset (use from_tensor_slices)");
   int64_t n = num_examples();
-  uint64_t epoch_seed = mix(0x6b696c6eull, static_cast<uint64_t>(*epoch_));
+  uint64_t epoch_seed = mix(0x6b696c6eull, static_cast<uint64_t>(epoch_));
   // Build factories stage by stage so repeat() can restart everything upstream of it.
   Factory<int64_t> elements = [n](uint64_t) { return std::make_unique<RangeStream>(n); };
   Factory<Indices> batches;
@@ -342,48 +335,48 @@ BatchIterator Dataset::begin_iteration() const {
       case Stage::shuffle:
         if (batches) {
           batches = [up = batches, s](uint64_t seed) -> std::unique_ptr<Stream<Indices>> {
-            return std::make_unique<ShuffleStream<Indices>>(up(seed), s.a, mix(s.seed, seed));
+            return std::make_unique<ShuffleStream<Indices>>(up(seed), s.buffer_size, mix(s.seed, seed));
           };
         } else {
           elements = [up = elements, s](uint64_t seed) -> std::unique_ptr<Stream<int64_t>> {
-            return std::make_unique<ShuffleStream<int64_t>>(up(seed), s.a, mix(s.seed, seed));
+            return std::make_unique<ShuffleStream<int64_t>>(up(seed), s.buffer_size, mix(s.seed, seed));
           };
         }
         break;
       case Stage::repeat:
         if (batches) {
           batches = [up = batches, s](uint64_t seed) -> std::unique_ptr<Stream<Indices>> {
-            return std::make_unique<RepeatStream<Indices>>(up, s.a, seed);
+            return std::make_unique<RepeatStream<Indices>>(up, s.count, seed);
           };
         } else {
           elements = [up = elements, s](uint64_t seed) -> std::unique_ptr<Stream<int64_t>> {
-            return std::make_unique<RepeatStream<int64_t>>(up, s.a, seed);
+            return std::make_unique<RepeatStream<int64_t>>(up, s.count, seed);
           };
         }
         break;
       case Stage::take:
         if (batches) {
           batches = [up = batches, s](uint64_t seed) -> std::unique_ptr<Stream<Indices>> {
-            return std::make_unique<TakeStream<Indices>>(up(seed), s.a);
+            return std::make_unique<TakeStream<Indices>>(up(seed), s.count);
           };
         } else {
           elements = [up = elements, s](uint64_t seed) -> std::unique_ptr<Stream<int64_t>> {
-            return std::make_unique<TakeStream<int64_t>>(up(seed), s.a);
+            return std::make_unique<TakeStream<int64_t>>(up(seed), s.count);
           };
         }
         break;
       case Stage::shard:
         elements = [up = elements, s](uint64_t seed) -> std::unique_ptr<Stream<int64_t>> {
-          return std::make_unique<ShardStream>(up(seed), s.a, s.b);
+          return std::make_unique<ShardStream>(up(seed), s.num_shards, s.shard_index);
         };
         break;
       case Stage::batch:
         batches = [up = elements, s](uint64_t seed) -> std::unique_ptr<Stream<Indices>> {
-          return std::make_unique<BatchStream>(up(seed), s.a, s.flag);
+          return std::make_unique<BatchStream>(up(seed), s.batch_size, s.drop_remainder);
         };
         break;
       case Stage::map: impl->maps.push_back(s.fn); break;
-      case Stage::prefetch: impl->prefetch = s.a; break;
+      case Stage::prefetch: impl->prefetch = s.buffer_size; break;
     }
   }
   impl->source = source_;

@@ -40,26 +40,33 @@ class Dataset {
   int64_t cardinality() const;
   int64_t num_examples() const;
   bool batched() const;
-  // The epoch the next iteration belongs to (the training loop sets it); shuffling uses it.
-  void set_epoch(int64_t epoch) { *epoch_ = epoch; }
-  int64_t epoch() const { return *epoch_; }
+  // The epoch the next iteration belongs to (the training loop sets it on its own copy);
+  // shuffling uses it. Each Dataset object has its own: setting it changes no copy, and
+  // datasets derived later start from the value it had then.
+  void set_epoch(int64_t epoch) { epoch_ = epoch; }
+  int64_t epoch() const { return epoch_; }
 
   BatchIterator begin_iteration() const;
 
+ private:
+  // One lazy pipeline step; only the fields of its kind are used.
   struct Stage {
     enum Kind { shuffle, batch, repeat, take, shard, map, prefetch } kind;
-    int64_t a = 0, b = 0;
-    uint64_t seed = 0;
-    bool flag = false;
-    std::function<Batch(Batch)> fn;
+    int64_t buffer_size = 0;           // shuffle, prefetch
+    int64_t batch_size = 0;            // batch
+    bool drop_remainder = false;       // batch
+    int64_t count = 0;                 // repeat (-1: forever), take
+    int64_t num_shards = 1;            // shard
+    int64_t shard_index = 0;           // shard
+    uint64_t seed = 0;                 // shuffle
+    std::function<Batch(Batch)> fn;    // map
   };
 
- private:
   Dataset with(Stage s) const;
 
-  std::shared_ptr<const Batch> source_;
+  std::shared_ptr<const Batch> source_;  // immutable, so copies share it safely
   std::vector<Stage> stages_;
-  std::shared_ptr<int64_t> epoch_ = std::make_shared<int64_t>(0);
+  int64_t epoch_ = 0;
 };
 
 // Yields the batches of one pass; not copyable (it may own a prefetch thread).

@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
     auto train = data::Dataset::from_tensor_slices(fm.x_train, fm.y_train).shuffle(60000, 5).batch(64).prefetch(2);
     auto test = data::Dataset::from_tensor_slices(fm.x_test, fm.y_test).batch(512);
     Sequential model({Rescaling(1.f / 255), Flatten(), Dense(256, "relu"), Dropout(0.2f), Dense(10)}, "mlp");
-    optim::AdamW optimizer(2e-3f, 1e-4f);
+    optim::AdamW optimizer({.learning_rate = 2e-3f, .weight_decay = 1e-4f});
     SmoothedTrainer trainer(model, optimizer, epochs * train.cardinality(),
                             {std::make_shared<PrintLr>(), std::make_shared<EarlyStopping>("val_accuracy", 0.0, 1)});
     TrainOptions opts;

@@ -144,6 +144,15 @@ LearningRateScheduler::LearningRateScheduler(std::function<float(int64_t, float)
   if (!schedule_) throw std::invalid_argument("LearningRateScheduler: empty schedule");
 }
 
+void LearningRateScheduler::on_train_run_begin(Trainer& t) {
+  if (t.optimizer().has_schedule()) {
+    throw std::invalid_argument("LearningRateScheduler: optimizer " + t.optimizer().name() +
+                                " takes its learning rate from a LearningRateSchedule, which this callback would "
+                                "overwrite; give the optimizer a float learning_rate, or drop the callback and let "
+                                "the schedule run (as in Keras, the two do not combine)");
+  }
+}
+
 void LearningRateScheduler::on_train_epoch_begin(Trainer& t) {
   float lr = schedule_(t.epoch(), t.optimizer().learning_rate());
   if (!(lr >= 0) || !std::isfinite(lr)) {

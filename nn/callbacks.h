@@ -64,10 +64,18 @@ class CSVLogger : public Callback {
   std::string content_;
 };
 
-// Sets the learning rate at the start of each epoch to schedule(epoch, current_lr).
+// Keras's LearningRateScheduler: at the start of each epoch, sets the optimizer's learning
+// rate to schedule(epoch, current_lr), epoch 0-based.
+//
+// It needs an optimizer with a constant learning rate. One driven by a LearningRateSchedule
+// (CosineDecay, LinearWarmup, ...) makes fit throw before the first step, as Keras's
+// learning_rate setter does: overwriting the schedule would quietly stop it, and scaling it
+// would apply two schedules where the user wrote one. Use one mechanism: a per-epoch rule
+// here, or a per-step schedule on the optimizer.
 class LearningRateScheduler : public Callback {
  public:
   explicit LearningRateScheduler(std::function<float(int64_t epoch, float lr)> schedule);
+  void on_train_run_begin(Trainer& t) override;
   void on_train_epoch_begin(Trainer& t) override;
 
  private:

@@ -1,5 +1,6 @@
 #include "optim/optimizer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
@@ -28,6 +29,26 @@ Tensor scaled(const Tensor& g, float factor) {
   return d;
 }
 
+// Keras's _apply_weight_decay: w -= w * weight_decay * lr.
+void decay_weights(const Tensor& w, float lr_times_decay) {
+  float* p = w.data<float>();
+  const int64_t n = w.numel();
+#pragma omp parallel for simd if (n > (1 << 14))
+  for (int64_t i = 0; i < n; ++i) p[i] -= p[i] * lr_times_decay;
+}
+
+// A new tensor g + weight_decay * w (g may be the caller's own gradient).
+Tensor plus_l2_term(const Tensor& g, const Tensor& w, float weight_decay) {
+  Tensor out = Tensor::empty(g.shape(), DType::f32);
+  const float* gp = g.data<float>();
+  const float* wp = w.data<float>();
+  float* o = out.data<float>();
+  const int64_t n = g.numel();
+#pragma omp parallel for simd if (n > (1 << 14))
+  for (int64_t i = 0; i < n; ++i) o[i] = gp[i] + weight_decay * wp[i];
+  return out;
+}
+
 }  // namespace
 
 float global_norm(const std::vector<Tensor>& grads) {
@@ -50,18 +71,66 @@ ClippedGradients clip_by_global_norm(const std::vector<Tensor>& grads, float max
   return out;
 }
 
-Optimizer::Optimizer(std::string name, std::shared_ptr<LearningRateSchedule> schedule, ClipOptions clip)
-    : name_(std::move(name)), schedule_(std::move(schedule)), clip_(clip) {
-  if (!schedule_) throw std::invalid_argument(name_ + ": no learning rate given");
+std::shared_ptr<LearningRateSchedule> resolve_schedule(const std::string& optimizer, std::optional<float> learning_rate,
+                                                       std::shared_ptr<LearningRateSchedule> schedule,
+                                                       float default_learning_rate) {
+  if (schedule) {
+    if (learning_rate) {
+      throw std::invalid_argument(optimizer + ": give learning_rate or schedule, not both (learning_rate " +
+                                  std::to_string(*learning_rate) + " would be ignored)");
+    }
+    return schedule;
+  }
+  float lr = learning_rate.value_or(default_learning_rate);
+  if (!(lr >= 0) || !std::isfinite(lr)) {
+    throw std::invalid_argument(optimizer + ": learning rate must be finite and >= 0, got " + std::to_string(lr));
+  }
+  return std::make_shared<ConstantLR>(lr);
 }
 
-float Optimizer::learning_rate() const { return (*schedule_)(iterations_); }
+Optimizer::Optimizer(std::string name, BaseOptions options) : name_(std::move(name)), base_(std::move(options)) {
+  if (!base_.schedule) throw std::invalid_argument(name_ + ": no learning rate given");
+  if (!(base_.weight_decay >= 0) || !std::isfinite(base_.weight_decay)) {
+    throw std::invalid_argument(name_ + ": weight_decay must be finite and >= 0, got " +
+                                std::to_string(base_.weight_decay));
+  }
+  const ClipOptions& c = base_.clip;
+  for (float v : {c.clipnorm, c.global_clipnorm, c.clipvalue}) {
+    if (!(v >= 0)) throw std::invalid_argument(name_ + ": clip options must be >= 0 (0 turns them off)");
+  }
+  if ((c.clipnorm > 0) + (c.global_clipnorm > 0) + (c.clipvalue > 0) > 1) {
+    throw std::invalid_argument(name_ + ": set only one of clipnorm, global_clipnorm and clipvalue (as in Keras)");
+  }
+}
 
-void Optimizer::set_learning_rate(float lr) { schedule_ = std::make_shared<ConstantLR>(lr); }
+float Optimizer::learning_rate() const { return (*base_.schedule)(iterations_); }
+
+bool Optimizer::has_schedule() const { return !dynamic_cast<const ConstantLR*>(base_.schedule.get()); }
+
+void Optimizer::set_learning_rate(float lr) {
+  if (has_schedule()) {
+    throw std::logic_error(name_ +
+                           ": this optimizer's learning rate comes from a LearningRateSchedule, so it is not "
+                           "settable (as in Keras); call set_schedule() to replace the schedule, or create the "
+                           "optimizer with a float learning_rate");
+  }
+  if (!(lr >= 0) || !std::isfinite(lr)) {
+    throw std::invalid_argument(name_ + ": learning rate must be finite and >= 0, got " + std::to_string(lr));
+  }
+  base_.schedule = std::make_shared<ConstantLR>(lr);
+}
 
 void Optimizer::set_schedule(std::shared_ptr<LearningRateSchedule> schedule) {
   if (!schedule) throw std::invalid_argument(name_ + ": null schedule");
-  schedule_ = std::move(schedule);
+  base_.schedule = std::move(schedule);
+}
+
+bool Optimizer::decays(const Variable& var) const {
+  if (!(base_.weight_decay > 0)) return false;
+  for (const std::string& s : base_.exclude_from_weight_decay) {
+    if (var.name().find(s) != std::string::npos) return false;
+  }
+  return true;
 }
 
 std::vector<Tensor>& Optimizer::slots_for(const Variable& var) {
@@ -89,22 +158,30 @@ void Optimizer::apply_gradients(const std::vector<Tensor>& grads_in, const std::
     }
   }
   std::vector<Tensor> grads = grads_in;
-  if (clip_.global_clipnorm > 0) grads = clip_by_global_norm(grads, clip_.global_clipnorm).grads;
+  const ClipOptions& clip = base_.clip;
+  if (clip.global_clipnorm > 0) grads = clip_by_global_norm(grads, clip.global_clipnorm).grads;
   float lr = learning_rate();
   int64_t step = iterations_ + 1;
   for (size_t i = 0; i < vars.size(); ++i) {
     if (!grads[i].defined()) continue;
     Tensor g = f32_dense(grads[i]);
-    if (clip_.clipnorm > 0) {
+    if (clip.clipnorm > 0) {
       float norm = static_cast<float>(std::sqrt(sum_squares(g)));
-      if (norm > clip_.clipnorm) g = scaled(g, clip_.clipnorm / norm);
+      if (norm > clip.clipnorm) g = scaled(g, clip.clipnorm / norm);
     }
-    if (clip_.clipvalue > 0) {
+    if (clip.clipvalue > 0) {
       g = g.clone_detached();
       float* p = g.data<float>();
-      for (int64_t k = 0; k < g.numel(); ++k) p[k] = std::min(std::max(p[k], -clip_.clipvalue), clip_.clipvalue);
+      for (int64_t k = 0; k < g.numel(); ++k) p[k] = std::min(std::max(p[k], -clip.clipvalue), clip.clipvalue);
     }
     const Tensor& w = vars[i].value();
+    if (decays(vars[i])) {
+      if (base_.weight_decay_style == WeightDecayStyle::decoupled) {
+        decay_weights(w, lr * base_.weight_decay);
+      } else {
+        g = plus_l2_term(g, w, base_.weight_decay);
+      }
+    }
     std::vector<float*> slot_ptrs;
     for (Tensor& s : slots_for(vars[i])) slot_ptrs.push_back(s.data<float>());
     update(w.data<float>(), g.data<float>(), slot_ptrs, w.numel(), lr, step);

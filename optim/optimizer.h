@@ -1,5 +1,6 @@
 #pragma once
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -10,18 +11,46 @@
 
 namespace kiln::optim {
 
+// At most one of these may be set, as in Keras (which one runs first would otherwise matter).
 struct ClipOptions {
   float clipnorm = 0.f;         // >0: clip each gradient to this L2 norm
   float global_clipnorm = 0.f;  // >0: scale all gradients so their joint L2 norm is at most this
   float clipvalue = 0.f;        // >0: clamp each gradient element to [-clipvalue, clipvalue]
 };
 
-// Base of all optimizers: owns per-variable slots (momentum, moments), the step counter and
-// the learning-rate schedule. Updates run as fused loops over f32 master weights; gradients of
-// another float dtype (bf16) are upcast first.
+// How weight_decay acts. Keras decays every optimizer's weights directly; PyTorch's SGD, Adam
+// and RMSprop add an L2 term to the gradient instead, which momentum and the adaptive
+// denominators then rescale (PyTorch's AdamW decays the weights as Keras does).
+enum class WeightDecayStyle {
+  decoupled,       // w -= learning_rate * weight_decay * w, before the optimizer's own step
+  l2_in_gradient,  // g += weight_decay * w, after clipping
+};
+
+// Keras's base optimizer arguments, resolved from an optimizer's options struct.
+struct BaseOptions {
+  std::shared_ptr<LearningRateSchedule> schedule;
+  float weight_decay = 0.f;
+  WeightDecayStyle weight_decay_style = WeightDecayStyle::decoupled;
+  // Variables whose name contains one of these strings are not decayed (Keras's
+  // exclude_from_weight_decay(var_names=...), with plain substrings instead of regexes).
+  std::vector<std::string> exclude_from_weight_decay;
+  ClipOptions clip;
+};
+
+// The schedule an options struct asks for: its schedule, or a constant learning_rate (the
+// optimizer's Keras default when neither is given). Giving both is an error, because one of
+// them would be silently ignored.
+std::shared_ptr<LearningRateSchedule> resolve_schedule(const std::string& optimizer, std::optional<float> learning_rate,
+                                                       std::shared_ptr<LearningRateSchedule> schedule,
+                                                       float default_learning_rate);
+
+// Base of all optimizers: owns per-variable slots (momentum, moments), the step counter, the
+// learning-rate schedule, gradient clipping and weight decay, in Keras's order: clip the
+// gradients, decay the weights, then run the optimizer's own step. Updates run as fused loops
+// over f32 master weights; gradients of another float dtype (bf16) are upcast first.
 class Optimizer {
  public:
-  Optimizer(std::string name, std::shared_ptr<LearningRateSchedule> schedule, ClipOptions clip);
+  Optimizer(std::string name, BaseOptions options);
   virtual ~Optimizer() = default;
 
   // Applies one step. Undefined gradients (unconnected variables) are skipped, as Keras does.
@@ -31,9 +60,14 @@ class Optimizer {
   int64_t iterations() const { return iterations_; }
   void set_iterations(int64_t it) { iterations_ = it; }
   float learning_rate() const;  // for the next step
-  void set_learning_rate(float lr);  // replaces the schedule with a constant
+  // True when the learning rate comes from a schedule other than a constant.
+  bool has_schedule() const;
+  // Sets a constant learning rate. Like Keras's learning_rate setter, this refuses (throws
+  // std::logic_error) when has_schedule(): replacing a schedule is set_schedule's job.
+  void set_learning_rate(float lr);
   void set_schedule(std::shared_ptr<LearningRateSchedule> schedule);
-  const ClipOptions& clip_options() const { return clip_; }
+  const ClipOptions& clip_options() const { return base_.clip; }
+  float weight_decay() const { return base_.weight_decay; }
 
   // The same optimizer configuration with fresh state.
   virtual std::unique_ptr<Optimizer> clone() const = 0;
@@ -50,18 +84,19 @@ class Optimizer {
 
  protected:
   // The current schedule (clone() copies it, so a changed learning rate carries over).
-  const std::shared_ptr<LearningRateSchedule>& schedule() const { return schedule_; }
+  const std::shared_ptr<LearningRateSchedule>& schedule() const { return base_.schedule; }
   virtual std::vector<std::string> slot_names() const = 0;
-  // One step for n contiguous elements. slots holds one pointer per slot name; step is 1-based.
+  // The optimizer's own step for n contiguous elements, after clipping and weight decay.
+  // slots holds one pointer per slot name; step is 1-based.
   virtual void update(float* w, const float* g, const std::vector<float*>& slots, int64_t n, float lr,
                       int64_t step) = 0;
 
  private:
   std::vector<Tensor>& slots_for(const Variable& var);
+  bool decays(const Variable& var) const;
 
   std::string name_;
-  std::shared_ptr<LearningRateSchedule> schedule_;
-  ClipOptions clip_;
+  BaseOptions base_;
   int64_t iterations_ = 0;
   std::unordered_map<uint64_t, std::vector<Tensor>> slots_;  // by variable value id
 };

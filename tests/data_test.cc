@@ -68,6 +68,22 @@ TEST(Dataset, ShuffleIsASeededPermutationThatChangesPerEpoch) {
   for (size_t i = 0; i < local.size(); ++i) EXPECT_LE(local[i], i + 5.0f);
 }
 
+TEST(Dataset, SetEpochChangesOnlyThatObject) {
+  Dataset mine = numbers(50).shuffle(50, 99).batch(50);
+  auto epoch0 = collect(mine)[0];
+  Dataset copy = mine;  // as fit() takes it
+  Dataset derived = mine.prefetch(1);
+  copy.set_epoch(3);
+  derived.set_epoch(4);
+  EXPECT_EQ(mine.epoch(), 0);
+  EXPECT_EQ(collect(mine)[0], epoch0);
+  EXPECT_NE(collect(copy)[0], epoch0);
+  mine.set_epoch(2);
+  EXPECT_EQ(copy.epoch(), 3);
+  EXPECT_EQ(derived.epoch(), 4);
+  EXPECT_EQ(mine.prefetch(1).epoch(), 2);  // a dataset derived later starts where mine is
+}
+
 TEST(Dataset, RepeatTakeShardMapAndPrefetch) {
   EXPECT_EQ(collect(numbers(3).repeat(2).batch(2)).size(), 3u);
   EXPECT_EQ(numbers(3).repeat(2).batch(2).cardinality(), 3);

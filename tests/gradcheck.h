@@ -19,7 +19,8 @@ struct Tolerance {
 constexpr Tolerance kF32{1e-5, 1e-4};
 constexpr Tolerance kBf16{2e-2, 2e-2};  // bf16 keeps 8 significant bits
 
-// Converts inputs to dtype, runs both, compares the outputs. Returns the number of mismatches.
+// Converts floating inputs to dtype, runs both, compares the outputs. Each mismatch is a gtest
+// failure (the first five are printed with their values), so a caller needs no return value.
 void expect_forward_matches(const KilnFn& f, const RefFn& r, const std::vector<Tensor>& inputs, Tolerance tol,
                             DType dtype = DType::f32);
 // Compares tape gradients (f32) of sum(f(x) * R) with central differences of the reference.
