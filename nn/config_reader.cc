@@ -1,6 +1,7 @@
 #include "nn/config_reader.h"
 
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 
 namespace kiln::nn {
@@ -66,10 +67,12 @@ double ConfigReader::number(const std::string& key, double fallback) { return op
 
 float ConfigReader::real(const std::string& key) {
   double d = number(key);
-  float f = static_cast<float>(d);
-  // NaN passes (its payload is not the point); any other value must be a float exactly.
-  if (!std::isnan(d) && static_cast<double>(f) != d) fail(key, "is " + std::to_string(d) + ", not a float32 value");
-  return f;
+  // config() writes a float option as the exact double of the float, which converts back
+  // exactly; other numbers (0.001 from a hand-written file) round to the nearest float.
+  if (std::isfinite(d) && std::fabs(d) > std::numeric_limits<float>::max()) {
+    fail(key, "is " + std::to_string(d) + ", outside the float32 range");
+  }
+  return static_cast<float>(d);
 }
 
 float ConfigReader::real(const std::string& key, float fallback) { return optional(key) ? real(key) : fallback; }

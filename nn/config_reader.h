@@ -25,8 +25,8 @@ class ConfigReader {
   int64_t integer(const std::string& key, int64_t fallback, int64_t lo, int64_t hi);
   double number(const std::string& key);
   double number(const std::string& key, double fallback);
-  // A float option: the double must be exactly a float (what config() wrote), so a round trip
-  // never rounds.
+  // A float option, rounded to the nearest float (exact for what config() wrote); throws for a
+  // finite value beyond the float range.
   float real(const std::string& key);
   float real(const std::string& key, float fallback);
   bool boolean(const std::string& key, bool fallback);

@@ -89,6 +89,7 @@ struct Entry {
   bool is_input = false;
   const Config* class_config = nullptr;
   std::string class_name;
+  size_t num_calls = 0;  // known before `calls` is filled, so references can be checked
   std::vector<std::vector<Ref>> calls;
   Layer layer;
   std::vector<SymbolicTensor> outputs;  // one per call (the input tensor for an InputLayer)
@@ -104,7 +105,7 @@ Ref read_ref(const Config& v, const std::unordered_map<std::string, size_t>& by_
   if (it == by_name.end()) throw std::invalid_argument(owner + " refers to an unknown layer '" + v[0].as_string() + "'");
   const Entry& e = entries[it->second];
   int64_t node = v[1].as_int();
-  size_t calls = e.is_input ? 1 : e.calls.size();
+  size_t calls = e.is_input ? 1 : e.num_calls;
   if (node < 0 || static_cast<size_t>(node) >= calls) {
     throw std::invalid_argument(owner + " refers to node " + std::to_string(node) + " of layer '" + e.name + "', which has " +
                                 std::to_string(calls));
@@ -148,6 +149,7 @@ std::shared_ptr<Model> functional_from_config(const Config& config) {
     if (!entry.is_input && inbound.size() == 0) {
       throw std::invalid_argument(owner + ": layer '" + entry.name + "' is never called");
     }
+    entry.num_calls = inbound.size();
     total_calls += inbound.size();
     if (total_calls > kMaxLayerCalls) {
       throw std::invalid_argument(owner + " has more than " + std::to_string(kMaxLayerCalls) + " layer calls");

@@ -139,7 +139,7 @@ TEST(ConfigJson, LargeFlatInputsParseInLinearTime) {
 }
 
 TEST(ConfigReader, ReadsStrictlyAndNamesTheOwner) {
-  Config c = parse_config_json(R"({"units": 3, "rate": 0.5, "flag": true, "ks": [2, 3], "s": 4, "odd": 0.1})", "x");
+  Config c = parse_config_json(R"({"units": 3, "rate": 0.5, "flag": true, "ks": [2, 3], "s": 4, "odd": 0.1, "big": 1e39})", "x");
   ConfigReader r(c, "Thing config");
   EXPECT_EQ(r.integer("units", 1, 10), 3);
   EXPECT_EQ(r.real("rate"), 0.5f);
@@ -147,11 +147,13 @@ TEST(ConfigReader, ReadsStrictlyAndNamesTheOwner) {
   EXPECT_EQ(r.pair("ks", {1, 1}, 1, 9), (std::array<int64_t, 2>{2, 3}));
   EXPECT_EQ(r.pair("s", {1, 1}, 1, 9), (std::array<int64_t, 2>{4, 4}));
   EXPECT_EQ(r.integer("absent", 7, 0, 9), 7);
+  EXPECT_EQ(r.real("odd"), 0.1f);  // rounds to the nearest float
   try {
-    r.real("odd");  // 0.1 is no float32 value: a config() never writes it for a float option
+    r.real("big");
     FAIL();
   } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("Thing config: 'odd'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("Thing config: 'big'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("float32 range"), std::string::npos) << e.what();
   }
   EXPECT_NO_THROW(r.finish());
 

@@ -239,7 +239,7 @@ TEST(LayerConfig, BadConfigsAreClearErrors) {
       {"BatchNormalization", R"({"axis": 1})", "'axis' is 1"},
       {"Dropout", R"({"rate": 1.0})", "'rate' must be in [0, 1)"},
       {"Dropout", R"({"rate": NaN})", "'rate' must be in [0, 1)"},
-      {"Rescaling", R"({"scale": 0.1})", "not a float32 value"},
+      {"Rescaling", R"({"scale": 1e39})", "outside the float32 range"},
       {"Activation", R"({})", "'activation' is required"},
       {"Softmax", R"({"axis": 100})", "'axis' is 100"},
       {"Sequential", R"({"layers": {}})", "'layers' must be a list"},
