@@ -20,13 +20,17 @@ uint64_t checked_nbytes(const Shape& shape, size_t element_size, const std::stri
   for (int64_t d : shape) {
     if (d < 0) throw std::invalid_argument(what + ": negative dimension in shape " + shape_str(shape));
   }
+  // Zero dims are skipped in the overflow check: strides of an empty tensor still multiply
+  // the other dims, so they must fit too (numpy rejects such shapes for the same reason).
+  bool empty = false;
   for (int64_t d : shape) {
-    if (__builtin_mul_overflow(n, d, &n)) {
+    empty = empty || d == 0;
+    if (d != 0 && __builtin_mul_overflow(n, d, &n)) {
       throw std::invalid_argument(what + ": shape " + shape_str(shape) + " with " + std::to_string(element_size) +
                                   "-byte elements needs more bytes than fit in 64 bits");
     }
   }
-  return static_cast<uint64_t>(n);
+  return empty ? 0 : static_cast<uint64_t>(n);
 }
 
 Strides contiguous_strides(const Shape& shape) {

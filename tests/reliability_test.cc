@@ -34,6 +34,8 @@ TEST(Shapes, NegativeAndOverflowingShapesAreRejectedWithTheShape) {
   expect_error_naming([] { Tensor::empty({int64_t{1} << 62}, DType::f32); }, "bytes");
   expect_error_naming([] { numel({int64_t{1} << 40, int64_t{1} << 40}); }, "overflows");
   EXPECT_EQ(checked_nbytes({3, 0, 5}, 4, "t"), 0u);
+  // Empty, but its strides would still multiply the other dims: rejected (found by fuzzing).
+  expect_error_naming([] { Tensor::empty({0, 4, int64_t{8370904481869084718}}, DType::u8); }, "64 bits");
 }
 
 TEST(Shapes, AnAllocationTooLargeForTheMachineIsAClearError) {
