@@ -38,7 +38,8 @@ Shape padded(const Shape& s, size_t n) {
 
 // The oneDNN computation; oneDNN broadcasts only its second source, so the first is
 // expanded (or the operands swapped, for commutative ops) when it is the smaller one.
-Tensor binary_forward(const BinaryKind& kind, const Tensor& a, const Tensor& b, bool relu = false) {
+Tensor binary_forward(const BinaryKind& kind, const Tensor& a, const Tensor& b,
+                      detail::ReluFusion relu = detail::ReluFusion::none) {
   detail::check_defined(a, kind.name, "first input");
   detail::check_defined(b, kind.name, "second input");
   detail::check_same_dtype(a, b, kind.name);
@@ -65,9 +66,9 @@ Tensor binary_forward(const BinaryKind& kind, const Tensor& a, const Tensor& b, 
   auto prim = onednn::cached<dnnl::binary>(
       kind.name, onednn::KeyBuilder(kind.name).add(md0).add(md1).add(int64_t(relu)), [&] {
         dnnl::primitive_attr attr = onednn::default_attr();
-        if (relu) {
+        if (relu != detail::ReluFusion::none) {
           dnnl::post_ops po;
-          detail::append_relu_keeping_nan(po);
+          detail::append_relu(po, relu);
           attr.set_post_ops(po);
         }
         return dnnl::binary::primitive_desc(dnnl::binary::desc(kind.alg, md0, md1, mdd), attr, onednn::cpu_engine());
@@ -129,7 +130,21 @@ Tensor minimum(const Tensor& a, const Tensor& b) {
 }
 
 Tensor add_relu(const Tensor& a, const Tensor& b) {
-  Tensor out = binary_forward(kAdd, a, b, /*relu=*/true);
+  Tensor out;
+  bool valid = a.defined() && b.defined() && a.dtype() == b.dtype() && is_floating(a.dtype());
+  if (valid && a.shape() == b.shape() && a.is_contiguous() && b.is_contiguous()) {
+    // Residual connections add tensors of one shape: one pass of our own keeps NaN (eltwise.h).
+    out = Tensor::empty(a.shape(), a.dtype());
+    detail::add_relu_same_shape(a, b, out);
+  } else {
+    detail::ReluFusion relu_fusion = detail::ReluFusion::nan_keeping_post_op;
+    if (valid) {
+      int64_t outputs = numel(broadcast_shapes(a.shape(), b.shape(), "add_relu"));
+      relu_fusion = detail::choose_relu_fusion(a, b, Tensor(), /*terms=*/0, outputs);
+      if (relu_fusion == detail::ReluFusion::unfused) return relu(add(a, b));
+    }
+    out = binary_forward(kAdd, a, b, relu_fusion);
+  }
   if (autograd::should_record({&a, &b})) {
     Shape as = a.shape(), bs = b.shape();
     autograd::record("add_relu", {a, b}, {out}, [out, as, bs](const std::vector<Tensor>& g) {
@@ -140,10 +155,19 @@ Tensor add_relu(const Tensor& a, const Tensor& b) {
   return out;
 }
 
-Tensor equal(const Tensor& a, const Tensor& b) { return binary_forward(kEq, a, b); }
-Tensor greater(const Tensor& a, const Tensor& b) { return binary_forward(kGt, a, b); }
-Tensor greater_equal(const Tensor& a, const Tensor& b) { return binary_forward(kGe, a, b); }
-Tensor less(const Tensor& a, const Tensor& b) { return binary_forward(kLt, a, b); }
+namespace {
+// Comparisons have no gradient; only a trace sees them.
+Tensor comparison(const BinaryKind& kind, const Tensor& a, const Tensor& b) {
+  Tensor out = binary_forward(kind, a, b);
+  autograd::observe(ops::Attrs(kind.name), {a, b}, {out});
+  return out;
+}
+}  // namespace
+
+Tensor equal(const Tensor& a, const Tensor& b) { return comparison(kEq, a, b); }
+Tensor greater(const Tensor& a, const Tensor& b) { return comparison(kGt, a, b); }
+Tensor greater_equal(const Tensor& a, const Tensor& b) { return comparison(kGe, a, b); }
+Tensor less(const Tensor& a, const Tensor& b) { return comparison(kLt, a, b); }
 
 Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
 Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }

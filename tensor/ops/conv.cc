@@ -163,11 +163,11 @@ ReorderedWeightsCache& weights_cache() {
 }
 
 dnnl::convolution_forward::primitive_desc forward_pd(const ConvGeometry& g, const dnnl::memory::desc* bias_md,
-                                                     FusedActivation act) {
+                                                     detail::ReluFusion relu) {
   dnnl::primitive_attr attr = onednn::default_attr();
-  if (act == FusedActivation::relu) {
+  if (relu != detail::ReluFusion::none) {
     dnnl::post_ops po;
-    detail::append_relu_keeping_nan(po);
+    detail::append_relu(po, relu);
     attr.set_post_ops(po);
   }
   auto desc = bias_md ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training,
@@ -206,12 +206,21 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2d
   }
   Tensor src = detail::dense(x), wei = detail::dense(w);
   Tensor out = Tensor::empty({g.n, g.ph.out, g.pw.out, g.o}, x.dtype());
+  detail::ReluFusion relu_fusion = detail::ReluFusion::none;
+  if (opt.activation == FusedActivation::relu && out.numel() > 0) {
+    relu_fusion = detail::choose_relu_fusion(src, wei, bias_d, g.c / g.groups * g.kh * g.kw, out.numel());
+    if (relu_fusion == detail::ReluFusion::unfused) {
+      Conv2dOptions plain = opt;
+      plain.activation = FusedActivation::none;
+      return relu(conv2d(x, w, bias, plain));
+    }
+  }
   if (out.numel() > 0) {
     onednn::KeyBuilder key("conv_fwd");
-    key.add(g.key()).add(int64_t(opt.activation == FusedActivation::relu));
+    key.add(g.key()).add(int64_t(relu_fusion));
     if (bias.defined()) key.add(bias_md);
     auto prim = onednn::cached<dnnl::convolution_forward>("conv2d", key, [&] {
-      return forward_pd(g, bias.defined() ? &bias_md : nullptr, opt.activation);
+      return forward_pd(g, bias.defined() ? &bias_md : nullptr, relu_fusion);
     });
     Tensor w_ready = weights_cache().get(wei, g.user_weights_md(), prim.pd.weights_desc());
     std::unordered_map<int, dnnl::memory> args{
@@ -225,7 +234,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2d
   if (bias.defined()) inputs.push_back(bias);
   if (autograd::should_record(inputs)) {
     Tensor y = opt.activation == FusedActivation::relu ? out : Tensor();
-    autograd::record("conv2d", inputs, {out}, [g, x, w, bias, y](const std::vector<Tensor>& grads) {
+    autograd::record(to_attrs(opt), inputs, {out}, [g, x, w, bias, y](const std::vector<Tensor>& grads) {
       Tensor gz = y.defined() ? eltwise_backward(EltwiseKind::relu, grads[0], y) : grads[0];
       // Each backward primitive costs about as much as the forward: run only the wanted ones
       // (the first layer's input, for one, needs no gradient).
@@ -252,7 +261,7 @@ Tensor conv_backward_data(const ConvGeometry& g, const Tensor& grad, const Tenso
                                                       g.any_weights_md(), g.dst_md(), g.strides, g.dilates, g.pad_l,
                                                       g.pad_r);
     return dnnl::convolution_backward_data::primitive_desc(desc, onednn::default_attr(), onednn::cpu_engine(),
-                                                           forward_pd(g, nullptr, FusedActivation::none));
+                                                           forward_pd(g, nullptr, detail::ReluFusion::none));
   });
   Tensor w_ready = weights_cache().get(wei, g.user_weights_md(), prim.pd.weights_desc());
   onednn::execute("conv2d_backward_data", prim.primitive,
@@ -286,7 +295,7 @@ std::vector<Tensor> conv_backward_weights(const ConvGeometry& g, const Tensor& x
                                                                g.dilates, g.pad_l, g.pad_r);
     dnnl::memory::desc hint_bias = db_md;
     return dnnl::convolution_backward_weights::primitive_desc(
-        desc, onednn::default_attr(), onednn::cpu_engine(), forward_pd(g, bias.defined() ? &hint_bias : nullptr, FusedActivation::none));
+        desc, onednn::default_attr(), onednn::cpu_engine(), forward_pd(g, bias.defined() ? &hint_bias : nullptr, detail::ReluFusion::none));
   });
   dnnl::memory::desc dw_md = prim.pd.query_md(dnnl::query::diff_weights_md, 0);
   dnnl::memory dw_mem;

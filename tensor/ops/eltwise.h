@@ -1,4 +1,7 @@
 #pragma once
+#include <vector>
+
+#include "tensor/ops/attrs.h"
 #include "tensor/tensor.h"
 
 namespace dnnl {
@@ -27,6 +30,11 @@ enum class EltwiseKind {
 };
 
 Tensor eltwise(EltwiseKind kind, const Tensor& x, float alpha = 0.f, float beta = 0.f);
+// The registered op kind of each EltwiseKind ("relu", "sigmoid", ...; linear is "affine"),
+// every kind, and the attributes an eltwise call records (alpha, beta).
+const char* eltwise_name(EltwiseKind kind);
+std::vector<EltwiseKind> all_eltwise_kinds();
+ops::Attrs eltwise_attrs(EltwiseKind kind, float alpha, float beta);
 // Gradient of eltwise given the output gradient; `data` is the op's output y for sigmoid,
 // tanh, exp and sqrt (which oneDNN differentiates from y) and its input x otherwise.
 Tensor eltwise_backward(EltwiseKind kind, const Tensor& grad, const Tensor& data, float alpha = 0.f,
@@ -52,14 +60,32 @@ Tensor pow(const Tensor& x, float exponent);
 
 namespace detail {
 
-// NaN handling shared by the ops that use oneDNN (tests/nan_test.cc holds the measurements):
-// NaN goes through every op as in PyTorch, while NaN-free results stay bit for bit oneDNN's.
+// NaN handling shared by the ops built on oneDNN (tests/nan_test.cc lists what oneDNN 2.6 does
+// with NaN): NaN goes through every op as in PyTorch, and NaN-free results stay bit for bit
+// what oneDNN gives.
 
-// Appends ReLU to a oneDNN post-op chain (conv, matmul, binary) so that NaN stays NaN.
-// oneDNN's eltwise_relu with alpha 0 is max(x, 0), which turns NaN into 0 (so does alpha -0,
-// which takes the same path). The chain elu(alpha 0), linear(1, 0) gives max(x, 0) bit for bit
-// on every other value (elu keeps x > 0, maps x <= 0 and -inf to -0, and the + 0 makes it +0).
-void append_relu_keeping_nan(dnnl::post_ops& po);
+// How a conv, matmul or binary primitive applies a fused ReLU. oneDNN's own relu post-op
+// (alpha 0, and alpha -0 alike) is max(x, 0), which turns NaN into 0.
+enum class ReluFusion {
+  none,
+  post_op,              // oneDNN's relu: exact when no pre-activation can be NaN (checked by a scan)
+  nan_keeping_post_op,  // elu(alpha 0) then linear(1, 0): max(x, 0) bit for bit, NaN stays NaN
+  unfused,              // NaN possible and the scan already paid: plain primitive, then relu()
+};
+
+// Chooses for z = (sum of `terms` products src * weights) + bias (conv, matmul; bias may be
+// undefined), or for z = src + weights when terms is 0 (binary add), with `outputs` elements.
+// The NaN-keeping chain costs some exp work per output; when reading the inputs once is
+// cheaper, they are scanned instead: finite inputs whose products cannot overflow cannot make
+// a NaN, so oneDNN's relu is exact (post_op); otherwise the answer is unfused.
+ReluFusion choose_relu_fusion(const Tensor& src, const Tensor& weights, const Tensor& bias, int64_t terms,
+                              int64_t outputs);
+// Appends the ReLU of a post_op or nan_keeping_post_op choice to a post-op chain.
+void append_relu(dnnl::post_ops& po, ReluFusion fusion);
+
+// relu(a + b) into out for dense f32 or bf16 tensors of one shape (residual connections): one
+// vectorized pass with oneDNN's add + relu post-op bits on NaN-free input, keeping NaN.
+void add_relu_same_shape(const Tensor& a, const Tensor& b, Tensor& out);
 
 // Largest |value| of a dense f32 or bf16 tensor (0 when empty): NaN when any value is NaN,
 // otherwise inf when any is infinite. One vectorized pass, parallel above a size threshold.

@@ -35,7 +35,7 @@ Shape with_batch(const Shape& batch, int64_t r, int64_t c) {
 }
 
 // Runs C = A @ B (+ bias) (+ relu) for tensors already of equal rank.
-Tensor matmul_kernel(const Tensor& a, const Tensor& b, const Tensor& bias, FusedActivation act, const char* op,
+Tensor matmul_kernel(const Tensor& a, const Tensor& b, const Tensor& bias, detail::ReluFusion relu, const char* op,
                      DType out_dtype) {
   int n = a.ndim();
   Shape batch(n - 2);
@@ -64,13 +64,13 @@ Tensor matmul_kernel(const Tensor& a, const Tensor& b, const Tensor& bias, Fused
     bias_md = onednn::desc_of(bias_dense, bshape);
   }
   onednn::KeyBuilder key(op);
-  key.add(src_md).add(wei_md).add(dst_md).add(int64_t(act == FusedActivation::relu));
+  key.add(src_md).add(wei_md).add(dst_md).add(int64_t(relu));
   if (bias.defined()) key.add(bias_md);
   auto prim = onednn::cached<dnnl::matmul>(op, key, [&] {
     dnnl::primitive_attr attr = onednn::default_attr();
-    if (act == FusedActivation::relu) {
+    if (relu != detail::ReluFusion::none) {
       dnnl::post_ops po;
-      detail::append_relu_keeping_nan(po);
+      detail::append_relu(po, relu);
       attr.set_post_ops(po);
     }
     auto desc = bias.defined() ? dnnl::matmul::desc(src_md, wei_md, bias_md, dst_md)
@@ -113,7 +113,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   }
   int n = std::max(a.ndim(), b.ndim());
   Tensor a_n = lift_to_rank(stop_gradient(a), n), b_n = lift_to_rank(stop_gradient(b), n);
-  Tensor out = matmul_kernel(a_n, b_n, Tensor(), FusedActivation::none, "matmul", int8 ? DType::s32 : a.dtype());
+  Tensor out = matmul_kernel(a_n, b_n, Tensor(), detail::ReluFusion::none, "matmul", int8 ? DType::s32 : a.dtype());
   if (int8) return out;
   if (autograd::should_record({&a, &b})) {
     autograd::record("matmul", {a, b}, {out}, [a, b](const std::vector<Tensor>& g) {
@@ -142,14 +142,20 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias, FusedActivat
   }
   int64_t k = w.shape()[0], n = w.shape()[1];
   Tensor x2 = reshape(stop_gradient(x), {-1, k});
-  Tensor out2 = matmul_kernel(x2, stop_gradient(w), bias.defined() ? stop_gradient(bias) : Tensor(), activation, "linear", x.dtype());
+  detail::ReluFusion relu_fusion = detail::ReluFusion::none;
+  if (activation == FusedActivation::relu && x2.shape()[0] * n > 0) {
+    relu_fusion = detail::choose_relu_fusion(x2, w, bias, k, x2.shape()[0] * n);
+    if (relu_fusion == detail::ReluFusion::unfused) return relu(linear(x, w, bias, FusedActivation::none));
+  }
+  Tensor out2 = matmul_kernel(x2, stop_gradient(w), bias.defined() ? stop_gradient(bias) : Tensor(), relu_fusion, "linear", x.dtype());
   Shape out_shape = x.shape();
   out_shape.back() = n;
   Tensor out = out2.alias(out_shape, contiguous_strides(out_shape), out2.offset());
   std::vector<Tensor> inputs{x, w};
   if (bias.defined()) inputs.push_back(bias);
   if (autograd::should_record(inputs)) {
-    autograd::record("linear", inputs, {out}, [x, w, bias, out, activation, k, n](const std::vector<Tensor>& g) {
+    autograd::record(ops::Attrs("linear").set("activation", fused_activation_name(activation)), inputs, {out},
+                     [x, w, bias, out, activation, k, n](const std::vector<Tensor>& g) {
       Tensor gz = reshape(g[0], {-1, n});
       if (activation == FusedActivation::relu) gz = eltwise_backward(EltwiseKind::relu, gz, reshape(out, {-1, n}));
       std::vector<Tensor> grads(bias.defined() ? 3 : 2);

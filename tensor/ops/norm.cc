@@ -81,17 +81,19 @@ std::vector<Tensor> bn_backward(const Tensor& x, const Tensor& grad, const Tenso
 // oneDNN's fused ReLU (fuse_norm_relu) is max(y, 0), which turns NaN into 0. Its result is
 // kept when no y can be NaN, which per-channel checks show without reading x again:
 // statistics and parameters finite, and |gamma| / sqrt(var + eps) * |x - mean| + |beta| far
-// below FLT_MAX (no overflow, so no inf - inf or 0 * inf). x_abs_max bounds |x| (inference);
-// when negative (training), the batch's own statistics bound |x - mean| by sqrt(count * var),
-// and a NaN or inf in x has already made that channel's mean NaN or inf. Otherwise the caller
-// runs the unfused primitive and the NaN-keeping relu().
+// below FLT_MAX (no overflow, so no inf - inf or 0 * inf). In training the batch's own
+// statistics bound |x - mean| by sqrt(count * var) (oneDNN's variance is the mean of
+// (x - mean)^2), and a NaN or inf in x has already made that channel's mean NaN or inf; in
+// inference x_abs_max (one scan of x) bounds |x|. Otherwise the caller runs the unfused
+// primitive and the NaN-keeping relu().
 bool fused_relu_keeps_nan(const Tensor& gamma, const Tensor& beta, const Tensor& mean, const Tensor& var, float eps,
-                          double x_abs_max, int64_t count) {
+                          bool training, double x_abs_max, int64_t count) {
+  if (!training && !std::isfinite(x_abs_max)) return false;
   Tensor gd = detail::dense(gamma), bd = detail::dense(beta), md = detail::dense(mean), vd = detail::dense(var);
   const float *g = gd.data<float>(), *b = bd.data<float>(), *m = md.data<float>(), *v = vd.data<float>();
   for (int64_t c = 0; c < gd.numel(); ++c) {
     double denom = static_cast<double>(v[c]) + eps;
-    double centered = x_abs_max >= 0 ? x_abs_max + std::fabs(m[c]) : 2 * std::sqrt(count * static_cast<double>(v[c]));
+    double centered = training ? 2 * std::sqrt(count * static_cast<double>(v[c])) : x_abs_max + std::fabs(m[c]);
     double bound = std::fabs(g[c]) / std::sqrt(denom) * centered + std::fabs(b[c]);
     if (!std::isfinite(m[c]) || !std::isfinite(v[c]) || !std::isfinite(g[c]) || !std::isfinite(b[c]) ||
         !(denom > 0) || !(bound < 1e37)) {
@@ -132,7 +134,7 @@ BatchNormOutput batch_norm_training(const Tensor& x, const Tensor& gamma, const 
                    {DNNL_ARG_VARIANCE, onednn::memory_of(out.batch_variance, cmd)}};
   if (fuse_relu) args[DNNL_ARG_WORKSPACE] = ws_mem;
   onednn::execute(op, prim.primitive, args);
-  if (fuse_relu && !fused_relu_keeps_nan(gamma, beta, out.batch_mean, out.batch_variance, eps, -1,
+  if (fuse_relu && !fused_relu_keeps_nan(gamma, beta, out.batch_mean, out.batch_variance, eps, /*training=*/true, 0,
                                         c > 0 ? x.numel() / c : 0)) {
     BatchNormOutput plain = batch_norm_training(x, gamma, beta, eps, /*fuse_relu=*/false);
     plain.y = relu(plain.y);
@@ -140,7 +142,9 @@ BatchNormOutput batch_norm_training(const Tensor& x, const Tensor& gamma, const 
   }
   if (autograd::should_record({&x, &gamma, &beta})) {
     Tensor mean = out.batch_mean, var = out.batch_variance;
-    autograd::record(op, {x, gamma, beta}, {out.y}, [=](const std::vector<Tensor>& g) {
+    ops::Attrs call(op);
+    call.set("epsilon", eps).set("relu", fuse_relu);
+    autograd::record(call, {x, gamma, beta}, {out.y}, [=](const std::vector<Tensor>& g) {
       return bn_backward(x, g[0], gamma, beta, mean, var, eps, /*global_stats=*/false, workspace);
     });
   }
@@ -158,7 +162,7 @@ Tensor batch_norm_inference(const Tensor& x, const Tensor& gamma, const Tensor& 
   check_param(mean, c, op, "moving mean", x);
   check_param(variance, c, op, "moving variance", x);
   Tensor src = detail::dense(x);
-  if (fuse_relu && !fused_relu_keeps_nan(gamma, beta, mean, variance, eps, detail::max_abs(src), 0)) {
+  if (fuse_relu && !fused_relu_keeps_nan(gamma, beta, mean, variance, eps, /*training=*/false, detail::max_abs(src), 0)) {
     return relu(batch_norm_inference(x, gamma, beta, mean, variance, eps, /*fuse_relu=*/false));
   }
   auto md = data_md(src);
@@ -186,8 +190,13 @@ Tensor batch_norm_inference(const Tensor& x, const Tensor& gamma, const Tensor& 
   if (workspace.defined()) args[DNNL_ARG_WORKSPACE] = ws_mem;
   onednn::execute(op, prim.primitive, args);
   if (record) {
-    autograd::record(op, {x, gamma, beta}, {y}, [=](const std::vector<Tensor>& g) {
-      return bn_backward(x, g[0], gamma, beta, m, v, eps, /*global_stats=*/true, workspace);
+    ops::Attrs call(op);
+    call.set("epsilon", eps).set("relu", fuse_relu);
+    // The statistics are inputs too (a traced graph needs them) but get no gradient.
+    autograd::record(call, {x, gamma, beta, mean, variance}, {y}, [=](const std::vector<Tensor>& g) {
+      std::vector<Tensor> grads = bn_backward(x, g[0], gamma, beta, m, v, eps, /*global_stats=*/true, workspace);
+      grads.resize(5);
+      return grads;
     });
   }
   return y;

@@ -1,6 +1,7 @@
 #include "tensor/ops/pool.h"
 
-#include <cstring>
+#include <algorithm>
+#include <cmath>
 
 #include "autograd/recorder.h"
 #include "tensor/ops/common.h"
@@ -70,39 +71,32 @@ Tensor pool_backward(const PoolGeometry& g, dnnl::algorithm alg, const char* op,
   return dx;
 }
 
-// oneDNN's max pooling returns the largest non-NaN value of a window; PyTorch returns NaN for
-// any window holding one. A scan (one read of src) finds the rare NaN, and each NaN is then
-// copied to the outputs whose windows cover it. The backward still sends the gradient to the
-// element oneDNN picked.
-void propagate_nan_to_windows(const PoolGeometry& g, const Tensor& src, Tensor& out) {
-  if (!detail::any_nan(src)) return;
-  const size_t es = dtype_size(src.dtype());
-  const char* x = static_cast<const char*>(src.raw_data());
-  char* y = static_cast<char*>(out.raw_data());
-  auto is_nan = [&](int64_t i) {
-    uint32_t bits = 0;  // the value's bits as an f32 (a bf16 is an f32's upper half)
-    std::memcpy(reinterpret_cast<char*>(&bits) + 4 - es, x + i * es, es);
-    return (bits & 0x7fffffffu) > 0x7f800000u;
-  };
-  // The windows o that cover input row i: o * stride - pad <= i <= o * stride - pad + kernel - 1.
-  auto first_window = [](int64_t i, int64_t pad, int64_t kernel, int64_t stride) {
-    int64_t lo = i + pad - kernel + 1;
-    return lo <= 0 ? int64_t{0} : (lo + stride - 1) / stride;
-  };
-  const int64_t oh_n = g.ph.out, ow_n = g.pw.out;
+// oneDNN's max pooling returns the largest non-NaN value of a window, and -FLT_MAX for a
+// window of -inf only; PyTorch returns NaN and -inf. Both need a NaN or an infinity in src,
+// which one scan finds; only then are windows recomputed, and only those outputs rewritten.
+// The backward still sends a NaN window's gradient to the element oneDNN picked.
+void fix_max_pool_nan_and_inf(const PoolGeometry& g, const Tensor& src, Tensor& out) {
+  if (std::isfinite(detail::max_abs(src))) return;
+  const void* x = src.raw_data();
+  void* y = out.raw_data();
+  const DType dt = src.dtype();
   for (int64_t n = 0; n < g.n; ++n) {
-    for (int64_t h = 0; h < g.h; ++h) {
-      for (int64_t w = 0; w < g.w; ++w) {
+    for (int64_t oh = 0; oh < g.ph.out; ++oh) {
+      for (int64_t ow = 0; ow < g.pw.out; ++ow) {
         for (int64_t c = 0; c < g.c; ++c) {
-          int64_t i = ((n * g.h + h) * g.w + w) * g.c + c;
-          if (!is_nan(i)) continue;
-          for (int64_t oh = first_window(h, g.pad_l[0], g.kernel[0], g.strides[0]);
-               oh < oh_n && oh * g.strides[0] - g.pad_l[0] <= h; ++oh) {
-            for (int64_t ow = first_window(w, g.pad_l[1], g.kernel[1], g.strides[1]);
-                 ow < ow_n && ow * g.strides[1] - g.pad_l[1] <= w; ++ow) {
-              std::memcpy(y + (((n * oh_n + oh) * ow_n + ow) * g.c + c) * es, x + i * es, es);
+          double m = -INFINITY;
+          for (int64_t i = oh * g.strides[0] - g.pad_l[0], ie = i + g.kernel[0]; i < ie && !std::isnan(m); ++i) {
+            for (int64_t j = ow * g.strides[1] - g.pad_l[1], je = j + g.kernel[1]; j < je; ++j) {
+              if (i < 0 || j < 0 || i >= g.h || j >= g.w) continue;
+              double v = load_element(x, dt, ((n * g.h + i) * g.w + j) * g.c + c);
+              if (std::isnan(v)) {
+                m = v;
+                break;
+              }
+              m = std::max(m, v);
             }
           }
+          if (std::isnan(m) || m == -INFINITY) store_element(y, dt, ((n * g.ph.out + oh) * g.pw.out + ow) * g.c + c, m);
         }
       }
     }
@@ -126,9 +120,9 @@ Tensor pool(const Tensor& x, const Pool2dOptions& opt, dnnl::algorithm alg, cons
     args[DNNL_ARG_WORKSPACE] = ws;
   }
   onednn::execute(op, prim.primitive, args);
-  if (alg == dnnl::algorithm::pooling_max) propagate_nan_to_windows(g, src, out);
+  if (alg == dnnl::algorithm::pooling_max) fix_max_pool_nan_and_inf(g, src, out);
   if (training) {
-    autograd::record(op, {x}, {out}, [g, alg, bwd_op, workspace](const std::vector<Tensor>& grads) {
+    autograd::record(to_attrs(op, opt), {x}, {out}, [g, alg, bwd_op, workspace](const std::vector<Tensor>& grads) {
       return std::vector<Tensor>{pool_backward(g, alg, bwd_op, grads[0], workspace)};
     });
   }

@@ -1,7 +1,7 @@
 #include "tensor/ops/reduce.h"
 
 #include <algorithm>
-#include <cstring>
+#include <cmath>
 #include <limits>
 #include <stdexcept>
 
@@ -25,25 +25,28 @@ std::vector<bool> reduced_mask(const Tensor& x, const std::vector<int>& axes, co
   return mask;
 }
 
-// oneDNN's reduction_max skips NaN; PyTorch's amax returns NaN for any group holding one.
-// A scan finds the rare NaN; each NaN is then copied to its group's output.
-void propagate_nan_to_groups(const Tensor& src, const std::vector<bool>& reduced, Tensor& out) {
-  if (!detail::any_nan(src)) return;
+// oneDNN's reduction_max skips NaN and gives -FLT_MAX for a group of -inf only; PyTorch's
+// amax gives NaN and -inf. Both need a NaN or an infinity in src, which one scan finds; only
+// then is src walked again and the affected outputs rewritten.
+void fix_max_nan_and_inf(const Tensor& src, const std::vector<bool>& reduced, Tensor& out) {
+  if (std::isfinite(detail::max_abs(src))) return;
   const int nd = src.ndim();
-  const size_t es = dtype_size(src.dtype());
-  const char* x = static_cast<const char*>(src.raw_data());
-  char* y = static_cast<char*>(out.raw_data());
+  const DType dt = src.dtype();
   Strides out_strides = contiguous_strides(out.shape());
+  std::vector<double> nan_of(out.numel(), 0.0);  // a NaN found in the group, else 0
+  std::vector<char> only_neg_inf(out.numel(), 1);
   std::vector<int64_t> idx(nd, 0);
   for (int64_t i = 0; i < src.numel(); ++i) {
-    uint32_t bits = 0;  // the value's bits as an f32 (a bf16 is an f32's upper half)
-    std::memcpy(reinterpret_cast<char*>(&bits) + 4 - es, x + i * es, es);
-    if ((bits & 0x7fffffffu) > 0x7f800000u) {
-      int64_t o = 0;
-      for (int d = 0; d < nd; ++d) o += reduced[d] ? 0 : idx[d] * out_strides[d];
-      std::memcpy(y + o * es, x + i * es, es);
-    }
+    int64_t o = 0;
+    for (int d = 0; d < nd; ++d) o += reduced[d] ? 0 : idx[d] * out_strides[d];
+    double v = load_element(src.raw_data(), dt, i);
+    if (std::isnan(v)) nan_of[o] = v;
+    if (v != -INFINITY) only_neg_inf[o] = 0;
     for (int d = nd - 1; d >= 0 && ++idx[d] == src.shape()[d]; --d) idx[d] = 0;
+  }
+  for (int64_t o = 0; o < out.numel(); ++o) {
+    if (std::isnan(nan_of[o])) store_element(out.raw_data(), dt, o, nan_of[o]);
+    else if (only_neg_inf[o]) store_element(out.raw_data(), dt, o, -INFINITY);
   }
 }
 
@@ -82,12 +85,14 @@ Tensor reduce(ReduceKind kind, const Tensor& x, const std::vector<int>& axes, bo
     });
     onednn::execute(op, prim.primitive,
                     {{DNNL_ARG_SRC, onednn::memory_of(src, src_md)}, {DNNL_ARG_DST, onednn::memory_of(out, dst_md)}});
-    if (kind == ReduceKind::max) propagate_nan_to_groups(src, mask, out);
+    if (kind == ReduceKind::max) fix_max_nan_and_inf(src, mask, out);
   }
   Tensor result = out.alias(out_shape, contiguous_strides(out_shape), out.offset());
   if (autograd::should_record({&x})) {
     Shape in_shape = x.shape();
-    autograd::record(op, {x}, {result}, [=](const std::vector<Tensor>& g) {
+    ops::Attrs call(op);
+    call.set("axes", std::vector<int64_t>(axes.begin(), axes.end())).set("keepdims", keepdims);
+    autograd::record(call, {x}, {result}, [=](const std::vector<Tensor>& g) {
       Tensor gk = reshape(g[0], keep_shape);
       if (kind == ReduceKind::sum) return std::vector<Tensor>{broadcast_to(gk, in_shape)};
       if (kind == ReduceKind::mean) return std::vector<Tensor>{broadcast_to(gk * (1.0f / count), in_shape)};
@@ -149,6 +154,7 @@ Tensor argmax(const Tensor& x, int axis) {
     const float* row = v.data() + r * inner;
     o[r] = static_cast<int32_t>(std::max_element(row, row + inner) - row);
   }
+  autograd::observe(ops::Attrs("argmax").set("axis", ops::AttrValue(int64_t{a})), {x}, {out});
   return out;
 }
 
