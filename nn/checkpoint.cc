@@ -54,6 +54,10 @@ class Reader {
 }  // namespace
 
 void write_checkpoint(const std::string& path, const NamedTensors& entries) {
+  data::write_file_atomically(path, serialize_checkpoint(entries));
+}
+
+std::string serialize_checkpoint(const NamedTensors& entries) {
   std::string out(kMagic, 8);
   put<uint32_t>(out, kVersion);
   put<uint32_t>(out, static_cast<uint32_t>(entries.size()));
@@ -70,7 +74,7 @@ void write_checkpoint(const std::string& path, const NamedTensors& entries) {
     out.append(static_cast<const char*>(c.raw_data()), c.nbytes());
   }
   put<uint32_t>(out, static_cast<uint32_t>(crc32(0L, reinterpret_cast<const Bytef*>(out.data()), out.size())));
-  data::write_file_atomically(path, out);
+  return out;
 }
 
 NamedTensors read_checkpoint(const std::string& path) {

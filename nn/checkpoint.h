@@ -23,6 +23,8 @@ namespace kiln::nn {
 using NamedTensors = std::vector<std::pair<std::string, Tensor>>;
 
 void write_checkpoint(const std::string& path, const NamedTensors& entries);
+// The bytes write_checkpoint writes (a saved model embeds them as sections).
+std::string serialize_checkpoint(const NamedTensors& entries);
 NamedTensors read_checkpoint(const std::string& path);
 // The same validation over bytes already in memory; `source` names them in errors (a path).
 NamedTensors parse_checkpoint(std::string_view bytes, const std::string& source);

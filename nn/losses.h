@@ -26,6 +26,7 @@ class SparseCategoricalCrossentropy : public Loss {
   std::unique_ptr<Loss> clone() const override { return std::make_unique<SparseCategoricalCrossentropy>(*this); }
   std::string name() const override { return "sparse_categorical_crossentropy"; }
   std::string accuracy_metric() const override { return "sparse_categorical_accuracy"; }
+  bool from_logits() const { return from_logits_; }
 
  private:
   bool from_logits_;
@@ -39,6 +40,8 @@ class CategoricalCrossentropy : public Loss {
   Tensor operator()(const Tensor& y_true, const Tensor& y_pred) const override;
   std::unique_ptr<Loss> clone() const override { return std::make_unique<CategoricalCrossentropy>(*this); }
   std::string name() const override { return "categorical_crossentropy"; }
+  bool from_logits() const { return from_logits_; }
+  float label_smoothing() const { return label_smoothing_; }
 
  private:
   bool from_logits_;
@@ -53,6 +56,7 @@ class BinaryCrossentropy : public Loss {
   std::unique_ptr<Loss> clone() const override { return std::make_unique<BinaryCrossentropy>(*this); }
   std::string name() const override { return "binary_crossentropy"; }
   std::string accuracy_metric() const override { return from_logits_ ? "binary_accuracy_logits" : "binary_accuracy"; }
+  bool from_logits() const { return from_logits_; }
 
  private:
   bool from_logits_;

@@ -15,6 +15,7 @@ class ConstantLR : public LearningRateSchedule {
  public:
   explicit ConstantLR(float lr) : lr_(lr) {}
   float operator()(int64_t) const override { return lr_; }
+  float learning_rate() const { return lr_; }
   std::shared_ptr<LearningRateSchedule> clone() const override { return std::make_shared<ConstantLR>(*this); }
 
  private:
@@ -26,6 +27,9 @@ class StepDecay : public LearningRateSchedule {
  public:
   StepDecay(float initial, int64_t step_size, float gamma);
   float operator()(int64_t step) const override;
+  float initial() const { return initial_; }
+  int64_t step_size() const { return step_size_; }
+  float gamma() const { return gamma_; }
   std::shared_ptr<LearningRateSchedule> clone() const override { return std::make_shared<StepDecay>(*this); }
 
  private:
@@ -39,6 +43,9 @@ class CosineDecay : public LearningRateSchedule {
  public:
   CosineDecay(float initial, int64_t decay_steps, float alpha = 0.f);
   float operator()(int64_t step) const override;
+  float initial() const { return initial_; }
+  int64_t decay_steps() const { return decay_steps_; }
+  float alpha() const { return alpha_; }
   std::shared_ptr<LearningRateSchedule> clone() const override { return std::make_shared<CosineDecay>(*this); }
 
  private:
@@ -52,6 +59,8 @@ class LinearWarmup : public LearningRateSchedule {
  public:
   LinearWarmup(int64_t warmup_steps, std::shared_ptr<LearningRateSchedule> after);
   float operator()(int64_t step) const override;
+  int64_t warmup_steps() const { return warmup_steps_; }
+  const std::shared_ptr<LearningRateSchedule>& after() const { return after_; }
   std::shared_ptr<LearningRateSchedule> clone() const override { return std::make_shared<LinearWarmup>(*this); }
 
  private:
