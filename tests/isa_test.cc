@@ -81,7 +81,7 @@ TEST(PrimitiveCache, SteadyStateCreatesNoPrimitives) {
   for (int i = 0; i < 5; ++i) matmul(relu(a), b);
   auto after = onednn::primitive_cache_stats();
   EXPECT_EQ(after.misses, before.misses);
-  EXPECT_EQ(after.hits - before.hits, 10u);
+  EXPECT_EQ(after.hits - before.hits, 5u);  // only matmul runs a oneDNN primitive; relu is a Kiln loop (NaN)
   EXPECT_FALSE(cpu::impl_log().empty());
   EXPECT_FALSE(cpu::last_impl("matmul").empty());
 }
