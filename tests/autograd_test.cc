@@ -19,6 +19,22 @@ TEST(GradientTape, WatchedTensorGetsGradient) {
   EXPECT_EQ(tape.gradient(y, x).to_vector(), (std::vector<float>{2, 4, 6}));
 }
 
+TEST(GradientTape, AddAndSubKeepOnlyShapesOfTheirInputs) {
+  // Flashlight's withoutData: a recorded add/sub must not keep its (activation) inputs alive.
+  Tensor w = Tensor::ones({3});
+  GradientTape tape(/*persistent=*/true);
+  tape.watch(w);
+  std::weak_ptr<Storage> activation;
+  Tensor y;
+  {
+    Tensor h = w * 2.f;  // stands for an activation only the add reads
+    activation = h.storage();
+    y = h + w - w;
+  }
+  EXPECT_TRUE(activation.expired());
+  EXPECT_EQ(tape.gradient(reduce_sum(y), w).to_vector(), (std::vector<float>{2, 2, 2}));
+}
+
 TEST(GradientTape, UnwatchedTensorsAreNotRecorded) {
   Tensor x = vec({1, 2});
   GradientTape tape;

@@ -82,12 +82,17 @@ Tensor binary_forward(const BinaryKind& kind, const Tensor& a, const Tensor& b,
 
 using GradRule = std::vector<Tensor> (*)(const Tensor& g, const Tensor& a, const Tensor& b);
 
-Tensor binary_op(const BinaryKind& kind, const Tensor& a, const Tensor& b, GradRule rule) {
+// rule_reads_inputs = false is Flashlight's withoutData: add and sub need only the inputs'
+// shapes for their gradient, so their closures must not keep the activations alive.
+Tensor binary_op(const BinaryKind& kind, const Tensor& a, const Tensor& b, GradRule rule,
+                 bool rule_reads_inputs = true) {
   Tensor out = binary_forward(kind, a, b);
   if (rule && autograd::should_record({&a, &b})) {
-    autograd::record(kind.name, {a, b}, {out}, [a, b, rule](const std::vector<Tensor>& g) {
-      std::vector<Tensor> full = rule(g[0], a, b);
-      return std::vector<Tensor>{sum_to_shape(full[0], a.shape()), sum_to_shape(full[1], b.shape())};
+    Tensor kept_a = rule_reads_inputs ? a : Tensor(), kept_b = rule_reads_inputs ? b : Tensor();
+    Shape a_shape = a.shape(), b_shape = b.shape();
+    autograd::record(kind.name, {a, b}, {out}, [kept_a, kept_b, a_shape, b_shape, rule](const std::vector<Tensor>& g) {
+      std::vector<Tensor> full = rule(g[0], kept_a, kept_b);
+      return std::vector<Tensor>{sum_to_shape(full[0], a_shape), sum_to_shape(full[1], b_shape)};
     });
   }
   return out;
@@ -96,14 +101,14 @@ Tensor binary_op(const BinaryKind& kind, const Tensor& a, const Tensor& b, GradR
 }  // namespace
 
 Tensor add(const Tensor& a, const Tensor& b) {
-  return binary_op(kAdd, a, b, [](const Tensor& g, const Tensor&, const Tensor&) {
-    return std::vector<Tensor>{g, g};
-  });
+  return binary_op(
+      kAdd, a, b, [](const Tensor& g, const Tensor&, const Tensor&) { return std::vector<Tensor>{g, g}; },
+      /*rule_reads_inputs=*/false);
 }
 Tensor sub(const Tensor& a, const Tensor& b) {
-  return binary_op(kSub, a, b, [](const Tensor& g, const Tensor&, const Tensor&) {
-    return std::vector<Tensor>{g, -g};
-  });
+  return binary_op(
+      kSub, a, b, [](const Tensor& g, const Tensor&, const Tensor&) { return std::vector<Tensor>{g, -g}; },
+      /*rule_reads_inputs=*/false);
 }
 Tensor mul(const Tensor& a, const Tensor& b) {
   return binary_op(kMul, a, b, [](const Tensor& g, const Tensor& a, const Tensor& b) {
