@@ -18,6 +18,6 @@
 #include "nn/trainer.h"
 #include "optim/optimizers.h"
 #include "tensor/onednn/isa.h"
-#include "tensor/onednn/threading.h"
+#include "tensor/threading.h"
 #include "tensor/ops/ops.h"
 #include "tensor/random.h"

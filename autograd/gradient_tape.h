@@ -1,7 +1,7 @@
 #pragma once
 #include <vector>
 
-#include "autograd/recorder.h"
+#include "tensor/ops/recorder.h"
 #include "autograd/variable.h"
 #include "tensor/tensor.h"
 

@@ -17,7 +17,7 @@
 
 #include "benchmarks/workloads.h"
 #include "tensor/onednn/isa.h"
-#include "tensor/onednn/threading.h"
+#include "tensor/threading.h"
 #include "tensor/ops/ops.h"
 #include "tensor/random.h"
 

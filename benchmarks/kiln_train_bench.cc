@@ -7,7 +7,7 @@
 
 #include "benchmarks/workloads.h"
 #include "tensor/onednn/isa.h"
-#include "tensor/onednn/threading.h"
+#include "tensor/threading.h"
 
 namespace {
 std::string arg(int argc, char** argv, const std::string& name, const std::string& fallback) {

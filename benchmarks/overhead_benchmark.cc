@@ -9,7 +9,7 @@
 #include "benchmarks/ratio_reporter.h"
 #include "tensor/onednn/engine.h"
 #include "tensor/onednn/isa.h"
-#include "tensor/onednn/threading.h"
+#include "tensor/threading.h"
 #include "tensor/ops/ops.h"
 #include "tensor/random.h"
 

@@ -8,7 +8,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include "tensor/onednn/threading.h"
+#include "tensor/threading.h"
 #include "tensor/random.h"
 
 namespace kiln::data {

@@ -3,7 +3,7 @@
 #include <stdexcept>
 #include <unordered_map>
 
-#include "autograd/recorder.h"
+#include "tensor/ops/recorder.h"
 #include "nn/model.h"
 #include "tensor/ops/registry.h"
 

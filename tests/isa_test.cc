@@ -7,7 +7,7 @@
 
 #include "tensor/onednn/isa.h"
 #include "tensor/onednn/primitive_cache.h"
-#include "tensor/onednn/threading.h"
+#include "tensor/threading.h"
 #include "tensor/ops/ops.h"
 
 namespace kiln {

@@ -2,7 +2,7 @@
 
 #include <stdexcept>
 
-#include "autograd/recorder.h"
+#include "tensor/ops/recorder.h"
 #include "tensor/ops/common.h"
 #include "tensor/ops/eltwise.h"
 #include "tensor/ops/reduce.h"

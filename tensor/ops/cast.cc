@@ -1,6 +1,6 @@
 #include "tensor/ops/cast.h"
 
-#include "autograd/recorder.h"
+#include "tensor/ops/recorder.h"
 #include "tensor/ops/common.h"
 #include "tensor/onednn/engine.h"
 #include "tensor/onednn/primitive_cache.h"

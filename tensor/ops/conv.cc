@@ -4,7 +4,7 @@
 #include <mutex>
 #include <stdexcept>
 
-#include "autograd/recorder.h"
+#include "tensor/ops/recorder.h"
 #include "tensor/ops/common.h"
 #include "tensor/ops/eltwise.h"
 #include "tensor/ops/shape_ops.h"

@@ -11,7 +11,7 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "autograd/recorder.h"
+#include "tensor/ops/recorder.h"
 #include "tensor/ops/binary.h"
 #include "tensor/ops/common.h"
 #include "tensor/ops/shape_ops.h"

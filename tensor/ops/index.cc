@@ -3,7 +3,7 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "autograd/recorder.h"
+#include "tensor/ops/recorder.h"
 #include "tensor/ops/common.h"
 
 namespace kiln {

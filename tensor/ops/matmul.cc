@@ -2,7 +2,7 @@
 
 #include <stdexcept>
 
-#include "autograd/recorder.h"
+#include "tensor/ops/recorder.h"
 #include "tensor/ops/binary.h"
 #include "tensor/ops/cast.h"
 #include "tensor/ops/common.h"

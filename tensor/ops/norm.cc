@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "autograd/recorder.h"
+#include "tensor/ops/recorder.h"
 #include "tensor/ops/common.h"
 #include "tensor/ops/eltwise.h"
 #include "tensor/ops/shape_ops.h"

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "autograd/recorder.h"
+#include "tensor/ops/recorder.h"
 #include "tensor/ops/common.h"
 #include "tensor/ops/eltwise.h"
 #include "tensor/ops/shape_ops.h"

@@ -5,7 +5,7 @@
 #include <limits>
 #include <stdexcept>
 
-#include "autograd/recorder.h"
+#include "tensor/ops/recorder.h"
 #include "tensor/ops/binary.h"
 #include "tensor/ops/cast.h"
 #include "tensor/ops/common.h"

@@ -3,7 +3,7 @@
 #include <numeric>
 #include <stdexcept>
 
-#include "autograd/recorder.h"
+#include "tensor/ops/recorder.h"
 #include "tensor/ops/common.h"
 #include "tensor/ops/reduce.h"
 #include "tensor/onednn/engine.h"

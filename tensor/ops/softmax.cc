@@ -1,6 +1,6 @@
 #include "tensor/ops/softmax.h"
 
-#include "autograd/recorder.h"
+#include "tensor/ops/recorder.h"
 #include "tensor/ops/common.h"
 #include "tensor/ops/shape_ops.h"
 #include "tensor/onednn/engine.h"

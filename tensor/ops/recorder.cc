@@ -1,4 +1,4 @@
-#include "autograd/recorder.h"
+#include "tensor/ops/recorder.h"
 
 #include <algorithm>
 #include <stdexcept>

@@ -1,4 +1,4 @@
-#include "tensor/onednn/threading.h"
+#include "tensor/threading.h"
 
 #include <sched.h>
 #include <unistd.h>
