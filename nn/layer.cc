@@ -43,9 +43,10 @@ namespace {
 thread_local ScopedBuildLimits* t_build_limits = nullptr;
 }
 
-ScopedBuildLimits::ScopedBuildLimits(uint64_t weight_bytes, uint64_t max_activation_bytes, std::string source)
-    : weight_bytes_left_(weight_bytes),
-      max_activation_bytes_(max_activation_bytes),
+ScopedBuildLimits::ScopedBuildLimits(const BuildLimits& limits, std::string source)
+    : weight_bytes_left_(limits.weight_bytes),
+      max_activation_bytes_(limits.max_activation_bytes),
+      compute_left_(limits.max_multiply_adds),
       source_(std::move(source)),
       previous_(t_build_limits) {
   t_build_limits = this;
@@ -88,6 +89,25 @@ void ScopedBuildLimits::take_weight(const Shape& shape, DType dtype, const std::
                              std::to_string(weight_bytes_left_) + ")");
   }
   weight_bytes_left_ -= bytes;
+}
+
+void ScopedBuildLimits::take_compute(double multiply_adds, const std::string& layer) {
+  if (!(multiply_adds <= compute_left_)) {
+    throw std::runtime_error("'" + source_ + "': building the model would take more work than the loader allows (" +
+                             "layer '" + layer + "' needs about " + std::to_string(multiply_adds) +
+                             " multiply-adds for one example, " + std::to_string(compute_left_) + " are left)");
+  }
+  compute_left_ -= multiply_adds;
+}
+
+double LayerImpl::compute_cost(const std::vector<Shape>& input_shapes) const {
+  double n = 0;
+  for (const Shape& s : input_shapes) {
+    double e = 1;
+    for (int64_t d : s) e *= static_cast<double>(d);
+    n += e;
+  }
+  return n;
 }
 
 void LayerImpl::set_policy(const Policy& policy) {

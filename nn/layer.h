@@ -51,6 +51,9 @@ class LayerImpl {
   virtual std::optional<Shape> compute_output_shape(const std::vector<Shape>& input_shapes) const {
     return std::nullopt;
   }
+  // About how many multiply-adds one call on these shapes takes (an upper bound, for a loader's
+  // budget). By default the input elements, right for elementwise layers.
+  virtual double compute_cost(const std::vector<Shape>& input_shapes) const;
 
   // Builds if needed, casts floating inputs to the compute dtype, then calls call() (or
   // call_with_relu() when the caller folded a ReLU into this layer).
@@ -118,10 +121,17 @@ std::string unique_layer_name(const std::string& base);
 // Limits for building a model from a file, in force on this thread while one is alive. The
 // weights a file holds bound the weights its layers may create (add_weight() refuses more,
 // before allocating, and creates zeros: the loader overwrites them and global seeds stay
-// untouched); max_activation_bytes bounds each tensor a symbolic call probes with.
+// untouched); max_activation_bytes bounds each tensor a symbolic call probes with, and
+// max_multiply_adds the work of all probes together (a small file can describe a pooling
+// window or a kernel that would take hours).
+struct BuildLimits {
+  uint64_t weight_bytes = 0;
+  uint64_t max_activation_bytes = 0;
+  double max_multiply_adds = 0;
+};
 class ScopedBuildLimits {
  public:
-  ScopedBuildLimits(uint64_t weight_bytes, uint64_t max_activation_bytes, std::string source);
+  ScopedBuildLimits(const BuildLimits& limits, std::string source);
   ~ScopedBuildLimits();
   ScopedBuildLimits(const ScopedBuildLimits&) = delete;
   ScopedBuildLimits& operator=(const ScopedBuildLimits&) = delete;
@@ -131,9 +141,11 @@ class ScopedBuildLimits {
   // Throws std::runtime_error naming the source when a tensor of this shape is over the limit.
   void check_activation(const Shape& shape, DType dtype, const std::string& layer) const;
   void take_weight(const Shape& shape, DType dtype, const std::string& variable);
+  void take_compute(double multiply_adds, const std::string& layer);
 
  private:
   uint64_t weight_bytes_left_, max_activation_bytes_;
+  double compute_left_;
   std::string source_;
   ScopedBuildLimits* previous_;
 };

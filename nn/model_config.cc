@@ -289,6 +289,7 @@ std::shared_ptr<Model> sequential_from_config(const Config& config) {
         std::optional<Shape> out = l->compute_output_shape({s});
         if (!out) break;
         limits->check_activation(*out, DType::f32, l->name());
+        limits->take_compute(l->compute_cost({s}), l->name());
         s = *out;
       }
     }

@@ -210,7 +210,7 @@ std::shared_ptr<Model> build_saved_model(const SavedModel& saved, const std::str
   const std::string class_name = saved.architecture.at("class_name").as_string();
   std::shared_ptr<Model> model;
   try {
-    ScopedBuildLimits limits(weight_bytes, kMaxLoadActivationBytes, source);
+    ScopedBuildLimits limits({weight_bytes, kMaxLoadActivationBytes, kMaxLoadMultiplyAdds}, source);
     model = model_from_config(class_name, saved.architecture.at("config"));
     if (const Config* build = saved.architecture.find("build_config"); build && !build->is_null()) {
       if (model->is_functional() || class_name == "Sequential") {

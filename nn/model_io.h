@@ -53,7 +53,10 @@ std::shared_ptr<Model> build_saved_model(const SavedModel& saved, const std::str
 // parse_saved_model then build_saved_model: load_model over bytes in memory (fuzzing).
 std::shared_ptr<Model> load_model_from_bytes(std::string_view bytes, const std::string& source);
 
-// The largest tensor a model being loaded may make while it probes its layers with one example.
+// The largest tensor a model being loaded may make while it probes its layers with one example,
+// and the most work all the probes together may take (about 69 G multiply-adds: several
+// ResNet-152s at 224x224, a few seconds).
 constexpr uint64_t kMaxLoadActivationBytes = uint64_t{256} << 20;
+constexpr double kMaxLoadMultiplyAdds = 68719476736.0;  // 2^36
 
 }  // namespace kiln::nn

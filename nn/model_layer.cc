@@ -2,6 +2,7 @@
 
 #include <stdexcept>
 
+#include "nn/layer_graph.h"
 #include "nn/model.h"
 
 namespace kiln::nn {
@@ -44,6 +45,29 @@ std::optional<Shape> ModelLayer::compute_output_shape(const std::vector<Shape>& 
   const Shape& o = g.nodes[g.outputs[0]].shape;
   out.insert(out.end(), o.begin(), o.end());
   return out;
+}
+
+double ModelLayer::compute_cost(const std::vector<Shape>& in) const {
+  std::optional<std::pair<Shape, DType>> built = model_->built_input();
+  if (in.empty() || in[0].empty() || !built) return LayerImpl::compute_cost(in);
+  const LayerGraph* g = nullptr;
+  try {
+    g = &model_->graph();
+  } catch (const std::logic_error&) {
+    return LayerImpl::compute_cost(in);  // a subclassed model: no graph to sum over
+  }
+  double total = 0;
+  for (const LayerGraph::Node& node : g->nodes) {
+    if (!node.layer.defined()) continue;
+    std::vector<Shape> shapes;
+    for (size_t i : node.inbound) {
+      Shape s{in[0][0]};
+      s.insert(s.end(), g->nodes[i].shape.begin(), g->nodes[i].shape.end());
+      shapes.push_back(s);
+    }
+    total += node.layer->compute_cost(shapes);
+  }
+  return total;
 }
 
 void ModelLayer::set_policy(const Policy& policy) {

@@ -22,6 +22,8 @@ class ModelLayer : public LayerImpl {
   std::string class_name() const override;
   Config config() const override;
   std::optional<Shape> compute_output_shape(const std::vector<Shape>& input_shapes) const override;
+  // The model's layers' costs over its graph, for this batch size.
+  double compute_cost(const std::vector<Shape>& input_shapes) const override;
   void set_policy(const Policy& policy) override;
   std::vector<Variable> variables() const override;
   std::vector<Variable> trainable_variables() const override;

@@ -46,6 +46,7 @@ SymbolicTensor SymbolicTensor::apply(const Layer& layer, const std::vector<Symbo
     if (std::optional<Shape> out = layer->compute_output_shape(shapes)) {
       limits->check_activation(*out, DType::f32, layer->name());
     }
+    limits->take_compute(layer->compute_cost(shapes), layer->name());
   }
   std::vector<Tensor> probes;
   for (size_t i = 0; i < inputs.size(); ++i) probes.push_back(Tensor::zeros(shapes[i], inputs[i].dtype()));

@@ -21,8 +21,8 @@ class SymbolicTensor {
   };
 
   static SymbolicTensor input(const Shape& shape, DType dtype);
-  // Under ScopedBuildLimits (a model being loaded), the layer's compute_output_shape() is
-  // checked against the limits before the probe runs.
+  // Under ScopedBuildLimits (a model being loaded), the layer's compute_output_shape() and
+  // compute_cost() are checked against the limits before the probe runs.
   static SymbolicTensor apply(const Layer& layer, const std::vector<SymbolicTensor>& inputs);
 
   const Shape& shape() const { return node_->shape; }

@@ -195,6 +195,14 @@ TEST(NestedModel, AModelIsALayerOfAnotherModel) {
   EXPECT_NE(outer.summary().find("blk (Functional)"), std::string::npos) << outer.summary();
 }
 
+TEST(NestedModel, ItsCostIsItsLayersCosts) {
+  std::shared_ptr<Model> block = make_block("cost");  // Dense(4, relu), Dense(4), Add
+  Layer as_layer = block->as_layer();
+  EXPECT_EQ(as_layer->compute_cost({{8, 4}}), 8 * 4 * 4 + 8 * 4 * 4 + 2 * 8 * 4);
+  EXPECT_EQ(Dense(3)->compute_cost({{2, 5, 7}}), 2 * 5 * 7 * 3);
+  EXPECT_EQ(Conv2D(6, 3, "", same_padding())->compute_cost({{1, 4, 4, 2}}), 4 * 4 * 6 * 3 * 3 * 2);
+}
+
 TEST(NestedModel, ABlockCalledTwiceSharesItsWeights) {
   std::shared_ptr<Model> block = make_block("twice");
   SymbolicTensor in = Input({4});

@@ -351,6 +351,12 @@ TEST(LoadModel, CorruptTruncatedAndWrongVersionFilesAreClearErrors) {
                           R"("build_input_shape": [null, 100000, 100000]}})"},
                  {"WGTS", serialize_checkpoint({})}}),
        "over the loader's limit"},
+      // A tiny file describing hours of work: a pooling window of 8192 x 8192 over 64 x 64 'same'.
+      {assemble({{"ARCH", R"({"class_name": "Sequential", "config": {"layers": [{"class_name": "MaxPooling2D", )"
+                          R"("config": {"pool_size": 8192, "strides": 1, "padding": "same"}}], )"
+                          R"("build_input_shape": [null, 64, 64, 1]}})"},
+                 {"WGTS", serialize_checkpoint({})}}),
+       "more work than the loader allows"},
       {assemble({{"ARCH", R"({"class_name": "Sequential", "config": {"layers": [{"class_name": "Attention", "config": {}}]}})"},
                  {"WGTS", small_weights()}}),
        "register_layer(\"Attention\""},

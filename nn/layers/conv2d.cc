@@ -66,6 +66,15 @@ class Conv2DImpl : public LayerImpl {
     return Shape{s[0], h.out, w.out, filters_};
   }
 
+  double compute_cost(const std::vector<Shape>& in) const override {
+    std::optional<Shape> out = compute_output_shape(in);
+    if (!out) return LayerImpl::compute_cost(in);
+    double n = 1;
+    for (int64_t d : *out) n *= static_cast<double>(d);
+    return n * static_cast<double>(kernel_size_[0]) * static_cast<double>(kernel_size_[1]) *
+           static_cast<double>(in[0][3] / opt_.groups);
+  }
+
   Tensor call(const std::vector<Tensor>& in, bool) override {
     Tensor y = convolve(in[0], conv_);
     return conv_.activation == FusedActivation::relu ? y : apply_activation(activation_, y);

@@ -41,6 +41,13 @@ class DenseImpl : public LayerImpl {
     return out;
   }
 
+  double compute_cost(const std::vector<Shape>& in) const override {
+    if (in.size() != 1 || in[0].empty()) return LayerImpl::compute_cost(in);
+    double positions = 1;
+    for (size_t i = 0; i + 1 < in[0].size(); ++i) positions *= static_cast<double>(in[0][i]);
+    return positions * static_cast<double>(in[0].back()) * static_cast<double>(units_);
+  }
+
   Tensor call(const std::vector<Tensor>& in, bool) override {
     const Tensor& x = in[0];
     expect_rank(x, 1);

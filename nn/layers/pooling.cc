@@ -37,6 +37,14 @@ class Pool2DImpl : public LayerImpl {
     SpatialPlan w = plan_spatial(s[2], opt_.pool_size[1], st[1], 1, opt_.padding, class_name().c_str(), shape_str(s));
     return Shape{s[0], h.out, w.out, s[3]};
   }
+  double compute_cost(const std::vector<Shape>& in) const override {
+    std::optional<Shape> out = compute_output_shape(in);
+    if (!out) return LayerImpl::compute_cost(in);
+    double n = 1;
+    for (int64_t d : *out) n *= static_cast<double>(d);
+    return n * static_cast<double>(opt_.pool_size[0]) * static_cast<double>(opt_.pool_size[1]) +
+           LayerImpl::compute_cost(in);
+  }
 
  private:
   std::array<int64_t, 2> strides() const {

@@ -277,7 +277,7 @@ bool mutate_json(std::string& text, Rng& r) {
 std::string with_fitting_weights(const std::string& arch_json) {
   try {
     nn::Config arch = nn::parse_config_json(arch_json, "mutated architecture");
-    nn::ScopedBuildLimits limits(1 << 16, 1 << 22, "mutated architecture");
+    nn::ScopedBuildLimits limits({1 << 16, 1 << 22, 1e8}, "mutated architecture");
     std::shared_ptr<nn::Model> model = nn::model_from_config(arch.at("class_name").as_string(), arch.at("config"));
     return model->built() ? nn::serialize_model(*model, {.include_optimizer = false}) : "";
   } catch (const std::exception&) {
