@@ -108,6 +108,23 @@ TEST(Trace, FunctionalModelWithBatchNormAndResidualAdd) {
   expect_graph_equals_model(model, {8, 8, 4});
 }
 
+TEST(Trace, NestedModelsTraceToTheirOps) {
+  set_global_seed(4);
+  SymbolicTensor bin = Input({6, 6, 3});
+  Conv2DOptions same;
+  same.padding = "same";
+  SymbolicTensor bh = Activation("relu")(BatchNormalization()(Conv2D(3, 3, "", same)(bin)));
+  auto block = std::make_shared<Model>(bin, Add()({bh, bin}), "trace_block");
+  auto head = std::make_shared<Sequential>(std::vector<Layer>{Flatten(), Dense(5)}, "trace_head");
+  SymbolicTensor in = Input({6, 6, 3});
+  Model outer(in, (*head)((*block)((*block)(in))), "trace_outer");  // the block twice: shared weights
+  expect_graph_equals_model(outer, {6, 6, 3});
+  graph::Graph g = graph::trace(outer, random_uniform({2, 6, 6, 3}, 0.f, 1.f, 7));
+  int convs = 0;
+  for (const auto& n : g.nodes) convs += n.call.op() == "conv2d";
+  EXPECT_EQ(convs, 2);  // one per use of the block, both reading the same named kernel
+}
+
 class TwoHeads : public Model {
  public:
   TwoHeads() : Model("two_heads"), a_(Dense(5, "relu", {}, "th_a")), b_(Dense(2, "", {}, "th_b")) {}
