@@ -7,6 +7,7 @@
 #include <functional>
 #include <thread>
 
+#include "graph/trace.h"
 #include "kiln.h"
 
 #if defined(__SANITIZE_THREAD__)
@@ -64,6 +65,21 @@ TEST(Concurrency, SharedModelPredictIsBitwiseTheSingleThreadResult) {
       // Different batch sizes per thread: different primitives run side by side.
       Tensor got = model->predict(x, t % 2 ? 32 : 64);
       if (!bitwise_equal(got, expected)) mismatches[t]++;
+    }
+  });
+  for (int t = 0; t < 4; ++t) EXPECT_EQ(mismatches[t], 0) << "thread " << t;
+}
+
+TEST(Concurrency, TracedGraphRunFromManyThreadsIsBitwiseTheSingleThreadResult) {
+  set_global_seed(5);
+  auto model = conv_model("graph", /*dropout=*/false, /*width=*/32);
+  Tensor x = images(32, 3, 28);
+  graph::Graph g = graph::trace(*model, x);
+  Tensor expected = g.run(x);
+  std::vector<int> mismatches(4, 0);
+  run_threads(4, [&](int t) {
+    for (int i = 0; i < kCallsPerThread; ++i) {
+      if (!bitwise_equal(g.run(x), expected)) mismatches[t]++;
     }
   });
   for (int t = 0; t < 4; ++t) EXPECT_EQ(mismatches[t], 0) << "thread " << t;
