@@ -146,7 +146,8 @@ class Sequential : public Model {
   std::vector<Tensor> call(const std::vector<Tensor>& inputs, bool training) override;
   std::vector<Layer> layers() const override { return layers_; }
   // A chain: the input, then one node per layer. Made on first use once the input shape is
-  // known (it runs a batch of one zero example to find each layer's output shape).
+  // known (it runs a batch of one zero example to find each layer's output shape); add()
+  // discards it, so a reference taken before add() must not be used after.
   const LayerGraph& graph() const override;
   std::string class_name() const override { return "Sequential"; }
   Config config() const override;
