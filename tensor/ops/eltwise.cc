@@ -61,7 +61,8 @@ dnnl::eltwise_forward::primitive_desc forward_pd(const KindInfo& k, const dnnl::
 // and clip_v2 are max/min instructions, which return the non-NaN operand. Each gives oneDNN's
 // result bit for bit on every non-NaN input (tests/nan_test.cc checks). The loops are built for
 // AVX-512 and AVX2 besides the baseline (the build targets plain x86-64), picked at load time.
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
+// Not under sanitizers: the load-time resolvers (ifuncs) run before TSan is initialised.
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && !defined(KILN_SANITIZER)
 #define KILN_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define KILN_VECTOR_CLONES
