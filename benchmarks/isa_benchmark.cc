@@ -51,7 +51,7 @@ void BM_ConvResNet(benchmark::State& s) {
     int64_t hw = s.range(1), c = s.range(2);
     Tensor x = cast(random_uniform({32, hw, hw, c}, -1, 1, 3), dt(s));
     Tensor w = cast(random_uniform({3, 3, c, c}, -1, 1, 4), dt(s));
-    Conv2dOptions o;
+    Conv2dAttrs o;
     o.padding = Padding::same;
     for (auto _ : s) benchmark::DoNotOptimize(conv2d(x, w, Tensor(), o).raw_data());
     s.counters["GFLOP/s"] = benchmark::Counter(2.0 * 32 * hw * hw * c * c * 9 * 1e-9, benchmark::Counter::kIsIterationInvariantRate);

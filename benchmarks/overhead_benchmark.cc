@@ -59,7 +59,7 @@ void BM_ConvKiln(benchmark::State& s) {
   Tensor x = cast(random_uniform({kB, kH, kW, kC}, -1, 1, 3), dt);
   Tensor w = cast(random_uniform({3, 3, kC, kO}, -1, 1, 4), dt);
   Tensor bias = random_uniform({kO}, -1, 1, 5);
-  Conv2dOptions opt;
+  Conv2dAttrs opt;
   opt.padding = Padding::same;
   for (auto _ : s) benchmark::DoNotOptimize(conv2d(x, w, bias, opt).raw_data());
   set_flops(s, conv_flops());

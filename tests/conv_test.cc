@@ -20,8 +20,8 @@ struct ConvCase {
   bool fuse_relu = false;
 };
 
-Conv2dOptions options_of(const ConvCase& c) {
-  Conv2dOptions o;
+Conv2dAttrs options_of(const ConvCase& c) {
+  Conv2dAttrs o;
   o.strides = c.p.strides;
   o.padding = c.p.same ? Padding::same : Padding::valid;
   o.dilation = c.p.dilation;
@@ -93,7 +93,7 @@ TEST(Conv, BadInputNamesShapes) {
   EXPECT_THROW(conv2d(Tensor::zeros({1, 2, 2, 3}), Tensor::zeros({3, 3, 3, 8}), Tensor()), std::invalid_argument);
   EXPECT_THROW(conv2d(Tensor::zeros({1, 5, 5, 3}), Tensor::zeros({3, 3, 3, 8}), Tensor::zeros({7})),
                std::invalid_argument);
-  Conv2dOptions bad_groups;
+  Conv2dAttrs bad_groups;
   bad_groups.groups = 2;
   EXPECT_THROW(conv2d(Tensor::zeros({1, 5, 5, 3}), Tensor::zeros({3, 3, 1, 8}), Tensor(), bad_groups),
                std::invalid_argument);

@@ -35,7 +35,7 @@ const UnaryCase kCases[] = {
     {"elu", [](const Tensor& x) { return elu(x, 1.0f); }, [](double x) { return x > 0 ? x : std::exp(x) - 1; }, -2, 2},
     {"softplus", [](const Tensor& x) { return softplus(x); }, [](double x) { return std::log1p(std::exp(x)); }, -4, 4},
     {"swish", [](const Tensor& x) { return swish(x); }, [](double x) { return x / (1 + std::exp(-x)); }, -3, 3},
-    {"linear", [](const Tensor& x) { return linear(x, 2.5f, -1.f); }, [](double x) { return 2.5 * x - 1; }, -2, 2},
+    {"affine", [](const Tensor& x) { return affine(x, 2.5f, -1.f); }, [](double x) { return 2.5 * x - 1; }, -2, 2},
     {"clip", [](const Tensor& x) { return clip(x, -0.5f, 0.7f); },
      [](double x) { return std::min(std::max(x, -0.5), 0.7); }, -2, 2},
     {"pow", [](const Tensor& x) { return pow(x, 1.5f); }, [](double x) { return std::pow(x, 1.5); }, 0.2f, 3},

@@ -48,7 +48,7 @@ TEST(MixedPrecision, PerLayerAndPerModelPolicies) {
 
 TEST(MixedPrecision, ConvTakesF32MasterWeightsWithBf16Inputs) {
   Tensor x = cast(rand_tensor({2, 6, 6, 3}, 5), DType::bf16), w = rand_tensor({3, 3, 3, 4}, 6);
-  Conv2dOptions o;
+  Conv2dAttrs o;
   o.padding = Padding::same;
   Tensor direct = conv2d(x, w, Tensor(), o);
   Tensor via_cast = conv2d(x, cast(w, DType::bf16), Tensor(), o);

@@ -99,7 +99,7 @@ const EltwiseCase kEltwise[] = {
     {"softplus", [](const Tensor& x) { return softplus(x); },
      {N, I, 0, 0.69314718f, 0.69314718f, 0.31326169f, 2.1269281f, 0.82593942f, N}},
     {"swish", [](const Tensor& x) { return swish(x); }, {N, I, N, 0, 0, -0.26894143f, 1.7615941f, 0.14054413f, N}},
-    {"linear", [](const Tensor& x) { return linear(x, 2.5f, -1.f); }, {N, I, -I, -1, -1, -3.5f, 4, -0.375f, N}},
+    {"affine", [](const Tensor& x) { return affine(x, 2.5f, -1.f); }, {N, I, -I, -1, -1, -3.5f, 4, -0.375f, N}},
     {"clip", [](const Tensor& x) { return clip(x, -0.5f, 0.7f); }, {N, 0.7f, -0.5f, 0, 0, -0.5f, 0.7f, 0.25f, N}},
     {"pow_1_5", [](const Tensor& x) { return pow(x, 1.5f); }, {N, I, I, 0, 0, N, 2.8284271f, 0.125f, N}},
     {"pow_2", [](const Tensor& x) { return pow(x, 2.f); }, {N, I, I, 0, 0, 1, 4, 0.0625f, N}},
@@ -213,7 +213,7 @@ std::vector<float> conv_relu(const std::vector<float>& x, const std::vector<floa
   for (int64_t j = 0; j < k; ++j) std::fill_n(wv.begin() + j * ins * outs, outs, w[j]);
   Tensor xt = Tensor::from_vector(xv, {1, 1, n, ins}, dt), wt = Tensor::from_vector(wv, {1, k, ins, outs}, dt);
   routes.insert(detail::choose_relu_fusion(xt, wt, Tensor(), k * ins, (n - k + 1) * outs));
-  Conv2dOptions opt;
+  Conv2dAttrs opt;
   opt.activation = FusedActivation::relu;
   std::vector<float> y = conv2d(xt, wt, Tensor(), opt).to_vector(), channel0;
   for (int64_t i = 0; i < n - k + 1; ++i) {
@@ -259,7 +259,7 @@ TEST(NanFusedRelu, Conv2dRandomF32AndBf16) {
       Tensor x = cast(sprinkle(rand_tensor({2, 9, 9, c}, 1), {{5, N}, {700, I}, {1000, -I}, {1100, N}}), dt);
       Tensor w = cast(rand_tensor({3, 3, c, o}, 2), dt), b = rand_tensor({o}, 3);
       for (Padding p : {Padding::same, Padding::valid}) {
-        Conv2dOptions plain, fused;
+        Conv2dAttrs plain, fused;
         plain.padding = fused.padding = p;
         fused.activation = FusedActivation::relu;
         Tensor z = conv2d(x, w, b, plain);
@@ -281,7 +281,7 @@ TEST(NanFusedRelu, OverflowFollowsTheUnfusedOp) {
     w = sprinkle(w, {{0, 1e30f}, {copies, -1e30f}});
     routes.insert(detail::choose_relu_fusion(x, w, Tensor(), 2, 4 * copies));
     expect_relu_of(linear(x, w, Tensor(), FusedActivation::relu), linear(x, w, Tensor()), 0, "linear overflow", false);
-    Conv2dOptions plain, fused;
+    Conv2dAttrs plain, fused;
     fused.activation = FusedActivation::relu;
     Tensor cx = Tensor::full({1, 1, 8, 1}, 1e30f), cw = w.alias({1, 2, 1, copies}, {2 * copies, copies, copies, 1}, 0);
     expect_relu_of(conv2d(cx, cw, Tensor(), fused), conv2d(cx, cw, Tensor(), plain), 0, "conv2d overflow", false);
@@ -503,7 +503,7 @@ TEST(NanFusedRelu, BitwiseOneDnnReluPostOpOnNanFreeInput) {
     for (auto [c, o] : {std::pair{8, 12}, std::pair{32, 4}}) {
       Tensor x = cast(sprinkle(rand_tensor({2, 11, 11, c}, 16, -2, 2), specials), dt);
       Tensor w = cast(rand_tensor({3, 3, c, o}, 17), dt), b = rand_tensor({o}, 18);
-      Conv2dOptions opt;
+      Conv2dAttrs opt;
       opt.padding = Padding::same;
       opt.activation = FusedActivation::relu;
       conv_routes.insert(detail::choose_relu_fusion(x, w, b, 9 * c, 2 * 11 * 11 * o));
@@ -551,7 +551,7 @@ TEST(NanPool, MaxPoolOverlappingAndPaddedWindows) {
   std::vector<float> xv = x.to_vector();
   for (auto [k, s, pad] : {std::tuple{3, 1, Padding::same}, std::tuple{3, 2, Padding::same},
                            std::tuple{2, 1, Padding::valid}, std::tuple{3, 2, Padding::valid}}) {
-    Pool2dOptions opt;
+    Pool2dAttrs opt;
     opt.pool_size = {k, k};
     opt.strides = {s, s};
     opt.padding = pad;

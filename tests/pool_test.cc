@@ -23,8 +23,8 @@ const PoolCase kCases[] = {
     {"2x2s1_same", {1, 5, 5, 2}, {{2, 2}, {1, 1}, true}},
 };
 
-Pool2dOptions options_of(const PoolCase& c) {
-  Pool2dOptions o;
+Pool2dAttrs options_of(const PoolCase& c) {
+  Pool2dAttrs o;
   o.pool_size = c.p.pool;
   o.strides = c.p.strides;
   o.padding = c.p.same ? Padding::same : Padding::valid;
@@ -61,7 +61,7 @@ TEST(GlobalAvgPool, ForwardAndGradient) {
 }
 
 TEST(Pool, BadInputNamesShapes) {
-  Pool2dOptions big;
+  Pool2dAttrs big;
   big.pool_size = {5, 5};
   try {
     max_pool2d(Tensor::zeros({1, 3, 3, 2}), big);

@@ -75,7 +75,7 @@ class RescalingImpl : public LayerImpl {
       : LayerImpl("rescaling", name), scale_(scale), offset_(offset) {}
   bool autocast_inputs() const override { return false; }
   Tensor call(const std::vector<Tensor>& in, bool) override {
-    return linear(cast(in[0], policy().compute_dtype), scale_, offset_);
+    return affine(cast(in[0], policy().compute_dtype), scale_, offset_);
   }
   std::string class_name() const override { return "Rescaling"; }
   Config config() const override {

@@ -82,13 +82,13 @@ class Conv2DImpl : public LayerImpl {
   bool fuses_relu() const override { return activation_.empty() || activation_ == "linear" || activation_ == "relu"; }
   Tensor call_with_relu(const std::vector<Tensor>& in, bool training) override {
     if (!fuses_relu()) return LayerImpl::call_with_relu(in, training);
-    Conv2dOptions with_relu = conv_;
+    Conv2dAttrs with_relu = conv_;
     with_relu.activation = FusedActivation::relu;
     return convolve(in[0], with_relu);
   }
 
  private:
-  Tensor convolve(const Tensor& x, const Conv2dOptions& conv) {
+  Tensor convolve(const Tensor& x, const Conv2dAttrs& conv) {
     expect_rank(x, 4, 4);
     Tensor b = opt_.use_bias ? bias_.value() : Tensor();
     // The f32 bias goes to oneDNN as is, also under bf16 compute (one op fewer each way).
@@ -100,7 +100,7 @@ class Conv2DImpl : public LayerImpl {
   std::array<int64_t, 2> kernel_size_;
   std::string activation_;
   Conv2DOptions opt_;
-  Conv2dOptions conv_;
+  Conv2dAttrs conv_;
   Variable kernel_, bias_;
 };
 

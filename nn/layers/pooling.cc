@@ -53,7 +53,7 @@ class Pool2DImpl : public LayerImpl {
 
   bool is_max_;
   std::string padding_;
-  Pool2dOptions opt_;
+  Pool2dAttrs opt_;
 };
 
 class GlobalAvgPoolImpl : public LayerImpl {

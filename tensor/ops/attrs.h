@@ -6,7 +6,7 @@
 
 namespace kiln::ops {
 
-// One attribute value of an op call. Typed attribute structs (Conv2dOptions, Pool2dOptions,
+// One attribute value of an op call. Typed attribute structs (Conv2dAttrs, Pool2dAttrs,
 // ...) convert to and from this form, which graphs print, save and load.
 using AttrValue = std::variant<int64_t, double, std::string, std::vector<int64_t>, std::vector<double>>;
 

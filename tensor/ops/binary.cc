@@ -178,14 +178,14 @@ Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
 Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
 Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
 Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
-Tensor operator-(const Tensor& a) { return linear(a, -1.0f, 0.0f); }
-Tensor operator+(const Tensor& a, float s) { return linear(a, 1.0f, s); }
-Tensor operator+(float s, const Tensor& a) { return linear(a, 1.0f, s); }
-Tensor operator-(const Tensor& a, float s) { return linear(a, 1.0f, -s); }
-Tensor operator-(float s, const Tensor& a) { return linear(a, -1.0f, s); }
-Tensor operator*(const Tensor& a, float s) { return linear(a, s, 0.0f); }
-Tensor operator*(float s, const Tensor& a) { return linear(a, s, 0.0f); }
-Tensor operator/(const Tensor& a, float s) { return linear(a, 1.0f / s, 0.0f); }
+Tensor operator-(const Tensor& a) { return affine(a, -1.0f, 0.0f); }
+Tensor operator+(const Tensor& a, float s) { return affine(a, 1.0f, s); }
+Tensor operator+(float s, const Tensor& a) { return affine(a, 1.0f, s); }
+Tensor operator-(const Tensor& a, float s) { return affine(a, 1.0f, -s); }
+Tensor operator-(float s, const Tensor& a) { return affine(a, -1.0f, s); }
+Tensor operator*(const Tensor& a, float s) { return affine(a, s, 0.0f); }
+Tensor operator*(float s, const Tensor& a) { return affine(a, s, 0.0f); }
+Tensor operator/(const Tensor& a, float s) { return affine(a, 1.0f / s, 0.0f); }
 Tensor operator/(float s, const Tensor& a) { return pow(a, -1.0f) * s; }
 
 }  // namespace kiln

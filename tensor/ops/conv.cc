@@ -78,7 +78,7 @@ struct ConvGeometry {
   }
 };
 
-ConvGeometry plan(const Tensor& x, const Tensor& w, const Conv2dOptions& opt) {
+ConvGeometry plan(const Tensor& x, const Tensor& w, const Conv2dAttrs& opt) {
   detail::check_floating(x, "conv2d");
   detail::check_rank(x, 4, "conv2d", "input (NHWC)");
   detail::check_rank(w, 4, "conv2d", "kernel (HWIO)");
@@ -191,7 +191,7 @@ std::vector<Tensor> conv_backward_weights(const ConvGeometry& g, const Tensor& x
 
 }  // namespace
 
-Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dOptions& opt) {
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dAttrs& opt) {
   ConvGeometry g = plan(x, w, opt);
   Tensor bias_d;
   dnnl::memory::desc bias_md;
@@ -210,7 +210,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2d
   if (opt.activation == FusedActivation::relu && out.numel() > 0) {
     relu_fusion = detail::choose_relu_fusion(src, wei, bias_d, g.c / g.groups * g.kh * g.kw, out.numel());
     if (relu_fusion == detail::ReluFusion::unfused) {
-      Conv2dOptions plain = opt;
+      Conv2dAttrs plain = opt;
       plain.activation = FusedActivation::none;
       return relu(conv2d(x, w, bias, plain));
     }

@@ -10,7 +10,7 @@ namespace kiln {
 enum class Padding { valid, same };
 Padding padding_from_name(const std::string& name);  // "valid" or "same"
 
-struct Conv2dOptions {
+struct Conv2dAttrs {
   std::array<int64_t, 2> strides{1, 1};
   Padding padding = Padding::valid;
   std::array<int64_t, 2> dilation{1, 1};
@@ -21,10 +21,10 @@ struct Conv2dOptions {
 // x: NHWC [N, H, W, C]; w: HWIO [KH, KW, C / groups, O] (Keras layout); bias: [O] or undefined.
 // Returns NHWC [N, OH, OW, O] in x's dtype. w may be f32 when x is bf16 (mixed precision): the
 // weights are converted while being reordered for oneDNN, and their gradient comes back in f32.
-Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dOptions& options = {});
+Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dAttrs& options = {});
 
 // The attributes conv2d records (its registered op kind is "conv2d"), and back.
-inline ops::Attrs to_attrs(const Conv2dOptions& o) {
+inline ops::Attrs to_attrs(const Conv2dAttrs& o) {
   ops::Attrs a("conv2d");
   a.set("strides", std::vector<int64_t>{o.strides[0], o.strides[1]});
   a.set("padding", o.padding == Padding::same ? "same" : "valid");
@@ -33,8 +33,8 @@ inline ops::Attrs to_attrs(const Conv2dOptions& o) {
   a.set("activation", fused_activation_name(o.activation));
   return a;
 }
-inline Conv2dOptions conv2d_options_from(const ops::Attrs& a) {
-  Conv2dOptions o;
+inline Conv2dAttrs conv2d_options_from(const ops::Attrs& a) {
+  Conv2dAttrs o;
   const auto& s = a.get_ints("strides");
   const auto& d = a.get_ints("dilation");
   if (s.size() != 2 || d.size() != 2) throw std::invalid_argument("conv2d: strides and dilation need two values");

@@ -43,7 +43,7 @@ KindInfo info(EltwiseKind kind) {
     case EltwiseKind::elu: return {"elu", A::eltwise_elu};
     case EltwiseKind::softplus: return {"softplus", A::eltwise_soft_relu};
     case EltwiseKind::swish: return {"swish", A::eltwise_swish};
-    case EltwiseKind::linear: return {"affine", A::eltwise_linear};  // "linear" is the Dense op
+    case EltwiseKind::affine: return {"affine", A::eltwise_linear};
     case EltwiseKind::clip: return {"clip", A::eltwise_clip_v2};
     case EltwiseKind::pow: return {"pow", A::eltwise_pow};
   }
@@ -407,7 +407,7 @@ Tensor eltwise(EltwiseKind kind, const Tensor& x, float alpha, float beta) {
     if (kind == EltwiseKind::exp) restore_nan(src, out);
   }
   if (autograd::should_record({&x})) {
-    if (kind == EltwiseKind::linear) {
+    if (kind == EltwiseKind::affine) {
       autograd::record(eltwise_attrs(kind, alpha, beta), {x}, {out}, [alpha](const std::vector<Tensor>& g) {
         return std::vector<Tensor>{g[0] * alpha};
       });
@@ -473,7 +473,7 @@ Tensor abs(const Tensor& x) { return eltwise(EltwiseKind::abs, x); }
 Tensor elu(const Tensor& x, float alpha) { return eltwise(EltwiseKind::elu, x, alpha); }
 Tensor softplus(const Tensor& x) { return eltwise(EltwiseKind::softplus, x); }
 Tensor swish(const Tensor& x) { return eltwise(EltwiseKind::swish, x, 1.0f); }
-Tensor linear(const Tensor& x, float alpha, float beta) { return eltwise(EltwiseKind::linear, x, alpha, beta); }
+Tensor affine(const Tensor& x, float alpha, float beta) { return eltwise(EltwiseKind::affine, x, alpha, beta); }
 Tensor clip(const Tensor& x, float low, float high) {
   if (!(low <= high)) {
     throw std::invalid_argument("clip: low " + std::to_string(low) + " exceeds high " + std::to_string(high));

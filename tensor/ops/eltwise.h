@@ -24,13 +24,13 @@ enum class EltwiseKind {
   elu,         // alpha
   softplus,    // log(1 + exp(x))
   swish,       // x * sigmoid(alpha * x)
-  linear,      // alpha * x + beta
+  affine,      // alpha * x + beta ("linear" is the Dense op)
   clip,        // clamp to [alpha, beta]
   pow,         // alpha * x ^ beta
 };
 
 Tensor eltwise(EltwiseKind kind, const Tensor& x, float alpha = 0.f, float beta = 0.f);
-// The registered op kind of each EltwiseKind ("relu", "sigmoid", ...; linear is "affine"),
+// The registered op kind of each EltwiseKind ("relu", "sigmoid", "affine", ...),
 // every kind, and the attributes an eltwise call records (alpha, beta).
 const char* eltwise_name(EltwiseKind kind);
 std::vector<EltwiseKind> all_eltwise_kinds();
@@ -54,7 +54,7 @@ Tensor abs(const Tensor& x);
 Tensor elu(const Tensor& x, float alpha = 1.0f);
 Tensor softplus(const Tensor& x);
 Tensor swish(const Tensor& x);
-Tensor linear(const Tensor& x, float alpha, float beta);
+Tensor affine(const Tensor& x, float alpha, float beta);  // alpha * x + beta (op kind "affine")
 Tensor clip(const Tensor& x, float low, float high);
 Tensor pow(const Tensor& x, float exponent);
 

@@ -28,7 +28,7 @@ struct PoolGeometry {
   }
 };
 
-PoolGeometry plan(const Tensor& x, const Pool2dOptions& opt, const char* op) {
+PoolGeometry plan(const Tensor& x, const Pool2dAttrs& opt, const char* op) {
   detail::check_floating(x, op);
   detail::check_rank(x, 4, op, "input (NHWC)");
   PoolGeometry g;
@@ -103,7 +103,7 @@ void fix_max_pool_nan_and_inf(const PoolGeometry& g, const Tensor& src, Tensor& 
   }
 }
 
-Tensor pool(const Tensor& x, const Pool2dOptions& opt, dnnl::algorithm alg, const char* op, const char* bwd_op) {
+Tensor pool(const Tensor& x, const Pool2dAttrs& opt, dnnl::algorithm alg, const char* op, const char* bwd_op) {
   PoolGeometry g = plan(x, opt, op);
   bool training = autograd::should_record({&x});
   auto prop = training ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference;
@@ -131,18 +131,18 @@ Tensor pool(const Tensor& x, const Pool2dOptions& opt, dnnl::algorithm alg, cons
 
 }  // namespace
 
-Tensor max_pool2d(const Tensor& x, const Pool2dOptions& opt) {
+Tensor max_pool2d(const Tensor& x, const Pool2dAttrs& opt) {
   return pool(x, opt, dnnl::algorithm::pooling_max, "max_pool2d", "max_pool2d_backward");
 }
 
-Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& opt) {
+Tensor avg_pool2d(const Tensor& x, const Pool2dAttrs& opt) {
   return pool(x, opt, dnnl::algorithm::pooling_avg_exclude_padding, "avg_pool2d", "avg_pool2d_backward");
 }
 
 Tensor global_avg_pool2d(const Tensor& x, bool keepdims) {
   detail::check_rank(x, 4, "global_avg_pool2d", "input (NHWC)");
   // An H x W average pool: oneDNN's pooling kernels beat its generic reduction here.
-  Pool2dOptions whole;
+  Pool2dAttrs whole;
   whole.pool_size = {x.shape()[1], x.shape()[2]};
   Tensor y = avg_pool2d(x, whole);
   return keepdims ? y : reshape(y, {x.shape()[0], x.shape()[3]});

@@ -6,28 +6,28 @@
 
 namespace kiln {
 
-struct Pool2dOptions {
+struct Pool2dAttrs {
   std::array<int64_t, 2> pool_size{2, 2};
   std::array<int64_t, 2> strides{0, 0};  // 0: equal to pool_size (Keras default)
   Padding padding = Padding::valid;
 };
 
 // NHWC pooling. Average pooling with 'same' padding excludes padded cells (as Keras does).
-Tensor max_pool2d(const Tensor& x, const Pool2dOptions& options = {});
-Tensor avg_pool2d(const Tensor& x, const Pool2dOptions& options = {});
+Tensor max_pool2d(const Tensor& x, const Pool2dAttrs& options = {});
+Tensor avg_pool2d(const Tensor& x, const Pool2dAttrs& options = {});
 // [N, H, W, C] -> [N, C] (or [N, 1, 1, C] with keepdims).
 Tensor global_avg_pool2d(const Tensor& x, bool keepdims = false);
 
 // The attributes max_pool2d and avg_pool2d record, and back.
-inline ops::Attrs to_attrs(const char* op, const Pool2dOptions& o) {
+inline ops::Attrs to_attrs(const char* op, const Pool2dAttrs& o) {
   ops::Attrs a(op);
   a.set("pool_size", std::vector<int64_t>{o.pool_size[0], o.pool_size[1]});
   a.set("strides", std::vector<int64_t>{o.strides[0], o.strides[1]});
   a.set("padding", o.padding == Padding::same ? "same" : "valid");
   return a;
 }
-inline Pool2dOptions pool2d_options_from(const ops::Attrs& a) {
-  Pool2dOptions o;
+inline Pool2dAttrs pool2d_options_from(const ops::Attrs& a) {
+  Pool2dAttrs o;
   const auto& k = a.get_ints("pool_size");
   const auto& s = a.get_ints("strides");
   if (k.size() != 2 || s.size() != 2) throw std::invalid_argument(a.op() + ": pool_size and strides need two values");

@@ -38,7 +38,7 @@ std::vector<std::string> traced_seeds() {
       {random_uniform({2, 4}, -1.f, 1.f, 4)}, {{"w", w}}));
   graphs.push_back(graph::trace(
       [&](const std::vector<Tensor>& in) {
-        Conv2dOptions o;
+        Conv2dAttrs o;
         o.padding = Padding::same;
         Tensor y = max_pool2d(conv2d(in[0], k, b, o));
         return std::vector<Tensor>{reduce_mean(reshape(y, {in[0].shape()[0], -1}), {1}, true)};
