@@ -1,0 +1,817 @@
+// One table-driven test for every registered op kind, as ggml's test-backend-ops does
+// (DESIGN.md, "Models as data"). Each row of rows() is keyed by a registered op's name and
+// says how to make the op's inputs, a few attribute variants ("cases"), a double-precision
+// reference and whether the op is differentiable. Every case runs through ops::run_op (the
+// path Graph::run, passes and exporters take) and is checked for:
+//   - forward f32 and bf16 against the reference, with the row's tolerances;
+//   - finite-difference gradients through the tape (differentiable ops, f32), or no gradient
+//     at all (the others);
+//   - bad input: a wrong input count, and a wrong-rank or wrong-dtype input, throw
+//     std::invalid_argument or std::out_of_range naming the op or the shapes;
+//   - graph::trace of the call is one node whose Graph::run equals the eager result bit for
+//     bit: the op records its attributes under the names its registry row reads.
+// OpTable.EveryRegisteredOpHasARow fails when a registered op has no row, or a row names an
+// op that is not registered. Adding an op means adding its row here. Defects the table found
+// and nobody fixed yet are listed per case (Case::known_defects) and print as [  KNOWN   ].
+#include <gtest/gtest-spi.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "autograd/gradient_tape.h"
+#include "graph/trace.h"
+#include "tensor/ops/ops.h"
+#include "tensor/ops/registry.h"
+#include "tests/gradcheck.h"
+
+namespace kiln {
+namespace {
+
+using ops::Attrs;
+using ref::RefTensor;
+using testing::Tolerance;
+using Ints = std::vector<int64_t>;
+using Refs = std::vector<RefTensor>;
+
+// How to make one input.
+struct In {
+  Shape shape;
+  float low = -1.f, high = 1.f;  // uniform range: keeps log, sqrt and div in their domains
+  DType dtype = DType::f32;      // integer dtypes hold integers in [low, high)
+  bool integral = false;         // f32 holding integers, so that comparisons see ties
+  bool transposed = false;       // a strided view (last two axes swapped): the copying paths
+  bool bf16 = true;              // false: stays f32 in the bf16 pass (batch norm's parameters)
+  bool grad = true;              // false: the op gives it no gradient (batch norm's statistics)
+};
+
+// One attribute variant of a row.
+struct Case {
+  Attrs attrs;
+  std::vector<In> inputs;
+  // A defect found by this table and not fixed yet, keyed by check ("bf16", "gradients",
+  // "trace"): that check is expected to fail for this case, and fails the test once it
+  // passes, so that the note is removed with the fix.
+  std::map<std::string, std::string> known_defects = {};
+};
+
+using RefFn = std::function<RefTensor(const Refs& inputs, const Attrs& attrs)>;
+using BadFn = std::function<std::vector<std::vector<Tensor>>(const std::vector<Tensor>& good)>;
+
+struct Row {
+  std::string op;  // the registered name
+  std::vector<Case> cases;
+  RefFn ref;
+  bool differentiable = true;  // must agree with the registry
+  Tolerance f32 = testing::kF32;
+  std::optional<Tolerance> bf16 = testing::kBf16;  // nullopt: the op takes no floating input
+  Tolerance grad{1e-3, 1e-3};
+  // Wrong-rank or wrong-dtype variants of case 0's inputs; unset: its first floating input as
+  // s32. An empty list says every rank and dtype is valid (only the count can be wrong).
+  BadFn bad;
+  std::function<DType(const Attrs&, DType input)> out_dtype;  // unset: the input's dtype
+};
+
+// ---------------------------------------------------------------------------------------
+// Small references and helpers the rows share.
+
+int axis_of(int64_t axis, size_t ndim) { return static_cast<int>(axis < 0 ? axis + static_cast<int64_t>(ndim) : axis); }
+
+RefTensor relu_ref(const RefTensor& x) {
+  return ref::unary(x, [](double v) { return std::max(v, 0.0); });
+}
+
+RefTensor first(const Refs& x, const Attrs&) { return x[0]; }
+
+std::vector<Tensor> with(std::vector<Tensor> inputs, size_t i, const Tensor& t) {
+  inputs[i] = t;
+  return inputs;
+}
+
+DType attr_dtype(const Attrs& a, DType) { return dtype_from_name(a.get_string("dtype")); }
+
+// Elementwise rows: f(x, alpha, beta) on a [3, 17] input in [low, high), one case per
+// (alpha, beta), plus the first (alpha, beta) on a strided view.
+Row eltwise_row(const std::string& name, double (*f)(double, double, double), float low, float high,
+                std::vector<std::pair<float, float>> alpha_beta = {{0.f, 0.f}}) {
+  Row row{.op = name, .ref = [f](const Refs& x, const Attrs& a) {
+            double alpha = a.get_float("alpha"), beta = a.get_float("beta");
+            return ref::unary(x[0], [=](double v) { return f(v, alpha, beta); });
+          }};
+  for (auto [alpha, beta] : alpha_beta) {
+    row.cases.push_back(
+        {Attrs(name).set("alpha", alpha).set("beta", beta), {In{.shape = {3, 17}, .low = low, .high = high}}});
+  }
+  auto [alpha, beta] = alpha_beta[0];
+  row.cases.push_back({Attrs(name).set("alpha", alpha).set("beta", beta),
+                       {In{.shape = {4, 5}, .low = low, .high = high, .transposed = true}}});
+  return row;
+}
+
+// Binary cases: same shapes and three kinds of broadcasting. The second operand is positive
+// (div stays away from 0); comparisons get integers in [-2, 3) on both sides, so ties occur.
+std::vector<Case> binary_cases(const std::string& name, bool comparison) {
+  std::vector<Case> cases;
+  for (auto [a, b] : std::vector<std::pair<Shape, Shape>>{
+           {{3, 4}, {3, 4}}, {{2, 3, 4}, {4}}, {{3, 1}, {1, 4}}, {{4, 1, 3}, {2, 1}}}) {
+    In lhs{.shape = a, .low = comparison ? -2.f : -1.f, .high = comparison ? 3.f : 1.f, .integral = comparison};
+    In rhs{.shape = b, .low = comparison ? -2.f : 0.5f, .high = comparison ? 3.f : 2.f, .integral = comparison};
+    cases.push_back({Attrs(name), {lhs, rhs}});
+  }
+  return cases;
+}
+
+Row binary_row(const std::string& name, double (*f)(double, double)) {
+  return {.op = name, .cases = binary_cases(name, false), .ref = [f](const Refs& x, const Attrs&) {
+            return ref::binary(x[0], x[1], f);
+          }};
+}
+
+// Comparisons give 1 or 0 in the inputs' dtype, and no gradient.
+Row comparison_row(const std::string& name, bool (*f)(double, double)) {
+  return {.op = name,
+          .cases = binary_cases(name, true),
+          .ref =
+              [f](const Refs& x, const Attrs&) {
+                return ref::binary(x[0], x[1], [f](double a, double b) { return f(a, b) ? 1.0 : 0.0; });
+              },
+          .differentiable = false};
+}
+
+Attrs conv_attrs(Ints strides, const char* padding, Ints dilation, int groups, const char* activation) {
+  return Attrs("conv2d")
+      .set("strides", strides)
+      .set("padding", padding)
+      .set("dilation", dilation)
+      .set("groups", groups)
+      .set("activation", activation);
+}
+
+RefTensor conv_ref(const Refs& x, const Attrs& a) {
+  ref::ConvParams p;
+  const Ints &s = a.get_ints("strides"), &d = a.get_ints("dilation");
+  p.strides = {s[0], s[1]};
+  p.dilation = {d[0], d[1]};
+  p.same = a.get_string("padding") == "same";
+  p.groups = a.get_int("groups");
+  RefTensor y = ref::conv2d(x[0], x[1], x.size() > 2 ? &x[2] : nullptr, p);
+  return a.get_string("activation") == "relu" ? relu_ref(y) : y;
+}
+
+// Pooling rows: Keras's default strides (0: the pool size), 'same' with overlapping windows,
+// and an asymmetric window.
+Row pool_row(const std::string& name, bool is_max) {
+  auto attrs = [&](Ints pool, Ints strides, const char* padding) {
+    return Attrs(name).set("pool_size", pool).set("strides", strides).set("padding", padding);
+  };
+  In x{.shape = {2, 5, 6, 3}};
+  return {.op = name,
+          .cases = {{attrs({2, 2}, {0, 0}, "valid"), {x}},
+                    {attrs({3, 3}, {2, 2}, "same"), {x}},
+                    {attrs({2, 3}, {1, 2}, "valid"), {x}}},
+          .ref =
+              [is_max](const Refs& x, const Attrs& a) {
+                ref::PoolParams p;
+                const Ints &k = a.get_ints("pool_size"), &s = a.get_ints("strides");
+                p.pool = {k[0], k[1]};
+                p.strides = {s[0] ? s[0] : k[0], s[1] ? s[1] : k[1]};
+                p.same = a.get_string("padding") == "same";
+                return is_max ? ref::max_pool2d(x[0], p) : ref::avg_pool2d(x[0], p);
+              },
+          .bad =
+              [](const std::vector<Tensor>&) {
+                return std::vector<std::vector<Tensor>>{{Tensor::zeros({5, 6, 3})},
+                                                        {Tensor::zeros({2, 5, 6, 3}, DType::s32)}};
+              }};
+}
+
+Row softmax_row(const std::string& name, bool log) {
+  In x{.shape = {2, 3, 5}, .low = -3.f, .high = 3.f};
+  return {.op = name,
+          .cases = {{Attrs(name).set("axis", -1), {x}},
+                    {Attrs(name).set("axis", 0), {x}},
+                    {Attrs(name).set("axis", 1), {x}}},
+          .ref = [log](const Refs& x, const Attrs& a) {
+            return ref::softmax(x[0], static_cast<int>(a.get_int("axis")), log);
+          }};
+}
+
+// Reduce rows: every axis, one axis kept, and two axes (one negative) dropped.
+Row reduce_row(const std::string& name, ref::Reduce kind) {
+  auto attrs = [&](Ints axes, bool keepdims) { return Attrs(name).set("axes", axes).set("keepdims", keepdims); };
+  In x{.shape = {3, 4, 5}};
+  return {.op = name,
+          .cases = {{attrs({}, false), {x}}, {attrs({1}, true), {x}}, {attrs({0, -1}, false), {x}}},
+          .ref =
+              [kind](const Refs& x, const Attrs& a) {
+                const Ints& axes = a.get_ints("axes");
+                return ref::reduce(x[0], std::vector<int>(axes.begin(), axes.end()), a.get_int("keepdims") != 0, kind);
+              },
+          .bf16 = Tolerance{5e-2, 2e-2}};
+}
+
+RefTensor argmax_ref(const Refs& x, const Attrs& a) {
+  const RefTensor& t = x[0];
+  int axis = axis_of(a.get_int("axis"), t.shape.size());
+  int64_t len = t.shape[axis], inner = 1;
+  for (size_t d = axis + 1; d < t.shape.size(); ++d) inner *= t.shape[d];
+  int64_t outer = t.size() / (len * inner);
+  Shape out_shape = t.shape;
+  out_shape.erase(out_shape.begin() + axis);
+  RefTensor out{out_shape, std::vector<double>(outer * inner)};
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t i = 0; i < inner; ++i) {
+      int64_t best = 0;  // the first of tied maxima, as std::max_element gives
+      for (int64_t l = 1; l < len; ++l) {
+        if (t.data[(o * len + l) * inner + i] > t.data[(o * len + best) * inner + i]) best = l;
+      }
+      out.data[o * inner + i] = static_cast<double>(best);
+    }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------
+// The table: one row per registered op kind.
+
+// Defects this table found (see Case::known_defects).
+const char* const kBf16ToS32 =
+    "cast from bf16 to s32 throws std::runtime_error: oneDNN 2.6 has no bf16 -> s32 reorder (bf16 -> u8 "
+    "and s8 work; tensor/ops/cast.cc)";
+const char* const kIdentity =
+    "the registry's identity returns its input tensor itself (tensor/ops/op_table.cc), so it records nothing "
+    "(a trace has no node) and passes gradients on under a tape, unlike stop_gradient, whose 'identity' node "
+    "it replays";
+
+const std::vector<Row>& rows() {
+  static const auto* table = new std::vector<Row>{
+      binary_row("add", [](double a, double b) { return a + b; }),
+      binary_row("sub", [](double a, double b) { return a - b; }),
+      binary_row("mul", [](double a, double b) { return a * b; }),
+      binary_row("div", [](double a, double b) { return a / b; }),
+      binary_row("maximum", [](double a, double b) { return std::max(a, b); }),
+      binary_row("minimum", [](double a, double b) { return std::min(a, b); }),
+      // Same shapes take Kiln's own kernel, broadcasting oneDNN's add with a ReLU post-op.
+      binary_row("add_relu", [](double a, double b) { return std::max(a + b, 0.0); }),
+      comparison_row("equal", [](double a, double b) { return a == b; }),
+      comparison_row("greater", [](double a, double b) { return a > b; }),
+      comparison_row("greater_equal", [](double a, double b) { return a >= b; }),
+      comparison_row("less", [](double a, double b) { return a < b; }),
+
+      {.op = "matmul",
+       .cases = {{Attrs("matmul"), {In{.shape = {5, 7}}, In{.shape = {7, 3}}}},
+                 {Attrs("matmul"), {In{.shape = {2, 5, 7}}, In{.shape = {7, 3}}}},
+                 {Attrs("matmul"), {In{.shape = {3, 1, 4, 6}}, In{.shape = {2, 6, 5}}}},
+                 {Attrs("matmul"), {In{.shape = {4, 6}, .transposed = true}, In{.shape = {6, 3}, .transposed = true}}}},
+       .ref = [](const Refs& x, const Attrs&) { return ref::matmul(x[0], x[1]); },
+       .bf16 = Tolerance{5e-2, 2e-2},
+       .bad =
+           [](const std::vector<Tensor>& good) {
+             return std::vector<std::vector<Tensor>>{with(good, 0, Tensor::zeros({7})),
+                                                     with(good, 0, Tensor::zeros({5, 7}, DType::s32))};
+           }},
+
+      {.op = "linear",
+       .cases = {{Attrs("linear").set("activation", "none"),
+                  {In{.shape = {2, 3, 8}}, In{.shape = {8, 5}}, In{.shape = {5}}}},
+                 {Attrs("linear").set("activation", "relu"),
+                  {In{.shape = {4, 8}}, In{.shape = {8, 5}}, In{.shape = {5}}}},
+                 {Attrs("linear").set("activation", "relu"), {In{.shape = {4, 8}}, In{.shape = {8, 5}}}}},
+       .ref =
+           [](const Refs& x, const Attrs& a) {
+             return ref::linear(x[0], x[1], x.size() > 2 ? &x[2] : nullptr, a.get_string("activation") == "relu");
+           },
+       .bf16 = Tolerance{5e-2, 2e-2},
+       .bad =
+           [](const std::vector<Tensor>& good) {
+             return std::vector<std::vector<Tensor>>{with(good, 1, Tensor::zeros({8})),
+                                                     with(good, 0, Tensor::zeros({2, 3, 8}, DType::s32))};
+           }},
+
+      {.op = "conv2d",
+       .cases = {{conv_attrs({1, 1}, "valid", {1, 1}, 1, "none"),
+                  {In{.shape = {2, 6, 7, 3}}, In{.shape = {3, 3, 3, 4}}, In{.shape = {4}}}},
+                 {conv_attrs({2, 2}, "same", {1, 1}, 1, "relu"),
+                  {In{.shape = {1, 7, 8, 2}}, In{.shape = {3, 3, 2, 5}}, In{.shape = {5}}}},
+                 {conv_attrs({2, 1}, "valid", {1, 1}, 1, "none"),
+                  {In{.shape = {1, 7, 8, 2}}, In{.shape = {3, 2, 2, 5}}}},
+                 {conv_attrs({1, 1}, "same", {2, 2}, 1, "none"),
+                  {In{.shape = {1, 8, 8, 2}}, In{.shape = {3, 3, 2, 3}}, In{.shape = {3}}}},
+                 {conv_attrs({1, 1}, "same", {1, 1}, 2, "relu"),
+                  {In{.shape = {1, 5, 5, 4}}, In{.shape = {3, 3, 2, 6}}, In{.shape = {6}}}},
+                 {conv_attrs({1, 1}, "same", {1, 1}, 3, "none"),
+                  {In{.shape = {1, 5, 5, 3}}, In{.shape = {3, 3, 1, 3}}}}},
+       .ref = conv_ref,
+       .bf16 = Tolerance{6e-2, 3e-2},
+       .bad =
+           [](const std::vector<Tensor>& good) {
+             return std::vector<std::vector<Tensor>>{with(good, 0, Tensor::zeros({6, 7, 3})),
+                                                     with(good, 0, Tensor::zeros({2, 6, 7, 3}, DType::s32))};
+           }},
+
+      pool_row("max_pool2d", true),
+      pool_row("avg_pool2d", false),
+
+      // Training-mode batch norm: the batch's own statistics. gamma and beta stay f32 under
+      // bf16 data, as in mixed precision.
+      {.op = "batch_norm",
+       .cases = {{Attrs("batch_norm").set("epsilon", 1e-3f).set("relu", false),
+                  {In{.shape = {8, 5}, .low = -2.f, .high = 3.f},
+                   In{.shape = {5}, .low = 0.5f, .high = 1.5f, .bf16 = false}, In{.shape = {5}, .bf16 = false}}},
+                 {Attrs("batch_norm").set("epsilon", 1e-2f).set("relu", true),
+                  {In{.shape = {2, 3, 4, 6}, .low = -2.f, .high = 3.f},
+                   In{.shape = {6}, .low = 0.5f, .high = 1.5f, .bf16 = false}, In{.shape = {6}, .bf16 = false}}}},
+       .ref =
+           [](const Refs& x, const Attrs& a) {
+             RefTensor y = ref::batch_norm_training(x[0], x[1], x[2], a.get_float("epsilon"));
+             return a.get_int("relu") ? relu_ref(y) : y;
+           },
+       .f32 = Tolerance{1e-4, 1e-4},
+       .bf16 = Tolerance{3e-2, 2e-2},
+       .grad = Tolerance{2e-3, 2e-3},
+       .bad =
+           [](const std::vector<Tensor>& good) {
+             return std::vector<std::vector<Tensor>>{with(good, 0, Tensor::zeros({5})),
+                                                     with(good, 1, Tensor::ones({5}, DType::bf16)),
+                                                     with(good, 0, Tensor::zeros({8, 5}, DType::s32))};
+           }},
+
+      // The moving statistics are inputs (a traced graph needs them) without a gradient.
+      {.op = "batch_norm_inference",
+       .cases = {{Attrs("batch_norm_inference").set("epsilon", 1e-3f).set("relu", false),
+                  {In{.shape = {2, 3, 3, 4}}, In{.shape = {4}, .low = 0.5f, .high = 1.5f, .bf16 = false},
+                   In{.shape = {4}, .bf16 = false}, In{.shape = {4}, .bf16 = false, .grad = false},
+                   In{.shape = {4}, .low = 0.5f, .high = 2.f, .bf16 = false, .grad = false}}},
+                 {Attrs("batch_norm_inference").set("epsilon", 1e-3f).set("relu", true),
+                  {In{.shape = {6, 4}}, In{.shape = {4}, .low = 0.5f, .high = 1.5f, .bf16 = false},
+                   In{.shape = {4}, .bf16 = false}, In{.shape = {4}, .bf16 = false, .grad = false},
+                   In{.shape = {4}, .low = 0.5f, .high = 2.f, .bf16 = false, .grad = false}}}},
+       .ref =
+           [](const Refs& x, const Attrs& a) {
+             RefTensor y = ref::batch_norm_inference(x[0], x[1], x[2], x[3], x[4], a.get_float("epsilon"));
+             return a.get_int("relu") ? relu_ref(y) : y;
+           },
+       .bf16 = Tolerance{2e-2, 2e-2},
+       .bad =
+           [](const std::vector<Tensor>& good) {
+             return std::vector<std::vector<Tensor>>{with(good, 0, Tensor::zeros({4})),
+                                                     with(good, 3, Tensor::zeros({3})),
+                                                     with(good, 0, Tensor::zeros({2, 3, 3, 4}, DType::s32))};
+           }},
+
+      softmax_row("softmax", false),
+      softmax_row("log_softmax", true),
+      reduce_row("reduce_sum", ref::Reduce::sum),
+      reduce_row("reduce_mean", ref::Reduce::mean),
+      reduce_row("reduce_max", ref::Reduce::max),
+
+      {.op = "argmax",
+       .cases = {{Attrs("argmax").set("axis", -1), {In{.shape = {4, 6}}}},
+                 {Attrs("argmax").set("axis", 0), {In{.shape = {4, 6}}}},
+                 {Attrs("argmax").set("axis", 1), {In{.shape = {2, 3, 4}}}}},
+       .ref = argmax_ref,
+       .differentiable = false,
+       .f32 = Tolerance{0, 0},
+       .bf16 = Tolerance{0, 0},  // the reference sees the same rounded values, ties included
+       // Any dtype is valid; a scalar has no axis.
+       .bad = [](const std::vector<Tensor>&) { return std::vector<std::vector<Tensor>>{{Tensor::scalar(1.f)}}; },
+       .out_dtype = [](const Attrs&, DType) { return DType::s32; }},
+
+      // The reference is the exact value: bf16 rounds to within 2^-9 relative, integers
+      // round to nearest and saturate.
+      {.op = "cast",
+       .cases = {{Attrs("cast").set("dtype", "bf16"), {In{.shape = {3, 5}, .low = -4.f, .high = 4.f}}},
+                 {Attrs("cast").set("dtype", "f32"), {In{.shape = {3, 5}, .dtype = DType::bf16}}},
+                 {Attrs("cast").set("dtype", "s32"),
+                  {In{.shape = {3, 5}, .low = -100.f, .high = 100.f}},
+                  {{"bf16", kBf16ToS32}}},
+                 {Attrs("cast").set("dtype", "u8"), {In{.shape = {3, 5}, .low = -50.f, .high = 300.f}}},
+                 {Attrs("cast").set("dtype", "s8"), {In{.shape = {3, 5}, .low = -200.f, .high = 200.f}}}},
+       .ref =
+           [](const Refs& x, const Attrs& a) {
+             DType to = dtype_from_name(a.get_string("dtype"));
+             return ref::unary(x[0], [to](double v) {
+               if (is_floating(to)) return v;
+               double r = std::nearbyint(v);
+               if (to == DType::u8) return std::clamp(r, 0.0, 255.0);
+               return to == DType::s8 ? std::clamp(r, -128.0, 127.0) : r;
+             });
+           },
+       .f32 = Tolerance{1e-6, 4e-3},
+       .bf16 = Tolerance{1e-6, 4e-3},
+       .grad = Tolerance{4e-3, 4e-3},  // the gradient comes back through bf16 too
+       // Any rank and dtype casts; an undefined tensor does not.
+       .bad = [](const std::vector<Tensor>&) { return std::vector<std::vector<Tensor>>{{Tensor()}}; },
+       .out_dtype = attr_dtype},
+
+      {.op = "one_hot",
+       .cases = {{Attrs("one_hot").set("depth", 5).set("dtype", "f32"),
+                  {In{.shape = {2, 3}, .low = 0.f, .high = 5.f, .dtype = DType::s32}}},
+                 {Attrs("one_hot").set("depth", 4).set("dtype", "bf16"),
+                  {In{.shape = {6}, .low = 0.f, .high = 4.f, .dtype = DType::s32}}}},
+       .ref =
+           [](const Refs& x, const Attrs& a) {
+             int64_t depth = a.get_int("depth");
+             Shape shape = x[0].shape;
+             shape.push_back(depth);
+             RefTensor out{shape, std::vector<double>(numel(shape), 0.0)};
+             for (int64_t i = 0; i < x[0].size(); ++i) out.data[i * depth + static_cast<int64_t>(x[0].data[i])] = 1.0;
+             return out;
+           },
+       .differentiable = false,
+       .f32 = Tolerance{0, 0},
+       .bf16 = std::nullopt,
+       .bad =
+           [](const std::vector<Tensor>&) {
+             return std::vector<std::vector<Tensor>>{{Tensor::zeros({2, 3})}};
+           },
+       .out_dtype = attr_dtype},
+
+      // 0 copies the input's dimension (ONNX's convention, which trace writes for the batch).
+      {.op = "reshape",
+       .cases = {{Attrs("reshape").set("shape", Ints{6, -1}), {In{.shape = {2, 3, 4}}}},
+                 {Attrs("reshape").set("shape", Ints{0, -1}), {In{.shape = {2, 3, 4}}}},
+                 {Attrs("reshape").set("shape", Ints{5, 2, 2}), {In{.shape = {4, 5}, .transposed = true}}}},
+       .ref =
+           [](const Refs& x, const Attrs& a) {
+             Shape shape = a.get_ints("shape");
+             int64_t known = 1;
+             int infer = -1;
+             for (size_t i = 0; i < shape.size(); ++i) {
+               if (shape[i] == 0 && i < x[0].shape.size()) shape[i] = x[0].shape[i];
+               if (shape[i] == -1)
+                 infer = static_cast<int>(i);
+               else
+                 known *= shape[i];
+             }
+             if (infer >= 0) shape[infer] = x[0].size() / known;
+             return RefTensor{shape, x[0].data};
+           },
+       .bad = [](const std::vector<Tensor>&) { return std::vector<std::vector<Tensor>>{{Tensor::zeros({7})}}; }},
+
+      {.op = "permute",
+       .cases = {{Attrs("permute").set("perm", Ints{2, 0, 1}), {In{.shape = {2, 3, 4}}}},
+                 {Attrs("permute").set("perm", Ints{-1, 1, 0}), {In{.shape = {2, 3, 4}}}},
+                 {Attrs("permute").set("perm", Ints{1, 0}), {In{.shape = {3, 5}, .transposed = true}}}},
+       .ref =
+           [](const Refs& x, const Attrs& a) {
+             std::vector<int> perm;
+             for (int64_t p : a.get_ints("perm")) perm.push_back(axis_of(p, x[0].shape.size()));
+             return ref::permute(x[0], perm);
+           },
+       .bad =
+           [](const std::vector<Tensor>&) {
+             return std::vector<std::vector<Tensor>>{{Tensor::zeros({2, 3})}};
+           }},
+
+      // Negative start and end count from the end; end is clamped to the axis.
+      {.op = "slice",
+       .cases = {{Attrs("slice").set("axis", 1).set("start", 1).set("end", 5).set("step", 2), {In{.shape = {4, 6}}}},
+                 {Attrs("slice").set("axis", 0).set("start", -3).set("end", 100).set("step", 1), {In{.shape = {4, 6}}}},
+                 {Attrs("slice").set("axis", -1).set("start", 0).set("end", -1).set("step", 2),
+                  {In{.shape = {2, 3, 4}}}}},
+       .ref =
+           [](const Refs& x, const Attrs& a) {
+             int axis = axis_of(a.get_int("axis"), x[0].shape.size());
+             int64_t n = x[0].shape[axis], start = a.get_int("start"), end = a.get_int("end");
+             if (start < 0) start += n;
+             if (end < 0) end += n;
+             return ref::slice(x[0], axis, start, std::min(end, n), a.get_int("step"));
+           },
+       .bad = [](const std::vector<Tensor>&) { return std::vector<std::vector<Tensor>>{{Tensor::zeros({6})}}; }},
+
+      // Only a strided input makes contiguous copy (and record) anything.
+      {.op = "contiguous",
+       .cases = {{Attrs("contiguous"), {In{.shape = {3, 4}, .transposed = true}}},
+                 {Attrs("contiguous"), {In{.shape = {2, 3, 5}, .transposed = true}}}},
+       .ref = first,
+       .bad = [](const std::vector<Tensor>&) { return std::vector<std::vector<Tensor>>{{Tensor()}}; }},
+
+      // What stop_gradient records: the value, no gradient. Any tensor is valid.
+      {.op = "identity",
+       .cases = {{Attrs("identity"), {In{.shape = {3, 4}}}, {{"gradients", kIdentity}, {"trace", kIdentity}}}},
+       .ref = first,
+       .differentiable = false,
+       .bad = [](const std::vector<Tensor>&) { return std::vector<std::vector<Tensor>>{}; }},
+
+      {.op = "broadcast_to",
+       .cases = {{Attrs("broadcast_to").set("shape", Ints{2, 3, 4}), {In{.shape = {3, 1}}}},
+                 {Attrs("broadcast_to").set("shape", Ints{3, 4}), {In{.shape = {4}}}}},
+       .ref =
+           [](const Refs& x, const Attrs& a) {
+             Shape shape = a.get_ints("shape");
+             RefTensor zeros{shape, std::vector<double>(numel(shape), 0.0)};
+             return ref::binary(x[0], zeros, [](double v, double) { return v; });
+           },
+       .bad =
+           [](const std::vector<Tensor>&) {
+             return std::vector<std::vector<Tensor>>{{Tensor::zeros({2, 2, 2})}};
+           }},
+
+      {.op = "concat",
+       .cases = {{Attrs("concat").set("axis", 1), {In{.shape = {2, 3}}, In{.shape = {2, 5}}}},
+                 {Attrs("concat").set("axis", 0), {In{.shape = {1, 4}}, In{.shape = {2, 4}}, In{.shape = {3, 4}}}},
+                 {Attrs("concat").set("axis", -1),
+                  {In{.shape = {2, 3, 4}}, In{.shape = {2, 3, 2}, .transposed = true}}}},
+       .ref = [](const Refs& x,
+                 const Attrs& a) { return ref::concat(x, axis_of(a.get_int("axis"), x[0].shape.size())); },
+       .bad =
+           [](const std::vector<Tensor>&) {
+             return std::vector<std::vector<Tensor>>{{Tensor::zeros({2, 3}), Tensor::zeros({2, 3, 1})},
+                                                     {Tensor::zeros({2, 3}), Tensor::zeros({2, 3}, DType::s32)}};
+           }},
+
+      // Eltwise kinds (alpha, beta as oneDNN defines them for each).
+      eltwise_row("relu", [](double x, double alpha, double) { return x > 0 ? x : alpha * x; }, -2, 2,
+                  {{0.f, 0.f}, {0.1f, 0.f}}),
+      eltwise_row(
+          "gelu_tanh", [](double x, double, double) { return ref::gelu_tanh(x); }, -3, 3),
+      eltwise_row(
+          "gelu_erf", [](double x, double, double) { return ref::gelu_erf(x); }, -3, 3),
+      eltwise_row(
+          "sigmoid", [](double x, double, double) { return 1 / (1 + std::exp(-x)); }, -4, 4),
+      eltwise_row(
+          "tanh", [](double x, double, double) { return std::tanh(x); }, -3, 3),
+      eltwise_row(
+          "exp", [](double x, double, double) { return std::exp(x); }, -2, 2),
+      eltwise_row(
+          "log", [](double x, double, double) { return std::log(x); }, 0.2f, 3),
+      eltwise_row(
+          "sqrt", [](double x, double, double) { return std::sqrt(x); }, 0.2f, 3),
+      eltwise_row(
+          "square", [](double x, double, double) { return x * x; }, -2, 2),
+      eltwise_row(
+          "abs", [](double x, double, double) { return std::fabs(x); }, -2, 2),
+      eltwise_row("elu", [](double x, double alpha, double) { return x > 0 ? x : alpha * (std::exp(x) - 1); }, -2, 2,
+                  {{1.f, 0.f}, {0.5f, 0.f}}),
+      eltwise_row(
+          "softplus", [](double x, double, double) { return std::log1p(std::exp(x)); }, -4, 4),
+      eltwise_row("swish", [](double x, double alpha, double) { return x / (1 + std::exp(-alpha * x)); }, -3, 3,
+                  {{1.f, 0.f}, {2.f, 0.f}}),
+      eltwise_row("affine", [](double x, double alpha, double beta) { return alpha * x + beta; }, -2, 2,
+                  {{2.5f, -1.f}, {-1.f, 0.f}}),
+      eltwise_row("clip", [](double x, double low, double high) { return std::min(std::max(x, low), high); }, -2, 2,
+                  {{-0.5f, 0.7f}, {0.f, 6.f}}),
+      eltwise_row("pow", [](double x, double alpha, double beta) { return alpha * std::pow(x, beta); }, 0.2f, 3,
+                  {{1.f, 1.5f}, {2.f, -1.f}}),
+  };
+  return *table;
+}
+
+// ---------------------------------------------------------------------------------------
+// The checks.
+
+// The inputs of one case, in f32, or in bf16 where the input allows. Values are drawn in f32
+// and then converted, so the bf16 pass sees the f32 pass's values rounded; a transposed input
+// is transposed last, so it stays a strided view in both passes.
+std::vector<Tensor> make_inputs(const Case& c, size_t case_index, DType dtype) {
+  std::vector<Tensor> out;
+  for (size_t i = 0; i < c.inputs.size(); ++i) {
+    const In& in = c.inputs[i];
+    Shape stored = in.shape;
+    if (in.transposed) std::swap(stored[stored.size() - 2], stored.back());
+    Tensor t = testing::rand_tensor(stored, 1 + 1000 * case_index + 31 * i, in.low, in.high);
+    if (in.integral || !is_floating(in.dtype)) {
+      std::vector<float> v = t.to_vector();
+      for (float& x : v) x = std::floor(x);  // stays in [low, high), unlike rounding
+      t = Tensor::from_vector(v, stored);
+    }
+    DType want = in.dtype == DType::f32 && in.bf16 ? dtype : in.dtype;
+    if (want != DType::f32) t = cast(t, want);
+    if (in.transposed) t = transpose(t);
+    out.push_back(t);
+  }
+  return out;
+}
+
+Refs refs_of(const std::vector<Tensor>& inputs) {
+  Refs r;
+  for (const Tensor& t : inputs) r.push_back(ref::from(t));
+  return r;
+}
+
+Tensor run(const Case& c, const std::vector<Tensor>& inputs) {
+  std::vector<Tensor> out = ops::run_op(c.attrs, inputs);
+  if (out.size() != 1) throw std::logic_error(c.attrs.op() + " returned " + std::to_string(out.size()) + " outputs");
+  return out[0];
+}
+
+std::string describe(const Case& c, const std::vector<Tensor>& inputs) {
+  std::string s = c.attrs.op() + "(";
+  for (size_t i = 0; i < inputs.size(); ++i)
+    s += (i ? ", " : "") + (inputs[i].defined() ? inputs[i].describe() : "undefined");
+  return s + ") {" + c.attrs.to_string() + "}";
+}
+
+// Runs one check of one case, or, for a known defect, expects it to fail (an exception
+// counts as a failure) and fails once it passes.
+void check_case(const Case& c, const std::string& check, const std::function<void()>& body) {
+  auto it = c.known_defects.find(check);
+  if (it == c.known_defects.end()) return body();
+  ::testing::TestPartResultArray failures;
+  {
+    ::testing::ScopedFakeTestPartResultReporter intercept(
+        ::testing::ScopedFakeTestPartResultReporter::INTERCEPT_ONLY_CURRENT_THREAD, &failures);
+    try {
+      body();
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << e.what();
+    }
+  }
+  EXPECT_GT(failures.size(), 0) << c.attrs.op() << " " << check << " passes now: remove the known defect \""
+                                << it->second << "\"";
+  if (failures.size() > 0) {
+    std::cout << "[  KNOWN   ] " << c.attrs.op() << " {" << c.attrs.to_string() << "} " << check << ": " << it->second
+              << "\n             first failure: " << failures.GetTestPartResult(0).message() << "\n";
+  }
+}
+
+// Like testing::expect_forward_matches, but the row decides which inputs turn bf16 and what
+// dtype comes out (argmax, cast and one_hot change it).
+void check_forward(const Row& row, size_t k, DType dtype, Tolerance tol) {
+  const Case& c = row.cases[k];
+  std::vector<Tensor> inputs = make_inputs(c, k, dtype);
+  SCOPED_TRACE(describe(c, inputs));
+  Tensor got = run(c, inputs);
+  RefTensor want = row.ref(refs_of(inputs), c.attrs);
+  ASSERT_EQ(got.shape(), want.shape) << "output " << got.describe() << " vs reference " << shape_str(want.shape);
+  EXPECT_EQ(got.dtype(), row.out_dtype ? row.out_dtype(c.attrs, dtype) : dtype);
+  std::vector<float> v = got.to_vector();
+  int bad = 0;
+  for (size_t i = 0; i < v.size(); ++i) {
+    double e = want.data[i];
+    if (!(std::fabs(v[i] - e) <= tol.atol + tol.rtol * std::fabs(e)) && ++bad <= 5) {
+      ADD_FAILURE() << "element " << i << ": got " << v[i] << ", reference " << e;
+    }
+  }
+  EXPECT_EQ(bad, 0) << bad << " of " << v.size() << " elements differ";
+}
+
+// Central differences of the double reference against the tape's gradients, in f32. Inputs
+// marked grad = false are held constant (captured, not passed), as the op gives them none.
+void check_gradients(const Row& row, size_t k) {
+  const Case& c = row.cases[k];
+  if (row.out_dtype && !is_floating(row.out_dtype(c.attrs, DType::f32))) return;  // integer results
+  std::vector<Tensor> all = make_inputs(c, k, DType::f32);
+  SCOPED_TRACE(describe(c, all));
+  Refs all_refs = refs_of(all);
+  std::vector<size_t> varied;
+  for (size_t i = 0; i < all.size(); ++i) {
+    if (c.inputs[i].grad && is_floating(all[i].dtype())) varied.push_back(i);
+  }
+  auto splice = [&](auto full, const auto& some) {
+    for (size_t j = 0; j < varied.size(); ++j) full[varied[j]] = some[j];
+    return full;
+  };
+  std::vector<Tensor> xs;
+  for (size_t i : varied) xs.push_back(all[i]);
+  testing::expect_gradients_match([&](const std::vector<Tensor>& x) { return run(c, splice(all, x)); },
+                                  [&](const Refs& x) { return row.ref(splice(all_refs, x), c.attrs); }, xs, row.grad);
+}
+
+// A non-differentiable op passes no gradient to its floating inputs.
+void check_no_gradient(const Row& row, size_t k) {
+  const Case& c = row.cases[k];
+  std::vector<Tensor> inputs = make_inputs(c, k, DType::f32), watched;
+  SCOPED_TRACE(describe(c, inputs));
+  GradientTape tape;
+  for (const Tensor& t : inputs) {
+    if (is_floating(t.dtype())) tape.watch(t), watched.push_back(t);
+  }
+  Tensor y = run(c, inputs);
+  if (!is_floating(y.dtype())) return;  // nothing to differentiate
+  std::vector<Tensor> grads = tape.gradient(y, watched);
+  for (size_t i = 0; i < grads.size(); ++i) EXPECT_FALSE(grads[i].defined()) << "input " << i << " gets a gradient";
+}
+
+bool bitwise_equal(const Tensor& a, const Tensor& b) {
+  if (a.shape() != b.shape() || a.dtype() != b.dtype()) return false;
+  Tensor x = a.clone_detached(), y = b.clone_detached();  // dense copies of possible views
+  return std::memcmp(x.raw_data(), y.raw_data(), x.nbytes()) == 0;
+}
+
+// trace() of the call gives one node (after dead-code elimination drops what the op computed
+// on the side, such as stop_gradient views) that replays the eager result bit for bit. The
+// first input is the graph input; the others become named constants, as weights do, since
+// trace() wants its inputs to share a batch dimension.
+void check_trace(const Row& row, size_t k) {
+  const Case& c = row.cases[k];
+  std::vector<Tensor> inputs = make_inputs(c, k, DType::f32);
+  SCOPED_TRACE(describe(c, inputs));
+  Tensor eager = run(c, inputs);
+  std::vector<std::pair<std::string, Tensor>> constants;
+  for (size_t i = 1; i < inputs.size(); ++i) constants.emplace_back("arg" + std::to_string(i), inputs[i]);
+  graph::Graph g =
+      graph::trace([&](const std::vector<Tensor>& x) { return ops::run_op(c.attrs, with(inputs, 0, x[0])); },
+                   {inputs[0]}, constants);
+  ASSERT_EQ(g.nodes.size(), 1u) << g.to_string();
+  EXPECT_EQ(g.nodes[0].call.op(), row.op) << g.to_string();
+  EXPECT_EQ(g.nodes[0].inputs.size(), inputs.size()) << g.to_string();
+  std::vector<Tensor> replay = g.run(std::vector<Tensor>{inputs[0]});
+  ASSERT_EQ(replay.size(), 1u);
+  EXPECT_TRUE(bitwise_equal(replay[0], eager)) << g.to_string();
+}
+
+// The exception must be one of the two a caller can expect, and say what was wrong.
+void expect_rejected(const Case& c, const std::vector<Tensor>& inputs, const std::string& what) {
+  SCOPED_TRACE(what + ": " + describe(c, inputs));
+  std::string message;
+  try {
+    run(c, inputs);
+    ADD_FAILURE() << c.attrs.op() << " accepted " << what;
+    return;
+  } catch (const std::invalid_argument& e) {
+    message = e.what();
+  } catch (const std::out_of_range& e) {
+    message = e.what();
+  }
+  bool named = message.find(c.attrs.op()) != std::string::npos;
+  for (const Tensor& t : inputs) named = named || (t.defined() && message.find(t.describe()) != std::string::npos);
+  EXPECT_TRUE(named) << "the message names neither the op nor an input's shape: " << message;
+}
+
+class OpRow : public ::testing::TestWithParam<size_t> {
+ protected:
+  const Row& row() const { return rows()[GetParam()]; }
+  // Runs check(row, case) for every case of the row.
+  void each_case(const std::string& check, const std::function<void(const Row&, size_t)>& body) {
+    for (size_t k = 0; k < row().cases.size(); ++k) check_case(row().cases[k], check, [&] { body(row(), k); });
+  }
+};
+
+TEST_P(OpRow, ForwardF32) {
+  each_case("f32", [](const Row& r, size_t k) { check_forward(r, k, DType::f32, r.f32); });
+}
+
+TEST_P(OpRow, ForwardBf16) {
+  if (!row().bf16) GTEST_SKIP() << row().op << " takes no floating input";
+  each_case("bf16", [](const Row& r, size_t k) { check_forward(r, k, DType::bf16, *r.bf16); });
+}
+
+TEST_P(OpRow, Gradients) { each_case("gradients", row().differentiable ? check_gradients : check_no_gradient); }
+
+TEST_P(OpRow, TraceIsOneNodeThatReplaysBitwise) { each_case("trace", check_trace); }
+
+TEST_P(OpRow, BadInputThrowsNamingOpOrShapes) {
+  const Case& c = row().cases[0];
+  std::vector<Tensor> good = make_inputs(c, 0, DType::f32);
+  const ops::OpDef& def = ops::op_def(row().op);
+  if (def.min_inputs > 0) {
+    expect_rejected(c, std::vector<Tensor>(good.begin(), good.begin() + def.min_inputs - 1), "too few inputs");
+  }
+  if (def.max_inputs >= 0) {
+    std::vector<Tensor> more = good;
+    while (static_cast<int>(more.size()) <= def.max_inputs) more.push_back(good.back());
+    expect_rejected(c, more, "too many inputs");
+  }
+  std::vector<std::vector<Tensor>> bad;
+  if (row().bad) {
+    bad = row().bad(good);
+  } else {
+    for (size_t i = 0; i < good.size(); ++i) {
+      if (is_floating(good[i].dtype())) {
+        bad.push_back(with(good, i, Tensor::zeros(good[i].shape(), DType::s32)));
+        break;
+      }
+    }
+  }
+  for (const std::vector<Tensor>& inputs : bad) expect_rejected(c, inputs, "a wrong-rank or wrong-dtype input");
+}
+
+INSTANTIATE_TEST_SUITE_P(Ops, OpRow, ::testing::Range(size_t{0}, rows().size()),
+                         [](const ::testing::TestParamInfo<size_t>& info) { return rows()[info.param].op; });
+
+TEST(OpTable, EveryRegisteredOpHasARow) {
+  std::set<std::string> names;
+  for (const Row& row : rows()) {
+    EXPECT_TRUE(names.insert(row.op).second) << "two rows for '" << row.op << "'";
+    const ops::OpDef* def = nullptr;
+    try {
+      def = &ops::op_def(row.op);
+    } catch (const std::invalid_argument& e) {
+      ADD_FAILURE() << "row '" << row.op << "' names an op that is not registered: " << e.what();
+      continue;
+    }
+    EXPECT_EQ(row.differentiable, def->differentiable) << row.op;
+    EXPECT_FALSE(row.cases.empty()) << row.op;
+    for (const Case& c : row.cases) {
+      EXPECT_EQ(c.attrs.op(), row.op);
+      int n = static_cast<int>(c.inputs.size());
+      EXPECT_TRUE(n >= def->min_inputs && (def->max_inputs < 0 || n <= def->max_inputs))
+          << row.op << ": " << n << " inputs";
+    }
+  }
+  for (const ops::OpDef& def : ops::registered_ops()) {
+    EXPECT_TRUE(names.count(def.name)) << "registered op '" << def.name << "' has no row in tests/op_table_test.cc";
+  }
+}
+
+}  // namespace
+}  // namespace kiln
