@@ -17,14 +17,12 @@
 #include "data/idx.h"
 #include "data/npy.h"
 #include "tensor/allocator.h"
+#include "tests/temp_path.h"
 
 namespace kiln::data {
 namespace {
 
-std::string temp_path(const std::string& name) {
-  const char* dir = std::getenv("TEST_TMPDIR");
-  return std::string(dir ? dir : "/tmp") + "/" + name;
-}
+using kiln::testing::temp_path;
 
 void expect_error(const std::function<void()>& f, std::initializer_list<std::string> parts) {
   try {

@@ -12,14 +12,12 @@
 #include "data/fashion_mnist.h"
 #include "data/idx.h"
 #include "data/npy.h"
+#include "tests/temp_path.h"
 
 namespace kiln::data {
 namespace {
 
-std::string temp_path(const std::string& name) {
-  const char* dir = std::getenv("TEST_TMPDIR");
-  return std::string(dir ? dir : "/tmp") + "/" + name;
-}
+using kiln::testing::temp_path;
 
 Dataset numbers(int64_t n) {
   std::vector<float> x(n);

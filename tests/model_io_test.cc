@@ -12,6 +12,7 @@
 #include "nn/model_config.h"
 #include "nn/model_io.h"
 #include "tests/gradcheck.h"
+#include "tests/temp_path.h"
 
 namespace kiln {
 namespace {
@@ -19,10 +20,7 @@ namespace {
 using namespace kiln::nn;
 using testing::rand_tensor;
 
-std::string temp_path(const std::string& name) {
-  const char* dir = std::getenv("TEST_TMPDIR");
-  return std::string(dir ? dir : "/tmp") + "/" + name;
-}
+using kiln::testing::temp_path;
 
 bool same_bits(const Tensor& a, const Tensor& b) {
   if (a.shape() != b.shape() || a.dtype() != b.dtype()) return false;

@@ -241,15 +241,6 @@ RefTensor argmax_ref(const Refs& x, const Attrs& a) {
 // ---------------------------------------------------------------------------------------
 // The table: one row per registered op kind.
 
-// Defects this table found (see Case::known_defects).
-const char* const kBf16ToS32 =
-    "cast from bf16 to s32 throws std::runtime_error: oneDNN 2.6 has no bf16 -> s32 reorder (bf16 -> u8 "
-    "and s8 work; tensor/ops/cast.cc)";
-const char* const kIdentity =
-    "the registry's identity returns its input tensor itself (tensor/ops/op_table.cc), so it records nothing "
-    "(a trace has no node) and passes gradients on under a tape, unlike stop_gradient, whose 'identity' node "
-    "it replays";
-
 const std::vector<Row>& rows() {
   static const auto* table = new std::vector<Row>{
       binary_row("add", [](double a, double b) { return a + b; }),
@@ -391,7 +382,7 @@ const std::vector<Row>& rows() {
                  {Attrs("cast").set("dtype", "f32"), {In{.shape = {3, 5}, .dtype = DType::bf16}}},
                  {Attrs("cast").set("dtype", "s32"),
                   {In{.shape = {3, 5}, .low = -100.f, .high = 100.f}},
-                  {{"bf16", kBf16ToS32}}},
+                  {}},
                  {Attrs("cast").set("dtype", "u8"), {In{.shape = {3, 5}, .low = -50.f, .high = 300.f}}},
                  {Attrs("cast").set("dtype", "s8"), {In{.shape = {3, 5}, .low = -200.f, .high = 200.f}}}},
        .ref =
@@ -496,7 +487,7 @@ const std::vector<Row>& rows() {
 
       // What stop_gradient records: the value, no gradient. Any tensor is valid.
       {.op = "identity",
-       .cases = {{Attrs("identity"), {In{.shape = {3, 4}}}, {{"gradients", kIdentity}, {"trace", kIdentity}}}},
+       .cases = {{Attrs("identity"), {In{.shape = {3, 4}}}, {}}},
        .ref = first,
        .differentiable = false,
        .bad = [](const std::vector<Tensor>&) { return std::vector<std::vector<Tensor>>{}; }},

@@ -7,16 +7,14 @@
 #include "data/atomic_file.h"
 #include "kiln.h"
 #include "nn/checkpoint.h"
+#include "tests/temp_path.h"
 
 namespace kiln {
 namespace {
 
 using namespace kiln::nn;
 
-std::string temp_path(const std::string& name) {
-  const char* dir = std::getenv("TEST_TMPDIR");
-  return std::string(dir ? dir : "/tmp") + "/" + name;
-}
+using kiln::testing::temp_path;
 
 template <typename F>
 void expect_error_naming(F&& f, const std::string& fragment) {

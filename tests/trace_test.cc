@@ -9,16 +9,14 @@
 #include "graph/trace.h"
 #include "kiln.h"
 #include "nn/applications/applications.h"
+#include "tests/temp_path.h"
 
 namespace kiln {
 namespace {
 
 using namespace kiln::nn;
 
-std::string temp_path(const std::string& name) {
-  const char* dir = std::getenv("TEST_TMPDIR");
-  return std::string(dir ? dir : "/tmp") + "/" + name;
-}
+using kiln::testing::temp_path;
 
 bool bitwise_equal(const Tensor& a, const Tensor& b) {
   return a.shape() == b.shape() && a.dtype() == b.dtype() && std::memcmp(a.raw_data(), b.raw_data(), a.nbytes()) == 0;

@@ -10,16 +10,14 @@
 #include "nn/progress_bar.h"
 #include "tensor/onednn/primitive_cache.h"
 #include "tests/gradcheck.h"
+#include "tests/temp_path.h"
 
 namespace kiln {
 namespace {
 
 using namespace kiln::nn;
 
-std::string temp_path(const std::string& name) {
-  const char* dir = std::getenv("TEST_TMPDIR");
-  return std::string(dir ? dir : "/tmp") + "/" + name;
-}
+using kiln::testing::temp_path;
 
 // Three Gaussian blobs in 2-D: separable, so a small MLP should get them nearly all right.
 data::Dataset blobs(int64_t n, uint64_t seed) {

@@ -13,6 +13,12 @@ Tensor cast(const Tensor& x, DType dtype) {
   Tensor out = Tensor::empty(x.shape(), dtype);
   if (x.numel() == 0) return out;
   Tensor src = detail::dense(x);
+  if (x.dtype() == DType::bf16 && dtype == DType::s32) {
+    // oneDNN 2.6 has no bf16 -> s32 reorder; bf16 -> f32 is exact, so go through it.
+    Tensor wide = Tensor::empty(x.shape(), DType::f32);
+    onednn::reorder("cast", onednn::memory_of(src), onednn::memory_of(wide));
+    src = wide;
+  }
   onednn::reorder("cast", onednn::memory_of(src), onednn::memory_of(out));
   ops::Attrs call("cast");
   call.set("dtype", dtype_name(dtype));

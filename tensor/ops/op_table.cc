@@ -102,7 +102,7 @@ std::vector<OpDef> build_table() {
                               a.get_int("step"))};
        }},
       {"contiguous", 1, 1, true, [](const Inputs& in, const Attrs&) { return Outputs{contiguous(in[0])}; }},
-      {"identity", 1, 1, false, [](const Inputs& in, const Attrs&) { return Outputs{in[0]}; }},
+      {"identity", 1, 1, false, [](const Inputs& in, const Attrs&) { return Outputs{stop_gradient(in[0])}; }},
       {"broadcast_to", 1, 1, true,
        [](const Inputs& in, const Attrs& a) { return Outputs{broadcast_to(in[0], a.get_ints("shape"))}; }},
       {"concat", 1, -1, true,
@@ -136,9 +136,10 @@ std::vector<Tensor> run_op(const Attrs& call, const std::vector<Tensor>& inputs)
   const OpDef& def = op_def(call.op());
   int n = static_cast<int>(inputs.size());
   if (n < def.min_inputs || (def.max_inputs >= 0 && n > def.max_inputs)) {
-    throw std::invalid_argument("op '" + def.name + "' takes " + std::to_string(def.min_inputs) +
-                                (def.max_inputs == def.min_inputs ? "" : " or more") + " inputs, got " +
-                                std::to_string(n));
+    std::string takes = def.max_inputs == def.min_inputs ? std::to_string(def.min_inputs)
+                        : def.max_inputs < 0 ? std::to_string(def.min_inputs) + " or more"
+                                             : std::to_string(def.min_inputs) + " to " + std::to_string(def.max_inputs);
+    throw std::invalid_argument("op '" + def.name + "' takes " + takes + " inputs, got " + std::to_string(n));
   }
   return def.run(inputs, call);
 }
