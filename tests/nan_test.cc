@@ -248,7 +248,9 @@ void expect_relu_of(const Tensor& fused, const Tensor& unfused, double rtol, con
   for (float f : z) want.push_back(std::isnan(f) ? N : (f > 0 ? f : 0.f));
   int nans = 0;
   for (float f : z) nans += std::isnan(f);
-  if (some_nan) EXPECT_GT(nans, 0) << what << ": the test data should produce some NaN";
+  if (some_nan) {
+    EXPECT_GT(nans, 0) << what << ": the test data should produce some NaN";
+  }
   expect_values(fused.to_vector(), want, rtol, what);
 }
 
