@@ -16,20 +16,9 @@ BaseOptions base_of(const std::string& name, const AdamOptions& o, WeightDecaySt
           .clip = o.clip};
 }
 
-AdamOptions as_adam(const AdamWOptions& o) {
-  return {.learning_rate = o.learning_rate,
-          .schedule = o.schedule,
-          .beta_1 = o.beta_1,
-          .beta_2 = o.beta_2,
-          .epsilon = o.epsilon,
-          .amsgrad = o.amsgrad,
-          .weight_decay = o.weight_decay,
-          .exclude_from_weight_decay = o.exclude_from_weight_decay,
-          .clip = o.clip,
-          .pytorch_style = o.pytorch_style};
-}
-
-AdamWOptions as_adamw(const AdamOptions& o) {
+// AdamOptions and AdamWOptions hold the same fields (only a default differs).
+template <typename To, typename From>
+To convert_adam_options(const From& o) {
   return {.learning_rate = o.learning_rate,
           .schedule = o.schedule,
           .beta_1 = o.beta_1,
@@ -99,10 +88,10 @@ void Adam::update(float* w, const float* g, const std::vector<float*>& slots, in
   }
 }
 
-AdamW::AdamW(AdamWOptions options) : Adam("AdamW", as_adam(options), WeightDecayStyle::decoupled) {}
+AdamW::AdamW(AdamWOptions options) : Adam("AdamW", convert_adam_options<AdamOptions>(options), WeightDecayStyle::decoupled) {}
 
 std::unique_ptr<Optimizer> AdamW::clone() const {
-  AdamWOptions o = as_adamw(options_);
+  AdamWOptions o = convert_adam_options<AdamWOptions>(options_);
   o.learning_rate.reset();
   o.schedule = schedule()->clone();
   return std::make_unique<AdamW>(std::move(o));
