@@ -3,13 +3,13 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <vector>
 
 #include "data/atomic_file.h"
+#include "data/escape.h"
 
 namespace kiln::data {
 namespace {
@@ -22,20 +22,7 @@ std::string where(int64_t line, int64_t column) {
   return "line " + std::to_string(line) + " column " + std::to_string(column);
 }
 
-std::string quoted(std::string_view cell) {
-  std::string out = "'";
-  for (size_t i = 0; i < cell.size() && i < 40; ++i) {
-    unsigned char c = cell[i];
-    if (c >= 0x20 && c < 0x7f) {
-      out += static_cast<char>(c);
-    } else {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    }
-  }
-  return out + (cell.size() > 40 ? "...'" : "'");
-}
+std::string quoted(std::string_view cell) { return "'" + escape_for_message(cell, 40) + "'"; }
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 

@@ -2,13 +2,13 @@
 
 #include <cctype>
 #include <cmath>
-#include <cstdio>
 #include <cstdint>
 #include <cstring>
 #include <limits>
 #include <stdexcept>
 
 #include "data/atomic_file.h"
+#include "data/escape.h"
 
 namespace kiln::data {
 namespace {
@@ -21,21 +21,7 @@ constexpr size_t kMaxRank = 64;
 }
 
 // Header bytes come from the file; escape them before they go into a message.
-std::string printable(std::string_view s) {
-  std::string out;
-  for (size_t i = 0; i < s.size() && i < 64; ++i) {
-    unsigned char c = s[i];
-    if (c >= 0x20 && c < 0x7f) {
-      out += static_cast<char>(c);
-    } else {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    }
-  }
-  if (s.size() > 64) out += "...";
-  return out;
-}
+std::string printable(std::string_view s) { return escape_for_message(s, 64); }
 
 bool valid_utf8(std::string_view s) {
   size_t i = 0;

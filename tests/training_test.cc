@@ -10,6 +10,7 @@
 #include "nn/progress_bar.h"
 #include "tensor/onednn/primitive_cache.h"
 #include "tests/gradcheck.h"
+#include "tests/blobs.h"
 #include "tests/temp_path.h"
 
 namespace kiln {
@@ -19,20 +20,7 @@ using namespace kiln::nn;
 
 using kiln::testing::temp_path;
 
-// Three Gaussian blobs in 2-D: separable, so a small MLP should get them nearly all right.
-data::Dataset blobs(int64_t n, uint64_t seed) {
-  RandomStream rs(seed);
-  std::vector<float> x;
-  std::vector<int32_t> y;
-  const float centers[3][2] = {{0, 3}, {3, -2}, {-3, -2}};
-  for (int64_t i = 0; i < n; ++i) {
-    int c = static_cast<int>(i % 3);
-    x.push_back(centers[c][0] + static_cast<float>(rs.normal()));
-    x.push_back(centers[c][1] + static_cast<float>(rs.normal()));
-    y.push_back(c);
-  }
-  return data::Dataset::from_tensor_slices(Tensor::from_vector(x, {n, 2}), Tensor::from_int32(y, {n}));
-}
+using kiln::testing::blobs;
 
 std::unique_ptr<Sequential> make_model(const std::string& prefix, uint64_t seed = 7) {
   set_global_seed(seed);
