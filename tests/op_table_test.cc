@@ -166,6 +166,23 @@ RefTensor conv_ref(const Refs& x, const Attrs& a) {
   return a.get_string("activation") == "relu" ? relu_ref(y) : y;
 }
 
+Attrs fused_conv_attrs(Ints strides, const char* padding, int groups, const char* activation) {
+  Attrs a = conv_attrs(strides, padding, {1, 1}, groups, activation);
+  a.set_op("fused_conv2d");
+  return a;
+}
+
+// The epilogue of fused_conv2d / fused_linear over the plain result y: + residual (input 3),
+// then the activation.
+RefTensor fused_ref(RefTensor y, const Refs& x, const Attrs& a) {
+  const std::string& act = a.get_string("activation");
+  if (x.size() > 3) y = ref::binary(y, x[3], [](double p, double q) { return p + q; });
+  if (act == "relu") return relu_ref(y);
+  if (act == "gelu_erf") return ref::unary(y, [](double v) { return ref::gelu_erf(v); });
+  if (act == "gelu_tanh") return ref::unary(y, [](double v) { return ref::gelu_tanh(v); });
+  return y;
+}
+
 // Pooling rows: Keras's default strides (0: the pool size), 'same' with overlapping windows,
 // and an asymmetric window.
 Row pool_row(const std::string& name, bool is_max) {
@@ -305,6 +322,46 @@ const std::vector<Row>& rows() {
            [](const std::vector<Tensor>& good) {
              return std::vector<std::vector<Tensor>>{with(good, 0, Tensor::zeros({6, 7, 3})),
                                                      with(good, 0, Tensor::zeros({2, 6, 7, 3}, DType::s32))};
+           }},
+
+      // Inference fusions (runtime_export): conv or dense, + residual, then the epilogue.
+      {.op = "fused_conv2d",
+       .cases = {{fused_conv_attrs({1, 1}, "same", 1, "relu"),
+                  {In{.shape = {2, 5, 6, 3}}, In{.shape = {3, 3, 3, 4}}, In{.shape = {4}}, In{.shape = {2, 5, 6, 4}}}},
+                 {fused_conv_attrs({2, 2}, "valid", 1, "gelu_erf"),
+                  {In{.shape = {1, 7, 8, 2}}, In{.shape = {3, 3, 2, 5}}, In{.shape = {5}}}},
+                 {fused_conv_attrs({1, 1}, "same", 2, "gelu_tanh"),
+                  {In{.shape = {1, 5, 5, 4}}, In{.shape = {1, 1, 2, 6}}, In{.shape = {6}}, In{.shape = {1, 5, 5, 6}}}},
+                 {fused_conv_attrs({1, 1}, "valid", 1, "none"), {In{.shape = {1, 4, 4, 2}}, In{.shape = {2, 2, 2, 3}}}}},
+       .ref =
+           [](const Refs& x, const Attrs& a) {
+             Attrs plain = a;
+             plain.set("activation", "none");
+             return fused_ref(conv_ref(Refs(x.begin(), x.begin() + std::min<size_t>(x.size(), 3)), plain), x, a);
+           },
+       .differentiable = false,
+       .bf16 = Tolerance{6e-2, 3e-2},
+       .bad =
+           [](const std::vector<Tensor>& good) {
+             return std::vector<std::vector<Tensor>>{with(good, 3, Tensor::zeros({2, 5, 6, 3})),
+                                                     with(good, 0, Tensor::zeros({2, 5, 6, 3}, DType::s32))};
+           }},
+      {.op = "fused_linear",
+       .cases = {{Attrs("fused_linear").set("activation", "relu"),
+                  {In{.shape = {4, 8}}, In{.shape = {8, 5}}, In{.shape = {5}}, In{.shape = {4, 5}}}},
+                 {Attrs("fused_linear").set("activation", "gelu_erf"),
+                  {In{.shape = {2, 3, 8}}, In{.shape = {8, 5}}, In{.shape = {5}}}},
+                 {Attrs("fused_linear").set("activation", "gelu_tanh"), {In{.shape = {3, 8}}, In{.shape = {8, 5}}}}},
+       .ref =
+           [](const Refs& x, const Attrs& a) {
+             return fused_ref(ref::linear(x[0], x[1], x.size() > 2 ? &x[2] : nullptr, false), x, a);
+           },
+       .differentiable = false,
+       .bf16 = Tolerance{5e-2, 2e-2},
+       .bad =
+           [](const std::vector<Tensor>& good) {
+             return std::vector<std::vector<Tensor>>{with(good, 3, Tensor::zeros({4, 6})),
+                                                     with(good, 0, Tensor::zeros({4, 8}, DType::s32))};
            }},
 
       pool_row("max_pool2d", true),

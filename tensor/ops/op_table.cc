@@ -54,6 +54,22 @@ std::vector<OpDef> build_table() {
        [](const Inputs& in, const Attrs& a) {
          return Outputs{conv2d(in[0], in[1], optional_input(in, 2), conv2d_options_from(a))};
        }},
+      {"fused_conv2d", 2, 4, false,
+       [](const Inputs& in, const Attrs& a) {
+         Conv2dAttrs conv = conv2d_options_from(ops::Attrs("conv2d")
+                                                    .set("strides", a.get_ints("strides"))
+                                                    .set("padding", a.get_string("padding"))
+                                                    .set("dilation", a.get_ints("dilation"))
+                                                    .set("groups", ops::AttrValue(a.get_int("groups")))
+                                                    .set("activation", "none"));
+         return Outputs{fused_conv2d(in[0], in[1], optional_input(in, 2), optional_input(in, 3), conv,
+                                     epilogue_from_name(a.get_string("activation")))};
+       }},
+      {"fused_linear", 2, 4, false,
+       [](const Inputs& in, const Attrs& a) {
+         return Outputs{fused_linear(in[0], in[1], optional_input(in, 2), optional_input(in, 3),
+                                     epilogue_from_name(a.get_string("activation")))};
+       }},
       {"max_pool2d", 1, 1, true,
        [](const Inputs& in, const Attrs& a) { return Outputs{max_pool2d(in[0], pool2d_options_from(a))}; }},
       {"avg_pool2d", 1, 1, true,

@@ -4,6 +4,7 @@
 #include "tensor/ops/cast.h"
 #include "tensor/ops/conv.h"
 #include "tensor/ops/eltwise.h"
+#include "tensor/ops/fused.h"
 #include "tensor/ops/index.h"
 #include "tensor/ops/matmul.h"
 #include "tensor/ops/norm.h"

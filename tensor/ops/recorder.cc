@@ -36,6 +36,15 @@ ObserverScope::ObserverScope(OpObserver* observer) : previous_(current_observer)
 ObserverScope::~ObserverScope() { current_observer = previous_; }
 bool observing() { return current_observer != nullptr; }
 
+QuietScope::QuietScope() : observer_(current_observer) {
+  tapes_.swap(active_tapes);
+  current_observer = nullptr;
+}
+QuietScope::~QuietScope() {
+  active_tapes.swap(tapes_);
+  current_observer = observer_;
+}
+
 bool should_record(std::initializer_list<const Tensor*> inputs) {
   if (current_observer) return true;
   for (TapeState* tape : active_tapes) {

@@ -92,6 +92,20 @@ class ObserverScope {
 };
 bool observing();
 
+// Hides this thread's tapes and observer for the scope's lifetime, so that a composite op
+// (fused_conv2d, ...) computed from other ops records itself once, not its parts.
+class QuietScope {
+ public:
+  QuietScope();
+  ~QuietScope();
+  QuietScope(const QuietScope&) = delete;
+  QuietScope& operator=(const QuietScope&) = delete;
+
+ private:
+  std::vector<TapeState*> tapes_;
+  OpObserver* observer_;
+};
+
 // For ops whose gradient is computed by a dedicated oneDNN backward primitive: recorded so an
 // outer tape sees the dependency, and differentiating it again raises a clear error.
 void record_without_second_order(const char* op, const std::vector<Tensor>& inputs,
