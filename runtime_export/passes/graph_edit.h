@@ -1,0 +1,25 @@
+#pragma once
+#include <string>
+#include <vector>
+
+#include "graph/graph.h"
+
+namespace kiln::runtime_export::passes {
+
+// Small edits the passes share.
+
+// For each value: how many node inputs and graph outputs read it.
+std::vector<int> use_counts(const graph::Graph& g);
+// The node index that reads `value` when exactly one node reads it and it is not a graph
+// output; -1 otherwise.
+int sole_consumer(const graph::Graph& g, const std::vector<int>& uses, int value);
+// The constant's tensor, or nullptr when `value` is not a constant.
+const Tensor* constant_tensor(const graph::Graph& g, int value);
+// Adds a literal constant (not a model variable) and returns its value index.
+int add_literal(graph::Graph& g, const std::string& name, const Tensor& tensor);
+// Every node input and graph output reading `from` reads `to` instead.
+void replace_uses(graph::Graph& g, int from, int to);
+// Drops the nodes whose flag is set, keeping the order of the rest.
+void erase_nodes(graph::Graph& g, const std::vector<bool>& erase);
+
+}  // namespace kiln::runtime_export::passes

@@ -1,0 +1,10 @@
+#pragma once
+#include "graph/graph.h"
+
+namespace kiln::runtime_export::passes {
+
+// The passes InferenceModel runs, in order: dead code, identities, constant folding,
+// BatchNorm folding, post-op fusion, dead code again.
+graph::Graph optimize_for_inference(const graph::Graph& g);
+
+}  // namespace kiln::runtime_export::passes

@@ -1,0 +1,155 @@
+// Each inference pass on its own (runtime_export/passes/): what it rewrites, what it must
+// leave alone, and that the rewritten graph computes what the original did.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "graph/trace.h"
+#include "runtime_export/passes/fold_batchnorm.h"
+#include "runtime_export/passes/fold_constants.h"
+#include "runtime_export/passes/fuse_post_ops.h"
+#include "runtime_export/passes/optimize_for_inference.h"
+#include "runtime_export/passes/remove_identities.h"
+#include "tensor/ops/ops.h"
+#include "tensor/random.h"
+
+namespace kiln {
+namespace {
+
+using namespace runtime_export::passes;
+
+int count(const graph::Graph& g, const std::string& op) {
+  int n = 0;
+  for (const auto& node : g.nodes) n += node.call.op() == op;
+  return n;
+}
+
+double max_abs_diff(const Tensor& a, const Tensor& b) {
+  std::vector<float> x = a.to_vector(), y = b.to_vector();
+  EXPECT_EQ(x.size(), y.size());
+  double m = 0;
+  for (size_t i = 0; i < x.size(); ++i) m = std::max(m, std::fabs(double(x[i]) - double(y[i])));
+  return m;
+}
+
+void expect_same_outputs(const graph::Graph& before, const graph::Graph& after, const Tensor& x, double tol) {
+  after.validate();
+  EXPECT_LE(max_abs_diff(before.run(x), after.run(x)), tol) << after.to_string();
+}
+
+TEST(FoldConstants, EvaluatesNodesOfConstantsOnce) {
+  Tensor w = random_uniform({4, 3}, -1.f, 1.f, 1);
+  auto fn = [&](const std::vector<Tensor>& in) {
+    return std::vector<Tensor>{matmul(in[0], transpose(transpose(w, 0, 1), 0, 1) * 2.f)};
+  };
+  Tensor x = random_uniform({5, 4}, -1.f, 1.f, 2);
+  graph::Graph g = graph::trace(fn, {x}, {{"w", w}});
+  graph::Graph folded = fold_constants(g);
+  EXPECT_GT(g.nodes.size(), 1u);
+  ASSERT_EQ(folded.nodes.size(), 1u) << folded.to_string();
+  EXPECT_EQ(folded.nodes[0].call.op(), "matmul");
+  expect_same_outputs(g, folded, x, 0);
+}
+
+TEST(RemoveIdentities, DropsNoOpsAndKeepsRealWork) {
+  auto fn = [&](const std::vector<Tensor>& in) {
+    Tensor h = contiguous(stop_gradient(affine(in[0], 1.f, 0.f)));
+    return std::vector<Tensor>{affine(reshape(h, {5, 4}), 2.f, 0.f)};
+  };
+  Tensor x = random_uniform({5, 4}, -1.f, 1.f, 2);
+  graph::Graph g = graph::trace(fn, {x});
+  graph::Graph out = remove_identities(g);
+  ASSERT_EQ(out.nodes.size(), 1u) << out.to_string();  // only the affine(2, 0)
+  EXPECT_EQ(out.nodes[0].call.get_float("alpha"), 2.0);
+  expect_same_outputs(g, out, x, 0);
+}
+
+struct ConvBn {
+  Tensor w = random_uniform({3, 3, 2, 4}, -0.5f, 0.5f, 3), b = random_uniform({4}, -0.5f, 0.5f, 4);
+  Tensor gamma = random_uniform({4}, 0.5f, 1.5f, 5), beta = random_uniform({4}, -0.5f, 0.5f, 6);
+  Tensor mean = random_uniform({4}, -0.5f, 0.5f, 7), var = random_uniform({4}, 0.5f, 1.5f, 8);
+  std::vector<std::pair<std::string, Tensor>> vars() const {
+    return {{"w", w}, {"b", b}, {"gamma", gamma}, {"beta", beta}, {"mean", mean}, {"var", var}};
+  }
+  Tensor bn(const Tensor& h, bool relu) const { return batch_norm_inference(h, gamma, beta, mean, var, 1e-3f, relu); }
+  Tensor conv(const Tensor& x) const { return conv2d(x, w, b, {.padding = Padding::same}); }
+};
+
+TEST(FoldBatchnorm, FoldsIntoTheConvBeforeItWithItsRelu) {
+  ConvBn p;
+  auto fn = [&](const std::vector<Tensor>& in) { return std::vector<Tensor>{p.bn(p.conv(in[0]), true)}; };
+  Tensor x = random_uniform({2, 5, 5, 2}, -1.f, 1.f, 9);
+  graph::Graph g = graph::trace(fn, {x}, p.vars());
+  graph::Graph out = fold_batchnorm(g);
+  EXPECT_EQ(count(out, "batch_norm_inference"), 0) << out.to_string();
+  ASSERT_EQ(count(out, "conv2d"), 1);
+  EXPECT_EQ(out.nodes[0].call.get_string("activation"), "relu");
+  expect_same_outputs(g, out, x, 1e-5);
+}
+
+TEST(FoldBatchnorm, LeavesAConvWhoseOutputIsReadTwice) {
+  ConvBn p;
+  auto fn = [&](const std::vector<Tensor>& in) {
+    Tensor h = p.conv(in[0]);
+    return std::vector<Tensor>{p.bn(h, false) + h};
+  };
+  Tensor x = random_uniform({2, 5, 5, 2}, -1.f, 1.f, 9);
+  graph::Graph out = fold_batchnorm(graph::trace(fn, {x}, p.vars()));
+  EXPECT_EQ(count(out, "batch_norm_inference"), 1);
+}
+
+TEST(FusePostOps, ResidualAddAndReluBecomeOneFusedConv) {
+  ConvBn p;
+  auto fn = [&](const std::vector<Tensor>& in) {
+    Tensor skip = conv2d(in[0], p.w, Tensor(), {.padding = Padding::same});
+    return std::vector<Tensor>{relu(add(p.conv(in[0]), skip))};
+  };
+  Tensor x = random_uniform({2, 5, 5, 2}, -1.f, 1.f, 9);
+  graph::Graph g = graph::trace(fn, {x}, p.vars());
+  graph::Graph out = fuse_post_ops(g);
+  EXPECT_EQ(count(out, "add"), 0) << out.to_string();
+  EXPECT_EQ(count(out, "relu"), 0);
+  ASSERT_EQ(count(out, "fused_conv2d"), 1) << g.to_string() << out.to_string();
+  for (const auto& n : out.nodes) {
+    if (n.call.op() != "fused_conv2d") continue;
+    EXPECT_EQ(n.inputs.size(), 4u);  // x, w, bias, residual
+    EXPECT_EQ(n.call.get_string("activation"), "relu");
+  }
+  expect_same_outputs(g, out, x, 1e-6);
+}
+
+TEST(FusePostOps, DenseWithGeluAndAConvReadTwiceStaysPlain) {
+  Tensor w = random_uniform({6, 3}, -1.f, 1.f, 1), b = random_uniform({3}, -1.f, 1.f, 2);
+  auto fn = [&](const std::vector<Tensor>& in) {
+    Tensor h = linear(in[0], w, b);
+    Tensor g1 = gelu(linear(in[0], w, b), /*approximate=*/true);
+    return std::vector<Tensor>{sigmoid(h) + h + g1};
+  };
+  Tensor x = random_uniform({4, 6}, -1.f, 1.f, 3);
+  graph::Graph g = graph::trace(fn, {x}, {{"w", w}, {"b", b}});
+  graph::Graph out = fuse_post_ops(g);
+  EXPECT_EQ(count(out, "fused_linear"), 1) << out.to_string();
+  EXPECT_EQ(count(out, "linear"), 1);  // h has two readers
+  EXPECT_EQ(count(out, "gelu_tanh"), 0);
+  expect_same_outputs(g, out, x, 1e-6);
+}
+
+TEST(OptimizeForInference, ChainsThePassesAndValidates) {
+  ConvBn p;
+  auto fn = [&](const std::vector<Tensor>& in) {
+    Tensor h = p.bn(conv2d(stop_gradient(in[0]), p.w, Tensor(), {.padding = Padding::same}), false);
+    return std::vector<Tensor>{relu(h + in[0] * 0.f + contiguous(in[0]))};
+  };
+  Tensor x = random_uniform({2, 5, 5, 4}, -1.f, 1.f, 9);
+  Tensor w4 = random_uniform({3, 3, 4, 4}, -0.5f, 0.5f, 3);
+  p.w = w4;
+  graph::Graph g = graph::trace(fn, {x}, p.vars());
+  graph::Graph out = optimize_for_inference(g);
+  EXPECT_EQ(count(out, "batch_norm_inference"), 0) << out.to_string();
+  EXPECT_EQ(count(out, "identity"), 0);
+  EXPECT_EQ(count(out, "contiguous"), 0);
+  expect_same_outputs(g, out, x, 1e-5);
+}
+
+}  // namespace
+}  // namespace kiln
