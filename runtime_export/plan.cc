@@ -219,6 +219,8 @@ class Builder {
       else if (op == "reshape") done = reshape(n);
       else if (op == "cast") done = cast(n);
       else if (op == "add" || op == "add_relu") done = add(n);
+      else if (op == "softmax" || op == "log_softmax") done = softmax(n);
+      else if (op == "batch_norm_inference") done = batch_norm(n);
       else done = eltwise(n);
       if (!done) fallback(n);
     }
@@ -274,7 +276,7 @@ class Builder {
   }
 
   int bias_tensor(const graph::Node& n, int64_t channels, const memory::dims& dims) {
-    const Tensor& b = t(value_[n.inputs[2]]).constant;
+    const Tensor b = t(value_[n.inputs[2]]).constant;
     Tensor f = b.dtype() == DType::f32 ? b : kiln::cast(b, DType::f32);
     if (f.numel() != channels) throw std::invalid_argument("inference: bias of " + b.describe() + " for " + std::to_string(channels) + " channels");
     PTensor bt{f.shape(), DType::f32, memory::desc(dims, memory::data_type::f32, dims.size() == 1 ? tag::a : tag::ab),
@@ -298,8 +300,8 @@ class Builder {
       act = a.activation == FusedActivation::relu ? Epilogue::relu : Epilogue::none;
     }
     int x = value_[n.inputs[0]];
-    const Shape& xs = t(x).shape;
-    const Tensor& w = t(value_[n.inputs[1]]).constant;
+    const Shape xs = t(x).shape;  // a copy: adding tensors moves them
+    const Tensor w = t(value_[n.inputs[1]]).constant;
     if (xs.size() != 4 || w.ndim() != 4 || !is_float(t(x).dtype)) return false;
     const int64_t N = xs[0], H = xs[1], W = xs[2], C = xs[3];
     const int64_t KH = w.shape()[0], KW = w.shape()[1], CG = w.shape()[2], O = w.shape()[3], G = a.groups;
@@ -353,8 +355,8 @@ class Builder {
     Epilogue act = fused ? epilogue_from_name(n.call.get_string("activation"))
                          : (n.call.get_string("activation") == "relu" ? Epilogue::relu : Epilogue::none);
     int x = value_[n.inputs[0]];
-    const Tensor& w = t(value_[n.inputs[1]]).constant;
-    const Shape& xs = t(x).shape;
+    const Tensor w = t(value_[n.inputs[1]]).constant;
+    const Shape xs = t(x).shape;  // a copy: adding tensors moves them
     if (xs.empty() || w.ndim() != 2 || xs.back() != w.shape()[0] || !is_float(t(x).dtype)) return false;
     const int64_t K = w.shape()[0], Nout = w.shape()[1];
     const int64_t M = numel(xs) / std::max<int64_t>(K, 1);
@@ -415,7 +417,7 @@ class Builder {
 
   bool pool(const graph::Node& n) {
     int x = value_[n.inputs[0]];
-    const Shape& xs = t(x).shape;
+    const Shape xs = t(x).shape;  // a copy: adding tensors moves them
     if (xs.size() != 4 || !is_float(t(x).dtype)) return false;
     Pool2dAttrs a = pool2d_options_from(n.call);
     const int64_t N = xs[0], H = xs[1], W = xs[2], C = xs[3];
@@ -513,6 +515,88 @@ class Builder {
     int dst = p_.new_slot(t(x).shape, t(x).dtype, t(x).desc);
     p_.add_primitive(n.call.op(), pd, dnnl::eltwise_forward(pd), {{DNNL_ARG_SRC, x}, {DNNL_ARG_DST, dst}});
     value_[n.outputs[0]] = dst;
+    return true;
+  }
+
+  bool softmax(const graph::Node& n) {
+    int x = value_[n.inputs[0]];
+    const Shape xs = t(x).shape;  // a copy: adding tensors moves them
+    if (xs.empty() || !is_float(t(x).dtype)) return false;
+    int axis = static_cast<int>(n.call.get_int("axis"));
+    if (axis < 0) axis += static_cast<int>(xs.size());
+    if (axis < 0 || axis >= static_cast<int>(xs.size())) return false;  // the eager op names it
+    int plain = p_.as_plain(x);
+    // oneDNN's axis counts its own dims: 4-D tensors are {N, C, H, W}.
+    int dnnl_axis = xs.size() == 4 ? (axis == 3 ? 1 : axis == 0 ? 0 : axis + 1) : axis;
+    const memory::desc md = t(plain).desc;
+    dnnl::primitive prim;
+    dnnl::primitive_desc_base base;
+    try {
+      if (n.call.op() == "softmax") {
+        auto pd = dnnl::softmax_forward::primitive_desc(
+            dnnl::softmax_forward::desc(dnnl::prop_kind::forward_inference, md, dnnl_axis), onednn::default_attr(),
+            onednn::cpu_engine());
+        prim = dnnl::softmax_forward(pd);
+        base = pd;
+      } else {
+        auto pd = dnnl::logsoftmax_forward::primitive_desc(
+            dnnl::logsoftmax_forward::desc(dnnl::prop_kind::forward_inference, md, dnnl_axis), onednn::default_attr(),
+            onednn::cpu_engine());
+        prim = dnnl::logsoftmax_forward(pd);
+        base = pd;
+      }
+    } catch (const dnnl::error&) {
+      return false;
+    }
+    int dst = p_.new_slot(xs, t(plain).dtype, md);
+    p_.add_primitive(n.call.op(), base, prim, {{DNNL_ARG_SRC, plain}, {DNNL_ARG_DST, dst}});
+    value_[n.outputs[0]] = dst;
+    return true;
+  }
+
+  // A BatchNorm the passes could not fold (after an input or an add): one primitive with the
+  // moving statistics, in whatever layout its input has.
+  bool batch_norm(const graph::Node& n) {
+    for (int j = 1; j < 5; ++j) {
+      if (!constant(n.inputs[j])) return false;
+    }
+    int x = value_[n.inputs[0]];
+    const Shape xs = t(x).shape;  // a copy: adding tensors moves them
+    if (xs.size() < 2 || !is_float(t(x).dtype)) return false;
+    const int64_t C = xs.back();
+    memory::desc md = t(x).desc;
+    if (xs.size() != 4) {
+      // oneDNN normalizes over dim 1: see [..., C] as {rows, C}.
+      x = p_.as_plain(x);
+      int rows = p_.alias(x, {numel(xs) / C, C}, memory::desc({numel(xs) / C, C}, onednn::to_dnnl(t(x).dtype), tag::ab));
+      aliased_.insert(x);
+      x = rows;
+      md = t(x).desc;
+    }
+    auto flags = dnnl::normalization_flags::use_global_stats | dnnl::normalization_flags::use_scale |
+                 dnnl::normalization_flags::use_shift;
+    if (n.call.get_int("relu")) flags = flags | dnnl::normalization_flags::fuse_norm_relu;
+    dnnl::batch_normalization_forward::primitive_desc pd;
+    try {
+      pd = dnnl::batch_normalization_forward::primitive_desc(
+          dnnl::batch_normalization_forward::desc(dnnl::prop_kind::forward_inference, md,
+                                                  static_cast<float>(n.call.get_float("epsilon")), flags),
+          onednn::default_attr(), onednn::cpu_engine());
+    } catch (const dnnl::error&) {
+      return false;
+    }
+    auto param = [&](int j) {
+      const Tensor c = t(value_[n.inputs[j]]).constant;
+      PTensor pt{{C}, DType::f32, memory::desc({C}, memory::data_type::f32, tag::a), Home::constant};
+      pt.constant = (c.dtype() == DType::f32 ? c : kiln::cast(c, DType::f32)).clone_detached();
+      return p_.add_tensor(std::move(pt));
+    };
+    int dst = p_.new_slot(t(x).shape, t(x).dtype, md);
+    p_.add_primitive("batch_norm", pd, dnnl::batch_normalization_forward(pd),
+                     {{DNNL_ARG_SRC, x}, {DNNL_ARG_SCALE, param(1)}, {DNNL_ARG_SHIFT, param(2)},
+                      {DNNL_ARG_MEAN, param(3)}, {DNNL_ARG_VARIANCE, param(4)}, {DNNL_ARG_DST, dst}});
+    value_[n.outputs[0]] = xs.size() == 4 ? dst : p_.alias(dst, xs, plain_desc(xs, t(dst).dtype));
+    if (xs.size() != 4) aliased_.insert(dst);
     return true;
   }
 

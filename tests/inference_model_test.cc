@@ -173,6 +173,22 @@ TEST(InferenceModel, ResNetRunsFoldedAndFusedConvolutions) {
   EXPECT_NE(plan.find("conv2d: 20"), std::string::npos) << plan;
 }
 
+TEST(InferenceModel, BatchNormAfterTheInputAndSoftmaxRunAsPrimitives) {
+  using namespace nn;
+  set_global_seed(4);
+  SymbolicTensor in = Input({6, 6, 3});
+  SymbolicTensor h = BatchNormalization()(in);  // no conv before it: nothing to fold into
+  h = Conv2D(4, 3, "relu")(h);
+  h = BatchNormalization()(Flatten()(h));       // after a reshape: [N, 64]
+  Model model(in, Dense(5, "softmax")(h));
+  Tensor x = random_uniform({3, 6, 6, 3}, -1.f, 1.f, 1);
+  model(x);
+  randomize_batch_norms(model, 400);
+  auto inference = runtime_export::trace(model, x);
+  EXPECT_EQ(inference->fallback_steps({x.shape()}), 0) << inference->describe_plan({x.shape()});
+  EXPECT_LE(max_abs_diff(inference->run(x), model(x)), 1e-5);
+}
+
 TEST(InferenceModel, SteadyStateAllocatesNothing) {
   set_global_seed(6);
   auto model = nn::applications::keras_cnn();
