@@ -183,6 +183,52 @@ RefTensor fused_ref(RefTensor y, const Refs& x, const Attrs& a) {
   return y;
 }
 
+// Quantized rows: the double-precision meaning of quantize/dequantize and of the int8
+// conv/dense epilogue (dequantize, float op, + residual, activation, quantize).
+double quantize_ref(double x, double scale, double zero_point, const std::string& dtype) {
+  double lo = dtype == "u8" ? 0 : -128, hi = dtype == "u8" ? 255 : 127;
+  return std::min(hi, std::max(lo, std::nearbyint(x / scale) + zero_point));
+}
+
+RefTensor scaled(RefTensor t, double s) {
+  for (double& v : t.data) v *= s;
+  return t;
+}
+
+RefTensor quantized_ref(const Refs& x, const Attrs& a, bool conv) {
+  const std::vector<double>& ws = a.get_floats("w_scales");
+  RefTensor w = x[1];
+  for (int64_t i = 0; i < w.size(); ++i) w.data[i] *= ws[i % ws.size()];
+  Refs f{scaled(x[0], a.get_float("x_scale")), w};
+  if (x.size() > 2) f.push_back(x[2]);
+  RefTensor y;
+  if (conv) {
+    Attrs plain = a;
+    plain.set("activation", "none");
+    y = conv_ref(f, plain);
+  } else {
+    y = ref::linear(f[0], f[1], f.size() > 2 ? &f[2] : nullptr, false);
+  }
+  Refs with_residual{y, y, y};
+  if (x.size() > 3) with_residual.push_back(scaled(x[3], a.get_float("residual_scale")));
+  y = fused_ref(y, with_residual, a);
+  const std::string& out = a.get_string("out_dtype");
+  if (out == "f32") return y;
+  for (double& v : y.data) v = quantize_ref(v, a.get_float("out_scale"), 0, out);
+  return y;
+}
+
+Attrs quantized_epilogue(Attrs a, const char* activation, double x_scale, std::vector<double> w_scales,
+                         const char* out_dtype, double out_scale) {
+  if (a.op() == "fused_conv2d") a.set_op("qconv2d");
+  return a.set("activation", activation)
+      .set("x_scale", ops::AttrValue(x_scale))
+      .set("w_scales", w_scales)
+      .set("residual_scale", ops::AttrValue(0.05))
+      .set("out_scale", ops::AttrValue(out_scale))
+      .set("out_dtype", out_dtype);
+}
+
 // Pooling rows: Keras's default strides (0: the pool size), 'same' with overlapping windows,
 // and an asymmetric window.
 Row pool_row(const std::string& name, bool is_max) {
@@ -363,6 +409,80 @@ const std::vector<Row>& rows() {
              return std::vector<std::vector<Tensor>>{with(good, 3, Tensor::zeros({4, 6})),
                                                      with(good, 0, Tensor::zeros({4, 8}, DType::s32))};
            }},
+
+      {.op = "quantize_linear",
+       .cases = {{Attrs("quantize_linear").set("scale", 0.01f).set("zero_point", 0).set("dtype", "s8"),
+                  {In{.shape = {3, 17}, .low = -2.f, .high = 2.f}}},
+                 {Attrs("quantize_linear").set("scale", 0.004f).set("zero_point", 10).set("dtype", "u8"),
+                  {In{.shape = {4, 9}, .low = -0.5f, .high = 1.5f}}}},
+       .ref =
+           [](const Refs& x, const Attrs& a) {
+             return ref::unary(x[0], [&](double v) {
+               return quantize_ref(v, a.get_float("scale"), a.get_int("zero_point"), a.get_string("dtype"));
+             });
+           },
+       .differentiable = false,
+       .f32 = Tolerance{0, 0},
+       .bf16 = Tolerance{1, 0},  // bf16 inputs round before quantizing: one step at most
+       .out_dtype = attr_dtype},
+      {.op = "dequantize_linear",
+       .cases = {{Attrs("dequantize_linear").set("scale", 0.01f).set("zero_point", 0),
+                  {In{.shape = {3, 17}, .low = -128.f, .high = 128.f, .dtype = DType::s8}}},
+                 {Attrs("dequantize_linear").set("scale", 0.5f).set("zero_point", 7),
+                  {In{.shape = {5, 4}, .low = 0.f, .high = 256.f, .dtype = DType::u8}}}},
+       .ref =
+           [](const Refs& x, const Attrs& a) {
+             return ref::unary(x[0], [&](double v) { return (v - a.get_int("zero_point")) * a.get_float("scale"); });
+           },
+       .differentiable = false,
+       .f32 = Tolerance{1e-6, 1e-6},
+       .bf16 = std::nullopt,
+       .bad = [](const std::vector<Tensor>&) { return std::vector<std::vector<Tensor>>{{Tensor::zeros({2, 3})}}; },
+       .out_dtype = [](const Attrs&, DType) { return DType::f32; }},
+      // int8 conv/dense: u8 or s8 data, s8 weights with per-channel scales. Outputs are compared
+      // within one quantization step (float accumulation can move a rounding tie).
+      {.op = "qconv2d",
+       .cases = {{quantized_epilogue(fused_conv_attrs({1, 1}, "same", 1, "relu"), "relu", 0.02, {0.01, 0.02, 0.015, 0.01},
+                                     "u8", 0.05),
+                  {In{.shape = {2, 5, 6, 3}, .low = 0.f, .high = 256.f, .dtype = DType::u8},
+                   In{.shape = {3, 3, 3, 4}, .low = -127.f, .high = 128.f, .dtype = DType::s8}, In{.shape = {4}},
+                   In{.shape = {2, 5, 6, 4}, .low = -128.f, .high = 128.f, .dtype = DType::s8}}},
+                 {quantized_epilogue(fused_conv_attrs({2, 2}, "valid", 1, "none"), "none", 0.03, {0.01, 0.01, 0.02},
+                                     "s8", 0.1),
+                  {In{.shape = {1, 7, 8, 2}, .low = -128.f, .high = 128.f, .dtype = DType::s8},
+                   In{.shape = {3, 3, 2, 3}, .low = -127.f, .high = 128.f, .dtype = DType::s8}, In{.shape = {3}}}},
+                 {quantized_epilogue(fused_conv_attrs({1, 1}, "valid", 1, "none"), "none", 0.05, {0.01, 0.02},
+                                     "f32", 1.0),
+                  {In{.shape = {1, 4, 4, 2}, .low = 0.f, .high = 256.f, .dtype = DType::u8},
+                   In{.shape = {2, 2, 2, 2}, .low = -127.f, .high = 128.f, .dtype = DType::s8}}}},
+       .ref = [](const Refs& x, const Attrs& a) { return quantized_ref(x, a, true); },
+       .differentiable = false,
+       .f32 = Tolerance{1.001, 1e-4},
+       .bf16 = std::nullopt,
+       .bad =
+           [](const std::vector<Tensor>& good) {
+             return std::vector<std::vector<Tensor>>{with(good, 0, Tensor::zeros({2, 5, 6, 3})),
+                                                     with(good, 1, Tensor::zeros({3, 3, 3, 4}))};
+           },
+       .out_dtype = [](const Attrs& a, DType) { return dtype_from_name(a.get_string("out_dtype")); }},
+      {.op = "qlinear",
+       .cases = {{quantized_epilogue(Attrs("qlinear"), "relu", 0.02, {0.01, 0.02, 0.01, 0.03, 0.01}, "u8", 0.05),
+                  {In{.shape = {4, 8}, .low = 0.f, .high = 256.f, .dtype = DType::u8},
+                   In{.shape = {8, 5}, .low = -127.f, .high = 128.f, .dtype = DType::s8}, In{.shape = {5}},
+                   In{.shape = {4, 5}, .low = -128.f, .high = 128.f, .dtype = DType::s8}}},
+                 {quantized_epilogue(Attrs("qlinear"), "none", 0.03, {0.01, 0.02, 0.01}, "f32", 1.0),
+                  {In{.shape = {3, 6}, .low = -128.f, .high = 128.f, .dtype = DType::s8},
+                   In{.shape = {6, 3}, .low = -127.f, .high = 128.f, .dtype = DType::s8}}}},
+       .ref = [](const Refs& x, const Attrs& a) { return quantized_ref(x, a, false); },
+       .differentiable = false,
+       .f32 = Tolerance{1.001, 1e-4},
+       .bf16 = std::nullopt,
+       .bad =
+           [](const std::vector<Tensor>& good) {
+             return std::vector<std::vector<Tensor>>{with(good, 0, Tensor::zeros({4, 8})),
+                                                     with(good, 1, Tensor::zeros({8, 5}))};
+           },
+       .out_dtype = [](const Attrs& a, DType) { return dtype_from_name(a.get_string("out_dtype")); }},
 
       pool_row("max_pool2d", true),
       pool_row("avg_pool2d", false),

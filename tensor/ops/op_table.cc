@@ -22,6 +22,16 @@ std::vector<int> ints(const Attrs& a, const std::string& name) {
   return out;
 }
 
+// The conv geometry of a fused or quantized conv, whose "activation" is an epilogue.
+Conv2dAttrs conv_geometry(const Attrs& a) {
+  return conv2d_options_from(Attrs("conv2d")
+                                 .set("strides", a.get_ints("strides"))
+                                 .set("padding", a.get_string("padding"))
+                                 .set("dilation", a.get_ints("dilation"))
+                                 .set("groups", ops::AttrValue(a.get_int("groups")))
+                                 .set("activation", "none"));
+}
+
 OpDef binary(const std::string& name, Tensor (*fn)(const Tensor&, const Tensor&), bool differentiable = true) {
   return {name, 2, 2, differentiable, [fn](const Inputs& in, const Attrs&) { return Outputs{fn(in[0], in[1])}; }};
 }
@@ -56,12 +66,7 @@ std::vector<OpDef> build_table() {
        }},
       {"fused_conv2d", 2, 4, false,
        [](const Inputs& in, const Attrs& a) {
-         Conv2dAttrs conv = conv2d_options_from(ops::Attrs("conv2d")
-                                                    .set("strides", a.get_ints("strides"))
-                                                    .set("padding", a.get_string("padding"))
-                                                    .set("dilation", a.get_ints("dilation"))
-                                                    .set("groups", ops::AttrValue(a.get_int("groups")))
-                                                    .set("activation", "none"));
+         Conv2dAttrs conv = conv_geometry(a);
          return Outputs{fused_conv2d(in[0], in[1], optional_input(in, 2), optional_input(in, 3), conv,
                                      epilogue_from_name(a.get_string("activation")))};
        }},
@@ -69,6 +74,26 @@ std::vector<OpDef> build_table() {
        [](const Inputs& in, const Attrs& a) {
          return Outputs{fused_linear(in[0], in[1], optional_input(in, 2), optional_input(in, 3),
                                      epilogue_from_name(a.get_string("activation")))};
+       }},
+      {"quantize_linear", 1, 1, false,
+       [](const Inputs& in, const Attrs& a) {
+         return Outputs{quantize_linear(in[0], static_cast<float>(a.get_float("scale")),
+                                        static_cast<int32_t>(a.get_int("zero_point")), dtype_from_name(a.get_string("dtype")))};
+       }},
+      {"dequantize_linear", 1, 1, false,
+       [](const Inputs& in, const Attrs& a) {
+         return Outputs{dequantize_linear(in[0], static_cast<float>(a.get_float("scale")),
+                                          static_cast<int32_t>(a.get_int("zero_point")))};
+       }},
+      {"qconv2d", 2, 4, false,
+       [](const Inputs& in, const Attrs& a) {
+         Conv2dAttrs conv = conv_geometry(a);
+         return Outputs{qconv2d(in[0], in[1], optional_input(in, 2), optional_input(in, 3), conv,
+                                quantized_epilogue_from(a))};
+       }},
+      {"qlinear", 2, 4, false,
+       [](const Inputs& in, const Attrs& a) {
+         return Outputs{qlinear(in[0], in[1], optional_input(in, 2), optional_input(in, 3), quantized_epilogue_from(a))};
        }},
       {"max_pool2d", 1, 1, true,
        [](const Inputs& in, const Attrs& a) { return Outputs{max_pool2d(in[0], pool2d_options_from(a))}; }},

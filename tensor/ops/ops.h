@@ -9,6 +9,7 @@
 #include "tensor/ops/matmul.h"
 #include "tensor/ops/norm.h"
 #include "tensor/ops/pool.h"
+#include "tensor/ops/quantized.h"
 #include "tensor/ops/reduce.h"
 #include "tensor/ops/shape_ops.h"
 #include "tensor/ops/softmax.h"
