@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <set>
 #include <stdexcept>
 
@@ -39,6 +40,15 @@ memory::desc plain_desc(const Shape& s, DType dtype) {
 }
 
 bool is_float(DType d) { return d == DType::f32 || d == DType::bf16; }
+bool is_int8(DType d) { return d == DType::u8 || d == DType::s8; }
+
+// The same layout with another element type (int8 data in the blocked layout of the f32
+// tensor it was quantized from, and back).
+memory::desc with_dtype(const memory::desc& d, DType dtype) {
+  dnnl_memory_desc_t c = d.data;
+  c.data_type = static_cast<dnnl_data_type_t>(onednn::to_dnnl(dtype));
+  return memory::desc(c);
+}
 
 }  // namespace
 
@@ -124,8 +134,8 @@ struct Plan::Impl {
   int new_slot(const Shape& shape, DType dtype, const memory::desc& desc) {
     return add_tensor({shape, dtype, desc, Home::slot});
   }
-  int alias(int of, const Shape& shape, const memory::desc& desc) {
-    PTensor t{shape, tensors[of].dtype, desc, Home::slot};
+  int alias(int of, const Shape& shape, const memory::desc& desc, std::optional<DType> dtype = std::nullopt) {
+    PTensor t{shape, dtype.value_or(tensors[of].dtype), desc, Home::slot};
     t.alias_of = of;
     return add_tensor(std::move(t));
   }
@@ -221,6 +231,9 @@ class Builder {
       else if (op == "add" || op == "add_relu") done = add(n);
       else if (op == "softmax" || op == "log_softmax") done = softmax(n);
       else if (op == "batch_norm_inference") done = batch_norm(n);
+      else if (op == "quantize_linear" || op == "dequantize_linear") done = requantize(n);
+      else if (op == "qconv2d") done = qconv(n);
+      else if (op == "qlinear") done = qlinear(n);
       else done = eltwise(n);
       if (!done) fallback(n);
     }
@@ -418,7 +431,7 @@ class Builder {
   bool pool(const graph::Node& n) {
     int x = value_[n.inputs[0]];
     const Shape xs = t(x).shape;  // a copy: adding tensors moves them
-    if (xs.size() != 4 || !is_float(t(x).dtype)) return false;
+    if (xs.size() != 4 || !(is_float(t(x).dtype) || is_int8(t(x).dtype))) return false;
     Pool2dAttrs a = pool2d_options_from(n.call);
     const int64_t N = xs[0], H = xs[1], W = xs[2], C = xs[3];
     int64_t sh = a.strides[0] ? a.strides[0] : a.pool_size[0], sw = a.strides[1] ? a.strides[1] : a.pool_size[1];
@@ -515,6 +528,189 @@ class Builder {
     int dst = p_.new_slot(t(x).shape, t(x).dtype, t(x).desc);
     p_.add_primitive(n.call.op(), pd, dnnl::eltwise_forward(pd), {{DNNL_ARG_SRC, x}, {DNNL_ARG_DST, dst}});
     value_[n.outputs[0]] = dst;
+    return true;
+  }
+
+  // quantize_linear / dequantize_linear: one reorder that keeps the layout and changes the
+  // element type, with the scale (and zero point) as reorder attributes.
+  bool requantize(const graph::Node& n) {
+    int x = value_[n.inputs[0]];
+    const bool quantize = n.call.op() == "quantize_linear";
+    const float scale = static_cast<float>(n.call.get_float("scale"));
+    const int32_t zero_point = static_cast<int32_t>(n.call.get_int("zero_point"));
+    if (!(scale > 0.f)) return false;  // the eager op names the problem
+    DType to = quantize ? dtype_from_name(n.call.get_string("dtype")) : DType::f32;
+    if (quantize ? !is_float(t(x).dtype) || !is_int8(to) : !is_int8(t(x).dtype)) return false;
+    dnnl::primitive_attr attr = onednn::default_attr();
+    attr.set_output_scales(0, {quantize ? 1.f / scale : scale});
+    if (zero_point != 0) attr.set_zero_points(quantize ? DNNL_ARG_DST : DNNL_ARG_SRC, 0, {zero_point});
+    memory::desc want = with_dtype(t(x).desc, to);
+    dnnl::reorder::primitive_desc pd;
+    try {
+      pd = dnnl::reorder::primitive_desc(onednn::cpu_engine(), t(x).desc, onednn::cpu_engine(), want, attr);
+    } catch (const dnnl::error&) {
+      return false;
+    }
+    int dst = p_.new_slot(t(x).shape, to, want);
+    p_.add_primitive(n.call.op(), pd, dnnl::reorder(pd), {{DNNL_ARG_FROM, x}, {DNNL_ARG_TO, dst}});
+    value_[n.outputs[0]] = dst;
+    return true;
+  }
+
+  // The int8 epilogue as oneDNN attributes: per-channel output scales x_scale * w_scale[c]
+  // (over out_scale when nothing follows), the residual as a sum post-op in its own int8 type,
+  // the activation as an eltwise post-op whose scale divides by out_scale. Bias is added to
+  // the s32 accumulator before the output scales, so it is passed divided by x * w scales.
+  dnnl::primitive_attr quantized_attr(const QuantizedEpilogue& q, DType residual_dtype, bool residual) {
+    const bool act = q.activation != Epilogue::none;
+    const float out = q.out_dtype == DType::f32 ? 1.f : q.out_scale;
+    std::vector<float> scales;
+    for (float w : q.w_scales) scales.push_back(q.x_scale * w / (act ? 1.f : out));
+    dnnl::primitive_attr attr = onednn::default_attr();
+    attr.set_output_scales(1 << 1, scales);
+    dnnl::post_ops po;
+    if (residual) po.append_sum(q.residual_scale / (act ? 1.f : out), onednn::to_dnnl(residual_dtype));
+    if (act) po.append_eltwise(1.f / out, epilogue_algorithm(q.activation), 0.f, 0.f);
+    attr.set_post_ops(po);
+    return attr;
+  }
+
+  int quantized_bias(const graph::Node& n, const QuantizedEpilogue& q, const memory::dims& dims) {
+    const int64_t channels = static_cast<int64_t>(q.w_scales.size());
+    std::vector<float> b(channels, 0.f);
+    if (n.inputs.size() > 2) {
+      std::vector<float> v = t(value_[n.inputs[2]]).constant.to_vector();
+      if (static_cast<int64_t>(v.size()) != channels) return -1;
+      for (int64_t c = 0; c < channels; ++c) b[c] = v[c] / (q.x_scale * q.w_scales[c]);
+    }
+    PTensor bt{{channels}, DType::f32, memory::desc(dims, memory::data_type::f32, dims.size() == 1 ? tag::a : tag::ab),
+               Home::constant};
+    bt.constant = Tensor::from_vector(b, {channels});
+    return p_.add_tensor(std::move(bt));
+  }
+
+  // The residual's bytes in the destination's buffer, seen as the residual's own type: the
+  // sum post-op reads them in that type, whatever the destination's.
+  int quantized_destination(int residual_value, const memory::desc& dst_desc, const Shape& shape, DType out_dtype) {
+    int r = value_[residual_value];
+    memory::desc as_residual = with_dtype(dst_desc, t(r).dtype);
+    int holder = destination_for_residual(residual_value, as_residual, shape, t(r).dtype);
+    if (t(holder).dtype == out_dtype) return holder;
+    aliased_.insert(holder);
+    return p_.alias(holder, shape, dst_desc, out_dtype);
+  }
+
+  bool qconv(const graph::Node& n) {
+    if (!constant(n.inputs[1]) || (n.inputs.size() > 2 && !constant(n.inputs[2]))) return false;
+    Conv2dAttrs a;
+    {
+      ops::Attrs plain = n.call;
+      plain.set_op("conv2d");
+      plain.set("activation", "none");
+      a = conv2d_options_from(plain);
+    }
+    QuantizedEpilogue q = quantized_epilogue_from(n.call);
+    int x = value_[n.inputs[0]];
+    const Shape xs = t(x).shape;
+    const Tensor w = t(value_[n.inputs[1]]).constant;
+    if (xs.size() != 4 || w.ndim() != 4 || !is_int8(t(x).dtype) || w.dtype() != DType::s8) return false;
+    const int64_t N = xs[0], H = xs[1], W = xs[2], C = xs[3];
+    const int64_t KH = w.shape()[0], KW = w.shape()[1], CG = w.shape()[2], O = w.shape()[3], G = a.groups;
+    if (G <= 0 || CG * G != C || O % G != 0 || static_cast<int64_t>(q.w_scales.size()) != O) return false;
+    std::string shapes = "x " + shape_str(xs) + ", kernel " + shape_str(w.shape());
+    SpatialPlan ph = plan_spatial(H, KH, a.strides[0], a.dilation[0], a.padding, "qconv2d", shapes);
+    SpatialPlan pw = plan_spatial(W, KW, a.strides[1], a.dilation[1], a.padding, "qconv2d", shapes);
+    memory::dims wdims = G == 1 ? memory::dims{O, C, KH, KW} : memory::dims{G, O / G, CG, KH, KW};
+    const bool residual = n.inputs.size() > 3;
+    DType rdt = residual ? t(value_[n.inputs[3]]).dtype : DType::s8;
+    if (residual && !is_int8(rdt)) return false;
+    memory::desc src_any({N, C, H, W}, onednn::to_dnnl(t(x).dtype), tag::any),
+        w_any(wdims, memory::data_type::s8, tag::any), dst_any({N, O, ph.out, pw.out}, onednn::to_dnnl(q.out_dtype), tag::any),
+        bias_md({O}, memory::data_type::f32, tag::a);
+    dnnl::convolution_forward::primitive_desc pd;
+    try {
+      pd = dnnl::convolution_forward::primitive_desc(
+          dnnl::convolution_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src_any,
+                                          w_any, bias_md, dst_any, {a.strides[0], a.strides[1]},
+                                          {a.dilation[0] - 1, a.dilation[1] - 1}, {ph.pad_before, pw.pad_before},
+                                          {ph.pad_after, pw.pad_after}),
+          quantized_attr(q, rdt, residual), onednn::cpu_engine());
+    } catch (const dnnl::error&) {
+      return false;
+    }
+    int bias = quantized_bias(n, q, {O});
+    if (bias < 0) return false;
+    int src = p_.as_desc(x, pd.src_desc(), t(x).dtype);
+    memory::desc w_user = G == 1 ? memory::desc(wdims, memory::data_type::s8, tag::hwio)
+                                 : memory::desc(wdims, memory::data_type::s8,
+                                                memory::dims{O / G, 1, O, KW * CG * O, CG * O});
+    PTensor wt{w.shape(), DType::s8, pd.weights_desc(), Home::constant};
+    wt.constant = weights_.get(n.inputs[1], w, w_user, pd.weights_desc());
+    int wid = p_.add_tensor(std::move(wt));
+    Shape ys = {N, ph.out, pw.out, O};
+    int dst = residual ? quantized_destination(n.inputs[3], pd.dst_desc(), ys, q.out_dtype)
+                       : p_.new_slot(ys, q.out_dtype, pd.dst_desc());
+    p_.add_primitive("qconv2d", pd, dnnl::convolution_forward(pd),
+                     {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wid}, {DNNL_ARG_BIAS, bias}, {DNNL_ARG_DST, dst}}, true);
+    value_[n.outputs[0]] = dst;
+    return true;
+  }
+
+  bool qlinear(const graph::Node& n) {
+    if (!constant(n.inputs[1]) || (n.inputs.size() > 2 && !constant(n.inputs[2]))) return false;
+    QuantizedEpilogue q = quantized_epilogue_from(n.call);
+    int x = value_[n.inputs[0]];
+    const Shape xs = t(x).shape;
+    const Tensor w = t(value_[n.inputs[1]]).constant;
+    if (xs.empty() || w.ndim() != 2 || xs.back() != w.shape()[0] || !is_int8(t(x).dtype) || w.dtype() != DType::s8) {
+      return false;
+    }
+    const int64_t K = w.shape()[0], Nout = w.shape()[1];
+    if (static_cast<int64_t>(q.w_scales.size()) != Nout) return false;
+    const int64_t M = numel(xs) / std::max<int64_t>(K, 1);
+    const bool residual = n.inputs.size() > 3;
+    DType rdt = residual ? t(value_[n.inputs[3]]).dtype : DType::s8;
+    if (residual && !is_int8(rdt)) return false;
+    memory::desc src_md({M, K}, onednn::to_dnnl(t(x).dtype), tag::ab), w_any({K, Nout}, memory::data_type::s8, tag::any),
+        dst_md({M, Nout}, onednn::to_dnnl(q.out_dtype), tag::ab), bias_md({1, Nout}, memory::data_type::f32, tag::ab);
+    dnnl::matmul::primitive_desc pd;
+    try {
+      pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(src_md, w_any, bias_md, dst_md), quantized_attr(q, rdt, residual),
+                                        onednn::cpu_engine());
+    } catch (const dnnl::error&) {
+      return false;
+    }
+    int bias = quantized_bias(n, q, {1, Nout});
+    if (bias < 0) return false;
+    int plain = p_.as_plain(x);
+    int src = p_.alias(plain, {M, K}, src_md);
+    aliased_.insert(plain);
+    PTensor wt{w.shape(), DType::s8, pd.weights_desc(), Home::constant};
+    wt.constant = weights_.get(n.inputs[1], w, memory::desc({K, Nout}, memory::data_type::s8, tag::ab), pd.weights_desc());
+    int wid = p_.add_tensor(std::move(wt));
+    Shape ys = xs;
+    ys.back() = Nout;
+    int dst2d;
+    if (residual) {
+      int r = p_.as_plain(value_[n.inputs[3]]);
+      value_[n.inputs[3]] = r;
+      if (t(r).shape != Shape{M, Nout}) {
+        r = p_.alias(r, {M, Nout}, memory::desc({M, Nout}, onednn::to_dnnl(rdt), tag::ab));
+        aliased_.insert(p_.root(r));
+        value_[n.inputs[3]] = r;
+      }
+      dst2d = quantized_destination(n.inputs[3], dst_md, {M, Nout}, q.out_dtype);
+    } else {
+      dst2d = p_.new_slot({M, Nout}, q.out_dtype, dst_md);
+    }
+    p_.add_primitive("qlinear", pd, dnnl::matmul(pd),
+                     {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wid}, {DNNL_ARG_BIAS, bias}, {DNNL_ARG_DST, dst2d}}, true);
+    int out = dst2d;
+    if (ys != Shape{M, Nout}) {
+      out = p_.alias(dst2d, ys, plain_desc(ys, q.out_dtype));
+      aliased_.insert(dst2d);
+    }
+    value_[n.outputs[0]] = out;
     return true;
   }
 

@@ -29,7 +29,8 @@ struct PoolGeometry {
 };
 
 PoolGeometry plan(const Tensor& x, const Pool2dAttrs& opt, const char* op) {
-  detail::check_floating(x, op);
+  // u8/s8 pool too (quantized inference: oneDNN pools int8 directly; no gradient).
+  if (!x.defined() || (x.dtype() != DType::u8 && x.dtype() != DType::s8)) detail::check_floating(x, op);
   detail::check_rank(x, 4, op, "input (NHWC)");
   PoolGeometry g;
   g.n = x.shape()[0], g.h = x.shape()[1], g.w = x.shape()[2], g.c = x.shape()[3];
@@ -76,7 +77,7 @@ Tensor pool_backward(const PoolGeometry& g, dnnl::algorithm alg, const char* op,
 // which one scan finds; only then are windows recomputed, and only those outputs rewritten.
 // The backward still sends a NaN window's gradient to the element oneDNN picked.
 void fix_max_pool_nan_and_inf(const PoolGeometry& g, const Tensor& src, Tensor& out) {
-  if (std::isfinite(detail::max_abs(src))) return;
+  if ((src.dtype() != DType::f32 && src.dtype() != DType::bf16) || std::isfinite(detail::max_abs(src))) return;
   const void* x = src.raw_data();
   void* y = out.raw_data();
   const DType dt = src.dtype();

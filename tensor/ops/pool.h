@@ -12,7 +12,8 @@ struct Pool2dAttrs {
   Padding padding = Padding::valid;
 };
 
-// NHWC pooling. Average pooling with 'same' padding excludes padded cells (as Keras does).
+// NHWC pooling (f32, bf16; u8 and s8 for quantized inference, without gradient). Average
+// pooling with 'same' padding excludes padded cells (as Keras does).
 Tensor max_pool2d(const Tensor& x, const Pool2dAttrs& options = {});
 Tensor avg_pool2d(const Tensor& x, const Pool2dAttrs& options = {});
 // [N, H, W, C] -> [N, C] (or [N, 1, 1, C] with keepdims).
