@@ -1,0 +1,172 @@
+#include "quant/quantize_graph.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+#include "graph/trace.h"
+#include "tensor/ops/quantized.h"
+
+namespace kiln::quant {
+namespace {
+
+bool conv_like(const std::string& op) { return op == "conv2d" || op == "fused_conv2d"; }
+bool dense_like(const std::string& op) { return op == "linear" || op == "fused_linear"; }
+bool int8_passthrough(const std::string& op) { return op == "max_pool2d" || op == "avg_pool2d" || op == "reshape"; }
+
+bool is_quantizable(const graph::Graph& g, const graph::Node& n) {
+  const std::string& op = n.call.op();
+  if (!conv_like(op) && !dense_like(op)) return false;
+  if (n.outputs.size() != 1 || g.values[n.inputs[0]].dtype != DType::f32) return false;
+  const graph::Constant* w = g.constant_for(n.inputs[1]);
+  if (!w || w->tensor.dtype() != DType::f32) return false;
+  if (n.inputs.size() > 2 && !g.constant_for(n.inputs[2])) return false;
+  return true;
+}
+
+// Symmetric per-output-channel (last axis) s8 weights.
+std::pair<Tensor, std::vector<float>> quantize_weights(const Tensor& w) {
+  const int64_t channels = w.shape().back();
+  std::vector<float> v = w.to_vector();
+  std::vector<float> scales(channels, 0.f);
+  for (size_t i = 0; i < v.size(); ++i) scales[i % channels] = std::max(scales[i % channels], std::fabs(v[i]));
+  for (float& s : scales) s = s > 0.f ? s / 127.f : 1e-8f;  // an all-zero channel stays zero
+  for (size_t i = 0; i < v.size(); ++i) {
+    v[i] = std::min(127.f, std::max(-127.f, std::nearbyint(v[i] / scales[i % channels])));
+  }
+  return {Tensor::from_vector(v, w.shape(), DType::s8), scales};
+}
+
+Epilogue epilogue_of(const graph::Node& n) {
+  const std::string& act = n.call.get_string("activation");
+  return epilogue_from_name(act);
+}
+
+}  // namespace
+
+std::vector<int> quantizable_nodes(const graph::Graph& g) {
+  std::vector<int> out;
+  for (size_t k = 0; k < g.nodes.size(); ++k) {
+    if (is_quantizable(g, g.nodes[k])) out.push_back(static_cast<int>(k));
+  }
+  return out;
+}
+
+graph::Graph quantize_graph(const graph::Graph& in, const std::map<int, ActivationQuant>& activations,
+                            const QuantizeGraphOptions& options) {
+  graph::Graph g = in;
+  std::vector<graph::Node> nodes;
+  std::map<int, std::pair<int, ActivationQuant>> int8_of;  // f32 value -> its int8 twin
+
+  auto known = [&](int v) { return activations.count(v) > 0; };
+  auto new_value = [&](int like, DType dtype, const std::string& suffix) {
+    graph::Value v = g.values[like];
+    v.name += suffix;
+    v.dtype = dtype;
+    g.values.push_back(v);
+    return static_cast<int>(g.values.size()) - 1;
+  };
+  auto add_literal = [&](const std::string& name, const Tensor& t) {
+    g.values.push_back({name, t.shape(), t.dtype()});
+    int id = static_cast<int>(g.values.size()) - 1;
+    g.constants.push_back({id, false, t});
+    return id;
+  };
+  // The int8 twin of an f32 value, quantizing it here when no int8 layer produced it.
+  auto int8 = [&](int v) {
+    auto it = int8_of.find(v);
+    if (it != int8_of.end()) return it->second;
+    const ActivationQuant& q = activations.at(v);
+    int v8 = new_value(v, q.dtype, "/q");
+    nodes.push_back({ops::Attrs("quantize_linear")
+                         .set("scale", q.scale)
+                         .set("zero_point", 0)
+                         .set("dtype", dtype_name(q.dtype)),
+                     {v},
+                     {v8}});
+    return int8_of[v] = {v8, q};
+  };
+  auto dequantize = [&](int v8, const ActivationQuant& q, int v) {
+    nodes.push_back({ops::Attrs("dequantize_linear").set("scale", q.scale).set("zero_point", 0), {v8}, {v}});
+  };
+
+  std::vector<bool> quantized(g.nodes.size(), false);
+  for (size_t k = 0; k < g.nodes.size(); ++k) {
+    const graph::Node& n = g.nodes[k];
+    bool ranges = known(n.inputs[0]) && known(n.outputs[0]) && (n.inputs.size() < 4 || known(n.inputs[3]));
+    quantized[k] = is_quantizable(g, n) && !options.keep_float.count(static_cast<int>(k)) && ranges;
+  }
+  // Whether some reader keeps the value in int8 (an int8 layer or an int8 pool/reshape).
+  auto int8_reader = [&](int v) {
+    for (size_t k = 0; k < g.nodes.size(); ++k) {
+      const graph::Node& n = g.nodes[k];
+      for (size_t i = 0; i < n.inputs.size(); ++i) {
+        if (n.inputs[i] != v) continue;
+        if (quantized[k] && (i == 0 || i == 3)) return true;
+        if (int8_passthrough(n.call.op()) && i == 0 && !options.keep_float.count(static_cast<int>(k))) return true;
+      }
+    }
+    return false;
+  };
+
+  for (size_t k = 0; k < g.nodes.size(); ++k) {
+    const graph::Node n = g.nodes[k];
+    const std::string& op = n.call.op();
+    if (quantized[k]) {
+      auto [x8, xq] = int8(n.inputs[0]);
+      auto [w8, scales] = quantize_weights(g.constant_for(n.inputs[1])->tensor);
+      const std::string wname = g.values[n.inputs[1]].name;
+      std::vector<int> inputs{x8, add_literal(wname + "/s8", w8)};
+      QuantizedEpilogue q{.x_scale = xq.scale, .w_scales = scales};
+      q.activation = op == "conv2d" || op == "linear"
+                         ? (n.call.get_string("activation") == "relu" ? Epilogue::relu : Epilogue::none)
+                         : epilogue_of(n);
+      if (n.inputs.size() > 2) inputs.push_back(n.inputs[2]);  // a residual always comes after a bias
+      if (n.inputs.size() > 3) {
+        auto [r8, rq] = int8(n.inputs[3]);
+        inputs.push_back(r8);
+        q.residual_scale = rq.scale;
+      }
+      const int y = n.outputs[0];
+      const bool keep_int8 = int8_reader(y);
+      int out = y;
+      if (keep_int8) {
+        const ActivationQuant& yq = activations.at(y);
+        q.out_dtype = yq.dtype;
+        q.out_scale = yq.scale;
+        out = new_value(y, yq.dtype, "/q");
+      }
+      ops::Attrs attrs;
+      if (conv_like(op)) {
+        ops::Attrs geometry = n.call;
+        geometry.set_op("conv2d");
+        geometry.set("activation", "none");
+        attrs = qconv2d_attrs(conv2d_options_from(geometry), q);
+      } else {
+        attrs = qlinear_attrs(q);
+      }
+      nodes.push_back({attrs, inputs, {out}});
+      if (keep_int8) {
+        int8_of[y] = {out, {q.out_dtype, q.out_scale}};
+        dequantize(out, {q.out_dtype, q.out_scale}, y);  // for float readers; dropped when unused
+      }
+      continue;
+    }
+    auto twin = int8_of.find(n.inputs.empty() ? -1 : n.inputs[0]);
+    if (int8_passthrough(op) && twin != int8_of.end() && !options.keep_float.count(static_cast<int>(k))) {
+      auto [x8, xq] = twin->second;
+      int out8 = new_value(n.outputs[0], xq.dtype, "/q");
+      nodes.push_back({n.call, {x8}, {out8}});
+      int8_of[n.outputs[0]] = {out8, xq};
+      dequantize(out8, xq, n.outputs[0]);
+      continue;
+    }
+    nodes.push_back(n);
+  }
+  g.nodes = std::move(nodes);
+  graph::Graph out = graph::eliminate_dead_code(g);
+  out.validate();
+  return out;
+}
+
+}  // namespace kiln::quant
