@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "graph/trace.h"
+#include "quant/weights.h"
 #include "tensor/ops/quantized.h"
 
 namespace kiln::quant {
@@ -22,19 +23,6 @@ bool is_quantizable(const graph::Graph& g, const graph::Node& n) {
   if (!w || w->tensor.dtype() != DType::f32) return false;
   if (n.inputs.size() > 2 && !g.constant_for(n.inputs[2])) return false;
   return true;
-}
-
-// Symmetric per-output-channel (last axis) s8 weights.
-std::pair<Tensor, std::vector<float>> quantize_weights(const Tensor& w) {
-  const int64_t channels = w.shape().back();
-  std::vector<float> v = w.to_vector();
-  std::vector<float> scales(channels, 0.f);
-  for (size_t i = 0; i < v.size(); ++i) scales[i % channels] = std::max(scales[i % channels], std::fabs(v[i]));
-  for (float& s : scales) s = s > 0.f ? s / 127.f : 1e-8f;  // an all-zero channel stays zero
-  for (size_t i = 0; i < v.size(); ++i) {
-    v[i] = std::min(127.f, std::max(-127.f, std::nearbyint(v[i] / scales[i % channels])));
-  }
-  return {Tensor::from_vector(v, w.shape(), DType::s8), scales};
 }
 
 Epilogue epilogue_of(const graph::Node& n) {
@@ -114,7 +102,9 @@ graph::Graph quantize_graph(const graph::Graph& in, const std::map<int, Activati
     const std::string& op = n.call.op();
     if (quantized[k]) {
       auto [x8, xq] = int8(n.inputs[0]);
-      auto [w8, scales] = quantize_weights(g.constant_for(n.inputs[1])->tensor);
+      const Tensor& w = g.constant_for(n.inputs[1])->tensor;
+      std::vector<float> scales = weight_scales(w, -1);  // per output channel: the last axis
+      Tensor w8 = quantize_weights(w, -1, scales);
       const std::string wname = g.values[n.inputs[1]].name;
       std::vector<int> inputs{x8, add_literal(wname + "/s8", w8)};
       QuantizedEpilogue q{.x_scale = xq.scale, .w_scales = scales};

@@ -1,0 +1,130 @@
+// quant::quantize(): full quantization without a metric, accuracy-aware tuning (basic and
+// calibration strategies), the error that carries the best trial, bf16, and bad input.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "kiln.h"
+#include "graph/trace.h"
+#include "quant/quantize.h"
+#include "tests/blobs.h"
+
+namespace kiln {
+namespace {
+
+using quant::QuantizeOptions;
+
+std::unique_ptr<nn::Sequential> trained_blob_model() {
+  set_global_seed(3);
+  auto model = std::make_unique<nn::Sequential>(std::vector<nn::Layer>{nn::Dense(32, "relu"), nn::Dense(16, "relu"), nn::Dense(3)});
+  model->compile(optim::Adam(1e-2), nn::SparseCategoricalCrossentropy(true), {"accuracy"});
+  model->fit(testing::blobs(600, 1).shuffle(600, 3).batch(32), {.epochs = 5, .verbose = 0});
+  return model;
+}
+
+int count(const graph::Graph& g, const std::string& op) {
+  int n = 0;
+  for (const auto& node : g.nodes) n += node.call.op() == op;
+  return n;
+}
+
+TEST(Quantize, WithoutAMetricQuantizesEverythingAndKeepsTheCompileState) {
+  auto model = trained_blob_model();
+  auto q = quant::quantize(*model, testing::blobs(300, 5).batch(50));
+  EXPECT_EQ(count(q->inference_graph(), "qlinear"), 3) << q->inference_graph().to_string();
+  data::Dataset test = testing::blobs(300, 6).batch(100);
+  double f32 = model->evaluate(test).at("accuracy"), int8 = q->evaluate(test).at("accuracy");
+  EXPECT_GT(f32, 0.9);
+  EXPECT_GE(int8, f32 - 0.02);
+}
+
+TEST(Quantize, AccuracyControlAcceptsTheFullyQuantizedModelWhenItIsGoodEnough) {
+  auto model = trained_blob_model();
+  quant::QuantizationReport report;
+  auto q = quant::quantize(*model, testing::blobs(300, 5).batch(50),
+                           {.metric = "accuracy", .eval_data = testing::blobs(300, 6).batch(100),
+                            .accuracy_criterion = {.relative = 0.05}},
+                           &report);
+  ASSERT_EQ(report.trials.size(), 1u);
+  EXPECT_EQ(report.chosen, 0);
+  EXPECT_TRUE(report.trials[0].accepted);
+  EXPECT_GT(report.baseline, 0.9);
+  EXPECT_GT(report.trials[0].latency_ms, 0);
+}
+
+TEST(Quantize, BasicFallsBackTheMostSensitiveLayersAndThrowsTheBestWhenNothingPasses) {
+  auto model = trained_blob_model();
+  // A metric no int8 model can match exactly: the mean of the logits, with a zero tolerance.
+  QuantizeOptions o{.metric_fn = [](const Tensor& p, const Tensor&) { return reduce_mean(p, {0, 1}, false).item(); },
+                    .eval_data = testing::blobs(90, 6).batch(30),
+                    .accuracy_criterion = {.absolute = 1e-12},
+                    .max_trials = 3,
+                    .verbose = false};
+  quant::QuantizationReport report;
+  try {
+    quant::quantize(*model, testing::blobs(90, 5).batch(30), o, &report);
+    ADD_FAILURE() << "a zero-tolerance criterion was met";
+  } catch (const quant::AccuracyNotMet& e) {
+    EXPECT_NE(std::string(e.what()).find("no configuration met"), std::string::npos) << e.what();
+    EXPECT_GE(e.best.index, 1);
+  }
+  ASSERT_EQ(report.trials.size(), 3u);  // full int8, then one and two layers in f32
+  EXPECT_EQ(report.trials[0].config, "int8 minmax");
+  EXPECT_NE(report.trials[1].config.find("f32: "), std::string::npos);
+  EXPECT_NE(report.trials[2].config.find(", "), std::string::npos) << report.trials[2].config;
+
+  // With the whole model in f32 the metric is met exactly: the search reaches it.
+  o.max_trials = 10;
+  o.accuracy_criterion = {.absolute = 1e-5};
+  auto q = quant::quantize(*model, testing::blobs(90, 5).batch(30), o, &report);
+  EXPECT_GE(report.chosen, 0);
+  EXPECT_TRUE(report.trials[report.chosen].accepted);
+}
+
+TEST(Quantize, CalibrationStrategyTriesEachMethod) {
+  auto model = trained_blob_model();
+  quant::QuantizationReport report;
+  quant::quantize(*model, testing::blobs(300, 5).batch(50),
+                  {.metric = "accuracy", .eval_data = testing::blobs(300, 6).batch(100),
+                   .accuracy_criterion = {.relative = 0.05}, .tuning_strategy = "calibration", .verbose = false},
+                  &report);
+  ASSERT_EQ(report.trials.size(), 3u);
+  EXPECT_EQ(report.trials[0].config, "int8 minmax");
+  EXPECT_EQ(report.trials[1].config, "int8 percentile");
+  EXPECT_EQ(report.trials[2].config, "int8 kl");
+}
+
+TEST(Quantize, Bf16IsATargetPrecisionToo) {
+  auto model = trained_blob_model();
+  auto q = quant::quantize(*model, testing::blobs(60, 5).batch(30), {.precision = DType::bf16});
+  EXPECT_EQ(q->dtype(), DType::bf16);
+}
+
+TEST(Quantize, BadInputIsAClearError) {
+  auto model = trained_blob_model();
+  auto expect_error = [&](const data::Dataset& calib, const QuantizeOptions& o, const std::string& fragment) {
+    try {
+      quant::quantize(*model, calib, o);
+      ADD_FAILURE() << "accepted; expected an error naming " << fragment;
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+    }
+  };
+  data::Dataset good = testing::blobs(60, 5).batch(30);
+  expect_error(testing::blobs(60, 5).take(0).batch(30), {}, "empty");
+  expect_error(testing::blobs(60, 5), {}, "batched");
+  expect_error(data::Dataset::from_tensor_slices(Tensor::zeros({8, 3})).batch(4), {}, "f32[4, 3]");
+  // Through a traced graph the calibration pass itself names the traced input type.
+  graph::Graph g = graph::trace(*model, Tensor::zeros({2, 2}));
+  EXPECT_THROW(quant::quantize(g, data::Dataset::from_tensor_slices(Tensor::zeros({8, 3})).batch(4)), std::invalid_argument);
+  expect_error(good, {.metric = "accuracy"}, "eval_data");
+  expect_error(good, {.metric = "f1"}, "unknown metric");
+  expect_error(good,
+               {.metric_fn = [](const Tensor&, const Tensor&) -> double { throw std::runtime_error("boom"); },
+                .eval_data = good},
+               "the metric threw: boom");
+  expect_error(good, {.tuning_strategy = "random"}, "tuning_strategy");
+}
+
+}  // namespace
+}  // namespace kiln
