@@ -3,11 +3,15 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <fstream>
+#include <iterator>
 
 #include "kiln.h"
 #include "graph/trace.h"
 #include "quant/quantize.h"
+#include "runtime_export/model_file.h"
 #include "tests/blobs.h"
+#include "tests/temp_path.h"
 
 namespace kiln {
 namespace {
@@ -98,6 +102,29 @@ TEST(Quantize, Bf16IsATargetPrecisionToo) {
   auto model = trained_blob_model();
   auto q = quant::quantize(*model, testing::blobs(60, 5).batch(30), {.precision = DType::bf16});
   EXPECT_EQ(q->dtype(), DType::bf16);
+}
+
+TEST(Quantize, SavedAndLoadedInt8ModelGivesTheSameOutputs) {
+  auto model = trained_blob_model();
+  auto q = quant::quantize(*model, testing::blobs(300, 5).batch(50));
+  std::string path = testing::temp_path("int8_model.kgraph");
+  runtime_export::save_inference_model(*q, path);
+  auto back = runtime_export::load_inference_model(path);
+  Tensor x = random_uniform({7, 2}, -3.f, 3.f, 9);
+  EXPECT_EQ(back->run(x).to_vector(), q->run(x).to_vector());
+  EXPECT_EQ(count(back->inference_graph(), "qlinear"), 3);
+  // A damaged file is a clear error, not a crash or a half-loaded model.
+  std::string bytes;
+  {
+    std::ifstream in(path, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  bytes[bytes.size() / 2] ^= 0x40;
+  {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << bytes;
+  }
+  EXPECT_THROW(runtime_export::load_inference_model(path), std::runtime_error);
 }
 
 TEST(Quantize, BadInputIsAClearError) {
