@@ -1,5 +1,7 @@
 #include "quant/calibrate.h"
 
+#include <algorithm>
+#include <optional>
 #include <stdexcept>
 
 #include "tensor/ops/registry.h"

@@ -15,6 +15,7 @@
 #include "quant/params.h"
 #include "quant/threshold.h"
 #include "quant/weights.h"
+#include "runtime_export/passes/optimize_for_inference.h"
 #include "tensor/ops/ops.h"
 #include "tensor/random.h"
 
@@ -439,6 +440,31 @@ TEST(QuantObserve, TracedSequentialModel) {
   EXPECT_EQ(c.observers.at(g.outputs[0]).max(), *std::max_element(pred.begin(), pred.end()));
   auto params = quant::activation_params(g, c, {.method = CalibrationMethod::kl});
   for (const auto& [v, p] : params) EXPECT_TRUE(p.scale > 0 && std::isfinite(p.scale)) << g.values[v].name;
+}
+
+// The graph quantize() calibrates: BatchNorm folded, conv + relu fused into fused_conv2d.
+TEST(QuantObserve, OptimizedCnnGraphWithFusedNodes) {
+  set_global_seed(6);
+  nn::Sequential model({nn::Conv2D(4, 3), nn::BatchNormalization(), nn::Activation("relu"), nn::MaxPooling2D(),
+                        nn::Flatten(), nn::Dense(5)});
+  model.build({8, 8, 1});
+  graph::Graph g = runtime_export::passes::optimize_for_inference(
+      graph::trace(model, random_uniform({2, 8, 8, 1}, 0.f, 1.f, 50)));
+  int fused = 0;
+  for (const auto& node : g.nodes) fused += node.call.op() == "fused_conv2d";
+  ASSERT_EQ(fused, 1) << g.to_string();
+  Tensor x = random_uniform({10, 8, 8, 1}, 0.f, 1.f, 51);
+  auto ranges = independent_ranges(g, x, 4);
+  quant::Calibration c = quant::observe(g, data::Dataset::from_tensor_slices(x).batch(4));
+  ASSERT_EQ(c.observers.size(), ranges.size()) << g.to_string();
+  for (const auto& [v, o] : c.observers) {
+    EXPECT_EQ(o.min(), ranges[v].first) << g.values[v].name;
+    EXPECT_EQ(o.max(), ranges[v].second) << g.values[v].name;
+  }
+  auto params = quant::activation_params(g, c);
+  for (const auto& node : g.nodes) {
+    if (node.call.op() == "fused_conv2d") EXPECT_EQ(params.at(node.outputs[0]).dtype, DType::u8) << g.to_string();
+  }
 }
 
 TEST(QuantObserve, ReportsNanValues) {
