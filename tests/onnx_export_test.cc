@@ -196,6 +196,11 @@ TEST(OnnxExport, SubclassedModel) {
   set_global_seed(5);
   TwoHeads model;
   check_model(model, {6}, DType::f32, "subclassed");
+  // The Model overload traces, then exports.
+  const std::string path = temp_path("subclassed_direct.onnx");
+  runtime_export::export_onnx(model, {random_uniform({2, 6}, -1.f, 1.f, 7)}, path);
+  Tensor x = random_uniform({4, 6}, -1.f, 1.f, 8);
+  EXPECT_LE(max_abs_diff(runtime_export::import_onnx(path).run(x), model.predict(x)), 1e-5f);
 }
 
 // Every other op the exporter maps, including the fused nodes the runtime's fusion pass writes.

@@ -625,7 +625,10 @@ int Importer::cast_node(const Ref& x, DType to, const std::string& output) {
 
 int Importer::gelu_erf(const onnx::NodeProto& n) {
   // Div(x, sqrt2) -> Erf -> Add(., 1) -> Mul(x, .) -> Mul(., 0.5), as the exporter writes it.
-  if (n.op_type() != "Div" || n.input_size() != 2 || n.output_size() != 1 || !is_scalar_const(n.input(1), static_cast<float>(M_SQRT2))) return 0;
+  if (n.op_type() != "Div" || n.input_size() != 2 || n.output_size() != 1 || n.attribute_size() ||
+      !is_scalar_const(n.input(1), static_cast<float>(M_SQRT2))) {
+    return 0;
+  }
   const std::string& x = n.input(0);
   const onnx::NodeProto *e = next(1), *a = next(2), *m = next(3), *h = next(4);
   if (!is(e, "Erf", {n.output(0)}) || !is(a, "Add", {e->output(0), ""}) || !is_scalar_const(a->input(1), 1.f) ||
@@ -641,7 +644,10 @@ int Importer::gelu_erf(const onnx::NodeProto& n) {
 
 int Importer::gelu_tanh(const onnx::NodeProto& n) {
   // x*x -> *x -> *0.044715 -> x+ -> *sqrt(2/pi) -> Tanh -> +1 ; x*0.5 ; * (the exporter's order)
-  if (n.op_type() != "Mul" || n.input_size() != 2 || n.input(0) != n.input(1)) return 0;
+  if (n.op_type() != "Mul" || n.input_size() != 2 || n.input(0) != n.input(1) || n.output_size() != 1 ||
+      n.attribute_size()) {
+    return 0;
+  }
   const std::string& x = n.input(0);
   const onnx::NodeProto *x3 = next(1), *c = next(2), *s = next(3), *in = next(4), *t = next(5), *t1 = next(6), *hx = next(7),
                         *y = next(8);
@@ -665,6 +671,7 @@ int Importer::compare_then_cast(const onnx::NodeProto& n) {
   auto kind = kKinds.find(n.op_type());
   if (kind == kKinds.end()) return 0;
   want_inputs(n, 2, 2);
+  if (n.attribute_size()) fail(n.op_type() + " takes no attributes");
   const onnx::NodeProto* c = next(1);
   if (!c || c->op_type() != "Cast" || c->input_size() != 1 || c->input(0) != n.output(0) || c->output_size() != 1) {
     fail(n.op_type() + " must be followed by a Cast of its result (Kiln comparisons give 1 or 0 in the input's dtype)");
@@ -756,8 +763,8 @@ int Importer::node(const onnx::NodeProto& n) {
     }
     check_perm(p, rank_of(x), where_ + ": perm");
     x.perm = compose(x.perm, p);
-    define(n.output(0), x.value, x.perm);
-    refs_[n.output(0)] = x;
+    if (n.output(0).empty() || refs_.count(n.output(0)) || inits_.count(n.output(0))) fail("redefines '" + n.output(0) + "'");
+    refs_[n.output(0)] = x;  // no node: the permutation travels with the value (initializers included)
     return 1;
   }
   static const std::map<std::string, const char*> kUnary = {{"Sigmoid", "sigmoid"}, {"Tanh", "tanh"}, {"Exp", "exp"},
@@ -948,6 +955,8 @@ Graph parse_onnx(std::string_view bytes, const std::string& source) {
   } catch (const std::out_of_range& e) {
     throw error(e.what());
   } catch (const std::overflow_error& e) {
+    throw error(e.what());
+  } catch (const std::runtime_error& e) {  // AllocationError is rethrown above: a bug, not bad input
     throw error(e.what());
   }
 }
