@@ -154,7 +154,17 @@ TEST(OnnxExport, ResNet18) {
   graph::Graph g = graph::trace(*resnet, random_uniform({2, 32, 32, 3}, -1.f, 1.f, 4));
   Tensor x = random_uniform({2, 32, 32, 3}, -1.f, 1.f, 5);
   graph::Graph back = check_export(g, {x}, "resnet18");
-  // NCHW inside: one Transpose in, none between the convolutions (the pairs cancel on import).
+  // NCHW inside: one Transpose in and one back before the head's reshape, none between blocks.
+  onnx::ModelProto proto;
+  ASSERT_TRUE(proto.ParseFromString(data::read_file(temp_path("resnet18.onnx"))));
+  int transposes = 0, convs = 0;
+  for (const auto& n : proto.graph().node()) {
+    transposes += n.op_type() == "Transpose";
+    convs += n.op_type() == "Conv";
+  }
+  EXPECT_EQ(convs, 20);
+  EXPECT_EQ(transposes, 2);
+  // On import the Transposes fold into the values: no permute nodes are left.
   int permutes = 0;
   for (const auto& n : back.nodes) permutes += n.call.op() == "permute";
   EXPECT_EQ(permutes, 0) << back.to_string();

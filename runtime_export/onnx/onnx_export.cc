@@ -542,7 +542,16 @@ void Exporter::write(const Node& n) {
     return;
   }
   if (op == "permute") {
-    set_attr(emit("Transpose", {native(n.inputs[0])}, {out(y, false)}), "perm", n.call.get_ints("perm"));
+    const int x = n.inputs[0];
+    const auto& perm = n.call.get_ints("perm");
+    if (static_cast<int>(perm.size()) != rank(x)) fail("perm " + shape_str(perm) + " for rank " + std::to_string(rank(x)));
+    Perm p;
+    for (int64_t a : perm) p.push_back(static_cast<int>(axis_of(a, rank(x))));
+    check_perm(p, rank(x), "permute");
+    // From the NCHW form when that is all there is: one Transpose instead of two.
+    const bool from_nchw = !const_[x] && rank(x) == 4 && native_[x].empty() && !nchw_[x].empty();
+    if (from_nchw) p = compose(kToNhwc, p);
+    set_attr(emit("Transpose", {in(x, from_nchw)}, {out(y, false)}), "perm", to_int64(p));
     return;
   }
   if (op == "slice") {

@@ -24,6 +24,10 @@ using graph::kBatch;
 constexpr int kOpset = 17;
 constexpr int kMaxIrVersion = 8;
 constexpr int kMaxRank = 8;
+// Bounds on window arithmetic (Keras's padding formulas multiply these), far above any real
+// model, so that hostile attributes cannot overflow int64.
+constexpr int64_t kMaxWindow = int64_t{1} << 24;
+constexpr int64_t kMaxSpatial = int64_t{1} << 31;
 
 // An ONNX value as a Kiln value seen through a permutation: ONNX axis i is Kiln axis perm[i].
 // Initializers stay unmaterialised (value -1) until an op needs them, so that a Transpose of
@@ -263,6 +267,7 @@ class Importer {
   std::string padding_of(const std::vector<int64_t>& pads, const Shape& nhwc, const Shape& kernel,
                          const std::vector<int64_t>& strides, const std::vector<int64_t>& dilations) {
     if (pads.size() != 4) fail("pads " + ints_str(pads) + " should have 4 values");
+    check_window(nhwc, kernel);
     if (std::all_of(pads.begin(), pads.end(), [](int64_t p) { return p == 0; })) return "valid";
     SpatialPlan h = plan_spatial(nhwc[1], kernel[0], strides[0], dilations[0], Padding::same, "onnx", shape_str(nhwc));
     SpatialPlan w = plan_spatial(nhwc[2], kernel[1], strides[1], dilations[1], Padding::same, "onnx", shape_str(nhwc));
@@ -271,13 +276,23 @@ class Importer {
   }
   std::vector<int64_t> pair_attr(NodeAttrs& a, const char* name, std::vector<int64_t> def) {
     std::vector<int64_t> v = a.get_ints(name, def);
-    if (v.size() != 2 || v[0] <= 0 || v[1] <= 0) fail(std::string(name) + " " + ints_str(v) + " should be two positive values");
+    if (v.size() != 2 || v[0] <= 0 || v[1] <= 0 || v[0] > kMaxWindow || v[1] > kMaxWindow) {
+      fail(std::string(name) + " " + ints_str(v) + " should be two values in [1, " + std::to_string(kMaxWindow) + "]");
+    }
     return v;
+  }
+  void check_window(const Shape& nhwc, const Shape& kernel) {
+    if (nhwc[1] < 0 || nhwc[2] < 0 || nhwc[1] > kMaxSpatial || nhwc[2] > kMaxSpatial) {
+      fail("spatial size of " + shape_str(nhwc) + " is symbolic or too large");
+    }
+    if (kernel[0] <= 0 || kernel[1] <= 0 || kernel[0] > kMaxWindow || kernel[1] > kMaxWindow) {
+      fail("kernel " + shape_str(kernel) + " is empty or too large");
+    }
   }
   Shape spatial_out(const Shape& nhwc, const Shape& kernel, const std::vector<int64_t>& strides,
                     const std::vector<int64_t>& dilations, const std::string& padding, int64_t channels) {
     Padding p = padding == "same" ? Padding::same : Padding::valid;
-    if (nhwc[1] < 0 || nhwc[2] < 0) fail("symbolic spatial size in " + shape_str(nhwc));
+    check_window(nhwc, kernel);
     SpatialPlan h = plan_spatial(nhwc[1], kernel[0], strides[0], dilations[0], p, "onnx", shape_str(nhwc));
     SpatialPlan w = plan_spatial(nhwc[2], kernel[1], strides[1], dilations[1], p, "onnx", shape_str(nhwc));
     return {nhwc[0], h.out, w.out, channels};
@@ -314,7 +329,7 @@ void Importer::conv(const onnx::NodeProto& n, NodeAttrs& a) {
   if (kernel != std::vector<int64_t>{ws[0], ws[1]}) fail("kernel_shape " + ints_str(kernel) + " does not match weights " + shape_str(ws));
   auto strides = pair_attr(a, "strides", {1, 1}), dil = pair_attr(a, "dilations", {1, 1});
   int64_t group = a.get_int("group", 1);
-  if (group <= 0 || ws[2] * group != xs[3] || ws[3] % group != 0) {
+  if (group <= 0 || xs[3] % group != 0 || xs[3] / group != ws[2] || ws[3] % group != 0) {
     fail("group " + std::to_string(group) + " does not fit input " + shape_str(xs) + " and weights " + shape_str(ws));
   }
   std::string padding = padding_of(a.get_ints("pads", {0, 0, 0, 0}), xs, {ws[0], ws[1]}, strides, dil);
@@ -574,11 +589,12 @@ void Importer::slice(const onnx::NodeProto& n) {
     if (steps[k] <= 0) fail("Slice step " + std::to_string(steps[k]) + " (Kiln slices forward only)");
     auto clamp = [&](int64_t i) { return std::clamp<int64_t>(i < 0 ? (i < -dim ? 0 : i + dim) : i, 0, dim); };
     int64_t s = clamp(starts[k]), e = std::max(clamp(ends[k]), s);
+    int64_t step = std::min(steps[k], std::max<int64_t>(dim, 1));  // the same elements, no overflow
     ops::Attrs call("slice");
     call.set("axis", ops::AttrValue(a)).set("start", ops::AttrValue(s)).set("end", ops::AttrValue(e));
-    call.set("step", ops::AttrValue(steps[k]));
+    call.set("step", ops::AttrValue(step));
     Shape shape = in.shape;
-    shape[a] = (e - s + steps[k] - 1) / steps[k];
+    shape[a] = e == s ? 0 : (e - s - 1) / step + 1;
     v = add_node(call, {v}, nhwc_name(n.output(0)), shape, in.dtype);
   }
   define(n.output(0), v, x.perm);
@@ -609,7 +625,7 @@ void Importer::concat(const onnx::NodeProto& n, NodeAttrs& a) {
     }
     if (v.dtype != dtype) fail("Concat of different dtypes");
     if (v.shape[kiln_axis] == kBatch || s[kiln_axis] == kBatch) fail("Concat along the batch dimension");
-    s[kiln_axis] += v.shape[kiln_axis];
+    if (__builtin_add_overflow(s[kiln_axis], v.shape[kiln_axis], &s[kiln_axis])) fail("Concat size overflows");
   }
   if (vs.size() == 1 && s[kiln_axis] == kBatch) fail("Concat along the batch dimension");
   define(n.output(0), add_node(ops::Attrs("concat").set("axis", ops::AttrValue(kiln_axis)), vs, nhwc_name(n.output(0)), s, dtype), p);
