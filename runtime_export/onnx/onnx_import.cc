@@ -127,7 +127,8 @@ class Importer {
     for (int k = 1; !names_.insert(n).second; ++k) n = base + "_" + std::to_string(k);
     return n;
   }
-  int add_value(const std::string& name, const Shape& shape, DType dtype) {
+  // Shapes by value: callers pass shapes of values in g_.values, which this grows.
+  int add_value(const std::string& name, Shape shape, DType dtype) {
     Shape probe = shape;
     for (int64_t& d : probe) {
       if (d == kBatch) d = 1;
@@ -135,12 +136,12 @@ class Importer {
     }
     if (shape.size() > kMaxRank) fail("value '" + name + "' has rank " + std::to_string(shape.size()));
     checked_nbytes(probe, dtype_size(dtype), where_ + ": value '" + name + "'");
-    g_.values.push_back({fresh(name), shape, dtype});
+    g_.values.push_back({fresh(name), std::move(shape), dtype});
     return static_cast<int>(g_.values.size()) - 1;
   }
-  int add_node(const ops::Attrs& call, const std::vector<int>& inputs, const std::string& name, const Shape& shape,
+  int add_node(const ops::Attrs& call, const std::vector<int>& inputs, const std::string& name, Shape shape,
                DType dtype) {
-    int out = add_value(name, shape, dtype);
+    int out = add_value(name, std::move(shape), dtype);
     g_.nodes.push_back({call, inputs, {out}});
     return out;
   }
@@ -385,7 +386,7 @@ void Importer::batch_norm(const onnx::NodeProto& n, NodeAttrs& a) {
   if (a.get_int("training_mode", 0) != 0) fail("training_mode=1 is not supported");
   a.done();
   int xv = r == 4 ? materialize(x, kToNhwc) : materialize(x);
-  const graph::Value& in = g_.values[xv];
+  const graph::Value in = g_.values[xv];  // a copy: materialize() below grows g_.values
   std::vector<int> ins{xv};
   for (int i = 1; i < 5; ++i) {
     Ref p = ref(n.input(i));
