@@ -243,7 +243,9 @@ TEST(OnnxExport, OpCoverageAndFusedNodes) {
     // bitwise the same in both runtimes, so the rounding is compared, not float noise.
     Tensor u8 = cast(cast(reduce_max(x, {1, 2, 3}) * 300.f, DType::u8), DType::f32);
     Tensor s32 = cast(cast(reduce_max(x, {1, 2, 3}) * -1e3f, DType::s32), DType::f32);
-    return std::vector<Tensor>{softmax(q), t, am, u8 + s32, add_relu(e, d)};
+    // Axis ops on NCHW values: axes remapped, no Transpose until the output.
+    Tensor axes4 = concat({softmax(slice(e, 1, 1, 4, 2), 3), log_softmax(slice(d, 1, 0, 2), 2)}, 3);
+    return std::vector<Tensor>{softmax(q), t, am, u8 + s32, add_relu(e, d), axes4};
   };
   graph::Graph g = graph::trace(fn, {random_uniform({2, 8, 8, 4}, -1.f, 1.f, 5)}, {{"k", k}, {"b", b}, {"w", w}, {"wb", wb}, {"m3", m3}});
   std::set<std::string> ops;
