@@ -1,0 +1,126 @@
+// The exporter's multi-node patterns (GELU, comparison + Cast, ArgMax + Cast, Round/Clip/Cast)
+// back to one Kiln op each.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+
+#include "runtime_export/onnx/importer.h"
+#include "tensor/ops/conv.h"
+#include "tensor/ops/shape_ops.h"
+
+namespace kiln::runtime_export::onnx_io {
+
+int Importer::gelu_erf(const onnx::NodeProto& n) {
+  // Div(x, sqrt2) -> Erf -> Add(., 1) -> Mul(x, .) -> Mul(., 0.5), as the exporter writes it.
+  if (n.op_type() != "Div" || n.input_size() != 2 || n.output_size() != 1 || n.attribute_size() ||
+      !is_scalar_const(n.input(1), static_cast<float>(M_SQRT2))) {
+    return 0;
+  }
+  const std::string& x = n.input(0);
+  const onnx::NodeProto *e = next(1), *a = next(2), *m = next(3), *h = next(4);
+  if (!is(e, "Erf", {n.output(0)}) || !is(a, "Add", {e->output(0), ""}) || !is_scalar_const(a->input(1), 1.f) ||
+      !is(m, "Mul", {x, a->output(0)}) || !is(h, "Mul", {m->output(0), ""}) || !is_scalar_const(h->input(1), 0.5f)) {
+    return 0;
+  }
+  onnx::NodeProto probe;  // the pattern as one node: x in, h's output out
+  probe.add_input(x);
+  probe.add_output(h->output(0));
+  unary(probe, eltwise("gelu_erf"));
+  return 5;
+}
+
+int Importer::gelu_tanh(const onnx::NodeProto& n) {
+  // x*x -> *x -> *0.044715 -> x+ -> *sqrt(2/pi) -> Tanh -> +1 ; x*0.5 ; * (the exporter's order)
+  if (n.op_type() != "Mul" || n.input_size() != 2 || n.input(0) != n.input(1) || n.output_size() != 1 ||
+      n.attribute_size()) {
+    return 0;
+  }
+  const std::string& x = n.input(0);
+  const onnx::NodeProto *x3 = next(1), *c = next(2), *s = next(3), *in = next(4), *t = next(5), *t1 = next(6), *hx = next(7),
+                        *y = next(8);
+  if (!is(x3, "Mul", {n.output(0), x}) || !is(c, "Mul", {x3->output(0), ""}) || !is_scalar_const(c->input(1), 0.044715f) ||
+      !is(s, "Add", {x, c->output(0)}) || !is(in, "Mul", {s->output(0), ""}) ||
+      !is_scalar_const(in->input(1), static_cast<float>(std::sqrt(2.0 / M_PI))) || !is(t, "Tanh", {in->output(0)}) ||
+      !is(t1, "Add", {t->output(0), ""}) || !is_scalar_const(t1->input(1), 1.f) || !is(hx, "Mul", {x, ""}) ||
+      !is_scalar_const(hx->input(1), 0.5f) || !is(y, "Mul", {hx->output(0), t1->output(0)})) {
+    return 0;
+  }
+  onnx::NodeProto probe;
+  probe.add_input(x);
+  probe.add_output(y->output(0));
+  unary(probe, eltwise("gelu_tanh"));
+  return 9;
+}
+
+int Importer::compare_then_cast(const onnx::NodeProto& n) {
+  static const std::map<std::string, std::string> kKinds = {
+      {"Equal", "equal"}, {"Greater", "greater"}, {"GreaterOrEqual", "greater_equal"}, {"Less", "less"}};
+  auto kind = kKinds.find(n.op_type());
+  if (kind == kKinds.end()) return 0;
+  want_inputs(n, 2, 2);
+  if (n.attribute_size()) fail(n.op_type() + " takes no attributes");
+  const onnx::NodeProto* c = next(1);
+  if (!c || c->op_type() != "Cast" || c->input_size() != 1 || c->input(0) != n.output(0) || c->output_size() != 1) {
+    fail(n.op_type() + " must be followed by a Cast of its result (Kiln comparisons give 1 or 0 in the input's dtype)");
+  }
+  NodeAttrs ca(*c, where_ + " (its Cast)");
+  DType to = kiln_dtype(static_cast<int32_t>(ca.get_int("to", 0)), where_ + " Cast");
+  ca.done();
+  if (to != dtype_of(ref(n.input(0)))) fail(n.op_type() + " is cast to " + dtype_name(to) + ", not to its input's dtype");
+  binary(n, kind->second, c->output(0), to);
+  return 2;
+}
+
+int Importer::argmax_then_cast(const onnx::NodeProto& n, NodeAttrs& a) {
+  want_inputs(n, 1, 1);
+  Ref x = ref(n.input(0));
+  int64_t ax = axis(a.get_int("axis", 0), rank_of(x));
+  if (a.get_int("keepdims", 1) != 0 || a.get_int("select_last_index", 0) != 0) fail("only ArgMax with keepdims=0 and select_last_index=0 is supported");
+  a.done();
+  const onnx::NodeProto* c = next(1);
+  bool cast_ok = c && c->op_type() == "Cast" && c->input_size() == 1 && c->input(0) == n.output(0) && c->output_size() == 1 &&
+                 c->attribute_size() == 1 && c->attribute(0).name() == "to" && c->attribute(0).type() == onnx::AttributeProto::INT &&
+                 c->attribute(0).i() == onnx::TensorProto::INT32;
+  if (!cast_ok) fail("ArgMax must be followed by a Cast to INT32 (Kiln's argmax gives s32)");
+  int xv = materialize(x);
+  const graph::Value& in = g_.values[xv];
+  if (!is_floating(in.dtype)) fail("ArgMax of " + std::string(dtype_name(in.dtype)));
+  Shape s = in.shape;
+  s.erase(s.begin() + ax);
+  define(c->output(0), add_node(ops::Attrs("argmax").set("axis", ops::AttrValue(ax)), {xv}, c->output(0), s, DType::s32),
+         identity_perm(s.size()));
+  return 2;
+}
+
+int Importer::round_clip_cast(const onnx::NodeProto& n) {
+  // [Round ->] [Clip(lo, hi) ->] Cast: Kiln's rounding, saturating cast.
+  int k = 0;
+  const onnx::NodeProto* cur = &n;
+  std::string x = n.input_size() ? n.input(0) : "";
+  const bool round = n.op_type() == "Round";
+  if (round) {
+    want_inputs(n, 1, 1);
+    if (n.attribute_size()) fail("Round takes no attributes");
+    cur = next(++k);
+  }
+  std::string last = round ? n.output(0) : x;
+  if (cur && cur->op_type() == "Clip" && cur->input_size() == 3 && cur->input(0) == last && cur->output_size() == 1 &&
+      cur->attribute_size() == 0) {
+    last = cur->output(0);
+    cur = next(++k);
+  }
+  if (!cur || cur->op_type() != "Cast" || cur->input_size() != 1 || cur->input(0) != last || cur->output_size() != 1) {
+    fail(std::string(round ? "Round" : "Clip") + " on its own is not a Kiln op (only as part of Round/Clip/Cast)");
+  }
+  NodeAttrs ca(*cur, where_ + " (its Cast)");
+  DType to = kiln_dtype(static_cast<int32_t>(ca.get_int("to", 0)), where_ + " Cast");
+  ca.done();
+  Ref in = ref(x);
+  if (is_floating(dtype_of(in)) != round || is_floating(to)) fail("Round/Clip/Cast from " + std::string(dtype_name(dtype_of(in))) + " to " + dtype_name(to));
+  cast_node(in, to, cur->output(0));
+  return k + 1;
+}
+
+
+}  // namespace kiln::runtime_export::onnx_io

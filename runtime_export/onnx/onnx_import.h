@@ -1,0 +1,23 @@
+#pragma once
+#include <string>
+#include <string_view>
+
+#include "graph/graph.h"
+
+namespace kiln::runtime_export {
+
+// Reads an ONNX model that export_onnx wrote back into a Graph whose outputs equal the
+// original's: IR version <= 8, the default domain at opset 17, and the node patterns the
+// exporter writes (Conv/Gemm/MatMul + Add + activation, GELU in erf or tanh form,
+// Round/Clip/Cast for casts, comparisons and ArgMax followed by a Cast). Transposes are folded
+// into the values they permute, so NHWC -> NCHW -> NHWC pairs cancel and Conv weights come back
+// HWIO under their initializer's name.
+// Strict: a truncated or corrupt file, an unknown op, another opset, an attribute Kiln cannot
+// honour, inconsistent shapes or dtypes, or initializer data that does not match its dims
+// (checked before anything is allocated) throws std::invalid_argument naming the file and the
+// problem. The result has passed Graph::validate().
+graph::Graph import_onnx(const std::string& path);
+// The same over bytes in memory; `source` names them in errors.
+graph::Graph parse_onnx(std::string_view bytes, const std::string& source);
+
+}  // namespace kiln::runtime_export

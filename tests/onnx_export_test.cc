@@ -1,0 +1,374 @@
+// ONNX export checked outside Kiln: every model is exported, passed through Debian's
+// onnx.checker (full_check) and run in ONNX Runtime (scripts/onnx_check.py, the venv that
+// scripts/setup makes), whose outputs must match Kiln's within 1e-4; then imported back, where
+// the round trip must match within 1e-5. Bad input: unmappable ops, corrupt files, wrong feeds.
+#include <gtest/gtest.h>
+#include "runtime_export/onnx/onnx_tensor.h"  // the onnx protos
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "data/atomic_file.h"
+#include "data/npy.h"
+#include "graph/trace.h"
+#include "kiln.h"
+#include "nn/applications/applications.h"
+#include "runtime_export/onnx/onnx_export.h"
+#include "runtime_export/onnx/onnx_import.h"
+#include "tests/temp_path.h"
+
+namespace kiln {
+namespace {
+
+using namespace kiln::nn;
+using kiln::testing::temp_path;
+namespace fs = std::filesystem;
+
+// The repository root: the test runs unsandboxed ("local"), so the runfiles link to the script
+// resolves into the source tree, where scripts/setup put .venv.
+fs::path repo_root() {
+  if (const char* root = std::getenv("KILN_REPO_ROOT")) return root;
+  fs::path script = "scripts/onnx_check.py";
+  if (const char* srcdir = std::getenv("TEST_SRCDIR")) script = fs::path(srcdir) / "kiln" / script;
+  std::error_code ec;
+  fs::path real = fs::canonical(script, ec);
+  if (ec) return fs::current_path();
+  return real.parent_path().parent_path();
+}
+
+std::string shell_quoted(const fs::path& p) { return "'" + p.string() + "'"; }
+
+// Runs a command, returning its exit status and putting its stdout+stderr in `log`.
+int run_command(const std::string& cmd, std::string& log) {
+  std::string out = temp_path("command.log");
+  int rc = std::system((cmd + " > " + shell_quoted(out) + " 2>&1").c_str());
+  std::ifstream in(out);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  log = ss.str();
+  return rc;
+}
+
+fs::path venv_python() {
+  fs::path py = repo_root() / ".venv/bin/python";
+  std::string log;
+  if (!fs::exists(py) || run_command(shell_quoted(py) + " -c 'import onnxruntime'", log) != 0) {
+    ADD_FAILURE() << "ONNX Runtime is missing: no importable onnxruntime in " << py
+                  << ". Run scripts/setup (it makes .venv with onnxruntime 1.31.1 from PyPI). " << log;
+    return {};
+  }
+  return py;
+}
+
+float max_abs_diff(const Tensor& a, const Tensor& b) {
+  EXPECT_EQ(a.shape(), b.shape()) << a.describe() << " vs " << b.describe();
+  if (a.shape() != b.shape()) return INFINITY;
+  std::vector<float> x = a.to_vector(), y = b.to_vector();
+  float m = 0;
+  for (size_t i = 0; i < x.size(); ++i) m = std::max(m, std::fabs(x[i] - y[i]));
+  return m;
+}
+
+// Export, check, run in ONNX Runtime and compare; then import and compare. Returns the graph
+// imported back.
+graph::Graph check_export(const graph::Graph& g, const std::vector<Tensor>& inputs, const std::string& name) {
+  const std::vector<Tensor> expected = g.run(inputs);
+  const std::string model = temp_path(name + ".onnx");
+  runtime_export::export_onnx(g, model);
+  std::string log;
+  const fs::path script = repo_root() / "scripts/onnx_check.py";
+  EXPECT_EQ(run_command("/usr/bin/python3 " + shell_quoted(script) + " check " + shell_quoted(model), log), 0)
+      << name << ": onnx.checker rejected the export:\n" << log;
+  if (fs::path py = venv_python(); !py.empty()) {
+    const fs::path dir = temp_path(name + "_ort");
+    fs::create_directories(dir);
+    std::string cmd = shell_quoted(py) + " " + shell_quoted(script) + " run " + shell_quoted(model) + " " + shell_quoted(dir);
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      std::string p = (dir / ("input_" + std::to_string(i) + ".npy")).string();
+      data::write_npy(p, inputs[i]);
+      cmd += " " + shell_quoted(p);
+    }
+    EXPECT_EQ(run_command(cmd, log), 0) << name << ": ONNX Runtime failed:\n" << log;
+    for (size_t i = 0; i < expected.size(); ++i) {
+      fs::path out = dir / ("output_" + std::to_string(i) + ".npy");
+      if (!fs::exists(out)) {
+        ADD_FAILURE() << name << ": no output " << i << " from ONNX Runtime";
+        continue;
+      }
+      Tensor got = data::read_npy(out.string());
+      EXPECT_EQ(got.dtype(), expected[i].dtype() == DType::bf16 ? DType::f32 : expected[i].dtype()) << name;
+      float diff = max_abs_diff(got, cast(expected[i], got.dtype()));
+      std::printf("%s output %zu: ONNX Runtime vs Kiln max abs diff %.3g\n", name.c_str(), i, diff);
+      EXPECT_LE(diff, 1e-4f) << name << " output " << i;
+    }
+  }
+  graph::Graph back = runtime_export::import_onnx(model);
+  std::vector<Tensor> again = back.run(inputs);
+  EXPECT_EQ(again.size(), expected.size());
+  for (size_t i = 0; i < again.size() && i < expected.size(); ++i) {
+    EXPECT_EQ(again[i].dtype(), expected[i].dtype());
+    float diff = max_abs_diff(again[i], expected[i]);
+    std::printf("%s output %zu: imported graph vs Kiln max abs diff %.3g\n", name.c_str(), i, diff);
+    EXPECT_LE(diff, 1e-5f) << name << " output " << i << "\n" << back.to_string();
+  }
+  return back;
+}
+
+// Checks the model at another batch size than traced (the batch is symbolic), against predict.
+void check_model(Model& model, const Shape& example, DType dtype, const std::string& name) {
+  Shape traced{2}, other{3};
+  traced.insert(traced.end(), example.begin(), example.end());
+  other.insert(other.end(), example.begin(), example.end());
+  auto sample = [&](const Shape& s, uint64_t seed) {
+    return dtype == DType::u8 ? cast(random_uniform(s, 0.f, 255.f, seed), DType::u8) : random_uniform(s, -1.f, 1.f, seed);
+  };
+  graph::Graph g = graph::trace(model, sample(traced, 1));
+  Tensor x = sample(other, 2);
+  graph::Graph back = check_export(g, {x}, name);
+  float diff = max_abs_diff(back.run(x), model.predict(x));
+  std::printf("%s: imported graph vs Model::predict max abs diff %.3g\n", name.c_str(), diff);
+  EXPECT_LE(diff, 1e-5f);
+}
+
+TEST(OnnxExport, Mlp) {
+  set_global_seed(1);
+  auto mlp = applications::fashion_mnist_mlp();
+  mlp->build({28, 28, 1}, DType::u8);
+  check_model(*mlp, {28, 28, 1}, DType::u8, "mlp");
+}
+
+TEST(OnnxExport, KerasCnn) {
+  set_global_seed(2);
+  auto cnn = applications::keras_cnn();
+  cnn->build({28, 28, 1}, DType::u8);
+  check_model(*cnn, {28, 28, 1}, DType::u8, "keras_cnn");
+}
+
+TEST(OnnxExport, ResNet18) {
+  set_global_seed(3);
+  auto resnet = applications::resnet18({32, 32, 3}, 10);
+  graph::Graph g = graph::trace(*resnet, random_uniform({2, 32, 32, 3}, -1.f, 1.f, 4));
+  Tensor x = random_uniform({2, 32, 32, 3}, -1.f, 1.f, 5);
+  graph::Graph back = check_export(g, {x}, "resnet18");
+  // NCHW inside: one Transpose in and one back before the head's reshape, none between blocks.
+  onnx::ModelProto proto;
+  ASSERT_TRUE(proto.ParseFromString(data::read_file(temp_path("resnet18.onnx"))));
+  int transposes = 0, convs = 0;
+  for (const auto& n : proto.graph().node()) {
+    transposes += n.op_type() == "Transpose";
+    convs += n.op_type() == "Conv";
+  }
+  EXPECT_EQ(convs, 20);
+  EXPECT_EQ(transposes, 2);
+  // On import the Transposes fold into the values: no permute nodes are left.
+  int permutes = 0;
+  for (const auto& n : back.nodes) permutes += n.call.op() == "permute";
+  EXPECT_EQ(permutes, 0) << back.to_string();
+}
+
+TEST(OnnxExport, FunctionalModelWithBatchNormAndResidualAdd) {
+  set_global_seed(4);
+  auto in = Input({8, 8, 4});
+  Conv2DOptions same;
+  same.padding = "same";
+  auto h = Conv2D(4, 3, "", same)(in);
+  h = BatchNormalization()(h);
+  h = Activation("relu")(h);
+  auto y = Add()({h, in});
+  y = Activation("relu")(y);
+  y = AveragePooling2D({3, 3}, {2, 2}, "same")(y);
+  auto out = Dense(3)(GlobalAveragePooling2D()(y));
+  Model model(in, out, "residual");
+  model.compile(optim::SGD(0.1f), MeanSquaredError());  // non-trivial moving statistics
+  Tensor xs = random_uniform({8, 8, 8, 4}, -1.f, 1.f, 3), ys = random_uniform({8, 3}, -1.f, 1.f, 4);
+  model.fit(data::Dataset::from_tensor_slices(xs, ys).batch(4), {.epochs = 1, .verbose = 0});
+  check_model(model, {8, 8, 4}, DType::f32, "residual_bn");
+}
+
+class TwoHeads : public Model {
+ public:
+  TwoHeads() : Model("two_heads"), a_(Dense(5, "relu", {}, "th_a")), b_(Dense(2, "", {}, "th_b")) {}
+  std::vector<Tensor> call(const std::vector<Tensor>& in, bool training) override {
+    Tensor h = a_(in[0], training);
+    return {softmax(b_(h, training)) + slice(sigmoid(h), 1, 0, 2)};
+  }
+  std::vector<Layer> layers() const override { return {a_, b_}; }
+
+ private:
+  Layer a_, b_;
+};
+
+TEST(OnnxExport, SubclassedModel) {
+  set_global_seed(5);
+  TwoHeads model;
+  check_model(model, {6}, DType::f32, "subclassed");
+  // The Model overload traces, then exports.
+  const std::string path = temp_path("subclassed_direct.onnx");
+  runtime_export::export_onnx(model, {random_uniform({2, 6}, -1.f, 1.f, 7)}, path);
+  Tensor x = random_uniform({4, 6}, -1.f, 1.f, 8);
+  EXPECT_LE(max_abs_diff(runtime_export::import_onnx(path).run(x), model.predict(x)), 1e-5f);
+}
+
+// Every other op the exporter maps, including the fused nodes the runtime's fusion pass writes.
+TEST(OnnxExport, OpCoverageAndFusedNodes) {
+  Tensor k = random_uniform({3, 3, 4, 4}, -0.5f, 0.5f, 1), b = random_uniform({4}, -0.5f, 0.5f, 2);
+  Tensor w = random_uniform({64, 5}, -0.5f, 0.5f, 3), wb = random_uniform({5}, -0.5f, 0.5f, 4);
+  Tensor m3 = random_uniform({5, 5}, -0.5f, 0.5f, 7);
+  auto fn = [&](const std::vector<Tensor>& in) {
+    Conv2dAttrs s2;
+    s2.padding = Padding::same;
+    s2.strides = {2, 2};
+    Tensor x = in[0];
+    Tensor c = fused_conv2d(x, k, b, x, Conv2dAttrs{.padding = Padding::same}, Epilogue::gelu_erf);
+    Tensor d = fused_conv2d(c, k, Tensor(), Tensor(), s2, Epilogue::gelu_tanh);  // 8x8 -> 4x4, stride 2 'same'
+    Tensor e = elu(leaky_relu(d, 0.1f)) + swish(d) * clip(d, -0.2f, 0.3f);
+    e = maximum(abs(e), square(tanh(e))) - minimum(softplus(e), exp(e * 0.5f));
+    e = max_pool2d(e, Pool2dAttrs{.pool_size = {2, 2}, .strides = {1, 1}, .padding = Padding::same});
+    Tensor r = reduce_mean(e, {1, 2}, true) + reduce_max(e, {3}, true) * 0.5f;  // stays NCHW
+    Tensor f = reshape(r, {x.shape()[0], -1});                                    // [N, 64]
+    Tensor h = fused_linear(f, w, wb, Tensor(), Epilogue::relu);
+    h = fused_linear(h, m3, wb, h, Epilogue::none);
+    Tensor p = matmul(reshape(h, {x.shape()[0], 1, 5}), m3);  // 3-D matmul
+    Tensor q = concat({reshape(p, {x.shape()[0], 5}), log_softmax(h, 1), sqrt(sigmoid(h)), log(sigmoid(h) + 1.f)}, 1);
+    q = q + pow(abs(q), 2.f) / 3.f + reduce_sum(q, {1}, true);
+    Tensor cmp = greater(q, Tensor::scalar(0.1f)) + less(q, Tensor::scalar(-0.1f)) + equal(q, q) +
+                 greater_equal(q, Tensor::scalar(0.f));
+    Tensor t = permute(reshape(slice(q + cmp, 1, 2, 20, 3), {x.shape()[0], 2, 3}), {0, 2, 1});
+    Tensor am = cast(argmax(q, 1), DType::f32);
+    // Kiln's casts round to nearest even and saturate; the input scaled by one multiply is
+    // bitwise the same in both runtimes, so the rounding is compared, not float noise.
+    Tensor u8 = cast(cast(reduce_max(x, {1, 2, 3}) * 300.f, DType::u8), DType::f32);
+    Tensor s32 = cast(cast(reduce_max(x, {1, 2, 3}) * -1e3f, DType::s32), DType::f32);
+    // Axis ops on NCHW values: axes remapped, no Transpose until the output.
+    Tensor axes4 = concat({softmax(slice(e, 1, 1, 4, 2), 3), log_softmax(slice(d, 1, 0, 2), 2)}, 3);
+    return std::vector<Tensor>{softmax(q), t, am, u8 + s32, add_relu(e, d), axes4};
+  };
+  graph::Graph g = graph::trace(fn, {random_uniform({2, 8, 8, 4}, -1.f, 1.f, 5)}, {{"k", k}, {"b", b}, {"w", w}, {"wb", wb}, {"m3", m3}});
+  std::set<std::string> ops;
+  for (const auto& n : g.nodes) ops.insert(n.call.op());
+  for (const char* op : {"fused_conv2d", "fused_linear", "cast", "argmax", "greater", "permute", "slice", "concat"}) {
+    EXPECT_TRUE(ops.count(op)) << op << " not traced:\n" << g.to_string();
+  }
+  check_export(g, {random_uniform({3, 8, 8, 4}, -1.f, 1.f, 6)}, "coverage");
+}
+
+TEST(OnnxExport, Bf16ExportsAsFp32) {
+  set_global_seed(6);
+  Tensor w = random_uniform({4, 3}, -1.f, 1.f, 1);
+  auto fn = [&](const std::vector<Tensor>& in) {
+    return std::vector<Tensor>{relu(matmul(in[0], cast(w, DType::bf16)))};
+  };
+  graph::Graph g = graph::trace(fn, {cast(random_uniform({2, 4}, -1.f, 1.f, 2), DType::bf16)}, {{"w", w}});
+  std::string path = temp_path("bf16.onnx");
+  runtime_export::export_onnx(g, path);
+  graph::Graph back = runtime_export::import_onnx(path);
+  ASSERT_EQ(back.inputs.size(), 1u);
+  EXPECT_EQ(back.values[back.inputs[0]].dtype, DType::f32);
+  Tensor x = random_uniform({3, 4}, -1.f, 1.f, 3);
+  // Same math in fp32 as bf16 inputs widened: within bf16 rounding of the weights.
+  EXPECT_LE(max_abs_diff(back.run(x), cast(g.run(cast(x, DType::bf16)), DType::f32)), 0.05f);
+}
+
+// ---- bad input ----
+
+template <typename F>
+void expect_invalid(F&& f, std::vector<std::string> fragments) {
+  try {
+    f();
+    ADD_FAILURE() << "accepted; expected an error naming " << fragments[0];
+  } catch (const std::invalid_argument& e) {
+    for (const auto& frag : fragments) EXPECT_NE(std::string(e.what()).find(frag), std::string::npos) << e.what();
+  }
+}
+
+graph::Graph small_graph() {
+  Tensor w = random_uniform({4, 3}, -1.f, 1.f, 1), k = random_uniform({3, 3, 2, 2}, -1.f, 1.f, 2);
+  auto fn = [&](const std::vector<Tensor>& in) {
+    Tensor c = conv2d(in[0], k, Tensor(), Conv2dAttrs{.padding = Padding::same});
+    return std::vector<Tensor>{softmax(relu(matmul(reshape(c, {in[0].shape()[0], 4}), w)))};
+  };
+  return graph::trace(fn, {random_uniform({2, 1, 2, 2}, -1.f, 1.f, 3)}, {{"w", w}, {"k", k}});
+}
+
+TEST(OnnxExport, UnmappableOpAndWrongOpsetAreErrors) {
+  graph::Graph g;
+  g.values = {{"labels", {graph::kBatch}, DType::s32}, {"onehot", {graph::kBatch, 3}, DType::f32}};
+  g.inputs = {0};
+  g.outputs = {1};
+  g.nodes.push_back({ops::Attrs("one_hot").set("depth", 3).set("dtype", "f32"), {0}, {1}});
+  expect_invalid([&] { runtime_export::serialize_onnx(g); }, {"node 0", "one_hot", "onehot"});
+  expect_invalid([&] { runtime_export::serialize_onnx(small_graph(), {.opset = 13}); }, {"opset 13"});
+}
+
+TEST(OnnxImport, CorruptTruncatedAndUnsupportedFilesAreClearErrors) {
+  const std::string bytes = runtime_export::serialize_onnx(small_graph());
+  EXPECT_NO_THROW(runtime_export::parse_onnx(bytes, "ok.onnx"));
+  expect_invalid([&] { runtime_export::parse_onnx(bytes.substr(0, bytes.size() / 2), "half.onnx"); }, {"half.onnx"});
+  expect_invalid([&] { runtime_export::parse_onnx("not a model at all", "text.onnx"); }, {"text.onnx"});
+  expect_invalid([&] { runtime_export::import_onnx(temp_path("absent.onnx")); }, {"absent.onnx", "cannot be opened"});
+  auto edited = [&](auto&& edit) {
+    onnx::ModelProto m;
+    EXPECT_TRUE(m.ParseFromString(bytes));
+    edit(m);
+    return m.SerializeAsString();
+  };
+  auto find_node = [](onnx::ModelProto& m, const std::string& op) -> onnx::NodeProto* {
+    for (auto& n : *m.mutable_graph()->mutable_node()) {
+      if (n.op_type() == op) return &n;
+    }
+    return nullptr;
+  };
+  expect_invalid([&] { runtime_export::parse_onnx(edited([](auto& m) { m.mutable_opset_import(0)->set_version(13); }), "m.onnx"); },
+                 {"m.onnx", "opset 13"});
+  expect_invalid([&] { runtime_export::parse_onnx(edited([](auto& m) { m.set_ir_version(9); }), "m.onnx"); }, {"IR version 9"});
+  expect_invalid([&] { runtime_export::parse_onnx(edited([&](auto& m) { find_node(m, "Softmax")->set_op_type("Hardmax"); }), "m.onnx"); },
+                 {"m.onnx", "Hardmax"});
+  expect_invalid([&] {
+    runtime_export::parse_onnx(edited([&](auto& m) {
+      auto* a = find_node(m, "Conv")->add_attribute();
+      a->set_name("fancy");
+      a->set_type(onnx::AttributeProto::INT);
+    }), "m.onnx");
+  }, {"m.onnx", "fancy"});
+  expect_invalid([&] {
+    runtime_export::parse_onnx(edited([](auto& m) {
+      for (auto& t : *m.mutable_graph()->mutable_initializer()) {
+        if (t.name() == "w") t.mutable_raw_data()->resize(7);
+      }
+    }), "m.onnx");
+  }, {"m.onnx", "'w'", "raw_data"});
+  expect_invalid([&] {
+    runtime_export::parse_onnx(edited([](auto& m) {
+      for (auto& t : *m.mutable_graph()->mutable_initializer()) {
+        if (t.name() == "w") t.set_dims(0, int64_t{1} << 40);
+      }
+    }), "m.onnx");
+  }, {"m.onnx", "'w'"});
+  expect_invalid([&] {
+    runtime_export::parse_onnx(edited([](auto& m) {
+      auto* d = m.mutable_graph()->mutable_input(0)->mutable_type()->mutable_tensor_type()->mutable_shape()->mutable_dim(3);
+      d->set_dim_value(3);  // 3 channels in, weights for 2: inconsistent shapes
+    }), "m.onnx");
+  }, {"m.onnx", "group"});
+  expect_invalid([&] {
+    runtime_export::parse_onnx(edited([](auto& m) {
+      m.mutable_graph()->mutable_output(0)->mutable_type()->mutable_tensor_type()->mutable_shape()->mutable_dim(1)->set_dim_value(4);
+    }), "m.onnx");
+  }, {"m.onnx", "declared shape"});
+}
+
+TEST(OnnxImport, WrongInputShapeOrDtypeWhenRunningIsAnError) {
+  std::string path = temp_path("small.onnx");
+  runtime_export::export_onnx(small_graph(), path);
+  graph::Graph g = runtime_export::import_onnx(path);
+  EXPECT_NO_THROW(g.run(random_uniform({5, 1, 2, 2}, -1.f, 1.f, 1)));
+  expect_invalid([&] { g.run(random_uniform({5, 2, 2, 2}, -1.f, 1.f, 1)); }, {"input_0", "f32[5, 2, 2, 2]"});
+  expect_invalid([&] { g.run(cast(random_uniform({5, 1, 2, 2}, 0.f, 9.f, 1), DType::s32)); }, {"input_0", "s32"});
+}
+
+}  // namespace
+}  // namespace kiln
