@@ -13,7 +13,9 @@ namespace {
 
 bool conv_like(const std::string& op) { return op == "conv2d" || op == "fused_conv2d"; }
 bool dense_like(const std::string& op) { return op == "linear" || op == "fused_linear"; }
-bool int8_passthrough(const std::string& op) { return op == "max_pool2d" || op == "avg_pool2d" || op == "reshape"; }
+// Average pooling stays float: its int8 output would need a scale of its own (and ONNX has no
+// int8 AveragePool).
+bool int8_passthrough(const std::string& op) { return op == "max_pool2d" || op == "reshape"; }
 
 bool is_quantizable(const graph::Graph& g, const graph::Node& n) {
   const std::string& op = n.call.op();

@@ -26,7 +26,7 @@ std::vector<int> quantizable_nodes(const graph::Graph& g);
 // bias/ReLU/GELU/residual fused: runtime_export/passes). Every quantizable node whose input,
 // output (and residual) have an entry in `activations` becomes a qconv2d / qlinear with s8
 // weights (symmetric, one scale per output channel). Data stays int8 between int8 layers and
-// through max/avg pooling and reshapes; quantize_linear / dequantize_linear appear only at the
+// through max pooling and reshapes; quantize_linear / dequantize_linear appear only at the
 // boundaries with float ops. A layer whose readers are all float writes f32 directly.
 graph::Graph quantize_graph(const graph::Graph& g, const std::map<int, ActivationQuant>& activations,
                             const QuantizeGraphOptions& options = {});

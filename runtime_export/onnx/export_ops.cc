@@ -190,6 +190,8 @@ void Exporter::write(const Node& n) {
   if (op == "linear" || op == "fused_linear") return write_linear(n, op == "fused_linear");
   if (op == "reduce_sum" || op == "reduce_mean" || op == "reduce_max") return write_reduce(n);
   if (op == "cast") return write_cast(n);
+  if (op == "quantize_linear" || op == "dequantize_linear") return write_quantize(n);
+  if (op == "qconv2d" || op == "qlinear") return write_quantized_layer(n);
   if (op == "add" || op == "sub" || op == "mul" || op == "div" || op == "maximum" || op == "minimum" || op == "add_relu" ||
       op == "equal" || op == "greater" || op == "greater_equal" || op == "less") {
     return write_binary(n);

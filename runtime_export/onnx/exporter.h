@@ -14,6 +14,7 @@
 #include "runtime_export/onnx/onnx_tensor.h"
 #include "tensor/ops/eltwise.h"
 #include "tensor/ops/fused.h"
+#include "tensor/ops/quantized.h"
 #include "tensor/ops/shape_ops.h"
 
 namespace kiln::runtime_export::onnx_io {
@@ -236,6 +237,12 @@ class Exporter {
   void write_binary(const Node& n);
   void write_reduce(const Node& n);
   void write_cast(const Node& n);
+  // export_quantized.cc: the int8 nodes as QDQ.
+  void write_quantize(const Node& n);
+  void write_quantized_layer(const Node& n);
+  std::string dequantized(int v, float scale, bool as_nchw);
+  std::string dequantized_constant(const Tensor& q, const std::vector<float>& scales, int64_t axis, const std::string& base);
+  std::string quantized_bias(int b, const QuantizedEpilogue& q);
 };
 
 }  // namespace kiln::runtime_export::onnx_io
