@@ -232,6 +232,7 @@ TEST(OnnxExport, OpCoverageAndFusedNodes) {
     Tensor f = reshape(r, {x.shape()[0], -1});                                    // [N, 64]
     Tensor h = fused_linear(f, w, wb, Tensor(), Epilogue::relu);
     h = fused_linear(h, m3, wb, h, Epilogue::none);
+    h = h / (abs(h) + 1.f);
     Tensor p = matmul(reshape(h, {x.shape()[0], 1, 5}), m3);  // 3-D matmul
     Tensor q = concat({reshape(p, {x.shape()[0], 5}), log_softmax(h, 1), sqrt(sigmoid(h)), log(sigmoid(h) + 1.f)}, 1);
     q = q + pow(abs(q), 2.f) / 3.f + reduce_sum(q, {1}, true);
@@ -250,10 +251,22 @@ TEST(OnnxExport, OpCoverageAndFusedNodes) {
   graph::Graph g = graph::trace(fn, {random_uniform({2, 8, 8, 4}, -1.f, 1.f, 5)}, {{"k", k}, {"b", b}, {"w", w}, {"wb", wb}, {"m3", m3}});
   std::set<std::string> ops;
   for (const auto& n : g.nodes) ops.insert(n.call.op());
-  for (const char* op : {"fused_conv2d", "fused_linear", "cast", "argmax", "greater", "permute", "slice", "concat"}) {
+  for (const char* op : {"fused_conv2d", "fused_linear", "cast", "argmax", "greater", "permute", "slice", "concat", "div"}) {
     EXPECT_TRUE(ops.count(op)) << op << " not traced:\n" << g.to_string();
   }
   check_export(g, {random_uniform({3, 8, 8, 4}, -1.f, 1.f, 6)}, "coverage");
+}
+
+// broadcast_to records the traced shape, batch included, so it runs at the traced batch only.
+TEST(OnnxExport, BroadcastToAtTheTracedBatch) {
+  auto fn = [](const std::vector<Tensor>& in) {
+    return std::vector<Tensor>{in[0] - broadcast_to(reduce_mean(in[0], {1}, true), in[0].shape())};
+  };
+  graph::Graph g = graph::trace(fn, {random_uniform({2, 5}, -1.f, 1.f, 1)});
+  bool traced = false;
+  for (const auto& n : g.nodes) traced = traced || n.call.op() == "broadcast_to";
+  EXPECT_TRUE(traced) << g.to_string();
+  check_export(g, {random_uniform({2, 5}, -1.f, 1.f, 2)}, "broadcast_to");
 }
 
 TEST(OnnxExport, Bf16ExportsAsFp32) {

@@ -453,8 +453,16 @@ int Importer::node(const onnx::NodeProto& n) {
     }
     if (shape.size() > kMaxRank) fail("Expand to rank " + std::to_string(shape.size()));
     const graph::Value& in = g_.values[xv];
-    Shape s = broadcast(in.shape, shape, where_);
-    if (s != shape) fail("Expand of " + shape_str(in.shape) + " to " + ints_str(shape) + " (Kiln's broadcast_to gives exactly the shape)");
+    // Kiln's broadcast_to gives exactly the shape: each input dim is 1 or equal to it. Its
+    // shape spells out the traced batch, so a batch dim stays symbolic (as trace records it)
+    // and the graph runs at that batch only, as the original does.
+    if (in.shape.size() > shape.size()) fail("Expand of " + shape_str(in.shape) + " to rank " + std::to_string(shape.size()));
+    Shape s = shape;
+    for (size_t i = 0; i < in.shape.size(); ++i) {
+      int64_t d = in.shape[i], &t = s[s.size() - in.shape.size() + i];
+      if (d == kBatch) t = kBatch;
+      else if (d != 1 && d != t) fail("Expand of " + shape_str(in.shape) + " to " + ints_str(shape) + " (Kiln's broadcast_to gives exactly the shape)");
+    }
     define(n.output(0), add_node(ops::Attrs("broadcast_to").set("shape", shape), {xv}, n.output(0), s, in.dtype), identity_perm(s.size()));
     return 1;
   }
