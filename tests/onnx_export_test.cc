@@ -19,6 +19,7 @@
 #include "nn/applications/applications.h"
 #include "runtime_export/onnx/onnx_export.h"
 #include "runtime_export/onnx/onnx_import.h"
+#include "tests/ort_runner.h"
 #include "tests/temp_path.h"
 
 namespace kiln {
@@ -27,42 +28,6 @@ namespace {
 using namespace kiln::nn;
 using kiln::testing::temp_path;
 namespace fs = std::filesystem;
-
-// The repository root: the test runs unsandboxed ("local"), so the runfiles link to the script
-// resolves into the source tree, where scripts/setup put .venv.
-fs::path repo_root() {
-  if (const char* root = std::getenv("KILN_REPO_ROOT")) return root;
-  fs::path script = "scripts/onnx_check.py";
-  if (const char* srcdir = std::getenv("TEST_SRCDIR")) script = fs::path(srcdir) / "kiln" / script;
-  std::error_code ec;
-  fs::path real = fs::canonical(script, ec);
-  if (ec) return fs::current_path();
-  return real.parent_path().parent_path();
-}
-
-std::string shell_quoted(const fs::path& p) { return "'" + p.string() + "'"; }
-
-// Runs a command, returning its exit status and putting its stdout+stderr in `log`.
-int run_command(const std::string& cmd, std::string& log) {
-  std::string out = temp_path("command.log");
-  int rc = std::system((cmd + " > " + shell_quoted(out) + " 2>&1").c_str());
-  std::ifstream in(out);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  log = ss.str();
-  return rc;
-}
-
-fs::path venv_python() {
-  fs::path py = repo_root() / ".venv/bin/python";
-  std::string log;
-  if (!fs::exists(py) || run_command(shell_quoted(py) + " -c 'import onnxruntime'", log) != 0) {
-    ADD_FAILURE() << "ONNX Runtime is missing: no importable onnxruntime in " << py
-                  << ". Run scripts/setup (it makes .venv with onnxruntime 1.31.1 from PyPI). " << log;
-    return {};
-  }
-  return py;
-}
 
 float max_abs_diff(const Tensor& a, const Tensor& b) {
   EXPECT_EQ(a.shape(), b.shape()) << a.describe() << " vs " << b.describe();
@@ -79,27 +44,11 @@ graph::Graph check_export(const graph::Graph& g, const std::vector<Tensor>& inpu
   const std::vector<Tensor> expected = g.run(inputs);
   const std::string model = temp_path(name + ".onnx");
   runtime_export::export_onnx(g, model);
-  std::string log;
-  const fs::path script = repo_root() / "scripts/onnx_check.py";
-  EXPECT_EQ(run_command("/usr/bin/python3 " + shell_quoted(script) + " check " + shell_quoted(model), log), 0)
-      << name << ": onnx.checker rejected the export:\n" << log;
-  if (fs::path py = venv_python(); !py.empty()) {
-    const fs::path dir = temp_path(name + "_ort");
-    fs::create_directories(dir);
-    std::string cmd = shell_quoted(py) + " " + shell_quoted(script) + " run " + shell_quoted(model) + " " + shell_quoted(dir);
-    for (size_t i = 0; i < inputs.size(); ++i) {
-      std::string p = (dir / ("input_" + std::to_string(i) + ".npy")).string();
-      data::write_npy(p, inputs[i]);
-      cmd += " " + shell_quoted(p);
-    }
-    EXPECT_EQ(run_command(cmd, log), 0) << name << ": ONNX Runtime failed:\n" << log;
-    for (size_t i = 0; i < expected.size(); ++i) {
-      fs::path out = dir / ("output_" + std::to_string(i) + ".npy");
-      if (!fs::exists(out)) {
-        ADD_FAILURE() << name << ": no output " << i << " from ONNX Runtime";
-        continue;
-      }
-      Tensor got = data::read_npy(out.string());
+  kiln::testing::onnx_checker(model);
+  if (auto ort = kiln::testing::run_onnx_runtime(model, inputs)) {
+    EXPECT_EQ(ort->size(), expected.size()) << name;
+    for (size_t i = 0; i < expected.size() && i < ort->size(); ++i) {
+      const Tensor& got = (*ort)[i];
       EXPECT_EQ(got.dtype(), expected[i].dtype() == DType::bf16 ? DType::f32 : expected[i].dtype()) << name;
       float diff = max_abs_diff(got, cast(expected[i], got.dtype()));
       std::printf("%s output %zu: ONNX Runtime vs Kiln max abs diff %.3g\n", name.c_str(), i, diff);
