@@ -569,7 +569,8 @@ class Builder {
     dnnl::primitive_attr attr = onednn::default_attr();
     attr.set_output_scales(1 << 1, scales);
     dnnl::post_ops po;
-    if (residual) po.append_sum(q.residual_scale / (act ? 1.f : out), onednn::to_dnnl(residual_dtype));
+    if (residual && q.out_dtype == DType::f32) po.append_sum(1.f);  // dequantized into dst already
+    else if (residual) po.append_sum(q.residual_scale / (act ? 1.f : out), onednn::to_dnnl(residual_dtype));
     if (act) po.append_eltwise(1.f / out, epilogue_algorithm(q.activation), 0.f, 0.f);
     attr.set_post_ops(po);
     return attr;
@@ -591,8 +592,18 @@ class Builder {
 
   // The residual's bytes in the destination's buffer, seen as the residual's own type: the
   // sum post-op reads them in that type, whatever the destination's.
-  int quantized_destination(int residual_value, const memory::desc& dst_desc, const Shape& shape, DType out_dtype) {
+  int quantized_destination(int residual_value, const memory::desc& dst_desc, const Shape& shape, DType out_dtype,
+                            float residual_scale) {
     int r = value_[residual_value];
+    if (out_dtype == DType::f32) {
+      // An f32 destination cannot sum int8 in place: the residual is dequantized into it.
+      int dst = p_.new_slot(shape, DType::f32, dst_desc);
+      dnnl::primitive_attr attr = onednn::default_attr();
+      attr.set_output_scales(0, {residual_scale});
+      auto pd = dnnl::reorder::primitive_desc(onednn::cpu_engine(), t(r).desc, onednn::cpu_engine(), dst_desc, attr);
+      p_.add_primitive("residual dequantize", pd, dnnl::reorder(pd), {{DNNL_ARG_FROM, r}, {DNNL_ARG_TO, dst}});
+      return dst;
+    }
     memory::desc as_residual = with_dtype(dst_desc, t(r).dtype);
     int holder = destination_for_residual(residual_value, as_residual, shape, t(r).dtype);
     if (t(holder).dtype == out_dtype) return holder;
@@ -648,7 +659,7 @@ class Builder {
     wt.constant = weights_.get(n.inputs[1], w, w_user, pd.weights_desc());
     int wid = p_.add_tensor(std::move(wt));
     Shape ys = {N, ph.out, pw.out, O};
-    int dst = residual ? quantized_destination(n.inputs[3], pd.dst_desc(), ys, q.out_dtype)
+    int dst = residual ? quantized_destination(n.inputs[3], pd.dst_desc(), ys, q.out_dtype, q.residual_scale)
                        : p_.new_slot(ys, q.out_dtype, pd.dst_desc());
     p_.add_primitive("qconv2d", pd, dnnl::convolution_forward(pd),
                      {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wid}, {DNNL_ARG_BIAS, bias}, {DNNL_ARG_DST, dst}}, true);
@@ -699,7 +710,7 @@ class Builder {
         aliased_.insert(p_.root(r));
         value_[n.inputs[3]] = r;
       }
-      dst2d = quantized_destination(n.inputs[3], dst_md, {M, Nout}, q.out_dtype);
+      dst2d = quantized_destination(n.inputs[3], dst_md, {M, Nout}, q.out_dtype, q.residual_scale);
     } else {
       dst2d = p_.new_slot({M, Nout}, q.out_dtype, dst_md);
     }

@@ -7,6 +7,7 @@
 #include "graph/trace.h"
 #include "runtime_export/passes/fold_batchnorm.h"
 #include "runtime_export/passes/fold_constants.h"
+#include "runtime_export/passes/fold_input_scale.h"
 #include "runtime_export/passes/fuse_post_ops.h"
 #include "runtime_export/passes/optimize_for_inference.h"
 #include "runtime_export/passes/remove_identities.h"
@@ -132,6 +133,24 @@ TEST(FusePostOps, DenseWithGeluAndAConvReadTwiceStaysPlain) {
   EXPECT_EQ(count(out, "linear"), 1);  // h has two readers
   EXPECT_EQ(count(out, "gelu_tanh"), 0);
   expect_same_outputs(g, out, x, 1e-6);
+}
+
+TEST(FoldInputScale, RescalingMovesIntoTheWeightsThroughAFlatten) {
+  Tensor w = random_uniform({12, 3}, -1.f, 1.f, 1), k = random_uniform({3, 3, 1, 2}, -1.f, 1.f, 2);
+  auto dense = [&](const std::vector<Tensor>& in) {
+    return std::vector<Tensor>{linear(reshape(affine(in[0], 1.f / 255, 0.f), {in[0].shape()[0], 12}), w, Tensor())};
+  };
+  auto conv = [&](const std::vector<Tensor>& in) {
+    Tensor s = affine(in[0], 0.5f, 0.f);
+    return std::vector<Tensor>{conv2d(s, k, Tensor(), {}), relu(s)};  // s read twice: stays
+  };
+  Tensor x = random_uniform({2, 2, 6, 1}, 0.f, 255.f, 3);
+  graph::Graph g = graph::trace(dense, {x}, {{"w", w}});
+  graph::Graph out = fold_input_scale(g);
+  EXPECT_EQ(count(out, "affine"), 0) << out.to_string();
+  expect_same_outputs(g, out, x, 1e-5);
+  graph::Graph g2 = graph::trace(conv, {random_uniform({2, 5, 5, 1}, 0.f, 255.f, 4)}, {{"k", k}});
+  EXPECT_EQ(count(fold_input_scale(g2), "affine"), 1);
 }
 
 TEST(OptimizeForInference, ChainsThePassesAndValidates) {

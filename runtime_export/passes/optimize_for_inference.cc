@@ -3,6 +3,7 @@
 #include "graph/trace.h"
 #include "runtime_export/passes/fold_batchnorm.h"
 #include "runtime_export/passes/fold_constants.h"
+#include "runtime_export/passes/fold_input_scale.h"
 #include "runtime_export/passes/fuse_post_ops.h"
 #include "runtime_export/passes/remove_identities.h"
 
@@ -14,6 +15,7 @@ graph::Graph optimize_for_inference(const graph::Graph& g) {
   out = fold_constants(out);
   out = fold_batchnorm(out);
   out = fuse_post_ops(out);
+  out = fold_input_scale(out);
   out = graph::eliminate_dead_code(out);
   out.validate();
   return out;

@@ -4,7 +4,7 @@
 namespace kiln::runtime_export::passes {
 
 // The passes InferenceModel runs, in order: dead code, identities, constant folding,
-// BatchNorm folding, post-op fusion, dead code again.
+// BatchNorm folding, post-op fusion, input-scale folding, dead code again.
 graph::Graph optimize_for_inference(const graph::Graph& g);
 
 }  // namespace kiln::runtime_export::passes
