@@ -9,6 +9,8 @@
 
 #include "graph/trace.h"
 #include "kiln.h"
+#include "quant/quantize.h"
+#include "runtime_export/inference_model.h"
 
 #if defined(__SANITIZE_THREAD__)
 // oneDNN is not TSan-instrumented: its internal caches synchronise through code TSan cannot
@@ -83,6 +85,28 @@ TEST(Concurrency, TracedGraphRunFromManyThreadsIsBitwiseTheSingleThreadResult) {
     }
   });
   for (int t = 0; t < 4; ++t) EXPECT_EQ(mismatches[t], 0) << "thread " << t;
+}
+
+// InferenceModel: plans and packed weights are shared, workspaces are per call; f32 and int8.
+TEST(Concurrency, InferenceModelsFromManyThreadsAreBitwiseTheSingleThreadResult) {
+  set_global_seed(6);
+  auto model = conv_model("infer", /*dropout=*/true, /*width=*/32);
+  Tensor x = images(32, 3, 28);
+  model->build({28, 28, 3});
+  auto f32 = runtime_export::trace(*model, x);
+  auto int8 = quant::quantize(*model, data::Dataset::from_tensor_slices(images(64, 4, 28)).batch(32));
+  for (runtime_export::InferenceModel* m : {f32.get(), int8.get()}) {
+    Tensor expected = m->run(x);
+    std::vector<int> mismatches(4, 0);
+    run_threads(4, [&](int t) {
+      for (int i = 0; i < kCallsPerThread; ++i) {
+        // Two batch sizes: a plan is made concurrently with calls of another.
+        Tensor got = t % 2 ? m->run(x) : m->predict(x, 16);
+        if (!bitwise_equal(got, expected)) mismatches[t]++;
+      }
+    });
+    for (int t = 0; t < 4; ++t) EXPECT_EQ(mismatches[t], 0) << (m == f32.get() ? "f32" : "int8") << " thread " << t;
+  }
 }
 
 TEST(Concurrency, UnbuiltModelCalledFromManyThreadsBuildsOnce) {

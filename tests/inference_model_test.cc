@@ -1,12 +1,10 @@
 // runtime_export::InferenceModel against the eager model it was traced from: the same outputs
 // (fp32 within 1e-4, bf16 within bf16 rounding) for every architecture the issue names, at
-// several batch sizes; no allocation after the first call of a shape; threads; bad input; NaN;
-// frozen weights; evaluate through the compile state.
+// several batch sizes; no allocation after the first call of a shape; bad input; NaN; frozen
+// weights; evaluate through the compile state. Threads: tests/concurrency_test.cc.
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <cmath>
-#include <thread>
 
 #include "nn/applications/applications.h"
 #include "nn/layers/layers.h"
@@ -199,26 +197,6 @@ TEST(InferenceModel, SteadyStateAllocatesNothing) {
   uint64_t before = allocator_stats().system_allocations;
   for (int i = 0; i < 5; ++i) inference->run(x);
   EXPECT_EQ(allocator_stats().system_allocations, before);
-}
-
-TEST(InferenceModel, ThreadsGetBitwiseTheSingleThreadResult) {
-  set_global_seed(7);
-  auto model = nn::applications::resnet18({8, 8, 3});
-  randomize_batch_norms(*model, 300);
-  Tensor x = random_uniform({3, 8, 8, 3}, -1.f, 1.f, 1);
-  auto inference = runtime_export::trace(*model, x);
-  std::vector<float> want = inference->run(x).to_vector();
-  std::atomic<int> mismatches{0};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 4; ++t) {
-    threads.emplace_back([&] {
-      for (int i = 0; i < 3; ++i) {
-        if (inference->run(x).to_vector() != want) ++mismatches;
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  EXPECT_EQ(mismatches.load(), 0);
 }
 
 TEST(InferenceModel, BadInputIsAClearError) {
