@@ -79,6 +79,8 @@ std::optional<RelaunchedJob> relaunched_job() {
 
 int next_launch_call() { return ++launch_calls; }
 
+void restart_launch_count() { launch_calls = 0; }
+
 LaunchRole launch_role(int call) {
   std::optional<RelaunchedJob> job = relaunched_job();
   if (!job) return LaunchRole::launcher;

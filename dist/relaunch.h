@@ -16,6 +16,10 @@ std::optional<RelaunchedJob> relaunched_job();
 
 // Numbers the launch calls of this process in program order (1, 2, ...).
 int next_launch_call();
+// Counts launch calls from zero again. For programs whose ranks run only part of main()
+// (a test runner relaunched with one test selected): call it at the same point in the
+// launcher and in the ranks, e.g. at the start of each test.
+void restart_launch_count();
 
 // Launch points (fit, dist::launch): what this process does at the call it just counted.
 enum class LaunchRole { launcher, worker, skip };
