@@ -117,7 +117,9 @@ void run_ranks(const std::string& what, int n, bool oversubscribe, const std::st
   if (len <= 0) throw std::runtime_error(what + ": cannot find this program's path (/proc/self/exe)");
   exe[len] = '\0';
 
-  std::vector<std::string> cmd = {mpirun, "--bind-to", "none"};  // OpenMP pins each rank's threads
+  // argv[0] "mpirun", not its path: Open MPI takes an absolute argv[0] as --prefix, and
+  // /bin/mpirun (PATH order on merged-/usr Debian) gives the prefix "/", which it refuses.
+  std::vector<std::string> cmd = {"mpirun", "--bind-to", "none"};  // OpenMP pins each rank's threads
   if (oversubscribe) cmd.push_back("--oversubscribe");
   if (geteuid() == 0) cmd.push_back("--allow-run-as-root");
   // One app context per rank (MPMD), so each gets its own cores in its environment.
