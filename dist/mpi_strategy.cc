@@ -3,6 +3,7 @@
 #include <mpi.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -186,6 +187,11 @@ bool MpiStrategy::any(bool flag) {
   int v = flag ? 1 : 0;
   check_mpi(MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD), "MPI_Allreduce");
   return v != 0;
+}
+
+int MpiStrategy::progress_verbosity(int verbose) const {
+  const char* tty = std::getenv("KILN_DIST_STDOUT_TTY");  // the launcher's stdout
+  return verbose == 1 && call_ > 0 && tty && std::string(tty) == "0" ? 2 : verbose;
 }
 
 std::shared_ptr<nn::TrainingStrategy> make_fit_strategy(int n, const nn::DistributedOptions& options) {

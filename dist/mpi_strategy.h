@@ -34,6 +34,7 @@ class MpiStrategy : public nn::TrainingStrategy {
   std::vector<Tensor> reduce_gradients(const std::vector<Tensor>& local) override;
   void sum(std::vector<double>& values) override;
   bool any(bool flag) override;
+  int progress_verbosity(int verbose) const override;
 
   const GradientReducer& reducer() const { return reducer_; }
 

@@ -2,7 +2,7 @@
 
 #include <fcntl.h>
 #include <mpi.h>
-#include <spawn.h>
+#include <sched.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -20,8 +20,6 @@
 
 #include "dist/pinning.h"
 #include "dist/world.h"
-
-extern char** environ;
 
 namespace kiln::dist {
 namespace {
@@ -109,7 +107,8 @@ void run_ranks(const std::string& what, int n, bool oversubscribe, const std::st
     throw std::runtime_error(what + ": Open MPI's mpirun was not found on PATH; install the Debian package "
                                     "openmpi-bin (apt-get install openmpi-bin libopenmpi-dev)");
   }
-  std::vector<RankPlacement> places = place_ranks(n, oversubscribe, available_cores());
+  std::vector<std::vector<int>> cores = available_cores();
+  std::vector<RankPlacement> places = place_ranks(n, oversubscribe, cores);
   std::vector<std::string> self = own_arguments();
   if (self.empty()) throw std::runtime_error(what + ": cannot read this program's arguments from /proc/self/cmdline");
   char exe[4096];
@@ -129,6 +128,7 @@ void run_ranks(const std::string& what, int n, bool oversubscribe, const std::st
     std::vector<std::pair<std::string, std::string>> env = places[r].env();
     env.emplace_back("KILN_DIST_JOB", job_dir);
     env.emplace_back("KILN_DIST_CALL", std::to_string(call));
+    env.emplace_back("KILN_DIST_STDOUT_TTY", isatty(STDOUT_FILENO) ? "1" : "0");
     for (auto& [k, v] : env) cmd.insert(cmd.end(), {"-x", k + "=" + v});
     cmd.push_back(exe);
     cmd.insert(cmd.end(), self.begin() + 1, self.end());
@@ -136,15 +136,29 @@ void run_ranks(const std::string& what, int n, bool oversubscribe, const std::st
   std::vector<char*> argv;
   for (std::string& s : cmd) argv.push_back(s.data());
   argv.push_back(nullptr);
+  // mpirun and the ranks may use every available core: this thread itself may be bound to
+  // one (OpenMP binds the main thread), and children inherit that.
+  cpu_set_t all;
+  CPU_ZERO(&all);
+  for (const auto& core : cores) {
+    for (int c : core) CPU_SET(c, &all);
+  }
   std::fflush(nullptr);
-  pid_t pid = 0;
-  int rc = posix_spawn(&pid, mpirun.c_str(), nullptr, nullptr, argv.data(), environ);
-  if (rc != 0) throw std::runtime_error(what + ": cannot start '" + mpirun + "': " + std::strerror(rc));
+  pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error(what + ": cannot start '" + mpirun + "': " + std::strerror(errno));
+  if (pid == 0) {  // only async-signal-safe calls until exec
+    sched_setaffinity(0, sizeof all, &all);
+    execv(mpirun.c_str(), argv.data());
+    _exit(127);
+  }
   int status = 0;
   while (waitpid(pid, &status, 0) < 0) {
     if (errno != EINTR) throw std::runtime_error(what + ": waiting for mpirun failed: " + std::strerror(errno));
   }
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && std::filesystem::exists(job_dir + "/done")) return;
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 127) {
+    throw std::runtime_error(what + ": cannot run '" + mpirun + "' (install the Debian package openmpi-bin)");
+  }
   // Failed: the ranks that said why, in rank order.
   std::string reasons;
   for (int r = 0; r < n; ++r) {

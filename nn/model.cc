@@ -222,7 +222,7 @@ History Model::fit(const data::Dataset& train, const FitOptions& options) {
   t.num_epochs = options.epochs;
   t.initial_epoch = options.initial_epoch;
   t.steps_per_epoch = options.steps_per_epoch;
-  t.verbose = options.verbose;
+  t.verbose = strategy ? strategy->progress_verbosity(options.verbose) : options.verbose;
   t.strategy = strategy;
   if (!strategy) return trainer.train(train, options.validation_data, t);
   History history;

@@ -66,6 +66,9 @@ class TrainingStrategy {
   virtual void sum(std::vector<double>& values) = 0;
   // True on every rank when flag is true on any (stop_training).
   virtual bool any(bool flag) = 0;
+  // The progress verbosity to train with, given fit's: a launcher's rank may see a terminal
+  // (mpirun gives it one) where the user's output is a file, and then prints per epoch.
+  virtual int progress_verbosity(int verbose) const { return verbose; }
 };
 
 // Makes the strategy for fit(num_processes), or nullptr for plain single-process training.
