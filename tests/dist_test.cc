@@ -222,6 +222,28 @@ TEST(DistFit, AdamMatchesOneProcessAndStopsTogether) {
   fit_matches_one_process("adam", optim::Adam(0.01f), true);
 }
 
+// Goyal et al.'s linear scaling: 2 ranks at learning rate 0.05 scaled by 2 train as one
+// process at 0.1, and the optimizer comes back with its own learning rate. bf16 gradients
+// land close to f32's.
+TEST(DistFit, LearningRateScalingAndBf16Communication) {
+  select_this_test();
+  data::Dataset train = blobs(96, 1).batch(32);
+  auto scaled = make_model("lrs", optim::SGD(0.05f));
+  scaled->fit(train, {.epochs = 2, .verbose = 0, .num_processes = 2, .distributed = {.scale_learning_rate = true}});
+  auto bf16 = make_model("lrs", optim::SGD(0.1f));
+  bf16->fit(train, {.epochs = 2, .verbose = 0, .num_processes = 2, .distributed = {.bf16_communication = true}});
+  auto ref = make_model("lrs", optim::SGD(0.1f));
+  ref->fit(train, {.epochs = 2, .verbose = 0});
+  expect_same_weights(*scaled, *ref, 1e-5);
+  EXPECT_FLOAT_EQ(scaled->optimizer().learning_rate(), 0.05f);
+  expect_same_weights(*bf16, *ref, 2e-2);
+  double d = 0;
+  for (size_t i = 0; i < ref->variables().size(); ++i) {
+    d += relative_difference(bf16->variables()[i].value(), ref->variables()[i].value());
+  }
+  EXPECT_GT(d, 0.0);  // bf16 rounding did happen
+}
+
 // The custom loop: a DistributedGradientTape and a sharded dataset are the only changes.
 void train_loop(Model& model, bool distributed) {
   data::Dataset train = blobs(96, 3).shuffle(96, 4).batch(16);
