@@ -4,6 +4,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "dist/world.h"
 #include "tensor/bf16.h"
 #include "tensor/ops/ops.h"
 
@@ -59,6 +60,14 @@ void GradientReducer::layout(const std::vector<Variable>& vars) {
 void GradientReducer::begin(const std::vector<Variable>& vars, double weight, GradientTape* tape) {
   if (in_step_) throw std::logic_error("GradientReducer::begin: the previous step was not finished");
   if (!(weight >= 0)) throw std::invalid_argument("GradientReducer::begin: weight must be >= 0");
+  pass_through_ = options_.pass_through_alone && !(initialized() && world_size() > 1);
+  wait_seconds_ = 0;
+  started_in_backward_ = 0;
+  if (pass_through_) {
+    vars_ = vars;
+    in_step_ = true;
+    return;
+  }
   layout(vars);
   for (Bucket& b : buckets_) {
     b.pending = b.vars.size();
@@ -125,7 +134,7 @@ void GradientReducer::progress() {
 }
 
 void GradientReducer::on_gradient(size_t index, const Tensor& gradient) {
-  if (!in_step_ || index >= vars_.size()) return;
+  if (!in_step_ || pass_through_ || index >= vars_.size()) return;
   pack(index, gradient);
   progress();
 }
@@ -138,6 +147,7 @@ std::vector<Tensor> GradientReducer::finish(const std::vector<Tensor>& local) {
     throw std::invalid_argument("GradientReducer::finish: " + std::to_string(local.size()) + " gradients for " +
                                 std::to_string(vars_.size()) + " variables");
   }
+  if (pass_through_) return local;
   // Gradients the hook did not see (no tape hooked, or computed another way), bucket order.
   for (Bucket& b : buckets_) {
     for (size_t k : b.vars) {

@@ -15,6 +15,9 @@ struct ReducerOptions {
   int64_t bucket_bytes = int64_t(25) << 20;
   // Communicate in bf16 (half the bytes); each addition is done in f32.
   bool bf16_communication = false;
+  // In a world of one, hand the gradients back untouched (no buckets, no copies), so the
+  // distributed path costs nothing at N = 1. Off only to test the buckets without peers.
+  bool pass_through_alone = true;
 };
 
 // Averages gradients over the ranks while backward runs: each bucket's non-blocking allreduce
@@ -67,7 +70,7 @@ class GradientReducer {
   std::vector<size_t> start_order_;
   float local_weight_ = 1, weight_buffer_ = 0;  // this rank's weight; the sum (in flight)
   Request weight_request_;
-  bool in_step_ = false, in_backward_ = false;
+  bool in_step_ = false, in_backward_ = false, pass_through_ = false;
   int started_in_backward_ = 0;
   double wait_seconds_ = 0;
 };

@@ -330,7 +330,7 @@ TEST(DistReducer, TapeHookSeesFinalGradients) {
   EXPECT_GE(order.front(), vars.size() - 2);  // the last layer's kernel or bias comes first
   for (size_t i = 0; i < vars.size(); ++i) EXPECT_EQ(relative_difference(seen[i], grads[i]), 0.0) << i;
   // In a world of one the reducer returns the gradients themselves, with small buckets too.
-  dist::GradientReducer reducer({.bucket_bytes = 64});
+  dist::GradientReducer reducer({.bucket_bytes = 64, .pass_through_alone = false});
   GradientTape tape2;
   Tensor loss2 = SparseCategoricalCrossentropy(true)(b.y, (*model)(b.x, true));
   reducer.begin(vars, 16, &tape2);
@@ -339,6 +339,11 @@ TEST(DistReducer, TapeHookSeesFinalGradients) {
   EXPECT_GT(reducer.num_buckets(), 1);
   EXPECT_EQ(reducer.buckets_started_during_backward(), reducer.num_buckets());
   for (size_t i = 0; i < vars.size(); ++i) EXPECT_LE(relative_difference(reduced[i], grads[i]), 1e-7) << i;
+  // fit's default at N = 1: the same tensors back, nothing copied.
+  dist::GradientReducer alone;
+  alone.begin(vars, 16, nullptr);
+  std::vector<Tensor> same = alone.finish(grads);
+  for (size_t i = 0; i < vars.size(); ++i) EXPECT_EQ(same[i].id(), grads[i].id()) << i;
 }
 
 }  // namespace
