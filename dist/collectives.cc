@@ -13,7 +13,12 @@
 namespace kiln::dist {
 namespace {
 
-bool active() { return initialized() && world_size() > 1; }
+// Under a launcher the first collective starts MPI (a program need not call init() itself);
+// outside one, collectives act on a world of one.
+bool active() {
+  if (!initialized() && under_launcher()) init();
+  return initialized() && world_size() > 1;
+}
 
 // MPI has no bf16 type: 2-byte elements with a user sum op that adds in f32.
 void bf16_sum(void* in, void* inout, int* len, MPI_Datatype*) {

@@ -1,7 +1,7 @@
 #pragma once
 // Collectives over the MPI world, each a thin layer over one MPI call. Every rank must make
-// the same calls in the same order with tensors of the same shape and dtype. In a world of
-// one (or before init) they leave their arguments as they are.
+// the same calls in the same order with tensors of the same shape and dtype. Under a launcher
+// the first one starts MPI; in a world of one they leave their arguments as they are.
 #include <cstdint>
 #include <vector>
 

@@ -60,6 +60,7 @@ void GradientReducer::layout(const std::vector<Variable>& vars) {
 void GradientReducer::begin(const std::vector<Variable>& vars, double weight, GradientTape* tape) {
   if (in_step_) throw std::logic_error("GradientReducer::begin: the previous step was not finished");
   if (!(weight >= 0)) throw std::invalid_argument("GradientReducer::begin: weight must be >= 0");
+  if (!initialized() && under_launcher()) init();
   pass_through_ = options_.pass_through_alone && !(initialized() && world_size() > 1);
   wait_seconds_ = 0;
   started_in_backward_ = 0;

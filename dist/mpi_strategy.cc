@@ -103,8 +103,13 @@ std::optional<nn::History> MpiStrategy::launch(nn::Model& model, const data::Dat
   std::optional<RelaunchedJob> job = relaunched_job();
   if (job && call_ > 0) {
     if (rank_ == 0 && options.verbose > 0) unmute_stdout();
-    ensure_built(model, train);
-    model.load_checkpoint(job->dir + "/start.ckpt");
+    try {
+      ensure_built(model, train);
+      model.load_checkpoint(job->dir + "/start.ckpt");
+    } catch (const std::exception& e) {
+      fail(std::string("cannot take the launcher's model state: ") + e.what());
+      throw;
+    }
   }
   if (options_.scale_learning_rate && world_ > 1) {
     optim::Optimizer& opt = model.optimizer();
