@@ -244,6 +244,18 @@ TEST(DistFit, LearningRateScalingAndBf16Communication) {
   EXPECT_GT(d, 0.0);  // bf16 rounding did happen
 }
 
+// More ranks than cores when asked for explicitly: 3 ranks share 2 cores here, and batches
+// of 16 (and a last one of 5) split unevenly three ways.
+TEST(DistFit, OversubscribedThreeRanks) {
+  select_this_test();
+  data::Dataset train = blobs(53, 1).batch(16);
+  auto model = make_model("over", optim::Adam(0.01f));
+  model->fit(train, {.epochs = 2, .verbose = 0, .num_processes = 3, .distributed = {.oversubscribe = true}});
+  auto ref = make_model("over", optim::Adam(0.01f));
+  ref->fit(train, {.epochs = 2, .verbose = 0});
+  expect_same_weights(*model, *ref, 1e-5);
+}
+
 // The custom loop: a DistributedGradientTape and a sharded dataset are the only changes.
 void train_loop(Model& model, bool distributed) {
   data::Dataset train = blobs(96, 3).shuffle(96, 4).batch(16);
