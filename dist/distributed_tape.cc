@@ -24,8 +24,13 @@ std::vector<Tensor> DistributedGradientTape::gradient(const Tensor& target, cons
                                                       double weight) {
   GradientReducer& reducer = reducer_for(options_);
   reducer.begin(sources, weight, this);
-  std::vector<Tensor> local = GradientTape::gradient(target, sources);
-  return reducer.finish(local);
+  try {
+    std::vector<Tensor> local = GradientTape::gradient(target, sources);
+    return reducer.finish(local);
+  } catch (...) {
+    reducer.abandon();
+    throw;
+  }
 }
 
 }  // namespace kiln::dist

@@ -57,8 +57,14 @@ void GradientReducer::layout(const std::vector<Variable>& vars) {
   }
 }
 
+void GradientReducer::abandon() {
+  for (Bucket& b : buckets_) wait(b.request);
+  wait(weight_request_);
+  in_step_ = in_backward_ = false;
+}
+
 void GradientReducer::begin(const std::vector<Variable>& vars, double weight, GradientTape* tape) {
-  if (in_step_) throw std::logic_error("GradientReducer::begin: the previous step was not finished");
+  if (in_step_) abandon();  // the previous step threw before finish()
   if (!(weight >= 0)) throw std::invalid_argument("GradientReducer::begin: weight must be >= 0");
   if (!initialized() && under_launcher()) init();
   pass_through_ = options_.pass_through_alone && !(initialized() && world_size() > 1);

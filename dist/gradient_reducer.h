@@ -39,6 +39,8 @@ class GradientReducer {
   // sum_r(weight_r * local_r) / sum_r(weight_r) for every variable, once all buckets are in.
   // A variable whose local gradient is undefined (unconnected) stays undefined.
   std::vector<Tensor> finish(const std::vector<Tensor>& local);
+  // Ends a step that will not finish (backward threw): waits for what is in flight.
+  void abandon();
 
   // Measurements of the last step, for the scaling benchmark.
   int num_buckets() const { return static_cast<int>(buckets_.size()); }
