@@ -71,7 +71,40 @@ std::vector<Tensor> GradientTape::gradient(const Tensor& target, const std::vect
   std::unordered_map<uint64_t, Tensor> grads;
   grads[target.id()] = output_gradient.defined() ? cast(output_gradient, target.dtype())
                                                  : Tensor::ones(target.shape(), target.dtype());
+  // With a hook, each source's gradient is reported once final: after the earliest node
+  // that reads the source has been visited, nothing more is added to it.
+  GradientHook hook = std::move(hook_);
+  hook_ = nullptr;
+  std::vector<std::vector<size_t>> final_after(hook ? state_.nodes.size() : 0);
+  std::vector<Tensor> result(sources.size());
+  std::vector<bool> reported(sources.size(), false);
+  auto final_gradient = [&](size_t j) {
+    const Tensor& s = sources[j];
+    auto it = grads.find(s.id());
+    if (it != grads.end()) return it->second.dtype() == s.dtype() ? it->second : cast(it->second, s.dtype());
+    return unconnected == UnconnectedGradients::zero ? Tensor::zeros(s.shape(), s.dtype()) : Tensor();
+  };
+  auto report = [&](size_t j) {
+    if (reported[j]) return;
+    reported[j] = true;
+    result[j] = final_gradient(j);
+    hook(j, result[j]);
+  };
+  if (hook) {
+    std::unordered_map<uint64_t, size_t> first_reader;
+    for (size_t i = 0; i < state_.nodes.size(); ++i) {
+      if (!relevant[i]) continue;
+      for (uint64_t id : state_.nodes[i].input_ids) first_reader.try_emplace(id, i);
+    }
+    for (size_t j = 0; j < sources.size(); ++j) {
+      auto it = source_ids.count(sources[j].id()) ? first_reader.find(sources[j].id()) : first_reader.end();
+      if (it != first_reader.end()) final_after[it->second].push_back(j);
+    }
+  }
   for (size_t i = state_.nodes.size(); i-- > 0;) {
+    if (hook && i + 1 < state_.nodes.size()) {
+      for (size_t j : final_after[i + 1]) report(j);
+    }
     if (!relevant[i]) continue;
     const autograd::Node& node = state_.nodes[i];
     std::vector<Tensor> out_grads(node.output_ids.size());
@@ -112,15 +145,11 @@ std::vector<Tensor> GradientTape::gradient(const Tensor& target, const std::vect
     }
   }
 
-  std::vector<Tensor> result;
-  for (const Tensor& s : sources) {
-    auto it = grads.find(s.id());
-    if (it != grads.end()) {
-      result.push_back(it->second.dtype() == s.dtype() ? it->second : cast(it->second, s.dtype()));
-    } else if (unconnected == UnconnectedGradients::zero) {
-      result.push_back(Tensor::zeros(s.shape(), s.dtype()));
+  for (size_t j = 0; j < sources.size(); ++j) {
+    if (hook) {
+      report(j);  // the earliest reader's sources, and sources no recorded op reads
     } else {
-      result.push_back(Tensor());
+      result[j] = final_gradient(j);
     }
   }
   if (!state_.persistent) {

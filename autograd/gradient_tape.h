@@ -1,4 +1,5 @@
 #pragma once
+#include <functional>
 #include <vector>
 
 #include "tensor/ops/recorder.h"
@@ -51,11 +52,19 @@ class GradientTape {
   // Forgets everything recorded so far; recording continues.
   void reset();
 
+  // Called by the next gradient() once per source whose gradient is final (no op left to
+  // visit adds to it), in the order backward produces them, with the source's index and its
+  // gradient (undefined when unconnected): data-parallel training starts communicating a
+  // gradient while backward still runs. The hook is cleared when gradient() returns.
+  using GradientHook = std::function<void(size_t source_index, const Tensor& gradient)>;
+  void set_gradient_hook(GradientHook hook) { hook_ = std::move(hook); }
+
   size_t num_recorded_ops() const { return state_.nodes.size(); }
   bool persistent() const { return state_.persistent; }
 
  private:
   autograd::TapeState state_;
+  GradientHook hook_;
 };
 
 }  // namespace kiln

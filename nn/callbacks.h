@@ -39,6 +39,7 @@ class ModelCheckpoint : public Callback {
   explicit ModelCheckpoint(std::string filepath, std::string monitor = "val_loss", bool save_best_only = true,
                            std::string mode = "auto", bool save_weights_only = false);
   void on_epoch_end(Trainer& t, int64_t epoch, Logs& logs) override;
+  bool rank_zero_only() const override { return true; }
   int saves() const { return saves_; }
 
  private:
@@ -55,6 +56,7 @@ class CSVLogger : public Callback {
   explicit CSVLogger(std::string filename, char separator = ',', bool append = false);
   void on_train_run_begin(Trainer& t) override;
   void on_epoch_end(Trainer& t, int64_t epoch, Logs& logs) override;
+  bool rank_zero_only() const override { return true; }
 
  private:
   std::string filename_;

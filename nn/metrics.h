@@ -18,6 +18,12 @@ class Metric {
   void reset_state() { total_ = count_ = 0; }
   const std::string& name() const { return name_; }
   virtual std::unique_ptr<Metric> clone() const = 0;
+  // The running total and count, for merging the metric over processes (dist/).
+  std::pair<double, double> state() const { return {total_, count_}; }
+  void set_state(double total, double count) {
+    total_ = total;
+    count_ = count;
+  }
 
  protected:
   void add(double total, double count) {

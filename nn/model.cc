@@ -211,17 +211,29 @@ const Loss& Model::loss() const {
 }
 
 History Model::fit(const data::Dataset& train, const FitOptions& options) {
-  if (options.num_processes != 1) {
-    throw std::invalid_argument("fit: num_processes=" + std::to_string(options.num_processes) +
-                                " needs the MPI launcher (dist/), which this build does not include yet");
+  std::shared_ptr<TrainingStrategy> strategy =
+      options.strategy ? options.strategy : make_strategy(options.num_processes, options.distributed);
+  if (strategy) {
+    optimizer();  // not compiled: say so here, not in every rank
+    if (std::optional<History> launched = strategy->launch(*this, train, options)) return *launched;
   }
   Trainer trainer(*this, loss(), optimizer(), options.callbacks, metric_names_);
   TrainOptions t;
   t.num_epochs = options.epochs;
   t.initial_epoch = options.initial_epoch;
   t.steps_per_epoch = options.steps_per_epoch;
-  t.verbose = options.verbose;
-  return trainer.train(train, options.validation_data, t);
+  t.verbose = strategy ? strategy->progress_verbosity(options.verbose) : options.verbose;
+  t.strategy = strategy;
+  if (!strategy) return trainer.train(train, options.validation_data, t);
+  History history;
+  try {
+    history = trainer.train(train, options.validation_data, t);
+  } catch (const std::exception& e) {
+    strategy->fail(e.what());  // the other ranks would wait for this one forever
+    throw;
+  }
+  strategy->finish(*this, history);
+  return history;
 }
 
 Logs Model::evaluate(const data::Dataset& data, int verbose) {

@@ -15,6 +15,7 @@
 #include "nn/layer_graph.h"
 #include "nn/losses.h"
 #include "nn/metrics.h"
+#include "nn/strategy.h"
 #include "nn/symbolic.h"
 #include "optim/optimizer.h"
 
@@ -36,7 +37,12 @@ struct FitOptions {
   int verbose = 1;  // 0: silent; 1: progress bar (one line per epoch when stdout is not a terminal); 2: one line per epoch
   int64_t initial_epoch = 0;
   int64_t steps_per_epoch = -1;  // -1: one pass over the dataset
+  // Data-parallel processes (dist/, Open MPI): fit relaunches this program under mpirun with
+  // this many ranks on this host, or uses the world it already runs in under a launcher.
   int num_processes = 1;
+  DistributedOptions distributed;
+  // Overrides num_processes: train with this strategy (one rank of a world set up elsewhere).
+  std::shared_ptr<TrainingStrategy> strategy;
 };
 
 // A Keras model. Three ways to get one: Model(inputs, outputs) (functional), Sequential, or

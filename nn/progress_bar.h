@@ -19,6 +19,7 @@ class ProgressBar : public Callback {
   void on_eval_epoch_begin(Trainer& t) override;
   void on_eval_epoch_end(Trainer& t) override;
   void on_epoch_end(Trainer& t, int64_t epoch, Logs& logs) override;
+  bool rank_zero_only() const override { return true; }
 
   static std::string format_logs(const Logs& logs);
   static std::string bar(int64_t done, int64_t total, int width = 30);

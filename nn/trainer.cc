@@ -34,6 +34,21 @@ class ProgressScope {
   std::vector<std::shared_ptr<Callback>>& callbacks_;
   std::shared_ptr<Callback> bar_;
 };
+
+// On ranks other than 0, leaves out the callbacks that print or write files for one run.
+class RankZeroScope {
+ public:
+  RankZeroScope(std::vector<std::shared_ptr<Callback>>& callbacks, const TrainingStrategy* strategy)
+      : callbacks_(callbacks), saved_(callbacks) {
+    if (!strategy || strategy->rank() == 0) return;
+    std::erase_if(callbacks_, [](const std::shared_ptr<Callback>& cb) { return cb->rank_zero_only(); });
+  }
+  ~RankZeroScope() { callbacks_ = saved_; }
+
+ private:
+  std::vector<std::shared_ptr<Callback>>& callbacks_;
+  std::vector<std::shared_ptr<Callback>> saved_;
+};
 }  // namespace
 
 void Trainer::call(void (Callback::*event)(Trainer&)) {
@@ -44,6 +59,20 @@ Logs Trainer::running_metrics() const {
   Logs out{{"loss", loss_metric_->result()}};
   for (const auto& m : metrics_) out[m->name()] = m->result();
   return out;
+}
+
+void Trainer::reduce_metrics() {
+  if (!options_.strategy) return;
+  std::vector<double> v;
+  auto [t, c] = loss_metric_->state();
+  v.insert(v.end(), {t, c});
+  for (auto& m : metrics_) {
+    auto [mt, mc] = m->state();
+    v.insert(v.end(), {mt, mc});
+  }
+  options_.strategy->sum(v);
+  loss_metric_->set_state(v[0], v[1]);
+  for (size_t i = 0; i < metrics_.size(); ++i) metrics_[i]->set_state(v[2 * i + 2], v[2 * i + 3]);
 }
 
 void Trainer::update_metrics(const BatchOutput& out) {
@@ -104,6 +133,7 @@ void Trainer::run_eval_epoch(const data::Dataset& dataset, const std::string& pr
     in_eval_ = false;
     throw std::invalid_argument(empty_dataset_message(prefix.empty() ? "evaluate" : "fit (validation_data)"));
   }
+  reduce_metrics();
   for (auto& [k, v] : running_metrics()) logs_[prefix + k] = v;
   eval_epoch_end();
   call(&Callback::on_eval_epoch_end);
@@ -117,7 +147,10 @@ History Trainer::train(const data::Dataset& train_in, const std::optional<data::
                                 " is past num_epochs " + std::to_string(options.num_epochs));
   }
   options_ = options;
-  ProgressScope progress(callbacks_, options.verbose);
+  TrainingStrategy* strategy = options.strategy.get();
+  if (strategy && strategy->rank() != 0) options_.verbose = 0;
+  RankZeroScope rank_zero(callbacks_, strategy);
+  ProgressScope progress(callbacks_, options_.verbose);
   data::Dataset train_ds = create_train_dataloader(train_in);
   if (!train_ds.batched()) throw std::invalid_argument("Trainer: the training dataset must be batched (call batch())");
   check_not_empty(train_ds, "fit");
@@ -126,6 +159,12 @@ History Trainer::train(const data::Dataset& train_in, const std::optional<data::
     eval_ds = create_eval_dataloader(*eval_in);
     if (!eval_ds->batched()) throw std::invalid_argument("Trainer: the validation dataset must be batched (call batch())");
     check_not_empty(*eval_ds, "fit (validation_data)");
+  }
+  if (strategy) {
+    // The dataset's batch is the global batch; each rank computes its share of it.
+    train_ds = strategy->shard(train_ds);
+    if (eval_ds) eval_ds = strategy->shard(*eval_ds);
+    strategy->broadcast_variables(model_.variables());
   }
   if (auto schedule = create_scheduler()) optimizer_.set_schedule(schedule);
   steps_per_epoch_ = options.steps_per_epoch > 0 ? options.steps_per_epoch : train_ds.cardinality();
@@ -166,13 +205,16 @@ History Trainer::train(const data::Dataset& train_in, const std::optional<data::
           } scope{tape_};
           tape_ = std::make_unique<GradientTape>();
           out = calculate_train_batch_loss(*batch);
+          if (strategy) strategy->before_backward(*tape_, model_.trainable_variables(), out.batch_size);
           backward_step(out);
         }
+        if (strategy) grads_ = strategy->reduce_gradients(grads_);
         optimizer_step();
         scheduler_step();
         optimizer_zero_grad();
         update_metrics(out);
         for (auto& cb : callbacks_) cb->on_train_step_end(*this, out);
+        if (strategy) stop_training = strategy->any(stop_training);  // no rank may wait for another
       }
       if (step_in_epoch_ == 0 && !stop_training) {
         throw std::invalid_argument(options.steps_per_epoch > 0
@@ -181,12 +223,17 @@ History Trainer::train(const data::Dataset& train_in, const std::optional<data::
                                               " needs more batches; use repeat())"
                                         : empty_dataset_message("fit"));
       }
+      reduce_metrics();
       logs_ = running_metrics();
+      // BatchNorm normalizes with per-rank batch statistics; its moving statistics are
+      // averaged over the ranks once per epoch, so every rank evaluates the same model.
+      if (strategy) strategy->average_variables(model_.non_trainable_variables());
       train_epoch_end();
       call(&Callback::on_train_epoch_end);
       if (eval_ds) run_eval_epoch(*eval_ds, "val_");
       logs_["lr"] = optimizer_.learning_rate();
       for (auto& cb : callbacks_) cb->on_epoch_end(*this, epoch_, logs_);
+      if (strategy) stop_training = strategy->any(stop_training);
       history_.epochs.push_back(epoch_);
       for (auto& [k, v] : logs_) history_.history[k].push_back(v);
     }
@@ -200,6 +247,7 @@ History Trainer::train(const data::Dataset& train_in, const std::optional<data::
 
 Logs Trainer::evaluate(const data::Dataset& dataset, int verbose) {
   options_.verbose = verbose;
+  options_.strategy = nullptr;  // evaluate() runs on this process's data alone
   ProgressScope progress(callbacks_, verbose);
   data::Dataset ds = create_eval_dataloader(dataset);
   if (!ds.batched()) throw std::invalid_argument("evaluate: the dataset must be batched (call batch())");

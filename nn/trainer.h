@@ -46,6 +46,9 @@ class Callback {
   virtual void on_eval_step_begin(Trainer&) {}
   virtual void on_eval_step_end(Trainer&, const BatchOutput&) {}
   virtual void on_epoch_end(Trainer&, int64_t epoch, Logs& logs) {}
+  // In data-parallel training, true runs this callback on rank 0 only (it prints or writes
+  // files); every other callback runs on every rank and sees the same global logs.
+  virtual bool rank_zero_only() const { return false; }
 };
 
 struct TrainOptions {
@@ -53,6 +56,9 @@ struct TrainOptions {
   int64_t initial_epoch = 0;
   int64_t steps_per_epoch = -1;
   int verbose = 1;  // progress output, as FitOptions::verbose
+  // Data parallelism (nn/strategy.h): this rank trains on its share of every batch with
+  // averaged gradients; only rank 0 runs the progress bar and rank_zero_only() callbacks.
+  std::shared_ptr<TrainingStrategy> strategy;
 };
 
 // The training loop, after pytorch-accelerated's Trainer: subclass it and override the hooks
@@ -110,6 +116,7 @@ class Trainer {
   void call(void (Callback::*event)(Trainer&));
   void run_eval_epoch(const data::Dataset& dataset, const std::string& prefix);
   void update_metrics(const BatchOutput& out);
+  void reduce_metrics();  // over the strategy's ranks
 
   Model& model_;
   std::unique_ptr<Loss> loss_;

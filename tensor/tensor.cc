@@ -104,7 +104,8 @@ Tensor Tensor::from_vector(const std::vector<float>& values, const Shape& shape,
   }
   Tensor t = empty(shape, dtype);
   if (dtype == DType::f32) {
-    std::memcpy(t.raw_data(), values.data(), values.size() * sizeof(float));
+    // An empty vector's data() may be null, which memcpy must not get even for 0 bytes.
+    if (!values.empty()) std::memcpy(t.raw_data(), values.data(), values.size() * sizeof(float));
   } else {
     for (size_t i = 0; i < values.size(); ++i) store_element(t.raw_data(), dtype, i, values[i]);
   }
