@@ -463,7 +463,9 @@ TEST(QuantObserve, OptimizedCnnGraphWithFusedNodes) {
   }
   auto params = quant::activation_params(g, c);
   for (const auto& node : g.nodes) {
-    if (node.call.op() == "fused_conv2d") EXPECT_EQ(params.at(node.outputs[0]).dtype, DType::u8) << g.to_string();
+    if (node.call.op() == "fused_conv2d") {
+      EXPECT_EQ(params.at(node.outputs[0]).dtype, DType::u8) << g.to_string();
+    }
   }
 }
 
