@@ -130,10 +130,7 @@ graph::Graph quantize_graph(const graph::Graph& in, const std::map<int, Activati
       }
       ops::Attrs attrs;
       if (conv_like(op)) {
-        ops::Attrs geometry = n.call;
-        geometry.set_op("conv2d");
-        geometry.set("activation", "none");
-        attrs = qconv2d_attrs(conv2d_options_from(geometry), q);
+        attrs = qconv2d_attrs(conv2d_geometry_from(n.call), q);
       } else {
         attrs = qlinear_attrs(q);
       }

@@ -304,9 +304,7 @@ class Builder {
     Conv2dAttrs a;
     Epilogue act = Epilogue::none;
     if (fused) {
-      ops::Attrs plain = n.call;
-      plain.set("activation", "none");
-      a = conv2d_options_from(plain);
+      a = conv2d_geometry_from(n.call);
       act = epilogue_from_name(n.call.get_string("activation"));
     } else {
       a = conv2d_options_from(n.call);
@@ -613,13 +611,7 @@ class Builder {
 
   bool qconv(const graph::Node& n) {
     if (!constant(n.inputs[1]) || (n.inputs.size() > 2 && !constant(n.inputs[2]))) return false;
-    Conv2dAttrs a;
-    {
-      ops::Attrs plain = n.call;
-      plain.set_op("conv2d");
-      plain.set("activation", "none");
-      a = conv2d_options_from(plain);
-    }
+    Conv2dAttrs a = conv2d_geometry_from(n.call);
     QuantizedEpilogue q = quantized_epilogue_from(n.call);
     int x = value_[n.inputs[0]];
     const Shape xs = t(x).shape;

@@ -7,14 +7,8 @@
 
 namespace kiln::runtime_export::onnx_io {
 
-
 void Exporter::write_conv(const Node& n, bool fused) {
-  Conv2dAttrs conv = conv2d_options_from(ops::Attrs("conv2d")
-                                             .set("strides", n.call.get_ints("strides"))
-                                             .set("padding", n.call.get_string("padding"))
-                                             .set("dilation", n.call.get_ints("dilation"))
-                                             .set("groups", ops::AttrValue(n.call.get_int("groups")))
-                                             .set("activation", fused ? "none" : n.call.get_string("activation")));
+  Conv2dAttrs conv = fused ? conv2d_geometry_from(n.call) : conv2d_options_from(n.call);
   Epilogue act = fused ? epilogue_from_name(n.call.get_string("activation"))
                        : (conv.activation == FusedActivation::relu ? Epilogue::relu : Epilogue::none);
   const int x = n.inputs[0], w = n.inputs[1];

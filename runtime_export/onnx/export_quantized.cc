@@ -84,12 +84,7 @@ void Exporter::write_quantized_layer(const Node& n) {
   const bool int8_out = q.out_dtype != DType::f32;
   std::string last;
   if (conv) {
-    Conv2dAttrs c = conv2d_options_from(ops::Attrs("conv2d")
-                                            .set("strides", n.call.get_ints("strides"))
-                                            .set("padding", n.call.get_string("padding"))
-                                            .set("dilation", n.call.get_ints("dilation"))
-                                            .set("groups", ops::AttrValue(n.call.get_int("groups")))
-                                            .set("activation", "none"));
+    Conv2dAttrs c = conv2d_geometry_from(n.call);
     const Shape& xs = val(x).shape;
     const Shape& ws = w8.shape();
     if (xs.size() != 4 || ws.size() != 4 || xs[1] < 0 || xs[2] < 0) fail("qconv2d wants a static NHWC input and HWIO weights");

@@ -46,6 +46,14 @@ inline Conv2dAttrs conv2d_options_from(const ops::Attrs& a) {
   return o;
 }
 
+// The geometry (strides, padding, dilation, groups) of any conv node: conv2d, fused_conv2d,
+// qconv2d. The activation is left none: fused and quantized convs name an epilogue there.
+inline Conv2dAttrs conv2d_geometry_from(const ops::Attrs& a) {
+  ops::Attrs geometry = a;
+  geometry.set("activation", "none");
+  return conv2d_options_from(geometry);
+}
+
 // Keras/TensorFlow padding arithmetic for one spatial dimension.
 struct SpatialPlan {
   int64_t out = 0, pad_before = 0, pad_after = 0;

@@ -22,16 +22,6 @@ std::vector<int> ints(const Attrs& a, const std::string& name) {
   return out;
 }
 
-// The conv geometry of a fused or quantized conv, whose "activation" is an epilogue.
-Conv2dAttrs conv_geometry(const Attrs& a) {
-  return conv2d_options_from(Attrs("conv2d")
-                                 .set("strides", a.get_ints("strides"))
-                                 .set("padding", a.get_string("padding"))
-                                 .set("dilation", a.get_ints("dilation"))
-                                 .set("groups", ops::AttrValue(a.get_int("groups")))
-                                 .set("activation", "none"));
-}
-
 OpDef binary(const std::string& name, Tensor (*fn)(const Tensor&, const Tensor&), bool differentiable = true) {
   return {name, 2, 2, differentiable, [fn](const Inputs& in, const Attrs&) { return Outputs{fn(in[0], in[1])}; }};
 }
@@ -66,7 +56,7 @@ std::vector<OpDef> build_table() {
        }},
       {"fused_conv2d", 2, 4, false,
        [](const Inputs& in, const Attrs& a) {
-         Conv2dAttrs conv = conv_geometry(a);
+         Conv2dAttrs conv = conv2d_geometry_from(a);
          return Outputs{fused_conv2d(in[0], in[1], optional_input(in, 2), optional_input(in, 3), conv,
                                      epilogue_from_name(a.get_string("activation")))};
        }},
@@ -87,7 +77,7 @@ std::vector<OpDef> build_table() {
        }},
       {"qconv2d", 2, 4, false,
        [](const Inputs& in, const Attrs& a) {
-         Conv2dAttrs conv = conv_geometry(a);
+         Conv2dAttrs conv = conv2d_geometry_from(a);
          return Outputs{qconv2d(in[0], in[1], optional_input(in, 2), optional_input(in, 3), conv,
                                 quantized_epilogue_from(a))};
        }},
