@@ -45,6 +45,9 @@ Tensor epilogue(Tensor y, const Tensor& residual, Epilogue activation, const cha
   return y;
 }
 
+}  // namespace
+
+namespace detail {
 std::vector<Tensor> present(std::initializer_list<Tensor> inputs) {
   std::vector<Tensor> out;
   for (const Tensor& t : inputs) {
@@ -52,8 +55,7 @@ std::vector<Tensor> present(std::initializer_list<Tensor> inputs) {
   }
   return out;
 }
-
-}  // namespace
+}  // namespace detail
 
 ops::Attrs fused_conv2d_attrs(const Conv2dAttrs& conv, Epilogue activation) {
   Conv2dAttrs plain = conv;
@@ -81,7 +83,7 @@ Tensor fused_conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const 
     autograd::QuietScope quiet;
     y = epilogue(conv2d(x, w, bias, conv), residual, activation, "fused_conv2d");
   }
-  autograd::observe(fused_conv2d_attrs(conv, activation), present({x, w, bias, residual}), {y});
+  autograd::observe(fused_conv2d_attrs(conv, activation), detail::present({x, w, bias, residual}), {y});
   return y;
 }
 
@@ -95,7 +97,7 @@ Tensor fused_linear(const Tensor& x, const Tensor& w, const Tensor& bias, const 
     autograd::QuietScope quiet;
     y = epilogue(linear(x, w, bias), residual, activation, "fused_linear");
   }
-  autograd::observe(fused_linear_attrs(activation), present({x, w, bias, residual}), {y});
+  autograd::observe(fused_linear_attrs(activation), detail::present({x, w, bias, residual}), {y});
   return y;
 }
 

@@ -1,5 +1,6 @@
 #pragma once
 #include <string>
+#include <vector>
 
 #include "tensor/ops/attrs.h"
 #include "tensor/ops/conv.h"
@@ -28,6 +29,11 @@ Tensor fused_linear(const Tensor& x, const Tensor& w, const Tensor& bias, const 
                     Epilogue activation);
 
 ops::Attrs fused_conv2d_attrs(const Conv2dAttrs& conv, Epilogue activation);
+
+namespace detail {
+// The defined tensors among a composite op's optional inputs, in order (what it records).
+std::vector<Tensor> present(std::initializer_list<Tensor> inputs);
+}  // namespace detail
 ops::Attrs fused_linear_attrs(Epilogue activation);
 
 }  // namespace kiln

@@ -53,14 +53,6 @@ Tensor dequantized_residual(const Tensor& r, const QuantizedEpilogue& q, const c
   return dequantize_linear(r, q.residual_scale, 0);
 }
 
-std::vector<Tensor> present(std::initializer_list<Tensor> inputs) {
-  std::vector<Tensor> out;
-  for (const Tensor& t : inputs) {
-    if (t.defined()) out.push_back(t);
-  }
-  return out;
-}
-
 void set_epilogue(ops::Attrs& a, const QuantizedEpilogue& q) {
   a.set("activation", epilogue_name(q.activation));
   a.set("x_scale", q.x_scale);
@@ -147,7 +139,7 @@ Tensor qconv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Tenso
                      dequantized_residual(residual, q, "qconv2d"), plain, q.activation);
     y = epilogue_out(y, q, "qconv2d");
   }
-  autograd::observe(qconv2d_attrs(conv, q), present({x, w, bias, residual}), {y});
+  autograd::observe(qconv2d_attrs(conv, q), detail::present({x, w, bias, residual}), {y});
   return y;
 }
 
@@ -162,7 +154,7 @@ Tensor qlinear(const Tensor& x, const Tensor& w, const Tensor& bias, const Tenso
                      dequantized_residual(residual, q, "qlinear"), q.activation);
     y = epilogue_out(y, q, "qlinear");
   }
-  autograd::observe(qlinear_attrs(q), present({x, w, bias, residual}), {y});
+  autograd::observe(qlinear_attrs(q), detail::present({x, w, bias, residual}), {y});
   return y;
 }
 
