@@ -6,8 +6,6 @@
 #include "tensor/ops/registry.h"
 
 namespace kiln::graph {
-namespace {
-
 std::string value_type(const Value& v) {
   std::string s = std::string(dtype_name(v.dtype)) + "[";
   for (size_t i = 0; i < v.shape.size(); ++i) {
@@ -16,15 +14,13 @@ std::string value_type(const Value& v) {
   return s + "]";
 }
 
-bool shape_matches(const Shape& want, const Shape& got) {
-  if (want.size() != got.size()) return false;
-  for (size_t i = 0; i < want.size(); ++i) {
-    if (want[i] != kBatch && want[i] != got[i]) return false;
+bool accepts(const Value& v, const Tensor& t) {
+  if (!t.defined() || t.dtype() != v.dtype || t.ndim() != static_cast<int>(v.shape.size())) return false;
+  for (size_t i = 0; i < v.shape.size(); ++i) {
+    if (v.shape[i] != kBatch && v.shape[i] != t.shape()[i]) return false;
   }
   return true;
 }
-
-}  // namespace
 
 const Constant* Graph::constant_for(int value) const {
   for (const Constant& c : constants) {
@@ -85,7 +81,7 @@ std::vector<Tensor> Graph::run(const std::vector<Tensor>& feeds) const {
   std::vector<Tensor> env(values.size());
   for (size_t i = 0; i < inputs.size(); ++i) {
     const Value& want = values[inputs[i]];
-    if (!feeds[i].defined() || feeds[i].dtype() != want.dtype || !shape_matches(want.shape, feeds[i].shape())) {
+    if (!accepts(want, feeds[i])) {
       throw std::invalid_argument("Graph::run: input '" + want.name + "' expects " + value_type(want) + ", got " +
                                   (feeds[i].defined() ? feeds[i].describe() : std::string("an undefined tensor")));
     }

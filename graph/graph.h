@@ -32,6 +32,11 @@ struct Node {
   std::vector<int> outputs;
 };
 
+// "u8[N, 28, 28, 1]": a value's dtype and shape, N for the symbolic batch.
+std::string value_type(const Value& v);
+// Whether a tensor can feed the value: same dtype and rank, every dimension equal but the batch.
+bool accepts(const Value& v, const Tensor& t);
+
 // One inference forward as data: nodes in execution order over values; what trace() returns.
 // Passes (runtime_export/, quant/) are functions Graph -> Graph.
 class Graph {

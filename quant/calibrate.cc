@@ -9,25 +9,13 @@
 namespace kiln::quant {
 namespace {
 
-std::string value_type(const graph::Value& v) {
-  std::string s = std::string(dtype_name(v.dtype)) + "[";
-  for (size_t i = 0; i < v.shape.size(); ++i) {
-    s += (i ? ", " : "") + (v.shape[i] == graph::kBatch ? std::string("N") : std::to_string(v.shape[i]));
-  }
-  return s + "]";
-}
-
 void check_batch(const graph::Value& input, const data::Batch& b, int64_t index) {
   auto fail = [&](const std::string& what) {
-    throw std::invalid_argument("observe: the graph input '" + input.name + "' expects " + value_type(input) +
+    throw std::invalid_argument("observe: the graph input '" + input.name + "' expects " + graph::value_type(input) +
                                 ", calibration batch " + std::to_string(index) + " " + what);
   };
   if (!b.x.defined()) fail("has no x");
-  bool ok = b.x.dtype() == input.dtype && b.x.ndim() == static_cast<int>(input.shape.size());
-  for (size_t d = 0; ok && d < input.shape.size(); ++d) {
-    ok = input.shape[d] == graph::kBatch || input.shape[d] == b.x.shape()[d];
-  }
-  if (!ok) fail("is " + b.x.describe());
+  if (!graph::accepts(input, b.x)) fail("is " + b.x.describe());
   if (b.x.ndim() == 0 || b.x.shape()[0] == 0) fail("is " + b.x.describe() + " (no examples)");
 }
 

@@ -10,14 +10,6 @@
 namespace kiln::runtime_export {
 namespace {
 
-std::string value_type(const graph::Value& v) {
-  std::string s = std::string(dtype_name(v.dtype)) + "[";
-  for (size_t i = 0; i < v.shape.size(); ++i) {
-    s += (i ? ", " : "") + (v.shape[i] == graph::kBatch ? std::string("N") : std::to_string(v.shape[i]));
-  }
-  return s + "]";
-}
-
 // Constants become the model's own copies: later training of the source changes nothing here.
 graph::Graph frozen(graph::Graph g) {
   for (graph::Constant& c : g.constants) c.tensor = c.tensor.clone_detached();
@@ -49,12 +41,9 @@ std::vector<Tensor> InferenceModel::checked_inputs(const std::vector<Tensor>& in
   for (size_t i = 0; i < inputs.size(); ++i) {
     const graph::Value& want = graph_.values[graph_.inputs[i]];
     const Tensor& x = inputs[i];
-    bool ok = x.defined() && x.dtype() == want.dtype && x.ndim() == static_cast<int>(want.shape.size());
-    for (size_t d = 0; ok && d < want.shape.size(); ++d) {
-      ok = want.shape[d] == graph::kBatch ? x.shape()[d] > 0 : want.shape[d] == x.shape()[d];
-    }
-    if (!ok) {
-      throw std::invalid_argument("InferenceModel: input '" + want.name + "' expects " + value_type(want) +
+    // A batch of zero examples has nothing to run.
+    if (!graph::accepts(want, x) || (!want.shape.empty() && want.shape[0] == graph::kBatch && x.shape()[0] == 0)) {
+      throw std::invalid_argument("InferenceModel: input '" + want.name + "' expects " + graph::value_type(want) +
                                   " (the traced graph), got " + (x.defined() ? x.describe() : "an undefined tensor"));
     }
     dense.push_back(x.is_contiguous() && x.offset() == 0 ? x : x.clone_detached());
