@@ -55,26 +55,6 @@ std::vector<std::string> traced_seeds() {
   return out;
 }
 
-std::filesystem::path corpus_dir() {
-  if (const char* d = std::getenv("TEST_SRCDIR")) return std::filesystem::path(d) / "kiln/tests/fuzz/corpus/graph";
-  return "tests/fuzz/corpus/graph";
-}
-
-std::vector<std::string> checked_in_corpus() {
-  std::vector<std::string> out;
-  std::error_code ec;
-  std::vector<std::filesystem::path> paths;
-  for (const auto& e : std::filesystem::directory_iterator(corpus_dir(), ec)) paths.push_back(e.path());
-  std::sort(paths.begin(), paths.end());
-  for (const auto& p : paths) {
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    out.push_back(ss.str());
-  }
-  return out;
-}
-
 void fix_crc(std::string& b) {
   if (b.size() < 4) return;
   uint32_t crc = crc32_of(std::string_view(b).substr(0, b.size() - 4));
@@ -83,15 +63,9 @@ void fix_crc(std::string& b) {
 
 TEST(GraphFuzz, SeedsLoadAndMutationsNeverCrash) {
   set_bug_handler(on_bug);
-  std::vector<std::string> seeds = traced_seeds();
-  if (const char* dir = std::getenv("KILN_FUZZ_WRITE_CORPUS")) {
-    for (size_t i = 0; i < seeds.size(); ++i) {
-      std::ofstream(std::string(dir) + "/valid-traced-" + std::to_string(i) + ".kgraph", std::ios::binary) << seeds[i];
-    }
-  }
-  std::vector<std::string> corpus = checked_in_corpus();
-  EXPECT_FALSE(corpus.empty()) << "no checked-in corpus under " << corpus_dir();
-  for (const std::string& s : corpus) seeds.push_back(s);
+  size_t checked_in = 0;
+  std::vector<std::string> seeds = driver_seeds(traced_seeds(), "graph", "valid-traced", "kgraph", &checked_in);
+  EXPECT_GT(checked_in, 0u) << "no checked-in corpus under tests/fuzz/corpus/graph";
   for (size_t i = 0; i < seeds.size(); ++i) {
     g_label = "seed " + std::to_string(i);
     EXPECT_EQ(kiln_fuzz_graph(reinterpret_cast<const uint8_t*>(seeds[i].data()), seeds[i].size()), 1) << g_label;

@@ -2,7 +2,12 @@
 
 #include <zlib.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 
 namespace kiln::fuzz {
 namespace {
@@ -450,6 +455,31 @@ std::string generate_csv(Rng& r) {
     if (i + 1 < rows || r.chance(70)) out += end;
   }
   return out;
+}
+
+std::vector<std::string> driver_seeds(std::vector<std::string> generated, const std::string& format,
+                                      const std::string& name, const std::string& extension,
+                                      size_t* checked_in) {
+  if (const char* dir = std::getenv("KILN_FUZZ_WRITE_CORPUS")) {
+    for (size_t i = 0; i < generated.size(); ++i) {
+      std::ofstream(std::string(dir) + "/" + name + "-" + std::to_string(i) + "." + extension, std::ios::binary)
+          << generated[i];
+    }
+  }
+  std::filesystem::path dir = "tests/fuzz/corpus/" + format;
+  if (const char* d = std::getenv("TEST_SRCDIR")) dir = std::filesystem::path(d) / "kiln" / dir;
+  std::error_code ec;
+  std::vector<std::filesystem::path> paths;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) paths.push_back(e.path());
+  std::sort(paths.begin(), paths.end());
+  for (const auto& p : paths) {
+    std::ifstream in(p, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    generated.push_back(ss.str());
+  }
+  *checked_in = paths.size();
+  return generated;
 }
 
 }  // namespace kiln::fuzz

@@ -55,4 +55,12 @@ std::vector<Field> idx_fields(const std::string& payload);
 bool mutate_idx_payload(const std::string& payload, Rng& r, std::string& out);
 std::string generate_csv(Rng& r);
 
+// The seeds a mutation driver starts from: `generated` (also written to $KILN_FUZZ_WRITE_CORPUS
+// as <name>-<i>.<extension> when that is set, to refresh the checked-in corpus), then every
+// file under tests/fuzz/corpus/<format> in name order. The checked-in part is returned in
+// *checked_in too, so a test can insist that it is not empty.
+std::vector<std::string> driver_seeds(std::vector<std::string> generated, const std::string& format,
+                                      const std::string& name, const std::string& extension,
+                                      size_t* checked_in);
+
 }  // namespace kiln::fuzz

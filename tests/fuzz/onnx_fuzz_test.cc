@@ -60,26 +60,6 @@ std::vector<std::string> exported_seeds() {
   return out;
 }
 
-std::filesystem::path corpus_dir() {
-  if (const char* d = std::getenv("TEST_SRCDIR")) return std::filesystem::path(d) / "kiln/tests/fuzz/corpus/onnx";
-  return "tests/fuzz/corpus/onnx";
-}
-
-std::vector<std::string> checked_in_corpus() {
-  std::vector<std::string> out;
-  std::error_code ec;
-  std::vector<std::filesystem::path> paths;
-  for (const auto& e : std::filesystem::directory_iterator(corpus_dir(), ec)) paths.push_back(e.path());
-  std::sort(paths.begin(), paths.end());
-  for (const auto& p : paths) {
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    out.push_back(ss.str());
-  }
-  return out;
-}
-
 int64_t interesting(Rng& r) {
   static const int64_t kValues[] = {0, 1, -1, 2, 3, 4, 7, 64, 255, 256, -2, 1 << 20, int64_t{1} << 31, int64_t{1} << 40,
                                     INT64_MAX, INT64_MIN};
@@ -192,15 +172,9 @@ void mutate_model(onnx::ModelProto& m, Rng& r) {
 
 TEST(OnnxFuzz, SeedsLoadAndMutationsNeverCrash) {
   set_bug_handler(on_bug);
-  std::vector<std::string> seeds = exported_seeds();
-  if (const char* dir = std::getenv("KILN_FUZZ_WRITE_CORPUS")) {
-    for (size_t i = 0; i < seeds.size(); ++i) {
-      std::ofstream(std::string(dir) + "/valid-exported-" + std::to_string(i) + ".onnx", std::ios::binary) << seeds[i];
-    }
-  }
-  std::vector<std::string> corpus = checked_in_corpus();
-  EXPECT_FALSE(corpus.empty()) << "no checked-in corpus under " << corpus_dir();
-  for (const std::string& s : corpus) seeds.push_back(s);
+  size_t checked_in = 0;
+  std::vector<std::string> seeds = driver_seeds(exported_seeds(), "onnx", "valid-exported", "onnx", &checked_in);
+  EXPECT_GT(checked_in, 0u) << "no checked-in corpus under tests/fuzz/corpus/onnx";
   for (size_t i = 0; i < seeds.size(); ++i) {
     g_label = "seed " + std::to_string(i);
     EXPECT_EQ(kiln_fuzz_onnx(reinterpret_cast<const uint8_t*>(seeds[i].data()), seeds[i].size()), 1) << g_label;
