@@ -12,13 +12,6 @@ void Exporter::write_conv(const Node& n, bool fused) {
   Epilogue act = fused ? epilogue_from_name(n.call.get_string("activation"))
                        : (conv.activation == FusedActivation::relu ? Epilogue::relu : Epilogue::none);
   const int x = n.inputs[0], w = n.inputs[1];
-  const Shape& xs = val(x).shape;
-  const Shape& ws = val(w).shape;
-  if (xs.size() != 4 || ws.size() != 4) fail("conv2d wants NHWC input and HWIO weights, got " + shape_str(xs) + ", " + shape_str(ws));
-  if (xs[1] < 0 || xs[2] < 0) fail("conv2d input " + shape_str(xs) + " has a symbolic spatial size");
-  std::string shapes = shape_str(xs) + " * " + shape_str(ws);
-  SpatialPlan ph = plan_spatial(xs[1], ws[0], conv.strides[0], conv.dilation[0], conv.padding, "conv2d", shapes);
-  SpatialPlan pw = plan_spatial(xs[2], ws[1], conv.strides[1], conv.dilation[1], conv.padding, "conv2d", shapes);
   std::string weights = const_[w] ? const_form(w, "oihw") : tmp(name_[w] + "_oihw");
   if (!const_[w]) set_attr(emit("Transpose", {native(w)}, {weights}), "perm", to_int64(kHwioToOihw));
   std::vector<std::string> ins{nchw(x), weights};
@@ -26,12 +19,7 @@ void Exporter::write_conv(const Node& n, bool fused) {
   const bool residual = n.inputs.size() > 3;
   const int y = n.outputs[0];
   std::string conv_out = residual || act != Epilogue::none ? tmp(name_[y] + "_conv") : out(y, true);
-  auto* c = emit("Conv", ins, {conv_out});
-  set_attr(c, "kernel_shape", std::vector<int64_t>{ws[0], ws[1]});
-  set_attr(c, "strides", std::vector<int64_t>{conv.strides[0], conv.strides[1]});
-  set_attr(c, "dilations", std::vector<int64_t>{conv.dilation[0], conv.dilation[1]});
-  set_attr(c, "pads", std::vector<int64_t>{ph.pad_before, pw.pad_before, ph.pad_after, pw.pad_after});
-  set_attr(c, "group", conv.groups);
+  emit_conv(ins, conv_out, val(x).shape, val(w).shape, conv);
   std::string last = conv_out;
   if (residual) {
     std::string sum = act != Epilogue::none ? tmp(name_[y] + "_sum") : out(y, true);
@@ -39,6 +27,22 @@ void Exporter::write_conv(const Node& n, bool fused) {
     last = sum;
   }
   if (act != Epilogue::none) write_epilogue(act, last, out(y, true));
+}
+
+onnx::NodeProto* Exporter::emit_conv(const std::vector<std::string>& ins, const std::string& out, const Shape& xs,
+                                     const Shape& ws, const Conv2dAttrs& conv) {
+  if (xs.size() != 4 || ws.size() != 4) fail("conv2d wants NHWC input and HWIO weights, got " + shape_str(xs) + ", " + shape_str(ws));
+  if (xs[1] < 0 || xs[2] < 0) fail("conv2d input " + shape_str(xs) + " has a symbolic spatial size");
+  std::string shapes = shape_str(xs) + " * " + shape_str(ws);
+  SpatialPlan ph = plan_spatial(xs[1], ws[0], conv.strides[0], conv.dilation[0], conv.padding, "conv2d", shapes);
+  SpatialPlan pw = plan_spatial(xs[2], ws[1], conv.strides[1], conv.dilation[1], conv.padding, "conv2d", shapes);
+  auto* c = emit("Conv", ins, {out});
+  set_attr(c, "kernel_shape", std::vector<int64_t>{ws[0], ws[1]});
+  set_attr(c, "strides", std::vector<int64_t>{conv.strides[0], conv.strides[1]});
+  set_attr(c, "dilations", std::vector<int64_t>{conv.dilation[0], conv.dilation[1]});
+  set_attr(c, "pads", std::vector<int64_t>{ph.pad_before, pw.pad_before, ph.pad_after, pw.pad_after});
+  set_attr(c, "group", conv.groups);
+  return c;
 }
 
 void Exporter::write_pool(const Node& n) {

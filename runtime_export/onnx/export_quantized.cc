@@ -84,23 +84,11 @@ void Exporter::write_quantized_layer(const Node& n) {
   const bool int8_out = q.out_dtype != DType::f32;
   std::string last;
   if (conv) {
-    Conv2dAttrs c = conv2d_geometry_from(n.call);
-    const Shape& xs = val(x).shape;
-    const Shape& ws = w8.shape();
-    if (xs.size() != 4 || ws.size() != 4 || xs[1] < 0 || xs[2] < 0) fail("qconv2d wants a static NHWC input and HWIO weights");
-    std::string shapes = shape_str(xs) + " * " + shape_str(ws);
-    SpatialPlan ph = plan_spatial(xs[1], ws[0], c.strides[0], c.dilation[0], c.padding, "qconv2d", shapes);
-    SpatialPlan pw = plan_spatial(xs[2], ws[1], c.strides[1], c.dilation[1], c.padding, "qconv2d", shapes);
     std::vector<std::string> ins{dequantized(x, q.x_scale, true),
                                  dequantized_constant(permuted_copy(w8, kHwioToOihw), q.w_scales, 0, name_[w])};
     if (n.inputs.size() > 2) ins.push_back(quantized_bias(n.inputs[2], q));
     last = tmp(name_[y] + "_conv");
-    auto* node = emit("Conv", ins, {last});
-    set_attr(node, "kernel_shape", std::vector<int64_t>{ws[0], ws[1]});
-    set_attr(node, "strides", std::vector<int64_t>{c.strides[0], c.strides[1]});
-    set_attr(node, "dilations", std::vector<int64_t>{c.dilation[0], c.dilation[1]});
-    set_attr(node, "pads", std::vector<int64_t>{ph.pad_before, pw.pad_before, ph.pad_after, pw.pad_after});
-    set_attr(node, "group", c.groups);
+    emit_conv(ins, last, val(x).shape, w8.shape(), conv2d_geometry_from(n.call));
   } else {
     if (w8.ndim() != 2) fail("qlinear weights must be [K, N]");
     last = tmp(name_[y] + "_linear");

@@ -232,6 +232,10 @@ class Exporter {
   void write_eltwise(EltwiseKind kind, float alpha, float beta, const std::string& x, const std::string& y);
   void write_epilogue(Epilogue e, const std::string& x, const std::string& y);
   void write_conv(const Node& n, bool fused);
+  // An ONNX Conv (NCHW in, OIHW weights) with the Kiln conv's geometry; 'same' padding as the
+  // explicit pads Keras/TensorFlow use for the traced size.
+  onnx::NodeProto* emit_conv(const std::vector<std::string>& ins, const std::string& out, const Shape& xs, const Shape& ws,
+                             const Conv2dAttrs& conv);
   void write_pool(const Node& n);
   void write_linear(const Node& n, bool fused);
   void write_binary(const Node& n);
