@@ -360,6 +360,13 @@ class Builder {
     return true;
   }
 
+  // A dense layer's [M, N] result seen with the input's leading dimensions again ([..., N]).
+  int unflattened(int dst2d, const Shape& shape) {
+    if (t(dst2d).shape == shape) return dst2d;
+    aliased_.insert(dst2d);
+    return p_.alias(dst2d, shape, plain_desc(shape, t(dst2d).dtype));
+  }
+
   bool linear(const graph::Node& n) {
     if (!constant(n.inputs[1]) || (n.inputs.size() > 2 && !constant(n.inputs[2]))) return false;
     const bool fused = n.call.op() == "fused_linear";
@@ -417,12 +424,7 @@ class Builder {
     std::vector<std::pair<int, int>> bind{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wid}, {DNNL_ARG_DST, dst2d}};
     if (has_bias) bind.push_back({DNNL_ARG_BIAS, bias_tensor(n, Nout, {1, Nout})});
     p_.add_primitive("linear", pd, dnnl::matmul(pd), bind, fused || act != Epilogue::none);
-    int out = dst2d;
-    if (ys != Shape{M, Nout}) {
-      out = p_.alias(dst2d, ys, plain_desc(ys, p_.float_dtype()));
-      aliased_.insert(dst2d);
-    }
-    value_[n.outputs[0]] = out;
+    value_[n.outputs[0]] = unflattened(dst2d, ys);
     return true;
   }
 
@@ -708,12 +710,7 @@ class Builder {
     }
     p_.add_primitive("qlinear", pd, dnnl::matmul(pd),
                      {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wid}, {DNNL_ARG_BIAS, bias}, {DNNL_ARG_DST, dst2d}}, true);
-    int out = dst2d;
-    if (ys != Shape{M, Nout}) {
-      out = p_.alias(dst2d, ys, plain_desc(ys, q.out_dtype));
-      aliased_.insert(dst2d);
-    }
-    value_[n.outputs[0]] = out;
+    value_[n.outputs[0]] = unflattened(dst2d, ys);
     return true;
   }
 
