@@ -116,6 +116,7 @@ struct Plan::Impl {
   std::vector<Step> steps;
   std::vector<size_t> slot_bytes;
   std::vector<int> input_tensors, output_tensors;
+  std::vector<std::pair<int, int>> input_views;  // (tensor, input index): views of an input
   std::vector<DType> output_dtypes;
   std::vector<Shape> output_shapes;
 
@@ -942,6 +943,10 @@ Plan::Plan(const graph::Graph& graph, const std::vector<Shape>& input_shapes, Pa
   impl_->options = options;
   Builder(*impl_, graph, input_shapes, weights).build();
   assign_slots(*impl_);
+  for (size_t i = 0; i < impl_->tensors.size(); ++i) {
+    const PTensor& r = impl_->tensors[impl_->root(static_cast<int>(i))];
+    if (impl_->tensors[i].alias_of >= 0 && r.home == Home::input) impl_->input_views.push_back({static_cast<int>(i), r.index});
+  }
 }
 
 Plan::~Plan() = default;
@@ -964,13 +969,8 @@ std::vector<Tensor> Plan::run(const std::vector<Tensor>& inputs) const {
     outputs.push_back(Tensor::empty(p.output_shapes[i], p.output_dtypes[i]));
     ws->mems[p.output_tensors[i]].set_data_handle(outputs.back().raw_data());
   }
-  // Aliases of inputs (a reshape of the input) follow the input's handle.
-  for (size_t i = 0; i < p.tensors.size(); ++i) {
-    const PTensor& t = p.tensors[i];
-    if (t.alias_of < 0) continue;
-    const PTensor& r = p.tensors[p.root(static_cast<int>(i))];
-    if (r.home == Home::input) ws->mems[i].set_data_handle(inputs[r.index].raw_data());
-  }
+  // Views of an input (a reshape of it) follow the input's handle.
+  for (auto [tensor, input] : p.input_views) ws->mems[tensor].set_data_handle(inputs[input].raw_data());
   dnnl::stream& stream = onednn::cpu_stream();
   try {
     for (size_t s = 0; s < p.steps.size(); ++s) {
