@@ -14,6 +14,7 @@
 #include "nn/metrics.h"
 #include "nn/model.h"
 #include "nn/model_io.h"
+#include "nn/optimize.h"
 #include "nn/policy.h"
 #include "nn/trainer.h"
 #include "optim/optimizers.h"

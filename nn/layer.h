@@ -66,6 +66,12 @@ class LayerImpl {
   // Changes the policy; only before the layer is built.
   virtual void set_policy(const Policy& policy);
 
+  // kiln::optimize's hook: keep this layer's weights in the blocked layout its oneDNN kernels
+  // train fastest on (true), or in the Keras layout (false). get_weights, checkpoints and
+  // export still see the Keras layout. A layer not built yet applies it when it builds.
+  // Returns how many variables are packed afterwards.
+  virtual int set_packed_weights(bool packed) { return 0; }
+
   // Virtual so that a layer holding other layers (a Model used as a layer) reports theirs.
   virtual std::vector<Variable> variables() const { return variables_; }
   virtual std::vector<Variable> trainable_variables() const;

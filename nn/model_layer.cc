@@ -70,6 +70,12 @@ double ModelLayer::compute_cost(const std::vector<Shape>& in) const {
   return total;
 }
 
+int ModelLayer::set_packed_weights(bool packed) {
+  int n = 0;
+  for (const Layer& l : model_->layers()) n += l->set_packed_weights(packed);
+  return n;
+}
+
 void ModelLayer::set_policy(const Policy& policy) {
   LayerImpl::set_policy(policy);
   model_->set_policy(policy.name);

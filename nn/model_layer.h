@@ -25,6 +25,7 @@ class ModelLayer : public LayerImpl {
   // The model's layers' costs over its graph, for this batch size.
   double compute_cost(const std::vector<Shape>& input_shapes) const override;
   void set_policy(const Policy& policy) override;
+  int set_packed_weights(bool packed) override;
   std::vector<Variable> variables() const override;
   std::vector<Variable> trainable_variables() const override;
   std::vector<Variable> non_trainable_variables() const override;

@@ -3,10 +3,10 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "tensor/isa_clones.h"
+
 namespace kiln::optim {
 namespace {
-
-constexpr int64_t kParallelThreshold = 1 << 14;
 
 BaseOptions base_of(const std::string& name, const AdamOptions& o, WeightDecayStyle pytorch_decay_style) {
   return {.schedule = resolve_schedule(name, o.learning_rate, o.schedule, 1e-3f),
@@ -34,9 +34,9 @@ To convert_adam_options(const From& o) {
 // w -= alpha * m / (sqrt(v) + eps). PyTorch's lr/c1 * m / (sqrt(v)/sqrt(c2) + eps) is the same
 // expression with eps * sqrt(c2) in place of eps, so both conventions share this loop.
 template <bool kAmsgrad>
-void adam_step(float* w, const float* g, float* m, float* v, float* v_max, int64_t n, float b1, float b2, float alpha,
+KILN_ISA_CLONES void adam_step(float* w, const float* g, float* m, float* v, float* v_max, int64_t n, float b1, float b2, float alpha,
                float eps) {
-#pragma omp parallel for simd if (n > kParallelThreshold)
+#pragma omp simd
   for (int64_t i = 0; i < n; ++i) {
     m[i] += (1 - b1) * (g[i] - m[i]);
     v[i] += (1 - b2) * (g[i] * g[i] - v[i]);
@@ -74,7 +74,7 @@ std::vector<std::string> Adam::slot_names() const {
   return {"m", "v"};
 }
 
-void Adam::update(float* w, const float* g, const std::vector<float*>& slots, int64_t n, float lr, int64_t step) {
+void Adam::update(float* w, const float* g, float* const* slots, int64_t n, float lr, int64_t step) {
   const double t = static_cast<double>(step);
   const double c1 = 1 - std::pow(static_cast<double>(options_.beta_1), t);
   const double c2 = 1 - std::pow(static_cast<double>(options_.beta_2), t);

@@ -54,7 +54,7 @@ class Adam : public Optimizer {
  protected:
   Adam(std::string name, AdamOptions options, WeightDecayStyle pytorch_decay_style);
   std::vector<std::string> slot_names() const override;
-  void update(float* w, const float* g, const std::vector<float*>& slots, int64_t n, float lr, int64_t step) override;
+  void update(float* w, const float* g, float* const* slots, int64_t n, float lr, int64_t step) override;
 
   AdamOptions options_;
 };

@@ -4,50 +4,89 @@
 #include <cmath>
 #include <stdexcept>
 
+#include <omp.h>
+
 #include "tensor/ops/cast.h"
 #include "tensor/ops/common.h"
+#include "tensor/isa_clones.h"
 
 namespace kiln::optim {
 namespace {
 
 Tensor f32_dense(const Tensor& g) { return detail::dense(cast(g, DType::f32)); }
 
-double sum_squares(const Tensor& g) {
-  Tensor d = f32_dense(g);
-  const float* p = d.data<float>();
+// Optimizer state is updated as flat f32 arrays; a packed variable's array includes its block
+// padding, which stays zero (zero gradient, zero slots) through every update rule.
+struct Flat {
+  float* p;
+  int64_t n;
+};
+Flat flat(const Tensor& t) {
+  if (t.is_packed()) return {static_cast<float*>(t.packed_data()), static_cast<int64_t>(t.packed_layout()->bytes() / sizeof(float))};
+  return {t.data<float>(), t.numel()};
+}
+
+bool same_layout(const Tensor& a, const Tensor& b) {
+  if (a.is_packed() != b.is_packed()) return false;
+  return !a.is_packed() || a.packed_layout() == b.packed_layout() || a.packed_layout()->same_as(*b.packed_layout());
+}
+
+// `t` as f32 in the layout of `like` (row-major, or like's packed layout); no copy when it
+// already is.
+Tensor conform(const Tensor& t, const Tensor& like) {
+  if (!like.is_packed()) return f32_dense(t);
+  if (t.dtype() == DType::f32 && same_layout(t, like)) return t;
+  Tensor out = Tensor::empty_packed(like.shape(), DType::f32, like.packed_layout());
+  out.copy_from(t);
+  return out;
+}
+
+KILN_ISA_CLONES double sum_squares_flat(const float* p, int64_t n) {
   double s = 0;
-  int64_t n = d.numel();
-#pragma omp parallel for reduction(+ : s) if (n > (1 << 15))
+#pragma omp simd reduction(+ : s)
   for (int64_t i = 0; i < n; ++i) s += static_cast<double>(p[i]) * p[i];
   return s;
 }
 
+double sum_squares(const Tensor& g) {
+  Tensor d = g.is_packed() && g.dtype() == DType::f32 ? g : f32_dense(g);
+  Flat f = flat(d);
+  constexpr int64_t kChunk = 1 << 15;
+  if (f.n <= kChunk) return sum_squares_flat(f.p, f.n);
+  double s = 0;
+#pragma omp parallel for reduction(+ : s)
+  for (int64_t c = 0; c < f.n; c += kChunk) s += sum_squares_flat(f.p + c, std::min(kChunk, f.n - c));
+  return s;
+}
+
+// A copy of g (f32, g's layout) times factor.
 Tensor scaled(const Tensor& g, float factor) {
-  Tensor d = f32_dense(g).clone_detached();
-  float* p = d.data<float>();
-  for (int64_t i = 0; i < d.numel(); ++i) p[i] *= factor;
-  return d;
+  Tensor d = g.is_packed() && g.dtype() == DType::f32 ? g : f32_dense(g);
+  Tensor out = d.is_packed() ? Tensor::empty_packed(d.shape(), DType::f32, d.packed_layout()) : Tensor::empty(d.shape(), DType::f32);
+  Flat src = flat(d), dst = flat(out);
+  for (int64_t i = 0; i < src.n; ++i) dst.p[i] = src.p[i] * factor;
+  return out;
+}
+
+// A new tensor g + weight_decay * w, in their shared layout.
+Tensor plus_l2_term(const Tensor& g, const Tensor& w, float weight_decay) {
+  Tensor out = w.is_packed() ? Tensor::empty_packed(w.shape(), DType::f32, w.packed_layout()) : Tensor::empty(g.shape(), DType::f32);
+  Flat gf = flat(g), wf = flat(w), of = flat(out);
+  for (int64_t i = 0; i < of.n; ++i) of.p[i] = gf.p[i] + weight_decay * wf.p[i];
+  return out;
 }
 
 // Keras's _apply_weight_decay: w -= w * weight_decay * lr.
-void decay_weights(const Tensor& w, float lr_times_decay) {
-  float* p = w.data<float>();
-  const int64_t n = w.numel();
-#pragma omp parallel for simd if (n > (1 << 14))
-  for (int64_t i = 0; i < n; ++i) p[i] -= p[i] * lr_times_decay;
+KILN_ISA_CLONES void decay_weights(float* w, int64_t n, float lr_times_decay) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) w[i] -= w[i] * lr_times_decay;
 }
 
-// A new tensor g + weight_decay * w (g may be the caller's own gradient).
-Tensor plus_l2_term(const Tensor& g, const Tensor& w, float weight_decay) {
-  Tensor out = Tensor::empty(g.shape(), DType::f32);
-  const float* gp = g.data<float>();
-  const float* wp = w.data<float>();
-  float* o = out.data<float>();
-  const int64_t n = g.numel();
-#pragma omp parallel for simd if (n > (1 << 14))
-  for (int64_t i = 0; i < n; ++i) o[i] = gp[i] + weight_decay * wp[i];
-  return out;
-}
+// Below this many elements in a whole step the update runs on the calling thread: a fork and
+// join would cost more than the loop.
+constexpr int64_t kParallelUpdateThreshold = 1 << 15;
+// Thread slices start on 64-byte boundaries so no two threads write one cache line.
+constexpr int64_t kSliceAlign = 16;
 
 }  // namespace
 
@@ -134,9 +173,18 @@ bool Optimizer::decays(const Variable& var) const {
 }
 
 std::vector<Tensor>& Optimizer::slots_for(const Variable& var) {
-  auto& slots = slots_[var.value().id()];
+  const Tensor& w = var.value();
+  auto& slots = slots_[w.id()];
   if (slots.empty()) {
-    for (size_t i = 0; i < slot_names().size(); ++i) slots.push_back(Tensor::zeros(var.shape(), DType::f32));
+    for (size_t i = 0; i < slot_names().size(); ++i) {
+      slots.push_back(w.is_packed() ? Tensor::empty_packed(w.shape(), DType::f32, w.packed_layout())
+                                    : Tensor::zeros(w.shape(), DType::f32));
+    }
+  }
+  // kiln::optimize may pack (or a checkpoint load unpack) a variable after its slots exist:
+  // the slots follow it into the new layout once.
+  for (Tensor& slot : slots) {
+    if (!same_layout(slot, w)) slot = conform(slot, w);
   }
   return slots;
 }
@@ -162,32 +210,81 @@ void Optimizer::apply_gradients(const std::vector<Tensor>& grads_in, const std::
   if (clip.global_clipnorm > 0) grads = clip_by_global_norm(grads, clip.global_clipnorm).grads;
   float lr = learning_rate();
   int64_t step = iterations_ + 1;
+  if (slot_names().size() > static_cast<size_t>(kMaxSlots)) throw std::logic_error(name_ + ": too many slots");
+  work_.clear();
+  work_grads_.clear();
   for (size_t i = 0; i < vars.size(); ++i) {
     if (!grads[i].defined()) continue;
-    Tensor g = f32_dense(grads[i]);
+    const Tensor& w = vars[i].value();
+    Tensor g = conform(grads[i], w);
     if (clip.clipnorm > 0) {
       float norm = static_cast<float>(std::sqrt(sum_squares(g)));
       if (norm > clip.clipnorm) g = scaled(g, clip.clipnorm / norm);
     }
     if (clip.clipvalue > 0) {
-      g = g.clone_detached();
-      float* p = g.data<float>();
-      for (int64_t k = 0; k < g.numel(); ++k) p[k] = std::min(std::max(p[k], -clip.clipvalue), clip.clipvalue);
+      g = scaled(g, 1.f);
+      Flat f = flat(g);
+      for (int64_t k = 0; k < f.n; ++k) f.p[k] = std::min(std::max(f.p[k], -clip.clipvalue), clip.clipvalue);
     }
-    const Tensor& w = vars[i].value();
+    float decay = 0.f;
     if (decays(vars[i])) {
       if (base_.weight_decay_style == WeightDecayStyle::decoupled) {
-        decay_weights(w, lr * base_.weight_decay);
+        decay = lr * base_.weight_decay;
       } else {
         g = plus_l2_term(g, w, base_.weight_decay);
       }
     }
-    std::vector<float*> slot_ptrs;
-    for (Tensor& s : slots_for(vars[i])) slot_ptrs.push_back(s.data<float>());
-    update(w.data<float>(), g.data<float>(), slot_ptrs, w.numel(), lr, step);
-    w.bump_version();
+    Slice slice{flat(w).p, flat(g).p, {}, flat(w).n, decay};
+    std::vector<Tensor>& slots = slots_for(vars[i]);
+    for (size_t k = 0; k < slots.size(); ++k) slice.slots[k] = flat(slots[k]).p;
+    work_.push_back(slice);
+    work_grads_.push_back(std::move(g));
   }
+  run_fused_update(lr, step);
+  for (size_t i = 0; i < vars.size(); ++i) {
+    if (grads[i].defined()) vars[i].value().bump_version();
+  }
+  work_grads_.clear();
   iterations_ = step;
+}
+
+// One parallel region for every variable of the step (a multi-tensor update): the elements of
+// all slices are split evenly across the threads, so small layers cost no fork/join of their own
+// and large ones still use every core.
+void Optimizer::run_fused_update(float lr, int64_t step) {
+  int64_t total = 0;
+  for (const Slice& s : work_) total += s.n;
+  auto run_range = [&](int64_t begin, int64_t end) {
+    int64_t base = 0;
+    for (const Slice& s : work_) {
+      int64_t lo = std::max(begin, base), hi = std::min(end, base + s.n);
+      if (lo < hi) {
+        int64_t off = lo - base, n = hi - lo;
+        float* slots[kMaxSlots];
+        for (int k = 0; k < kMaxSlots; ++k) slots[k] = s.slots[k] ? s.slots[k] + off : nullptr;
+        if (s.decay != 0.f) decay_weights(s.w + off, n, s.decay);
+        update(s.w + off, s.g + off, slots, n, lr, step);
+      }
+      base += s.n;
+      if (base >= end) break;
+    }
+  };
+  if (total < kParallelUpdateThreshold) {
+    run_range(0, total);
+    return;
+  }
+#pragma omp parallel
+  {
+    int64_t threads = omp_get_num_threads(), t = omp_get_thread_num();
+    auto bound = [&](int64_t k) { return k == threads ? total : (total * k / threads) / kSliceAlign * kSliceAlign; };
+    run_range(bound(t), bound(t + 1));
+  }
+}
+
+void Optimizer::follow_variable_layouts(const std::vector<Variable>& vars) {
+  for (const Variable& v : vars) {
+    if (slots_.count(v.value().id())) slots_for(v);
+  }
 }
 
 std::vector<std::pair<std::string, Tensor>> Optimizer::slot_state(const std::vector<Variable>& vars) {
@@ -196,7 +293,8 @@ std::vector<std::pair<std::string, Tensor>> Optimizer::slot_state(const std::vec
   for (const Variable& v : vars) {
     auto it = slots_.find(v.value().id());
     if (it == slots_.end()) continue;
-    for (size_t k = 0; k < names.size(); ++k) out.emplace_back(v.name() + "/" + names[k], it->second[k]);
+    // Checkpoints hold the Keras layout, whatever layout kiln::optimize keeps the slots in.
+    for (size_t k = 0; k < names.size(); ++k) out.emplace_back(v.name() + "/" + names[k], it->second[k].plain());
   }
   return out;
 }

@@ -50,6 +50,8 @@ std::shared_ptr<LearningRateSchedule> resolve_schedule(const std::string& optimi
 // over f32 master weights; gradients of another float dtype (bf16) are upcast first.
 class Optimizer {
  public:
+  static constexpr int kMaxSlots = 4;
+
   Optimizer(std::string name, BaseOptions options);
   virtual ~Optimizer() = default;
 
@@ -69,6 +71,10 @@ class Optimizer {
   const ClipOptions& clip_options() const { return base_.clip; }
   float weight_decay() const { return base_.weight_decay; }
 
+  // Moves existing slots of vars into their variables' current layouts (kiln::optimize packs
+  // weights; their slots follow so the update runs in one layout).
+  void follow_variable_layouts(const std::vector<Variable>& vars);
+
   // The same optimizer configuration with fresh state.
   virtual std::unique_ptr<Optimizer> clone() const = 0;
 
@@ -86,19 +92,32 @@ class Optimizer {
   // The current schedule (clone() copies it, so a changed learning rate carries over).
   const std::shared_ptr<LearningRateSchedule>& schedule() const { return base_.schedule; }
   virtual std::vector<std::string> slot_names() const = 0;
-  // The optimizer's own step for n contiguous elements, after clipping and weight decay.
-  // slots holds one pointer per slot name; step is 1-based.
-  virtual void update(float* w, const float* g, const std::vector<float*>& slots, int64_t n, float lr,
-                      int64_t step) = 0;
+  // The optimizer's own step for n contiguous elements of one variable, after clipping and
+  // weight decay: master weights, gradient and slots share one layout (row-major, or the
+  // blocked layout kiln::optimize packed the variable into). apply_gradients cuts a step's
+  // variables into slices that several threads update at once, so update() must start no
+  // threads of its own. slots holds one pointer per slot name; step is 1-based.
+  virtual void update(float* w, const float* g, float* const* slots, int64_t n, float lr, int64_t step) = 0;
 
  private:
   std::vector<Tensor>& slots_for(const Variable& var);
   bool decays(const Variable& var) const;
+  // One variable's share of a fused step.
+  struct Slice {
+    float* w;
+    const float* g;
+    float* slots[kMaxSlots];
+    int64_t n;
+    float decay;  // decoupled weight decay factor lr * weight_decay, or 0
+  };
+  void run_fused_update(float lr, int64_t step);
 
   std::string name_;
   BaseOptions base_;
   int64_t iterations_ = 0;
   std::unordered_map<uint64_t, std::vector<Tensor>> slots_;  // by variable value id
+  std::vector<Slice> work_;         // reused across steps: no heap traffic per step
+  std::vector<Tensor> work_grads_;  // keeps converted gradients alive during the update
 };
 
 // Joint L2 norm of all defined gradients, and the gradients scaled to at most max_norm.

@@ -3,10 +3,10 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "tensor/isa_clones.h"
+
 namespace kiln::optim {
 namespace {
-
-constexpr int64_t kParallelThreshold = 1 << 14;
 
 BaseOptions base_of(const RMSpropOptions& o) {
   return {.schedule = resolve_schedule("RMSprop", o.learning_rate, o.schedule, 1e-3f),
@@ -24,9 +24,9 @@ struct Placement {
 };
 
 template <bool kCentered, bool kMomentum>
-void rmsprop_step(float* w, const float* g, float* v, float* avg, float* buf, int64_t n, float rho, float momentum,
+KILN_ISA_CLONES void rmsprop_step(float* w, const float* g, float* v, float* avg, float* buf, int64_t n, float rho, float momentum,
                   float lr, Placement p) {
-#pragma omp parallel for simd if (n > kParallelThreshold)
+#pragma omp simd
   for (int64_t i = 0; i < n; ++i) {
     v[i] = rho * v[i] + (1 - rho) * g[i] * g[i];
     float var = v[i];
@@ -69,12 +69,12 @@ std::vector<std::string> RMSprop::slot_names() const {
   return names;
 }
 
-void RMSprop::update(float* w, const float* g, const std::vector<float*>& slots, int64_t n, float lr, int64_t) {
+void RMSprop::update(float* w, const float* g, float* const* slots, int64_t n, float lr, int64_t) {
   const RMSpropOptions& o = options_;
   const Placement p = o.pytorch_style ? Placement{0.f, o.epsilon, 1.f, lr} : Placement{o.epsilon, 0.f, lr, 1.f};
   float* v = slots[0];
   float* avg = o.centered ? slots[1] : nullptr;
-  float* buf = o.momentum > 0 ? slots.back() : nullptr;
+  float* buf = o.momentum > 0 ? slots[o.centered ? 2 : 1] : nullptr;
   const float rho = o.rho, m = o.momentum;
   if (o.centered && m > 0) {
     rmsprop_step<true, true>(w, g, v, avg, buf, n, rho, m, lr, p);

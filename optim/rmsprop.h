@@ -41,7 +41,7 @@ class RMSprop : public Optimizer {
 
  protected:
   std::vector<std::string> slot_names() const override;
-  void update(float* w, const float* g, const std::vector<float*>& slots, int64_t n, float lr, int64_t step) override;
+  void update(float* w, const float* g, float* const* slots, int64_t n, float lr, int64_t step) override;
 
  private:
   RMSpropOptions options_;

@@ -2,10 +2,10 @@
 
 #include <stdexcept>
 
+#include "tensor/isa_clones.h"
+
 namespace kiln::optim {
 namespace {
-
-constexpr int64_t kParallelThreshold = 1 << 14;
 
 BaseOptions base_of(const SGDOptions& o) {
   return {.schedule = resolve_schedule("SGD", o.learning_rate, o.schedule, 0.01f),
@@ -22,9 +22,14 @@ struct MomentumScales {
   float buf_g, w_buf, w_g;
 };
 
+KILN_ISA_CLONES void plain_step(float* w, const float* g, int64_t n, float lr) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) w[i] -= lr * g[i];
+}
+
 template <bool kNesterov>
-void momentum_step(float* w, const float* g, float* buf, int64_t n, float m, MomentumScales s) {
-#pragma omp parallel for simd if (n > kParallelThreshold)
+KILN_ISA_CLONES void momentum_step(float* w, const float* g, float* buf, int64_t n, float m, MomentumScales s) {
+#pragma omp simd
   for (int64_t i = 0; i < n; ++i) {
     buf[i] = m * buf[i] + s.buf_g * g[i];
     if constexpr (kNesterov) {
@@ -57,11 +62,10 @@ std::vector<std::string> SGD::slot_names() const {
   return {options_.pytorch_style ? "momentum_buffer" : "velocity"};
 }
 
-void SGD::update(float* w, const float* g, const std::vector<float*>& slots, int64_t n, float lr, int64_t) {
+void SGD::update(float* w, const float* g, float* const* slots, int64_t n, float lr, int64_t) {
   const float m = options_.momentum;
   if (m == 0) {
-#pragma omp parallel for simd if (n > kParallelThreshold)
-    for (int64_t i = 0; i < n; ++i) w[i] -= lr * g[i];
+    plain_step(w, g, n, lr);
     return;
   }
   MomentumScales s = options_.pytorch_style ? MomentumScales{1.f, -lr, -lr} : MomentumScales{-lr, 1.f, -lr};

@@ -35,7 +35,7 @@ class SGD : public Optimizer {
 
  protected:
   std::vector<std::string> slot_names() const override;
-  void update(float* w, const float* g, const std::vector<float*>& slots, int64_t n, float lr, int64_t step) override;
+  void update(float* w, const float* g, float* const* slots, int64_t n, float lr, int64_t step) override;
 
  private:
   SGDOptions options_;

@@ -130,13 +130,68 @@ int64_t Tensor::dim(int axis) const {
   return shape()[normalize_axis(axis, ndim(), shape(), "Tensor::dim")];
 }
 
-bool Tensor::is_contiguous() const { return strides() == contiguous_strides(shape()) || numel() <= 1; }
+bool Tensor::is_contiguous() const {
+  return !impl().packed && (strides() == contiguous_strides(shape()) || numel() <= 1);
+}
 
 void* Tensor::raw_data() const {
+  if (impl().packed) {
+    throw std::logic_error("tensor " + describe() +
+                           " is stored in a packed (blocked) layout; read it through plain() (it was packed by "
+                           "kiln::optimize)");
+  }
   return static_cast<char*>(impl().storage->data()) + impl().offset * dtype_size(impl().dtype);
 }
 
+void* Tensor::packed_data() const {
+  if (!impl().packed) throw std::logic_error("Tensor::packed_data: tensor " + describe() + " is not packed");
+  return impl().storage->data();
+}
+
+Tensor Tensor::plain() const {
+  if (!impl().packed) return *this;
+  Tensor out = empty(shape(), dtype());
+  impl().packed->unpack(packed_data(), out.raw_data());
+  return out;
+}
+
+Tensor Tensor::empty_packed(const Shape& shape, DType dtype, std::shared_ptr<const PackedLayout> layout) {
+  if (!layout) throw std::invalid_argument("Tensor::empty_packed: no layout");
+  checked_nbytes(shape, dtype_size(dtype), "Tensor::empty_packed(" + std::string(dtype_name(dtype)) + ")");
+  auto impl = std::make_shared<TensorImpl>();
+  impl->storage = allocate_storage(layout->bytes());
+  // Blocks overhang the logical shape; oneDNN expects the overhang to hold zeros.
+  std::memset(impl->storage->data(), 0, layout->bytes());
+  impl->shape = shape;
+  impl->strides = contiguous_strides(shape);
+  impl->dtype = dtype;
+  impl->id = next_tensor_id();
+  impl->packed = std::move(layout);
+  return Tensor(std::move(impl));
+}
+
+void Tensor::relayout_from(const Tensor& values) const {
+  if (values.shape() != shape() || values.dtype() != dtype()) {
+    throw std::invalid_argument("Tensor::relayout_from: " + values.describe() + " cannot replace " + describe());
+  }
+  Tensor copy = values.is_packed() ? values : values.clone_detached();
+  if (copy.is_packed() && copy.impl_ptr() == impl_ptr()) return;
+  if (copy.is_packed()) {
+    Tensor fresh = empty_packed(shape(), dtype(), copy.packed_layout());
+    std::memcpy(fresh.packed_data(), copy.packed_data(), copy.packed_layout()->bytes());
+    copy = fresh;
+  }
+  TensorImpl& self = impl();
+  self.storage = copy.storage();
+  self.offset = 0;
+  self.strides = contiguous_strides(shape());
+  self.packed = copy.packed_layout();
+  // Caches keyed on (storage, version) must not mistake the new storage for a stale entry.
+  self.storage->bump_version();
+}
+
 std::vector<float> Tensor::to_vector() const {
+  if (is_packed()) return plain().to_vector();
   std::vector<float> out(numel());
   const void* base = static_cast<char*>(storage()->data());
   for_each_index(shape(), strides(), offset(), [&](int64_t i, int64_t pos) {
@@ -146,6 +201,7 @@ std::vector<float> Tensor::to_vector() const {
 }
 
 std::vector<int32_t> Tensor::to_int32() const {
+  if (is_packed()) return plain().to_int32();
   std::vector<int32_t> out(numel());
   const void* base = static_cast<char*>(storage()->data());
   for_each_index(shape(), strides(), offset(), [&](int64_t i, int64_t pos) {
@@ -164,7 +220,9 @@ float Tensor::item() const {
 
 std::string Tensor::describe() const {
   if (!defined()) return "undefined";
-  return std::string(dtype_name(dtype())) + shape_str(shape());
+  std::string s = std::string(dtype_name(dtype())) + shape_str(shape());
+  if (is_packed()) s += " packed:" + packed_layout()->name();
+  return s;
 }
 
 std::string Tensor::to_string(int64_t max_elements) const {
@@ -182,6 +240,11 @@ std::string Tensor::to_string(int64_t max_elements) const {
 }
 
 Tensor Tensor::alias(const Shape& shape, const Strides& strides, int64_t offset) const {
+  // A packed tensor aliases only as a whole (stop_gradient); other geometry needs plain().
+  bool whole = shape == this->shape() && offset == 0;
+  if (is_packed() && !whole) {
+    throw std::logic_error("Tensor::alias: tensor " + describe() + " is packed; alias plain() instead");
+  }
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = storage();
   impl->offset = offset;
@@ -189,6 +252,7 @@ Tensor Tensor::alias(const Shape& shape, const Strides& strides, int64_t offset)
   impl->strides = strides;
   impl->dtype = dtype();
   impl->id = next_tensor_id();
+  impl->packed = impl_->packed;
   return Tensor(std::move(impl));
 }
 
@@ -202,6 +266,21 @@ void Tensor::copy_from(const Tensor& src) const {
   if (src.shape() != shape()) {
     throw std::invalid_argument("Tensor::copy_from: source " + src.describe() +
                                 " does not match destination " + describe());
+  }
+  if (is_packed()) {
+    if (src.is_packed() && src.dtype() == dtype() && src.packed_layout()->same_as(*packed_layout())) {
+      std::memmove(packed_data(), src.packed_data(), packed_layout()->bytes());
+    } else {
+      Tensor row_major = empty(shape(), dtype());
+      row_major.copy_from(src);
+      packed_layout()->pack(row_major.raw_data(), packed_data());
+    }
+    bump_version();
+    return;
+  }
+  if (src.is_packed()) {
+    copy_from(src.plain());
+    return;
   }
   if (src.dtype() == dtype() && src.is_contiguous() && is_contiguous()) {
     if (nbytes()) std::memmove(raw_data(), src.raw_data(), nbytes());
@@ -218,6 +297,10 @@ void Tensor::copy_from(const Tensor& src) const {
 }
 
 void Tensor::fill(float value) const {
+  if (is_packed()) {
+    copy_from(full(shape(), value, dtype()));
+    return;
+  }
   int64_t n = numel();
   if (is_contiguous() && dtype() == DType::f32) {
     float* p = data<float>();

@@ -19,6 +19,21 @@ template <> constexpr DType dtype_of<int8_t>() { return DType::s8; }
 template <> constexpr DType dtype_of<uint8_t>() { return DType::u8; }
 template <> constexpr DType dtype_of<int32_t>() { return DType::s32; }
 
+// A blocked memory layout (oneDNN's nChw16c-style formats) that a tensor's storage may hold
+// instead of the row-major layout its strides describe. Such a "packed" tensor keeps its
+// logical shape; only code that knows the layout reads its bytes (packed_data()), everything
+// else sees a row-major copy through plain(). Defined by tensor/onednn/packed.h.
+class PackedLayout {
+ public:
+  virtual ~PackedLayout() = default;
+  virtual size_t bytes() const = 0;  // storage size, block padding included
+  // Row-major contiguous values of the logical shape <-> the packed bytes.
+  virtual void unpack(const void* packed, void* row_major) const = 0;
+  virtual void pack(const void* row_major, void* packed) const = 0;
+  virtual bool same_as(const PackedLayout& other) const = 0;
+  virtual std::string name() const = 0;  // "Acdb64a"
+};
+
 struct TensorImpl {
   std::shared_ptr<Storage> storage;
   int64_t offset = 0;  // in elements
@@ -27,6 +42,7 @@ struct TensorImpl {
   DType dtype = DType::f32;
   uint64_t id = 0;     // unique for the process lifetime; the tape keys gradients on it
   bool trainable_variable = false;
+  std::shared_ptr<const PackedLayout> packed;  // set: storage holds this layout, not strides
 };
 
 // A handle to an n-dimensional array. Copies share data (like a Python reference);
@@ -62,6 +78,7 @@ class Tensor {
   const std::shared_ptr<Storage>& storage() const { return impl().storage; }
   const std::shared_ptr<TensorImpl>& impl_ptr() const { return impl_; }
 
+  // The first element in row-major layout; throws for a packed tensor (use plain()).
   void* raw_data() const;
   template <typename T> T* data() const {
     check_dtype(dtype_of<T>(), "data<T>");
@@ -82,6 +99,20 @@ class Tensor {
   void copy_from(const Tensor& src) const;
   void fill(float value) const;
   void bump_version() const { impl().storage->bump_version(); }
+
+  // Packed layouts (see PackedLayout). A packed tensor is never contiguous.
+  bool is_packed() const { return impl().packed != nullptr; }
+  const std::shared_ptr<const PackedLayout>& packed_layout() const { return impl().packed; }
+  // The storage bytes of a packed tensor, for code that knows its layout.
+  void* packed_data() const;
+  // This tensor if it is not packed; otherwise a row-major copy of its values.
+  Tensor plain() const;
+  // An uninitialized tensor whose storage holds `layout` (block padding zeroed).
+  static Tensor empty_packed(const Shape& shape, DType dtype, std::shared_ptr<const PackedLayout> layout);
+  // Moves this tensor's values into another storage layout, keeping the tensor's identity (id,
+  // every handle to it): how a Variable switches between its Keras layout and a packed one.
+  // `values` must have this tensor's shape and dtype; it is copied, not aliased.
+  void relayout_from(const Tensor& values) const;
 
   bool is_trainable_variable() const { return impl_ && impl_->trainable_variable; }
   void set_trainable_variable(bool v) { impl().trainable_variable = v; }

@@ -38,6 +38,14 @@ class Conv2DImpl : public LayerImpl {
     }
     kernel_ = add_weight("kernel", {kernel_size_[0], kernel_size_[1], c / opt_.groups, filters_}, opt_.kernel_initializer);
     if (opt_.use_bias) bias_ = add_weight("bias", {filters_}, opt_.bias_initializer);
+    input_shape_ = shapes[0];
+    if (packed_) relayout_kernel();
+  }
+
+  int set_packed_weights(bool packed) override {
+    packed_ = packed;
+    if (built()) relayout_kernel();
+    return kernel_.defined() && kernel_.value().is_packed() ? 1 : 0;
   }
 
   std::string class_name() const override { return "Conv2D"; }
@@ -96,8 +104,21 @@ class Conv2DImpl : public LayerImpl {
     return conv2d(x, kernel_.value(), b, conv);
   }
 
+  // In place, so the variable keeps its identity for the tape, optimizer slots and callers.
+  void relayout_kernel() {
+    const Tensor& k = kernel_.value();
+    if (packed_) {
+      Tensor packed = pack_conv2d_kernel(k, input_shape_, conv_, policy().compute_dtype);
+      if (packed.is_packed()) k.relayout_from(packed);
+    } else if (k.is_packed()) {
+      k.relayout_from(k.plain());
+    }
+  }
+
   int64_t filters_;
   std::array<int64_t, 2> kernel_size_;
+  Shape input_shape_;    // as built
+  bool packed_ = false;  // kiln::optimize asked for the blocked kernel layout
   std::string activation_;
   Conv2DOptions opt_;
   Conv2dAttrs conv_;

@@ -9,6 +9,7 @@
 #include "tensor/ops/eltwise.h"
 #include "tensor/ops/shape_ops.h"
 #include "tensor/onednn/engine.h"
+#include "tensor/onednn/packed.h"
 #include "tensor/onednn/primitive_cache.h"
 
 namespace kiln {
@@ -113,7 +114,10 @@ ConvGeometry plan(const Tensor& x, const Tensor& w, const Conv2dAttrs& opt) {
 // refreshed in place after an optimizer update, so training steps allocate nothing here.
 class ReorderedWeightsCache {
  public:
-  Tensor get(const Tensor& w, const dnnl::memory::desc& user_md, const dnnl::memory::desc& want_md) {
+  // `user_md` describes w unless w is packed, whose own layout then applies.
+  Tensor get(const Tensor& w, const dnnl::memory::desc& user_md_in, const dnnl::memory::desc& want_md) {
+    const dnnl::memory::desc* packed = onednn::blocked_md(w);
+    const dnnl::memory::desc& user_md = packed ? *packed : user_md_in;
     if (user_md == want_md) return w;
     std::string want_key = onednn::KeyBuilder("w").add(user_md).add(want_md).str();
     std::lock_guard<std::mutex> lock(mu_);
@@ -138,7 +142,7 @@ class ReorderedWeightsCache {
       entry = &entries_.front();
       if (entries_.size() > kCapacity) entries_.pop_back();
     }
-    onednn::reorder("weights_reorder", onednn::memory_of(w, user_md),
+    onednn::reorder("weights_reorder", packed ? onednn::packed_memory_of(w) : onednn::memory_of(w, user_md),
                     dnnl::memory(want_md, onednn::cpu_engine(), entry->reordered.raw_data()));
     entry->version = w.storage()->version();
     return entry->reordered;
@@ -161,6 +165,13 @@ ReorderedWeightsCache& weights_cache() {
   static ReorderedWeightsCache* cache = new ReorderedWeightsCache();
   return *cache;
 }
+
+// The bytes a primitive reads: a packed kernel's own storage, or the row-major data.
+void* weights_data(const Tensor& w) { return w.is_packed() ? w.packed_data() : w.raw_data(); }
+
+// A kernel as the conv ops take it: packed kernels stay packed (the weights cache reads their
+// layout), anything else is made row-major.
+Tensor kernel_operand(const Tensor& w) { return w.is_packed() ? w : detail::dense(w); }
 
 dnnl::convolution_forward::primitive_desc forward_pd(const ConvGeometry& g, const dnnl::memory::desc* bias_md,
                                                      detail::ReluFusion relu) {
@@ -204,7 +215,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2d
     bias_d = detail::dense(bias);
     bias_md = bias_desc(bias_d);
   }
-  Tensor src = detail::dense(x), wei = detail::dense(w);
+  Tensor src = detail::dense(x), wei = kernel_operand(w);
   Tensor out = Tensor::empty({g.n, g.ph.out, g.pw.out, g.o}, x.dtype());
   detail::ReluFusion relu_fusion = detail::ReluFusion::none;
   if (opt.activation == FusedActivation::relu && out.numel() > 0) {
@@ -225,7 +236,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2d
     Tensor w_ready = weights_cache().get(wei, g.user_weights_md(), prim.pd.weights_desc());
     std::unordered_map<int, dnnl::memory> args{
         {DNNL_ARG_SRC, onednn::memory_of(src, g.src_md())},
-        {DNNL_ARG_WEIGHTS, dnnl::memory(prim.pd.weights_desc(), onednn::cpu_engine(), w_ready.raw_data())},
+        {DNNL_ARG_WEIGHTS, dnnl::memory(prim.pd.weights_desc(), onednn::cpu_engine(), weights_data(w_ready))},
         {DNNL_ARG_DST, onednn::memory_of(out, g.dst_md())}};
     if (bias.defined()) args[DNNL_ARG_BIAS] = onednn::memory_of(bias_d, bias_md);
     onednn::execute("conv2d", prim.primitive, args);
@@ -250,10 +261,28 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2d
   return out;
 }
 
+Tensor pack_conv2d_kernel(const Tensor& w, const Shape& input_shape, const Conv2dAttrs& attrs, DType compute_dtype) {
+  if (input_shape.size() != 4) {
+    throw std::invalid_argument("pack_conv2d_kernel: input shape " + shape_str(input_shape) + " is not NHWC");
+  }
+  Shape shape = input_shape;
+  if (shape[0] <= 0) shape[0] = 32;  // the batch barely moves oneDNN's choice; any typical one does
+  ConvGeometry g = plan(Tensor::empty(shape, compute_dtype), w.plain(), attrs);
+  auto fwd = forward_pd(g, nullptr, detail::ReluFusion::none);
+  dnnl::memory::desc blocked = fwd.weights_desc();
+  // The master weights keep the compute kernel's blocking in their own dtype, so a bf16 step
+  // converts them with a plain elementwise reorder.
+  dnnl_memory_desc_t d = blocked.data;
+  d.data_type = static_cast<dnnl_data_type_t>(onednn::to_dnnl(w.dtype()));
+  dnnl::memory::desc master(d);
+  if (master == g.user_weights_md()) return w;  // oneDNN runs this kernel on HWIO already
+  return onednn::pack(w, master, g.user_weights_md());
+}
+
 namespace {
 
 Tensor conv_backward_data(const ConvGeometry& g, const Tensor& grad, const Tensor& w) {
-  Tensor gd = detail::dense(grad), wei = detail::dense(stop_gradient(w));
+  Tensor gd = detail::dense(grad), wei = w.is_packed() ? w : detail::dense(stop_gradient(w));
   Tensor dx = Tensor::empty({g.n, g.h, g.w, g.c}, g.dtype);
   auto prim = onednn::cached<dnnl::convolution_backward_data>("conv2d_backward_data",
                                                               onednn::KeyBuilder("conv_bwd_d").add(g.key()), [&] {
@@ -266,7 +295,7 @@ Tensor conv_backward_data(const ConvGeometry& g, const Tensor& grad, const Tenso
   Tensor w_ready = weights_cache().get(wei, g.user_weights_md(), prim.pd.weights_desc());
   onednn::execute("conv2d_backward_data", prim.primitive,
                   {{DNNL_ARG_DIFF_DST, onednn::memory_of(gd, g.dst_md())},
-                   {DNNL_ARG_WEIGHTS, dnnl::memory(prim.pd.weights_desc(), onednn::cpu_engine(), w_ready.raw_data())},
+                   {DNNL_ARG_WEIGHTS, dnnl::memory(prim.pd.weights_desc(), onednn::cpu_engine(), weights_data(w_ready))},
                    {DNNL_ARG_DIFF_SRC, onednn::memory_of(dx, g.src_md())}});
   autograd::record_without_second_order("conv2d_backward_data", {grad, w}, {dx});
   return dx;
@@ -275,7 +304,10 @@ Tensor conv_backward_data(const ConvGeometry& g, const Tensor& grad, const Tenso
 std::vector<Tensor> conv_backward_weights(const ConvGeometry& g, const Tensor& x, const Tensor& grad,
                                           const Tensor& w, const Tensor& bias) {
   Tensor gd = detail::dense(grad), src = detail::dense(stop_gradient(x));
-  Tensor dw = Tensor::empty(w.shape(), w.dtype());
+  // A packed kernel gets its gradient in its own layout, so the optimizer updates it in place.
+  const dnnl::memory::desc* packed = onednn::blocked_md(w);
+  Tensor dw = packed ? Tensor::empty_packed(w.shape(), w.dtype(), w.packed_layout()) : Tensor::empty(w.shape(), w.dtype());
+  const dnnl::memory::desc dw_target_md = packed ? *packed : g.user_weights_md();
   Tensor db;
   dnnl::memory::desc db_md;
   if (bias.defined()) {
@@ -300,9 +332,9 @@ std::vector<Tensor> conv_backward_weights(const ConvGeometry& g, const Tensor& x
   dnnl::memory::desc dw_md = prim.pd.query_md(dnnl::query::diff_weights_md, 0);
   dnnl::memory dw_mem;
   Tensor dw_buf;
-  bool direct = dw_md == g.user_weights_md();
+  bool direct = dw_md == dw_target_md;
   if (direct) {
-    dw_mem = onednn::memory_of(dw, dw_md);
+    dw_mem = dnnl::memory(dw_md, onednn::cpu_engine(), weights_data(dw));
   } else {
     dw_buf = onednn::buffer_for(dw_md, w.dtype(), &dw_mem);
   }
@@ -312,7 +344,7 @@ std::vector<Tensor> conv_backward_weights(const ConvGeometry& g, const Tensor& x
   if (bias.defined()) args[DNNL_ARG_DIFF_BIAS] = onednn::memory_of(db, db_md);
   onednn::execute("conv2d_backward_weights", prim.primitive, args);
   if (!direct) {
-    onednn::reorder("weights_reorder", dw_mem, onednn::memory_of(dw, g.user_weights_md()));
+    onednn::reorder("weights_reorder", dw_mem, dnnl::memory(dw_target_md, onednn::cpu_engine(), weights_data(dw)));
   }
   std::vector<Tensor> result{dw};
   if (bias.defined()) result.push_back(db);

@@ -23,6 +23,13 @@ struct Conv2dAttrs {
 // weights are converted while being reordered for oneDNN, and their gradient comes back in f32.
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dAttrs& options = {});
 
+// The kernel in the blocked layout oneDNN's forward convolution picks for NHWC inputs of
+// `input_shape` computed in `compute_dtype` (the f32 master keeps the same blocking), so that
+// training reads it with no reorder each step (kiln::optimize). conv2d and its gradient accept
+// the packed kernel as they do an HWIO one; the gradient comes back in the same layout.
+// Returns w itself when oneDNN runs on HWIO as it is.
+Tensor pack_conv2d_kernel(const Tensor& w, const Shape& input_shape, const Conv2dAttrs& attrs, DType compute_dtype);
+
 // The attributes conv2d records (its registered op kind is "conv2d"), and back.
 inline ops::Attrs to_attrs(const Conv2dAttrs& o) {
   ops::Attrs a("conv2d");

@@ -312,12 +312,16 @@ void add_relu_same_shape(const Tensor& a, const Tensor& b, Tensor& out) {
 
 float max_abs(const Tensor& t) {
   check_floating(t, "max_abs");
-  if (!t.is_contiguous()) throw std::invalid_argument("max_abs: expected a dense tensor, got " + t.describe());
-  const int64_t n = t.numel();
+  if (!t.is_contiguous() && !t.is_packed()) {
+    throw std::invalid_argument("max_abs: expected a dense tensor, got " + t.describe());
+  }
+  // A packed tensor is scanned in its own layout: the block padding holds zeros.
+  const void* base = t.is_packed() ? t.packed_data() : t.raw_data();
+  const int64_t n = t.is_packed() ? static_cast<int64_t>(t.packed_layout()->bytes() / dtype_size(t.dtype())) : t.numel();
   // |x| as raw f32 bits: unsigned order is float order, with inf and then NaN above.
   auto scan = [&](int64_t b, int64_t e) {
-    return t.dtype() == DType::f32 ? max_abs_bits_f32(static_cast<const uint32_t*>(t.raw_data()) + b, e - b)
-                                   : max_abs_bits_bf16(bf16_bits(t) + b, e - b);
+    return t.dtype() == DType::f32 ? max_abs_bits_f32(static_cast<const uint32_t*>(base) + b, e - b)
+                                   : max_abs_bits_bf16(static_cast<const uint16_t*>(base) + b, e - b);
   };
   uint32_t m = 0;
   if (n <= kParallelThreshold) {
@@ -345,7 +349,7 @@ ReluFusion choose_relu_fusion(const Tensor& src, const Tensor& weights, const Te
   if (bias.defined()) inputs.push_back(bias);
   double bytes = 0;
   for (const Tensor& t : inputs) {
-    if (!t.is_contiguous()) return ReluFusion::nan_keeping_post_op;  // strided views are not scanned
+    if (!t.is_contiguous() && !t.is_packed()) return ReluFusion::nan_keeping_post_op;  // strided views are not scanned
     bytes += static_cast<double>(t.nbytes());
   }
   if (bytes > kScanBytesPerChainOutput * static_cast<double>(outputs)) return ReluFusion::nan_keeping_post_op;

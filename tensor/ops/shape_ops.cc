@@ -80,6 +80,8 @@ Tensor flatten(const Tensor& x, int start_axis) {
 }
 
 Tensor permute(const Tensor& x, const std::vector<int>& perm) {
+  // Views need strides: a packed tensor (kiln::optimize) is viewed through a row-major copy.
+  Tensor row_major = x.defined() && x.is_packed() ? x.plain() : x;
   detail::check_defined(x, "permute", "input");
   if (static_cast<int>(perm.size()) != x.ndim()) {
     throw std::invalid_argument("permute: permutation of length " + std::to_string(perm.size()) +
@@ -94,9 +96,9 @@ Tensor permute(const Tensor& x, const std::vector<int>& perm) {
     if (seen[p[i]]) throw std::invalid_argument("permute: repeated axis in permutation for " + x.describe());
     seen[p[i]] = true;
     shape[i] = x.shape()[p[i]];
-    strides[i] = x.strides()[p[i]];
+    strides[i] = row_major.strides()[p[i]];
   }
-  Tensor out = x.alias(shape, strides, x.offset());
+  Tensor out = row_major.alias(shape, strides, row_major.offset());
   if (autograd::should_record({&x})) {
     std::vector<int> inverse(p.size());
     for (size_t i = 0; i < p.size(); ++i) inverse[p[i]] = static_cast<int>(i);
@@ -129,12 +131,13 @@ Tensor slice(const Tensor& x, int axis, int64_t start, int64_t end, int64_t step
     throw std::out_of_range("slice: range [" + std::to_string(start) + ", " + std::to_string(end) +
                             ") is invalid for axis " + std::to_string(axis) + " of " + x.describe());
   }
+  Tensor row_major = x.is_packed() ? x.plain() : x;
   Shape shape = x.shape();
-  Strides strides = x.strides();
+  Strides strides = row_major.strides();
   shape[a] = (end - start + step - 1) / step;
-  int64_t offset = x.offset() + start * strides[a];
+  int64_t offset = row_major.offset() + start * strides[a];
   strides[a] *= step;
-  Tensor out = x.alias(shape, strides, offset);
+  Tensor out = row_major.alias(shape, strides, offset);
   if (autograd::should_record({&x})) {
     Shape in_shape = x.shape();
     ops::Attrs call("slice");
@@ -183,10 +186,11 @@ Tensor broadcast_to(const Tensor& x, const Shape& shape) {
   if (full != shape) {
     throw std::invalid_argument("broadcast_to: cannot broadcast " + x.describe() + " to " + shape_str(shape));
   }
+  Tensor row_major = x.is_packed() ? x.plain() : x;
   Strides strides(shape.size(), 0);
   int lead = static_cast<int>(shape.size()) - x.ndim();
-  for (int i = 0; i < x.ndim(); ++i) strides[lead + i] = x.shape()[i] == 1 ? 0 : x.strides()[i];
-  Tensor out = detail::materialize(x.alias(shape, strides, x.offset()));
+  for (int i = 0; i < x.ndim(); ++i) strides[lead + i] = x.shape()[i] == 1 ? 0 : row_major.strides()[i];
+  Tensor out = detail::materialize(row_major.alias(shape, strides, row_major.offset()));
   if (autograd::should_record({&x})) {
     Shape in_shape = x.shape();
     autograd::record(ops::Attrs("broadcast_to").set("shape", std::vector<int64_t>(shape)), {x}, {out}, [in_shape](const std::vector<Tensor>& g) {
