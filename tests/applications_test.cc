@@ -4,7 +4,6 @@
 #include <cmath>
 
 #include "kiln.h"
-#include "nn/applications/zero_padding.h"
 #include "nn/layer_registry.h"
 #include "nn/model_config.h"
 #include "tests/gradcheck.h"
@@ -88,7 +87,7 @@ TEST(Applications, ResNet50TrainingStepStaysFinite) {
 }
 
 TEST(Applications, ZeroPadding2DPadsEachSideAndPassesGradientsBack) {
-  Layer pad = applications::ZeroPadding2D({{{1, 2}, {0, 1}}});
+  Layer pad = ZeroPadding2D({{{1, 2}, {0, 1}}});
   Tensor x = rand_tensor({1, 2, 2, 1}, 3, 1.f, 2.f);
   Tensor y = pad(x);
   ASSERT_EQ(y.shape(), (Shape{1, 5, 3, 1}));

@@ -98,6 +98,7 @@ std::vector<Row> rows() {
       {"Dropout", [] { return Dropout(0.3f, 1234); }, {{4, 10}}},
       {"Dropout", [] { return Dropout(0.5f); }, {{4, 10}}},  // a drawn seed, stored resolved
       {"Flatten", [] { return Flatten(); }, {{2, 3, 4, 5}}},
+      {"ZeroPadding2D", [] { return ZeroPadding2D({{{1, 2}, {0, 3}}}); }, {{2, 4, 5, 3}}},
       {"Rescaling", [] { return Rescaling(1.f / 127.5f, -1.f); }, {{2, 4, 4, 1}}, DType::u8},
       {"Activation", [] { return Activation("gelu"); }, {{2, 5}}},
       {"Activation", [] { return Activation(""); }, {{2, 5}}},

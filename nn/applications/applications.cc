@@ -2,7 +2,6 @@
 
 #include <string>
 
-#include "nn/applications/zero_padding.h"
 #include "nn/layers/layers.h"
 
 namespace kiln::nn::applications {

@@ -6,3 +6,4 @@
 #include "nn/layers/conv2d.h"
 #include "nn/layers/dense.h"
 #include "nn/layers/pooling.h"
+#include "nn/layers/zero_padding.h"

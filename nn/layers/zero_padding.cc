@@ -1,11 +1,11 @@
-#include "nn/applications/zero_padding.h"
+#include "nn/layers/zero_padding.h"
 
 #include <stdexcept>
 
 #include "nn/layers/layer_config.h"
 #include "tensor/ops/ops.h"
 
-namespace kiln::nn::applications {
+namespace kiln::nn {
 namespace {
 
 using Pads = std::array<std::array<int64_t, 2>, 2>;
@@ -99,17 +99,15 @@ Layer zero_padding_from_config(const Config& config) {
   return with_base_config(ZeroPadding2D(pads, base.name), base);
 }
 
+const bool registered = register_builtin_layer("ZeroPadding2D", zero_padding_from_config);
+
 }  // namespace
 
-// Registered by the first ZeroPadding2D made, not by a static initializer: the built-in
-// registry is meant for nn/layers, whose round-trip test wants a row for every class it holds.
 Layer ZeroPadding2D(std::array<std::array<int64_t, 2>, 2> padding, const std::string& name) {
-  static const bool registered = register_builtin_layer("ZeroPadding2D", zero_padding_from_config);
-  (void)registered;
   return Layer(std::make_shared<ZeroPadding2DImpl>(padding, name));
 }
 Layer ZeroPadding2D(int64_t padding, const std::string& name) {
   return ZeroPadding2D({{{padding, padding}, {padding, padding}}}, name);
 }
 
-}  // namespace kiln::nn::applications
+}  // namespace kiln::nn

@@ -4,14 +4,12 @@
 
 #include "nn/layer.h"
 
-namespace kiln::nn::applications {
+namespace kiln::nn {
 
 // keras.layers.ZeroPadding2D on NHWC input: {{top, bottom}, {left, right}} rows and columns of
 // zeros. Keras's ResNet-50 pads explicitly before its stem conv and its max pool, so their
-// 'valid' windows see symmetric borders where 'same' would pad one side more. Lives beside the
-// applications that need it. The first one made registers the class "ZeroPadding2D", so a
-// program that built (or builds) a ResNet-50 loads saved ones.
+// 'valid' windows see symmetric borders where 'same' would pad one side more.
 Layer ZeroPadding2D(std::array<std::array<int64_t, 2>, 2> padding, const std::string& name = "");
 Layer ZeroPadding2D(int64_t padding, const std::string& name = "");
 
-}  // namespace kiln::nn::applications
+}  // namespace kiln::nn
