@@ -1,11 +1,14 @@
 #include "benchmarks/workloads.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <stdexcept>
 
 #include "autograd/gradient_tape.h"
 #include "nn/applications/applications.h"
 #include "nn/policy.h"
+#include "tensor/onednn/profiler.h"
 #include "tensor/random.h"
 
 namespace kiln::bench {
@@ -59,6 +62,31 @@ float TrainWorkload::step() {
   backward_ms += ms(t1, t2);
   optimizer_ms += ms(t2, t3);
   return l.item();
+}
+
+StepProfile profile_steps(TrainWorkload& w, int steps) {
+  namespace prof = onednn::profiler;
+  prof::reset();
+  prof::set_enabled(true);
+  auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < steps; ++i) w.step();
+  double wall = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  prof::set_enabled(false);
+  prof::Totals t = prof::totals();
+  StepProfile p;
+  double n = std::max(steps, 1);
+  p.wall_ms = wall / n;
+  p.primitive_ms = t.primitive_ms / n;
+  p.kernel_ms = t.kernel_ms / n;
+  p.primitive_calls = t.primitive_calls / n;
+  p.kernel_calls = t.kernel_calls / n;
+  for (const auto& k : t.by_kind) {
+    char cell[96];
+    std::snprintf(cell, sizeof cell, "%s%s %.3f ms/%.0f", p.by_kind.empty() ? "" : ", ", k.kind.c_str(), k.ms / n,
+                  k.calls / n);
+    p.by_kind += cell;
+  }
+  return p;
 }
 
 }  // namespace kiln::bench

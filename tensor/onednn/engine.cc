@@ -1,5 +1,7 @@
 #include "tensor/onednn/engine.h"
 
+#include "tensor/onednn/profiler.h"
+
 #include <stdexcept>
 #include <string>
 
@@ -75,27 +77,51 @@ dnnl::primitive_attr default_attr() {
   return attr;
 }
 
-void execute(const char* op, const dnnl::primitive& prim,
-             const std::unordered_map<int, dnnl::memory>& args) {
-  try {
-    const dnnl_memory_desc_t* scratch_md =
-        dnnl_primitive_desc_query_md(prim.get_primitive_desc(), dnnl_query_scratchpad_md, 0);
-    size_t scratch_bytes = scratch_md ? dnnl_memory_desc_get_size(scratch_md) : 0;
-    if (scratch_bytes == 0) {
-      prim.execute(cpu_stream(), args);
-    } else {
-      // Per call, from the caching allocator: concurrent calls of one primitive never share it.
-      Tensor scratch = Tensor::empty({static_cast<int64_t>(scratch_bytes)}, DType::u8);
-      std::unordered_map<int, dnnl::memory> with_scratch = args;
-      with_scratch[DNNL_ARG_SCRATCHPAD] = dnnl::memory(dnnl::memory::desc(*scratch_md), cpu_engine(), scratch.raw_data());
-      prim.execute(cpu_stream(), with_scratch);
-      cpu_stream().wait();
-      return;
-    }
-    cpu_stream().wait();
-  } catch (const dnnl::error& e) {
-    throw std::runtime_error(std::string(op) + ": oneDNN execution failed: " + e.what());
+namespace {
+
+// Scratchpad plus the most arguments any Kiln primitive takes (conv backward with bias: 6).
+constexpr size_t kMaxArgs = 16;
+
+// Args are gathered into a stack array and run through the C API: the C++ wrapper would
+// copy them into a std::vector on every call, and a scratchpad into a copied map.
+template <typename Args>
+void run(const char* op, const dnnl::primitive& prim, const Args& args) {
+  dnnl_exec_arg_t c_args[kMaxArgs];
+  size_t n = 0;
+  for (const auto& [arg, mem] : args) {
+    if (n + 1 == kMaxArgs) throw std::logic_error(std::string(op) + ": too many primitive arguments");
+    c_args[n++] = {arg, mem.get()};
   }
+  const_dnnl_primitive_desc_t pd = prim.get_primitive_desc();
+  const dnnl_memory_desc_t* scratch_md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+  size_t scratch_bytes = scratch_md ? dnnl_memory_desc_get_size(scratch_md) : 0;
+  // Per call, from the caching allocator: concurrent calls of one primitive never share it.
+  Tensor scratch;
+  dnnl::memory scratch_mem;
+  if (scratch_bytes > 0) {
+    scratch = Tensor::empty({static_cast<int64_t>(scratch_bytes)}, DType::u8);
+    scratch_mem = dnnl::memory(dnnl::memory::desc(*scratch_md), cpu_engine(), scratch.raw_data());
+    c_args[n++] = {DNNL_ARG_SCRATCHPAD, scratch_mem.get()};
+  }
+  dnnl::stream& stream = cpu_stream();
+  profiler::Region timed;
+  dnnl_status_t status = dnnl_primitive_execute(prim.get(), stream.get(), static_cast<int>(n), c_args);
+  if (status == dnnl_success) status = dnnl_stream_wait(stream.get());
+  if (timed.timing()) profiler::add_primitive(static_cast<int>(prim.get_kind()), timed.elapsed());
+  if (status != dnnl_success) {
+    throw std::runtime_error(std::string(op) + ": oneDNN execution failed: could not execute a primitive (status " +
+                             std::to_string(static_cast<int>(status)) + ")");
+  }
+}
+
+}  // namespace
+
+void execute(const char* op, const dnnl::primitive& prim, std::initializer_list<ExecArg> args) {
+  run(op, prim, args);
+}
+
+void execute(const char* op, const dnnl::primitive& prim, const std::unordered_map<int, dnnl::memory>& args) {
+  run(op, prim, args);
 }
 
 }  // namespace kiln::onednn

@@ -1,5 +1,8 @@
 #pragma once
+#include <initializer_list>
 #include <oneapi/dnnl/dnnl.hpp>
+#include <unordered_map>
+#include <utility>
 
 #include "tensor/tensor.h"
 
@@ -25,7 +28,11 @@ Tensor buffer_for(const dnnl::memory::desc& desc, DType dtype, dnnl::memory* out
 // each call its own scratchpad instead.
 dnnl::primitive_attr default_attr();
 
-// Runs a primitive with a scratchpad of its own and waits;  converts oneDNN errors into exceptions naming the op.
+// Runs a primitive with a scratchpad of its own and waits; converts oneDNN errors into
+// exceptions naming the op. Every primitive Kiln runs goes through here, which is where
+// onednn::profiler times them. The list form builds no map (a braced list picks it).
+using ExecArg = std::pair<int, dnnl::memory>;
+void execute(const char* op, const dnnl::primitive& prim, std::initializer_list<ExecArg> args);
 void execute(const char* op, const dnnl::primitive& prim,
              const std::unordered_map<int, dnnl::memory>& args);
 
