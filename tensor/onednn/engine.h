@@ -16,8 +16,12 @@ dnnl::memory::dims to_dims(const Shape& shape);
 // Plain (strided) descriptor of a tensor as it is laid out; scalars become 1-element 1-D.
 dnnl::memory::desc desc_of(const Tensor& t);
 dnnl::memory::desc desc_of(const Tensor& t, const Shape& logical_shape);
+// A memory object over t's data. Plain layouts come from a per-thread cache, so the object
+// may be shared with other calls: never give it another data handle.
 dnnl::memory memory_of(const Tensor& t, const dnnl::memory::desc& desc);
 dnnl::memory memory_of(const Tensor& t);
+// t.is_contiguous() without allocating (Tensor's builds the contiguous strides to compare).
+bool is_dense(const Tensor& t);
 // Allocates a tensor large enough for desc (which may be a blocked layout); the caller keeps
 // the tensor alive while the memory is used.
 Tensor buffer_for(const dnnl::memory::desc& desc, DType dtype, dnnl::memory* out_memory);

@@ -18,6 +18,7 @@
 #include "tensor/onednn/engine.h"
 #include "tensor/onednn/isa.h"
 #include "tensor/onednn/primitive_cache.h"
+#include "tensor/onednn/profiler.h"
 
 namespace kiln {
 namespace {
@@ -226,6 +227,7 @@ const uint16_t* bf16_bits(const Tensor& t) { return static_cast<const uint16_t*>
 uint16_t* bf16_bits(Tensor& t) { return static_cast<uint16_t*>(t.raw_data()); }
 
 void relu_forward(const Tensor& src, Tensor& out) {
+  onednn::profiler::KernelScope timed;
   if (src.dtype() == DType::f32) {
     const float* x = src.data<float>();
     float* y = out.data<float>();
@@ -239,6 +241,7 @@ void relu_forward(const Tensor& src, Tensor& out) {
 }
 
 void relu_backward(const Tensor& grad, const Tensor& data, Tensor& out) {
+  onednn::profiler::KernelScope timed;
   if (grad.dtype() == DType::f32) {
     const float *g = grad.data<float>(), *x = data.data<float>();
     float* dx = out.data<float>();
@@ -253,6 +256,7 @@ void relu_backward(const Tensor& grad, const Tensor& data, Tensor& out) {
 }
 
 void clip_forward(const Tensor& src, Tensor& out, float low, float high) {
+  onednn::profiler::KernelScope timed;
   if (src.dtype() == DType::f32) {
     const float* x = src.data<float>();
     float* y = out.data<float>();
@@ -269,6 +273,7 @@ void clip_forward(const Tensor& src, Tensor& out, float low, float high) {
 
 // Copies src's NaNs into out (oneDNN's exp clamps its input, so exp(NaN) came out inf).
 void restore_nan(const Tensor& src, Tensor& out) {
+  onednn::profiler::KernelScope timed;
   if (!detail::any_nan(src)) return;
   const int64_t n = src.numel();
   if (src.dtype() == DType::f32) {
@@ -292,10 +297,11 @@ namespace detail {
 
 void add_relu_same_shape(const Tensor& a, const Tensor& b, Tensor& out) {
   if (a.shape() != b.shape() || out.shape() != a.shape() || a.dtype() != b.dtype() || out.dtype() != a.dtype() ||
-      !a.is_contiguous() || !b.is_contiguous() || !out.is_contiguous() || !is_floating(a.dtype())) {
+      !onednn::is_dense(a) || !onednn::is_dense(b) || !onednn::is_dense(out) || !is_floating(a.dtype())) {
     throw std::invalid_argument("add_relu_same_shape: expected dense f32 or bf16 tensors of one shape, got " +
                                 a.describe() + ", " + b.describe() + " -> " + out.describe());
   }
+  onednn::profiler::KernelScope timed;
   if (a.dtype() == DType::f32) {
     const float *x = a.data<float>(), *y = b.data<float>();
     float* z = out.data<float>();
@@ -312,7 +318,8 @@ void add_relu_same_shape(const Tensor& a, const Tensor& b, Tensor& out) {
 
 float max_abs(const Tensor& t) {
   check_floating(t, "max_abs");
-  if (!t.is_contiguous()) throw std::invalid_argument("max_abs: expected a dense tensor, got " + t.describe());
+  if (!onednn::is_dense(t)) throw std::invalid_argument("max_abs: expected a dense tensor, got " + t.describe());
+  onednn::profiler::KernelScope timed;  // a scan for choose_relu_fusion: it reads the data, as compute does
   const int64_t n = t.numel();
   // |x| as raw f32 bits: unsigned order is float order, with inf and then NaN above.
   auto scan = [&](int64_t b, int64_t e) {
@@ -345,7 +352,7 @@ ReluFusion choose_relu_fusion(const Tensor& src, const Tensor& weights, const Te
   if (bias.defined()) inputs.push_back(bias);
   double bytes = 0;
   for (const Tensor& t : inputs) {
-    if (!t.is_contiguous()) return ReluFusion::nan_keeping_post_op;  // strided views are not scanned
+    if (!onednn::is_dense(t)) return ReluFusion::nan_keeping_post_op;  // strided views are not scanned
     bytes += static_cast<double>(t.nbytes());
   }
   if (bytes > kScanBytesPerChainOutput * static_cast<double>(outputs)) return ReluFusion::nan_keeping_post_op;
