@@ -80,6 +80,7 @@ void BM_EltwiseGelu(benchmark::State& s) {
 
 void train_step(benchmark::State& s, const char* model, int64_t batch) {
   guarded(s, [&] {
+    bench::flush_denormals();
     auto w = bench::make_train_workload(model, s.range(0) ? "bf16" : "f32", batch);
     for (int i = 0; i < 2; ++i) w.step();
     for (auto _ : s) benchmark::DoNotOptimize(w.step());

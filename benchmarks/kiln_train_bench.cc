@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
     }
   }
   kiln::cpu::apply_best_known_config(argc, argv, /*verbose=*/false);
+  kiln::bench::flush_denormals();
   try {
     std::string isa = arg(argc, argv, "isa", "");
     if (!isa.empty()) {
