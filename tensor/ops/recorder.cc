@@ -23,7 +23,17 @@ bool needs_input_grad(size_t index) {
 NeedsGradScope::NeedsGradScope(const std::vector<bool>* needs) : previous_(current_needs) { current_needs = needs; }
 NeedsGradScope::~NeedsGradScope() { current_needs = previous_; }
 
-void push_tape(TapeState* tape) { active_tapes.push_back(tape); }
+// Nodes the last tape on this thread recorded: a training loop records the same step again,
+// so the next tape reserves that much up front instead of growing (and moving its nodes).
+thread_local size_t last_tape_nodes = 0;
+
+void push_tape(TapeState* tape) {
+  tape->nodes.reserve(last_tape_nodes);
+  tape->tracked.reserve(2 * last_tape_nodes);
+  active_tapes.push_back(tape);
+}
+
+void note_tape_size(size_t nodes) { last_tape_nodes = nodes; }
 
 void pop_tape(TapeState* tape) {
   auto it = std::find(active_tapes.begin(), active_tapes.end(), tape);
@@ -73,12 +83,18 @@ void observe(const ops::Attrs& call, const std::vector<Tensor>& inputs, const st
 
 void record(const char* op, const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs,
             BackwardFn backward) {
-  record(ops::Attrs(op), inputs, outputs, std::move(backward));
+  if (current_observer) observe(ops::Attrs(op), inputs, outputs);
+  record_on_tapes(op, inputs, outputs, std::move(backward));
 }
 
 void record(const ops::Attrs& call, const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs,
             BackwardFn backward) {
   observe(call, inputs, outputs);
+  record_on_tapes(call.op().c_str(), inputs, outputs, std::move(backward));
+}
+
+void record_on_tapes(const char* op, const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs,
+                     BackwardFn backward) {
   std::shared_ptr<const BackwardFn> shared;
   for (TapeState* tape : active_tapes) {
     if (!tape->recording()) continue;
@@ -86,23 +102,24 @@ void record(const ops::Attrs& call, const std::vector<Tensor>& inputs, const std
     for (const Tensor& t : inputs) wanted = wanted || tape_wants(tape, t);
     if (!wanted) continue;
     if (!shared) shared = std::make_shared<const BackwardFn>(std::move(backward));
-    Node node{call, {}, {}, {}, {}, shared};
+    Node& node = tape->nodes.emplace_back();
+    node.op_name = op;
+    node.backward = shared;
     for (const Tensor& t : inputs) {
       node.input_ids.push_back(t.defined() ? t.id() : 0);
       if (tape_wants(tape, t)) tape->tracked.insert(t.id());
     }
     for (const Tensor& t : outputs) {
       node.output_ids.push_back(t.id());
-      node.output_shapes.push_back(t.shape());
-      node.output_dtypes.push_back(t.dtype());
+      if (outputs.size() > 1) node.outputs.emplace_back(t.shape(), t.dtype());
       if (is_floating(t.dtype())) tape->tracked.insert(t.id());
     }
-    tape->nodes.push_back(std::move(node));
   }
 }
 
 void record_without_second_order(const char* op, const std::vector<Tensor>& inputs,
                                   const std::vector<Tensor>& outputs) {
+  if (!should_record(inputs)) return;  // the common case (inside gradient()): build nothing
   record_without_second_order(ops::Attrs(op), inputs, outputs);
 }
 
