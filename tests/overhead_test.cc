@@ -5,8 +5,10 @@
 
 #include <cmath>
 #include <limits>
+#include <map>
 
 #include "autograd/gradient_tape.h"
+#include "tensor/ops/id_table.h"
 #include "tensor/onednn/primitive_cache.h"
 #include "tensor/onednn/profiler.h"
 #include "tensor/ops/ops.h"
@@ -160,6 +162,36 @@ TEST(PrimitiveCacheKey, DistinguishesExactValuesAndDescribesItself) {
   KeyBuilder copy = long_key;
   EXPECT_EQ(copy.view(), long_key.view());
   EXPECT_NE(long_key.describe().find("|99"), std::string::npos);
+}
+
+TEST(IdMap, AgreesWithStdMapThroughInsertsErasesAndGrowth) {
+  autograd::IdMap<int> flat;
+  std::map<uint64_t, int> ref;
+  uint64_t state = 7;
+  for (int step = 0; step < 20000; ++step) {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    uint64_t id = 1 + (state >> 33) % 500;  // few keys: long probe runs, many erases
+    if ((state >> 20) % 3 == 0) {
+      EXPECT_EQ(flat.erase(id), ref.erase(id) == 1);
+    } else {
+      auto [v, inserted] = flat.try_emplace(id, step);
+      auto [it, ref_inserted] = ref.try_emplace(id, step);
+      EXPECT_EQ(inserted, ref_inserted);
+      EXPECT_EQ(*v, it->second);
+    }
+    ASSERT_EQ(flat.size(), ref.size());
+  }
+  for (uint64_t id = 1; id <= 500; ++id) {
+    const int* v = flat.find(id);
+    auto it = ref.find(id);
+    ASSERT_EQ(v != nullptr, it != ref.end()) << id;
+    if (v) EXPECT_EQ(*v, it->second);
+  }
+  autograd::IdList ids;
+  for (uint64_t i = 1; i <= 9; ++i) ids.push_back(i * 10);  // past the inline four
+  ASSERT_EQ(ids.size(), 9u);
+  EXPECT_EQ(ids[0], 10u);
+  EXPECT_EQ(ids[8], 90u);
 }
 
 }  // namespace

@@ -65,13 +65,9 @@ KeyBuilder& KeyBuilder::operator=(const KeyBuilder& other) {
   return *this;
 }
 
-void KeyBuilder::put(const void* p, size_t n) {
-  if (heap_.empty() && size_ + n <= kInline) {
-    std::memcpy(inline_ + size_, p, n);
-  } else {
-    if (heap_.empty()) heap_.assign(inline_, size_);
-    heap_.append(static_cast<const char*>(p), n);
-  }
+void KeyBuilder::spill(const void* p, size_t n) {
+  if (heap_.empty()) heap_.assign(inline_, size_);
+  heap_.append(static_cast<const char*>(p), n);
   size_ += n;
 }
 

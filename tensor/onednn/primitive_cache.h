@@ -34,7 +34,16 @@ class KeyBuilder {
  private:
   static constexpr size_t kInline = 480;  // every Kiln key fits; longer ones move to the heap
   KeyBuilder& add_text(char tag, const char* s, size_t n);
-  void put(const void* p, size_t n);
+  // Inline: a key takes ~20 of these per op call.
+  void put(const void* p, size_t n) {
+    if (heap_.empty() && size_ + n <= kInline) {
+      std::memcpy(inline_ + size_, p, n);
+      size_ += n;
+    } else {
+      spill(p, n);
+    }
+  }
+  void spill(const void* p, size_t n);
   template <typename T>
   void put_value(T v) { put(&v, sizeof v); }
   const char* data() const { return heap_.empty() ? inline_ : heap_.data(); }

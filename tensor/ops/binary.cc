@@ -164,7 +164,7 @@ namespace {
 // Comparisons have no gradient; only a trace sees them.
 Tensor comparison(const BinaryKind& kind, const Tensor& a, const Tensor& b) {
   Tensor out = binary_forward(kind, a, b);
-  autograd::observe(ops::Attrs(kind.name), {a, b}, {out});
+  if (autograd::observing()) autograd::observe(ops::Attrs(kind.name), {a, b}, {out});
   return out;
 }
 }  // namespace

@@ -415,17 +415,17 @@ Tensor eltwise(EltwiseKind kind, const Tensor& x, float alpha, float beta) {
   }
   if (autograd::should_record({&x})) {
     if (kind == EltwiseKind::affine) {
-      autograd::record(eltwise_attrs(kind, alpha, beta), {x}, {out}, [alpha](const std::vector<Tensor>& g) {
+      autograd::record_lazy(k.name, [&] { return eltwise_attrs(kind, alpha, beta); }, {x}, {out}, [alpha](const std::vector<Tensor>& g) {
         return std::vector<Tensor>{g[0] * alpha};
       });
     } else if (kind == EltwiseKind::pow) {
       // d/dx alpha*x^beta = alpha*beta*x^(beta-1), kept differentiable for higher orders.
-      autograd::record(eltwise_attrs(kind, alpha, beta), {x}, {out}, [x, alpha, beta](const std::vector<Tensor>& g) {
+      autograd::record_lazy(k.name, [&] { return eltwise_attrs(kind, alpha, beta); }, {x}, {out}, [x, alpha, beta](const std::vector<Tensor>& g) {
         return std::vector<Tensor>{g[0] * eltwise(EltwiseKind::pow, x, alpha * beta, beta - 1.0f)};
       });
     } else {
       Tensor data = eltwise_backward_uses_output(kind) ? out : x;
-      autograd::record(eltwise_attrs(kind, alpha, beta), {x}, {out}, [kind, data, alpha, beta](const std::vector<Tensor>& g) {
+      autograd::record_lazy(k.name, [&] { return eltwise_attrs(kind, alpha, beta); }, {x}, {out}, [kind, data, alpha, beta](const std::vector<Tensor>& g) {
         return std::vector<Tensor>{eltwise_backward(kind, g[0], data, alpha, beta)};
       });
     }

@@ -168,17 +168,27 @@ Tensor reduce(ReduceKind kind, const Tensor& x, const std::vector<int>& axes, bo
   Tensor result = out.alias(out_shape, contiguous_strides(out_shape), out.offset());
   if (autograd::should_record({&x})) {
     Shape in_shape = x.shape();
-    ops::Attrs call(op);
-    call.set("axes", std::vector<int64_t>(axes.begin(), axes.end())).set("keepdims", keepdims);
-    autograd::record(call, {x}, {result}, [=](const std::vector<Tensor>& g) {
-      Tensor gk = reshape(g[0], keep_shape);
-      if (kind == ReduceKind::sum) return std::vector<Tensor>{broadcast_to(gk, in_shape)};
-      if (kind == ReduceKind::mean) return std::vector<Tensor>{broadcast_to(gk * (1.0f / count), in_shape)};
-      // max: split the gradient evenly between tied maxima.
-      Tensor is_max = equal(x, broadcast_to(reshape(stop_gradient(result), keep_shape), in_shape));
-      Tensor ties = reduce_sum(is_max, axes, /*keepdims=*/true);
-      return std::vector<Tensor>{broadcast_to(gk / ties, in_shape) * is_max};
-    });
+    auto attrs = [&] {
+      ops::Attrs call(op);
+      call.set("axes", std::vector<int64_t>(axes.begin(), axes.end())).set("keepdims", keepdims);
+      return call;
+    };
+    if (kind == ReduceKind::max) {
+      autograd::record_lazy(op, attrs, {x}, {result}, [=](const std::vector<Tensor>& g) {
+        // Split the gradient evenly between tied maxima.
+        Tensor gk = reshape(g[0], keep_shape);
+        Tensor is_max = equal(x, broadcast_to(reshape(stop_gradient(result), keep_shape), in_shape));
+        Tensor ties = reduce_sum(is_max, axes, /*keepdims=*/true);
+        return std::vector<Tensor>{broadcast_to(gk / ties, in_shape) * is_max};
+      });
+    } else {
+      // Sum and mean need only shapes: the closure must not keep x alive.
+      const bool mean = kind == ReduceKind::mean;
+      autograd::record_lazy(op, attrs, {x}, {result}, [keep_shape, in_shape, mean, count](const std::vector<Tensor>& g) {
+        Tensor gk = reshape(g[0], keep_shape);
+        return std::vector<Tensor>{broadcast_to(mean ? gk * (1.0f / count) : gk, in_shape)};
+      });
+    }
   }
   return result;
 }
@@ -232,7 +242,7 @@ Tensor argmax(const Tensor& x, int axis) {
     const float* row = v.data() + r * inner;
     o[r] = static_cast<int32_t>(std::max_element(row, row + inner) - row);
   }
-  autograd::observe(ops::Attrs("argmax").set("axis", ops::AttrValue(int64_t{a})), {x}, {out});
+  if (autograd::observing()) autograd::observe(ops::Attrs("argmax").set("axis", ops::AttrValue(int64_t{a})), {x}, {out});
   return out;
 }
 
