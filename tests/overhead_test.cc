@@ -4,11 +4,13 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <iterator>
 #include <limits>
 #include <map>
 
 #include "autograd/gradient_tape.h"
 #include "tensor/ops/id_table.h"
+#include "tensor/onednn/engine.h"
 #include "tensor/onednn/primitive_cache.h"
 #include "tensor/onednn/profiler.h"
 #include "tensor/ops/ops.h"
@@ -120,6 +122,38 @@ TEST(SmallReductions, MatchTheDoubleReferenceInBothDtypes) {
     for (int c = 0; c < 48; ++c) EXPECT_NEAR(s0[c], cols[c], tol * (1 + std::fabs(cols[c])));
     for (int r = 0; r < 32; ++r) EXPECT_NEAR(m1[r], rows[r] / 48, tol);
     EXPECT_NEAR(reduce_mean(xd).item(), all / (32 * 48), tol);
+  }
+}
+
+// oneDNN's eltwise_linear on x, as raw output bits.
+std::vector<uint16_t> onednn_linear_bits(const Tensor& x, float alpha, float beta) {
+  Tensor out = Tensor::empty(x.shape(), x.dtype());
+  auto md = onednn::desc_of(x);
+  dnnl::eltwise_forward prim(dnnl::eltwise_forward::primitive_desc(
+      dnnl::eltwise_forward::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::eltwise_linear, md, alpha, beta),
+      onednn::cpu_engine()));
+  prim.execute(onednn::cpu_stream(), {{DNNL_ARG_SRC, onednn::memory_of(x, md)}, {DNNL_ARG_DST, onednn::memory_of(out, md)}});
+  onednn::cpu_stream().wait();
+  const uint16_t* p = static_cast<const uint16_t*>(out.raw_data());
+  return std::vector<uint16_t>(p, p + out.nbytes() / 2);
+}
+
+TEST(InlineAffine, GivesOneDnnsResultBitForBit) {
+  std::vector<float> v = rand_tensor({4000}, 16, -3.f, 3.f).to_vector();
+  const float specials[] = {0.f, -0.f, 1e-40f, -1e-40f, 1e-38f, -1.2e-38f, 3e38f, -3e38f,
+                            std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity()};
+  for (size_t i = 0; i < std::size(specials); ++i) v[i] = specials[i];
+  for (size_t i = 10; i < 200; ++i) v[i] *= 1e-37f;  // results near the denormal range
+  for (auto [alpha, beta] : {std::pair{1.f / 255, 0.f}, {-1.f, 0.f}, {0.7f, -0.3f}, {0.5f, 1e-38f}}) {
+    for (DType dt : {DType::f32, DType::bf16}) {
+      Tensor x = cast(Tensor::from_vector(v, {4000}), dt);
+      Tensor mine = affine(x, alpha, beta);  // small: Kiln's inline kernel
+      std::vector<uint16_t> theirs = onednn_linear_bits(x, alpha, beta);
+      const uint16_t* p = static_cast<const uint16_t*>(mine.raw_data());
+      int mismatches = 0;
+      for (size_t i = 0; i < theirs.size(); ++i) mismatches += p[i] != theirs[i];
+      EXPECT_EQ(mismatches, 0) << dtype_name(dt) << " alpha " << alpha << " beta " << beta;
+    }
   }
 }
 

@@ -204,6 +204,21 @@ KILN_VECTOR_CLONES void add_relu_bf16_emulated(const uint16_t* a, const uint16_t
   }
 }
 
+// affine: alpha * x + beta as oneDNN's eltwise_linear computes it, one fused multiply-add, so
+// f32 results are its results bit for bit. bf16 is computed in f32 and stored as oneDNN stores
+// it: natively (vcvtneps2bf16) a denormal f32 result becomes a signed zero; emulated it rounds.
+KILN_VECTOR_CLONES void affine_f32(const float* x, float* y, int64_t n, float alpha, float beta) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) y[i] = std::fma(alpha, x[i], beta);
+}
+KILN_VECTOR_CLONES void affine_bf16(const uint16_t* x, uint16_t* y, int64_t n, float alpha, float beta, bool flush) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t u = std::bit_cast<uint32_t>(std::fma(alpha, std::bit_cast<float>(static_cast<uint32_t>(x[i]) << 16), beta));
+    y[i] = static_cast<uint16_t>(flush && (u & 0x7f800000u) == 0 ? (u >> 16) & 0x8000u : bf16_round(u));
+  }
+}
+
 KILN_VECTOR_CLONES uint32_t max_abs_bits_f32(const uint32_t* p, int64_t n) {
   uint32_t m = 0;
 #pragma omp simd reduction(max : m)
@@ -252,6 +267,20 @@ void relu_backward(const Tensor& grad, const Tensor& data, Tensor& out) {
     const bool flush = onednn_stores_bf16_natively();
     parallel_chunks(grad.numel(),
                     [&](int64_t b, int64_t e) { relu_backward_bf16(g + b, x + b, dx + b, e - b, flush); });
+  }
+}
+
+// Up to this many elements affine runs inline on the calling thread: no primitive call and no
+// OpenMP fork/join for the Rescaling of a small batch or a scaled gradient. Above it oneDNN's
+// parallel kernel runs (same results).
+constexpr int64_t kInlineAffineMax = kParallelThreshold;
+
+void affine_forward(const Tensor& src, Tensor& out, float alpha, float beta) {
+  onednn::profiler::KernelScope timed;
+  if (src.dtype() == DType::f32) {
+    affine_f32(src.data<float>(), out.data<float>(), src.numel(), alpha, beta);
+  } else {
+    affine_bf16(bf16_bits(src), bf16_bits(out), src.numel(), alpha, beta, onednn_stores_bf16_natively());
   }
 }
 
@@ -404,6 +433,8 @@ Tensor eltwise(EltwiseKind kind, const Tensor& x, float alpha, float beta) {
     relu_forward(src, out);
   } else if (x.numel() > 0 && kind == EltwiseKind::clip) {
     clip_forward(src, out, alpha, beta);
+  } else if (x.numel() > 0 && kind == EltwiseKind::affine && x.numel() <= kInlineAffineMax) {
+    affine_forward(src, out, alpha, beta);
   } else if (x.numel() > 0) {
     auto md = onednn::desc_of(src);
     auto prim = onednn::cached<dnnl::eltwise_forward>(
