@@ -1,11 +1,50 @@
 #include "autograd/gradient_tape.h"
 
+#include <memory>
 #include <stdexcept>
 
 #include "tensor/ops/binary.h"
 #include "tensor/ops/cast.h"
 
 namespace kiln {
+namespace {
+
+// gradient()'s working tables. A training loop differentiates the same step again and again,
+// so they are kept per thread with their capacity; a gradient() inside a backward function
+// (nested) leases another set.
+struct Scratch {
+  autograd::IdSet source_ids, reaches;
+  autograd::IdMap<Tensor> grads;
+};
+class ScratchLease {
+ public:
+  ScratchLease() {
+    if (pool().empty()) {
+      s_ = std::make_unique<Scratch>();
+    } else {
+      s_ = std::move(pool().back());
+      pool().pop_back();
+    }
+  }
+  ~ScratchLease() {
+    s_->source_ids.clear();
+    s_->reaches.clear();
+    s_->grads.clear();  // releases the gradients it still holds
+    pool().push_back(std::move(s_));
+  }
+  ScratchLease(const ScratchLease&) = delete;
+  ScratchLease& operator=(const ScratchLease&) = delete;
+  Scratch& operator*() { return *s_; }
+
+ private:
+  static std::vector<std::unique_ptr<Scratch>>& pool() {
+    thread_local std::vector<std::unique_ptr<Scratch>> p;
+    return p;
+  }
+  std::unique_ptr<Scratch> s_;
+};
+
+}  // namespace
 
 GradientTape::GradientTape(bool persistent, bool watch_accessed_variables) {
   state_.persistent = persistent;
@@ -13,10 +52,7 @@ GradientTape::GradientTape(bool persistent, bool watch_accessed_variables) {
   autograd::push_tape(&state_);
 }
 
-GradientTape::~GradientTape() {
-  if (!state_.nodes.empty()) autograd::note_tape_size(state_.nodes.size());
-  autograd::pop_tape(&state_);
-}
+GradientTape::~GradientTape() { autograd::pop_tape(&state_); }
 
 void GradientTape::watch(const Tensor& t) {
   if (!t.defined()) throw std::invalid_argument("GradientTape::watch: undefined tensor");
@@ -52,14 +88,18 @@ std::vector<Tensor> GradientTape::gradient(const Tensor& target, const std::vect
 
   // As in TensorFlow, only tensors this tape watches (explicitly, as accessed trainable
   // variables, or as outputs of recorded ops) can receive gradients.
-  autograd::IdSet source_ids(sources.size());
+  ScratchLease lease;
+  autograd::IdSet& source_ids = (*lease).source_ids;
+  autograd::IdSet& reaches = (*lease).reaches;
+  autograd::IdMap<Tensor>& grads = (*lease).grads;
+  source_ids.reserve(sources.size());
   for (const Tensor& s : sources) {
     if (!s.defined()) throw std::invalid_argument("GradientTape::gradient: undefined source");
     if (state_.tracked.count(s.id())) source_ids.insert(s.id());
   }
   // Only nodes downstream of a source can carry gradient to one.
   std::vector<bool> relevant(nodes.size(), false);
-  autograd::IdSet reaches(sources.size() + 2 * nodes.size());
+  reaches.reserve(sources.size() + 2 * nodes.size());
   for (const Tensor& s : sources) {
     if (source_ids.count(s.id())) reaches.insert(s.id());
   }
@@ -75,7 +115,7 @@ std::vector<Tensor> GradientTape::gradient(const Tensor& target, const std::vect
     }
   }
 
-  autograd::IdMap<Tensor> grads(nodes.size());
+  grads.reserve(nodes.size());
   *grads.try_emplace(target.id()).first = output_gradient.defined() ? cast(output_gradient, target.dtype())
                                                                     : Tensor::ones(target.shape(), target.dtype());
   // With a hook, each source's gradient is reported once final: after the earliest node
@@ -166,10 +206,7 @@ std::vector<Tensor> GradientTape::gradient(const Tensor& target, const std::vect
     }
   }
   if (!state_.persistent) {
-    autograd::note_tape_size(state_.nodes.size());
-    state_.nodes.clear();
-    state_.nodes.shrink_to_fit();
-    state_.tracked.clear();
+    autograd::release_tape(&state_);
     state_.consumed = true;
   }
   return result;

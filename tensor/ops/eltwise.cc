@@ -477,7 +477,9 @@ Tensor eltwise_backward(EltwiseKind kind, const Tensor& grad, const Tensor& data
   if (out.numel() == 0) return out;
   if (kind == EltwiseKind::relu && alpha == 0.f) {
     relu_backward(g, d, out);
-    autograd::record_without_second_order("eltwise_backward", {grad, data}, {out});
+    if (autograd::should_record({&grad, &data})) {
+      autograd::record_without_second_order("eltwise_backward", {grad, data}, {out});
+    }
     return out;
   }
   auto md = onednn::desc_of(d);
@@ -492,7 +494,9 @@ Tensor eltwise_backward(EltwiseKind kind, const Tensor& grad, const Tensor& data
                   {{data_arg, onednn::memory_of(d, md)},
                    {DNNL_ARG_DIFF_DST, onednn::memory_of(g, md)},
                    {DNNL_ARG_DIFF_SRC, onednn::memory_of(out, md)}});
-  autograd::record_without_second_order("eltwise_backward", {grad, data}, {out});
+  if (autograd::should_record({&grad, &data})) {
+    autograd::record_without_second_order("eltwise_backward", {grad, data}, {out});
+  }
   return out;
 }
 

@@ -89,6 +89,10 @@ class IdMap {
     --size_;
     return true;
   }
+  void swap(IdMap& other) {
+    slots_.swap(other.slots_);
+    std::swap(size_, other.size_);
+  }
   template <typename F>
   void for_each(F&& f) {
     for (auto& s : slots_) {
@@ -126,6 +130,7 @@ class IdSet {
   void clear() { map_.clear(); }
   size_t size() const { return map_.size(); }
   size_t capacity() const { return map_.capacity(); }
+  void swap(IdSet& other) { map_.swap(other.map_); }
 
  private:
   struct Empty {};

@@ -23,21 +23,32 @@ bool needs_input_grad(size_t index) {
 NeedsGradScope::NeedsGradScope(const std::vector<bool>* needs) : previous_(current_needs) { current_needs = needs; }
 NeedsGradScope::~NeedsGradScope() { current_needs = previous_; }
 
-// Nodes the last tape on this thread recorded: a training loop records the same step again,
-// so the next tape reserves that much up front instead of growing (and moving its nodes).
-thread_local size_t last_tape_nodes = 0;
+// A released tape's containers, emptied but with their capacity, for the next tape on this
+// thread: a training loop records the same step again, so after the first step a tape's
+// nodes and tracked ids cost no allocation.
+struct SpareTape {
+  std::vector<Node> nodes;
+  IdSet tracked;
+};
+thread_local SpareTape spare;
 
 void push_tape(TapeState* tape) {
-  tape->nodes.reserve(last_tape_nodes);
-  tape->tracked.reserve(2 * last_tape_nodes);
+  if (tape->nodes.empty() && tape->nodes.capacity() < spare.nodes.capacity()) tape->nodes.swap(spare.nodes);
+  if (tape->tracked.size() == 0 && tape->tracked.capacity() < spare.tracked.capacity()) tape->tracked.swap(spare.tracked);
   active_tapes.push_back(tape);
 }
 
-void note_tape_size(size_t nodes) { last_tape_nodes = nodes; }
+void release_tape(TapeState* tape) {
+  tape->nodes.clear();
+  tape->tracked.clear();
+  if (tape->nodes.capacity() > spare.nodes.capacity()) tape->nodes.swap(spare.nodes);
+  if (tape->tracked.capacity() > spare.tracked.capacity()) tape->tracked.swap(spare.tracked);
+}
 
 void pop_tape(TapeState* tape) {
   auto it = std::find(active_tapes.begin(), active_tapes.end(), tape);
   if (it != active_tapes.end()) active_tapes.erase(it);
+  release_tape(tape);
 }
 
 bool any_tape_active() { return !active_tapes.empty(); }

@@ -40,9 +40,11 @@ struct TapeState {
 };
 
 void push_tape(TapeState* tape);
+// Deactivates the tape and releases what it recorded.
 void pop_tape(TapeState* tape);
-// Called with a tape's node count before it releases them; sizes the next tape on the thread.
-void note_tape_size(size_t nodes);
+// Forgets what the tape recorded, handing its containers (with their capacity) to the next
+// tape on this thread.
+void release_tape(TapeState* tape);
 bool any_tape_active();
 
 // True when some active tape tracks one of inputs (cheap when no tape is active); ops build

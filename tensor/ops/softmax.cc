@@ -36,7 +36,7 @@ Tensor softmax_backward(dnnl::algorithm alg, const char* op, const Tensor& grad,
                   {{DNNL_ARG_DST, onednn::memory_of(d, md)},
                    {DNNL_ARG_DIFF_DST, onednn::memory_of(g, md)},
                    {DNNL_ARG_DIFF_SRC, onednn::memory_of(out, md)}});
-  autograd::record_without_second_order(op, {grad, y}, {out});
+  if (autograd::should_record({&grad, &y})) autograd::record_without_second_order(op, {grad, y}, {out});
   return out;
 }
 
@@ -153,7 +153,9 @@ Tensor sparse_softmax_cross_entropy(const Tensor& logits, const Tensor& labels) 
     // gets a clear error (as from log_softmax's backward in the composite), not a silent zero.
     autograd::record(op, {logits, labels}, {loss}, [logits, probs, ids = std::move(ids)](const std::vector<Tensor>& g) {
       Tensor dz = sparse_softmax_cross_entropy_backward(g[0], probs, ids);
-      autograd::record_without_second_order("sparse_softmax_cross_entropy_backward", {g[0], logits}, {dz});
+      if (autograd::should_record({&g[0], &logits})) {
+        autograd::record_without_second_order("sparse_softmax_cross_entropy_backward", {g[0], logits}, {dz});
+      }
       return std::vector<Tensor>{dz, Tensor()};
     });
   }
