@@ -10,7 +10,7 @@ best kernel set the CPU supports when it does not recognise the CPU (printed). I
 targets of issue 4 and draws a PNG bar chart of throughput relative to PyTorch FP32 (= 1.0) per
 model, like the IPEX AMX sample's chart.
 
-Run: bazel run //benchmarks:compare -- [--reps 3] [--quick] [--out DIR]
+Run: bazel run //benchmarks:compare -- [--reps 3] [--quick] [--models mlp,cnn] [--out DIR]
 """
 import argparse
 import datetime
@@ -123,8 +123,15 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="fewer steps, for a smoke run")
+    ap.add_argument("--models", default="", help="comma-separated subset of mlp,cnn,resnet18 (default: all)")
     ap.add_argument("--out", default=os.environ.get("BUILD_WORKSPACE_DIRECTORY", ".") + "/benchmarks/results")
     a = ap.parse_args()
+    global WORKLOADS
+    if a.models:
+        wanted = set(a.models.split(","))
+        WORKLOADS = [w for w in WORKLOADS if w[0] in wanted]
+        if not WORKLOADS:
+            sys.exit("compare: --models %s names none of mlp, cnn, resnet18" % a.models)
     kiln_bin = find([os.path.join(HERE, "kiln_train_bench"), "benchmarks/kiln_train_bench"])
     torch_py = find([os.path.join(HERE, "torch_train_bench.py"), "benchmarks/torch_train_bench.py"])
     env = thread_env(kiln_bin)
