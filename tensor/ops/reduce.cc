@@ -107,14 +107,14 @@ void sum_kernel(const T* x, T* out, int64_t outer, int64_t mid, int64_t inner, b
 constexpr int64_t kKernelMaxElements = 1 << 16;
 constexpr int64_t kKernelMaxInner = 4096;
 
-// Sets *out and returns true when the reduction is small enough for sum_kernel.
-bool small_sum(const Tensor& x, const std::vector<bool>& mask, bool mean, const Shape& keep_shape, Tensor* out) {
+// Sets *out (of out_shape) and returns true when the reduction is small enough for sum_kernel.
+bool small_sum(const Tensor& x, const std::vector<bool>& mask, bool mean, const Shape& out_shape, Tensor* out) {
   int64_t outer, mid, inner;
   if (x.numel() > kKernelMaxElements || !onednn::is_dense(x) || !collapse(x, mask, &outer, &mid, &inner) ||
       inner > kKernelMaxInner) {
     return false;
   }
-  *out = Tensor::empty(keep_shape, x.dtype());
+  *out = Tensor::empty(out_shape, x.dtype());
   float row[kKernelMaxInner];
   onednn::profiler::KernelScope timed;
   if (x.dtype() == DType::f32) {
@@ -141,14 +141,14 @@ Tensor reduce(ReduceKind kind, const Tensor& x, const std::vector<int>& axes, bo
       out_shape.push_back(x.shape()[i]);
     }
   }
-  Tensor out;
+  Tensor out, result;
   if (x.numel() == 0) {
     if (kind == ReduceKind::max) throw std::invalid_argument(std::string(op) + ": empty input " + x.describe());
     out = Tensor::full(keep_shape, kind == ReduceKind::sum ? 0.f : std::numeric_limits<float>::quiet_NaN(), x.dtype());
   } else if (count == 1) {
     out = detail::materialize(x).alias(keep_shape, contiguous_strides(keep_shape), 0);
-  } else if (kind != ReduceKind::max && small_sum(x, mask, kind == ReduceKind::mean, keep_shape, &out)) {
-    // done by our own kernel
+  } else if (kind != ReduceKind::max && small_sum(x, mask, kind == ReduceKind::mean, out_shape, &result)) {
+    // Our own kernel wrote the result in its final shape (the same bytes as keep_shape's).
   } else {
     Tensor src = detail::dense(x);
     out = Tensor::empty(keep_shape, x.dtype());
@@ -165,7 +165,7 @@ Tensor reduce(ReduceKind kind, const Tensor& x, const std::vector<int>& axes, bo
                     {{DNNL_ARG_SRC, onednn::memory_of(src, src_md)}, {DNNL_ARG_DST, onednn::memory_of(out, dst_md)}});
     if (kind == ReduceKind::max) fix_max_nan_and_inf(src, mask, out);
   }
-  Tensor result = out.alias(out_shape, contiguous_strides(out_shape), out.offset());
+  if (!result.defined()) result = out.alias(out_shape, contiguous_strides(out_shape), out.offset());
   if (autograd::should_record({&x})) {
     Shape in_shape = x.shape();
     auto attrs = [&] {
