@@ -1,13 +1,50 @@
 #include "autograd/gradient_tape.h"
 
+#include <memory>
 #include <stdexcept>
-#include <unordered_map>
-#include <unordered_set>
 
 #include "tensor/ops/binary.h"
 #include "tensor/ops/cast.h"
 
 namespace kiln {
+namespace {
+
+// gradient()'s working tables. A training loop differentiates the same step again and again,
+// so they are kept per thread with their capacity; a gradient() inside a backward function
+// (nested) leases another set.
+struct Scratch {
+  autograd::IdSet source_ids, reaches;
+  autograd::IdMap<Tensor> grads;
+};
+class ScratchLease {
+ public:
+  ScratchLease() {
+    if (pool().empty()) {
+      s_ = std::make_unique<Scratch>();
+    } else {
+      s_ = std::move(pool().back());
+      pool().pop_back();
+    }
+  }
+  ~ScratchLease() {
+    s_->source_ids.clear();
+    s_->reaches.clear();
+    s_->grads.clear();  // releases the gradients it still holds
+    pool().push_back(std::move(s_));
+  }
+  ScratchLease(const ScratchLease&) = delete;
+  ScratchLease& operator=(const ScratchLease&) = delete;
+  Scratch& operator*() { return *s_; }
+
+ private:
+  static std::vector<std::unique_ptr<Scratch>>& pool() {
+    thread_local std::vector<std::unique_ptr<Scratch>> p;
+    return p;
+  }
+  std::unique_ptr<Scratch> s_;
+};
+
+}  // namespace
 
 GradientTape::GradientTape(bool persistent, bool watch_accessed_variables) {
   state_.persistent = persistent;
@@ -47,41 +84,50 @@ std::vector<Tensor> GradientTape::gradient(const Tensor& target, const std::vect
                                 " does not match target " + target.describe());
   }
   Pause pause(&state_);
+  const std::vector<autograd::Node>& nodes = state_.nodes;
 
   // As in TensorFlow, only tensors this tape watches (explicitly, as accessed trainable
   // variables, or as outputs of recorded ops) can receive gradients.
-  std::unordered_set<uint64_t> source_ids;
+  ScratchLease lease;
+  autograd::IdSet& source_ids = (*lease).source_ids;
+  autograd::IdSet& reaches = (*lease).reaches;
+  autograd::IdMap<Tensor>& grads = (*lease).grads;
+  source_ids.reserve(sources.size());
   for (const Tensor& s : sources) {
     if (!s.defined()) throw std::invalid_argument("GradientTape::gradient: undefined source");
     if (state_.tracked.count(s.id())) source_ids.insert(s.id());
   }
   // Only nodes downstream of a source can carry gradient to one.
-  std::vector<bool> relevant(state_.nodes.size(), false);
-  std::unordered_set<uint64_t> reaches = source_ids;
-  for (size_t i = 0; i < state_.nodes.size(); ++i) {
-    for (uint64_t id : state_.nodes[i].input_ids) {
+  std::vector<bool> relevant(nodes.size(), false);
+  reaches.reserve(sources.size() + 2 * nodes.size());
+  for (const Tensor& s : sources) {
+    if (source_ids.count(s.id())) reaches.insert(s.id());
+  }
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    for (uint64_t id : nodes[i].input_ids) {
       if (reaches.count(id)) {
         relevant[i] = true;
         break;
       }
     }
-    if (relevant[i]) reaches.insert(state_.nodes[i].output_ids.begin(), state_.nodes[i].output_ids.end());
+    if (relevant[i]) {
+      for (uint64_t id : nodes[i].output_ids) reaches.insert(id);
+    }
   }
 
-  std::unordered_map<uint64_t, Tensor> grads;
-  grads[target.id()] = output_gradient.defined() ? cast(output_gradient, target.dtype())
-                                                 : Tensor::ones(target.shape(), target.dtype());
+  grads.reserve(nodes.size());
+  *grads.try_emplace(target.id()).first = output_gradient.defined() ? cast(output_gradient, target.dtype())
+                                                                    : Tensor::ones(target.shape(), target.dtype());
   // With a hook, each source's gradient is reported once final: after the earliest node
   // that reads the source has been visited, nothing more is added to it.
   GradientHook hook = std::move(hook_);
   hook_ = nullptr;
-  std::vector<std::vector<size_t>> final_after(hook ? state_.nodes.size() : 0);
+  std::vector<std::vector<size_t>> final_after(hook ? nodes.size() : 0);
   std::vector<Tensor> result(sources.size());
   std::vector<bool> reported(sources.size(), false);
   auto final_gradient = [&](size_t j) {
     const Tensor& s = sources[j];
-    auto it = grads.find(s.id());
-    if (it != grads.end()) return it->second.dtype() == s.dtype() ? it->second : cast(it->second, s.dtype());
+    if (const Tensor* g = grads.find(s.id())) return g->dtype() == s.dtype() ? *g : cast(*g, s.dtype());
     return unconnected == UnconnectedGradients::zero ? Tensor::zeros(s.shape(), s.dtype()) : Tensor();
   };
   auto report = [&](size_t j) {
@@ -91,38 +137,43 @@ std::vector<Tensor> GradientTape::gradient(const Tensor& target, const std::vect
     hook(j, result[j]);
   };
   if (hook) {
-    std::unordered_map<uint64_t, size_t> first_reader;
-    for (size_t i = 0; i < state_.nodes.size(); ++i) {
+    autograd::IdMap<size_t> first_reader(nodes.size());
+    for (size_t i = 0; i < nodes.size(); ++i) {
       if (!relevant[i]) continue;
-      for (uint64_t id : state_.nodes[i].input_ids) first_reader.try_emplace(id, i);
+      for (uint64_t id : nodes[i].input_ids) {
+        if (id != 0) first_reader.try_emplace(id, i);
+      }
     }
     for (size_t j = 0; j < sources.size(); ++j) {
-      auto it = source_ids.count(sources[j].id()) ? first_reader.find(sources[j].id()) : first_reader.end();
-      if (it != first_reader.end()) final_after[it->second].push_back(j);
+      const size_t* first = source_ids.count(sources[j].id()) ? first_reader.find(sources[j].id()) : nullptr;
+      if (first) final_after[*first].push_back(j);
     }
   }
-  for (size_t i = state_.nodes.size(); i-- > 0;) {
-    if (hook && i + 1 < state_.nodes.size()) {
+  // Reused for every node: one allocation each for the whole walk.
+  std::vector<Tensor> out_grads;
+  std::vector<bool> needs;
+  for (size_t i = nodes.size(); i-- > 0;) {
+    if (hook && i + 1 < nodes.size()) {
       for (size_t j : final_after[i + 1]) report(j);
     }
     if (!relevant[i]) continue;
-    const autograd::Node& node = state_.nodes[i];
-    std::vector<Tensor> out_grads(node.output_ids.size());
+    const autograd::Node& node = nodes[i];
+    out_grads.assign(node.output_ids.size(), Tensor());
     bool any = false;
     for (size_t k = 0; k < node.output_ids.size(); ++k) {
-      auto it = grads.find(node.output_ids[k]);
-      if (it != grads.end()) {
-        out_grads[k] = it->second;
+      uint64_t id = node.output_ids[k];
+      if (Tensor* g = grads.find(id)) {
+        out_grads[k] = *g;
         any = true;
-        if (!source_ids.count(node.output_ids[k])) grads.erase(it);
+        if (!source_ids.count(id)) grads.erase(id);
       }
     }
     if (!any) continue;
     for (size_t k = 0; k < out_grads.size(); ++k) {
-      if (!out_grads[k].defined()) out_grads[k] = Tensor::zeros(node.output_shapes[k], node.output_dtypes[k]);
+      if (!out_grads[k].defined()) out_grads[k] = Tensor::zeros(node.outputs[k].first, node.outputs[k].second);
     }
-    std::vector<bool> needs(node.input_ids.size());
-    for (size_t k = 0; k < needs.size(); ++k) needs[k] = node.input_ids[k] != 0 && reaches.count(node.input_ids[k]) > 0;
+    needs.assign(node.input_ids.size(), false);
+    for (size_t k = 0; k < needs.size(); ++k) needs[k] = node.input_ids[k] != 0 && reaches.count(node.input_ids[k]);
     std::vector<Tensor> in_grads;
     {
       autograd::NeedsGradScope scope(&needs);
@@ -133,14 +184,16 @@ std::vector<Tensor> GradientTape::gradient(const Tensor& target, const std::vect
                              " gradients for " + std::to_string(node.input_ids.size()) + " inputs");
     }
     for (size_t k = 0; k < in_grads.size(); ++k) {
-      if (!in_grads[k].defined() || node.input_ids[k] == 0 || !reaches.count(node.input_ids[k])) continue;
-      auto [it, inserted] = grads.try_emplace(node.input_ids[k], in_grads[k]);
+      const uint64_t id = node.input_ids[k];
+      if (!in_grads[k].defined() || id == 0 || !reaches.count(id)) continue;
+      auto [g, inserted] = grads.try_emplace(id, in_grads[k]);
       if (!inserted) {
-        if (it->second.shape() != in_grads[k].shape()) {
+        if (g->shape() != in_grads[k].shape()) {
           throw std::logic_error(std::string("backward of ") + node.op() + " produced gradient " +
-                                 in_grads[k].describe() + " that does not match " + it->second.describe());
+                                 in_grads[k].describe() + " that does not match " + g->describe());
         }
-        it->second = add(it->second, cast(in_grads[k], it->second.dtype()));
+        Tensor sum = add(*g, cast(in_grads[k], g->dtype()));  // add() leaves grads alone: g stays valid
+        *g = std::move(sum);
       }
     }
   }
@@ -153,9 +206,7 @@ std::vector<Tensor> GradientTape::gradient(const Tensor& target, const std::vect
     }
   }
   if (!state_.persistent) {
-    state_.nodes.clear();
-    state_.nodes.shrink_to_fit();
-    state_.tracked.clear();
+    autograd::release_tape(&state_);
     state_.consumed = true;
   }
   return result;

@@ -3,12 +3,17 @@
 For every workload (model, batch, dtype) the Kiln binary and the PyTorch script run alternately,
 REPS times each (which goes first alternates too), with the same OpenMP settings; the table
 shows the median images/s of each side, their ratio, and each framework's BF16 speed-up over
-its own FP32. It checks the targets of issue 4 and draws a PNG bar chart of throughput
-relative to PyTorch FP32 (= 1.0) per model, like the IPEX AMX sample's chart.
+its own FP32, and Kiln's framework overhead (the share of a step outside oneDNN primitives and
+Kiln's own kernels, from kiln_train_bench's profiled pass). The header names the CPU model,
+its AVX-512/VNNI/BF16/AMX flags, the threads and the date. PyTorch's OpenBLAS is pointed at the
+best kernel set the CPU supports when it does not recognise the CPU (printed). It checks the
+targets of issue 4 and draws a PNG bar chart of throughput relative to PyTorch FP32 (= 1.0) per
+model, like the IPEX AMX sample's chart.
 
-Run: bazel run //benchmarks:compare -- [--reps 3] [--quick] [--out DIR]
+Run: bazel run //benchmarks:compare -- [--reps 3] [--quick] [--models mlp,cnn] [--out DIR]
 """
 import argparse
+import datetime
 import os
 import re
 import statistics
@@ -34,13 +39,15 @@ def find(path_candidates):
 
 
 def run(cmd, env):
+    """images/s, and for Kiln the profiled pass's (overhead %, outside-oneDNN %) or None."""
     out = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if out.returncode != 0:
         sys.exit("compare: %s failed:\n%s%s" % (" ".join(cmd), out.stdout, out.stderr))
     m = re.search(r"images_per_sec=([0-9.]+)", out.stdout)
     if not m:
         sys.exit("compare: no images_per_sec in output of %s:\n%s" % (" ".join(cmd), out.stdout))
-    return float(m.group(1))
+    p = re.search(r"overhead_pct=([0-9.-]+) non_primitive_pct=([0-9.-]+)", out.stdout)
+    return float(m.group(1)), (float(p.group(1)), float(p.group(2))) if p else None
 
 
 def thread_env(kiln_bin):
@@ -54,36 +61,95 @@ def thread_env(kiln_bin):
 
 
 def openblas_core(env):
-    code = ("import ctypes,glob;l=ctypes.CDLL(sorted(glob.glob('/usr/lib/x86_64-linux-gnu/openblas*/libopenblas.so.0'))[0]);"
+    # The library PyTorch loads (libblas.so.3 -> Debian's alternative), asked in a fresh process
+    # because OpenBLAS picks its kernels once, when it loads.
+    code = ("import ctypes;l=ctypes.CDLL('libopenblas.so.0');"
             "l.openblas_get_corename.restype=ctypes.c_char_p;print(l.openblas_get_corename().decode())")
     r = subprocess.run(["/usr/bin/python3", "-c", code], env=env, capture_output=True, text=True)
     return r.stdout.strip() or "unknown"
+
+
+def cpu_info():
+    """(model name, set of flags) from /proc/cpuinfo."""
+    model, flags = "unknown", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and model == "unknown":
+                    model = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    return model, flags
+
+
+def best_openblas_core(flags):
+    """The best OpenBLAS 0.3.21 kernel set these CPU flags run."""
+    if {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= flags:
+        return "Cooperlake" if "avx512_bf16" in flags else "SkylakeX"
+    if {"avx2", "fma"} <= flags:
+        return "Haswell"
+    return None
+
+
+def fair_openblas(torch_env, flags):
+    """Points OpenBLAS at the best kernels the CPU supports when it does not pick them itself.
+
+    OpenBLAS 0.3.21 does not recognise newer CPUs (on a Sapphire Rapids-class Xeon under KVM
+    it picked "Prescott", plain SSE3), and Debian may pin OPENBLAS_CORETYPE to Haswell; either
+    would slow PyTorch's FP32 Linear for nothing. Returns a line saying what was chosen."""
+    torch_env.pop("OPENBLAS_CORETYPE", None)
+    torch_env.pop("OPENBLAS_L2_SIZE", None)
+    detected = openblas_core(torch_env)
+    best = best_openblas_core(flags)
+    if best is None or detected.lower() == best.lower():
+        return "OpenBLAS kernel %s (detected; OPENBLAS_CORETYPE unset)" % detected
+    torch_env["OPENBLAS_CORETYPE"] = best
+    used = openblas_core(torch_env)
+    return "OpenBLAS detected %s; OPENBLAS_CORETYPE=%s (best this CPU supports), kernel now %s" % (detected, best, used)
+
+
+def machine_header(threads):
+    model, flags = cpu_info()
+    yn = lambda f: "yes" if f in flags else "no"
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return "CPU: %s; AVX-512: %s, AVX512-VNNI: %s, AVX512-BF16: %s, AMX: %s; threads: %s; date: %s" % (
+        model, yn("avx512f"), yn("avx512_vnni"), yn("avx512_bf16"), yn("amx_tile"), threads, date)
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="fewer steps, for a smoke run")
+    ap.add_argument("--models", default="", help="comma-separated subset of mlp,cnn,resnet18 (default: all)")
     ap.add_argument("--out", default=os.environ.get("BUILD_WORKSPACE_DIRECTORY", ".") + "/benchmarks/results")
     a = ap.parse_args()
+    global WORKLOADS
+    if a.models:
+        wanted = set(a.models.split(","))
+        WORKLOADS = [w for w in WORKLOADS if w[0] in wanted]
+        if not WORKLOADS:
+            sys.exit("compare: --models %s names none of mlp, cnn, resnet18" % a.models)
     kiln_bin = find([os.path.join(HERE, "kiln_train_bench"), "benchmarks/kiln_train_bench"])
     torch_py = find([os.path.join(HERE, "torch_train_bench.py"), "benchmarks/torch_train_bench.py"])
     env = thread_env(kiln_bin)
     threads = env.get("OMP_NUM_THREADS", "?")
-    # Debian's OpenBLAS is pinned to the Haswell kernels by OPENBLAS_CORETYPE on some machines;
-    # PyTorch's fp32 Linear would then run slower than it can, so the PyTorch side runs without it.
     torch_env = dict(env)
-    torch_env.pop("OPENBLAS_CORETYPE", None)
-    torch_env.pop("OPENBLAS_L2_SIZE", None)
+    blas = fair_openblas(torch_env, cpu_info()[1])
     # Same thread count, but PyTorch keeps its own default of unbound threads: measured on the
     # dev machine, binding made its ResNet-18 step about 6% slower and did not change Kiln's.
     torch_env.pop("OMP_PROC_BIND", None)
     torch_env.pop("OMP_PLACES", None)
     import torch  # noqa: F401  (fails early with a clear message if python3-torch is missing)
 
-    print("threads: %s for both (Kiln: OMP_PROC_BIND=%s OMP_PLACES=%s; PyTorch: unbound); PyTorch %s, OpenBLAS kernel %s"
-          % (threads, env.get("OMP_PROC_BIND"), env.get("OMP_PLACES"), torch.__version__, openblas_core(torch_env)))
-    results = {}
+    header = machine_header(threads)
+    setup = "threads: %s for both (Kiln: OMP_PROC_BIND=%s OMP_PLACES=%s; PyTorch: unbound); PyTorch %s; %s" % (
+        threads, env.get("OMP_PROC_BIND"), env.get("OMP_PLACES"), torch.__version__, blas)
+    print(header)
+    print(setup, flush=True)
+    results, overheads = {}, {}
     for rep in range(a.reps):
         for model, batch, steps, _ in WORKLOADS:
             if a.quick:
@@ -96,22 +162,29 @@ def main():
                 if rep % 2:
                     order.reverse()
                 for name, fn in order:
-                    results.setdefault((model, batch, dtype, name), []).append(fn())
+                    ips, profile = fn()
+                    results.setdefault((model, batch, dtype, name), []).append(ips)
+                    if profile:
+                        overheads.setdefault((model, batch, dtype), []).append(profile)
         print("repetition %d/%d done" % (rep + 1, a.reps), flush=True)
 
     med = {k: statistics.median(v) for k, v in results.items()}
     rows, failures = [], []
-    header = "| model | batch | dtype | Kiln img/s | PyTorch img/s | Kiln / PyTorch | Kiln BF16 / own FP32 | PyTorch BF16 / own FP32 |"
-    lines = [header, "|" + "---|" * 8]
+    columns = ("| model | batch | dtype | Kiln img/s | PyTorch img/s | Kiln / PyTorch | Kiln BF16 / own FP32 "
+               "| PyTorch BF16 / own FP32 | Kiln framework overhead % | Kiln outside oneDNN % |")
+    lines = [columns, "|" + "---|" * 10]
     for model, batch, _, conv in WORKLOADS:
         for dtype in ("f32", "bf16"):
             k, t = med[(model, batch, dtype, "kiln")], med[(model, batch, dtype, "torch")]
             ratio = k / t
             kb = med[(model, batch, "bf16", "kiln")] / med[(model, batch, "f32", "kiln")]
             tb = med[(model, batch, "bf16", "torch")] / med[(model, batch, "f32", "torch")]
-            lines.append("| %s | %d | %s | %.0f | %.0f | %.2fx | %s | %s |" % (
+            prof = overheads.get((model, batch, dtype), [])
+            ovh = "%.1f" % statistics.median(p[0] for p in prof) if prof else "n/a"
+            outside = "%.1f" % statistics.median(p[1] for p in prof) if prof else "n/a"
+            lines.append("| %s | %d | %s | %.0f | %.0f | %.2fx | %s | %s | %s | %s |" % (
                 model, batch, dtype, k, t, ratio, "%.2fx" % kb if dtype == "bf16" else "",
-                "%.2fx" % tb if dtype == "bf16" else ""))
+                "%.2fx" % tb if dtype == "bf16" else "", ovh, outside))
             need = 2.0 if (model == "mlp" and batch == 32) else (1.2 if conv else 1.0)
             if ratio < need:
                 failures.append("%s b%d %s: Kiln/PyTorch %.2fx < %.1fx" % (model, batch, dtype, ratio, need))
@@ -119,13 +192,17 @@ def main():
                 failures.append("%s b%d: Kiln BF16/FP32 %.2fx < 1.5x" % (model, batch, kb))
             rows.append((model, batch, dtype, k, t))
     table = "\n".join(lines)
+    legend = ("Kiln framework overhead %: the share of a training step spent outside oneDNN primitives and Kiln's own "
+              "kernels, from a second pass with kiln::onednn::profiler on; Kiln outside oneDNN %: the share outside "
+              "oneDNN primitives alone (Kiln's own kernels, such as the optimizer update, counted as overhead).")
     print(table)
+    print(legend)
     print("targets: " + ("all met" if not failures else "MISSED: " + "; ".join(failures)))
 
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "compare.md"), "w") as f:
-        f.write("threads %s, %d repetitions, medians\n\n%s\n\ntargets: %s\n" % (
-            threads, a.reps, table, "all met" if not failures else "MISSED: " + "; ".join(failures)))
+        f.write("%s\n\n%s; %d repetitions, medians\n\n%s\n\n%s\n\ntargets: %s\n" % (
+            header, setup, a.reps, table, legend, "all met" if not failures else "MISSED: " + "; ".join(failures)))
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -146,7 +223,7 @@ def main():
     ax.set_xticklabels(groups)
     ax.set_ylabel("training throughput relative to PyTorch FP32")
     ax.axhline(1.0, color="gray", linewidth=0.8)
-    ax.set_title("Training throughput, %s threads (median of %d runs)" % (threads, a.reps))
+    ax.set_title("Training throughput, %s threads (median of %d runs)\n%s" % (threads, a.reps, header), fontsize=8)
     ax.legend()
     fig.tight_layout()
     png = os.path.join(a.out, "compare.png")

@@ -5,7 +5,9 @@
 //   bazel run //benchmarks:isa_benchmark -- [--benchmark_filter=...] [--benchmark_min_time=0.5]
 //   bazel run //benchmarks:isa_benchmark -- --kiln_isa=avx512_core   (one cap, plain Google Benchmark)
 #include <benchmark/benchmark.h>
+#include <omp.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -15,6 +17,7 @@
 #include <unistd.h>
 #include <vector>
 
+#include "benchmarks/machine.h"
 #include "benchmarks/workloads.h"
 #include "tensor/onednn/isa.h"
 #include "tensor/threading.h"
@@ -77,10 +80,16 @@ void BM_EltwiseGelu(benchmark::State& s) {
 
 void train_step(benchmark::State& s, const char* model, int64_t batch) {
   guarded(s, [&] {
+    bench::flush_denormals();
     auto w = bench::make_train_workload(model, s.range(0) ? "bf16" : "f32", batch);
     for (int i = 0; i < 2; ++i) w.step();
     for (auto _ : s) benchmark::DoNotOptimize(w.step());
     s.counters["images/s"] = benchmark::Counter(static_cast<double>(batch), benchmark::Counter::kIsIterationInvariantRate);
+    // After the timed loop (so not in its time), a few more steps with the profiler on: the
+    // share of a step that is neither a oneDNN primitive nor a Kiln kernel.
+    bench::StepProfile p = bench::profile_steps(w, std::max<int>(3, std::min<int64_t>(s.iterations(), 50)));
+    s.counters["overhead_pct"] = p.overhead_pct();
+    s.counters["primitive_ms"] = p.primitive_ms;
   });
 }
 void BM_TrainStepMLP(benchmark::State& s) { train_step(s, "mlp", 32); }
@@ -108,7 +117,8 @@ std::string read_all(const std::string& path) {
 
 // Runs this binary once per cap with JSON output and prints a time table (ms per iteration).
 int sweep(int argc, char** argv) {
-  std::printf("%s\n%s\n\n", cpu::isa_report().c_str(), cpu::best_known_config().describe().c_str());
+  std::printf("%s\n%s\n%s\n\n", bench::machine_header(omp_get_max_threads()).c_str(), cpu::isa_report().c_str(),
+              cpu::best_known_config().describe().c_str());
   std::map<std::string, std::map<std::string, std::string>> table;  // benchmark -> cap -> cell
   std::vector<std::string> order;
   for (const char* cap : kCaps) {
@@ -130,21 +140,27 @@ int sweep(int argc, char** argv) {
     if (std::system(cmd.c_str()) != 0) std::printf("   (run at cap %s failed)\n", cap);
     std::string out = read_all(json);
     std::remove(json.c_str());
-    // Each benchmark object: "name": "...", then optionally "error_message", then "real_time".
-    std::regex entry("\"name\": \"([^\"]+)\",[\\s\\S]*?(\"error_message\": \"([^\"]*)\"|\"real_time\": ([0-9.e+-]+))");
-    for (auto it = std::sregex_iterator(out.begin(), out.end(), entry); it != std::sregex_iterator(); ++it) {
-      std::string name = (*it)[1];
+    // Each benchmark is one flat JSON object: "name", then "error_message" or "real_time",
+    // and for training steps the "overhead_pct" counter.
+    std::regex object("\\{[^{}]*\"name\": \"([^\"]+)\"[^{}]*\\}");
+    std::regex real_time("\"real_time\": ([0-9.e+-]+)"), overhead("\"overhead_pct\": ([0-9.e+-]+)");
+    for (auto it = std::sregex_iterator(out.begin(), out.end(), object); it != std::sregex_iterator(); ++it) {
+      std::string name = (*it)[1], body = (*it)[0];
+      std::smatch t, o;
       if (!table.count(name)) order.push_back(name);
       char cell[64];
-      if ((*it)[4].matched) {
-        std::snprintf(cell, sizeof cell, "%.3f", std::stod((*it)[4]));
-      } else {
+      if (body.find("\"error_message\"") != std::string::npos || !std::regex_search(body, t, real_time)) {
         std::snprintf(cell, sizeof cell, "unsupported");
+      } else if (std::regex_search(body, o, overhead)) {
+        std::snprintf(cell, sizeof cell, "%.3f (%.0f%%)", std::stod(t[1]), std::stod(o[1]));
+      } else {
+        std::snprintf(cell, sizeof cell, "%.3f", std::stod(t[1]));
       }
       table[name][cap] = cell;
     }
   }
-  std::printf("\nTime per iteration (ms for matmul/conv/train steps, us for batchnorm/eltwise), by ISA cap:\n");
+  std::printf("\nTime per iteration (ms for matmul/conv/train steps, us for batchnorm/eltwise), by ISA cap;\n"
+              "train steps add (framework overhead %%: the share of the step outside oneDNN primitives and Kiln kernels):\n");
   std::printf("%-40s", "benchmark (arg0: 0=f32, 1=bf16)");
   for (const char* cap : kCaps) std::printf(" %17s", cap);
   std::printf("\n");

@@ -1,5 +1,8 @@
-// Times training steps of one workload and prints "images_per_sec=<value>" (for compare.py).
+// Times training steps of one workload and prints "images_per_sec=<value>" (for compare.py),
+// then runs as many steps again with onednn::profiler on and prints where a step's time goes:
+// wall, oneDNN primitives, Kiln's own kernels, and the framework's overhead (the rest).
 //   kiln_train_bench --model cnn --dtype bf16 --batch 32 --steps 50 --warmup 5 [--isa avx512_core]
+//                    [--profile_steps N]   (default: --steps; 0 skips the profiled pass)
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -26,6 +29,7 @@ int main(int argc, char** argv) {
     }
   }
   kiln::cpu::apply_best_known_config(argc, argv, /*verbose=*/false);
+  kiln::bench::flush_denormals();
   try {
     std::string isa = arg(argc, argv, "isa", "");
     if (!isa.empty()) {
@@ -47,8 +51,19 @@ int main(int argc, char** argv) {
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::printf("images_per_sec=%.3f loss=%.4f\n", steps * batch / secs, loss);
     int total = warmup + steps;
-    std::printf("phase_ms_per_step forward=%.2f backward=%.2f optimizer=%.2f\n", w.forward_ms / total,
+    std::printf("phase_ms_per_step forward=%.3f backward=%.3f optimizer=%.3f\n", w.forward_ms / total,
                 w.backward_ms / total, w.optimizer_ms / total);
+    // A separate pass: the profiler adds two clock reads per primitive, which the timed pass
+    // above should not carry.
+    int profile_steps = std::stoi(arg(argc, argv, "profile_steps", std::to_string(steps)));
+    if (profile_steps > 0) {
+      kiln::bench::StepProfile p = kiln::bench::profile_steps(w, profile_steps);
+      std::printf("profile wall_ms=%.4f primitive_ms=%.4f kernel_ms=%.4f overhead_pct=%.1f non_primitive_pct=%.1f "
+                  "primitives_per_step=%.1f kernels_per_step=%.1f\n",
+                  p.wall_ms, p.primitive_ms, p.kernel_ms, p.overhead_pct(), p.non_primitive_pct(), p.primitive_calls,
+                  p.kernel_calls);
+      std::printf("profile_by_kind %s\n", p.by_kind.c_str());
+    }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "kiln_train_bench: %s\n", e.what());
     return 1;

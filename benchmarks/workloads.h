@@ -23,8 +23,30 @@ struct TrainWorkload {
   double forward_ms = 0, backward_ms = 0, optimizer_ms = 0;
 };
 
+// Flushes denormals to zero (MXCSR FTZ and DAZ) on this thread and on every OpenMP thread,
+// as the PyTorch twin does with torch.set_flush_denormal(True). The benchmarks train on one
+// fixed batch, so after a few hundred steps the loss is ~0 and Adam's moments fall into the
+// denormal range, where each operation costs an Intel core ~100 cycles: the MLP's optimizer
+// step went from 0.09 to 0.8 ms between steps 300 and 3000, which no real training shows.
+void flush_denormals();
+
 // model: "mlp" (28x28x1), "cnn" (28x28x1), "resnet18" (32x32x3); dtype "f32" or "bf16" (mixed
 // precision policy). Throws for unknown names.
+// Per-step averages of a pass of training steps run with onednn::profiler on.
+struct StepProfile {
+  double wall_ms = 0;
+  double primitive_ms = 0;  // oneDNN primitives (reorders included)
+  double kernel_ms = 0;     // Kiln's own kernels, the optimizer's update included
+  double primitive_calls = 0, kernel_calls = 0;
+  std::string by_kind;      // "matmul 0.120 ms/9, ..." per step
+  // The share of the step spent outside compute: 1 - (primitives + Kiln kernels) / wall.
+  double overhead_pct() const { return wall_ms > 0 ? 100.0 * (1.0 - (primitive_ms + kernel_ms) / wall_ms) : 0; }
+  // The narrower figure: 1 - primitives / wall (Kiln's own kernels count as overhead).
+  double non_primitive_pct() const { return wall_ms > 0 ? 100.0 * (1.0 - primitive_ms / wall_ms) : 0; }
+};
+// Runs `steps` steps with the profiler on (it is off again afterwards).
+StepProfile profile_steps(TrainWorkload& w, int steps);
+
 TrainWorkload make_train_workload(const std::string& model, const std::string& dtype, int64_t batch);
 Shape workload_input_shape(const std::string& model);
 

@@ -36,6 +36,7 @@ Tensor SparseCategoricalCrossentropy::operator()(const Tensor& y_true, const Ten
                                 y_pred.describe() + " (expected [" + std::to_string(y_pred.shape()[0]) + "])");
   }
   if (is_floating(labels.dtype())) labels = cast(labels, DType::s32);
+  if (from_logits_) return sparse_softmax_cross_entropy(y_pred, labels);
   return categorical_from_targets(one_hot(labels, y_pred.shape()[1]), y_pred, from_logits_);
 }
 

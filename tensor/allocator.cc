@@ -4,7 +4,6 @@
 #include <mutex>
 #include <new>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 namespace kiln {
@@ -19,16 +18,30 @@ std::string too_large(size_t bytes) {
 }
 
 // Round sizes to classes so slightly different requests share blocks: 64-byte steps up to
-// 4 KiB, then eighths of the next power of two (at most 12.5% waste).
-size_t size_class(size_t bytes) {
+// 4 KiB, then eighths of the next power of two (at most 12.5% waste). Each class has a
+// number, so its free list is found by indexing, not hashing (every tensor allocation and
+// release looks one up).
+struct SizeClass {
+  size_t bytes;
+  size_t index;
+};
+constexpr size_t kSmallClasses = 4096 / kAlignment;  // 64, 128, ..., 4096: indices 0..63
+
+SizeClass size_class(size_t bytes) {
   if (bytes == 0) bytes = 1;
   if (bytes > kMaxBytes) throw AllocationError(too_large(bytes));
-  if (bytes <= 4096) return (bytes + kAlignment - 1) / kAlignment * kAlignment;
-  size_t pow2 = 1;
-  while (pow2 < bytes) pow2 <<= 1;
-  size_t step = pow2 / 8;
-  return (bytes + step - 1) / step * step;
+  if (bytes <= 4096) {
+    size_t steps = (bytes + kAlignment - 1) / kAlignment;
+    return {steps * kAlignment, steps - 1};
+  }
+  int log2 = 12;  // pow2 = 2^log2 is the first power of two >= bytes (> 4096)
+  while ((size_t{1} << log2) < bytes) ++log2;
+  size_t step = (size_t{1} << log2) / 8;
+  size_t eighths = (bytes + step - 1) / step;  // 5..8 (bytes > pow2 / 2)
+  return {eighths * step, kSmallClasses + static_cast<size_t>(log2 - 13) * 8 + eighths};
 }
+// Classes up to 2^48 bytes (kMaxBytes): 64 small ones, then at most 9 per power of two.
+constexpr size_t kClasses = kSmallClasses + (48 - 12 + 1) * 8 + 16;
 
 size_t cache_limit_bytes() {
   if (const char* env = std::getenv("KILN_ALLOCATOR_CACHE_MB")) {
@@ -39,49 +52,50 @@ size_t cache_limit_bytes() {
 
 struct CachingAllocator {
   std::mutex mu;
-  std::unordered_map<size_t, std::vector<void*>> free_lists;
+  std::vector<std::vector<void*>> free_lists = std::vector<std::vector<void*>>(kClasses);
   AllocatorStats stats;
   size_t limit = cache_limit_bytes();
 
-  void* take(size_t capacity) {
+  void* take(const SizeClass& c) {
     {
       std::lock_guard<std::mutex> lock(mu);
-      auto it = free_lists.find(capacity);
-      if (it != free_lists.end() && !it->second.empty()) {
-        void* p = it->second.back();
-        it->second.pop_back();
+      std::vector<void*>& list = free_lists[c.index];
+      if (!list.empty()) {
+        void* p = list.back();
+        list.pop_back();
         stats.cache_hits++;
-        stats.bytes_cached -= capacity;
-        stats.bytes_in_use += capacity;
+        stats.bytes_cached -= c.bytes;
+        stats.bytes_in_use += c.bytes;
         return p;
       }
     }
-    void* p = std::aligned_alloc(kAlignment, capacity);
+    void* p = std::aligned_alloc(kAlignment, c.bytes);
     if (!p) {
       release_cached_memory();
-      p = std::aligned_alloc(kAlignment, capacity);
-      if (!p) throw AllocationError(too_large(capacity));
+      p = std::aligned_alloc(kAlignment, c.bytes);
+      if (!p) throw AllocationError(too_large(c.bytes));
     }
     std::lock_guard<std::mutex> lock(mu);
     stats.system_allocations++;
-    stats.bytes_in_use += capacity;
+    stats.bytes_in_use += c.bytes;
     return p;
   }
 
   void give_back(void* p, size_t capacity) {
+    const size_t index = size_class(capacity).index;  // capacity is a class size: maps to itself
     std::lock_guard<std::mutex> lock(mu);
     stats.bytes_in_use -= capacity;
     if (stats.bytes_cached + capacity > limit) {
       std::free(p);
       return;
     }
-    free_lists[capacity].push_back(p);
+    free_lists[index].push_back(p);
     stats.bytes_cached += capacity;
   }
 
   void release_all() {
     std::lock_guard<std::mutex> lock(mu);
-    for (auto& [cap, list] : free_lists) {
+    for (auto& list : free_lists) {
       for (void* p : list) std::free(p);
       list.clear();
     }
@@ -100,9 +114,9 @@ CachingAllocator& allocator() {
 Storage::~Storage() { allocator().give_back(data_, capacity_); }
 
 std::shared_ptr<Storage> allocate_storage(size_t bytes) {
-  size_t capacity = size_class(bytes);
-  void* p = allocator().take(capacity);
-  return std::make_shared<Storage>(p, bytes, capacity);
+  SizeClass c = size_class(bytes);
+  void* p = allocator().take(c);
+  return std::make_shared<Storage>(p, bytes, c.bytes);
 }
 
 AllocatorStats allocator_stats() {

@@ -1,5 +1,8 @@
 #include "tensor/onednn/engine.h"
 
+#include "tensor/onednn/profiler.h"
+
+#include <cstring>
 #include <stdexcept>
 #include <string>
 
@@ -32,34 +35,138 @@ dnnl::memory::dims to_dims(const Shape& shape) {
   return dnnl::memory::dims(shape.begin(), shape.end());
 }
 
+namespace {
+
+// A plain descriptor from dims and strides, through the C API from stack arrays: the C++
+// constructor takes std::vectors, three heap allocations per tensor per op call.
+dnnl::memory::desc plain_desc(int ndims, const int64_t* dims, const int64_t* strides, DType dtype) {
+  dnnl_memory_desc_t md;
+  dnnl_status_t status = dnnl_memory_desc_init_by_strides(&md, ndims, dims, static_cast<dnnl_data_type_t>(to_dnnl(dtype)),
+                                                          strides);
+  if (status != dnnl_success) {
+    throw std::invalid_argument("desc_of: oneDNN rejects this layout (status " + std::to_string(int(status)) + ")");
+  }
+  return dnnl::memory::desc(md);
+}
+
+}  // namespace
+
 dnnl::memory::desc desc_of(const Tensor& t) {
-  if (t.ndim() == 0) return dnnl::memory::desc({1}, to_dnnl(t.dtype()), dnnl::memory::dims{1});
-  dnnl::memory::dims strides(t.strides().begin(), t.strides().end());
+  const int64_t one = 1;
+  if (t.ndim() == 0) return plain_desc(1, &one, &one, t.dtype());
+  const int nd = t.ndim();
+  if (nd > DNNL_MAX_NDIMS) throw std::invalid_argument("desc_of: oneDNN takes at most 12 dims, got " + t.describe());
+  int64_t strides[DNNL_MAX_NDIMS];
   // oneDNN rejects zero strides for size-1 dims produced by some views; any stride is
   // equivalent there, so use the contiguous one.
-  Strides contiguous = contiguous_strides(t.shape());
-  for (int i = 0; i < t.ndim(); ++i) {
-    if (t.shape()[i] == 1) strides[i] = contiguous[i];
+  int64_t contiguous = 1;
+  for (int i = nd - 1; i >= 0; --i) {
+    strides[i] = t.shape()[i] == 1 ? contiguous : t.strides()[i];
+    contiguous *= t.shape()[i];
   }
-  return dnnl::memory::desc(to_dims(t.shape()), to_dnnl(t.dtype()), strides);
+  return plain_desc(nd, t.shape().data(), strides, t.dtype());
 }
 
 dnnl::memory::desc desc_of(const Tensor& t, const Shape& logical_shape) {
-  if (!t.is_contiguous() || numel(logical_shape) != t.numel()) {
+  if (!is_dense(t) || numel(logical_shape) != t.numel()) {
     throw std::logic_error("desc_of: reinterpretation needs a contiguous tensor of equal size; got " +
                            t.describe() + " as " + shape_str(logical_shape));
   }
-  Shape shape = logical_shape.empty() ? Shape{1} : logical_shape;
-  Strides strides = contiguous_strides(shape);
-  return dnnl::memory::desc(to_dims(shape), to_dnnl(t.dtype()),
-                            dnnl::memory::dims(strides.begin(), strides.end()));
+  const int64_t one = 1;
+  if (logical_shape.empty()) return plain_desc(1, &one, &one, t.dtype());
+  const int nd = static_cast<int>(logical_shape.size());
+  if (nd > DNNL_MAX_NDIMS) throw std::invalid_argument("desc_of: oneDNN takes at most 12 dims, got " + shape_str(logical_shape));
+  int64_t strides[DNNL_MAX_NDIMS];
+  int64_t contiguous = 1;
+  for (int i = nd - 1; i >= 0; --i) {
+    strides[i] = contiguous;
+    contiguous *= logical_shape[i];
+  }
+  return plain_desc(nd, logical_shape.data(), strides, t.dtype());
 }
 
+namespace {
+
+// dnnl::memory objects for plain layouts, kept per thread by (data pointer, layout). Creating
+// one costs two aligned allocations inside oneDNN and a control block (~0.3 us, a few per op);
+// same-shaped training steps get the same buffers back from the caching allocator, so the
+// same (pointer, layout) pairs recur every step. A cached object is never given another data
+// handle, so sharing it between calls is safe. Padded (blocked) layouts are not cached:
+// oneDNN zero-pads those when a memory is created over a buffer.
+class MemoryCache {
+ public:
+  dnnl::memory get(void* data, const dnnl::memory::desc& desc) {
+    const dnnl_memory_desc_t& md = desc.data;
+    if (!cacheable(md)) return dnnl::memory(desc, cpu_engine(), data);
+    Key key;
+    key.data = data;
+    key.dtype = md.data_type;
+    key.ndims = md.ndims;
+    key.offset0 = md.offset0;
+    std::memcpy(key.dims, md.dims, md.ndims * sizeof(int64_t));
+    std::memcpy(key.strides, md.format_desc.blocking.strides, md.ndims * sizeof(int64_t));
+    Slot& slot = slots_[key.hash() % kSlots];
+    if (slot.memory && slot.key == key) return slot.memory;
+    slot.key = key;
+    slot.memory = dnnl::memory(desc, cpu_engine(), data);
+    return slot.memory;
+  }
+
+ private:
+  struct Key {
+    void* data = nullptr;
+    int32_t dtype = 0, ndims = 0;
+    int64_t offset0 = 0;
+    int64_t dims[DNNL_MAX_NDIMS] = {};
+    int64_t strides[DNNL_MAX_NDIMS] = {};
+    bool operator==(const Key& o) const {
+      return data == o.data && dtype == o.dtype && ndims == o.ndims && offset0 == o.offset0 &&
+             std::memcmp(dims, o.dims, ndims * sizeof(int64_t)) == 0 &&
+             std::memcmp(strides, o.strides, ndims * sizeof(int64_t)) == 0;
+    }
+    size_t hash() const {
+      uint64_t h = reinterpret_cast<uintptr_t>(data) * 0x9E3779B97F4A7C15ull ^ (uint64_t(dtype) << 8 | ndims);
+      for (int i = 0; i < ndims; ++i) h = (h ^ uint64_t(dims[i]) ^ (uint64_t(strides[i]) << 20)) * 0x100000001B3ull;
+      return static_cast<size_t>(h ^ (h >> 29));
+    }
+  };
+  struct Slot {
+    Key key;
+    dnnl::memory memory;
+  };
+  static bool cacheable(const dnnl_memory_desc_t& md) {
+    if (md.format_kind != dnnl_blocked || md.format_desc.blocking.inner_nblks != 0 || md.extra.flags != 0) return false;
+    for (int i = 0; i < md.ndims; ++i) {
+      if (md.padded_dims[i] != md.dims[i] || md.padded_offsets[i] != 0) return false;
+    }
+    return true;
+  }
+  static constexpr size_t kSlots = 256;  // direct-mapped; a collision just creates anew
+  Slot slots_[kSlots];
+};
+
+}  // namespace
+
 dnnl::memory memory_of(const Tensor& t, const dnnl::memory::desc& desc) {
-  return dnnl::memory(desc, cpu_engine(), t.raw_data());
+  thread_local MemoryCache cache;
+  return cache.get(t.raw_data(), desc);
 }
 
 dnnl::memory memory_of(const Tensor& t) { return memory_of(t, desc_of(t)); }
+
+bool is_dense(const Tensor& t) {
+  if (t.is_packed()) return false;  // its strides describe the Keras shape, not its storage
+  const Shape& shape = t.shape();
+  const Strides& strides = t.strides();
+  int64_t expected = 1, n = 1;
+  bool dense = true;
+  for (int i = t.ndim() - 1; i >= 0; --i) {
+    if (strides[i] != expected) dense = false;
+    expected *= shape[i];
+    n *= shape[i];
+  }
+  return dense || n <= 1;
+}
 
 Tensor buffer_for(const dnnl::memory::desc& desc, DType dtype, dnnl::memory* out_memory) {
   size_t bytes = desc.get_size();
@@ -75,27 +182,51 @@ dnnl::primitive_attr default_attr() {
   return attr;
 }
 
-void execute(const char* op, const dnnl::primitive& prim,
-             const std::unordered_map<int, dnnl::memory>& args) {
-  try {
-    const dnnl_memory_desc_t* scratch_md =
-        dnnl_primitive_desc_query_md(prim.get_primitive_desc(), dnnl_query_scratchpad_md, 0);
-    size_t scratch_bytes = scratch_md ? dnnl_memory_desc_get_size(scratch_md) : 0;
-    if (scratch_bytes == 0) {
-      prim.execute(cpu_stream(), args);
-    } else {
-      // Per call, from the caching allocator: concurrent calls of one primitive never share it.
-      Tensor scratch = Tensor::empty({static_cast<int64_t>(scratch_bytes)}, DType::u8);
-      std::unordered_map<int, dnnl::memory> with_scratch = args;
-      with_scratch[DNNL_ARG_SCRATCHPAD] = dnnl::memory(dnnl::memory::desc(*scratch_md), cpu_engine(), scratch.raw_data());
-      prim.execute(cpu_stream(), with_scratch);
-      cpu_stream().wait();
-      return;
-    }
-    cpu_stream().wait();
-  } catch (const dnnl::error& e) {
-    throw std::runtime_error(std::string(op) + ": oneDNN execution failed: " + e.what());
+namespace {
+
+// Scratchpad plus the most arguments any Kiln primitive takes (conv backward with bias: 6).
+constexpr size_t kMaxArgs = 16;
+
+// Args are gathered into a stack array and run through the C API: the C++ wrapper would
+// copy them into a std::vector on every call, and a scratchpad into a copied map.
+template <typename Args>
+void run(const char* op, const dnnl::primitive& prim, const Args& args) {
+  dnnl_exec_arg_t c_args[kMaxArgs];
+  size_t n = 0;
+  for (const auto& [arg, mem] : args) {
+    if (n + 1 == kMaxArgs) throw std::logic_error(std::string(op) + ": too many primitive arguments");
+    c_args[n++] = {arg, mem.get()};
   }
+  const_dnnl_primitive_desc_t pd = prim.get_primitive_desc();
+  const dnnl_memory_desc_t* scratch_md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+  size_t scratch_bytes = scratch_md ? dnnl_memory_desc_get_size(scratch_md) : 0;
+  // Per call, from the caching allocator: concurrent calls of one primitive never share it.
+  Tensor scratch;
+  dnnl::memory scratch_mem;
+  if (scratch_bytes > 0) {
+    scratch = Tensor::empty({static_cast<int64_t>(scratch_bytes)}, DType::u8);
+    scratch_mem = dnnl::memory(dnnl::memory::desc(*scratch_md), cpu_engine(), scratch.raw_data());
+    c_args[n++] = {DNNL_ARG_SCRATCHPAD, scratch_mem.get()};
+  }
+  dnnl::stream& stream = cpu_stream();
+  profiler::Region timed;
+  dnnl_status_t status = dnnl_primitive_execute(prim.get(), stream.get(), static_cast<int>(n), c_args);
+  if (status == dnnl_success) status = dnnl_stream_wait(stream.get());
+  if (timed.timing()) profiler::add_primitive(static_cast<int>(prim.get_kind()), timed.elapsed());
+  if (status != dnnl_success) {
+    throw std::runtime_error(std::string(op) + ": oneDNN execution failed: could not execute a primitive (status " +
+                             std::to_string(static_cast<int>(status)) + ")");
+  }
+}
+
+}  // namespace
+
+void execute(const char* op, const dnnl::primitive& prim, std::initializer_list<ExecArg> args) {
+  run(op, prim, args);
+}
+
+void execute(const char* op, const dnnl::primitive& prim, const std::unordered_map<int, dnnl::memory>& args) {
+  run(op, prim, args);
 }
 
 }  // namespace kiln::onednn

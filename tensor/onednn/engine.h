@@ -1,5 +1,8 @@
 #pragma once
+#include <initializer_list>
 #include <oneapi/dnnl/dnnl.hpp>
+#include <unordered_map>
+#include <utility>
 
 #include "tensor/tensor.h"
 
@@ -13,8 +16,12 @@ dnnl::memory::dims to_dims(const Shape& shape);
 // Plain (strided) descriptor of a tensor as it is laid out; scalars become 1-element 1-D.
 dnnl::memory::desc desc_of(const Tensor& t);
 dnnl::memory::desc desc_of(const Tensor& t, const Shape& logical_shape);
+// A memory object over t's data. Plain layouts come from a per-thread cache, so the object
+// may be shared with other calls: never give it another data handle.
 dnnl::memory memory_of(const Tensor& t, const dnnl::memory::desc& desc);
 dnnl::memory memory_of(const Tensor& t);
+// t.is_contiguous() without allocating (Tensor's builds the contiguous strides to compare).
+bool is_dense(const Tensor& t);
 // Allocates a tensor large enough for desc (which may be a blocked layout); the caller keeps
 // the tensor alive while the memory is used.
 Tensor buffer_for(const dnnl::memory::desc& desc, DType dtype, dnnl::memory* out_memory);
@@ -25,7 +32,11 @@ Tensor buffer_for(const dnnl::memory::desc& desc, DType dtype, dnnl::memory* out
 // each call its own scratchpad instead.
 dnnl::primitive_attr default_attr();
 
-// Runs a primitive with a scratchpad of its own and waits;  converts oneDNN errors into exceptions naming the op.
+// Runs a primitive with a scratchpad of its own and waits; converts oneDNN errors into
+// exceptions naming the op. Every primitive Kiln runs goes through here, which is where
+// onednn::profiler times them. The list form builds no map (a braced list picks it).
+using ExecArg = std::pair<int, dnnl::memory>;
+void execute(const char* op, const dnnl::primitive& prim, std::initializer_list<ExecArg> args);
 void execute(const char* op, const dnnl::primitive& prim,
              const std::unordered_map<int, dnnl::memory>& args);
 

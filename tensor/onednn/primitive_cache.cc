@@ -11,13 +11,20 @@
 namespace kiln::onednn {
 namespace {
 
+// Lets the index be searched with the string_view of a KeyBuilder, without building a
+// std::string per lookup.
+struct KeyHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+
 struct Cache {
   std::mutex mu;
   size_t capacity = std::getenv("KILN_PRIMITIVE_CACHE_CAPACITY")
                         ? std::stoul(std::getenv("KILN_PRIMITIVE_CACHE_CAPACITY"))
                         : 1024;
   std::list<std::pair<std::string, CachedPrimitive>> lru;  // front = most recent
-  std::unordered_map<std::string, decltype(lru)::iterator> index;
+  std::unordered_map<std::string, decltype(lru)::iterator, KeyHash, std::equal_to<>> index;
   uint64_t hits = 0, misses = 0;
 };
 Cache& cache() {
@@ -25,81 +32,169 @@ Cache& cache() {
   return *c;
 }
 
-void append_desc(std::string& key, const dnnl::memory::desc& d) {
-  const dnnl_memory_desc_t& c = d.data;
-  key += "|t" + std::to_string(static_cast<int>(c.data_type)) + "d";
-  for (int i = 0; i < c.ndims; ++i) key += std::to_string(c.dims[i]) + ",";
-  if (c.format_kind == dnnl_blocked) {
-    key += "s";
-    for (int i = 0; i < c.ndims; ++i) key += std::to_string(c.format_desc.blocking.strides[i]) + ",";
-    for (int i = 0; i < c.format_desc.blocking.inner_nblks; ++i) {
-      key += "b" + std::to_string(c.format_desc.blocking.inner_blks[i]) + "@" +
-             std::to_string(c.format_desc.blocking.inner_idxs[i]);
-    }
-  } else {
-    key += "k" + std::to_string(static_cast<int>(c.format_kind));
+// Reads back what KeyBuilder wrote, for describe().
+struct Reader {
+  std::string_view bytes;
+  size_t at = 0;
+  template <typename T>
+  T get() {
+    T v{};
+    if (at + sizeof v <= bytes.size()) std::memcpy(&v, bytes.data() + at, sizeof v);
+    at += sizeof v;
+    return v;
   }
-}
+  std::string_view text(size_t n) {
+    std::string_view s = bytes.substr(std::min(at, bytes.size()), n);
+    at += n;
+    return s;
+  }
+  std::string dims(size_t n) {
+    std::string s = "[";
+    for (size_t i = 0; i < n; ++i) s += (i ? ", " : "") + std::to_string(get<int64_t>());
+    return s + "]";
+  }
+};
 
 }  // namespace
 
-KeyBuilder& KeyBuilder::add(const Tensor& t) {
-  key_ += "|";
-  key_ += dtype_name(t.dtype());
-  key_ += shape_str(t.shape());
-  if (!t.is_contiguous()) key_ += "s" + shape_str(t.strides());
-  return *this;
-}
-KeyBuilder& KeyBuilder::add(const dnnl::memory::desc& d) {
-  append_desc(key_, d);
-  return *this;
-}
-KeyBuilder& KeyBuilder::add(int64_t v) {
-  key_ += "|" + std::to_string(v);
-  return *this;
-}
-KeyBuilder& KeyBuilder::add(float v) {
-  key_ += "|" + std::to_string(v);
-  return *this;
-}
-KeyBuilder& KeyBuilder::add(const std::string& s) {
-  key_ += "|" + s;
-  return *this;
-}
-KeyBuilder& KeyBuilder::add(const Shape& s) {
-  key_ += "|" + shape_str(s);
+KeyBuilder& KeyBuilder::operator=(const KeyBuilder& other) {
+  if (this == &other) return *this;
+  size_ = other.size_;
+  heap_ = other.heap_;
+  if (heap_.empty()) std::memcpy(inline_, other.inline_, size_);
   return *this;
 }
 
-CachedPrimitive get_primitive(const std::string& op, const std::string& key,
-                                     const std::function<CachedPrimitive()>& make) {
-  Cache& c = cache();
-  {
-    std::lock_guard<std::mutex> lock(c.mu);
-    auto it = c.index.find(key);
-    if (it != c.index.end()) {
-      c.hits++;
-      c.lru.splice(c.lru.begin(), c.lru, it->second);
-      return it->second->second;
+void KeyBuilder::spill(const void* p, size_t n) {
+  if (heap_.empty()) heap_.assign(inline_, size_);
+  heap_.append(static_cast<const char*>(p), n);
+  size_ += n;
+}
+
+KeyBuilder& KeyBuilder::add_text(char tag, const char* s, size_t n) {
+  put_value(tag);
+  put_value(static_cast<uint32_t>(n));
+  put(s, n);
+  return *this;
+}
+
+KeyBuilder& KeyBuilder::add(const Tensor& t) {
+  const bool contiguous = is_dense(t);
+  put_value('t');
+  put_value(static_cast<uint8_t>(t.dtype()));
+  put_value(static_cast<uint8_t>(t.ndim()));
+  put_value(static_cast<uint8_t>(contiguous));
+  put(t.shape().data(), t.shape().size() * sizeof(int64_t));
+  if (!contiguous) put(t.strides().data(), t.strides().size() * sizeof(int64_t));
+  return *this;
+}
+
+KeyBuilder& KeyBuilder::add(const dnnl::memory::desc& d) {
+  const dnnl_memory_desc_t& c = d.data;
+  put_value('d');
+  put_value(static_cast<int32_t>(c.data_type));
+  put_value(static_cast<int32_t>(c.ndims));
+  put_value(static_cast<int32_t>(c.format_kind));
+  put(c.dims, c.ndims * sizeof(int64_t));
+  if (c.format_kind == dnnl_blocked) {
+    const dnnl_blocking_desc_t& b = c.format_desc.blocking;
+    put(b.strides, c.ndims * sizeof(int64_t));
+    put_value(static_cast<int32_t>(b.inner_nblks));
+    put(b.inner_blks, b.inner_nblks * sizeof(int64_t));
+    put(b.inner_idxs, b.inner_nblks * sizeof(int64_t));
+  }
+  return *this;
+}
+
+KeyBuilder& KeyBuilder::add(int64_t v) {
+  put_value('i');
+  put_value(v);
+  return *this;
+}
+
+KeyBuilder& KeyBuilder::add(float v) {
+  put_value('f');
+  put_value(v);
+  return *this;
+}
+
+KeyBuilder& KeyBuilder::add(const Shape& s) {
+  put_value('h');
+  put_value(static_cast<uint8_t>(s.size()));
+  put(s.data(), s.size() * sizeof(int64_t));
+  return *this;
+}
+
+std::string KeyBuilder::describe() const {
+  Reader r{view()};
+  std::string out;
+  while (r.at < r.bytes.size()) {
+    char tag = r.get<char>();
+    if (!out.empty()) out += "|";
+    switch (tag) {
+      case 'o':
+      case 's': out += r.text(r.get<uint32_t>()); break;
+      case 't': {
+        auto dtype = static_cast<DType>(r.get<uint8_t>());
+        size_t nd = r.get<uint8_t>();
+        bool contiguous = r.get<uint8_t>();
+        out += dtype_name(dtype) + r.dims(nd);
+        if (!contiguous) out += "s" + r.dims(nd);
+        break;
+      }
+      case 'd': {
+        int32_t dt = r.get<int32_t>(), nd = r.get<int32_t>(), kind = r.get<int32_t>();
+        out += "t" + std::to_string(dt) + "d" + r.dims(nd);
+        if (kind == dnnl_blocked) {
+          out += "s" + r.dims(nd);
+          int32_t nblks = r.get<int32_t>();
+          out += "b" + r.dims(nblks) + "@" + r.dims(nblks);
+        } else {
+          out += "k" + std::to_string(kind);
+        }
+        break;
+      }
+      case 'i': out += std::to_string(r.get<int64_t>()); break;
+      case 'f': out += std::to_string(r.get<float>()); break;
+      case 'h': out += r.dims(r.get<uint8_t>()); break;
+      default: return out + "?";
     }
   }
+  return out;
+}
+
+bool find_primitive(std::string_view key, CachedPrimitive* out) {
+  Cache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  auto it = c.index.find(key);
+  if (it == c.index.end()) return false;
+  c.hits++;
+  c.lru.splice(c.lru.begin(), c.lru, it->second);
+  *out = it->second->second;
+  return true;
+}
+
+CachedPrimitive create_primitive(std::string_view op_name, const KeyBuilder& key,
+                                 const std::function<CachedPrimitive()>& make) {
+  std::string op(op_name);
   CachedPrimitive created;
   try {
     created = make();
   } catch (const dnnl::error& e) {
-    throw std::runtime_error(op + ": oneDNN cannot create a primitive for " + key + ": " + e.what());
+    throw std::runtime_error(op + ": oneDNN cannot create a primitive for " + key.describe() + ": " + e.what());
   }
   if (created.pd.get_primitive_attr().get_scratchpad_mode() != dnnl::scratchpad_mode::user) {
     throw std::logic_error(op + ": primitive created without onednn::default_attr(); its scratchpad would be shared "
                                 "between threads");
   }
-  cpu::record_impl(op, created.pd.impl_info_str(), key);
+  cpu::record_impl(op, created.pd.impl_info_str(), key.describe());
+  Cache& c = cache();
   std::lock_guard<std::mutex> lock(c.mu);
   c.misses++;
-  auto it = c.index.find(key);
+  auto it = c.index.find(key.view());
   if (it != c.index.end()) return it->second->second;  // another thread won the race
-  c.lru.emplace_front(key, std::move(created));
-  c.index[key] = c.lru.begin();
+  c.lru.emplace_front(key.str(), std::move(created));
+  c.index.emplace(c.lru.front().first, c.lru.begin());
   while (c.lru.size() > c.capacity && c.capacity > 0) {
     c.index.erase(c.lru.back().first);
     c.lru.pop_back();

@@ -1,26 +1,56 @@
 #pragma once
+#include <cstring>
 #include <functional>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <string>
+#include <string_view>
 
 #include "tensor/tensor.h"
 
 namespace kiln::onednn {
 
-// Builds the cache key for one (op, shapes, dtypes, strides, attributes) combination.
+// Builds the cache key for one (op, shapes, dtypes, strides, attributes) combination. Looked
+// up on every op call, so it is built without heap allocation or number formatting: each
+// field is appended as tagged raw bytes into an inline buffer, and describe() turns that
+// back into text for the implementation log (on a cache miss only).
 class KeyBuilder {
  public:
-  explicit KeyBuilder(const char* op) : key_(op) {}
+  explicit KeyBuilder(const char* op) { add_text('o', op, std::strlen(op)); }
+  KeyBuilder(const KeyBuilder& other) { *this = other; }
+  KeyBuilder& operator=(const KeyBuilder& other);
   KeyBuilder& add(const Tensor& t);
   KeyBuilder& add(const dnnl::memory::desc& d);
   KeyBuilder& add(int64_t v);
   KeyBuilder& add(float v);
-  KeyBuilder& add(const std::string& s);
+  KeyBuilder& add(const std::string& s) { return add_text('s', s.data(), s.size()); }
+  KeyBuilder& add(const char* s) { return add_text('s', s, std::strlen(s)); }
   KeyBuilder& add(const Shape& s);
-  const std::string& str() const { return key_; }
+  // The key's bytes (only equality and hashing mean anything).
+  std::string_view view() const { return {data(), size_}; }
+  std::string str() const { return std::string(view()); }
+  // The key as text: "matmul|f32[32, 784]|7", ...
+  std::string describe() const;
 
  private:
-  std::string key_;
+  static constexpr size_t kInline = 480;  // every Kiln key fits; longer ones move to the heap
+  KeyBuilder& add_text(char tag, const char* s, size_t n);
+  // Inline: a key takes ~20 of these per op call.
+  void put(const void* p, size_t n) {
+    if (heap_.empty() && size_ + n <= kInline) {
+      std::memcpy(inline_ + size_, p, n);
+      size_ += n;
+    } else {
+      spill(p, n);
+    }
+  }
+  void spill(const void* p, size_t n);
+  template <typename T>
+  void put_value(T v) { put(&v, sizeof v); }
+  const char* data() const { return heap_.empty() ? inline_ : heap_.data(); }
+
+  char inline_[kInline];
+  size_t size_ = 0;
+  std::string heap_;  // used once size_ would pass kInline
 };
 
 struct CachedPrimitive {
@@ -35,15 +65,20 @@ struct PrimitiveCacheStats {
   size_t capacity = 0;
 };
 
-// Returns the cached primitive for key, or creates one with make (LRU eviction). Each
-// creation is logged through kiln::cpu's implementation log.
-CachedPrimitive get_primitive(const std::string& op, const std::string& key,
-                                     const std::function<CachedPrimitive()>& make);
+// The cached primitive for key, if there is one (counts a hit, refreshes its LRU place).
+bool find_primitive(std::string_view key, CachedPrimitive* out);
+// Creates the primitive with make after a miss, caches it (LRU eviction) and logs its
+// implementation through kiln::cpu's implementation log.
+CachedPrimitive create_primitive(std::string_view op, const KeyBuilder& key,
+                                 const std::function<CachedPrimitive()>& make);
 
-template <typename Prim>
-CachedPrimitive cached(const std::string& op, const KeyBuilder& key,
-                              const std::function<typename Prim::primitive_desc()>& make_pd) {
-  return get_primitive(op, key.str(), [&] {
+// A hit costs a hash lookup: make_pd is a template parameter, not a std::function, so the
+// caller's lambda is never copied to the heap unless a primitive has to be created.
+template <typename Prim, typename MakePd>
+CachedPrimitive cached(std::string_view op, const KeyBuilder& key, MakePd&& make_pd) {
+  CachedPrimitive hit;
+  if (find_primitive(key.view(), &hit)) return hit;
+  return create_primitive(op, key, [&] {
     auto pd = make_pd();
     return CachedPrimitive{pd, Prim(pd)};
   });

@@ -137,7 +137,7 @@ Tensor minimum(const Tensor& a, const Tensor& b) {
 Tensor add_relu(const Tensor& a, const Tensor& b) {
   Tensor out;
   bool valid = a.defined() && b.defined() && a.dtype() == b.dtype() && is_floating(a.dtype());
-  if (valid && a.shape() == b.shape() && a.is_contiguous() && b.is_contiguous()) {
+  if (valid && a.shape() == b.shape() && onednn::is_dense(a) && onednn::is_dense(b)) {
     // Residual connections add tensors of one shape: one pass of our own keeps NaN (eltwise.h).
     out = Tensor::empty(a.shape(), a.dtype());
     detail::add_relu_same_shape(a, b, out);
@@ -164,7 +164,7 @@ namespace {
 // Comparisons have no gradient; only a trace sees them.
 Tensor comparison(const BinaryKind& kind, const Tensor& a, const Tensor& b) {
   Tensor out = binary_forward(kind, a, b);
-  autograd::observe(ops::Attrs(kind.name), {a, b}, {out});
+  if (autograd::observing()) autograd::observe(ops::Attrs(kind.name), {a, b}, {out});
   return out;
 }
 }  // namespace

@@ -5,6 +5,7 @@
 
 #include "tensor/onednn/engine.h"
 #include "tensor/onednn/primitive_cache.h"
+#include "tensor/onednn/profiler.h"
 
 namespace kiln::detail {
 namespace {
@@ -46,6 +47,7 @@ void copy_rows(const Tensor& src, Tensor& dst) {
 Tensor materialize(const Tensor& view) {
   Tensor out = Tensor::empty(view.shape(), view.dtype());
   if (view.numel() == 0) return out;
+  onednn::profiler::KernelScope timed;
   if (view.ndim() == 0) {
     std::memcpy(out.raw_data(), view.raw_data(), dtype_size(view.dtype()));
     return out;
@@ -61,7 +63,7 @@ Tensor materialize(const Tensor& view) {
 
 Tensor dense(const Tensor& t) {
   if (t.is_packed()) return t.plain();
-  if (t.is_contiguous()) return t;
+  if (onednn::is_dense(t)) return t;
   if (has_zero_stride(t) || t.numel() < 4096) return materialize(t);
   // Large strided views (transposes) go through oneDNN's parallel reorder.
   Tensor out = Tensor::empty(t.shape(), t.dtype());

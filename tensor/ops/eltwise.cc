@@ -18,6 +18,7 @@
 #include "tensor/onednn/engine.h"
 #include "tensor/onednn/isa.h"
 #include "tensor/onednn/primitive_cache.h"
+#include "tensor/onednn/profiler.h"
 
 namespace kiln {
 namespace {
@@ -203,6 +204,21 @@ KILN_VECTOR_CLONES void add_relu_bf16_emulated(const uint16_t* a, const uint16_t
   }
 }
 
+// affine: alpha * x + beta as oneDNN's eltwise_linear computes it, one fused multiply-add, so
+// f32 results are its results bit for bit. bf16 is computed in f32 and stored as oneDNN stores
+// it: natively (vcvtneps2bf16) a denormal f32 result becomes a signed zero; emulated it rounds.
+KILN_VECTOR_CLONES void affine_f32(const float* x, float* y, int64_t n, float alpha, float beta) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) y[i] = std::fma(alpha, x[i], beta);
+}
+KILN_VECTOR_CLONES void affine_bf16(const uint16_t* x, uint16_t* y, int64_t n, float alpha, float beta, bool flush) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t u = std::bit_cast<uint32_t>(std::fma(alpha, std::bit_cast<float>(static_cast<uint32_t>(x[i]) << 16), beta));
+    y[i] = static_cast<uint16_t>(flush && (u & 0x7f800000u) == 0 ? (u >> 16) & 0x8000u : bf16_round(u));
+  }
+}
+
 KILN_VECTOR_CLONES uint32_t max_abs_bits_f32(const uint32_t* p, int64_t n) {
   uint32_t m = 0;
 #pragma omp simd reduction(max : m)
@@ -226,6 +242,7 @@ const uint16_t* bf16_bits(const Tensor& t) { return static_cast<const uint16_t*>
 uint16_t* bf16_bits(Tensor& t) { return static_cast<uint16_t*>(t.raw_data()); }
 
 void relu_forward(const Tensor& src, Tensor& out) {
+  onednn::profiler::KernelScope timed;
   if (src.dtype() == DType::f32) {
     const float* x = src.data<float>();
     float* y = out.data<float>();
@@ -239,6 +256,7 @@ void relu_forward(const Tensor& src, Tensor& out) {
 }
 
 void relu_backward(const Tensor& grad, const Tensor& data, Tensor& out) {
+  onednn::profiler::KernelScope timed;
   if (grad.dtype() == DType::f32) {
     const float *g = grad.data<float>(), *x = data.data<float>();
     float* dx = out.data<float>();
@@ -252,7 +270,22 @@ void relu_backward(const Tensor& grad, const Tensor& data, Tensor& out) {
   }
 }
 
+// Up to this many elements affine runs inline on the calling thread: no primitive call and no
+// OpenMP fork/join for the Rescaling of a small batch or a scaled gradient. Above it oneDNN's
+// parallel kernel runs (same results).
+constexpr int64_t kInlineAffineMax = kParallelThreshold;
+
+void affine_forward(const Tensor& src, Tensor& out, float alpha, float beta) {
+  onednn::profiler::KernelScope timed;
+  if (src.dtype() == DType::f32) {
+    affine_f32(src.data<float>(), out.data<float>(), src.numel(), alpha, beta);
+  } else {
+    affine_bf16(bf16_bits(src), bf16_bits(out), src.numel(), alpha, beta, onednn_stores_bf16_natively());
+  }
+}
+
 void clip_forward(const Tensor& src, Tensor& out, float low, float high) {
+  onednn::profiler::KernelScope timed;
   if (src.dtype() == DType::f32) {
     const float* x = src.data<float>();
     float* y = out.data<float>();
@@ -269,6 +302,7 @@ void clip_forward(const Tensor& src, Tensor& out, float low, float high) {
 
 // Copies src's NaNs into out (oneDNN's exp clamps its input, so exp(NaN) came out inf).
 void restore_nan(const Tensor& src, Tensor& out) {
+  onednn::profiler::KernelScope timed;
   if (!detail::any_nan(src)) return;
   const int64_t n = src.numel();
   if (src.dtype() == DType::f32) {
@@ -292,10 +326,11 @@ namespace detail {
 
 void add_relu_same_shape(const Tensor& a, const Tensor& b, Tensor& out) {
   if (a.shape() != b.shape() || out.shape() != a.shape() || a.dtype() != b.dtype() || out.dtype() != a.dtype() ||
-      !a.is_contiguous() || !b.is_contiguous() || !out.is_contiguous() || !is_floating(a.dtype())) {
+      !onednn::is_dense(a) || !onednn::is_dense(b) || !onednn::is_dense(out) || !is_floating(a.dtype())) {
     throw std::invalid_argument("add_relu_same_shape: expected dense f32 or bf16 tensors of one shape, got " +
                                 a.describe() + ", " + b.describe() + " -> " + out.describe());
   }
+  onednn::profiler::KernelScope timed;
   if (a.dtype() == DType::f32) {
     const float *x = a.data<float>(), *y = b.data<float>();
     float* z = out.data<float>();
@@ -312,9 +347,10 @@ void add_relu_same_shape(const Tensor& a, const Tensor& b, Tensor& out) {
 
 float max_abs(const Tensor& t) {
   check_floating(t, "max_abs");
-  if (!t.is_contiguous() && !t.is_packed()) {
+  if (!onednn::is_dense(t) && !t.is_packed()) {
     throw std::invalid_argument("max_abs: expected a dense tensor, got " + t.describe());
   }
+  onednn::profiler::KernelScope timed;  // a scan for choose_relu_fusion: it reads the data, as compute does
   // A packed tensor is scanned in its own layout: the block padding holds zeros.
   const void* base = t.is_packed() ? t.packed_data() : t.raw_data();
   const int64_t n = t.is_packed() ? static_cast<int64_t>(t.packed_layout()->bytes() / dtype_size(t.dtype())) : t.numel();
@@ -349,7 +385,7 @@ ReluFusion choose_relu_fusion(const Tensor& src, const Tensor& weights, const Te
   if (bias.defined()) inputs.push_back(bias);
   double bytes = 0;
   for (const Tensor& t : inputs) {
-    if (!t.is_contiguous() && !t.is_packed()) return ReluFusion::nan_keeping_post_op;  // strided views are not scanned
+    if (!onednn::is_dense(t) && !t.is_packed()) return ReluFusion::nan_keeping_post_op;  // strided views are not scanned
     bytes += static_cast<double>(t.nbytes());
   }
   if (bytes > kScanBytesPerChainOutput * static_cast<double>(outputs)) return ReluFusion::nan_keeping_post_op;
@@ -401,6 +437,8 @@ Tensor eltwise(EltwiseKind kind, const Tensor& x, float alpha, float beta) {
     relu_forward(src, out);
   } else if (x.numel() > 0 && kind == EltwiseKind::clip) {
     clip_forward(src, out, alpha, beta);
+  } else if (x.numel() > 0 && kind == EltwiseKind::affine && x.numel() <= kInlineAffineMax) {
+    affine_forward(src, out, alpha, beta);
   } else if (x.numel() > 0) {
     auto md = onednn::desc_of(src);
     auto prim = onednn::cached<dnnl::eltwise_forward>(
@@ -412,17 +450,17 @@ Tensor eltwise(EltwiseKind kind, const Tensor& x, float alpha, float beta) {
   }
   if (autograd::should_record({&x})) {
     if (kind == EltwiseKind::affine) {
-      autograd::record(eltwise_attrs(kind, alpha, beta), {x}, {out}, [alpha](const std::vector<Tensor>& g) {
+      autograd::record_lazy(k.name, [&] { return eltwise_attrs(kind, alpha, beta); }, {x}, {out}, [alpha](const std::vector<Tensor>& g) {
         return std::vector<Tensor>{g[0] * alpha};
       });
     } else if (kind == EltwiseKind::pow) {
       // d/dx alpha*x^beta = alpha*beta*x^(beta-1), kept differentiable for higher orders.
-      autograd::record(eltwise_attrs(kind, alpha, beta), {x}, {out}, [x, alpha, beta](const std::vector<Tensor>& g) {
+      autograd::record_lazy(k.name, [&] { return eltwise_attrs(kind, alpha, beta); }, {x}, {out}, [x, alpha, beta](const std::vector<Tensor>& g) {
         return std::vector<Tensor>{g[0] * eltwise(EltwiseKind::pow, x, alpha * beta, beta - 1.0f)};
       });
     } else {
       Tensor data = eltwise_backward_uses_output(kind) ? out : x;
-      autograd::record(eltwise_attrs(kind, alpha, beta), {x}, {out}, [kind, data, alpha, beta](const std::vector<Tensor>& g) {
+      autograd::record_lazy(k.name, [&] { return eltwise_attrs(kind, alpha, beta); }, {x}, {out}, [kind, data, alpha, beta](const std::vector<Tensor>& g) {
         return std::vector<Tensor>{eltwise_backward(kind, g[0], data, alpha, beta)};
       });
     }
@@ -443,7 +481,9 @@ Tensor eltwise_backward(EltwiseKind kind, const Tensor& grad, const Tensor& data
   if (out.numel() == 0) return out;
   if (kind == EltwiseKind::relu && alpha == 0.f) {
     relu_backward(g, d, out);
-    autograd::record_without_second_order("eltwise_backward", {grad, data}, {out});
+    if (autograd::should_record({&grad, &data})) {
+      autograd::record_without_second_order("eltwise_backward", {grad, data}, {out});
+    }
     return out;
   }
   auto md = onednn::desc_of(d);
@@ -458,7 +498,9 @@ Tensor eltwise_backward(EltwiseKind kind, const Tensor& grad, const Tensor& data
                   {{data_arg, onednn::memory_of(d, md)},
                    {DNNL_ARG_DIFF_DST, onednn::memory_of(g, md)},
                    {DNNL_ARG_DIFF_SRC, onednn::memory_of(out, md)}});
-  autograd::record_without_second_order("eltwise_backward", {grad, data}, {out});
+  if (autograd::should_record({&grad, &data})) {
+    autograd::record_without_second_order("eltwise_backward", {grad, data}, {out});
+  }
   return out;
 }
 

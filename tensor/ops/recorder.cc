@@ -23,11 +23,32 @@ bool needs_input_grad(size_t index) {
 NeedsGradScope::NeedsGradScope(const std::vector<bool>* needs) : previous_(current_needs) { current_needs = needs; }
 NeedsGradScope::~NeedsGradScope() { current_needs = previous_; }
 
-void push_tape(TapeState* tape) { active_tapes.push_back(tape); }
+// A released tape's containers, emptied but with their capacity, for the next tape on this
+// thread: a training loop records the same step again, so after the first step a tape's
+// nodes and tracked ids cost no allocation.
+struct SpareTape {
+  std::vector<Node> nodes;
+  IdSet tracked;
+};
+thread_local SpareTape spare;
+
+void push_tape(TapeState* tape) {
+  if (tape->nodes.empty() && tape->nodes.capacity() < spare.nodes.capacity()) tape->nodes.swap(spare.nodes);
+  if (tape->tracked.size() == 0 && tape->tracked.capacity() < spare.tracked.capacity()) tape->tracked.swap(spare.tracked);
+  active_tapes.push_back(tape);
+}
+
+void release_tape(TapeState* tape) {
+  tape->nodes.clear();
+  tape->tracked.clear();
+  if (tape->nodes.capacity() > spare.nodes.capacity()) tape->nodes.swap(spare.nodes);
+  if (tape->tracked.capacity() > spare.tracked.capacity()) tape->tracked.swap(spare.tracked);
+}
 
 void pop_tape(TapeState* tape) {
   auto it = std::find(active_tapes.begin(), active_tapes.end(), tape);
   if (it != active_tapes.end()) active_tapes.erase(it);
+  release_tape(tape);
 }
 
 bool any_tape_active() { return !active_tapes.empty(); }
@@ -73,12 +94,18 @@ void observe(const ops::Attrs& call, const std::vector<Tensor>& inputs, const st
 
 void record(const char* op, const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs,
             BackwardFn backward) {
-  record(ops::Attrs(op), inputs, outputs, std::move(backward));
+  if (current_observer) observe(ops::Attrs(op), inputs, outputs);
+  record_on_tapes(op, inputs, outputs, std::move(backward));
 }
 
 void record(const ops::Attrs& call, const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs,
             BackwardFn backward) {
   observe(call, inputs, outputs);
+  record_on_tapes(call.op().c_str(), inputs, outputs, std::move(backward));
+}
+
+void record_on_tapes(const char* op, const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs,
+                     BackwardFn backward) {
   std::shared_ptr<const BackwardFn> shared;
   for (TapeState* tape : active_tapes) {
     if (!tape->recording()) continue;
@@ -86,23 +113,24 @@ void record(const ops::Attrs& call, const std::vector<Tensor>& inputs, const std
     for (const Tensor& t : inputs) wanted = wanted || tape_wants(tape, t);
     if (!wanted) continue;
     if (!shared) shared = std::make_shared<const BackwardFn>(std::move(backward));
-    Node node{call, {}, {}, {}, {}, shared};
+    Node& node = tape->nodes.emplace_back();
+    node.op_name = op;
+    node.backward = shared;
     for (const Tensor& t : inputs) {
       node.input_ids.push_back(t.defined() ? t.id() : 0);
       if (tape_wants(tape, t)) tape->tracked.insert(t.id());
     }
     for (const Tensor& t : outputs) {
       node.output_ids.push_back(t.id());
-      node.output_shapes.push_back(t.shape());
-      node.output_dtypes.push_back(t.dtype());
+      if (outputs.size() > 1) node.outputs.emplace_back(t.shape(), t.dtype());
       if (is_floating(t.dtype())) tape->tracked.insert(t.id());
     }
-    tape->nodes.push_back(std::move(node));
   }
 }
 
 void record_without_second_order(const char* op, const std::vector<Tensor>& inputs,
                                   const std::vector<Tensor>& outputs) {
+  if (!should_record(inputs)) return;  // the common case (inside gradient()): build nothing
   record_without_second_order(ops::Attrs(op), inputs, outputs);
 }
 

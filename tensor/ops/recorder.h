@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "tensor/ops/attrs.h"
+#include "tensor/ops/id_table.h"
 #include "tensor/tensor.h"
 
 namespace kiln::autograd {
@@ -16,12 +17,13 @@ namespace kiln::autograd {
 using BackwardFn = std::function<std::vector<Tensor>(const std::vector<Tensor>& output_grads)>;
 
 struct Node {
-  ops::Attrs call;  // the op's kind (call.op()) and attributes
-  const char* op() const { return call.op().c_str(); }
-  std::vector<uint64_t> input_ids;
-  std::vector<uint64_t> output_ids;
-  std::vector<Shape> output_shapes;
-  std::vector<DType> output_dtypes;
+  std::string op_name;  // the op's registered kind
+  const char* op() const { return op_name.c_str(); }
+  IdList input_ids;     // 0 for an undefined input
+  IdList output_ids;
+  // Shapes and dtypes of the outputs, kept only for ops with several (the backward of such an
+  // op needs zeros for the outputs that got no gradient; a single output always has one).
+  std::vector<std::pair<Shape, DType>> outputs;
   std::shared_ptr<const BackwardFn> backward;  // shared by every tape that recorded the op
 };
 
@@ -32,13 +34,17 @@ struct TapeState {
   int paused = 0;         // stop_recording() depth; while >0 nothing is recorded here
   bool consumed = false;  // a non-persistent tape after gradient(): records nothing more
   std::vector<Node> nodes;
-  std::unordered_set<uint64_t> tracked;  // watched tensors and outputs of recorded ops
+  IdSet tracked;  // watched tensors and outputs of recorded ops
 
   bool recording() const { return paused == 0 && !consumed; }
 };
 
 void push_tape(TapeState* tape);
+// Deactivates the tape and releases what it recorded.
 void pop_tape(TapeState* tape);
+// Forgets what the tape recorded, handing its containers (with their capacity) to the next
+// tape on this thread.
+void release_tape(TapeState* tape);
 bool any_tape_active();
 
 // True when some active tape tracks one of inputs (cheap when no tape is active); ops build
@@ -63,14 +69,28 @@ class NeedsGradScope {
   const std::vector<bool>* previous_;
 };
 
+// For ops with no gradient (comparisons, argmax, one_hot): only an OpObserver sees them.
+void observe(const ops::Attrs& call, const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs);
+// Whether an OpObserver is installed on this thread.
+bool observing();
+
 // Records an op call on every active tape that tracks one of its inputs, and reports it to
 // this thread's OpObserver (trace). `call` names the op's registered kind and attributes.
 void record(const ops::Attrs& call, const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs,
             BackwardFn backward);
 void record(const char* op, const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs,
             BackwardFn backward);
-// For ops with no gradient (comparisons, argmax, one_hot): only an OpObserver sees them.
-void observe(const ops::Attrs& call, const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs);
+// The tapes' half of record(): the observer is not told.
+void record_on_tapes(const char* op, const std::vector<Tensor>& inputs, const std::vector<Tensor>& outputs,
+                     BackwardFn backward);
+// As record(call, ...), for ops whose attributes only an OpObserver reads: make_attrs() runs
+// only while one is installed, so a training step builds no attribute strings or vectors.
+template <typename MakeAttrs>
+void record_lazy(const char* op, MakeAttrs&& make_attrs, const std::vector<Tensor>& inputs,
+                 const std::vector<Tensor>& outputs, BackwardFn backward) {
+  if (observing()) observe(make_attrs(), inputs, outputs);
+  record_on_tapes(op, inputs, outputs, std::move(backward));
+}
 
 // Sees every op call on its thread while installed (trace() builds a Graph from them). While
 // one is installed, should_record() is true, so every op reports itself.
@@ -90,7 +110,6 @@ class ObserverScope {
  private:
   OpObserver* previous_;
 };
-bool observing();
 
 // Hides this thread's tapes and observer for the scope's lifetime, so that a composite op
 // (fused_conv2d, ...) computed from other ops records itself once, not its parts.

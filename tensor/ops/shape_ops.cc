@@ -59,11 +59,11 @@ Tensor slice_backward(const Tensor& g, const Shape& input_shape, int axis, int64
 Tensor reshape(const Tensor& x, Shape shape) {
   detail::check_defined(x, "reshape", "input");
   shape = resolve_shape(x, std::move(shape));
-  Tensor base = x.is_contiguous() ? x : detail::dense(x);
+  Tensor base = onednn::is_dense(x) ? x : detail::dense(x);
   Tensor out = base.alias(shape, contiguous_strides(shape), base.offset());
   if (autograd::should_record({&x})) {
     Shape in_shape = x.shape();
-    autograd::record(ops::Attrs("reshape").set("shape", std::vector<int64_t>(shape)), {x}, {out}, [in_shape](const std::vector<Tensor>& g) {
+    autograd::record_lazy("reshape", [&] { return ops::Attrs("reshape").set("shape", std::vector<int64_t>(shape)); }, {x}, {out}, [in_shape](const std::vector<Tensor>& g) {
       return std::vector<Tensor>{reshape(g[0], in_shape)};
     });
   }
@@ -87,14 +87,15 @@ Tensor permute(const Tensor& x, const std::vector<int>& perm) {
     throw std::invalid_argument("permute: permutation of length " + std::to_string(perm.size()) +
                                 " for tensor " + x.describe());
   }
-  std::vector<int> p(perm.size());
-  std::vector<bool> seen(perm.size(), false);
+  if (perm.size() > 64) throw std::invalid_argument("permute: rank above 64 for " + x.describe());
+  std::vector<int> p(perm);
+  uint64_t seen = 0;  // a bit per axis
   Shape shape(perm.size());
   Strides strides(perm.size());
   for (size_t i = 0; i < perm.size(); ++i) {
     p[i] = normalize_axis(perm[i], x.ndim(), x.shape(), "permute");
-    if (seen[p[i]]) throw std::invalid_argument("permute: repeated axis in permutation for " + x.describe());
-    seen[p[i]] = true;
+    if (seen >> p[i] & 1) throw std::invalid_argument("permute: repeated axis in permutation for " + x.describe());
+    seen |= uint64_t{1} << p[i];
     shape[i] = x.shape()[p[i]];
     strides[i] = row_major.strides()[p[i]];
   }
@@ -102,7 +103,7 @@ Tensor permute(const Tensor& x, const std::vector<int>& perm) {
   if (autograd::should_record({&x})) {
     std::vector<int> inverse(p.size());
     for (size_t i = 0; i < p.size(); ++i) inverse[p[i]] = static_cast<int>(i);
-    autograd::record(ops::Attrs("permute").set("perm", std::vector<int64_t>(p.begin(), p.end())), {x}, {out}, [inverse](const std::vector<Tensor>& g) {
+    autograd::record_lazy("permute", [&] { return ops::Attrs("permute").set("perm", std::vector<int64_t>(p.begin(), p.end())); }, {x}, {out}, [inverse](const std::vector<Tensor>& g) {
       return std::vector<Tensor>{permute(g[0], inverse)};
     });
   }
@@ -140,10 +141,13 @@ Tensor slice(const Tensor& x, int axis, int64_t start, int64_t end, int64_t step
   Tensor out = row_major.alias(shape, strides, offset);
   if (autograd::should_record({&x})) {
     Shape in_shape = x.shape();
-    ops::Attrs call("slice");
-    call.set("axis", ops::AttrValue(int64_t{a})).set("start", ops::AttrValue(start)).set("end", ops::AttrValue(end));
-    call.set("step", ops::AttrValue(step));
-    autograd::record(call, {x}, {out}, [=](const std::vector<Tensor>& g) {
+    auto attrs = [&] {
+      ops::Attrs call("slice");
+      call.set("axis", ops::AttrValue(int64_t{a})).set("start", ops::AttrValue(start)).set("end", ops::AttrValue(end));
+      call.set("step", ops::AttrValue(step));
+      return call;
+    };
+    autograd::record_lazy("slice", attrs, {x}, {out}, [=](const std::vector<Tensor>& g) {
       return std::vector<Tensor>{slice_backward(g[0], in_shape, a, start, step)};
     });
   }
@@ -171,7 +175,7 @@ Tensor expand_dims(const Tensor& x, int axis) {
 
 Tensor contiguous(const Tensor& x) {
   detail::check_defined(x, "contiguous", "input");
-  if (x.is_contiguous()) return x;
+  if (onednn::is_dense(x)) return x;
   Tensor out = detail::dense(x);
   if (autograd::should_record({&x})) {
     autograd::record("contiguous", {x}, {out}, [](const std::vector<Tensor>& g) { return g; });
@@ -193,7 +197,7 @@ Tensor broadcast_to(const Tensor& x, const Shape& shape) {
   Tensor out = detail::materialize(row_major.alias(shape, strides, row_major.offset()));
   if (autograd::should_record({&x})) {
     Shape in_shape = x.shape();
-    autograd::record(ops::Attrs("broadcast_to").set("shape", std::vector<int64_t>(shape)), {x}, {out}, [in_shape](const std::vector<Tensor>& g) {
+    autograd::record_lazy("broadcast_to", [&] { return ops::Attrs("broadcast_to").set("shape", std::vector<int64_t>(shape)); }, {x}, {out}, [in_shape](const std::vector<Tensor>& g) {
       return std::vector<Tensor>{sum_to_shape(g[0], in_shape)};
     });
   }
@@ -260,7 +264,9 @@ Tensor concat(const std::vector<Tensor>& xs, int axis) {
 Tensor stop_gradient(const Tensor& x) {
   detail::check_defined(x, "stop_gradient", "input");
   Tensor out = x.alias(x.shape(), x.strides(), x.offset());
-  autograd::observe(ops::Attrs("identity"), {x}, {out});  // no gradient, but a traced graph needs the edge
+  // No gradient, but a traced graph needs the edge. Checked first: matmul and linear call this
+  // for every operand, and the attributes and lists would be built for nobody.
+  if (autograd::observing()) autograd::observe(ops::Attrs("identity"), {x}, {out});
   return out;
 }
 
