@@ -579,6 +579,27 @@ const std::vector<Row>& rows() {
        .bad = [](const std::vector<Tensor>&) { return std::vector<std::vector<Tensor>>{{Tensor()}}; },
        .out_dtype = attr_dtype},
 
+      // The fused loss: mean over rows of logsumexp(row) - row[label]; f32 logits only.
+      {.op = "sparse_softmax_cross_entropy",
+       .cases = {{Attrs("sparse_softmax_cross_entropy"),
+                  {In{.shape = {4, 5}, .low = -3.f, .high = 3.f},
+                   In{.shape = {4}, .low = 0.f, .high = 5.f, .dtype = DType::s32, .grad = false}}}},
+       .ref =
+           [](const Refs& x, const Attrs&) {
+             const RefTensor& z = x[0];
+             int64_t rows = z.shape[0], classes = z.shape[1];
+             double total = 0;
+             for (int64_t r = 0; r < rows; ++r) {
+               double m = -INFINITY;
+               for (int64_t c = 0; c < classes; ++c) m = std::max(m, z.data[r * classes + c]);
+               double sum = 0;
+               for (int64_t c = 0; c < classes; ++c) sum += std::exp(z.data[r * classes + c] - m);
+               total += m + std::log(sum) - z.data[r * classes + static_cast<int64_t>(x[1].data[r])];
+             }
+             return RefTensor{{}, {total / static_cast<double>(rows)}};
+           },
+       .bf16 = std::nullopt},
+
       {.op = "one_hot",
        .cases = {{Attrs("one_hot").set("depth", 5).set("dtype", "f32"),
                   {In{.shape = {2, 3}, .low = 0.f, .high = 5.f, .dtype = DType::s32}}},

@@ -102,6 +102,8 @@ std::vector<OpDef> build_table() {
        }},
       {"softmax", 1, 1, true,
        [](const Inputs& in, const Attrs& a) { return Outputs{softmax(in[0], static_cast<int>(a.get_int("axis")))}; }},
+      {"sparse_softmax_cross_entropy", 2, 2, true,
+       [](const Inputs& in, const Attrs&) { return Outputs{sparse_softmax_cross_entropy(in[0], in[1])}; }},
       {"log_softmax", 1, 1, true,
        [](const Inputs& in, const Attrs& a) {
          return Outputs{log_softmax(in[0], static_cast<int>(a.get_int("axis")))};
