@@ -9,8 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <set>
-#include <sstream>
+#include <map>
 #include <string>
 #include <thread>
 
@@ -24,55 +23,72 @@ std::string read_line(const std::string& path) {
   return s;
 }
 
-// Logical CPUs and physical cores in this process's affinity mask.
-ThreadConfig topology(cpu_set_t* set) {
-  ThreadConfig c;
-  CPU_ZERO(set);
-  std::set<std::string> cores;
-  if (sched_getaffinity(0, sizeof *set, set) == 0) {
-    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
-      if (!CPU_ISSET(cpu, set)) continue;
-      ++c.logical_cpus;
-      std::string base = "/sys/devices/system/cpu/cpu" + std::to_string(cpu) + "/topology/";
-      std::string core = read_line(base + "core_id"), pkg = read_line(base + "physical_package_id");
-      cores.insert(core.empty() ? "cpu" + std::to_string(cpu) : pkg + ":" + core);
-    }
+// A physical core in this process's affinity mask: its logical CPUs, and the share of their
+// time other processes left idle while sampled.
+struct Core {
+  std::vector<int> cpus;
+  double idle = -1;
+};
+
+// The physical cores in this process's affinity mask (hyper-threads folded), in CPU order.
+std::vector<Core> available_cores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) != 0 || CPU_COUNT(&set) == 0) {
+    for (int cpu = 0; cpu < sysconf(_SC_NPROCESSORS_ONLN) && cpu < CPU_SETSIZE; ++cpu) CPU_SET(cpu, &set);
   }
-  if (c.logical_cpus == 0) {
-    c.logical_cpus = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
-    for (int cpu = 0; cpu < c.logical_cpus && cpu < CPU_SETSIZE; ++cpu) CPU_SET(cpu, set);
+  std::vector<Core> cores;
+  std::map<std::string, size_t> index;
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (!CPU_ISSET(cpu, &set)) continue;
+    std::string base = "/sys/devices/system/cpu/cpu" + std::to_string(cpu) + "/topology/";
+    std::string core = read_line(base + "core_id"), pkg = read_line(base + "physical_package_id");
+    std::string key = core.empty() ? "cpu" + std::to_string(cpu) : pkg + ":" + core;
+    auto [it, added] = index.emplace(key, cores.size());
+    if (added) cores.emplace_back();
+    cores[it->second].cpus.push_back(cpu);
   }
-  c.physical_cores = cores.empty() ? c.logical_cpus : static_cast<int>(cores.size());
-  return c;
+  return cores;
 }
 
-// Idle plus iowait clock ticks, summed over the CPUs in the set (/proc/stat's per-CPU lines).
-// iowait counts as idle: a CPU waiting on I/O would run our thread at once.
-long long idle_ticks(const cpu_set_t& set) {
+// Idle plus iowait clock ticks of every CPU (indexed by CPU number), from /proc/stat's per-CPU
+// lines. iowait counts as idle: a CPU waiting on I/O would run our thread at once.
+std::vector<long long> idle_ticks() {
   std::ifstream in("/proc/stat");
-  long long sum = 0;
+  std::vector<long long> ticks;
   for (std::string line; std::getline(in, line);) {
     int cpu = -1;
     long long user, nice, system, idle, iowait;
     if (std::sscanf(line.c_str(), "cpu%d %lld %lld %lld %lld %lld", &cpu, &user, &nice, &system, &idle, &iowait) != 6)
       continue;  // also skips the aggregate "cpu " line
-    if (cpu >= 0 && cpu < CPU_SETSIZE && CPU_ISSET(cpu, &set)) sum += idle + iowait;
+    if (cpu < 0 || cpu >= CPU_SETSIZE) continue;
+    if (ticks.size() <= static_cast<size_t>(cpu)) ticks.resize(cpu + 1, -1);
+    ticks[cpu] = idle + iowait;
   }
-  return sum;
+  return ticks;
 }
 
-// CPUs' worth of time the CPUs in the set stayed idle over the next ms milliseconds, or -1.
-// The kernel keeps idle time in nanoseconds but shows it in 10 ms ticks, so the figure is good
-// to about 0.1 CPU per CPU at 100 ms: enough to tell a busy core from an idle one.
-double sample_idle_cpus(const cpu_set_t& set, int ms) {
+// Fills each core's idle share over the next ms milliseconds; false when /proc/stat is missing.
+// The kernel keeps idle time in nanoseconds but shows it in 10 ms ticks, so at 100 ms each
+// CPU's share is good to about 0.1: enough to tell a busy core from an idle one.
+bool sample_idle(std::vector<Core>& cores, int ms) {
   long hz = sysconf(_SC_CLK_TCK);
   auto t0 = std::chrono::steady_clock::now();
-  long long before = idle_ticks(set);
+  std::vector<long long> before = idle_ticks();
   std::this_thread::sleep_for(std::chrono::milliseconds(ms));
-  long long after = idle_ticks(set);
+  std::vector<long long> after = idle_ticks();
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  if (hz <= 0 || secs <= 0 || before <= 0) return -1;  // no /proc/stat (not Linux, or hidden)
-  return std::clamp((after - before) / (secs * hz), 0.0, static_cast<double>(CPU_COUNT(&set)));
+  if (hz <= 0 || secs <= 0) return false;
+  for (Core& core : cores) {
+    double sum = 0;
+    for (int cpu : core.cpus) {
+      if (static_cast<size_t>(cpu) >= before.size() || static_cast<size_t>(cpu) >= after.size() || before[cpu] < 0)
+        return false;
+      sum += std::clamp((after[cpu] - before[cpu]) / (secs * hz), 0.0, 1.0);
+    }
+    core.idle = sum / core.cpus.size();
+  }
+  return true;
 }
 
 // The tightest CPU bandwidth limit (CFS quota) on this process's cgroup or its ancestors, in
@@ -112,17 +128,16 @@ double cgroup_cpu_quota() {
   return best;
 }
 
-// Binding and waiting, once the thread count is known.
-void choose_binding(ThreadConfig& c) {
-  // A team on every core is bound close: measured no slower on a quiet machine, and it keeps
-  // each thread's cache. A smaller team (or one thread) is left to the scheduler: bound, every
-  // such Kiln process would start on the first core, and two of them, or one and a busy
-  // neighbour, would share it while another core idles.
-  if (c.omp_num_threads < c.physical_cores) c.omp_proc_bind = "false";
-  // libgomp spins 300000 pauses (about 10 ms here) before a waiting thread sleeps. When load
-  // arrives after the team was sized, a member spinning at a barrier on a shared core burns the
-  // time slice its stalled partner needs. 10000 (about 0.35 ms) still covers the gaps between
-  // parallel regions of a training step.
+// libgomp spins 300000 pauses (10 ms on this machine's Xeon) before a waiting thread sleeps.
+// When load arrives after the team was sized, a member spinning at a barrier on a shared core
+// burns the time slice its descheduled partner needs: with two busy processes a 2-thread team
+// ran 720 img/s with libgomp's spin and 1770 with 10000 pauses (0.35 ms). That still covers the
+// gaps between the parallel regions of a training step: on a quiet machine the Keras CNN ran
+// 10505 img/s (median of 12) against 10375 (median of 10) with libgomp's spin. A program that
+// leaves the team idle for longer (a request loop with think time) pays a futex wake per
+// region instead of burning a core; GOMP_SPINCOUNT=300000 restores libgomp's default.
+// One thread has no team to wait for.
+void choose_spin(ThreadConfig& c) {
   if (c.omp_num_threads > 1) c.gomp_spincount = "10000";
 }
 
@@ -138,30 +153,42 @@ ThreadConfig best_known_config(const ThreadOptions& options) {
                         &c.idle_cores, &c.cpu_quota);
     if (n >= 2 && c.physical_cores > 0) {
       if (n < 3 || c.omp_num_threads < 1) c.omp_num_threads = c.physical_cores;
-      choose_binding(c);
+      if (c.omp_num_threads < c.physical_cores) c.omp_proc_bind = "false";
+      choose_spin(c);
       return c;
     }
     c = ThreadConfig();
   }
-  cpu_set_t set;
-  ThreadConfig topo = topology(&set);
-  c.logical_cpus = topo.logical_cpus;
-  c.physical_cores = topo.physical_cores;
+  std::vector<Core> cores = available_cores();
+  c.physical_cores = static_cast<int>(cores.size());
+  for (const Core& core : cores) c.logical_cpus += static_cast<int>(core.cpus.size());
   int threads = std::max(1, c.physical_cores);
   c.cpu_quota = cgroup_cpu_quota();
   if (c.cpu_quota > 0) threads = std::clamp(static_cast<int>(c.cpu_quota), 1, threads);
-  if (options.sample_ms > 0) {
-    double idle_cpus = sample_idle_cpus(set, options.sample_ms);
-    if (idle_cpus >= 0) {
-      c.idle_cores = idle_cpus * c.physical_cores / c.logical_cpus;
-      // Round to the nearest core: a core at least half idle gets a thread. A core that other
-      // processes keep mostly busy would hold the whole team back at every barrier, while a
-      // short burst from a daemon during the sample must not halve a quiet machine's speed.
-      threads = std::clamp(static_cast<int>(std::floor(c.idle_cores + 0.5)), 1, threads);
-    }
+  // Round to the nearest core: a core at least half idle gets a thread. A core that other
+  // processes keep mostly busy would hold the whole team back at every barrier (a 2-thread team
+  // ran 3-9x slower than one thread with one or two busy processes on 2 cores).
+  auto fitting = [&](double idle) { return std::clamp(static_cast<int>(std::floor(idle + 0.5)), 1, threads); };
+  bool sampled = false;
+  for (int look = 0; options.sample_ms > 0 && look < options.max_samples; ++look) {
+    std::vector<Core> seen = cores;
+    if (!sample_idle(seen, options.sample_ms)) break;
+    double idle = 0;
+    for (const Core& core : seen) idle += core.idle;  // in cores: hyper-threads share one
+    if (!sampled || idle > c.idle_cores) c.idle_cores = idle;
+    sampled = true;
+    if (fitting(c.idle_cores) == threads) break;
   }
+  if (sampled) threads = fitting(c.idle_cores);
   c.omp_num_threads = threads;
-  choose_binding(c);
+  // A team on every core stays bound close, one place per core: what ran fastest on a quiet
+  // machine. A smaller team is left to the scheduler. Bound, it would start on the first cores,
+  // where every other such Kiln process starts too: two 1-thread runs bound to core 0 made
+  // 1044-1625 img/s each, unbound 1593-2434. Bound to the cores idlest at start it cannot leave
+  // them when the load moves (and pinned load cannot move away from it); unbound it lost only
+  // 3-4% against a bound thread whose core stayed free.
+  if (threads < c.physical_cores) c.omp_proc_bind = "false";
+  choose_spin(c);
   return c;
 }
 

@@ -12,6 +12,11 @@ struct ThreadOptions {
   // processes are using waits at every barrier for a descheduled member: measured 3-10x
   // slower than one thread on a loaded 2-core machine (benchmarks/results/contention.md).
   int sample_ms = 100;
+  // Most looks of sample_ms each; the idlest one counts, and a look that finds every core idle
+  // ends the sampling. A burst at start-up (the Bazel server finishing the `bazel run` that
+  // started the program kept 0.6 of a core busy for about 100 ms) must not cost a quiet machine
+  // its team, while sustained load shows in every look.
+  int max_samples = 3;
 };
 
 // OpenMP settings that suit this machine, in the spirit of bigdl-nano-init: one thread per

@@ -75,7 +75,7 @@ TEST(ThreadConfig, OneThreadPerPhysicalCoreBoundClose) {
   // A team spins briefly before sleeping; one thread has no team and keeps libgomp's default.
   ASSERT_EQ(env.size(), c.omp_num_threads > 1 ? 4u : 3u);
   EXPECT_EQ(env[0], (std::pair<std::string, std::string>{"OMP_NUM_THREADS", std::to_string(c.omp_num_threads)}));
-  EXPECT_EQ(env[1].second, c.omp_num_threads == c.physical_cores ? "close" : "false");
+  EXPECT_EQ(env[1].second, c.omp_num_threads == c.physical_cores ? "close" : "false");  // unsampled: unbound
   EXPECT_EQ(env[2].second, "cores");
   if (env.size() == 4) {
     EXPECT_EQ(env[3].first, "GOMP_SPINCOUNT");
@@ -92,7 +92,7 @@ TEST(ThreadConfig, NoMoreThreadsThanIdleCores) {
   EXPECT_GE(c.omp_num_threads, 1);
   EXPECT_LE(c.omp_num_threads, c.physical_cores);
   EXPECT_LE(c.omp_num_threads, std::max(1.0, c.idle_cores + 0.5));
-  // Fewer threads than cores run unbound, so that several such processes spread out.
+  // Fewer threads than cores are left to the scheduler, so that several such processes spread out.
   if (c.omp_num_threads < c.physical_cores) {
     EXPECT_EQ(c.omp_proc_bind, "false");
   }
