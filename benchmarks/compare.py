@@ -10,7 +10,7 @@ best kernel set the CPU supports when it does not recognise the CPU (printed). I
 targets of issue 4 and draws a PNG bar chart of throughput relative to PyTorch FP32 (= 1.0) per
 model, like the IPEX AMX sample's chart.
 
-Run: bazel run //benchmarks:compare -- [--reps 3] [--quick] [--models mlp,cnn] [--out DIR]
+Run: bazel run //benchmarks:compare -- [--reps 3] [--quick] [--models mlp,cnn] [--kiln_optimize] [--out DIR]
 """
 import argparse
 import datetime
@@ -124,6 +124,7 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="fewer steps, for a smoke run")
     ap.add_argument("--models", default="", help="comma-separated subset of mlp,cnn,resnet18 (default: all)")
+    ap.add_argument("--kiln_optimize", action="store_true", help="run Kiln's side after kiln::optimize (packed conv kernels)")
     ap.add_argument("--out", default=os.environ.get("BUILD_WORKSPACE_DIRECTORY", ".") + "/benchmarks/results")
     a = ap.parse_args()
     global WORKLOADS
@@ -147,6 +148,8 @@ def main():
     header = machine_header(threads)
     setup = "threads: %s for both (Kiln: OMP_PROC_BIND=%s OMP_PLACES=%s; PyTorch: unbound); PyTorch %s; %s" % (
         threads, env.get("OMP_PROC_BIND"), env.get("OMP_PLACES"), torch.__version__, blas)
+    if a.kiln_optimize:
+        setup += " Kiln's side runs after kiln::optimize (conv kernels packed)."
     print(header)
     print(setup, flush=True)
     results, overheads = {}, {}
@@ -156,7 +159,8 @@ def main():
                 steps = max(2, steps // 10)
             for dtype in ("f32", "bf16"):
                 args = ["--model", model, "--dtype", dtype, "--batch", str(batch), "--steps", str(steps), "--warmup", "3"]
-                kiln = lambda: run([kiln_bin] + args, env)
+                kiln_args = args + (["--optimize", "1"] if a.kiln_optimize else [])
+                kiln = lambda: run([kiln_bin] + kiln_args, env)
                 torch_run = lambda: run(["/usr/bin/python3", torch_py] + args + ["--threads", threads], torch_env)
                 order = [("kiln", kiln), ("torch", torch_run)]
                 if rep % 2:

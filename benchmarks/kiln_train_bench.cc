@@ -1,7 +1,7 @@
 // Times training steps of one workload and prints "images_per_sec=<value>" (for compare.py),
 // then runs as many steps again with onednn::profiler on and prints where a step's time goes:
 // wall, oneDNN primitives, Kiln's own kernels, and the framework's overhead (the rest).
-//   kiln_train_bench --model cnn --dtype bf16 --batch 32 --steps 50 --warmup 5 [--isa avx512_core]
+//   kiln_train_bench --model cnn --dtype bf16 --batch 32 --steps 50 --warmup 5 [--isa avx512_core] [--optimize 1]
 //                    [--profile_steps N]   (default: --steps; 0 skips the profiled pass)
 #include <chrono>
 #include <cstdio>
@@ -9,6 +9,7 @@
 #include <string>
 
 #include "benchmarks/workloads.h"
+#include "nn/optimize.h"
 #include "tensor/onednn/isa.h"
 #include "tensor/threading.h"
 
@@ -44,6 +45,9 @@ int main(int argc, char** argv) {
     int steps = std::stoi(arg(argc, argv, "steps", "50"));
     int warmup = std::stoi(arg(argc, argv, "warmup", "5"));
     auto w = kiln::bench::make_train_workload(arg(argc, argv, "model", "mlp"), arg(argc, argv, "dtype", "f32"), batch);
+    if (arg(argc, argv, "optimize", "0") == "1") {
+      std::printf("%s\n", kiln::optimize(*w.model, *w.optimizer).describe().c_str());
+    }
     for (int i = 0; i < warmup; ++i) w.step();
     auto start = std::chrono::steady_clock::now();
     float loss = 0;
