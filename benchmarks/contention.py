@@ -180,7 +180,7 @@ def main():
         picked = sorted({t for t, _ in picks})
         idle = statistics.median(i for _, i in picks)
         d, one, allc = med[(k, "default")], med[(k, "1 thread")], med[(k, full)]
-        row = [str(k), "%.1f" % idle, "/".join("%d" % t for t in picked) + " threads"]
+        row = [str(k), "%.1f" % idle, "/".join("%d" % t for t in picked) + (" thread" if picked == [1] else " threads")]
         row += ["%.0f" % med[(k, n)] for n in names]
         row += ["%.2fx" % (d / one), "%.2fx" % (d / allc)]
         lines.append("| " + " | ".join(row) + " |")
