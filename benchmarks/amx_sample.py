@@ -40,7 +40,7 @@ def thread_env(bench):
     """Kiln's best-known OpenMP settings, fixed once so every configuration runs under them."""
     out = subprocess.run([bench, "--print_config"], capture_output=True, text=True, check=True).stdout
     env = dict(os.environ)
-    for k, v in re.findall(r"(OMP_[A-Z_]+)=(\S+)", out):
+    for k, v in re.findall(r"\b(G?OMP_[A-Z_]+)=(\S+)", out):
         env.setdefault(k, v)
     env["KILN_THREAD_CONFIG_APPLIED"] = "1"
     return env, out.strip().splitlines()[-1]

@@ -54,7 +54,7 @@ def thread_env(kiln_bin):
     """The OpenMP settings kiln::cpu::best_known_config() picks, used for both frameworks."""
     out = subprocess.run([kiln_bin, "--print_config"], capture_output=True, text=True, check=True).stdout
     env = dict(os.environ)
-    for k, v in re.findall(r"(OMP_[A-Z_]+)=(\S+)", out):
+    for k, v in re.findall(r"\b(G?OMP_[A-Z_]+)=(\S+)", out):
         env.setdefault(k, v)
     env["KILN_THREAD_CONFIG_APPLIED"] = "1"
     return env

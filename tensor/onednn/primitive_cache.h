@@ -36,6 +36,7 @@ class KeyBuilder {
   KeyBuilder& add_text(char tag, const char* s, size_t n);
   // Inline: a key takes ~20 of these per op call.
   void put(const void* p, size_t n) {
+    if (n == 0) return;  // an empty shape's data() may be null, which memcpy must not get
     if (heap_.empty() && size_ + n <= kInline) {
       std::memcpy(inline_ + size_, p, n);
       size_ += n;
