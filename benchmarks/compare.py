@@ -7,7 +7,7 @@ its own FP32, and Kiln's framework overhead (the share of a step outside oneDNN 
 Kiln's own kernels, from kiln_train_bench's profiled pass). The header names the CPU model,
 its AVX-512/VNNI/BF16/AMX flags, the threads and the date. PyTorch's OpenBLAS is pointed at the
 best kernel set the CPU supports when it does not recognise the CPU (printed). It checks the
-targets of issue 4 and draws a PNG bar chart of throughput relative to PyTorch FP32 (= 1.0) per
+targets of issue 11 and draws a PNG bar chart of throughput relative to PyTorch FP32 (= 1.0) per
 model, like the IPEX AMX sample's chart.
 
 Run: bazel run //benchmarks:compare -- [--reps 3] [--quick] [--models mlp,cnn] [--kiln_optimize] [--out DIR]
@@ -142,6 +142,8 @@ def main():
     # Same thread count, but PyTorch keeps its own default of unbound threads: measured on the
     # dev machine, binding made its ResNet-18 step about 6% slower and did not change Kiln's.
     torch_env.pop("OMP_PROC_BIND", None)
+    # Kiln's spin count is Kiln's choice; PyTorch keeps libgomp's default spin, its own default.
+    torch_env.pop("GOMP_SPINCOUNT", None)
     torch_env.pop("OMP_PLACES", None)
     import torch  # noqa: F401  (fails early with a clear message if python3-torch is missing)
 
@@ -189,11 +191,17 @@ def main():
             lines.append("| %s | %d | %s | %.0f | %.0f | %.2fx | %s | %s | %s | %s |" % (
                 model, batch, dtype, k, t, ratio, "%.2fx" % kb if dtype == "bf16" else "",
                 "%.2fx" % tb if dtype == "bf16" else "", ovh, outside))
-            need = 2.0 if (model == "mlp" and batch == 32) else (1.2 if conv else 1.0)
+            # Issue 11's targets: MLP b32 3x, CNN b32 2.5x, ResNet-18 1.3x (in bf16 only where bf16
+            # beats f32 on this CPU), ahead everywhere else; framework overhead under 15% (MLP
+            # b32) and 5% (ResNet-18).
+            need = {("mlp", 32): 3.0, ("cnn", 32): 2.5, ("resnet18", 32): 1.3}.get((model, batch), 1.0)
+            if dtype == "bf16" and kb <= 1.0:
+                need = 1.0
             if ratio < need:
                 failures.append("%s b%d %s: Kiln/PyTorch %.2fx < %.1fx" % (model, batch, dtype, ratio, need))
-            if conv and dtype == "bf16" and kb < 1.5:
-                failures.append("%s b%d: Kiln BF16/FP32 %.2fx < 1.5x" % (model, batch, kb))
+            limit = {("mlp", 32): 15.0, ("resnet18", 32): 5.0}.get((model, batch))
+            if limit and dtype == "f32" and prof and statistics.median(p[0] for p in prof) >= limit:
+                failures.append("%s b%d %s: framework overhead %s%% >= %.0f%%" % (model, batch, dtype, ovh, limit))
             rows.append((model, batch, dtype, k, t))
     table = "\n".join(lines)
     legend = ("Kiln framework overhead %: the share of a training step spent outside oneDNN primitives and Kiln's own "
