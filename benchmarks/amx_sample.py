@@ -19,6 +19,8 @@ import statistics
 import subprocess
 import sys
 
+from bench_machine import cpu_info, flag_summary, kiln_thread_env
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 # (key, label, what oneDNN may use)
@@ -38,28 +40,14 @@ def find(candidates):
 
 def thread_env(bench):
     """Kiln's best-known OpenMP settings, fixed once so every configuration runs under them."""
-    out = subprocess.run([bench, "--print_config"], capture_output=True, text=True, check=True).stdout
-    env = dict(os.environ)
-    for k, v in re.findall(r"\b(G?OMP_[A-Z_]+)=(\S+)", out):
-        env.setdefault(k, v)
-    env["KILN_THREAD_CONFIG_APPLIED"] = "1"
-    return env, out.strip().splitlines()[-1]
+    env, printed = kiln_thread_env(bench)
+    return env, printed.splitlines()[-1]
 
 
 def cpu_description():
-    model, flags = "unknown CPU", set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name") and model == "unknown CPU":
-                    model = line.split(":", 1)[1].strip()
-                elif line.startswith("flags") and not flags:
-                    flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    wanted = [("AVX512-BF16", "avx512_bf16"), ("AMX-BF16", "amx_bf16"), ("AMX-TILE", "amx_tile"),
-              ("AVX512-VNNI", "avx512_vnni"), ("AVX512F", "avx512f")]
-    return model, ", ".join("%s %s" % (name, "yes" if flag in flags else "no") for name, flag in wanted)
+    model, flags = cpu_info()
+    return model, flag_summary(flags, [("AVX512-BF16", "avx512_bf16"), ("AMX-BF16", "amx_bf16"), ("AMX-TILE", "amx_tile"),
+                                       ("AVX512-VNNI", "avx512_vnni"), ("AVX512F", "avx512f")])
 
 
 def run_config(bench, key, a, env):

@@ -20,6 +20,8 @@ import statistics
 import subprocess
 import sys
 
+from bench_machine import cpu_info, kiln_thread_env
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 # (model, batch, steps per run, is a conv net)
@@ -52,12 +54,7 @@ def run(cmd, env):
 
 def thread_env(kiln_bin):
     """The OpenMP settings kiln::cpu::best_known_config() picks, used for both frameworks."""
-    out = subprocess.run([kiln_bin, "--print_config"], capture_output=True, text=True, check=True).stdout
-    env = dict(os.environ)
-    for k, v in re.findall(r"\b(G?OMP_[A-Z_]+)=(\S+)", out):
-        env.setdefault(k, v)
-    env["KILN_THREAD_CONFIG_APPLIED"] = "1"
-    return env
+    return kiln_thread_env(kiln_bin)[0]
 
 
 def openblas_core(env):
@@ -68,21 +65,6 @@ def openblas_core(env):
     r = subprocess.run(["/usr/bin/python3", "-c", code], env=env, capture_output=True, text=True)
     return r.stdout.strip() or "unknown"
 
-
-def cpu_info():
-    """(model name, set of flags) from /proc/cpuinfo."""
-    model, flags = "unknown", set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name" and model == "unknown":
-                    model = value.strip()
-                elif key.strip() == "flags" and not flags:
-                    flags = set(value.split())
-    except OSError:
-        pass
-    return model, flags
 
 
 def best_openblas_core(flags):

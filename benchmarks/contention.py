@@ -25,6 +25,8 @@ import subprocess
 import sys
 import time
 
+from bench_machine import cpu_info, flag_summary
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 PR_SET_PDEATHSIG = 1
 # Settings Kiln reads at start-up; cleared so that "default" means Kiln's own choice.
@@ -81,17 +83,9 @@ def images_per_sec(stdout):
 
 
 def cpu_description():
-    model, flags = "unknown CPU", set()
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            if key.strip() == "model name" and model == "unknown CPU":
-                model = value.strip()
-            elif key.strip() == "flags" and not flags:
-                flags = set(value.split())
-    names = [("AVX512-BF16", "avx512_bf16"), ("AMX", "amx_tile"), ("AVX512-VNNI", "avx512_vnni"),
-             ("AVX-VNNI", "avx_vnni")]
-    return "%s (%s)" % (model, ", ".join("%s %s" % (n, "yes" if f in flags else "no") for n, f in names))
+    model, flags = cpu_info()
+    return "%s (%s)" % (model, flag_summary(flags, [("AVX512-BF16", "avx512_bf16"), ("AMX", "amx_tile"),
+                                                   ("AVX512-VNNI", "avx512_vnni"), ("AVX-VNNI", "avx_vnni")]))
 
 
 def parse_variant(text):
