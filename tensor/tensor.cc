@@ -174,13 +174,9 @@ void Tensor::relayout_from(const Tensor& values) const {
   if (values.shape() != shape() || values.dtype() != dtype()) {
     throw std::invalid_argument("Tensor::relayout_from: " + values.describe() + " cannot replace " + describe());
   }
-  Tensor copy = values.is_packed() ? values : values.clone_detached();
-  if (copy.is_packed() && copy.impl_ptr() == impl_ptr()) return;
-  if (copy.is_packed()) {
-    Tensor fresh = empty_packed(shape(), dtype(), copy.packed_layout());
-    std::memcpy(fresh.packed_data(), copy.packed_data(), copy.packed_layout()->bytes());
-    copy = fresh;
-  }
+  if (values.impl_ptr() == impl_ptr()) return;
+  Tensor copy = values.is_packed() ? empty_packed(shape(), dtype(), values.packed_layout()) : values.clone_detached();
+  if (values.is_packed()) std::memcpy(copy.packed_data(), values.packed_data(), values.packed_layout()->bytes());
   TensorImpl& self = impl();
   self.storage = copy.storage();
   self.offset = 0;

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "tensor/isa_clones.h"
 #include "tensor/ops/recorder.h"
 #include "tensor/ops/binary.h"
 #include "tensor/ops/common.h"
@@ -61,13 +62,7 @@ dnnl::eltwise_forward::primitive_desc forward_pd(const KindInfo& k, const dnnl::
 // Kernels of our own, used where oneDNN 2.6 drops NaN (see eltwise.h): its relu (alpha 0)
 // and clip_v2 are max/min instructions, which return the non-NaN operand. Each gives oneDNN's
 // result bit for bit on every non-NaN input (tests/nan_test.cc checks). The loops are built for
-// AVX-512 and AVX2 besides the baseline (the build targets plain x86-64), picked at load time.
-// Not under sanitizers: the load-time resolvers (ifuncs) run before TSan is initialised.
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && !defined(KILN_SANITIZER)
-#define KILN_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define KILN_VECTOR_CLONES
-#endif
+// AVX-512 and AVX2 besides the baseline (KILN_ISA_CLONES, tensor/isa_clones.h).
 
 constexpr int64_t kParallelThreshold = 1 << 16;
 
@@ -98,22 +93,22 @@ bool onednn_stores_bf16_natively() { return cpu::effective_isa() >= cpu::Isa::av
 inline uint16_t bf16_store(uint16_t b, bool flush) { return flush && (b & 0x7f80u) == 0 ? b & 0x8000u : b; }
 
 // relu: x <= 0 ? +0 : x, which keeps NaN (oneDNN: max(x, 0)).
-KILN_VECTOR_CLONES void relu_f32(const float* x, float* y, int64_t n) {
+KILN_ISA_CLONES void relu_f32(const float* x, float* y, int64_t n) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) y[i] = x[i] <= 0.f ? 0.f : x[i];
 }
-KILN_VECTOR_CLONES void relu_bf16(const uint16_t* x, uint16_t* y, int64_t n, bool flush) {
+KILN_ISA_CLONES void relu_bf16(const uint16_t* x, uint16_t* y, int64_t n, bool flush) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) y[i] = bf16_negative(x[i]) ? 0 : bf16_store(x[i], flush);
 }
 
 // PyTorch's threshold_backward: x <= 0 ? 0 : grad, so a NaN x passes the gradient on and a
 // NaN gradient stops at x <= 0. The zero takes grad's sign, as oneDNN's grad * 0 does.
-KILN_VECTOR_CLONES void relu_backward_f32(const float* g, const float* x, float* dx, int64_t n) {
+KILN_ISA_CLONES void relu_backward_f32(const float* g, const float* x, float* dx, int64_t n) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) dx[i] = x[i] <= 0.f ? std::copysign(0.f, g[i]) : g[i];
 }
-KILN_VECTOR_CLONES void relu_backward_bf16(const uint16_t* g, const uint16_t* x, uint16_t* dx, int64_t n,
+KILN_ISA_CLONES void relu_backward_bf16(const uint16_t* g, const uint16_t* x, uint16_t* dx, int64_t n,
                                            bool flush) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) dx[i] = bf16_negative(x[i]) || x[i] == 0 ? g[i] & 0x8000u : bf16_store(g[i], flush);
@@ -121,7 +116,7 @@ KILN_VECTOR_CLONES void relu_backward_bf16(const uint16_t* g, const uint16_t* x,
 
 // clip: NaN stays NaN, others min(max(x, low), high) in oneDNN's operand order (so -0 and +0
 // come out as before).
-KILN_VECTOR_CLONES void clip_f32(const float* x, float* y, int64_t n, float low, float high) {
+KILN_ISA_CLONES void clip_f32(const float* x, float* y, int64_t n, float low, float high) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) {
     float t = x[i] > low ? x[i] : low;
@@ -132,7 +127,7 @@ KILN_VECTOR_CLONES void clip_f32(const float* x, float* y, int64_t n, float low,
 
 // add_relu of same-shaped operands: relu(a + b) as oneDNN's add with a relu post-op computes
 // it (f32 add, max with 0, bf16 store), except that NaN stays NaN.
-KILN_VECTOR_CLONES void add_relu_f32(const float* a, const float* b, float* y, int64_t n) {
+KILN_ISA_CLONES void add_relu_f32(const float* a, const float* b, float* y, int64_t n) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) {
     float z = a[i] + b[i];
@@ -183,7 +178,7 @@ inline uint32_t bf16_round(uint32_t u) {
   uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
   return (u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x40u : rounded;
 }
-KILN_VECTOR_CLONES void clip_bf16_emulated(const uint16_t* x, uint16_t* y, int64_t n, float low, float high) {
+KILN_ISA_CLONES void clip_bf16_emulated(const uint16_t* x, uint16_t* y, int64_t n, float low, float high) {
   const uint32_t low_bits = bf16_round(std::bit_cast<uint32_t>(low)), high_bits = bf16_round(std::bit_cast<uint32_t>(high));
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) {
@@ -195,7 +190,7 @@ KILN_VECTOR_CLONES void clip_bf16_emulated(const uint16_t* x, uint16_t* y, int64
     y[i] = static_cast<uint16_t>((xb & 0x7fffu) > 0x7f80u ? xb : r);
   }
 }
-KILN_VECTOR_CLONES void add_relu_bf16_emulated(const uint16_t* a, const uint16_t* b, uint16_t* y, int64_t n) {
+KILN_ISA_CLONES void add_relu_bf16_emulated(const uint16_t* a, const uint16_t* b, uint16_t* y, int64_t n) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) {
     float z = std::bit_cast<float>(static_cast<uint32_t>(a[i]) << 16) +
@@ -207,11 +202,11 @@ KILN_VECTOR_CLONES void add_relu_bf16_emulated(const uint16_t* a, const uint16_t
 // affine: alpha * x + beta as oneDNN's eltwise_linear computes it, one fused multiply-add, so
 // f32 results are its results bit for bit. bf16 is computed in f32 and stored as oneDNN stores
 // it: natively (vcvtneps2bf16) a denormal f32 result becomes a signed zero; emulated it rounds.
-KILN_VECTOR_CLONES void affine_f32(const float* x, float* y, int64_t n, float alpha, float beta) {
+KILN_ISA_CLONES void affine_f32(const float* x, float* y, int64_t n, float alpha, float beta) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) y[i] = std::fma(alpha, x[i], beta);
 }
-KILN_VECTOR_CLONES void affine_bf16(const uint16_t* x, uint16_t* y, int64_t n, float alpha, float beta, bool flush) {
+KILN_ISA_CLONES void affine_bf16(const uint16_t* x, uint16_t* y, int64_t n, float alpha, float beta, bool flush) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) {
     uint32_t u = std::bit_cast<uint32_t>(std::fma(alpha, std::bit_cast<float>(static_cast<uint32_t>(x[i]) << 16), beta));
@@ -219,7 +214,7 @@ KILN_VECTOR_CLONES void affine_bf16(const uint16_t* x, uint16_t* y, int64_t n, f
   }
 }
 
-KILN_VECTOR_CLONES uint32_t max_abs_bits_f32(const uint32_t* p, int64_t n) {
+KILN_ISA_CLONES uint32_t max_abs_bits_f32(const uint32_t* p, int64_t n) {
   uint32_t m = 0;
 #pragma omp simd reduction(max : m)
   for (int64_t i = 0; i < n; ++i) {
@@ -228,7 +223,7 @@ KILN_VECTOR_CLONES uint32_t max_abs_bits_f32(const uint32_t* p, int64_t n) {
   }
   return m;
 }
-KILN_VECTOR_CLONES uint32_t max_abs_bits_bf16(const uint16_t* p, int64_t n) {
+KILN_ISA_CLONES uint32_t max_abs_bits_bf16(const uint16_t* p, int64_t n) {
   uint16_t m = 0;
 #pragma omp simd reduction(max : m)
   for (int64_t i = 0; i < n; ++i) {
