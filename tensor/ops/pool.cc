@@ -6,6 +6,7 @@
 #include "tensor/ops/recorder.h"
 #include "tensor/ops/common.h"
 #include "tensor/ops/eltwise.h"
+#include "tensor/ops/max_pool_kernel.h"
 #include "tensor/ops/shape_ops.h"
 #include "tensor/onednn/engine.h"
 #include "tensor/onednn/primitive_cache.h"
@@ -104,9 +105,39 @@ void fix_max_pool_nan_and_inf(const PoolGeometry& g, const Tensor& src, Tensor& 
   }
 }
 
+detail::MaxPoolGeometry kernel_geometry(const PoolGeometry& g) {
+  return {g.n, g.h, g.w, g.c, g.ph.out, g.pw.out, g.kernel[0], g.kernel[1], g.strides[0], g.strides[1],
+          g.pad_l[0], g.pad_l[1]};
+}
+
+// f32 and bf16 max pooling on Kiln's kernel (max_pool_kernel.h says why), with its argmax
+// (a u8 per output) kept for the backward.
+Tensor kiln_max_pool(const Tensor& x, const Pool2dAttrs& opt, const PoolGeometry& g, bool training) {
+  const detail::MaxPoolGeometry kg = kernel_geometry(g);
+  Tensor src = detail::dense(x);
+  Tensor out = Tensor::empty({g.n, g.ph.out, g.pw.out, g.c}, x.dtype());
+  Tensor argmax = training ? Tensor::empty(out.shape(), DType::u8) : Tensor();
+  detail::max_pool_forward(kg, g.dtype, src.raw_data(), out.raw_data(),
+                           training ? static_cast<uint8_t*>(argmax.raw_data()) : nullptr);
+  if (training) {
+    autograd::record(to_attrs("max_pool2d", opt), {x}, {out}, [kg, argmax](const std::vector<Tensor>& grads) {
+      Tensor gd = detail::dense(grads[0]);
+      Tensor dx = Tensor::empty({kg.n, kg.h, kg.w, kg.c}, gd.dtype());
+      detail::max_pool_backward(kg, gd.dtype(), gd.raw_data(), static_cast<const uint8_t*>(argmax.raw_data()),
+                                dx.raw_data());
+      autograd::record_without_second_order("max_pool2d_backward", {grads[0]}, {dx});
+      return std::vector<Tensor>{dx};
+    });
+  }
+  return out;
+}
+
 Tensor pool(const Tensor& x, const Pool2dAttrs& opt, dnnl::algorithm alg, const char* op, const char* bwd_op) {
   PoolGeometry g = plan(x, opt, op);
   bool training = autograd::should_record({&x});
+  if (alg == dnnl::algorithm::pooling_max && detail::max_pool_kernel_supports(g.dtype, kernel_geometry(g))) {
+    return kiln_max_pool(x, opt, g, training);
+  }
   auto prop = training ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference;
   Tensor src = detail::dense(x);
   Tensor out = Tensor::empty({g.n, g.ph.out, g.pw.out, g.c}, x.dtype());
