@@ -10,7 +10,10 @@ best kernel set the CPU supports when it does not recognise the CPU (printed). I
 targets of issue 11 and draws a PNG bar chart of throughput relative to PyTorch FP32 (= 1.0) per
 model, like the IPEX AMX sample's chart.
 
-Run: bazel run //benchmarks:compare -- [--reps 3] [--quick] [--models mlp,cnn] [--kiln_optimize] [--out DIR]
+Run: bazel run //benchmarks:compare -- [--reps 3] [--quick] [--models mlp,cnn] [--kiln_optimize]
+                                       [--kiln_conv_algorithm direct|winograd|fastest] [--out DIR]
+Results go to compare.md / compare.png, or compare_<options>.md / .png when Kiln runs with
+non-default options (kiln::optimize, kiln::set_conv_algorithm).
 """
 import argparse
 import datetime
@@ -107,6 +110,8 @@ def main():
     ap.add_argument("--quick", action="store_true", help="fewer steps, for a smoke run")
     ap.add_argument("--models", default="", help="comma-separated subset of mlp,cnn,resnet18 (default: all)")
     ap.add_argument("--kiln_optimize", action="store_true", help="run Kiln's side after kiln::optimize (packed conv kernels)")
+    ap.add_argument("--kiln_conv_algorithm", default="direct", choices=["direct", "winograd", "fastest"],
+                    help="kiln::set_conv_algorithm for Kiln's side (PyTorch has no such choice on CPU)")
     ap.add_argument("--out", default=os.environ.get("BUILD_WORKSPACE_DIRECTORY", ".") + "/benchmarks/results")
     a = ap.parse_args()
     global WORKLOADS
@@ -134,6 +139,12 @@ def main():
         threads, env.get("OMP_PROC_BIND"), env.get("OMP_PLACES"), torch.__version__, blas)
     if a.kiln_optimize:
         setup += " Kiln's side runs after kiln::optimize (conv kernels packed)."
+    if a.kiln_conv_algorithm != "direct":
+        setup += " Kiln's side runs with set_conv_algorithm(%s) (oneDNN Winograd convolutions%s)." % (
+            a.kiln_conv_algorithm, " where they measure faster" if a.kiln_conv_algorithm == "fastest" else "")
+    options = (["optimize"] if a.kiln_optimize else []) + (
+        [a.kiln_conv_algorithm] if a.kiln_conv_algorithm != "direct" else [])
+    stem = "compare" + "".join("_" + o for o in options)
     print(header)
     print(setup, flush=True)
     results, overheads = {}, {}
@@ -143,7 +154,8 @@ def main():
                 steps = max(2, steps // 10)
             for dtype in ("f32", "bf16"):
                 args = ["--model", model, "--dtype", dtype, "--batch", str(batch), "--steps", str(steps), "--warmup", "3"]
-                kiln_args = args + (["--optimize", "1"] if a.kiln_optimize else [])
+                kiln_args = args + (["--optimize", "1"] if a.kiln_optimize else []) + (
+                    ["--conv_algorithm", a.kiln_conv_algorithm] if a.kiln_conv_algorithm != "direct" else [])
                 kiln = lambda: run([kiln_bin] + kiln_args, env)
                 torch_run = lambda: run(["/usr/bin/python3", torch_py] + args + ["--threads", threads], torch_env)
                 order = [("kiln", kiln), ("torch", torch_run)]
@@ -194,7 +206,7 @@ def main():
     print("targets: " + ("all met" if not failures else "MISSED: " + "; ".join(failures)))
 
     os.makedirs(a.out, exist_ok=True)
-    with open(os.path.join(a.out, "compare.md"), "w") as f:
+    with open(os.path.join(a.out, stem + ".md"), "w") as f:
         f.write("%s\n\n%s; %d repetitions, medians\n\n%s\n\n%s\n\ntargets: %s\n" % (
             header, setup, a.reps, table, legend, "all met" if not failures else "MISSED: " + "; ".join(failures)))
     try:
@@ -220,9 +232,9 @@ def main():
     ax.set_title("Training throughput, %s threads (median of %d runs)\n%s" % (threads, a.reps, header), fontsize=8)
     ax.legend()
     fig.tight_layout()
-    png = os.path.join(a.out, "compare.png")
+    png = os.path.join(a.out, stem + ".png")
     fig.savefig(png, dpi=120)
-    print("wrote %s and %s" % (png, os.path.join(a.out, "compare.md")))
+    print("wrote %s and %s" % (png, os.path.join(a.out, stem + ".md")))
     return 0
 
 

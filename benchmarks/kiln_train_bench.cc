@@ -3,6 +3,7 @@
 // wall, oneDNN primitives, Kiln's own kernels, and the framework's overhead (the rest).
 //   kiln_train_bench --model cnn --dtype bf16 --batch 32 --steps 50 --warmup 5 [--isa avx512_core] [--optimize 1]
 //                    [--profile_steps N]   (default: --steps; 0 skips the profiled pass)
+//                    [--conv_algorithm direct|winograd]   (kiln::set_conv_algorithm)
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -10,6 +11,7 @@
 
 #include "benchmarks/workloads.h"
 #include "nn/optimize.h"
+#include "tensor/ops/conv.h"
 #include "tensor/onednn/isa.h"
 #include "tensor/threading.h"
 
@@ -41,6 +43,7 @@ int main(int argc, char** argv) {
       }
       kiln::cpu::set_max_isa(cap);
     }
+    kiln::set_conv_algorithm(kiln::conv_algorithm_from_name(arg(argc, argv, "conv_algorithm", "direct")));
     int64_t batch = std::stoll(arg(argc, argv, "batch", "32"));
     int steps = std::stoi(arg(argc, argv, "steps", "50"));
     int warmup = std::stoi(arg(argc, argv, "warmup", "5"));

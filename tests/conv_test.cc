@@ -1,7 +1,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 
+#include "autograd/gradient_tape.h"
+#include "tensor/onednn/isa.h"
 #include "tensor/ops/ops.h"
 #include "tests/gradcheck.h"
 
@@ -78,6 +81,129 @@ TEST(Conv, ReorderedWeightsFollowInPlaceUpdates) {
   Tensor y2 = conv2d(x, w, Tensor());
   auto a = y1.to_vector(), b = y2.to_vector();
   for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(b[i], 2 * a[i], 1e-4 + 1e-4 * std::fabs(a[i]));
+}
+
+// set_conv_algorithm(winograd) for one test.
+class WinogradScope {
+ public:
+  explicit WinogradScope(ConvAlgorithm algorithm = ConvAlgorithm::winograd) { set_conv_algorithm(algorithm); }
+  ~WinogradScope() { set_conv_algorithm(ConvAlgorithm::direct); }
+};
+
+TEST(ConvWinograd, MatchesTheReferenceForwardAndGradients) {
+  if (!cpu::isa_available(cpu::Isa::avx512_core)) GTEST_SKIP() << "oneDNN has Winograd kernels on AVX-512 only";
+  WinogradScope winograd;
+  const ConvCase cases[] = {
+      {"same_bias_relu", {2, 9, 10, 16}, {3, 3, 16, 32}, {{1, 1}, true}, true, true},
+      {"valid", {2, 8, 8, 32}, {3, 3, 32, 16}, {}, false},
+  };
+  for (const ConvCase& c : cases) {
+    SCOPED_TRACE(c.name);
+    auto f = [&](const std::vector<Tensor>& x) { return conv2d(x[0], x[1], c.bias ? x[2] : Tensor(), options_of(c)); };
+    auto r = [&](const std::vector<ref::RefTensor>& x) { return conv_ref(c, x); };
+    std::vector<Tensor> in{rand_tensor(c.x, 11), rand_tensor(c.w, 12)};
+    if (c.bias) in.push_back(rand_tensor({c.w[3]}, 13));
+    cpu::clear_impl_log();
+    expect_forward_matches(f, r, in, testing::kF32);
+    EXPECT_NE(cpu::last_impl("conv2d").find("wino"), std::string::npos) << cpu::last_impl("conv2d");
+    // Finite differences cost two reference convolutions per input element: a smaller batch.
+    in[0] = rand_tensor({1, 5, 6, c.x[3]}, 14);
+    expect_gradients_match(f, r, in);
+    EXPECT_NE(cpu::last_impl("conv2d_backward_data").find("wino"), std::string::npos);
+    EXPECT_NE(cpu::last_impl("conv2d_backward_weights").find("wino"), std::string::npos);
+  }
+}
+
+// Shapes oneDNN has no Winograd kernel for (stride 2, 3 input channels, bf16) run direct.
+TEST(ConvWinograd, FallsBackToDirectWhereThereIsNoWinogradKernel) {
+  WinogradScope winograd;
+  Tensor x = rand_tensor({2, 8, 8, 16}, 14), w = rand_tensor({3, 3, 16, 16}, 15);
+  Conv2dAttrs stride2{.strides = {2, 2}, .padding = Padding::same};
+  cpu::clear_impl_log();
+  Tensor y = conv2d(x, w, Tensor(), stride2);
+  EXPECT_EQ(cpu::last_impl("conv2d").find("wino"), std::string::npos) << cpu::last_impl("conv2d");
+  EXPECT_EQ(y.shape(), (Shape{2, 4, 4, 16}));
+  Tensor yb = conv2d(cast(x, DType::bf16), cast(w, DType::bf16), Tensor());
+  EXPECT_EQ(cpu::last_impl("conv2d").find("wino"), std::string::npos) << cpu::last_impl("conv2d");
+  EXPECT_EQ(yb.dtype(), DType::bf16);
+}
+
+// Winograd and direct training steps agree to rounding, and a packed kernel (kiln::optimize)
+// gives the Winograd path the same results as an HWIO one.
+TEST(ConvWinograd, AgreesWithDirectAndWithPackedKernels) {
+  if (!cpu::isa_available(cpu::Isa::avx512_core)) GTEST_SKIP() << "oneDNN has Winograd kernels on AVX-512 only";
+  Tensor x = rand_tensor({4, 12, 12, 32}, 16), w = rand_tensor({3, 3, 32, 32}, 17), b = rand_tensor({32}, 18);
+  Conv2dAttrs same{.padding = Padding::same, .activation = FusedActivation::relu};
+  auto run = [&](const Tensor& kernel) {
+    Tensor xv = x, wv = kernel;
+    GradientTape tape;
+    tape.watch(xv);
+    tape.watch(wv);
+    Tensor y = conv2d(xv, wv, b, same);
+    std::vector<Tensor> g = tape.gradient(reduce_sum(y * y), std::vector<Tensor>{xv, wv});
+    return std::vector<std::vector<float>>{y.to_vector(), g[0].to_vector(), g[1].plain().to_vector()};
+  };
+  auto direct = run(w);
+  std::vector<std::vector<float>> wino, wino_packed;
+  {
+    WinogradScope winograd;
+    cpu::clear_impl_log();
+    wino = run(w);
+    for (const char* op : {"conv2d", "conv2d_backward_data", "conv2d_backward_weights"}) {
+      EXPECT_NE(cpu::last_impl(op).find("wino"), std::string::npos) << op << ": " << cpu::last_impl(op);
+    }
+    wino_packed = run(pack_conv2d_kernel(w, x.shape(), same, DType::f32));
+  }
+  const char* names[] = {"output", "input gradient", "kernel gradient"};
+  for (int k = 0; k < 3; ++k) {
+    double worst = 0, scale = 0;
+    for (size_t i = 0; i < direct[k].size(); ++i) {
+      worst = std::max(worst, std::fabs(double(wino[k][i]) - direct[k][i]));
+      scale = std::max(scale, std::fabs(double(direct[k][i])));
+    }
+    std::printf("Winograd against direct, %s: largest |difference| %.3g of values up to %.3g\n", names[k], worst,
+                scale);
+    EXPECT_LE(worst, 1e-5 * scale) << names[k] << ": Winograd against direct, largest |difference| " << worst
+                                   << " of values up to " << scale;
+    EXPECT_EQ(wino_packed[k], wino[k]) << names[k] << ": packed kernel against HWIO under Winograd";
+  }
+}
+
+// fastest: the first call of each pass times both and keeps the faster; its outputs are the
+// chosen algorithm's, and later calls repeat them exactly.
+TEST(ConvWinograd, FastestKeepsOneAlgorithmPerPass) {
+  Tensor x = rand_tensor({2, 10, 10, 32}, 19), w = rand_tensor({3, 3, 32, 32}, 20);
+  auto run = [&] {
+    Tensor xv = x, wv = w;
+    GradientTape tape;
+    tape.watch(xv);
+    tape.watch(wv);
+    Tensor y = conv2d(xv, wv, Tensor(), {.padding = Padding::same});
+    std::vector<Tensor> g = tape.gradient(reduce_sum(y * y), std::vector<Tensor>{xv, wv});
+    return std::vector<std::vector<float>>{y.to_vector(), g[0].to_vector(), g[1].to_vector()};
+  };
+  std::vector<std::vector<float>> direct = run(), winograd, first, second;
+  {
+    WinogradScope scope;
+    winograd = run();
+  }
+  {
+    WinogradScope scope(ConvAlgorithm::fastest);
+    first = run();
+    second = run();
+  }
+  for (int k = 0; k < 3; ++k) {
+    EXPECT_EQ(first[k], second[k]) << "pass " << k;
+    EXPECT_TRUE(first[k] == direct[k] || first[k] == winograd[k]) << "pass " << k << " matches neither algorithm";
+  }
+}
+
+TEST(ConvWinograd, AlgorithmNames) {
+  EXPECT_EQ(conv_algorithm_from_name("fastest"), ConvAlgorithm::fastest);
+  EXPECT_EQ(conv_algorithm_from_name("winograd"), ConvAlgorithm::winograd);
+  EXPECT_EQ(conv_algorithm_from_name("direct"), ConvAlgorithm::direct);
+  EXPECT_THROW(conv_algorithm_from_name("fft"), std::invalid_argument);
+  EXPECT_EQ(conv_algorithm(), ConvAlgorithm::direct);
 }
 
 TEST(Conv, BadInputNamesShapes) {

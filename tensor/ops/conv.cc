@@ -1,5 +1,9 @@
 #include "tensor/ops/conv.h"
 
+#include <atomic>
+#include <chrono>
+#include <optional>
+#include <unordered_map>
 #include <list>
 #include <mutex>
 #include <stdexcept>
@@ -173,32 +177,132 @@ void* weights_data(const Tensor& w) { return w.is_packed() ? w.packed_data() : w
 // layout), anything else is made row-major.
 Tensor kernel_operand(const Tensor& w) { return w.is_packed() ? w : detail::dense(w); }
 
+std::atomic<ConvAlgorithm> conv_algorithm_setting{ConvAlgorithm::direct};
+
+// Whether g is a convolution oneDNN's Winograd kernels are made for (whether one implements
+// it is up to oneDNN: see forward_pd).
+bool winograd_shape(const ConvGeometry& g) {
+  return g.dtype == DType::f32 && g.weight_dtype == DType::f32 && g.groups == 1 && g.kh == 3 && g.kw == 3 &&
+         g.strides == dnnl::memory::dims{1, 1} && g.dilates == dnnl::memory::dims{0, 0};
+}
+
+// What ConvAlgorithm::fastest measured, per geometry and pass.
+class MeasuredChoices {
+ public:
+  std::optional<bool> find(const std::string& key) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = winograd_.find(key);
+    if (it == winograd_.end()) return std::nullopt;
+    return it->second;
+  }
+  void set(const std::string& key, bool winograd) {
+    std::lock_guard<std::mutex> lock(mu_);
+    winograd_[key] = winograd;
+  }
+
+ private:
+  std::mutex mu_;
+  std::unordered_map<std::string, bool> winograd_;
+};
+MeasuredChoices& measured_choices() {
+  static MeasuredChoices* choices = new MeasuredChoices();
+  return *choices;
+}
+
+// Runs one pass of a convolution, run(winograd), as set_conv_algorithm asks. `fastest` times
+// both algorithms on the pass's first call for a geometry (best of three each, activation
+// reorders included) and keeps Winograd if it is at least 5% faster; the last run is the
+// chosen one, so its outputs stand.
+template <typename Run>
+void run_pass(const ConvGeometry& g, const char* pass, const Run& run) {
+  const ConvAlgorithm mode = conv_algorithm_setting.load(std::memory_order_relaxed);
+  if (mode == ConvAlgorithm::direct || !winograd_shape(g)) return run(false);
+  if (mode == ConvAlgorithm::winograd) return run(true);
+  const std::string key = std::string(pass) + "|" + g.key();
+  if (std::optional<bool> chosen = measured_choices().find(key)) return run(*chosen);
+  double best[2] = {1e300, 1e300};
+  for (int round = 0; round < 3; ++round) {
+    for (bool winograd : {false, true}) {
+      auto start = std::chrono::steady_clock::now();
+      run(winograd);
+      best[winograd] = std::min(best[winograd], std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    }
+  }
+  // Winograd must win clearly: its blocked copies cost memory, and a near tie is noise.
+  const bool winograd = best[1] < 0.95 * best[0];
+  measured_choices().set(key, winograd);
+  run(winograd);
+}
+
+// Winograd kernels pick their own (blocked) activation layouts; direct ones run on NHWC.
+dnnl::memory::desc any_like(const dnnl::memory::desc& md) { return {md.dims(), md.data_type(), tag::any}; }
+
+// With winograd, oneDNN's Winograd convolution where it has one for g (its absence throws,
+// which falls back here to direct).
 dnnl::convolution_forward::primitive_desc forward_pd(const ConvGeometry& g, const dnnl::memory::desc* bias_md,
-                                                     detail::ReluFusion relu) {
+                                                     detail::ReluFusion relu, bool winograd = false) {
   dnnl::primitive_attr attr = onednn::default_attr();
   if (relu != detail::ReluFusion::none) {
     dnnl::post_ops po;
     detail::append_relu(po, relu);
     attr.set_post_ops(po);
   }
-  auto desc = bias_md ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training,
-                                                        dnnl::algorithm::convolution_direct, g.src_md(),
-                                                        g.any_weights_md(), *bias_md, g.dst_md(), g.strides,
-                                                        g.dilates, g.pad_l, g.pad_r)
-                      : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training,
-                                                        dnnl::algorithm::convolution_direct, g.src_md(),
-                                                        g.any_weights_md(), g.dst_md(), g.strides, g.dilates,
-                                                        g.pad_l, g.pad_r);
-  return dnnl::convolution_forward::primitive_desc(desc, attr, onednn::cpu_engine());
+  auto make = [&](dnnl::algorithm alg, const dnnl::memory::desc& src, const dnnl::memory::desc& dst) {
+    auto desc = bias_md ? dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, alg, src,
+                                                          g.any_weights_md(), *bias_md, dst, g.strides, g.dilates,
+                                                          g.pad_l, g.pad_r)
+                        : dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, alg, src,
+                                                          g.any_weights_md(), dst, g.strides, g.dilates, g.pad_l,
+                                                          g.pad_r);
+    return dnnl::convolution_forward::primitive_desc(desc, attr, onednn::cpu_engine());
+  };
+  if (winograd) {
+    try {
+      return make(dnnl::algorithm::convolution_winograd, any_like(g.src_md()), any_like(g.dst_md()));
+    } catch (const dnnl::error&) {
+    }
+  }
+  return make(dnnl::algorithm::convolution_direct, g.src_md(), g.dst_md());
+}
+
+// An activation in the layout a primitive reads. Winograd primitives want their own blocked
+// layout; the copy made for one primitive serves the next that wants the same layout (the
+// forward's input for the weight gradient; the output gradient for both backward passes).
+struct Relaid {
+  Tensor data;
+  dnnl::memory::desc md;
+};
+dnnl::memory activation_in(const Tensor& t, const dnnl::memory::desc& plain, const dnnl::memory::desc& want,
+                           Relaid* relaid) {
+  if (want == plain) return onednn::memory_of(t, plain);
+  if (relaid->data.defined() && relaid->md == want) return dnnl::memory(want, onednn::cpu_engine(), relaid->data.raw_data());
+  dnnl::memory m;
+  relaid->data = onednn::buffer_for(want, t.dtype(), &m);
+  relaid->md = want;
+  onednn::reorder("conv2d_activation_reorder", onednn::memory_of(t, plain), m);
+  return m;
+}
+// Where a primitive writes an activation: t itself, or a buffer in its layout that
+// activation_out_done then reorders into t.
+dnnl::memory activation_out(const Tensor& t, const dnnl::memory::desc& plain, const dnnl::memory::desc& want,
+                            Tensor* keep) {
+  if (want == plain) return onednn::memory_of(t, plain);
+  dnnl::memory m;
+  *keep = onednn::buffer_for(want, t.dtype(), &m);
+  return m;
+}
+void activation_out_done(const dnnl::memory& written, const Tensor& t, const dnnl::memory::desc& plain) {
+  if (written.get_desc() != plain) onednn::reorder("conv2d_activation_reorder", written, onednn::memory_of(t, plain));
 }
 
 dnnl::memory::desc bias_desc(const Tensor& bias) {
   return {{bias.numel()}, onednn::to_dnnl(bias.dtype()), tag::a};
 }
 
-Tensor conv_backward_data(const ConvGeometry& g, const Tensor& grad, const Tensor& w);
+Tensor conv_backward_data(const ConvGeometry& g, const Tensor& grad, const Tensor& w, Relaid* grad_relaid);
 std::vector<Tensor> conv_backward_weights(const ConvGeometry& g, const Tensor& x, const Tensor& grad,
-                                          const Tensor& w, const Tensor& bias);
+                                          const Tensor& w, const Tensor& bias, Relaid* x_relaid,
+                                          Relaid* grad_relaid);
 
 }  // namespace
 
@@ -217,48 +321,70 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2d
   }
   Tensor src = detail::dense(x), wei = kernel_operand(w);
   Tensor out = Tensor::empty({g.n, g.ph.out, g.pw.out, g.o}, x.dtype());
+  Relaid src_relaid;
   detail::ReluFusion relu_fusion = detail::ReluFusion::none;
   if (opt.activation == FusedActivation::relu && out.numel() > 0) {
     relu_fusion = detail::choose_relu_fusion(src, wei, bias_d, g.c / g.groups * g.kh * g.kw, out.numel());
-    if (relu_fusion == detail::ReluFusion::unfused) {
+    // oneDNN's Winograd kernels take one eltwise post-op, not the NaN-keeping pair: Kiln's
+    // own ReLU kernel runs after them instead.
+    const bool keep_winograd = conv_algorithm() != ConvAlgorithm::direct && winograd_shape(g) &&
+                               relu_fusion == detail::ReluFusion::nan_keeping_post_op;
+    if (relu_fusion == detail::ReluFusion::unfused || keep_winograd) {
       Conv2dAttrs plain = opt;
       plain.activation = FusedActivation::none;
       return relu(conv2d(x, w, bias, plain));
     }
   }
   if (out.numel() > 0) {
-    onednn::KeyBuilder key("conv_fwd");
-    key.add(g.key()).add(int64_t(relu_fusion));
-    if (bias.defined()) key.add(bias_md);
-    auto prim = onednn::cached<dnnl::convolution_forward>("conv2d", key, [&] {
-      return forward_pd(g, bias.defined() ? &bias_md : nullptr, relu_fusion);
+    run_pass(g, "forward", [&](bool winograd) {
+      onednn::KeyBuilder key("conv_fwd");
+      key.add(g.key()).add(int64_t(relu_fusion)).add(int64_t(winograd));
+      if (bias.defined()) key.add(bias_md);
+      auto prim = onednn::cached<dnnl::convolution_forward>("conv2d", key, [&] {
+        return forward_pd(g, bias.defined() ? &bias_md : nullptr, relu_fusion, winograd);
+      });
+      Tensor w_ready = weights_cache().get(wei, g.user_weights_md(), prim.pd.weights_desc());
+      Tensor out_keep;
+      dnnl::memory dst = activation_out(out, g.dst_md(), prim.pd.dst_desc(), &out_keep);
+      std::unordered_map<int, dnnl::memory> args{
+          {DNNL_ARG_SRC, activation_in(src, g.src_md(), prim.pd.src_desc(), &src_relaid)},
+          {DNNL_ARG_WEIGHTS, dnnl::memory(prim.pd.weights_desc(), onednn::cpu_engine(), weights_data(w_ready))},
+          {DNNL_ARG_DST, dst}};
+      if (bias.defined()) args[DNNL_ARG_BIAS] = onednn::memory_of(bias_d, bias_md);
+      onednn::execute("conv2d", prim.primitive, args);
+      activation_out_done(dst, out, g.dst_md());
     });
-    Tensor w_ready = weights_cache().get(wei, g.user_weights_md(), prim.pd.weights_desc());
-    std::unordered_map<int, dnnl::memory> args{
-        {DNNL_ARG_SRC, onednn::memory_of(src, g.src_md())},
-        {DNNL_ARG_WEIGHTS, dnnl::memory(prim.pd.weights_desc(), onednn::cpu_engine(), weights_data(w_ready))},
-        {DNNL_ARG_DST, onednn::memory_of(out, g.dst_md())}};
-    if (bias.defined()) args[DNNL_ARG_BIAS] = onednn::memory_of(bias_d, bias_md);
-    onednn::execute("conv2d", prim.primitive, args);
   }
   std::vector<Tensor> inputs{x, w};
   if (bias.defined()) inputs.push_back(bias);
   if (autograd::should_record(inputs)) {
     Tensor y = opt.activation == FusedActivation::relu ? out : Tensor();
-    autograd::record(to_attrs(opt), inputs, {out}, [g, x, w, bias, y](const std::vector<Tensor>& grads) {
+    autograd::record(to_attrs(opt), inputs, {out}, [g, x, w, bias, y, src_relaid](const std::vector<Tensor>& grads) {
       Tensor gz = y.defined() ? eltwise_backward(EltwiseKind::relu, grads[0], y) : grads[0];
       // Each backward primitive costs about as much as the forward: run only the wanted ones
       // (the first layer's input, for one, needs no gradient).
       std::vector<Tensor> result(bias.defined() ? 3 : 2);
-      if (autograd::needs_input_grad(0)) result[0] = conv_backward_data(g, gz, w);
+      Relaid x_relaid = src_relaid, gz_relaid;
+      if (autograd::needs_input_grad(0)) result[0] = conv_backward_data(g, gz, w, &gz_relaid);
       if (autograd::needs_input_grad(1) || (bias.defined() && autograd::needs_input_grad(2))) {
-        std::vector<Tensor> wb = conv_backward_weights(g, x, gz, w, bias);
+        std::vector<Tensor> wb = conv_backward_weights(g, x, gz, w, bias, &x_relaid, &gz_relaid);
         std::copy(wb.begin(), wb.end(), result.begin() + 1);
       }
       return result;
     });
   }
   return out;
+}
+
+void set_conv_algorithm(ConvAlgorithm algorithm) { conv_algorithm_setting.store(algorithm); }
+ConvAlgorithm conv_algorithm() { return conv_algorithm_setting.load(); }
+
+ConvAlgorithm conv_algorithm_from_name(const std::string& name) {
+  if (name == "direct") return ConvAlgorithm::direct;
+  if (name == "winograd") return ConvAlgorithm::winograd;
+  if (name == "fastest") return ConvAlgorithm::fastest;
+  throw std::invalid_argument("unknown convolution algorithm '" + name +
+                              "' (expected 'direct', 'winograd' or 'fastest')");
 }
 
 Tensor pack_conv2d_kernel(const Tensor& w, const Shape& input_shape, const Conv2dAttrs& attrs, DType compute_dtype) {
@@ -281,28 +407,43 @@ Tensor pack_conv2d_kernel(const Tensor& w, const Shape& input_shape, const Conv2
 
 namespace {
 
-Tensor conv_backward_data(const ConvGeometry& g, const Tensor& grad, const Tensor& w) {
+Tensor conv_backward_data(const ConvGeometry& g, const Tensor& grad, const Tensor& w, Relaid* grad_relaid) {
   Tensor gd = detail::dense(grad), wei = w.is_packed() ? w : detail::dense(stop_gradient(w));
   Tensor dx = Tensor::empty({g.n, g.h, g.w, g.c}, g.dtype);
-  auto prim = onednn::cached<dnnl::convolution_backward_data>("conv2d_backward_data",
-                                                              onednn::KeyBuilder("conv_bwd_d").add(g.key()), [&] {
-    auto desc = dnnl::convolution_backward_data::desc(dnnl::algorithm::convolution_direct, g.src_md(),
-                                                      g.any_weights_md(), g.dst_md(), g.strides, g.dilates, g.pad_l,
-                                                      g.pad_r);
-    return dnnl::convolution_backward_data::primitive_desc(desc, onednn::default_attr(), onednn::cpu_engine(),
-                                                           forward_pd(g, nullptr, detail::ReluFusion::none));
+  run_pass(g, "backward_data", [&](bool winograd) {
+    auto prim = onednn::cached<dnnl::convolution_backward_data>(
+        "conv2d_backward_data", onednn::KeyBuilder("conv_bwd_d").add(g.key()).add(int64_t(winograd)), [&] {
+          auto make = [&](dnnl::algorithm alg, const dnnl::memory::desc& src, const dnnl::memory::desc& dst) {
+            auto desc = dnnl::convolution_backward_data::desc(alg, src, g.any_weights_md(), dst, g.strides, g.dilates,
+                                                              g.pad_l, g.pad_r);
+            return dnnl::convolution_backward_data::primitive_desc(
+                desc, onednn::default_attr(), onednn::cpu_engine(),
+                forward_pd(g, nullptr, detail::ReluFusion::none, alg == dnnl::algorithm::convolution_winograd));
+          };
+          if (winograd) {
+            try {
+              return make(dnnl::algorithm::convolution_winograd, any_like(g.src_md()), any_like(g.dst_md()));
+            } catch (const dnnl::error&) {
+            }
+          }
+          return make(dnnl::algorithm::convolution_direct, g.src_md(), g.dst_md());
+        });
+    Tensor w_ready = weights_cache().get(wei, g.user_weights_md(), prim.pd.weights_desc());
+    Tensor dx_keep;
+    dnnl::memory diff_src = activation_out(dx, g.src_md(), prim.pd.diff_src_desc(), &dx_keep);
+    onednn::execute("conv2d_backward_data", prim.primitive,
+                    {{DNNL_ARG_DIFF_DST, activation_in(gd, g.dst_md(), prim.pd.diff_dst_desc(), grad_relaid)},
+                     {DNNL_ARG_WEIGHTS, dnnl::memory(prim.pd.weights_desc(), onednn::cpu_engine(), weights_data(w_ready))},
+                     {DNNL_ARG_DIFF_SRC, diff_src}});
+    activation_out_done(diff_src, dx, g.src_md());
   });
-  Tensor w_ready = weights_cache().get(wei, g.user_weights_md(), prim.pd.weights_desc());
-  onednn::execute("conv2d_backward_data", prim.primitive,
-                  {{DNNL_ARG_DIFF_DST, onednn::memory_of(gd, g.dst_md())},
-                   {DNNL_ARG_WEIGHTS, dnnl::memory(prim.pd.weights_desc(), onednn::cpu_engine(), weights_data(w_ready))},
-                   {DNNL_ARG_DIFF_SRC, onednn::memory_of(dx, g.src_md())}});
   autograd::record_without_second_order("conv2d_backward_data", {grad, w}, {dx});
   return dx;
 }
 
 std::vector<Tensor> conv_backward_weights(const ConvGeometry& g, const Tensor& x, const Tensor& grad,
-                                          const Tensor& w, const Tensor& bias) {
+                                          const Tensor& w, const Tensor& bias, Relaid* x_relaid,
+                                          Relaid* grad_relaid) {
   Tensor gd = detail::dense(grad), src = detail::dense(stop_gradient(x));
   // A packed kernel gets its gradient in its own layout, so the optimizer updates it in place.
   const dnnl::memory::desc* packed = onednn::blocked_md(w);
@@ -314,38 +455,50 @@ std::vector<Tensor> conv_backward_weights(const ConvGeometry& g, const Tensor& x
     db = Tensor::empty(bias.shape(), bias.dtype());
     db_md = bias_desc(db);
   }
-  onednn::KeyBuilder key("conv_bwd_w");
-  key.add(g.key());
-  if (bias.defined()) key.add(db_md);
-  auto prim = onednn::cached<dnnl::convolution_backward_weights>("conv2d_backward_weights", key, [&] {
-    auto desc = bias.defined()
-                    ? dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, g.src_md(),
-                                                               g.any_diff_weights_md(), db_md, g.dst_md(), g.strides,
-                                                               g.dilates, g.pad_l, g.pad_r)
-                    : dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, g.src_md(),
-                                                               g.any_diff_weights_md(), g.dst_md(), g.strides,
-                                                               g.dilates, g.pad_l, g.pad_r);
-    dnnl::memory::desc hint_bias = db_md;
-    return dnnl::convolution_backward_weights::primitive_desc(
-        desc, onednn::default_attr(), onednn::cpu_engine(), forward_pd(g, bias.defined() ? &hint_bias : nullptr, detail::ReluFusion::none));
+  run_pass(g, "backward_weights", [&](bool winograd) {
+    onednn::KeyBuilder key("conv_bwd_w");
+    key.add(g.key()).add(int64_t(winograd));
+    if (bias.defined()) key.add(db_md);
+    auto prim = onednn::cached<dnnl::convolution_backward_weights>("conv2d_backward_weights", key, [&] {
+      auto make = [&](dnnl::algorithm alg, const dnnl::memory::desc& src, const dnnl::memory::desc& dst) {
+        auto desc = bias.defined() ? dnnl::convolution_backward_weights::desc(alg, src, g.any_diff_weights_md(), db_md,
+                                                                              dst, g.strides, g.dilates, g.pad_l,
+                                                                              g.pad_r)
+                                   : dnnl::convolution_backward_weights::desc(alg, src, g.any_diff_weights_md(), dst,
+                                                                              g.strides, g.dilates, g.pad_l, g.pad_r);
+        dnnl::memory::desc hint_bias = db_md;
+        return dnnl::convolution_backward_weights::primitive_desc(
+            desc, onednn::default_attr(), onednn::cpu_engine(),
+            forward_pd(g, bias.defined() ? &hint_bias : nullptr, detail::ReluFusion::none,
+                       alg == dnnl::algorithm::convolution_winograd));
+      };
+      if (winograd) {
+        try {
+          return make(dnnl::algorithm::convolution_winograd, any_like(g.src_md()), any_like(g.dst_md()));
+        } catch (const dnnl::error&) {
+        }
+      }
+      return make(dnnl::algorithm::convolution_direct, g.src_md(), g.dst_md());
+    });
+    dnnl::memory::desc dw_md = prim.pd.query_md(dnnl::query::diff_weights_md, 0);
+    dnnl::memory dw_mem;
+    Tensor dw_buf;
+    bool direct = dw_md == dw_target_md;
+    if (direct) {
+      dw_mem = dnnl::memory(dw_md, onednn::cpu_engine(), weights_data(dw));
+    } else {
+      dw_buf = onednn::buffer_for(dw_md, w.dtype(), &dw_mem);
+    }
+    std::unordered_map<int, dnnl::memory> args{
+        {DNNL_ARG_SRC, activation_in(src, g.src_md(), prim.pd.src_desc(), x_relaid)},
+        {DNNL_ARG_DIFF_DST, activation_in(gd, g.dst_md(), prim.pd.diff_dst_desc(), grad_relaid)},
+        {DNNL_ARG_DIFF_WEIGHTS, dw_mem}};
+    if (bias.defined()) args[DNNL_ARG_DIFF_BIAS] = onednn::memory_of(db, db_md);
+    onednn::execute("conv2d_backward_weights", prim.primitive, args);
+    if (!direct) {
+      onednn::reorder("weights_reorder", dw_mem, dnnl::memory(dw_target_md, onednn::cpu_engine(), weights_data(dw)));
+    }
   });
-  dnnl::memory::desc dw_md = prim.pd.query_md(dnnl::query::diff_weights_md, 0);
-  dnnl::memory dw_mem;
-  Tensor dw_buf;
-  bool direct = dw_md == dw_target_md;
-  if (direct) {
-    dw_mem = dnnl::memory(dw_md, onednn::cpu_engine(), weights_data(dw));
-  } else {
-    dw_buf = onednn::buffer_for(dw_md, w.dtype(), &dw_mem);
-  }
-  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, onednn::memory_of(src, g.src_md())},
-                                             {DNNL_ARG_DIFF_DST, onednn::memory_of(gd, g.dst_md())},
-                                             {DNNL_ARG_DIFF_WEIGHTS, dw_mem}};
-  if (bias.defined()) args[DNNL_ARG_DIFF_BIAS] = onednn::memory_of(db, db_md);
-  onednn::execute("conv2d_backward_weights", prim.primitive, args);
-  if (!direct) {
-    onednn::reorder("weights_reorder", dw_mem, dnnl::memory(dw_target_md, onednn::cpu_engine(), weights_data(dw)));
-  }
   std::vector<Tensor> result{dw};
   if (bias.defined()) result.push_back(db);
   autograd::record_without_second_order("conv2d_backward_weights", {x, grad}, result);

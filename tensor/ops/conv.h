@@ -23,6 +23,25 @@ struct Conv2dAttrs {
 // weights are converted while being reordered for oneDNN, and their gradient comes back in f32.
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dAttrs& options = {});
 
+// How f32 3x3 stride-1 convolutions (groups 1) run, forward and backward; process-wide, like
+// torch.backends.cudnn.benchmark.
+//   direct (default): oneDNN's direct kernels on NHWC, whose results PyTorch's CPU
+//     convolutions share.
+//   winograd: oneDNN's Winograd F(4x4, 3x3) kernels wherever oneDNN implements the
+//     convolution (AVX-512 CPUs, channels in multiples of 16), direct elsewhere. They do about
+//     a third of the multiplications, at the cost of reordering activations into their blocked
+//     layout and back, and their results differ from direct ones by rounding (about 1e-6 of
+//     the largest value on unit-scale data, against direct; tests/conv_test measures it).
+//   fastest: each pass (forward, input gradient, kernel gradient) of each geometry times both
+//     on its first call (best of three each) and keeps Winograd for the rest of the process
+//     if it was at least 5% faster, direct otherwise. On the
+//     Xeon of 2026-12-01, Winograd won ResNet-18's 64- to 512-channel convolutions and lost the
+//     Keras CNN's 16- and 32-channel ones.
+enum class ConvAlgorithm { direct, winograd, fastest };
+void set_conv_algorithm(ConvAlgorithm algorithm);
+ConvAlgorithm conv_algorithm();
+ConvAlgorithm conv_algorithm_from_name(const std::string& name);  // "direct", "winograd" or "fastest"
+
 // The kernel in the blocked layout oneDNN's forward convolution picks for NHWC inputs of
 // `input_shape` computed in `compute_dtype` (the f32 master keeps the same blocking), so that
 // training reads it with no reorder each step (kiln::optimize). conv2d and its gradient accept
