@@ -73,7 +73,8 @@ struct PoolByHand {
 PoolByHand max_pool_by_hand(const std::vector<float>& x, const Shape& s, const std::vector<float>& dy, int64_t k,
                             int64_t stride, Padding padding) {
   const int64_t n = s[0], h = s[1], w = s[2], c = s[3];
-  SpatialPlan ph = plan_spatial(h, k, stride, 1, padding, "test", ""), pw = plan_spatial(w, k, stride, 1, padding, "test", "");
+  SpatialPlan ph = plan_spatial(h, k, stride, 1, padding, "test", "");
+  SpatialPlan pw = plan_spatial(w, k, stride, 1, padding, "test", "");
   PoolByHand out{{}, std::vector<float>(x.size(), 0.f)};
   for (int64_t b = 0; b < n; ++b)
     for (int64_t oy = 0; oy < ph.out; ++oy)

@@ -225,7 +225,8 @@ void run_pass(const ConvGeometry& g, const char* pass, const Run& run) {
     for (bool winograd : {false, true}) {
       auto start = std::chrono::steady_clock::now();
       run(winograd);
-      best[winograd] = std::min(best[winograd], std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+      best[winograd] = std::min(best[winograd], took.count());
     }
   }
   // Winograd must win clearly: its blocked copies cost memory, and a near tie is noise.
@@ -275,7 +276,9 @@ struct Relaid {
 dnnl::memory activation_in(const Tensor& t, const dnnl::memory::desc& plain, const dnnl::memory::desc& want,
                            Relaid* relaid) {
   if (want == plain) return onednn::memory_of(t, plain);
-  if (relaid->data.defined() && relaid->md == want) return dnnl::memory(want, onednn::cpu_engine(), relaid->data.raw_data());
+  if (relaid->data.defined() && relaid->md == want) {
+    return dnnl::memory(want, onednn::cpu_engine(), relaid->data.raw_data());
+  }
   dnnl::memory m;
   relaid->data = onednn::buffer_for(want, t.dtype(), &m);
   relaid->md = want;
@@ -431,9 +434,10 @@ Tensor conv_backward_data(const ConvGeometry& g, const Tensor& grad, const Tenso
     Tensor w_ready = weights_cache().get(wei, g.user_weights_md(), prim.pd.weights_desc());
     Tensor dx_keep;
     dnnl::memory diff_src = activation_out(dx, g.src_md(), prim.pd.diff_src_desc(), &dx_keep);
+    dnnl::memory weights(prim.pd.weights_desc(), onednn::cpu_engine(), weights_data(w_ready));
     onednn::execute("conv2d_backward_data", prim.primitive,
                     {{DNNL_ARG_DIFF_DST, activation_in(gd, g.dst_md(), prim.pd.diff_dst_desc(), grad_relaid)},
-                     {DNNL_ARG_WEIGHTS, dnnl::memory(prim.pd.weights_desc(), onednn::cpu_engine(), weights_data(w_ready))},
+                     {DNNL_ARG_WEIGHTS, weights},
                      {DNNL_ARG_DIFF_SRC, diff_src}});
     activation_out_done(diff_src, dx, g.src_md());
   });
@@ -461,11 +465,11 @@ std::vector<Tensor> conv_backward_weights(const ConvGeometry& g, const Tensor& x
     if (bias.defined()) key.add(db_md);
     auto prim = onednn::cached<dnnl::convolution_backward_weights>("conv2d_backward_weights", key, [&] {
       auto make = [&](dnnl::algorithm alg, const dnnl::memory::desc& src, const dnnl::memory::desc& dst) {
-        auto desc = bias.defined() ? dnnl::convolution_backward_weights::desc(alg, src, g.any_diff_weights_md(), db_md,
-                                                                              dst, g.strides, g.dilates, g.pad_l,
-                                                                              g.pad_r)
-                                   : dnnl::convolution_backward_weights::desc(alg, src, g.any_diff_weights_md(), dst,
-                                                                              g.strides, g.dilates, g.pad_l, g.pad_r);
+        using desc_t = dnnl::convolution_backward_weights::desc;
+        auto desc = bias.defined() ? desc_t(alg, src, g.any_diff_weights_md(), db_md, dst, g.strides, g.dilates,
+                                            g.pad_l, g.pad_r)
+                                   : desc_t(alg, src, g.any_diff_weights_md(), dst, g.strides, g.dilates, g.pad_l,
+                                            g.pad_r);
         dnnl::memory::desc hint_bias = db_md;
         return dnnl::convolution_backward_weights::primitive_desc(
             desc, onednn::default_attr(), onednn::cpu_engine(),

@@ -218,18 +218,20 @@ struct RowKernels {
 
 // flatten: the row templates and the cell operations are inlined into each entry point, so
 // the AVX-512 ones compile under its target attribute.
-#define KILN_ROW_KERNELS(ATTR, T, OPS, NAME)                                                                     \
-  ATTR __attribute__((flatten)) void forward_row_##NAME(const MaxPoolGeometry& g, const T* x, T* y, uint8_t* a, int64_t n, int64_t oh) { \
-    forward_row<T, OPS>(g, x, y, a, n, oh);                                                                      \
-  }                                                                                                              \
-  ATTR __attribute__((flatten)) void backward_band_##NAME(const MaxPoolGeometry& g, const T* dy, const uint8_t* a, T* dx, int64_t n,      \
-                                 int64_t oh, bool tiles) {                                                       \
-    backward_band<T, OPS>(g, dy, a, dx, n, oh, tiles);                                                           \
-  }                                                                                                              \
-  ATTR __attribute__((flatten)) void backward_image_##NAME(const MaxPoolGeometry& g, const T* dy, const uint8_t* a, float* acc,           \
-                                  int64_t n) {                                                                   \
-    backward_image<T, OPS>(g, dy, a, acc, n);                                                                    \
-  }                                                                                                              \
+#define KILN_ROW_KERNELS(ATTR, T, OPS, NAME)                                                           \
+  ATTR __attribute__((flatten)) void forward_row_##NAME(const MaxPoolGeometry& g, const T* x, T* y,     \
+                                                        uint8_t* a, int64_t n, int64_t oh) {            \
+    forward_row<T, OPS>(g, x, y, a, n, oh);                                                            \
+  }                                                                                                    \
+  ATTR __attribute__((flatten)) void backward_band_##NAME(const MaxPoolGeometry& g, const T* dy,        \
+                                                          const uint8_t* a, T* dx, int64_t n,           \
+                                                          int64_t oh, bool tiles) {                     \
+    backward_band<T, OPS>(g, dy, a, dx, n, oh, tiles);                                                 \
+  }                                                                                                    \
+  ATTR __attribute__((flatten)) void backward_image_##NAME(const MaxPoolGeometry& g, const T* dy,       \
+                                                           const uint8_t* a, float* acc, int64_t n) {   \
+    backward_image<T, OPS>(g, dy, a, acc, n);                                                          \
+  }                                                                                                    \
   constexpr RowKernels<T> kRows_##NAME{forward_row_##NAME, backward_band_##NAME, backward_image_##NAME};
 
 KILN_ROW_KERNELS(, float, Portable, f32_portable)
