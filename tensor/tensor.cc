@@ -70,8 +70,24 @@ TensorImpl& Tensor::impl() const {
   return *impl_;
 }
 
+namespace {
+// checked_nbytes without its message: every op output comes through Tensor::empty, and the
+// message (a heap string) is built only when the shape is rejected.
+uint64_t empty_nbytes(const Shape& shape, DType dtype) {
+  int64_t n = static_cast<int64_t>(dtype_size(dtype));
+  bool ok = true, zero = false;
+  for (int64_t d : shape) {
+    ok = ok && d >= 0;
+    zero = zero || d == 0;
+    if (d > 0) ok = ok && !__builtin_mul_overflow(n, d, &n);
+  }
+  if (ok) return zero ? 0 : static_cast<uint64_t>(n);
+  return checked_nbytes(shape, dtype_size(dtype), "Tensor::empty(" + std::string(dtype_name(dtype)) + ")");
+}
+}  // namespace
+
 Tensor Tensor::empty(const Shape& shape, DType dtype) {
-  uint64_t bytes = checked_nbytes(shape, dtype_size(dtype), "Tensor::empty(" + std::string(dtype_name(dtype)) + ")");
+  uint64_t bytes = empty_nbytes(shape, dtype);
   auto impl = std::make_shared<TensorImpl>();
   impl->storage = allocate_storage(bytes);
   impl->shape = shape;
@@ -131,7 +147,17 @@ int64_t Tensor::dim(int axis) const {
 }
 
 bool Tensor::is_contiguous() const {
-  return !impl().packed && (strides() == contiguous_strides(shape()) || numel() <= 1);
+  // Compared in place: building the contiguous strides would allocate on every call.
+  const TensorImpl& t = impl();
+  if (t.packed) return false;
+  int64_t expected = 1, n = 1;
+  bool dense = true;
+  for (size_t i = t.shape.size(); i-- > 0;) {
+    dense = dense && t.strides[i] == expected;
+    expected *= t.shape[i];
+    n *= t.shape[i];
+  }
+  return dense || n <= 1;
 }
 
 void* Tensor::raw_data() const {

@@ -77,11 +77,15 @@ Tensor matmul_kernel(const Tensor& a, const Tensor& b, const Tensor& bias, detai
                                : dnnl::matmul::desc(src_md, wei_md, dst_md);
     return dnnl::matmul::primitive_desc(desc, attr, onednn::cpu_engine());
   });
-  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, onednn::memory_of(src, src_md)},
-                                             {DNNL_ARG_WEIGHTS, onednn::memory_of(wei, wei_md)},
-                                             {DNNL_ARG_DST, onednn::memory_of(out, dst_md)}};
-  if (bias.defined()) args[DNNL_ARG_BIAS] = onednn::memory_of(bias_dense, bias_md);
-  onednn::execute(op, prim.primitive, args);
+  dnnl::memory src_mem = onednn::memory_of(src, src_md), wei_mem = onednn::memory_of(wei, wei_md),
+               dst_mem = onednn::memory_of(out, dst_md);
+  if (bias.defined()) {
+    onednn::execute(op, prim.primitive,
+                    {{DNNL_ARG_SRC, src_mem}, {DNNL_ARG_WEIGHTS, wei_mem}, {DNNL_ARG_DST, dst_mem},
+                     {DNNL_ARG_BIAS, onednn::memory_of(bias_dense, bias_md)}});
+  } else {
+    onednn::execute(op, prim.primitive, {{DNNL_ARG_SRC, src_mem}, {DNNL_ARG_WEIGHTS, wei_mem}, {DNNL_ARG_DST, dst_mem}});
+  }
   return out;
 }
 
@@ -93,6 +97,18 @@ Tensor lift_to_rank(const Tensor& t, int n) {
 }
 
 bool is_int8(DType d) { return d == DType::s8 || d == DType::u8; }
+
+// An operand as the kernel reads it. matmul_kernel records nothing, so a tensor is passed as
+// is; stop_gradient (an alias per operand) is needed only where a recorded reshape follows,
+// or for a trace, which keeps its "identity" edge.
+Tensor kernel_operand(const Tensor& t) { return autograd::observing() ? stop_gradient(t) : t; }
+
+// reshape(t, {-1, cols}) for the kernels: t itself when it already is that dense matrix
+// (a reshape to its own shape is the identity, and the alias would cost a TensorImpl).
+Tensor as_matrix(const Tensor& t, int64_t cols) {
+  if (t.ndim() == 2 && t.shape()[1] == cols && onednn::is_dense(t) && !autograd::observing()) return t;
+  return reshape(t, {-1, cols});
+}
 
 }  // namespace
 
@@ -112,7 +128,8 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
     throw std::invalid_argument("matmul: inner dimensions differ: " + a.describe() + " @ " + b.describe());
   }
   int n = std::max(a.ndim(), b.ndim());
-  Tensor a_n = lift_to_rank(stop_gradient(a), n), b_n = lift_to_rank(stop_gradient(b), n);
+  Tensor a_n = a.ndim() == n ? kernel_operand(a) : lift_to_rank(stop_gradient(a), n);
+  Tensor b_n = b.ndim() == n ? kernel_operand(b) : lift_to_rank(stop_gradient(b), n);
   Tensor out = matmul_kernel(a_n, b_n, Tensor(), detail::ReluFusion::none, "matmul", int8 ? DType::s32 : a.dtype());
   if (int8) return out;
   if (autograd::should_record({&a, &b})) {
@@ -141,26 +158,36 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias, FusedActivat
     }
   }
   int64_t k = w.shape()[0], n = w.shape()[1];
-  Tensor x2 = reshape(stop_gradient(x), {-1, k});
+  Tensor x2 = x.ndim() == 2 && onednn::is_dense(x) ? kernel_operand(x) : reshape(stop_gradient(x), {-1, k});
   detail::ReluFusion relu_fusion = detail::ReluFusion::none;
   if (activation == FusedActivation::relu && x2.shape()[0] * n > 0) {
     relu_fusion = detail::choose_relu_fusion(x2, w, bias, k, x2.shape()[0] * n);
     if (relu_fusion == detail::ReluFusion::unfused) return relu(linear(x, w, bias, FusedActivation::none));
   }
-  Tensor out2 = matmul_kernel(x2, stop_gradient(w), bias.defined() ? stop_gradient(bias) : Tensor(), relu_fusion, "linear", x.dtype());
-  Shape out_shape = x.shape();
-  out_shape.back() = n;
-  Tensor out = out2.alias(out_shape, contiguous_strides(out_shape), out2.offset());
-  std::vector<Tensor> inputs{x, w};
-  if (bias.defined()) inputs.push_back(bias);
-  if (autograd::should_record(inputs)) {
-    autograd::record(ops::Attrs("linear").set("activation", fused_activation_name(activation)), inputs, {out},
-                     [x, w, bias, out, activation, k, n](const std::vector<Tensor>& g) {
-      Tensor gz = reshape(g[0], {-1, n});
-      if (activation == FusedActivation::relu) gz = eltwise_backward(EltwiseKind::relu, gz, reshape(out, {-1, n}));
+  Tensor out2 = matmul_kernel(x2, kernel_operand(w), bias.defined() ? kernel_operand(bias) : Tensor(), relu_fusion,
+                              "linear", x.dtype());
+  Tensor out = out2;  // a 2-D input's output is the kernel's; other ranks get their shape back
+  if (x.ndim() != 2) {
+    Shape out_shape = x.shape();
+    out_shape.back() = n;
+    out = out2.alias(out_shape, contiguous_strides(out_shape), out2.offset());
+  }
+  if (autograd::should_record({&x, &w, &bias})) {
+    std::vector<Tensor> inputs;
+    inputs.reserve(3);
+    inputs.push_back(x);
+    inputs.push_back(w);
+    if (bias.defined()) inputs.push_back(bias);
+    autograd::record_lazy("linear", [&] { return ops::Attrs("linear").set("activation", fused_activation_name(activation)); },
+                          inputs, {out}, [x, w, bias, out, activation, k, n](const std::vector<Tensor>& g) {
+      Tensor gz = as_matrix(g[0], n);
+      if (activation == FusedActivation::relu) gz = eltwise_backward(EltwiseKind::relu, gz, as_matrix(out, n));
       std::vector<Tensor> grads(bias.defined() ? 3 : 2);
-      if (autograd::needs_input_grad(0)) grads[0] = reshape(matmul(gz, transpose(w)), x.shape());
-      if (autograd::needs_input_grad(1)) grads[1] = matmul(transpose(reshape(x, {-1, k})), gz);
+      if (autograd::needs_input_grad(0)) {
+        Tensor gx = matmul(gz, transpose(w));
+        grads[0] = gx.shape() == x.shape() && !autograd::observing() ? gx : reshape(gx, x.shape());
+      }
+      if (autograd::needs_input_grad(1)) grads[1] = matmul(transpose(as_matrix(x, k)), gz);
       if (bias.defined() && autograd::needs_input_grad(2)) grads[2] = cast(reduce_sum(gz, {0}), bias.dtype());
       return grads;
     });
