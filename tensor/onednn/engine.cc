@@ -105,11 +105,20 @@ class MemoryCache {
     key.offset0 = md.offset0;
     std::memcpy(key.dims, md.dims, md.ndims * sizeof(int64_t));
     std::memcpy(key.strides, md.format_desc.blocking.strides, md.ndims * sizeof(int64_t));
-    Slot& slot = slots_[key.hash() % kSlots];
-    if (slot.memory && slot.key == key) return slot.memory;
-    slot.key = key;
-    slot.memory = dnnl::memory(desc, cpu_engine(), data);
-    return slot.memory;
+    // Two ways per set: a step's few dozen (pointer, layout) pairs would otherwise evict each
+    // other wherever two of them share a slot, and create their memory objects every step.
+    Slot* set = &slots_[(key.hash() % kSets) * 2];
+    for (int way = 0; way < 2; ++way) {
+      if (set[way].memory && set[way].key == key) {
+        set[0].recent = way == 0;
+        return set[way].memory;
+      }
+    }
+    Slot& victim = set[set[0].recent ? 1 : 0];
+    set[0].recent = &victim == &set[0];
+    victim.key = key;
+    victim.memory = dnnl::memory(desc, cpu_engine(), data);
+    return victim.memory;
   }
 
  private:
@@ -125,14 +134,22 @@ class MemoryCache {
              std::memcmp(strides, o.strides, ndims * sizeof(int64_t)) == 0;
     }
     size_t hash() const {
-      uint64_t h = reinterpret_cast<uintptr_t>(data) * 0x9E3779B97F4A7C15ull ^ (uint64_t(dtype) << 8 | ndims);
-      for (int i = 0; i < ndims; ++i) h = (h ^ uint64_t(dims[i]) ^ (uint64_t(strides[i]) << 20)) * 0x100000001B3ull;
-      return static_cast<size_t>(h ^ (h >> 29));
+      // Every bit of each field reaches the low bits the set index uses (a multiplicative
+      // hash let sizes that differ only above bit 8, such as scratchpads, share a slot).
+      auto mix = [](uint64_t z) {
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        return z ^ (z >> 31);
+      };
+      uint64_t h = mix(reinterpret_cast<uintptr_t>(data) ^ (uint64_t(dtype) << 8 | uint64_t(ndims)));
+      for (int i = 0; i < ndims; ++i) h = mix(h ^ uint64_t(dims[i])) ^ uint64_t(strides[i]);
+      return static_cast<size_t>(mix(h ^ uint64_t(offset0)));
     }
   };
   struct Slot {
     Key key;
     dnnl::memory memory;
+    bool recent = false;  // in a set's first slot: whether way 0 was used last
   };
   static bool cacheable(const dnnl_memory_desc_t& md) {
     if (md.format_kind != dnnl_blocked || md.format_desc.blocking.inner_nblks != 0 || md.extra.flags != 0) return false;
@@ -141,13 +158,14 @@ class MemoryCache {
     }
     return true;
   }
-  static constexpr size_t kSlots = 256;  // direct-mapped; a collision just creates anew
-  Slot slots_[kSlots];
+  static constexpr size_t kSets = 256;  // a miss past two ways just creates anew
+  Slot slots_[kSets * 2];
 };
 
 MemoryCache& memory_cache() {
-  thread_local MemoryCache cache;
-  return cache;
+  // On the heap (~120 KB), made by the threads that run primitives, not in every thread's TLS.
+  thread_local std::unique_ptr<MemoryCache> cache = std::make_unique<MemoryCache>();
+  return *cache;
 }
 
 // The scratchpad of the primitives this thread runs: execute() waits for each primitive, so

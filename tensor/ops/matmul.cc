@@ -27,27 +27,24 @@ Tensor matmul_operand(const Tensor& t) {
   return (row_major || col_major) && batch_ok ? t : detail::dense(t);
 }
 
-Shape with_batch(const Shape& batch, int64_t r, int64_t c) {
-  Shape s = batch;
-  s.push_back(r);
-  s.push_back(c);
-  return s;
-}
-
 // Runs C = A @ B (+ bias) (+ relu) for tensors already of equal rank.
 Tensor matmul_kernel(const Tensor& a, const Tensor& b, const Tensor& bias, detail::ReluFusion relu, const char* op,
                      DType out_dtype) {
   int n = a.ndim();
-  Shape batch(n - 2);
+  // Per thread, so that each call reuses its capacity (Tensor::empty copies it).
+  thread_local Shape out_shape;
+  out_shape.resize(n);
   for (int i = 0; i < n - 2; ++i) {
     int64_t da = a.shape()[i], db = b.shape()[i];
     if (da != db && da != 1 && db != 1) {
       throw std::invalid_argument(std::string(op) + ": batch dimensions of " + a.describe() + " and " +
                                   b.describe() + " cannot be broadcast");
     }
-    batch[i] = da == 1 ? db : da;
+    out_shape[i] = da == 1 ? db : da;
   }
-  Tensor out = Tensor::empty(with_batch(batch, a.shape()[n - 2], b.shape()[n - 1]), out_dtype);
+  out_shape[n - 2] = a.shape()[n - 2];
+  out_shape[n - 1] = b.shape()[n - 1];
+  Tensor out = Tensor::empty(out_shape, out_dtype);
   if (out.numel() == 0) return out;
   if (a.shape()[n - 1] == 0) {
     out.fill(0.f);
