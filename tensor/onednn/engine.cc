@@ -98,13 +98,21 @@ class MemoryCache {
   dnnl::memory get(void* data, const dnnl::memory::desc& desc) {
     const dnnl_memory_desc_t& md = desc.data;
     if (!cacheable(md)) return dnnl::memory(desc, cpu_engine(), data);
+    return get(data, md.data_type, md.ndims, md.offset0, md.dims, md.format_desc.blocking.strides, [&] { return desc; });
+  }
+
+  // The same lookup from a plain layout's fields (what plain_desc would be given), so a hit
+  // builds no descriptor; make_desc() runs on a miss only.
+  template <typename MakeDesc>
+  dnnl::memory get(void* data, int32_t dtype, int ndims, int64_t offset0, const int64_t* dims, const int64_t* strides,
+                   MakeDesc&& make_desc) {
     Key key;
     key.data = data;
-    key.dtype = md.data_type;
-    key.ndims = md.ndims;
-    key.offset0 = md.offset0;
-    std::memcpy(key.dims, md.dims, md.ndims * sizeof(int64_t));
-    std::memcpy(key.strides, md.format_desc.blocking.strides, md.ndims * sizeof(int64_t));
+    key.dtype = dtype;
+    key.ndims = ndims;
+    key.offset0 = offset0;
+    std::memcpy(key.dims, dims, ndims * sizeof(int64_t));
+    std::memcpy(key.strides, strides, ndims * sizeof(int64_t));
     // Two ways per set: a step's few dozen (pointer, layout) pairs would otherwise evict each
     // other wherever two of them share a slot, and create their memory objects every step.
     Slot* set = &slots_[(key.hash() % kSets) * 2];
@@ -117,7 +125,7 @@ class MemoryCache {
     Slot& victim = set[set[0].recent ? 1 : 0];
     set[0].recent = &victim == &set[0];
     victim.key = key;
-    victim.memory = dnnl::memory(desc, cpu_engine(), data);
+    victim.memory = dnnl::memory(make_desc(), cpu_engine(), data);
     return victim.memory;
   }
 
@@ -185,7 +193,39 @@ dnnl::memory memory_of(const Tensor& t, const dnnl::memory::desc& desc) {
   return memory_cache().get(t.raw_data(), desc);
 }
 
-dnnl::memory memory_of(const Tensor& t) { return memory_of(t, desc_of(t)); }
+dnnl::memory memory_of(const Tensor& t) {
+  // desc_of's layout, looked up before the descriptor is built.
+  const int64_t one = 1;
+  if (t.ndim() == 0) {
+    return memory_cache().get(t.raw_data(), static_cast<int32_t>(to_dnnl(t.dtype())), 1, 0, &one, &one,
+                              [&] { return desc_of(t); });
+  }
+  const int nd = t.ndim();
+  if (nd > DNNL_MAX_NDIMS) return memory_of(t, desc_of(t));  // desc_of throws
+  int64_t strides[DNNL_MAX_NDIMS];
+  int64_t contiguous = 1;
+  for (int i = nd - 1; i >= 0; --i) {
+    strides[i] = t.shape()[i] == 1 ? contiguous : t.strides()[i];
+    contiguous *= t.shape()[i];
+  }
+  return memory_cache().get(t.raw_data(), static_cast<int32_t>(to_dnnl(t.dtype())), nd, 0, t.shape().data(), strides,
+                            [&] { return desc_of(t); });
+}
+
+dnnl::memory memory_as(const Tensor& t, const Shape& logical_shape) {
+  const int nd = static_cast<int>(logical_shape.size());
+  if (nd == 0 || nd > DNNL_MAX_NDIMS || !is_dense(t) || numel(logical_shape) != t.numel()) {
+    return memory_of(t, desc_of(t, logical_shape));  // desc_of handles (or rejects) these
+  }
+  int64_t strides[DNNL_MAX_NDIMS];
+  int64_t contiguous = 1;
+  for (int i = nd - 1; i >= 0; --i) {
+    strides[i] = contiguous;
+    contiguous *= logical_shape[i];
+  }
+  return memory_cache().get(t.raw_data(), static_cast<int32_t>(to_dnnl(t.dtype())), nd, 0, logical_shape.data(),
+                            strides, [&] { return desc_of(t, logical_shape); });
+}
 
 bool is_dense(const Tensor& t) {
   if (t.is_packed()) return false;  // its strides describe the Keras shape, not its storage

@@ -51,18 +51,15 @@ Tensor matmul_kernel(const Tensor& a, const Tensor& b, const Tensor& bias, detai
     return out;
   }
   Tensor src = matmul_operand(a), wei = matmul_operand(b);
-  auto src_md = onednn::desc_of(src), wei_md = onednn::desc_of(wei), dst_md = onednn::desc_of(out);
-  dnnl::memory::desc bias_md;
-  Tensor bias_dense;
-  if (bias.defined()) {
-    bias_dense = detail::dense(bias);
-    Shape bshape(n, 1);
-    bshape[n - 1] = bias.numel();
-    bias_md = onednn::desc_of(bias_dense, bshape);
-  }
+  Tensor bias_dense = bias.defined() ? detail::dense(bias) : Tensor();
+  // The bias as oneDNN takes it: [1, ..., 1, N].
+  thread_local Shape bias_shape;
+  bias_shape.assign(n, 1);
+  bias_shape[n - 1] = bias.defined() ? bias.numel() : 1;
+  // Keyed on the tensors' geometry, which determines their descriptors: a hit builds none.
   onednn::KeyBuilder key(op);
-  key.add(src_md).add(wei_md).add(dst_md).add(int64_t(relu));
-  if (bias.defined()) key.add(bias_md);
+  key.add(src).add(wei).add(out).add(int64_t(relu));
+  if (bias.defined()) key.add(bias_dense).add(bias_shape);
   auto prim = onednn::cached<dnnl::matmul>(op, key, [&] {
     dnnl::primitive_attr attr = onednn::default_attr();
     if (relu != detail::ReluFusion::none) {
@@ -70,16 +67,16 @@ Tensor matmul_kernel(const Tensor& a, const Tensor& b, const Tensor& bias, detai
       detail::append_relu(po, relu);
       attr.set_post_ops(po);
     }
-    auto desc = bias.defined() ? dnnl::matmul::desc(src_md, wei_md, bias_md, dst_md)
+    auto src_md = onednn::desc_of(src), wei_md = onednn::desc_of(wei), dst_md = onednn::desc_of(out);
+    auto desc = bias.defined() ? dnnl::matmul::desc(src_md, wei_md, onednn::desc_of(bias_dense, bias_shape), dst_md)
                                : dnnl::matmul::desc(src_md, wei_md, dst_md);
     return dnnl::matmul::primitive_desc(desc, attr, onednn::cpu_engine());
   });
-  dnnl::memory src_mem = onednn::memory_of(src, src_md), wei_mem = onednn::memory_of(wei, wei_md),
-               dst_mem = onednn::memory_of(out, dst_md);
+  dnnl::memory src_mem = onednn::memory_of(src), wei_mem = onednn::memory_of(wei), dst_mem = onednn::memory_of(out);
   if (bias.defined()) {
     onednn::execute(op, prim.primitive,
                     {{DNNL_ARG_SRC, src_mem}, {DNNL_ARG_WEIGHTS, wei_mem}, {DNNL_ARG_DST, dst_mem},
-                     {DNNL_ARG_BIAS, onednn::memory_of(bias_dense, bias_md)}});
+                     {DNNL_ARG_BIAS, onednn::memory_as(bias_dense, bias_shape)}});
   } else {
     onednn::execute(op, prim.primitive, {{DNNL_ARG_SRC, src_mem}, {DNNL_ARG_WEIGHTS, wei_mem}, {DNNL_ARG_DST, dst_mem}});
   }
