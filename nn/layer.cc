@@ -124,11 +124,21 @@ Tensor LayerImpl::invoke(const std::vector<Tensor>& inputs_in, bool training, bo
     throw std::invalid_argument("layer '" + name_ + "' (" + type_name_ + ") takes " + std::to_string(num_inputs()) +
                                 " input(s), got " + std::to_string(inputs_in.size()));
   }
-  std::vector<Tensor> inputs = inputs_in;
-  for (Tensor& t : inputs) {
+  // A copy only when some input is cast (cast returns an input of the compute dtype as is).
+  bool any_cast = false;
+  for (const Tensor& t : inputs_in) {
     if (!t.defined()) throw std::invalid_argument("layer '" + name_ + "': undefined input tensor");
-    if (autocast_inputs() && is_floating(t.dtype())) t = cast(t, policy_.compute_dtype);
+    any_cast = any_cast || (is_floating(t.dtype()) && t.dtype() != policy_.compute_dtype);
   }
+  any_cast = any_cast && autocast_inputs();
+  std::vector<Tensor> cast_inputs;
+  if (any_cast) {
+    cast_inputs = inputs_in;
+    for (Tensor& t : cast_inputs) {
+      if (is_floating(t.dtype())) t = cast(t, policy_.compute_dtype);
+    }
+  }
+  const std::vector<Tensor>& inputs = any_cast ? cast_inputs : inputs_in;
   if (!built_.load(std::memory_order_acquire)) {
     // Threads sharing an unbuilt model must not create its weights twice.
     std::lock_guard<std::mutex> lock(build_mu_);
@@ -145,6 +155,7 @@ Tensor LayerImpl::invoke(const std::vector<Tensor>& inputs_in, bool training, bo
 std::vector<Variable> LayerImpl::trainable_variables() const {
   std::vector<Variable> out;
   if (!trainable) return out;
+  out.reserve(variables_.size());
   for (const Variable& v : variables_) {
     if (v.trainable()) out.push_back(v);
   }

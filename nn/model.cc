@@ -95,6 +95,7 @@ Tensor Model::operator()(const Tensor& x, bool training) {
 namespace {
 std::vector<Variable> gather(const std::vector<Layer>& layers, std::vector<Variable> (LayerImpl::*which)() const) {
   std::vector<Variable> out;
+  out.reserve(2 * layers.size());  // a kernel and a bias each, mostly: one allocation
   for (const Layer& l : layers) {
     auto v = (l.impl().*which)();
     out.insert(out.end(), v.begin(), v.end());

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "tensor/block_pool.h"
+
 namespace kiln {
 namespace {
 
@@ -116,7 +118,8 @@ Storage::~Storage() { allocator().give_back(data_, capacity_); }
 std::shared_ptr<Storage> allocate_storage(size_t bytes) {
   SizeClass c = size_class(bytes);
   void* p = allocator().take(c);
-  return std::make_shared<Storage>(p, bytes, c.bytes);
+  // The header and its control block come from the per-thread block pool (one object per tensor).
+  return std::allocate_shared<Storage>(detail::PoolAllocator<Storage>{}, p, bytes, c.bytes);
 }
 
 AllocatorStats allocator_stats() {

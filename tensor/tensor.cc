@@ -6,6 +6,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "tensor/block_pool.h"
+
 namespace kiln {
 
 uint64_t next_tensor_id() {
@@ -14,6 +16,70 @@ uint64_t next_tensor_id() {
 }
 
 namespace {
+
+// TensorImpls dropped on this thread, kept (at most kSpareImpls) with the capacity of their
+// shape and strides vectors: a training step makes and drops the same few dozen tensors each
+// time, and a fresh impl cost three heap allocations (impl, shape, strides) plus a control
+// block; a recycled one with a pooled control block costs none. Sanitizer builds allocate
+// afresh so that ASan sees uses after free.
+constexpr int kSpareImpls = 256;
+struct SpareImpls {  // trivially destructible: usable while thread_locals are destroyed
+  TensorImpl* items[kSpareImpls];
+  int count;
+  bool closed;
+};
+thread_local SpareImpls spare_impls;
+
+struct SpareCloser {
+  ~SpareCloser() {
+    spare_impls.closed = true;
+    while (spare_impls.count > 0) delete spare_impls.items[--spare_impls.count];
+  }
+};
+
+struct RecycleImpl {
+  void operator()(TensorImpl* p) const {
+    thread_local SpareCloser closer;
+    (void)closer;
+    if (spare_impls.closed || spare_impls.count == kSpareImpls) {
+      delete p;
+      return;
+    }
+    p->storage.reset();  // the data goes back to the caching allocator now, not at reuse
+    p->packed.reset();
+    spare_impls.items[spare_impls.count++] = p;
+  }
+};
+
+// contiguous_strides into an existing vector, keeping its capacity (a recycled impl's).
+void set_contiguous_strides(Strides& strides, const Shape& shape) {
+  strides.resize(shape.size());
+  int64_t s = 1;
+  for (size_t i = shape.size(); i-- > 0;) {
+    strides[i] = s;
+    s *= shape[i];
+  }
+}
+
+// A TensorImpl with default fields except shape and strides, which the caller assigns.
+std::shared_ptr<TensorImpl> new_impl() {
+#ifdef KILN_SANITIZER
+  return std::make_shared<TensorImpl>();
+#else
+  TensorImpl* p;
+  if (spare_impls.count > 0) {
+    p = spare_impls.items[--spare_impls.count];
+    p->offset = 0;
+    p->dtype = DType::f32;
+    p->id = 0;
+    p->trainable_variable = false;
+  } else {
+    p = new TensorImpl();
+  }
+  return std::shared_ptr<TensorImpl>(p, RecycleImpl{}, detail::PoolAllocator<TensorImpl>{});
+#endif
+}
+
 template <typename T> T saturate(double v) {
   if (std::isnan(v)) return 0;
   double r = std::nearbyint(v);
@@ -70,12 +136,28 @@ TensorImpl& Tensor::impl() const {
   return *impl_;
 }
 
+namespace {
+// checked_nbytes without its message: every op output comes through Tensor::empty, and the
+// message (a heap string) is built only when the shape is rejected.
+uint64_t empty_nbytes(const Shape& shape, DType dtype) {
+  int64_t n = static_cast<int64_t>(dtype_size(dtype));
+  bool ok = true, zero = false;
+  for (int64_t d : shape) {
+    ok = ok && d >= 0;
+    zero = zero || d == 0;
+    if (d > 0) ok = ok && !__builtin_mul_overflow(n, d, &n);
+  }
+  if (ok) return zero ? 0 : static_cast<uint64_t>(n);
+  return checked_nbytes(shape, dtype_size(dtype), "Tensor::empty(" + std::string(dtype_name(dtype)) + ")");
+}
+}  // namespace
+
 Tensor Tensor::empty(const Shape& shape, DType dtype) {
-  uint64_t bytes = checked_nbytes(shape, dtype_size(dtype), "Tensor::empty(" + std::string(dtype_name(dtype)) + ")");
-  auto impl = std::make_shared<TensorImpl>();
+  uint64_t bytes = empty_nbytes(shape, dtype);
+  auto impl = new_impl();
   impl->storage = allocate_storage(bytes);
   impl->shape = shape;
-  impl->strides = contiguous_strides(shape);
+  set_contiguous_strides(impl->strides, shape);
   impl->dtype = dtype;
   impl->id = next_tensor_id();
   return Tensor(std::move(impl));
@@ -131,7 +213,17 @@ int64_t Tensor::dim(int axis) const {
 }
 
 bool Tensor::is_contiguous() const {
-  return !impl().packed && (strides() == contiguous_strides(shape()) || numel() <= 1);
+  // Compared in place: building the contiguous strides would allocate on every call.
+  const TensorImpl& t = impl();
+  if (t.packed) return false;
+  int64_t expected = 1, n = 1;
+  bool dense = true;
+  for (size_t i = t.shape.size(); i-- > 0;) {
+    dense = dense && t.strides[i] == expected;
+    expected *= t.shape[i];
+    n *= t.shape[i];
+  }
+  return dense || n <= 1;
 }
 
 void* Tensor::raw_data() const {
@@ -158,12 +250,12 @@ Tensor Tensor::plain() const {
 Tensor Tensor::empty_packed(const Shape& shape, DType dtype, std::shared_ptr<const PackedLayout> layout) {
   if (!layout) throw std::invalid_argument("Tensor::empty_packed: no layout");
   checked_nbytes(shape, dtype_size(dtype), "Tensor::empty_packed(" + std::string(dtype_name(dtype)) + ")");
-  auto impl = std::make_shared<TensorImpl>();
+  auto impl = new_impl();
   impl->storage = allocate_storage(layout->bytes());
   // Blocks overhang the logical shape; oneDNN expects the overhang to hold zeros.
   std::memset(impl->storage->data(), 0, layout->bytes());
   impl->shape = shape;
-  impl->strides = contiguous_strides(shape);
+  set_contiguous_strides(impl->strides, shape);
   impl->dtype = dtype;
   impl->id = next_tensor_id();
   impl->packed = std::move(layout);
@@ -241,7 +333,7 @@ Tensor Tensor::alias(const Shape& shape, const Strides& strides, int64_t offset)
   if (is_packed() && !whole) {
     throw std::logic_error("Tensor::alias: tensor " + describe() + " is packed; alias plain() instead");
   }
-  auto impl = std::make_shared<TensorImpl>();
+  auto impl = new_impl();
   impl->storage = storage();
   impl->offset = offset;
   impl->shape = shape;

@@ -98,18 +98,35 @@ class MemoryCache {
   dnnl::memory get(void* data, const dnnl::memory::desc& desc) {
     const dnnl_memory_desc_t& md = desc.data;
     if (!cacheable(md)) return dnnl::memory(desc, cpu_engine(), data);
+    return get(data, md.data_type, md.ndims, md.offset0, md.dims, md.format_desc.blocking.strides, [&] { return desc; });
+  }
+
+  // The same lookup from a plain layout's fields (what plain_desc would be given), so a hit
+  // builds no descriptor; make_desc() runs on a miss only.
+  template <typename MakeDesc>
+  dnnl::memory get(void* data, int32_t dtype, int ndims, int64_t offset0, const int64_t* dims, const int64_t* strides,
+                   MakeDesc&& make_desc) {
     Key key;
     key.data = data;
-    key.dtype = md.data_type;
-    key.ndims = md.ndims;
-    key.offset0 = md.offset0;
-    std::memcpy(key.dims, md.dims, md.ndims * sizeof(int64_t));
-    std::memcpy(key.strides, md.format_desc.blocking.strides, md.ndims * sizeof(int64_t));
-    Slot& slot = slots_[key.hash() % kSlots];
-    if (slot.memory && slot.key == key) return slot.memory;
-    slot.key = key;
-    slot.memory = dnnl::memory(desc, cpu_engine(), data);
-    return slot.memory;
+    key.dtype = dtype;
+    key.ndims = ndims;
+    key.offset0 = offset0;
+    std::memcpy(key.dims, dims, ndims * sizeof(int64_t));
+    std::memcpy(key.strides, strides, ndims * sizeof(int64_t));
+    // Two ways per set: a step's few dozen (pointer, layout) pairs would otherwise evict each
+    // other wherever two of them share a slot, and create their memory objects every step.
+    Slot* set = &slots_[(key.hash() % kSets) * 2];
+    for (int way = 0; way < 2; ++way) {
+      if (set[way].memory && set[way].key == key) {
+        set[0].recent = way == 0;
+        return set[way].memory;
+      }
+    }
+    Slot& victim = set[set[0].recent ? 1 : 0];
+    set[0].recent = &victim == &set[0];
+    victim.key = key;
+    victim.memory = dnnl::memory(make_desc(), cpu_engine(), data);
+    return victim.memory;
   }
 
  private:
@@ -125,14 +142,22 @@ class MemoryCache {
              std::memcmp(strides, o.strides, ndims * sizeof(int64_t)) == 0;
     }
     size_t hash() const {
-      uint64_t h = reinterpret_cast<uintptr_t>(data) * 0x9E3779B97F4A7C15ull ^ (uint64_t(dtype) << 8 | ndims);
-      for (int i = 0; i < ndims; ++i) h = (h ^ uint64_t(dims[i]) ^ (uint64_t(strides[i]) << 20)) * 0x100000001B3ull;
-      return static_cast<size_t>(h ^ (h >> 29));
+      // Every bit of each field reaches the low bits the set index uses (a multiplicative
+      // hash let sizes that differ only above bit 8, such as scratchpads, share a slot).
+      auto mix = [](uint64_t z) {
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        return z ^ (z >> 31);
+      };
+      uint64_t h = mix(reinterpret_cast<uintptr_t>(data) ^ (uint64_t(dtype) << 8 | uint64_t(ndims)));
+      for (int i = 0; i < ndims; ++i) h = mix(h ^ uint64_t(dims[i])) ^ uint64_t(strides[i]);
+      return static_cast<size_t>(mix(h ^ uint64_t(offset0)));
     }
   };
   struct Slot {
     Key key;
     dnnl::memory memory;
+    bool recent = false;  // in a set's first slot: whether way 0 was used last
   };
   static bool cacheable(const dnnl_memory_desc_t& md) {
     if (md.format_kind != dnnl_blocked || md.format_desc.blocking.inner_nblks != 0 || md.extra.flags != 0) return false;
@@ -141,18 +166,66 @@ class MemoryCache {
     }
     return true;
   }
-  static constexpr size_t kSlots = 256;  // direct-mapped; a collision just creates anew
-  Slot slots_[kSlots];
+  static constexpr size_t kSets = 256;  // a miss past two ways just creates anew
+  Slot slots_[kSets * 2];
+};
+
+MemoryCache& memory_cache() {
+  // On the heap (~120 KB), made by the threads that run primitives, not in every thread's TLS.
+  thread_local std::unique_ptr<MemoryCache> cache = std::make_unique<MemoryCache>();
+  return *cache;
+}
+
+// The scratchpad of the primitives this thread runs: execute() waits for each primitive, so
+// one buffer per thread serves every call, and its memory objects come from the cache above.
+// (A Tensor per call cost five allocations and a oneDNN memory object three more.)
+struct ScratchBuffer {
+  std::shared_ptr<Storage> storage;
+  void* reserve(size_t bytes) {
+    if (!storage || storage->bytes() < bytes) storage = allocate_storage(bytes);
+    return storage->data();
+  }
 };
 
 }  // namespace
 
 dnnl::memory memory_of(const Tensor& t, const dnnl::memory::desc& desc) {
-  thread_local MemoryCache cache;
-  return cache.get(t.raw_data(), desc);
+  return memory_cache().get(t.raw_data(), desc);
 }
 
-dnnl::memory memory_of(const Tensor& t) { return memory_of(t, desc_of(t)); }
+dnnl::memory memory_of(const Tensor& t) {
+  // desc_of's layout, looked up before the descriptor is built.
+  const int64_t one = 1;
+  if (t.ndim() == 0) {
+    return memory_cache().get(t.raw_data(), static_cast<int32_t>(to_dnnl(t.dtype())), 1, 0, &one, &one,
+                              [&] { return desc_of(t); });
+  }
+  const int nd = t.ndim();
+  if (nd > DNNL_MAX_NDIMS) return memory_of(t, desc_of(t));  // desc_of throws
+  int64_t strides[DNNL_MAX_NDIMS];
+  int64_t contiguous = 1;
+  for (int i = nd - 1; i >= 0; --i) {
+    strides[i] = t.shape()[i] == 1 ? contiguous : t.strides()[i];
+    contiguous *= t.shape()[i];
+  }
+  return memory_cache().get(t.raw_data(), static_cast<int32_t>(to_dnnl(t.dtype())), nd, 0, t.shape().data(), strides,
+                            [&] { return desc_of(t); });
+}
+
+dnnl::memory memory_as(const Tensor& t, const Shape& logical_shape) {
+  const int nd = static_cast<int>(logical_shape.size());
+  if (nd == 0 || nd > DNNL_MAX_NDIMS || !is_dense(t) || numel(logical_shape) != t.numel()) {
+    return memory_of(t, desc_of(t, logical_shape));  // desc_of handles (or rejects) these
+  }
+  int64_t strides[DNNL_MAX_NDIMS];
+  int64_t contiguous = 1;
+  for (int i = nd - 1; i >= 0; --i) {
+    strides[i] = contiguous;
+    contiguous *= logical_shape[i];
+  }
+  return memory_cache().get(t.raw_data(), static_cast<int32_t>(to_dnnl(t.dtype())), nd, 0, logical_shape.data(),
+                            strides, [&] { return desc_of(t, logical_shape); });
+}
 
 bool is_dense(const Tensor& t) {
   if (t.is_packed()) return false;  // its strides describe the Keras shape, not its storage
@@ -200,12 +273,11 @@ void run(const char* op, const dnnl::primitive& prim, const Args& args) {
   const_dnnl_primitive_desc_t pd = prim.get_primitive_desc();
   const dnnl_memory_desc_t* scratch_md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
   size_t scratch_bytes = scratch_md ? dnnl_memory_desc_get_size(scratch_md) : 0;
-  // Per call, from the caching allocator: concurrent calls of one primitive never share it.
-  Tensor scratch;
+  // Per thread: concurrent calls of one primitive never share it.
   dnnl::memory scratch_mem;
   if (scratch_bytes > 0) {
-    scratch = Tensor::empty({static_cast<int64_t>(scratch_bytes)}, DType::u8);
-    scratch_mem = dnnl::memory(dnnl::memory::desc(*scratch_md), cpu_engine(), scratch.raw_data());
+    thread_local ScratchBuffer scratch;
+    scratch_mem = memory_cache().get(scratch.reserve(scratch_bytes), dnnl::memory::desc(*scratch_md));
     c_args[n++] = {DNNL_ARG_SCRATCHPAD, scratch_mem.get()};
   }
   dnnl::stream& stream = cpu_stream();

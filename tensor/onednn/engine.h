@@ -19,7 +19,10 @@ dnnl::memory::desc desc_of(const Tensor& t, const Shape& logical_shape);
 // A memory object over t's data. Plain layouts come from a per-thread cache, so the object
 // may be shared with other calls: never give it another data handle.
 dnnl::memory memory_of(const Tensor& t, const dnnl::memory::desc& desc);
+// memory_of(t, desc_of(t)); a cached object is found without building the descriptor.
 dnnl::memory memory_of(const Tensor& t);
+// memory_of(t, desc_of(t, logical_shape)), likewise.
+dnnl::memory memory_as(const Tensor& t, const Shape& logical_shape);
 // t.is_contiguous() without allocating (Tensor's builds the contiguous strides to compare).
 bool is_dense(const Tensor& t);
 // Allocates a tensor large enough for desc (which may be a blocked layout); the caller keeps

@@ -376,12 +376,11 @@ constexpr double kScanBytesPerChainOutput = 6.0;
 
 ReluFusion choose_relu_fusion(const Tensor& src, const Tensor& weights, const Tensor& bias, int64_t terms,
                               int64_t outputs) {
-  std::vector<Tensor> inputs{src, weights};
-  if (bias.defined()) inputs.push_back(bias);
   double bytes = 0;
-  for (const Tensor& t : inputs) {
-    if (!onednn::is_dense(t) && !t.is_packed()) return ReluFusion::nan_keeping_post_op;  // strided views are not scanned
-    bytes += static_cast<double>(t.nbytes());
+  for (const Tensor* t : {&src, &weights, &bias}) {
+    if (!t->defined()) continue;  // only the bias may be absent
+    if (!onednn::is_dense(*t) && !t->is_packed()) return ReluFusion::nan_keeping_post_op;  // strided views are not scanned
+    bytes += static_cast<double>(t->nbytes());
   }
   if (bytes > kScanBytesPerChainOutput * static_cast<double>(outputs)) return ReluFusion::nan_keeping_post_op;
   double a = max_abs(src), b = max_abs(weights), c = bias.defined() ? max_abs(bias) : 0.0;

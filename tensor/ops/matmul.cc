@@ -27,45 +27,39 @@ Tensor matmul_operand(const Tensor& t) {
   return (row_major || col_major) && batch_ok ? t : detail::dense(t);
 }
 
-Shape with_batch(const Shape& batch, int64_t r, int64_t c) {
-  Shape s = batch;
-  s.push_back(r);
-  s.push_back(c);
-  return s;
-}
-
 // Runs C = A @ B (+ bias) (+ relu) for tensors already of equal rank.
 Tensor matmul_kernel(const Tensor& a, const Tensor& b, const Tensor& bias, detail::ReluFusion relu, const char* op,
                      DType out_dtype) {
   int n = a.ndim();
-  Shape batch(n - 2);
+  // Per thread, so that each call reuses its capacity (Tensor::empty copies it).
+  thread_local Shape out_shape;
+  out_shape.resize(n);
   for (int i = 0; i < n - 2; ++i) {
     int64_t da = a.shape()[i], db = b.shape()[i];
     if (da != db && da != 1 && db != 1) {
       throw std::invalid_argument(std::string(op) + ": batch dimensions of " + a.describe() + " and " +
                                   b.describe() + " cannot be broadcast");
     }
-    batch[i] = da == 1 ? db : da;
+    out_shape[i] = da == 1 ? db : da;
   }
-  Tensor out = Tensor::empty(with_batch(batch, a.shape()[n - 2], b.shape()[n - 1]), out_dtype);
+  out_shape[n - 2] = a.shape()[n - 2];
+  out_shape[n - 1] = b.shape()[n - 1];
+  Tensor out = Tensor::empty(out_shape, out_dtype);
   if (out.numel() == 0) return out;
   if (a.shape()[n - 1] == 0) {
     out.fill(0.f);
     return out;
   }
   Tensor src = matmul_operand(a), wei = matmul_operand(b);
-  auto src_md = onednn::desc_of(src), wei_md = onednn::desc_of(wei), dst_md = onednn::desc_of(out);
-  dnnl::memory::desc bias_md;
-  Tensor bias_dense;
-  if (bias.defined()) {
-    bias_dense = detail::dense(bias);
-    Shape bshape(n, 1);
-    bshape[n - 1] = bias.numel();
-    bias_md = onednn::desc_of(bias_dense, bshape);
-  }
+  Tensor bias_dense = bias.defined() ? detail::dense(bias) : Tensor();
+  // The bias as oneDNN takes it: [1, ..., 1, N].
+  thread_local Shape bias_shape;
+  bias_shape.assign(n, 1);
+  bias_shape[n - 1] = bias.defined() ? bias.numel() : 1;
+  // Keyed on the tensors' geometry, which determines their descriptors: a hit builds none.
   onednn::KeyBuilder key(op);
-  key.add(src_md).add(wei_md).add(dst_md).add(int64_t(relu));
-  if (bias.defined()) key.add(bias_md);
+  key.add(src).add(wei).add(out).add(int64_t(relu));
+  if (bias.defined()) key.add(bias_dense).add(bias_shape);
   auto prim = onednn::cached<dnnl::matmul>(op, key, [&] {
     dnnl::primitive_attr attr = onednn::default_attr();
     if (relu != detail::ReluFusion::none) {
@@ -73,15 +67,19 @@ Tensor matmul_kernel(const Tensor& a, const Tensor& b, const Tensor& bias, detai
       detail::append_relu(po, relu);
       attr.set_post_ops(po);
     }
-    auto desc = bias.defined() ? dnnl::matmul::desc(src_md, wei_md, bias_md, dst_md)
+    auto src_md = onednn::desc_of(src), wei_md = onednn::desc_of(wei), dst_md = onednn::desc_of(out);
+    auto desc = bias.defined() ? dnnl::matmul::desc(src_md, wei_md, onednn::desc_of(bias_dense, bias_shape), dst_md)
                                : dnnl::matmul::desc(src_md, wei_md, dst_md);
     return dnnl::matmul::primitive_desc(desc, attr, onednn::cpu_engine());
   });
-  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, onednn::memory_of(src, src_md)},
-                                             {DNNL_ARG_WEIGHTS, onednn::memory_of(wei, wei_md)},
-                                             {DNNL_ARG_DST, onednn::memory_of(out, dst_md)}};
-  if (bias.defined()) args[DNNL_ARG_BIAS] = onednn::memory_of(bias_dense, bias_md);
-  onednn::execute(op, prim.primitive, args);
+  dnnl::memory src_mem = onednn::memory_of(src), wei_mem = onednn::memory_of(wei), dst_mem = onednn::memory_of(out);
+  if (bias.defined()) {
+    onednn::execute(op, prim.primitive,
+                    {{DNNL_ARG_SRC, src_mem}, {DNNL_ARG_WEIGHTS, wei_mem}, {DNNL_ARG_DST, dst_mem},
+                     {DNNL_ARG_BIAS, onednn::memory_as(bias_dense, bias_shape)}});
+  } else {
+    onednn::execute(op, prim.primitive, {{DNNL_ARG_SRC, src_mem}, {DNNL_ARG_WEIGHTS, wei_mem}, {DNNL_ARG_DST, dst_mem}});
+  }
   return out;
 }
 
@@ -93,6 +91,18 @@ Tensor lift_to_rank(const Tensor& t, int n) {
 }
 
 bool is_int8(DType d) { return d == DType::s8 || d == DType::u8; }
+
+// An operand as the kernel reads it. matmul_kernel records nothing, so a tensor is passed as
+// is; stop_gradient (an alias per operand) is needed only where a recorded reshape follows,
+// or for a trace, which keeps its "identity" edge.
+Tensor kernel_operand(const Tensor& t) { return autograd::observing() ? stop_gradient(t) : t; }
+
+// reshape(t, {-1, cols}) for the kernels: t itself when it already is that dense matrix
+// (a reshape to its own shape is the identity, and the alias would cost a TensorImpl).
+Tensor as_matrix(const Tensor& t, int64_t cols) {
+  if (t.ndim() == 2 && t.shape()[1] == cols && onednn::is_dense(t) && !autograd::observing()) return t;
+  return reshape(t, {-1, cols});
+}
 
 }  // namespace
 
@@ -112,7 +122,8 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
     throw std::invalid_argument("matmul: inner dimensions differ: " + a.describe() + " @ " + b.describe());
   }
   int n = std::max(a.ndim(), b.ndim());
-  Tensor a_n = lift_to_rank(stop_gradient(a), n), b_n = lift_to_rank(stop_gradient(b), n);
+  Tensor a_n = a.ndim() == n ? kernel_operand(a) : lift_to_rank(stop_gradient(a), n);
+  Tensor b_n = b.ndim() == n ? kernel_operand(b) : lift_to_rank(stop_gradient(b), n);
   Tensor out = matmul_kernel(a_n, b_n, Tensor(), detail::ReluFusion::none, "matmul", int8 ? DType::s32 : a.dtype());
   if (int8) return out;
   if (autograd::should_record({&a, &b})) {
@@ -141,26 +152,36 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias, FusedActivat
     }
   }
   int64_t k = w.shape()[0], n = w.shape()[1];
-  Tensor x2 = reshape(stop_gradient(x), {-1, k});
+  Tensor x2 = x.ndim() == 2 && onednn::is_dense(x) ? kernel_operand(x) : reshape(stop_gradient(x), {-1, k});
   detail::ReluFusion relu_fusion = detail::ReluFusion::none;
   if (activation == FusedActivation::relu && x2.shape()[0] * n > 0) {
     relu_fusion = detail::choose_relu_fusion(x2, w, bias, k, x2.shape()[0] * n);
     if (relu_fusion == detail::ReluFusion::unfused) return relu(linear(x, w, bias, FusedActivation::none));
   }
-  Tensor out2 = matmul_kernel(x2, stop_gradient(w), bias.defined() ? stop_gradient(bias) : Tensor(), relu_fusion, "linear", x.dtype());
-  Shape out_shape = x.shape();
-  out_shape.back() = n;
-  Tensor out = out2.alias(out_shape, contiguous_strides(out_shape), out2.offset());
-  std::vector<Tensor> inputs{x, w};
-  if (bias.defined()) inputs.push_back(bias);
-  if (autograd::should_record(inputs)) {
-    autograd::record(ops::Attrs("linear").set("activation", fused_activation_name(activation)), inputs, {out},
-                     [x, w, bias, out, activation, k, n](const std::vector<Tensor>& g) {
-      Tensor gz = reshape(g[0], {-1, n});
-      if (activation == FusedActivation::relu) gz = eltwise_backward(EltwiseKind::relu, gz, reshape(out, {-1, n}));
+  Tensor out2 = matmul_kernel(x2, kernel_operand(w), bias.defined() ? kernel_operand(bias) : Tensor(), relu_fusion,
+                              "linear", x.dtype());
+  Tensor out = out2;  // a 2-D input's output is the kernel's; other ranks get their shape back
+  if (x.ndim() != 2) {
+    Shape out_shape = x.shape();
+    out_shape.back() = n;
+    out = out2.alias(out_shape, contiguous_strides(out_shape), out2.offset());
+  }
+  if (autograd::should_record({&x, &w, &bias})) {
+    std::vector<Tensor> inputs;
+    inputs.reserve(3);
+    inputs.push_back(x);
+    inputs.push_back(w);
+    if (bias.defined()) inputs.push_back(bias);
+    autograd::record_lazy("linear", [&] { return ops::Attrs("linear").set("activation", fused_activation_name(activation)); },
+                          inputs, {out}, [x, w, bias, out, activation, k, n](const std::vector<Tensor>& g) {
+      Tensor gz = as_matrix(g[0], n);
+      if (activation == FusedActivation::relu) gz = eltwise_backward(EltwiseKind::relu, gz, as_matrix(out, n));
       std::vector<Tensor> grads(bias.defined() ? 3 : 2);
-      if (autograd::needs_input_grad(0)) grads[0] = reshape(matmul(gz, transpose(w)), x.shape());
-      if (autograd::needs_input_grad(1)) grads[1] = matmul(transpose(reshape(x, {-1, k})), gz);
+      if (autograd::needs_input_grad(0)) {
+        Tensor gx = matmul(gz, transpose(w));
+        grads[0] = gx.shape() == x.shape() && !autograd::observing() ? gx : reshape(gx, x.shape());
+      }
+      if (autograd::needs_input_grad(1)) grads[1] = matmul(transpose(as_matrix(x, k)), gz);
       if (bias.defined() && autograd::needs_input_grad(2)) grads[2] = cast(reduce_sum(gz, {0}), bias.dtype());
       return grads;
     });

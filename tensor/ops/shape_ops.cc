@@ -88,10 +88,14 @@ Tensor permute(const Tensor& x, const std::vector<int>& perm) {
                                 " for tensor " + x.describe());
   }
   if (perm.size() > 64) throw std::invalid_argument("permute: rank above 64 for " + x.describe());
-  std::vector<int> p(perm);
+  // The backward of every linear and matmul transposes: the view's geometry is built in
+  // per-thread buffers (alias copies it), not in fresh vectors.
+  int p[64];
   uint64_t seen = 0;  // a bit per axis
-  Shape shape(perm.size());
-  Strides strides(perm.size());
+  thread_local Shape shape;
+  thread_local Strides strides;
+  shape.resize(perm.size());
+  strides.resize(perm.size());
   for (size_t i = 0; i < perm.size(); ++i) {
     p[i] = normalize_axis(perm[i], x.ndim(), x.shape(), "permute");
     if (seen >> p[i] & 1) throw std::invalid_argument("permute: repeated axis in permutation for " + x.describe());
@@ -101,9 +105,10 @@ Tensor permute(const Tensor& x, const std::vector<int>& perm) {
   }
   Tensor out = row_major.alias(shape, strides, row_major.offset());
   if (autograd::should_record({&x})) {
-    std::vector<int> inverse(p.size());
-    for (size_t i = 0; i < p.size(); ++i) inverse[p[i]] = static_cast<int>(i);
-    autograd::record_lazy("permute", [&] { return ops::Attrs("permute").set("perm", std::vector<int64_t>(p.begin(), p.end())); }, {x}, {out}, [inverse](const std::vector<Tensor>& g) {
+    const size_t n = shape.size();
+    std::vector<int> inverse(n);
+    for (size_t i = 0; i < n; ++i) inverse[p[i]] = static_cast<int>(i);
+    autograd::record_lazy("permute", [&] { return ops::Attrs("permute").set("perm", std::vector<int64_t>(p, p + n)); }, {x}, {out}, [inverse](const std::vector<Tensor>& g) {
       return std::vector<Tensor>{permute(g[0], inverse)};
     });
   }
@@ -112,7 +117,8 @@ Tensor permute(const Tensor& x, const std::vector<int>& perm) {
 
 Tensor transpose(const Tensor& x, int axis_a, int axis_b) {
   detail::check_defined(x, "transpose", "input");
-  std::vector<int> perm(x.ndim());
+  thread_local std::vector<int> perm;  // permute copies it before anything can reenter
+  perm.resize(x.ndim());
   std::iota(perm.begin(), perm.end(), 0);
   int a = normalize_axis(axis_a, x.ndim(), x.shape(), "transpose");
   int b = normalize_axis(axis_b, x.ndim(), x.shape(), "transpose");
