@@ -165,46 +165,48 @@ void forward_row(const MaxPoolGeometry& g, const T* x, T* y, uint8_t* argmax, in
   }
 }
 
-// Non-overlapping windows: output row oh's windows lie in their own band of input rows (the
-// gap rows below them included), so threads write disjoint rows, and each cell once when the
-// windows tile the input.
-template <typename T, typename Ops>
-void backward_band(const MaxPoolGeometry& g, const T* dy, const uint8_t* argmax, T* dx, int64_t n,
-                               int64_t oh, bool tiles) {
-  if (!tiles) {
-    int64_t lo = oh == 0 ? 0 : std::clamp<int64_t>(oh * g.sh - g.pad_top, 0, g.h);
-    int64_t hi = oh == g.oh - 1 ? g.h : std::clamp<int64_t>((oh + 1) * g.sh - g.pad_top, 0, g.h);
-    if (hi > lo) std::fill(dx + (n * g.h + lo) * g.w * g.c, dx + (n * g.h + hi) * g.w * g.c, T(0));
-  }
+// Calls visit(out, cell, in) for each input cell of each window of output row oh in image n:
+// out and in are the element offsets of the output position and of the input cell, and cell
+// is the cell's index in its window (row-major, padding included).
+template <typename Visit>
+KILN_INLINE void for_each_window_cell(const MaxPoolGeometry& g, int64_t n, int64_t oh, const Visit& visit) {
   for (int64_t ow = 0; ow < g.ow; ++ow) {
     const int64_t out = ((n * g.oh + oh) * g.ow + ow) * g.c;
     Window win = window_at(g, oh, ow);
     for (int64_t i = win.ilo; i < win.ihi; ++i) {
       for (int64_t j = win.jlo; j < win.jhi; ++j) {
-        auto cell = static_cast<uint8_t>((i - win.i0) * g.kw + (j - win.j0));
-        Ops::route(dy + out, argmax + out, cell, dx + ((n * g.h + i) * g.w + j) * g.c, g.c);
+        visit(out, static_cast<uint8_t>((i - win.i0) * g.kw + (j - win.j0)), ((n * g.h + i) * g.w + j) * g.c);
       }
     }
   }
 }
 
+// Non-overlapping windows: output row oh's windows lie in their own band of input rows (the
+// gap rows below them included), so threads write disjoint rows, and each cell once when the
+// windows tile the input.
+template <typename T, typename Ops>
+void backward_band(const MaxPoolGeometry& g, const T* dy, const uint8_t* argmax, T* dx, int64_t n, int64_t oh,
+                   bool tiles) {
+  if (!tiles) {
+    int64_t lo = oh == 0 ? 0 : std::clamp<int64_t>(oh * g.sh - g.pad_top, 0, g.h);
+    int64_t hi = oh == g.oh - 1 ? g.h : std::clamp<int64_t>((oh + 1) * g.sh - g.pad_top, 0, g.h);
+    if (hi > lo) std::fill(dx + (n * g.h + lo) * g.w * g.c, dx + (n * g.h + hi) * g.w * g.c, T(0));
+  }
+  for_each_window_cell(g, n, oh, [&](int64_t out, uint8_t cell, int64_t in) {
+    Ops::route(dy + out, argmax + out, cell, dx + in, g.c);
+  });
+}
+
 // Overlapping windows share input cells: image n's gradient adds up in acc (f32), which is
 // dx itself for f32 and a scratch image for bf16.
 template <typename T, typename Ops>
-void backward_image(const MaxPoolGeometry& g, const T* dy, const uint8_t* argmax, float* acc,
-                                int64_t n) {
-  std::fill(acc, acc + g.h * g.w * g.c, 0.f);
+void backward_image(const MaxPoolGeometry& g, const T* dy, const uint8_t* argmax, float* acc, int64_t n) {
+  const int64_t image = g.h * g.w * g.c;
+  std::fill(acc, acc + image, 0.f);
   for (int64_t oh = 0; oh < g.oh; ++oh) {
-    for (int64_t ow = 0; ow < g.ow; ++ow) {
-      const int64_t out = ((n * g.oh + oh) * g.ow + ow) * g.c;
-      Window win = window_at(g, oh, ow);
-      for (int64_t i = win.ilo; i < win.ihi; ++i) {
-        for (int64_t j = win.jlo; j < win.jhi; ++j) {
-          auto cell = static_cast<uint8_t>((i - win.i0) * g.kw + (j - win.j0));
-          Ops::accumulate(dy + out, argmax + out, cell, acc + (i * g.w + j) * g.c, g.c);
-        }
-      }
-    }
+    for_each_window_cell(g, n, oh, [&](int64_t out, uint8_t cell, int64_t in) {
+      Ops::accumulate(dy + out, argmax + out, cell, acc + (in - n * image), g.c);
+    });
   }
 }
 
