@@ -180,6 +180,12 @@ ThreadConfig best_known_config(const ThreadOptions& options) {
     if (fitting(c.idle_cores) == threads) break;
   }
   if (sampled) threads = fitting(c.idle_cores);
+  // A team size the user chose is the team, and the binding below follows it: OMP_NUM_THREADS=1
+  // bound close used to pin every such process to core 0.
+  if (const char* user = std::getenv("OMP_NUM_THREADS")) {
+    int n = std::atoi(user);
+    if (n >= 1) threads = n;
+  }
   c.omp_num_threads = threads;
   // A team on every core stays bound close, one place per core: what ran fastest on a quiet
   // machine. A smaller team is left to the scheduler. Bound, it would start on the first cores,
@@ -187,7 +193,7 @@ ThreadConfig best_known_config(const ThreadOptions& options) {
   // 1044-1625 img/s each, unbound 1593-2434. Bound to the cores idlest at start it cannot leave
   // them when the load moves (and pinned load cannot move away from it); unbound it lost only
   // 3-4% against a bound thread whose core stayed free.
-  if (threads < c.physical_cores) c.omp_proc_bind = "false";
+  if (threads != c.physical_cores) c.omp_proc_bind = "false";
   choose_spin(c);
   return c;
 }

@@ -62,9 +62,20 @@ TEST(Isa, CapChangesTheChosenImplementation) {
   EXPECT_EQ(field(bf16, "late_cap"), "refused");
 }
 
+// Runs body with OMP_NUM_THREADS set to value (unset for nullptr), then restores it.
+template <typename Body>
+void with_omp_num_threads(const char* value, const Body& body) {
+  const char* was = std::getenv("OMP_NUM_THREADS");
+  std::string saved = was ? was : "";
+  value ? setenv("OMP_NUM_THREADS", value, 1) : unsetenv("OMP_NUM_THREADS");
+  body();
+  was ? setenv("OMP_NUM_THREADS", saved.c_str(), 1) : unsetenv("OMP_NUM_THREADS");
+}
+
 TEST(ThreadConfig, OneThreadPerPhysicalCoreBoundClose) {
   // Without sampling the load: one thread per core (under a CPU quota, at most the quota).
-  cpu::ThreadConfig c = cpu::best_known_config({.sample_ms = 0});
+  cpu::ThreadConfig c;
+  with_omp_num_threads(nullptr, [&] { c = cpu::best_known_config({.sample_ms = 0}); });
   EXPECT_GE(c.physical_cores, 1);
   EXPECT_LE(c.physical_cores, c.logical_cpus);
   EXPECT_LT(c.idle_cores, 0);
@@ -83,10 +94,24 @@ TEST(ThreadConfig, OneThreadPerPhysicalCoreBoundClose) {
   EXPECT_NE(c.describe().find("OMP_PLACES="), std::string::npos);
 }
 
+// The user's OMP_NUM_THREADS is the team; a team smaller (or larger) than the core count runs
+// unbound, so that several one-thread processes do not all sit on core 0.
+TEST(ThreadConfig, TheUsersThreadCountIsTheTeamAndUnbound) {
+  cpu::ThreadConfig one, many;
+  with_omp_num_threads("1", [&] { one = cpu::best_known_config({.sample_ms = 0}); });
+  with_omp_num_threads("64", [&] { many = cpu::best_known_config({.sample_ms = 0}); });
+  EXPECT_EQ(one.omp_num_threads, 1);
+  EXPECT_TRUE(one.gomp_spincount.empty());
+  EXPECT_EQ(many.omp_num_threads, 64);
+  if (one.physical_cores > 1) EXPECT_EQ(one.omp_proc_bind, "false");
+  if (many.physical_cores != 64) EXPECT_EQ(many.omp_proc_bind, "false");
+}
+
 TEST(ThreadConfig, NoMoreThreadsThanIdleCores) {
   // Tests run on machines other processes keep busy, so only the bounds are fixed here; the
   // choice itself is measured by benchmarks/contention.
-  cpu::ThreadConfig c = cpu::best_known_config();
+  cpu::ThreadConfig c;
+  with_omp_num_threads(nullptr, [&] { c = cpu::best_known_config(); });
   EXPECT_GE(c.idle_cores, 0);
   EXPECT_LE(c.idle_cores, c.physical_cores + 0.01);
   EXPECT_GE(c.omp_num_threads, 1);
