@@ -3,7 +3,7 @@
 For k = 0 .. (CPUs in this process's mask), k busy-loop processes started here hold k of the
 cores while benchmarks/kiln_train_bench trains the Keras CNN (batch 32) under each setting:
   default      whatever Kiln chooses by itself (kiln::cpu::best_known_config(), under that load)
-  1 thread     OMP_NUM_THREADS=1 (Kiln still sets OMP_PROC_BIND=close around it)
+  1 thread     OMP_NUM_THREADS=1 (Kiln leaves a team smaller than the core count unbound)
   old default  one thread per core whatever the load, bound close, libgomp's spin count
                (Kiln's default before this benchmark)
 plus any --variant NAME=VAR=VALUE,VAR=VALUE (extra environment on top of the default).
@@ -196,7 +196,7 @@ def main():
                        "a quiet machine" if quiet else "NOT a quiet machine: k=0 is already contended"),
         "Settings: default = Kiln's choice (best_known_config: one thread per core left idle at start; a team on "
         "every core bound close with GOMP_SPINCOUNT=10000, fewer threads unbound); 1 thread = OMP_NUM_THREADS=1 "
-        "(bound close, as Kiln sets it); old default = %d threads bound close, libgomp's spin (OMP_NUM_THREADS=%d "
+        "(unbound, as Kiln leaves a team smaller than the core count); old default = %d threads bound close, libgomp's spin (OMP_NUM_THREADS=%d "
         "GOMP_SPINCOUNT=300000: Kiln's default before this benchmark)%s" % (
             cores, cores, "".join("; %s = %s" % (n, ",".join("%s=%s" % kv for kv in e.items()))
                                          for n, e in settings[3:])),
