@@ -186,6 +186,11 @@ bool winograd_shape(const ConvGeometry& g) {
          g.strides == dnnl::memory::dims{1, 1} && g.dilates == dnnl::memory::dims{0, 0};
 }
 
+// Whether set_conv_algorithm lets g run on Winograd at all.
+bool winograd_allowed(const ConvGeometry& g) {
+  return conv_algorithm_setting.load(std::memory_order_relaxed) != ConvAlgorithm::direct && winograd_shape(g);
+}
+
 // What ConvAlgorithm::fastest measured, per geometry and pass.
 class MeasuredChoices {
  public:
@@ -215,9 +220,8 @@ MeasuredChoices& measured_choices() {
 // chosen one, so its outputs stand.
 template <typename Run>
 void run_pass(const ConvGeometry& g, const char* pass, const Run& run) {
-  const ConvAlgorithm mode = conv_algorithm_setting.load(std::memory_order_relaxed);
-  if (mode == ConvAlgorithm::direct || !winograd_shape(g)) return run(false);
-  if (mode == ConvAlgorithm::winograd) return run(true);
+  if (!winograd_allowed(g)) return run(false);
+  if (conv_algorithm_setting.load(std::memory_order_relaxed) == ConvAlgorithm::winograd) return run(true);
   const std::string key = std::string(pass) + "|" + g.key();
   if (std::optional<bool> chosen = measured_choices().find(key)) return run(*chosen);
   double best[2] = {1e300, 1e300};
@@ -238,8 +242,19 @@ void run_pass(const ConvGeometry& g, const char* pass, const Run& run) {
 // Winograd kernels pick their own (blocked) activation layouts; direct ones run on NHWC.
 dnnl::memory::desc any_like(const dnnl::memory::desc& md) { return {md.dims(), md.data_type(), tag::any}; }
 
-// With winograd, oneDNN's Winograd convolution where it has one for g (its absence throws,
-// which falls back here to direct).
+// make(algorithm, src_md, dst_md) -> primitive_desc of one pass: with winograd, oneDNN's
+// Winograd convolution where it has one for g (its absence throws), else direct on NHWC.
+template <typename Make>
+auto winograd_or_direct(const ConvGeometry& g, bool winograd, const Make& make) {
+  if (winograd) {
+    try {
+      return make(dnnl::algorithm::convolution_winograd, any_like(g.src_md()), any_like(g.dst_md()));
+    } catch (const dnnl::error&) {
+    }
+  }
+  return make(dnnl::algorithm::convolution_direct, g.src_md(), g.dst_md());
+}
+
 dnnl::convolution_forward::primitive_desc forward_pd(const ConvGeometry& g, const dnnl::memory::desc* bias_md,
                                                      detail::ReluFusion relu, bool winograd = false) {
   dnnl::primitive_attr attr = onednn::default_attr();
@@ -257,13 +272,7 @@ dnnl::convolution_forward::primitive_desc forward_pd(const ConvGeometry& g, cons
                                                           g.pad_r);
     return dnnl::convolution_forward::primitive_desc(desc, attr, onednn::cpu_engine());
   };
-  if (winograd) {
-    try {
-      return make(dnnl::algorithm::convolution_winograd, any_like(g.src_md()), any_like(g.dst_md()));
-    } catch (const dnnl::error&) {
-    }
-  }
-  return make(dnnl::algorithm::convolution_direct, g.src_md(), g.dst_md());
+  return winograd_or_direct(g, winograd, make);
 }
 
 // An activation in the layout a primitive reads. Winograd primitives want their own blocked
@@ -330,8 +339,7 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2d
     relu_fusion = detail::choose_relu_fusion(src, wei, bias_d, g.c / g.groups * g.kh * g.kw, out.numel());
     // oneDNN's Winograd kernels take one eltwise post-op, not the NaN-keeping pair: Kiln's
     // own ReLU kernel runs after them instead.
-    const bool keep_winograd = conv_algorithm() != ConvAlgorithm::direct && winograd_shape(g) &&
-                               relu_fusion == detail::ReluFusion::nan_keeping_post_op;
+    const bool keep_winograd = winograd_allowed(g) && relu_fusion == detail::ReluFusion::nan_keeping_post_op;
     if (relu_fusion == detail::ReluFusion::unfused || keep_winograd) {
       Conv2dAttrs plain = opt;
       plain.activation = FusedActivation::none;
@@ -423,13 +431,7 @@ Tensor conv_backward_data(const ConvGeometry& g, const Tensor& grad, const Tenso
                 desc, onednn::default_attr(), onednn::cpu_engine(),
                 forward_pd(g, nullptr, detail::ReluFusion::none, alg == dnnl::algorithm::convolution_winograd));
           };
-          if (winograd) {
-            try {
-              return make(dnnl::algorithm::convolution_winograd, any_like(g.src_md()), any_like(g.dst_md()));
-            } catch (const dnnl::error&) {
-            }
-          }
-          return make(dnnl::algorithm::convolution_direct, g.src_md(), g.dst_md());
+          return winograd_or_direct(g, winograd, make);
         });
     Tensor w_ready = weights_cache().get(wei, g.user_weights_md(), prim.pd.weights_desc());
     Tensor dx_keep;
@@ -476,13 +478,7 @@ std::vector<Tensor> conv_backward_weights(const ConvGeometry& g, const Tensor& x
             forward_pd(g, bias.defined() ? &hint_bias : nullptr, detail::ReluFusion::none,
                        alg == dnnl::algorithm::convolution_winograd));
       };
-      if (winograd) {
-        try {
-          return make(dnnl::algorithm::convolution_winograd, any_like(g.src_md()), any_like(g.dst_md()));
-        } catch (const dnnl::error&) {
-        }
-      }
-      return make(dnnl::algorithm::convolution_direct, g.src_md(), g.dst_md());
+      return winograd_or_direct(g, winograd, make);
     });
     dnnl::memory::desc dw_md = prim.pd.query_md(dnnl::query::diff_weights_md, 0);
     dnnl::memory dw_mem;
