@@ -14,33 +14,44 @@ int64_t numel(const Shape& shape) {
   return n;
 }
 
-uint64_t checked_nbytes(const Shape& shape, size_t element_size, const std::string& what) {
-  // Bytes must also fit a signed 64-bit offset, so the product is checked in int64.
+bool nbytes_fit(const Shape& shape, size_t element_size, uint64_t* bytes) {
+  // Bytes must also fit a signed 64-bit offset, so the product is checked in int64. Zero dims
+  // are skipped in the overflow check: strides of an empty tensor still multiply the other
+  // dims, so they must fit too (numpy rejects such shapes for the same reason).
   int64_t n = static_cast<int64_t>(element_size);
+  bool empty = false;
+  for (int64_t d : shape) {
+    if (d < 0) return false;
+    empty = empty || d == 0;
+    if (d != 0 && __builtin_mul_overflow(n, d, &n)) return false;
+  }
+  *bytes = empty ? 0 : static_cast<uint64_t>(n);
+  return true;
+}
+
+uint64_t checked_nbytes(const Shape& shape, size_t element_size, const std::string& what) {
+  uint64_t bytes;
+  if (nbytes_fit(shape, element_size, &bytes)) return bytes;
   for (int64_t d : shape) {
     if (d < 0) throw std::invalid_argument(what + ": negative dimension in shape " + shape_str(shape));
   }
-  // Zero dims are skipped in the overflow check: strides of an empty tensor still multiply
-  // the other dims, so they must fit too (numpy rejects such shapes for the same reason).
-  bool empty = false;
-  for (int64_t d : shape) {
-    empty = empty || d == 0;
-    if (d != 0 && __builtin_mul_overflow(n, d, &n)) {
-      throw std::invalid_argument(what + ": shape " + shape_str(shape) + " with " + std::to_string(element_size) +
-                                  "-byte elements needs more bytes than fit in 64 bits");
-    }
-  }
-  return empty ? 0 : static_cast<uint64_t>(n);
+  throw std::invalid_argument(what + ": shape " + shape_str(shape) + " with " + std::to_string(element_size) +
+                              "-byte elements needs more bytes than fit in 64 bits");
 }
 
 Strides contiguous_strides(const Shape& shape) {
-  Strides strides(shape.size());
+  Strides strides;
+  contiguous_strides_into(strides, shape);
+  return strides;
+}
+
+void contiguous_strides_into(Strides& strides, const Shape& shape) {
+  strides.resize(shape.size());
   int64_t s = 1;
-  for (int i = static_cast<int>(shape.size()) - 1; i >= 0; --i) {
+  for (size_t i = shape.size(); i-- > 0;) {
     strides[i] = s;
     s *= shape[i];
   }
-  return strides;
 }
 
 std::string shape_str(const Shape& shape) {

@@ -15,7 +15,12 @@ int64_t numel(const Shape& shape);
 // and element or byte counts that overflow, naming `what` and the shape. Returns the bytes
 // that shape * element_size needs.
 uint64_t checked_nbytes(const Shape& shape, size_t element_size, const std::string& what);
+// checked_nbytes' test without its message: false where checked_nbytes would throw, for hot
+// paths that build the message only on failure.
+bool nbytes_fit(const Shape& shape, size_t element_size, uint64_t* bytes);
 Strides contiguous_strides(const Shape& shape);
+// The same into an existing vector, keeping its capacity (a recycled tensor's).
+void contiguous_strides_into(Strides& strides, const Shape& shape);
 std::string shape_str(const Shape& shape);
 // Maps a possibly negative axis into [0, ndim); throws naming the shape when out of range.
 int normalize_axis(int64_t axis, int ndim, const Shape& shape_for_error, const char* op);

@@ -51,16 +51,6 @@ struct RecycleImpl {
   }
 };
 
-// contiguous_strides into an existing vector, keeping its capacity (a recycled impl's).
-void set_contiguous_strides(Strides& strides, const Shape& shape) {
-  strides.resize(shape.size());
-  int64_t s = 1;
-  for (size_t i = shape.size(); i-- > 0;) {
-    strides[i] = s;
-    s *= shape[i];
-  }
-}
-
 // A TensorImpl with default fields except shape and strides, which the caller assigns.
 std::shared_ptr<TensorImpl> new_impl() {
 #ifdef KILN_SANITIZER
@@ -137,17 +127,11 @@ TensorImpl& Tensor::impl() const {
 }
 
 namespace {
-// checked_nbytes without its message: every op output comes through Tensor::empty, and the
-// message (a heap string) is built only when the shape is rejected.
+// Every op output comes through Tensor::empty: the message (a heap string) is built only
+// when the shape is rejected.
 uint64_t empty_nbytes(const Shape& shape, DType dtype) {
-  int64_t n = static_cast<int64_t>(dtype_size(dtype));
-  bool ok = true, zero = false;
-  for (int64_t d : shape) {
-    ok = ok && d >= 0;
-    zero = zero || d == 0;
-    if (d > 0) ok = ok && !__builtin_mul_overflow(n, d, &n);
-  }
-  if (ok) return zero ? 0 : static_cast<uint64_t>(n);
+  uint64_t bytes;
+  if (nbytes_fit(shape, dtype_size(dtype), &bytes)) return bytes;
   return checked_nbytes(shape, dtype_size(dtype), "Tensor::empty(" + std::string(dtype_name(dtype)) + ")");
 }
 }  // namespace
@@ -157,7 +141,7 @@ Tensor Tensor::empty(const Shape& shape, DType dtype) {
   auto impl = new_impl();
   impl->storage = allocate_storage(bytes);
   impl->shape = shape;
-  set_contiguous_strides(impl->strides, shape);
+  contiguous_strides_into(impl->strides, shape);
   impl->dtype = dtype;
   impl->id = next_tensor_id();
   return Tensor(std::move(impl));
@@ -255,7 +239,7 @@ Tensor Tensor::empty_packed(const Shape& shape, DType dtype, std::shared_ptr<con
   // Blocks overhang the logical shape; oneDNN expects the overhang to hold zeros.
   std::memset(impl->storage->data(), 0, layout->bytes());
   impl->shape = shape;
-  set_contiguous_strides(impl->strides, shape);
+  contiguous_strides_into(impl->strides, shape);
   impl->dtype = dtype;
   impl->id = next_tensor_id();
   impl->packed = std::move(layout);

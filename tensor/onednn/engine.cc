@@ -68,7 +68,7 @@ dnnl::memory::desc desc_of(const Tensor& t) {
 }
 
 dnnl::memory::desc desc_of(const Tensor& t, const Shape& logical_shape) {
-  if (!is_dense(t) || numel(logical_shape) != t.numel()) {
+  if (!t.is_contiguous() || numel(logical_shape) != t.numel()) {
     throw std::logic_error("desc_of: reinterpretation needs a contiguous tensor of equal size; got " +
                            t.describe() + " as " + shape_str(logical_shape));
   }
@@ -214,7 +214,7 @@ dnnl::memory memory_of(const Tensor& t) {
 
 dnnl::memory memory_as(const Tensor& t, const Shape& logical_shape) {
   const int nd = static_cast<int>(logical_shape.size());
-  if (nd == 0 || nd > DNNL_MAX_NDIMS || !is_dense(t) || numel(logical_shape) != t.numel()) {
+  if (nd == 0 || nd > DNNL_MAX_NDIMS || !t.is_contiguous() || numel(logical_shape) != t.numel()) {
     return memory_of(t, desc_of(t, logical_shape));  // desc_of handles (or rejects) these
   }
   int64_t strides[DNNL_MAX_NDIMS];
@@ -225,20 +225,6 @@ dnnl::memory memory_as(const Tensor& t, const Shape& logical_shape) {
   }
   return memory_cache().get(t.raw_data(), static_cast<int32_t>(to_dnnl(t.dtype())), nd, 0, logical_shape.data(),
                             strides, [&] { return desc_of(t, logical_shape); });
-}
-
-bool is_dense(const Tensor& t) {
-  if (t.is_packed()) return false;  // its strides describe the Keras shape, not its storage
-  const Shape& shape = t.shape();
-  const Strides& strides = t.strides();
-  int64_t expected = 1, n = 1;
-  bool dense = true;
-  for (int i = t.ndim() - 1; i >= 0; --i) {
-    if (strides[i] != expected) dense = false;
-    expected *= shape[i];
-    n *= shape[i];
-  }
-  return dense || n <= 1;
 }
 
 Tensor buffer_for(const dnnl::memory::desc& desc, DType dtype, dnnl::memory* out_memory) {

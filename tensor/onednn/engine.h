@@ -23,8 +23,6 @@ dnnl::memory memory_of(const Tensor& t, const dnnl::memory::desc& desc);
 dnnl::memory memory_of(const Tensor& t);
 // memory_of(t, desc_of(t, logical_shape)), likewise.
 dnnl::memory memory_as(const Tensor& t, const Shape& logical_shape);
-// t.is_contiguous() without allocating (Tensor's builds the contiguous strides to compare).
-bool is_dense(const Tensor& t);
 // Allocates a tensor large enough for desc (which may be a blocked layout); the caller keeps
 // the tensor alive while the memory is used.
 Tensor buffer_for(const dnnl::memory::desc& desc, DType dtype, dnnl::memory* out_memory);

@@ -79,7 +79,7 @@ KeyBuilder& KeyBuilder::add_text(char tag, const char* s, size_t n) {
 }
 
 KeyBuilder& KeyBuilder::add(const Tensor& t) {
-  const bool contiguous = is_dense(t);
+  const bool contiguous = t.is_contiguous();
   put_value('t');
   put_value(static_cast<uint8_t>(t.dtype()));
   put_value(static_cast<uint8_t>(t.ndim()));

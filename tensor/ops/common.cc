@@ -63,7 +63,7 @@ Tensor materialize(const Tensor& view) {
 
 Tensor dense(const Tensor& t) {
   if (t.is_packed()) return t.plain();
-  if (onednn::is_dense(t)) return t;
+  if (t.is_contiguous()) return t;
   if (has_zero_stride(t) || t.numel() < 4096) return materialize(t);
   // Large strided views (transposes) go through oneDNN's parallel reorder.
   Tensor out = Tensor::empty(t.shape(), t.dtype());

@@ -321,7 +321,7 @@ namespace detail {
 
 void add_relu_same_shape(const Tensor& a, const Tensor& b, Tensor& out) {
   if (a.shape() != b.shape() || out.shape() != a.shape() || a.dtype() != b.dtype() || out.dtype() != a.dtype() ||
-      !onednn::is_dense(a) || !onednn::is_dense(b) || !onednn::is_dense(out) || !is_floating(a.dtype())) {
+      !a.is_contiguous() || !b.is_contiguous() || !out.is_contiguous() || !is_floating(a.dtype())) {
     throw std::invalid_argument("add_relu_same_shape: expected dense f32 or bf16 tensors of one shape, got " +
                                 a.describe() + ", " + b.describe() + " -> " + out.describe());
   }
@@ -342,7 +342,7 @@ void add_relu_same_shape(const Tensor& a, const Tensor& b, Tensor& out) {
 
 float max_abs(const Tensor& t) {
   check_floating(t, "max_abs");
-  if (!onednn::is_dense(t) && !t.is_packed()) {
+  if (!t.is_contiguous() && !t.is_packed()) {
     throw std::invalid_argument("max_abs: expected a dense tensor, got " + t.describe());
   }
   onednn::profiler::KernelScope timed;  // a scan for choose_relu_fusion: it reads the data, as compute does
@@ -379,7 +379,7 @@ ReluFusion choose_relu_fusion(const Tensor& src, const Tensor& weights, const Te
   double bytes = 0;
   for (const Tensor* t : {&src, &weights, &bias}) {
     if (!t->defined()) continue;  // only the bias may be absent
-    if (!onednn::is_dense(*t) && !t->is_packed()) return ReluFusion::nan_keeping_post_op;  // strided views are not scanned
+    if (!t->is_contiguous() && !t->is_packed()) return ReluFusion::nan_keeping_post_op;  // strided views are not scanned
     bytes += static_cast<double>(t->nbytes());
   }
   if (bytes > kScanBytesPerChainOutput * static_cast<double>(outputs)) return ReluFusion::nan_keeping_post_op;

@@ -100,7 +100,7 @@ Tensor kernel_operand(const Tensor& t) { return autograd::observing() ? stop_gra
 // reshape(t, {-1, cols}) for the kernels: t itself when it already is that dense matrix
 // (a reshape to its own shape is the identity, and the alias would cost a TensorImpl).
 Tensor as_matrix(const Tensor& t, int64_t cols) {
-  if (t.ndim() == 2 && t.shape()[1] == cols && onednn::is_dense(t) && !autograd::observing()) return t;
+  if (t.ndim() == 2 && t.shape()[1] == cols && t.is_contiguous() && !autograd::observing()) return t;
   return reshape(t, {-1, cols});
 }
 
@@ -152,7 +152,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias, FusedActivat
     }
   }
   int64_t k = w.shape()[0], n = w.shape()[1];
-  Tensor x2 = x.ndim() == 2 && onednn::is_dense(x) ? kernel_operand(x) : reshape(stop_gradient(x), {-1, k});
+  Tensor x2 = x.ndim() == 2 && x.is_contiguous() ? kernel_operand(x) : reshape(stop_gradient(x), {-1, k});
   detail::ReluFusion relu_fusion = detail::ReluFusion::none;
   if (activation == FusedActivation::relu && x2.shape()[0] * n > 0) {
     relu_fusion = detail::choose_relu_fusion(x2, w, bias, k, x2.shape()[0] * n);

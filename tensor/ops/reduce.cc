@@ -110,7 +110,7 @@ constexpr int64_t kKernelMaxInner = 4096;
 // Sets *out (of out_shape) and returns true when the reduction is small enough for sum_kernel.
 bool small_sum(const Tensor& x, const std::vector<bool>& mask, bool mean, const Shape& out_shape, Tensor* out) {
   int64_t outer, mid, inner;
-  if (x.numel() > kKernelMaxElements || !onednn::is_dense(x) || !collapse(x, mask, &outer, &mid, &inner) ||
+  if (x.numel() > kKernelMaxElements || !x.is_contiguous() || !collapse(x, mask, &outer, &mid, &inner) ||
       inner > kKernelMaxInner) {
     return false;
   }

@@ -59,7 +59,7 @@ Tensor slice_backward(const Tensor& g, const Shape& input_shape, int axis, int64
 Tensor reshape(const Tensor& x, Shape shape) {
   detail::check_defined(x, "reshape", "input");
   shape = resolve_shape(x, std::move(shape));
-  Tensor base = onednn::is_dense(x) ? x : detail::dense(x);
+  Tensor base = x.is_contiguous() ? x : detail::dense(x);
   Tensor out = base.alias(shape, contiguous_strides(shape), base.offset());
   if (autograd::should_record({&x})) {
     Shape in_shape = x.shape();
@@ -181,7 +181,7 @@ Tensor expand_dims(const Tensor& x, int axis) {
 
 Tensor contiguous(const Tensor& x) {
   detail::check_defined(x, "contiguous", "input");
-  if (onednn::is_dense(x)) return x;
+  if (x.is_contiguous()) return x;
   Tensor out = detail::dense(x);
   if (autograd::should_record({&x})) {
     autograd::record("contiguous", {x}, {out}, [](const std::vector<Tensor>& g) { return g; });
