@@ -3,11 +3,17 @@
 // wall, oneDNN primitives, Kiln's own kernels, and the framework's overhead (the rest).
 //   kiln_train_bench --model cnn --dtype bf16 --batch 32 --steps 50 --warmup 5 [--isa avx512_core] [--optimize 1]
 //                    [--profile_steps N]   (default: --steps; 0 skips the profiled pass)
-//                    [--conv_algorithm direct|winograd]   (kiln::set_conv_algorithm)
+//                    [--conv_algorithm direct|winograd|fastest]   (kiln::set_conv_algorithm)
+//                    [--ab_conv_algorithm winograd|fastest --reps N]
+//   The last form trains one model in one process, switching between direct convolutions and
+//   the given algorithm every --steps steps (order alternating, --reps rounds), and prints both
+//   medians and their ratio.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "benchmarks/workloads.h"
 #include "nn/optimize.h"
@@ -50,6 +56,33 @@ int main(int argc, char** argv) {
     auto w = kiln::bench::make_train_workload(arg(argc, argv, "model", "mlp"), arg(argc, argv, "dtype", "f32"), batch);
     if (arg(argc, argv, "optimize", "0") == "1") {
       std::printf("%s\n", kiln::optimize(*w.model, *w.optimizer).describe().c_str());
+    }
+    const std::string ab = arg(argc, argv, "ab_conv_algorithm", "");
+    if (!ab.empty()) {
+      const kiln::ConvAlgorithm algos[2] = {kiln::ConvAlgorithm::direct, kiln::conv_algorithm_from_name(ab)};
+      for (kiln::ConvAlgorithm a : algos) {  // warm-up, and `fastest` makes its choices here
+        kiln::set_conv_algorithm(a);
+        for (int i = 0; i < warmup; ++i) w.step();
+      }
+      std::vector<double> ms[2];
+      for (int rep = 0, reps = std::stoi(arg(argc, argv, "reps", "5")); rep < reps; ++rep) {
+        for (int k = 0; k < 2; ++k) {
+          int which = rep % 2 ? 1 - k : k;
+          kiln::set_conv_algorithm(algos[which]);
+          auto t0 = std::chrono::steady_clock::now();
+          for (int i = 0; i < steps; ++i) w.step();
+          ms[which].push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() /
+                              steps);
+        }
+      }
+      auto median = [](std::vector<double> v) {
+        std::sort(v.begin(), v.end());
+        return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+      };
+      double direct = median(ms[0]), other = median(ms[1]);
+      std::printf("conv_algorithm_ab step_ms direct=%.3f %s=%.3f speedup=%.2fx (medians of %zu interleaved rounds)\n",
+                  direct, ab.c_str(), other, direct / other, ms[0].size());
+      return 0;
     }
     for (int i = 0; i < warmup; ++i) w.step();
     auto start = std::chrono::steady_clock::now();
