@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "autograd/gradient_tape.h"
+#include "nn/batch_rows.h"
 #include "nn/checkpoint.h"
 #include "nn/model_layer.h"
 #include "nn/passes/fold_relu.h"
@@ -242,19 +243,24 @@ Logs Model::evaluate(const data::Dataset& data, int verbose) {
   return trainer.evaluate(data, verbose);
 }
 
-Tensor Model::predict(const data::Dataset& ds) {
-  std::vector<Tensor> outs;
+Tensor Model::predict(const data::Dataset& ds) { return predict_rows(ds, 0); }
+
+Tensor Model::predict(const Tensor& x, int64_t batch_size) {
+  data::Dataset ds = data::Dataset::from_tensor_slices(x).batch(batch_size);
+  return predict_rows(ds, x.shape()[0]);
+}
+
+Tensor Model::predict_rows(const data::Dataset& ds, int64_t expected_rows) {
+  const int64_t batches = ds.cardinality();
+  if (batches < 0) throw std::invalid_argument("predict: the dataset is infinite (repeat() without a count)");
+  if (batches == 0) throw std::invalid_argument("predict: the dataset is empty");
+  BatchRows outputs("predict", expected_rows, ds.batched() ? batches : 1);
   data::BatchIterator it = ds.begin_iteration();
   while (auto b = it.next()) {
     Tensor x = ds.batched() ? b->x : expand_dims(b->x, 0);
-    outs.push_back(cast((*this)(x, false), DType::f32));
+    outputs.append(cast((*this)(x, false), DType::f32));
   }
-  if (outs.empty()) throw std::invalid_argument("predict: the dataset is empty");
-  return outs.size() == 1 ? outs[0] : concat(outs, 0);
-}
-
-Tensor Model::predict(const Tensor& x, int64_t batch_size) {
-  return predict(data::Dataset::from_tensor_slices(x).batch(batch_size));
+  return outputs.result();
 }
 
 void Model::save_weights(const std::string& path) const {

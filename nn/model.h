@@ -134,6 +134,8 @@ class Model : public std::enable_shared_from_this<Model> {
   FusedPlan plan_;
   // Written once (under build_mu_) then only read, so predict() threads can share the model.
   void set_built_input(const Shape& shape, DType dtype, bool overwrite);
+  // predict() with the result sized for expected_rows (0: unknown) up front.
+  Tensor predict_rows(const data::Dataset& data, int64_t expected_rows);
   std::optional<std::pair<Shape, DType>> built_input_;
   std::atomic<bool> built_{false};
   mutable std::mutex build_mu_;

@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "graph/trace.h"
+#include "nn/batch_rows.h"
 #include "quant/quantize_graph.h"
 #include "runtime_export/passes/optimize_for_inference.h"
 #include "tensor/ops/ops.h"
@@ -30,16 +31,18 @@ struct Evaluator {
   Tensor x_first;
 
   double operator()(const InferenceModel& m) const {
-    std::vector<Tensor> preds, labels;
+    const int64_t batches = options.eval_data->cardinality();
+    if (batches < 0) throw std::invalid_argument("quantize: eval_data is infinite (repeat() without a count)");
+    if (batches == 0) throw std::invalid_argument("quantize: eval_data is empty");
+    nn::BatchRows preds("quantize: eval_data predictions", 0, batches), labels("quantize: eval_data labels", 0, batches);
     data::BatchIterator it = options.eval_data->begin_iteration();
     while (auto b = it.next()) {
-      preds.push_back(m.run(b->x));
       if (!b->y.defined()) throw std::invalid_argument("quantize: eval_data has no labels");
-      labels.push_back(b->y);
+      preds.append(m.run(b->x));
+      labels.append(b->y);
     }
-    if (preds.empty()) throw std::invalid_argument("quantize: eval_data is empty");
-    Tensor p = preds.size() == 1 ? preds[0] : concat(preds, 0);
-    Tensor y = labels.size() == 1 ? labels[0] : concat(labels, 0);
+    Tensor p = preds.result();
+    Tensor y = labels.result();
     double value;
     try {
       value = options.metric_fn ? options.metric_fn(p, y) : top1_accuracy(p, y);

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace kiln::onednn {
 
@@ -243,19 +244,23 @@ dnnl::primitive_attr default_attr() {
 
 namespace {
 
-// Scratchpad plus the most arguments any Kiln primitive takes (conv backward with bias: 6).
-constexpr size_t kMaxArgs = 16;
+// Scratchpad plus the arguments of nearly every Kiln primitive (conv backward with bias: 6) fit
+// on the stack; more (a concat of many inputs) go to the heap, so no argument count is refused.
+constexpr size_t kStackArgs = 16;
 
 // Args are gathered into a stack array and run through the C API: the C++ wrapper would
 // copy them into a std::vector on every call, and a scratchpad into a copied map.
 template <typename Args>
 void run(const char* op, const dnnl::primitive& prim, const Args& args) {
-  dnnl_exec_arg_t c_args[kMaxArgs];
-  size_t n = 0;
-  for (const auto& [arg, mem] : args) {
-    if (n + 1 == kMaxArgs) throw std::logic_error(std::string(op) + ": too many primitive arguments");
-    c_args[n++] = {arg, mem.get()};
+  dnnl_exec_arg_t stack_args[kStackArgs];
+  std::vector<dnnl_exec_arg_t> heap_args;
+  dnnl_exec_arg_t* c_args = stack_args;
+  if (args.size() + 1 > kStackArgs) {
+    heap_args.resize(args.size() + 1);
+    c_args = heap_args.data();
   }
+  size_t n = 0;
+  for (const auto& [arg, mem] : args) c_args[n++] = {arg, mem.get()};
   const_dnnl_primitive_desc_t pd = prim.get_primitive_desc();
   const dnnl_memory_desc_t* scratch_md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
   size_t scratch_bytes = scratch_md ? dnnl_memory_desc_get_size(scratch_md) : 0;

@@ -5,9 +5,8 @@
 
 #include "tensor/ops/recorder.h"
 #include "tensor/ops/common.h"
+#include "tensor/ops/concat_kernel.h"
 #include "tensor/ops/reduce.h"
-#include "tensor/onednn/engine.h"
-#include "tensor/onednn/primitive_cache.h"
 
 namespace kiln {
 namespace {
@@ -219,6 +218,7 @@ Tensor concat(const std::vector<Tensor>& xs, int axis) {
   Shape out_shape = first.shape();
   out_shape[a] = 0;
   std::vector<Tensor> dense_inputs;
+  dense_inputs.reserve(xs.size());
   for (const Tensor& t : xs) {
     detail::check_same_dtype(first, t, "concat");
     Shape s = t.shape();
@@ -235,22 +235,7 @@ Tensor concat(const std::vector<Tensor>& xs, int axis) {
     dense_inputs.push_back(detail::dense(t));
   }
   Tensor out = Tensor::empty(out_shape, first.dtype());
-  std::vector<dnnl::memory::desc> mds;
-  onednn::KeyBuilder key("concat");
-  key.add(int64_t{a});
-  for (const Tensor& t : dense_inputs) {
-    mds.push_back(onednn::desc_of(t));
-    key.add(t);
-  }
-  auto dst_md = onednn::desc_of(out);
-  auto prim = onednn::cached<dnnl::concat>("concat", key, [&] {
-    return dnnl::concat::primitive_desc(dst_md, a, mds, onednn::cpu_engine(), onednn::default_attr());
-  });
-  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_DST, onednn::memory_of(out, dst_md)}};
-  for (size_t i = 0; i < dense_inputs.size(); ++i) {
-    args[DNNL_ARG_MULTIPLE_SRC + static_cast<int>(i)] = onednn::memory_of(dense_inputs[i], mds[i]);
-  }
-  onednn::execute("concat", prim.primitive, args);
+  detail::concat_into(out, dense_inputs, a);
   if (autograd::should_record(xs)) {
     std::vector<int64_t> sizes;
     for (const Tensor& t : xs) sizes.push_back(t.shape()[a]);
