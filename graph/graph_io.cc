@@ -137,6 +137,11 @@ std::string serialize_graph(const Graph& g) {
   w.put<uint32_t>(kVersion);
   w.put<uint32_t>(static_cast<uint32_t>(g.values.size()));
   for (const Value& v : g.values) {
+    if (v.shape.size() > kMaxRank) {  // refused here, or the file could not be read back
+      throw std::invalid_argument("save_graph: value '" + v.name + "' has rank " + std::to_string(v.shape.size()) +
+                                  " " + shape_str(v.shape) + "; graph files hold ranks of at most " +
+                                  std::to_string(kMaxRank));
+    }
     w.str(v.name);
     w.put<uint8_t>(static_cast<uint8_t>(v.dtype));
     w.put<uint8_t>(static_cast<uint8_t>(v.shape.size()));

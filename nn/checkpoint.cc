@@ -64,6 +64,11 @@ std::string serialize_checkpoint(const NamedTensors& entries) {
   std::set<std::string> names;
   for (const auto& [name, t] : entries) {
     if (!names.insert(name).second) throw std::invalid_argument("write_checkpoint: duplicate entry '" + name + "'");
+    if (t.ndim() > kMaxRank) {  // refused here, or the file could not be read back
+      throw std::invalid_argument("write_checkpoint: entry '" + name + "' is " + t.describe() + ", rank " +
+                                  std::to_string(t.ndim()) + "; checkpoints hold tensors of rank at most " +
+                                  std::to_string(kMaxRank));
+    }
     Tensor c = t.is_contiguous() ? t : t.clone_detached();
     put<uint32_t>(out, static_cast<uint32_t>(name.size()));
     out += name;

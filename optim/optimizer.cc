@@ -210,8 +210,8 @@ void Optimizer::apply_gradients(const std::vector<Tensor>& grads_in, const std::
   if (clip.global_clipnorm > 0) grads = clip_by_global_norm(grads, clip.global_clipnorm).grads;
   float lr = learning_rate();
   int64_t step = iterations_ + 1;
-  if (slot_names().size() > static_cast<size_t>(kMaxSlots)) throw std::logic_error(name_ + ": too many slots");
   work_.clear();
+  work_slots_.clear();
   work_grads_.clear();
   for (size_t i = 0; i < vars.size(); ++i) {
     if (!grads[i].defined()) continue;
@@ -234,9 +234,9 @@ void Optimizer::apply_gradients(const std::vector<Tensor>& grads_in, const std::
         g = plus_l2_term(g, w, base_.weight_decay);
       }
     }
-    Slice slice{flat(w).p, flat(g).p, {}, flat(w).n, decay};
     std::vector<Tensor>& slots = slots_for(vars[i]);
-    for (size_t k = 0; k < slots.size(); ++k) slice.slots[k] = flat(slots[k]).p;
+    Slice slice{flat(w).p, flat(g).p, work_slots_.size(), slots.size(), flat(w).n, decay};
+    for (const Tensor& slot : slots) work_slots_.push_back(flat(slot).p);
     work_.push_back(slice);
     work_grads_.push_back(std::move(g));
   }
@@ -255,13 +255,22 @@ void Optimizer::run_fused_update(float lr, int64_t step) {
   int64_t total = 0;
   for (const Slice& s : work_) total += s.n;
   auto run_range = [&](int64_t begin, int64_t end) {
+    // Each slice's slot pointers moved to this range; any number of slots (a user's optimizer
+    // may keep more than Keras's at most three), on the stack for the usual few.
+    constexpr size_t kStackSlots = 8;
+    float* stack_slots[kStackSlots];
+    std::vector<float*> heap_slots;
     int64_t base = 0;
     for (const Slice& s : work_) {
       int64_t lo = std::max(begin, base), hi = std::min(end, base + s.n);
       if (lo < hi) {
         int64_t off = lo - base, n = hi - lo;
-        float* slots[kMaxSlots];
-        for (int k = 0; k < kMaxSlots; ++k) slots[k] = s.slots[k] ? s.slots[k] + off : nullptr;
+        float** slots = stack_slots;
+        if (s.num_slots > kStackSlots) {
+          heap_slots.resize(s.num_slots);
+          slots = heap_slots.data();
+        }
+        for (size_t k = 0; k < s.num_slots; ++k) slots[k] = work_slots_[s.first_slot + k] + off;
         if (s.decay != 0.f) decay_weights(s.w + off, n, s.decay);
         update(s.w + off, s.g + off, slots, n, lr, step);
       }

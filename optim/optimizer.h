@@ -50,8 +50,6 @@ std::shared_ptr<LearningRateSchedule> resolve_schedule(const std::string& optimi
 // over f32 master weights; gradients of another float dtype (bf16) are upcast first.
 class Optimizer {
  public:
-  static constexpr int kMaxSlots = 4;
-
   Optimizer(std::string name, BaseOptions options);
   virtual ~Optimizer() = default;
 
@@ -106,7 +104,8 @@ class Optimizer {
   struct Slice {
     float* w;
     const float* g;
-    float* slots[kMaxSlots];
+    size_t first_slot;  // its slots are work_slots_[first_slot, first_slot + num_slots)
+    size_t num_slots;
     int64_t n;
     float decay;  // decoupled weight decay factor lr * weight_decay, or 0
   };
@@ -117,6 +116,7 @@ class Optimizer {
   int64_t iterations_ = 0;
   std::unordered_map<uint64_t, std::vector<Tensor>> slots_;  // by variable value id
   std::vector<Slice> work_;         // reused across steps: no heap traffic per step
+  std::vector<float*> work_slots_;  // every slice's slot pointers, likewise reused
   std::vector<Tensor> work_grads_;  // keeps converted gradients alive during the update
 };
 
