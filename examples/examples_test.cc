@@ -3,6 +3,7 @@
 // from examples/examples.bzl (--examples=a,b,...); the test fails when an examples/*.cc with a
 // main() is not among them, so a new example cannot be left out of CI.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
@@ -48,11 +49,20 @@ struct ExampleRun {
   std::string output;  // stdout and stderr
 };
 
+// How the example is started: by itself (the distributed ones then start mpirun themselves),
+// or as the ranks of the user's own `mpirun -np 2` (the multi-host way dist/ documents).
+enum class Launch { self, user_mpirun };
+
 // The example binary from the runfiles (the test runs in the workspace's runfiles folder).
 // `timeout` turns a hang into a failure naming the example.
-ExampleRun run_example(const std::string& name, const std::vector<std::string>& args) {
+ExampleRun run_example(const std::string& name, Launch launch, const std::vector<std::string>& args) {
   std::string log = testing::temp_path(name + ".log");
-  std::string cmd = "timeout --kill-after=10 240 " + shell_quoted("examples/" + name) + " --smoke";
+  std::string cmd = "timeout --kill-after=10 240 ";
+  if (launch == Launch::user_mpirun) {
+    cmd += "mpirun -np 2 --bind-to none ";
+    if (geteuid() == 0) cmd += "--allow-run-as-root ";
+  }
+  cmd += shell_quoted("examples/" + name) + " --smoke";
   for (const std::string& a : args) cmd += " " + shell_quoted(a);
   int status = std::system((cmd + " > " + shell_quoted(log) + " 2>&1").c_str());
   ExampleRun run;
@@ -97,6 +107,8 @@ struct ExampleCheck {
     return std::vector<std::string>{};
   };
   std::function<void(const ExampleRun& run, const std::string& out)> verify;
+  // Also run it as the ranks of the user's mpirun (each rank prints; the checks read the last).
+  bool under_user_mpirun = false;
 };
 
 ExampleCheck trained(const std::string& label) {
@@ -116,7 +128,8 @@ const std::map<std::string, ExampleCheck>& checks() {
             [](const ExampleRun& run, const std::string&) {
               EXPECT_NE(run.output.find("over 2 ranks"), std::string::npos) << run.output;
               EXPECT_GT(printed(run, number_after("validation accuracy")), kTrainedAccuracy) << run.output;
-            }}},
+            },
+        .under_user_mpirun = true}},
       {"distributed_fit",
        {.verify =
             [](const ExampleRun& run, const std::string&) {
@@ -124,7 +137,8 @@ const std::map<std::string, ExampleCheck>& checks() {
               double rank0 = printed(run, number_after("val_accuracy")), here = printed(run, number_after("test accuracy"));
               EXPECT_NEAR(here, rank0, 1e-4) << run.output;
               EXPECT_GT(here, kTrainedAccuracy) << run.output;
-            }}},
+            },
+        .under_user_mpirun = true}},
       {"trace_and_export",
        {.args = [](const std::string& out) { return std::vector<std::string>{"--out", out + "/cnn.onnx"}; },
         .verify =
@@ -170,14 +184,14 @@ const std::map<std::string, ExampleCheck>& checks() {
 
 class SmokeRun : public ::testing::Test {
  public:
-  explicit SmokeRun(std::string name) : name_(std::move(name)) {}
+  SmokeRun(std::string name, Launch launch) : name_(std::move(name)), launch_(launch) {}
   void TestBody() override {
     auto check = checks().find(name_);
     ASSERT_NE(check, checks().end()) << "examples_test has no check for the example '" << name_
                                      << "': add one to checks() in examples/examples_test.cc";
     std::string out = testing::temp_path(name_ + "_out");
     fs::create_directories(out);
-    ExampleRun run = run_example(name_, check->second.args(out));
+    ExampleRun run = run_example(name_, launch_, check->second.args(out));
     std::printf("%s --smoke: exit status %d\n%s\n", name_.c_str(), run.exit_code, run.output.c_str());
     ASSERT_EQ(run.exit_code, 0) << name_ << " --smoke failed:\n" << run.output;
     check->second.verify(run, out);
@@ -185,6 +199,7 @@ class SmokeRun : public ::testing::Test {
 
  private:
   std::string name_;
+  Launch launch_;
 };
 
 // Every examples/*.cc that defines main() (the sources come as data through glob) is in the
@@ -223,9 +238,14 @@ int main(int argc, char** argv) {
       if (!name.empty()) kiln::examples::listed_examples().push_back(name);
     }
   }
+  using kiln::examples::Launch;
   for (const std::string& name : kiln::examples::listed_examples()) {
     ::testing::RegisterTest("SmokeRun", name.c_str(), nullptr, nullptr, __FILE__, __LINE__,
-                            [name]() -> ::testing::Test* { return new kiln::examples::SmokeRun(name); });
+                            [name]() -> ::testing::Test* { return new kiln::examples::SmokeRun(name, Launch::self); });
+    auto check = kiln::examples::checks().find(name);
+    if (check == kiln::examples::checks().end() || !check->second.under_user_mpirun) continue;
+    ::testing::RegisterTest("SmokeRun", (name + "_under_mpirun").c_str(), nullptr, nullptr, __FILE__, __LINE__,
+                            [name]() -> ::testing::Test* { return new kiln::examples::SmokeRun(name, Launch::user_mpirun); });
   }
   return RUN_ALL_TESTS();
 }
