@@ -1,9 +1,10 @@
 // The TensorFlow custom training loop ("Writing a training loop from scratch"), in Kiln:
 // a functional model, a GradientTape per step, optimizer.apply_gradients, metrics by hand.
-//   bazel run -c opt //examples:custom_training_loop -- [--epochs 2]
+//   bazel run -c opt //examples:custom_training_loop -- [--epochs 2] [--smoke]
 #include <chrono>
 #include <cstdio>
 
+#include "examples/example_data.h"
 #include "examples/example_flags.h"
 #include "kiln.h"
 
@@ -12,9 +13,10 @@ int main(int argc, char** argv) {
   using namespace kiln::nn;
   cpu::apply_best_known_config(argc, argv);
   try {
+    bool smoke = examples::switch_flag(argc, argv, "smoke");
     int64_t epochs = examples::int_flag(argc, argv, "epochs", 2);
     set_global_seed(examples::int_flag(argc, argv, "seed", 1234));
-    data::FashionMnist fm = data::load_fashion_mnist();
+    data::FashionMnist fm = examples::load_example_data(smoke);
     auto train = data::Dataset::from_tensor_slices(fm.x_train, fm.y_train).shuffle(60000, 3).batch(64).prefetch(2);
     auto val = data::Dataset::from_tensor_slices(fm.x_test, fm.y_test).batch(512);
 

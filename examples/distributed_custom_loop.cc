@@ -1,11 +1,12 @@
 // examples/custom_training_loop.cc made data-parallel (Nano's @nano(num_processes)). The
 // changes: the loop runs inside dist::launch, each rank takes its share of every global batch
 // (dist::shard), and dist::DistributedGradientTape averages the gradients over the ranks.
-//   bazel run -c opt //examples:distributed_custom_loop -- [--num_processes 2] [--epochs 2]
+//   bazel run -c opt //examples:distributed_custom_loop -- [--num_processes 2] [--epochs 2] [--smoke]
 #include <chrono>
 #include <cstdio>
 
 #include "dist/dist.h"
+#include "examples/example_data.h"
 #include "examples/example_flags.h"
 #include "kiln.h"
 
@@ -14,10 +15,11 @@ int main(int argc, char** argv) {
   using namespace kiln::nn;
   cpu::apply_best_known_config(argc, argv);
   try {
+    bool smoke = examples::switch_flag(argc, argv, "smoke");
     int num_processes = static_cast<int>(examples::int_flag(argc, argv, "num_processes", 2));
     int64_t epochs = examples::int_flag(argc, argv, "epochs", 2);
     set_global_seed(examples::int_flag(argc, argv, "seed", 1234));
-    data::FashionMnist fm = data::load_fashion_mnist();
+    data::FashionMnist fm = examples::load_example_data(smoke);
     auto train = data::Dataset::from_tensor_slices(fm.x_train, fm.y_train).shuffle(60000, 3).batch(64).prefetch(2);
     auto val = data::Dataset::from_tensor_slices(fm.x_test, fm.y_test).batch(512);
 

@@ -1,6 +1,6 @@
 // The Keras CNN on Fashion-MNIST trained by N data-parallel processes on this host, each
 // pinned to its own cores (BigDL-Nano's fit(num_processes=N)):
-//   bazel run -c opt //examples:distributed_fit -- [--num_processes 2] [--epochs 2] [--batch_size 64]
+//   bazel run -c opt //examples:distributed_fit -- [--num_processes 2] [--epochs 2] [--batch_size 64] [--smoke]
 // fit relaunches this program under mpirun with N ranks, waits, and returns rank 0's History;
 // the model here then holds the trained weights. On several hosts, run the same binary under
 // your own launcher instead (fit then uses that world as it is):
@@ -9,6 +9,7 @@
 #include <iostream>
 
 #include "dist/dist.h"
+#include "examples/example_data.h"
 #include "examples/example_flags.h"
 #include "kiln.h"
 
@@ -16,12 +17,13 @@ int main(int argc, char** argv) {
   using namespace kiln;
   cpu::apply_best_known_config(argc, argv);
   try {
+    bool smoke = examples::switch_flag(argc, argv, "smoke");
     int num_processes = static_cast<int>(examples::int_flag(argc, argv, "num_processes", 2));
     int64_t epochs = examples::int_flag(argc, argv, "epochs", 2);
     int64_t batch_size = examples::int_flag(argc, argv, "batch_size", 64);  // the global batch
     set_global_seed(examples::int_flag(argc, argv, "seed", 1234));
 
-    data::FashionMnist fm = data::load_fashion_mnist();
+    data::FashionMnist fm = examples::load_example_data(smoke);
     auto train = data::Dataset::from_tensor_slices(fm.x_train, fm.y_train).shuffle(60000, 42).batch(batch_size).prefetch(2);
     auto test = data::Dataset::from_tensor_slices(fm.x_test, fm.y_test).batch(512);
 

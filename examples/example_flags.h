@@ -17,6 +17,14 @@ inline std::string flag(int argc, char** argv, const std::string& name, const st
   return fallback;
 }
 
+// A flag without a value ("--smoke"), present or not.
+inline bool switch_flag(int argc, char** argv, const std::string& name) {
+  for (int i = 1; i < argc; ++i) {
+    if (argv[i] == "--" + name) return true;
+  }
+  return false;
+}
+
 inline int64_t int_flag(int argc, char** argv, const std::string& name, int64_t fallback) {
   std::string v = flag(argc, argv, name, std::to_string(fallback));
   try {

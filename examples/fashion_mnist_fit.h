@@ -6,24 +6,26 @@
 #include <iostream>
 #include <memory>
 
+#include "examples/example_data.h"
 #include "examples/example_flags.h"
 #include "kiln.h"
 
 namespace kiln::examples {
 
-// Flags: --epochs (5), --batch_size (32, the Keras default), --policy (float32 |
-// mixed_bfloat16), --seed. Returns the process exit code.
+// Flags: --epochs (5; 2 under --smoke), --batch_size (32, the Keras default), --policy (float32 |
+// mixed_bfloat16), --seed, --smoke (examples/example_data.h). Returns the process exit code.
 inline int fit_fashion_mnist(int argc, char** argv, const char* program,
                              const std::function<std::unique_ptr<nn::Sequential>()>& make_model) {
   cpu::apply_best_known_config(argc, argv);
   try {
-    int64_t epochs = int_flag(argc, argv, "epochs", 5);
+    bool smoke = switch_flag(argc, argv, "smoke");
+    int64_t epochs = int_flag(argc, argv, "epochs", smoke ? 2 : 5);
     int64_t batch_size = int_flag(argc, argv, "batch_size", 32);
     nn::set_global_policy(flag(argc, argv, "policy", "float32"));
     set_global_seed(int_flag(argc, argv, "seed", 1234));
     std::cout << cpu::isa_report() << "\n";
 
-    data::FashionMnist fm = data::load_fashion_mnist();
+    data::FashionMnist fm = load_example_data(smoke);
     auto train = data::Dataset::from_tensor_slices(fm.x_train, fm.y_train).shuffle(60000, 42).batch(batch_size).prefetch(2);
     auto test = data::Dataset::from_tensor_slices(fm.x_test, fm.y_test).batch(512);
 

@@ -1,5 +1,5 @@
 // A 784-128-64-10 MLP on Fashion-MNIST with Sequential.fit.
-//   bazel run //examples:fashion_mnist_mlp -- [--epochs 5] [--batch_size 32] [--policy mixed_bfloat16]
+//   bazel run //examples:fashion_mnist_mlp -- [--epochs 5] [--batch_size 32] [--policy mixed_bfloat16] [--smoke]
 #include "examples/fashion_mnist_fit.h"
 #include "nn/applications/applications.h"
 

@@ -1,11 +1,12 @@
 // Train the Keras CNN on Fashion-MNIST, quantize it to int8 with accuracy control (at most a
 // 1% relative drop of test accuracy), print the trial table and both accuracies, time f32
 // against int8, save the int8 model and export it as QDQ ONNX for ONNX Runtime.
-//   bazel run //examples:quantize_with_accuracy_control -- [--epochs 1] [--out /tmp/cnn_int8]
+//   bazel run //examples:quantize_with_accuracy_control -- [--epochs 1] [--out /tmp/cnn_int8] [--smoke]
 #include <chrono>
 #include <cstdio>
 #include <iostream>
 
+#include "examples/example_data.h"
 #include "examples/example_flags.h"
 #include "kiln.h"
 #include "nn/applications/applications.h"
@@ -29,10 +30,11 @@ int main(int argc, char** argv) {
   using namespace kiln;
   cpu::apply_best_known_config(argc, argv);
   try {
+    bool smoke = examples::switch_flag(argc, argv, "smoke");
     int64_t epochs = examples::int_flag(argc, argv, "epochs", 1);
     std::string out = examples::flag(argc, argv, "out", "/tmp/fashion_mnist_cnn_int8");
     set_global_seed(1234);
-    data::FashionMnist fm = data::load_fashion_mnist();
+    data::FashionMnist fm = examples::load_example_data(smoke);
     auto train = data::Dataset::from_tensor_slices(fm.x_train, fm.y_train).shuffle(60000, 42).batch(32).prefetch(2);
     auto test = data::Dataset::from_tensor_slices(fm.x_test, fm.y_test).batch(500);
 
@@ -40,8 +42,8 @@ int main(int argc, char** argv) {
     model->compile(optim::Adam(1e-3), nn::SparseCategoricalCrossentropy(/*from_logits=*/true), {"accuracy"});
     model->fit(train, {.epochs = epochs});
 
-    // 1000 training images calibrate; the test set decides what is accurate enough.
-    auto calib = data::Dataset::from_tensor_slices(fm.x_train).take(1000).batch(100);
+    // 1000 training images (200 under --smoke) calibrate; the test set decides what is accurate enough.
+    auto calib = data::Dataset::from_tensor_slices(fm.x_train).take(smoke ? 200 : 1000).batch(100);
     quant::QuantizationReport report;
     auto int8 = quant::quantize(*model, calib,
                                 {.metric = "accuracy",

@@ -1,10 +1,11 @@
 // Train the Keras CNN on Fashion-MNIST, trace it into Kiln's InferenceModel (fp32 and bf16),
 // evaluate and time all three side by side, then export it to ONNX for other runtimes.
-//   bazel run //examples:trace_and_export -- [--epochs 1] [--out /tmp/fashion_mnist_cnn.onnx]
+//   bazel run //examples:trace_and_export -- [--epochs 1] [--out /tmp/fashion_mnist_cnn.onnx] [--smoke]
 #include <chrono>
 #include <cstdio>
 #include <iostream>
 
+#include "examples/example_data.h"
 #include "examples/example_flags.h"
 #include "kiln.h"
 #include "nn/applications/applications.h"
@@ -26,10 +27,11 @@ int main(int argc, char** argv) {
   using namespace kiln;
   cpu::apply_best_known_config(argc, argv);
   try {
+    bool smoke = examples::switch_flag(argc, argv, "smoke");
     int64_t epochs = examples::int_flag(argc, argv, "epochs", 1);
     std::string out = examples::flag(argc, argv, "out", "/tmp/fashion_mnist_cnn.onnx");
     set_global_seed(1234);
-    data::FashionMnist fm = data::load_fashion_mnist();
+    data::FashionMnist fm = examples::load_example_data(smoke);
     auto train = data::Dataset::from_tensor_slices(fm.x_train, fm.y_train).shuffle(60000, 42).batch(32).prefetch(2);
     auto test = data::Dataset::from_tensor_slices(fm.x_test, fm.y_test).batch(256);
 
@@ -49,8 +51,8 @@ int main(int argc, char** argv) {
     model->predict(fm.x_test, 256);  // warm-up: primitives and plans are made on first use
     fp32->predict(fm.x_test, 256);
     bf16->predict(fm.x_test, 256);
-    std::printf("predict on 10000 images  Model %.0f ms  InferenceModel fp32 %.0f ms  bf16 %.0f ms\n",
-                predict_ms(*model, fm.x_test), predict_ms(*fp32, fm.x_test), predict_ms(*bf16, fm.x_test));
+    std::printf("predict on %lld images  Model %.0f ms  InferenceModel fp32 %.0f ms  bf16 %.0f ms\n",
+                (long long)fm.x_test.shape()[0], predict_ms(*model, fm.x_test), predict_ms(*fp32, fm.x_test), predict_ms(*bf16, fm.x_test));
 
     runtime_export::export_onnx(*model, {sample}, out);
     std::printf("ONNX model written to %s (input '%s' is NHWC uint8 [batch, 28, 28, 1])\n", out.c_str(),

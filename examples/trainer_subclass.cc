@@ -1,8 +1,9 @@
 // A pytorch-accelerated style Trainer subclass: a custom loss step with label smoothing,
 // a cosine schedule from create_scheduler, and a callback that prints and early-stops.
-//   bazel run -c opt //examples:trainer_subclass -- [--epochs 3]
+//   bazel run -c opt //examples:trainer_subclass -- [--epochs 3] [--smoke]
 #include <cstdio>
 
+#include "examples/example_data.h"
 #include "examples/example_flags.h"
 #include "kiln.h"
 
@@ -41,9 +42,10 @@ class PrintLr : public Callback {
 int main(int argc, char** argv) {
   cpu::apply_best_known_config(argc, argv);
   try {
+    bool smoke = examples::switch_flag(argc, argv, "smoke");
     int64_t epochs = examples::int_flag(argc, argv, "epochs", 3);
     set_global_seed(examples::int_flag(argc, argv, "seed", 1234));
-    data::FashionMnist fm = data::load_fashion_mnist();
+    data::FashionMnist fm = examples::load_example_data(smoke);
     auto train = data::Dataset::from_tensor_slices(fm.x_train, fm.y_train).shuffle(60000, 5).batch(64).prefetch(2);
     auto test = data::Dataset::from_tensor_slices(fm.x_test, fm.y_test).batch(512);
     Sequential model({Rescaling(1.f / 255), Flatten(), Dense(256, "relu"), Dropout(0.2f), Dense(10)}, "mlp");

@@ -189,8 +189,8 @@ TEST(OnnxExport, OpCoverageAndFusedNodes) {
                  greater_equal(q, Tensor::scalar(0.f));
     Tensor t = permute(reshape(slice(q + cmp, 1, 2, 20, 3), {x.shape()[0], 2, 3}), {0, 2, 1});
     Tensor am = cast(argmax(q, 1), DType::f32);
-    // Kiln's casts round to nearest even and saturate; the input scaled by one multiply is
-    // bitwise the same in both runtimes, so the rounding is compared, not float noise.
+    // Kiln's casts truncate toward zero and saturate; the input scaled by one multiply is
+    // bitwise the same in both runtimes, so the truncation is compared, not float noise.
     Tensor u8 = cast(cast(reduce_max(x, {1, 2, 3}) * 300.f, DType::u8), DType::f32);
     Tensor s32 = cast(cast(reduce_max(x, {1, 2, 3}) * -1e3f, DType::s32), DType::f32);
     // Axis ops on NCHW values: axes remapped, no Transpose until the output.

@@ -146,6 +146,7 @@ TEST(Cast, RoundTripsAndGradients) {
   EXPECT_EQ(g.to_vector(), (std::vector<float>{1, 1, 1, 1}));
 }
 
+
 TEST(ShapeOps, BadInputNamesShapes) {
   try {
     reshape(Tensor::zeros({2, 3}), {4, 2});

@@ -154,21 +154,19 @@ void Exporter::write_cast(const Node& n) {
     emit("Identity", {src}, {dst});
     return;
   }
-  // Kiln rounds to nearest even and saturates (a oneDNN reorder); ONNX's Cast truncates.
+  // ONNX's Cast truncates toward zero as Kiln's cast does; Kiln also saturates (cast.h), which
+  // a Clip to the target's range gives where the source reaches beyond it. Left to the ONNX
+  // runtime: NaN (Kiln gives 0), and f32 at or beyond 2^31 in s32, which this Clip ends at
+  // 2147483520 (the largest float below 2^31) where Kiln gives 2147483647.
   auto range = [](DType d) -> std::pair<double, double> {
     switch (d) {
       case DType::u8: return {0, 255};
       case DType::s8: return {-128, 127};
-      case DType::s32: return {-2147483648.0, 2147483520.0};  // the largest float below 2^31
+      case DType::s32: return {-2147483648.0, 2147483520.0};
       default: return {-3.4e38, 3.4e38};
     }
   };
   std::string cur = src;
-  if (is_floating(from)) {
-    std::string r = tmp(name_[y] + "_round");
-    emit("Round", {cur}, {r});
-    cur = r;
-  }
   auto [lo, hi] = range(to);
   auto [flo, fhi] = range(from);
   if (lo > flo || hi < fhi) {

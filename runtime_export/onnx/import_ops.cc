@@ -338,8 +338,8 @@ int Importer::node(const onnx::NodeProto& n) {
   if (int k = gelu_erf(n)) return k;
   if (int k = gelu_tanh(n)) return k;
   if (int k = compare_then_cast(n)) return k;
-  if (op == "Round" || (op == "Clip" && n.input_size() > 0 && refs_.count(n.input(0)) && !is_floating(dtype_of(ref(n.input(0)))))) {
-    return round_clip_cast(n);
+  if (op == "Clip" && n.input_size() > 0 && refs_.count(n.input(0)) && !is_floating(dtype_of(ref(n.input(0))))) {
+    return clip_then_cast(n);
   }
   NodeAttrs a(n, where_);
   if (op == "ArgMax") return argmax_then_cast(n, a);
@@ -433,14 +433,14 @@ int Importer::node(const onnx::NodeProto& n) {
     a.done();
     Ref x = ref(n.input(0));
     DType from = dtype_of(x);
-    if (is_floating(from) && !is_floating(to)) fail("a float-to-integer Cast without Round (Kiln rounds to nearest even)");
     if (from == to) {
       if (x.value < 0) x = Ref{materialize(x), "", identity_perm(rank_of(x))};
       define(n.output(0), x.value, x.perm);
       return 1;
     }
-    bool widening = is_floating(to) || (to == DType::s32);
-    if (!widening) fail("a narrowing integer Cast without Clip (Kiln saturates)");
+    // A float -> integer Cast truncates as Kiln's cast does (where ONNX defines the result).
+    bool narrowing_integers = !is_floating(from) && !is_floating(to) && to != DType::s32;
+    if (narrowing_integers) fail("a narrowing integer Cast without Clip (Kiln saturates)");
     return cast_node(x, to, n.output(0)), 1;
   }
   if (op == "Expand") {

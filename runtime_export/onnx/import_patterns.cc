@@ -1,4 +1,4 @@
-// The exporter's multi-node patterns (GELU, comparison + Cast, ArgMax + Cast, Round/Clip/Cast)
+// The exporter's multi-node patterns (GELU, comparison + Cast, ArgMax + Cast, integer Clip + Cast)
 // back to one Kiln op each.
 #include <algorithm>
 #include <cmath>
@@ -93,34 +93,38 @@ int Importer::argmax_then_cast(const onnx::NodeProto& n, NodeAttrs& a) {
   return 2;
 }
 
-int Importer::round_clip_cast(const onnx::NodeProto& n) {
-  // [Round ->] [Clip(lo, hi) ->] Cast: Kiln's rounding, saturating cast.
-  int k = 0;
-  const onnx::NodeProto* cur = &n;
-  std::string x = n.input_size() ? n.input(0) : "";
-  const bool round = n.op_type() == "Round";
-  if (round) {
-    want_inputs(n, 1, 1);
-    if (n.attribute_size()) fail("Round takes no attributes");
-    cur = next(++k);
+int Importer::clip_then_cast(const onnx::NodeProto& n) {
+  // Clip(lo, hi) -> Cast on integers: Kiln's saturating narrowing cast. (A float Clip is Kiln's
+  // clip, and a float -> integer Cast is Kiln's cast: both truncate toward zero.)
+  const onnx::NodeProto* cast = next(1);
+  if (n.input_size() != 3 || n.output_size() != 1 || n.attribute_size() != 0 || !cast || cast->op_type() != "Cast" ||
+      cast->input_size() != 1 || cast->input(0) != n.output(0) || cast->output_size() != 1) {
+    fail("an integer Clip on its own is not a Kiln op (only as part of Clip + Cast)");
   }
-  std::string last = round ? n.output(0) : x;
-  if (cur && cur->op_type() == "Clip" && cur->input_size() == 3 && cur->input(0) == last && cur->output_size() == 1 &&
-      cur->attribute_size() == 0) {
-    last = cur->output(0);
-    cur = next(++k);
-  }
-  if (!cur || cur->op_type() != "Cast" || cur->input_size() != 1 || cur->input(0) != last || cur->output_size() != 1) {
-    fail(std::string(round ? "Round" : "Clip") + " on its own is not a Kiln op (only as part of Round/Clip/Cast)");
-  }
-  NodeAttrs ca(*cur, where_ + " (its Cast)");
+  NodeAttrs ca(*cast, where_ + " (its Cast)");
   DType to = kiln_dtype(static_cast<int32_t>(ca.get_int("to", 0)), where_ + " Cast");
   ca.done();
-  Ref in = ref(x);
-  if (is_floating(dtype_of(in)) != round || is_floating(to)) fail("Round/Clip/Cast from " + std::string(dtype_name(dtype_of(in))) + " to " + dtype_name(to));
-  cast_node(in, to, cur->output(0));
-  return k + 1;
+  Ref in = ref(n.input(0));
+  const DType from = dtype_of(in);
+  if (is_floating(to)) fail("Clip + Cast from " + std::string(dtype_name(from)) + " to " + dtype_name(to));
+  // ONNX's integer Cast wraps, so the Clip must bring every value into the target's range,
+  // and no further (else it is not a plain saturating cast).
+  auto range = [](DType d) -> std::pair<double, double> {
+    if (d == DType::u8) return {0, 255};
+    if (d == DType::s8) return {-128, 127};
+    return {std::numeric_limits<int32_t>::min(), std::numeric_limits<int32_t>::max()};
+  };
+  auto [slo, shi] = range(from);
+  auto [tlo, thi] = range(to);
+  const double lo = std::max<double>(scalar_input(n.input(1), "Clip min"), slo);
+  const double hi = std::min<double>(scalar_input(n.input(2), "Clip max"), shi);
+  if (lo != std::max(slo, tlo) || hi != std::min(shi, thi)) {
+    fail("Clip(" + std::to_string(lo) + ", " + std::to_string(hi) + ") + Cast from " + dtype_name(from) + " to " +
+         dtype_name(to) + " is not a saturating cast (Kiln's cast clips to [" + std::to_string(std::max(slo, tlo)) + ", " +
+         std::to_string(std::min(shi, thi)) + "])");
+  }
+  cast_node(in, to, cast->output(0));
+  return 2;
 }
-
 
 }  // namespace kiln::runtime_export::onnx_io

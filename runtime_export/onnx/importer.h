@@ -314,7 +314,7 @@ class Importer {
   int gelu_tanh(const onnx::NodeProto& n);
   int compare_then_cast(const onnx::NodeProto& n);
   int argmax_then_cast(const onnx::NodeProto& n, NodeAttrs& a);
-  int round_clip_cast(const onnx::NodeProto& n);
+  int clip_then_cast(const onnx::NodeProto& n);
   int node(const onnx::NodeProto& n);
 };
 

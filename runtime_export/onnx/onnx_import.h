@@ -9,7 +9,7 @@ namespace kiln::runtime_export {
 // Reads an ONNX model that export_onnx wrote back into a Graph whose outputs equal the
 // original's: IR version <= 8, the default domain at opset 17, and the node patterns the
 // exporter writes (Conv/Gemm/MatMul + Add + activation, GELU in erf or tanh form,
-// Round/Clip/Cast for casts, comparisons and ArgMax followed by a Cast). Transposes are folded
+// Clip + Cast for saturating casts, comparisons and ArgMax followed by a Cast). Transposes are folded
 // into the values they permute, so NHWC -> NCHW -> NHWC pairs cancel and Conv weights come back
 // HWIO under their initializer's name.
 // Strict: a truncated or corrupt file, an unknown op, another opset, an attribute Kiln cannot

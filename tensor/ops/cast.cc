@@ -1,11 +1,45 @@
 #include "tensor/ops/cast.h"
 
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+#include "tensor/bf16.h"
 #include "tensor/ops/recorder.h"
 #include "tensor/ops/common.h"
 #include "tensor/onednn/engine.h"
 #include "tensor/onednn/primitive_cache.h"
 
 namespace kiln {
+namespace {
+
+// Toward zero, saturating, NaN -> 0 (cast.h). oneDNN's reorder would round to nearest instead.
+template <typename From, typename To>
+void truncate_to_integer(const Tensor& src, Tensor& out) {
+  const From* in = src.data<From>();
+  To* y = out.data<To>();
+  const int64_t n = src.numel();
+  constexpr double lo = std::numeric_limits<To>::min(), hi = std::numeric_limits<To>::max();
+#pragma omp parallel for if (n > (1 << 16))
+  for (int64_t i = 0; i < n; ++i) {
+    const double v = static_cast<float>(in[i]);
+    // Clamped in double, where every bound is exact, the value converts without overflow and
+    // the conversion itself truncates.
+    y[i] = std::isnan(v) ? To{0} : static_cast<To>(std::fmin(hi, std::fmax(lo, v)));
+  }
+}
+
+template <typename From>
+void truncate_from(const Tensor& src, Tensor& out) {
+  switch (out.dtype()) {
+    case DType::s8: return truncate_to_integer<From, int8_t>(src, out);
+    case DType::u8: return truncate_to_integer<From, uint8_t>(src, out);
+    case DType::s32: return truncate_to_integer<From, int32_t>(src, out);
+    default: throw std::logic_error(std::string("cast: no truncating cast to ") + dtype_name(out.dtype()));
+  }
+}
+
+}  // namespace
 
 Tensor cast(const Tensor& x, DType dtype) {
   detail::check_defined(x, "cast", "input");
@@ -13,13 +47,15 @@ Tensor cast(const Tensor& x, DType dtype) {
   Tensor out = Tensor::empty(x.shape(), dtype);
   if (x.numel() == 0) return out;
   Tensor src = detail::dense(x);
-  if (x.dtype() == DType::bf16 && dtype == DType::s32) {
-    // oneDNN 2.6 has no bf16 -> s32 reorder; bf16 -> f32 is exact, so go through it.
-    Tensor wide = Tensor::empty(x.shape(), DType::f32);
-    onednn::reorder("cast", onednn::memory_of(src), onednn::memory_of(wide));
-    src = wide;
+  if (is_floating(x.dtype()) && !is_floating(dtype)) {
+    if (x.dtype() == DType::bf16) {
+      truncate_from<bf16>(src, out);
+    } else {
+      truncate_from<float>(src, out);
+    }
+  } else {
+    onednn::reorder("cast", onednn::memory_of(src), onednn::memory_of(out));
   }
-  onednn::reorder("cast", onednn::memory_of(src), onednn::memory_of(out));
   ops::Attrs call("cast");
   call.set("dtype", dtype_name(dtype));
   if (is_floating(x.dtype()) && is_floating(dtype) && autograd::should_record({&x})) {

@@ -65,9 +65,17 @@ Tensor dense(const Tensor& t) {
   if (t.is_packed()) return t.plain();
   if (t.is_contiguous()) return t;
   if (has_zero_stride(t) || t.numel() < 4096) return materialize(t);
-  // Large strided views (transposes) go through oneDNN's parallel reorder.
+  // Large strided views (transposes) go through oneDNN's parallel reorder, unless oneDNN
+  // cannot describe the view: it rejects interleaved strides, as a step slice of the last
+  // axis gives ([300, 167] with strides [500, 3]).
+  dnnl::memory src;
+  try {
+    src = onednn::memory_of(t);
+  } catch (const std::invalid_argument&) {
+    return materialize(t);
+  }
   Tensor out = Tensor::empty(t.shape(), t.dtype());
-  onednn::reorder("contiguous", onednn::memory_of(t), onednn::memory_of(out));
+  onednn::reorder("contiguous", src, onednn::memory_of(out));
   return out;
 }
 

@@ -1,0 +1,35 @@
+"""Every example program, in one list: it makes the cc_binary targets and the list that
+examples_test runs (with --smoke), so an example cannot be built without being run.
+examples_test also fails when an examples/*.cc with a main() is missing here."""
+
+# name: the extra deps beyond //:kiln, :example_flags and //nn/applications.
+EXAMPLES = {
+    "custom_training_loop": [],
+    # Data-parallel training on Open MPI (dist/): the example relaunches itself under mpirun.
+    "distributed_custom_loop": ["//dist"],
+    "distributed_fit": ["//dist"],
+    "fashion_mnist_cnn": [],
+    "fashion_mnist_mlp": [],
+    "quantize_with_accuracy_control": [
+        "//quant",
+        "//runtime_export",
+        "//runtime_export/onnx",
+    ],
+    "trace_and_export": [
+        "//runtime_export",
+        "//runtime_export/onnx",
+    ],
+    "trainer_subclass": [],
+}
+
+def example_binaries():
+    for name, deps in EXAMPLES.items():
+        native.cc_binary(
+            name = name,
+            srcs = [name + ".cc"],
+            deps = [
+                ":example_flags",
+                "//:kiln",
+                "//nn/applications",
+            ] + deps,
+        )

@@ -1,0 +1,251 @@
+// Runs every example program with --smoke (its whole path on a slice of Fashion-MNIST: train,
+// trace, quantize, export, MPI launch) and checks what it printed and wrote. The examples come
+// from examples/examples.bzl (--examples=a,b,...); the test fails when an examples/*.cc with a
+// main() is not among them, so a new example cannot be left out of CI.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "examples/example_data.h"
+#include "kiln.h"
+#include "runtime_export/inference_model.h"
+#include "runtime_export/model_file.h"
+#include "tests/ort_runner.h"
+#include "tests/temp_path.h"
+
+namespace kiln::examples {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::vector<std::string>& listed_examples() {
+  static std::vector<std::string> names;
+  return names;
+}
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string shell_quoted(const std::string& s) { return "'" + s + "'"; }
+
+struct ExampleRun {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr
+};
+
+// How the example is started: by itself (the distributed ones then start mpirun themselves),
+// or as the ranks of the user's own `mpirun -np 2` (the multi-host way dist/ documents).
+enum class Launch { self, user_mpirun };
+
+// The example binary from the runfiles (the test runs in the workspace's runfiles folder).
+// `timeout` turns a hang into a failure naming the example.
+ExampleRun run_example(const std::string& name, Launch launch, const std::vector<std::string>& args) {
+  std::string log = testing::temp_path(name + ".log");
+  std::string cmd = "timeout --kill-after=10 240 ";
+  if (launch == Launch::user_mpirun) {
+    cmd += "mpirun -np 2 --bind-to none ";
+    if (geteuid() == 0) cmd += "--allow-run-as-root ";
+  }
+  cmd += shell_quoted("examples/" + name) + " --smoke";
+  for (const std::string& a : args) cmd += " " + shell_quoted(a);
+  int status = std::system((cmd + " > " + shell_quoted(log) + " 2>&1").c_str());
+  ExampleRun run;
+  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  run.output = read_text(log);
+  return run;
+}
+
+// The number in the last match of `pattern` (its one group); NaN (and a test failure) when
+// the output has none.
+double printed(const ExampleRun& run, const std::string& pattern) {
+  const std::regex re(pattern);
+  std::string last;
+  for (auto m = std::sregex_iterator(run.output.begin(), run.output.end(), re); m != std::sregex_iterator(); ++m) {
+    last = (*m)[1];
+  }
+  if (last.empty()) {
+    ADD_FAILURE() << "the output has no match for /" << pattern << "/:\n" << run.output;
+    return NAN;
+  }
+  return std::stod(last);
+}
+
+const char* const kNumber = "([0-9]+\\.[0-9]+)";
+std::string number_after(const std::string& label) { return label + " " + kNumber; }
+
+// Training on the smoke slice reaches about 0.7-0.8 test accuracy; chance is 0.1.
+constexpr double kTrainedAccuracy = 0.5;
+// One prediction of the smoke test set either way may flip on a near tie.
+constexpr double kOneImage = 1.0 / kSmokeTestImages;
+
+double accuracy(const Tensor& logits, const Tensor& labels) {
+  std::vector<int32_t> predicted = argmax(logits, -1).to_int32(), want = labels.to_int32();
+  int right = 0;
+  for (size_t i = 0; i < want.size(); ++i) right += predicted.at(i) == want[i];
+  return double(right) / want.size();
+}
+
+// What an example must show beyond exit status 0. `out` is a fresh folder for its files.
+struct ExampleCheck {
+  std::function<std::vector<std::string>(const std::string& out)> args = [](const std::string&) {
+    return std::vector<std::string>{};
+  };
+  std::function<void(const ExampleRun& run, const std::string& out)> verify;
+  // Also run it as the ranks of the user's mpirun (each rank prints; the checks read the last).
+  bool under_user_mpirun = false;
+};
+
+ExampleCheck trained(const std::string& label) {
+  return {.verify = [label](const ExampleRun& run, const std::string&) {
+    EXPECT_GT(printed(run, number_after(label)), kTrainedAccuracy) << run.output;
+  }};
+}
+
+const std::map<std::string, ExampleCheck>& checks() {
+  static const std::map<std::string, ExampleCheck> table = {
+      {"fashion_mnist_mlp", trained("test accuracy")},
+      {"fashion_mnist_cnn", trained("test accuracy")},
+      {"custom_training_loop", trained("validation accuracy")},
+      {"trainer_subclass", trained("final validation accuracy")},
+      {"distributed_custom_loop",
+       {.verify =
+            [](const ExampleRun& run, const std::string&) {
+              EXPECT_NE(run.output.find("over 2 ranks"), std::string::npos) << run.output;
+              EXPECT_GT(printed(run, number_after("validation accuracy")), kTrainedAccuracy) << run.output;
+            },
+        .under_user_mpirun = true}},
+      {"distributed_fit",
+       {.verify =
+            [](const ExampleRun& run, const std::string&) {
+              // Rank 0's trained weights came back: evaluating here repeats rank 0's last val_accuracy.
+              double rank0 = printed(run, number_after("val_accuracy")), here = printed(run, number_after("test accuracy"));
+              EXPECT_NEAR(here, rank0, 1e-4) << run.output;
+              EXPECT_GT(here, kTrainedAccuracy) << run.output;
+            },
+        .under_user_mpirun = true}},
+      {"trace_and_export",
+       {.args = [](const std::string& out) { return std::vector<std::string>{"--out", out + "/cnn.onnx"}; },
+        .verify =
+            [](const ExampleRun& run, const std::string& out) {
+              double eager = printed(run, number_after("test accuracy +Model"));
+              double traced = printed(run, number_after("InferenceModel fp32"));
+              EXPECT_GT(eager, kTrainedAccuracy) << run.output;
+              EXPECT_NEAR(traced, eager, kOneImage + 1e-4) << run.output;
+              ASSERT_TRUE(fs::exists(out + "/cnn.onnx")) << run.output;
+              // ONNX Runtime, running the exported file on the same test images, is as accurate.
+              data::FashionMnist fm = load_example_data(/*smoke=*/true);
+              auto ort = testing::run_onnx_runtime(out + "/cnn.onnx", {fm.x_test});
+              ASSERT_TRUE(ort && ort->size() == 1);
+              double ort_accuracy = accuracy((*ort)[0], fm.y_test);
+              std::printf("ONNX Runtime on the exported model: test accuracy %.4f\n", ort_accuracy);
+              EXPECT_NEAR(ort_accuracy, eager, 2 * kOneImage + 1e-4) << run.output;
+            }}},
+      {"quantize_with_accuracy_control",
+       {.args = [](const std::string& out) { return std::vector<std::string>{"--out", out + "/cnn_int8"}; },
+        .verify =
+            [](const ExampleRun& run, const std::string& out) {
+              double f32 = printed(run, number_after("f32 accuracy")), int8 = printed(run, number_after("int8 accuracy"));
+              EXPECT_GT(f32, kTrainedAccuracy) << run.output;
+              EXPECT_GE(int8, f32 * 0.99 - 1e-4) << "the accuracy criterion (1% relative) was not kept:\n" << run.output;
+              // The saved int8 model reproduces the accuracy the example printed, and ONNX Runtime
+              // running the QDQ export picks the same classes.
+              data::FashionMnist fm = load_example_data(/*smoke=*/true);
+              auto saved = runtime_export::load_inference_model(out + "/cnn_int8.kgraph");
+              Tensor kiln_logits = saved->run(fm.x_test);
+              EXPECT_NEAR(accuracy(kiln_logits, fm.y_test), int8, 1e-4) << run.output;
+              auto ort = testing::run_onnx_runtime(out + "/cnn_int8.onnx", {fm.x_test});
+              ASSERT_TRUE(ort && ort->size() == 1);
+              std::vector<int32_t> a = argmax(kiln_logits, -1).to_int32(), b = argmax((*ort)[0], -1).to_int32();
+              int same = 0;
+              for (size_t i = 0; i < a.size(); ++i) same += a[i] == b.at(i);
+              std::printf("ONNX Runtime (QDQ) and Kiln int8 agree on %d/%zu test images\n", same, a.size());
+              EXPECT_GE(double(same) / a.size(), 0.98)
+                  << "ONNX Runtime and Kiln's int8 model agree on " << same << "/" << a.size() << " test images";
+            }}},
+  };
+  return table;
+}
+
+class SmokeRun : public ::testing::Test {
+ public:
+  SmokeRun(std::string name, Launch launch) : name_(std::move(name)), launch_(launch) {}
+  void TestBody() override {
+    auto check = checks().find(name_);
+    ASSERT_NE(check, checks().end()) << "examples_test has no check for the example '" << name_
+                                     << "': add one to checks() in examples/examples_test.cc";
+    std::string out = testing::temp_path(name_ + "_out");
+    fs::create_directories(out);
+    ExampleRun run = run_example(name_, launch_, check->second.args(out));
+    std::printf("%s --smoke: exit status %d\n%s\n", name_.c_str(), run.exit_code, run.output.c_str());
+    ASSERT_EQ(run.exit_code, 0) << name_ << " --smoke failed:\n" << run.output;
+    check->second.verify(run, out);
+  }
+
+ private:
+  std::string name_;
+  Launch launch_;
+};
+
+// Every examples/*.cc that defines main() (the sources come as data through glob) is in the
+// list that examples.bzl builds and this test runs.
+TEST(Examples, EveryProgramIsRun) {
+  const std::vector<std::string>& listed = listed_examples();
+  ASSERT_FALSE(listed.empty()) << "examples_test needs --examples=a,b,... (examples/BUILD passes it)";
+  std::set<std::string> run(listed.begin(), listed.end()), programs;
+  const std::regex defines_main(R"(\bint\s+main\s*\()");
+  for (const fs::directory_entry& e : fs::directory_iterator("examples")) {
+    if (e.path().extension() != ".cc") continue;
+    if (std::regex_search(read_text(e.path()), defines_main)) programs.insert(e.path().stem().string());
+  }
+  EXPECT_FALSE(programs.empty()) << "no examples/*.cc with a main() in the runfiles";
+  for (const std::string& p : programs) {
+    EXPECT_TRUE(run.count(p)) << "examples/" << p << ".cc has a main() but examples_test does not run it: add it to "
+                              << "EXAMPLES in examples/examples.bzl";
+  }
+  for (const std::string& name : listed) {
+    EXPECT_TRUE(programs.count(name)) << "examples.bzl lists '" << name << "' but examples/" << name
+                                      << ".cc has no main()";
+  }
+}
+
+}  // namespace
+}  // namespace kiln::examples
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  const std::string flag = "--examples=";
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a.rfind(flag, 0) != 0) continue;
+    std::stringstream names(a.substr(flag.size()));
+    for (std::string name; std::getline(names, name, ',');) {
+      if (!name.empty()) kiln::examples::listed_examples().push_back(name);
+    }
+  }
+  using kiln::examples::Launch;
+  for (const std::string& name : kiln::examples::listed_examples()) {
+    ::testing::RegisterTest("SmokeRun", name.c_str(), nullptr, nullptr, __FILE__, __LINE__,
+                            [name]() -> ::testing::Test* { return new kiln::examples::SmokeRun(name, Launch::self); });
+    auto check = kiln::examples::checks().find(name);
+    if (check == kiln::examples::checks().end() || !check->second.under_user_mpirun) continue;
+    ::testing::RegisterTest("SmokeRun", (name + "_under_mpirun").c_str(), nullptr, nullptr, __FILE__, __LINE__,
+                            [name]() -> ::testing::Test* { return new kiln::examples::SmokeRun(name, Launch::user_mpirun); });
+  }
+  return RUN_ALL_TESTS();
+}
