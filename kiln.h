@@ -1,5 +1,6 @@
 #pragma once
-// Everything a Kiln user needs, in one include.
+// Everything a Kiln user needs, in one include (link //:kiln). Data-parallel training over
+// Open MPI is apart: include "dist/dist.h" and link //dist.
 #include "autograd/gradient_tape.h"
 #include "autograd/variable.h"
 #include "data/csv.h"
@@ -7,6 +8,9 @@
 #include "data/fashion_mnist.h"
 #include "data/idx.h"
 #include "data/npy.h"
+#include "graph/graph.h"
+#include "graph/graph_io.h"
+#include "graph/trace.h"
 #include "nn/applications/applications.h"
 #include "nn/callbacks.h"
 #include "nn/layers/layers.h"
@@ -18,6 +22,11 @@
 #include "nn/policy.h"
 #include "nn/trainer.h"
 #include "optim/optimizers.h"
+#include "quant/quantize.h"
+#include "runtime_export/inference_model.h"
+#include "runtime_export/model_file.h"
+#include "runtime_export/onnx/onnx_export.h"
+#include "runtime_export/onnx/onnx_import.h"
 #include "tensor/onednn/isa.h"
 #include "tensor/threading.h"
 #include "tensor/ops/ops.h"

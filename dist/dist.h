@@ -1,5 +1,5 @@
 #pragma once
-// Multi-process data-parallel training on Open MPI (see README, "Data-parallel training").
+// Multi-process data-parallel training on Open MPI (see docs/distributed.md).
 #include "dist/collectives.h"
 #include "dist/distributed_tape.h"
 #include "dist/error.h"

@@ -84,7 +84,7 @@ class Config {
 
 const char* kind_name(Config::Kind kind);
 
-// The strict reader for JSON text from outside (a saved model is a loader: DESIGN.md "Safety").
+// The strict reader for JSON text from outside (a saved model is a loader: docs/architecture.md "Safety").
 // RFC 8259 plus Python's NaN/Infinity/-Infinity; rejects duplicate keys, invalid UTF-8, raw
 // control characters in strings, lone surrogates, numbers out of range, nesting deeper than
 // kMaxConfigDepth and anything after the value. Errors are std::runtime_error naming `source`

@@ -1,4 +1,4 @@
-// The thread-safety contract (README "Reliability"): a built model's predict() may be called
+// The thread-safety contract (docs/reliability.md): a built model's predict() may be called
 // from several threads at once and returns bitwise the single-thread result; separate models
 // train independently on separate threads. This test also runs under --config=tsan.
 #include <gtest/gtest.h>

@@ -1,5 +1,5 @@
 // One table-driven test for every registered op kind, as ggml's test-backend-ops does
-// (DESIGN.md, "Models as data"). Each row of rows() is keyed by a registered op's name and
+// (docs/architecture.md, "The op registry"). Each row of rows() is keyed by a registered op's name and
 // says how to make the op's inputs, a few attribute variants ("cases"), a double-precision
 // reference and whether the op is differentiable. Every case runs through ops::run_op (the
 // path Graph::run, passes and exporters take) and is checked for:

@@ -270,7 +270,7 @@ TEST(Trainer, StopTrainingErrorEndsTheRunCleanly) {
   EXPECT_FALSE(autograd::any_tape_active());  // the step's tape did not leak
 }
 
-// DESIGN.md: no primitive creation and no per-step malloc churn in steady-state training.
+// docs/architecture.md: no primitive creation and no per-step malloc churn in steady-state training.
 TEST(SteadyState, TrainStepsCreateNoPrimitivesAndAllocateNothingNew) {
   set_global_seed(5);
   Conv2DOptions same;
