@@ -254,7 +254,7 @@ Tensor Model::predict_rows(const data::Dataset& ds, int64_t expected_rows) {
   const int64_t batches = ds.cardinality();
   if (batches < 0) throw std::invalid_argument("predict: the dataset is infinite (repeat() without a count)");
   if (batches == 0) throw std::invalid_argument("predict: the dataset is empty");
-  BatchRows outputs("predict", expected_rows, ds.batched() ? batches : 1);
+  BatchRows outputs("predict", expected_rows, batches);  // unbatched: each element is a batch of one
   data::BatchIterator it = ds.begin_iteration();
   while (auto b = it.next()) {
     Tensor x = ds.batched() ? b->x : expand_dims(b->x, 0);

@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "kiln.h"
+#include "nn/batch_rows.h"
 #include "quant/quantize.h"
 #include "runtime_export/inference_model.h"
 #include "tests/blobs.h"
@@ -103,6 +104,33 @@ TEST(PredictBatches, QuantizeEvaluatesItsAccuracySearchOverEveryBatch) {
   EXPECT_NEAR(report.baseline, model->evaluate(one_batch).at("accuracy"), 1e-9);
   ASSERT_GE(report.chosen, 0);
   EXPECT_NEAR(report.trials[report.chosen].metric, int8->evaluate(one_batch).at("accuracy"), 1e-9);
+}
+
+TEST(PredictBatches, RowsGrowPastTheirFirstSizeAndRefuseMismatchedBatches) {
+  nn::BatchRows rows("collect", 0, 2);  // room for two batches of the first one's size
+  EXPECT_THROW(rows.result(), std::invalid_argument);
+  rows.append(Tensor::full({3, 2}, 1.f));
+  rows.append(transpose(Tensor::full({2, 3}, 2.f)));  // a view: copied as its values
+  rows.append(Tensor::full({5, 2}, 3.f));             // past the room: the rows move to a larger buffer
+  Tensor out = rows.result();
+  ASSERT_EQ(out.shape(), (Shape{11, 2}));
+  std::vector<float> v = out.to_vector();
+  for (int64_t r = 0; r < 11; ++r) EXPECT_EQ(v[2 * r], r < 3 ? 1.f : r < 6 ? 2.f : 3.f) << r;
+  try {
+    rows.append(Tensor::zeros({3, 3}));
+    ADD_FAILURE() << "a [3, 3] batch after [.., 2] ones was taken";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("f32[3, 3]"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("f32[11, 2]"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(rows.append(Tensor::zeros({3, 2}, DType::bf16)), std::invalid_argument);
+  EXPECT_THROW(rows.append(Tensor::scalar(1.f)), std::invalid_argument);
+}
+
+TEST(PredictBatches, RefusesAnInfiniteDataset) {
+  auto model = trained_model();
+  data::Dataset forever = data::Dataset::from_tensor_slices(blob_arrays(4, 3).x).batch(2).repeat();
+  EXPECT_THROW(model->predict(forever), std::invalid_argument);
 }
 
 }  // namespace
