@@ -57,7 +57,7 @@ enum class Launch { self, user_mpirun };
 // `timeout` turns a hang into a failure naming the example.
 ExampleRun run_example(const std::string& name, Launch launch, const std::vector<std::string>& args) {
   std::string log = testing::temp_path(name + ".log");
-  std::string cmd = "timeout --kill-after=10 240 ";
+  std::string cmd = "timeout --kill-after=10 120 ";
   if (launch == Launch::user_mpirun) {
     cmd += "mpirun -np 2 --bind-to none ";
     if (geteuid() == 0) cmd += "--allow-run-as-root ";
