@@ -71,6 +71,15 @@ class ClassRegistry {
   ClassRegistry(std::string kind, std::string register_function, bool named)
       : kind_(std::move(kind)), register_function_(std::move(register_function)), named_(named) {}
 
+  // Class T, whose to_config gets the object as a T.
+  template <typename T>
+  void add(const std::string& class_name, std::function<void(const T&, Json&)> to_config, FromConfig from_config) {
+    ToConfig as_base;
+    if (to_config) {
+      as_base = [f = std::move(to_config)](const Base& object, Json& config) { f(static_cast<const T&>(object), config); };
+    }
+    add(class_name, typeid(T), std::move(as_base), std::move(from_config));
+  }
   void add(const std::string& class_name, const std::type_info& type, ToConfig to_config, FromConfig from_config) {
     if (class_name.empty() || !to_config || !from_config) {
       throw std::invalid_argument(register_function_ + ": needs a class name, to_config and from_config");

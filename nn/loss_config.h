@@ -2,9 +2,9 @@
 #include <functional>
 #include <memory>
 #include <string>
-#include <typeinfo>
 #include <vector>
 
+#include "base/registry.h"
 #include "nn/config.h"
 #include "nn/config_reader.h"
 #include "nn/losses.h"
@@ -25,19 +25,14 @@ std::unique_ptr<Loss> deserialize_loss(const Config& serialized);
 //                        [](ConfigReader& c) { return std::make_unique<Huber>(c.real("delta", 1.f)); });
 // to_config adds the class's keys after "name"; from_config reads them all (a key left unread is
 // an error). Registering a name again replaces it.
-using LossToConfig = std::function<void(const Loss& loss, Config& config)>;
-using LossFromConfig = std::function<std::unique_ptr<Loss>(ConfigReader& config)>;
-void register_loss(const std::string& class_name, const std::type_info& type, LossToConfig to_config,
-                   LossFromConfig from_config);
-std::vector<std::string> registered_loss_classes();  // sorted
+using LossClasses = base::ClassRegistry<Loss, std::unique_ptr<Loss>>;
+LossClasses& loss_classes();
 
 template <typename T>
 void register_loss(const std::string& class_name, std::function<void(const T&, Config&)> to_config,
-                   LossFromConfig from_config) {
-  register_loss(
-      class_name, typeid(T),
-      [to_config = std::move(to_config)](const Loss& l, Config& c) { to_config(static_cast<const T&>(l), c); },
-      std::move(from_config));
+                   LossClasses::FromConfig from_config) {
+  loss_classes().add<T>(class_name, std::move(to_config), std::move(from_config));
 }
+inline std::vector<std::string> registered_loss_classes() { return loss_classes().names(); }  // sorted
 
 }  // namespace kiln::nn

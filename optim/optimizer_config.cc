@@ -3,7 +3,6 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "base/registry.h"
 #include "optim/optimizers.h"
 
 namespace kiln::optim {
@@ -12,9 +11,6 @@ using base::ConfigReader;
 using Config = base::Json;
 
 namespace {
-
-using OptimizerClasses = base::ClassRegistry<Optimizer, std::unique_ptr<Optimizer>>;
-using ScheduleClasses = base::ClassRegistry<LearningRateSchedule, std::shared_ptr<LearningRateSchedule>>;
 
 constexpr size_t kMaxExcludes = 1024;
 
@@ -61,77 +57,68 @@ void read_base(ConfigReader& r, Options& o) {
   o.pytorch_style = r.boolean("pytorch_style", false);
 }
 
-// The options an optimizer was made with, with the schedule in force resolved (clone() puts it
-// there).
-template <typename T>
-auto resolved_options(const T& opt) {
-  std::unique_ptr<Optimizer> copy = opt.clone();
-  return static_cast<const T&>(*copy).options();
-}
-
-template <typename T, typename Options>
-void register_adam_family(OptimizerClasses& classes, const char* name) {
-  classes.add(
-      name, typeid(T),
-      [](const Optimizer& opt, Config& c) {
-        auto o = resolved_options(static_cast<const T&>(opt));
-        put_base(c, opt, o);
-        c.set("beta_1", o.beta_1).set("beta_2", o.beta_2).set("epsilon", o.epsilon).set("amsgrad", o.amsgrad);
+// A built-in optimizer: the options every optimizer shares (put_base, read_base) and its own,
+// which put_own and read_own write and read. Serializing reads the options of a clone(), which
+// resolves the schedule in force into them.
+template <typename T, typename Options, typename PutOwn, typename ReadOwn>
+void add_builtin(OptimizerClasses& classes, const char* name, PutOwn put_own, ReadOwn read_own) {
+  classes.add<T>(
+      name,
+      [put_own](const T& opt, Config& c) {
+        std::unique_ptr<Optimizer> copy = opt.clone();
+        const auto& resolved = static_cast<const T&>(*copy).options();
+        put_base(c, opt, resolved);
+        put_own(resolved, c);
       },
-      [](ConfigReader& r) -> std::unique_ptr<Optimizer> {
+      [read_own](ConfigReader& r) {
         Options o;
         read_base(r, o);
-        o.beta_1 = r.real("beta_1", o.beta_1);
-        o.beta_2 = r.real("beta_2", o.beta_2);
-        o.epsilon = r.real("epsilon", o.epsilon);
-        o.amsgrad = r.boolean("amsgrad", o.amsgrad);
+        read_own(r, o);
         r.finish();
         return std::make_unique<T>(std::move(o));
       });
 }
 
+}  // namespace
+
 OptimizerClasses& optimizer_classes() {
   // Never destroyed, so code run from other statics' destructors still finds it.
   static OptimizerClasses* classes = [] {
     auto* c = new OptimizerClasses("optimizer", "kiln::optim::register_optimizer", /*named=*/true);
-    c->add(
-        "SGD", typeid(SGD),
-        [](const Optimizer& opt, Config& c) {
-          SGDOptions o = resolved_options(static_cast<const SGD&>(opt));
-          put_base(c, opt, o);
-          c.set("momentum", o.momentum).set("nesterov", o.nesterov);
-        },
-        [](ConfigReader& r) -> std::unique_ptr<Optimizer> {
-          SGDOptions o;
-          read_base(r, o);
+    add_builtin<SGD, SGDOptions>(
+        *c, "SGD", [](const SGDOptions& o, Config& c) { c.set("momentum", o.momentum).set("nesterov", o.nesterov); },
+        [](ConfigReader& r, SGDOptions& o) {
           o.momentum = r.real("momentum", o.momentum);
           o.nesterov = r.boolean("nesterov", o.nesterov);
-          r.finish();
-          return std::make_unique<SGD>(std::move(o));
         });
-    register_adam_family<Adam, AdamOptions>(*c, "Adam");
-    register_adam_family<AdamW, AdamWOptions>(*c, "AdamW");
-    c->add(
-        "RMSprop", typeid(RMSprop),
-        [](const Optimizer& opt, Config& c) {
-          RMSpropOptions o = resolved_options(static_cast<const RMSprop&>(opt));
-          put_base(c, opt, o);
+    auto put_adam = [](const AdamOptions& o, Config& c) {
+      c.set("beta_1", o.beta_1).set("beta_2", o.beta_2).set("epsilon", o.epsilon).set("amsgrad", o.amsgrad);
+    };
+    auto read_adam = [](ConfigReader& r, auto& o) {
+      o.beta_1 = r.real("beta_1", o.beta_1);
+      o.beta_2 = r.real("beta_2", o.beta_2);
+      o.epsilon = r.real("epsilon", o.epsilon);
+      o.amsgrad = r.boolean("amsgrad", o.amsgrad);
+    };
+    add_builtin<Adam, AdamOptions>(*c, "Adam", put_adam, read_adam);
+    add_builtin<AdamW, AdamWOptions>(*c, "AdamW", put_adam, read_adam);  // AdamW's options() are AdamOptions
+    add_builtin<RMSprop, RMSpropOptions>(
+        *c, "RMSprop",
+        [](const RMSpropOptions& o, Config& c) {
           c.set("rho", o.rho).set("momentum", o.momentum).set("epsilon", o.epsilon).set("centered", o.centered);
         },
-        [](ConfigReader& r) -> std::unique_ptr<Optimizer> {
-          RMSpropOptions o;
-          read_base(r, o);
+        [](ConfigReader& r, RMSpropOptions& o) {
           o.rho = r.real("rho", o.rho);
           o.momentum = r.real("momentum", o.momentum);
           o.epsilon = r.real("epsilon", o.epsilon);
           o.centered = r.boolean("centered", o.centered);
-          r.finish();
-          return std::make_unique<RMSprop>(std::move(o));
         });
     return c;
   }();
   return *classes;
 }
+
+namespace {
 
 float schedule_rate(ConfigReader& r, const char* key) {
   float v = r.real(key);
@@ -139,48 +126,42 @@ float schedule_rate(ConfigReader& r, const char* key) {
   return v;
 }
 
+}  // namespace
+
 ScheduleClasses& schedule_classes() {
   // Never destroyed, so code run from other statics' destructors still finds it.
   static ScheduleClasses* classes = [] {
     auto* c = new ScheduleClasses("learning-rate schedule", "kiln::optim::register_schedule", /*named=*/false);
-    c->add(
-        "ConstantLR", typeid(ConstantLR),
-        [](const LearningRateSchedule& s, Config& c) {
-          c.set("learning_rate", static_cast<const ConstantLR&>(s).learning_rate());
-        },
-        [](ConfigReader& r) -> std::shared_ptr<LearningRateSchedule> {
-          return std::make_shared<ConstantLR>(schedule_rate(r, "learning_rate"));
-        });
-    c->add(
-        "StepDecay", typeid(StepDecay),
-        [](const LearningRateSchedule& schedule, Config& c) {
-          auto& s = static_cast<const StepDecay&>(schedule);
+    c->add<ConstantLR>(
+        "ConstantLR", [](const ConstantLR& s, Config& c) { c.set("learning_rate", s.learning_rate()); },
+        [](ConfigReader& r) { return std::make_shared<ConstantLR>(schedule_rate(r, "learning_rate")); });
+    c->add<StepDecay>(
+        "StepDecay",
+        [](const StepDecay& s, Config& c) {
           c.set("initial_learning_rate", s.initial()).set("step_size", s.step_size()).set("gamma", s.gamma());
         },
-        [](ConfigReader& r) -> std::shared_ptr<LearningRateSchedule> {
+        [](ConfigReader& r) {
           float initial = schedule_rate(r, "initial_learning_rate");
           int64_t step_size = r.integer("step_size", 1, INT64_MAX);
           return std::make_shared<StepDecay>(initial, step_size, schedule_rate(r, "gamma"));
         });
-    c->add(
-        "CosineDecay", typeid(CosineDecay),
-        [](const LearningRateSchedule& schedule, Config& c) {
-          auto& s = static_cast<const CosineDecay&>(schedule);
+    c->add<CosineDecay>(
+        "CosineDecay",
+        [](const CosineDecay& s, Config& c) {
           c.set("initial_learning_rate", s.initial()).set("decay_steps", s.decay_steps()).set("alpha", s.alpha());
         },
-        [](ConfigReader& r) -> std::shared_ptr<LearningRateSchedule> {
+        [](ConfigReader& r) {
           float initial = schedule_rate(r, "initial_learning_rate");
           int64_t steps = r.integer("decay_steps", 1, INT64_MAX);
           float alpha = r.has("alpha") ? schedule_rate(r, "alpha") : 0.f;
           return std::make_shared<CosineDecay>(initial, steps, alpha);
         });
-    c->add(
-        "LinearWarmup", typeid(LinearWarmup),
-        [](const LearningRateSchedule& schedule, Config& c) {
-          auto& s = static_cast<const LinearWarmup&>(schedule);
+    c->add<LinearWarmup>(
+        "LinearWarmup",
+        [](const LinearWarmup& s, Config& c) {
           c.set("warmup_steps", s.warmup_steps()).set("after", serialize_schedule(*s.after()));
         },
-        [](ConfigReader& r) -> std::shared_ptr<LearningRateSchedule> {
+        [](ConfigReader& r) {
           int64_t warmup = r.integer("warmup_steps", 0, INT64_MAX);
           return std::make_shared<LinearWarmup>(warmup, deserialize_schedule(r.get("after")));
         });
@@ -188,22 +169,6 @@ ScheduleClasses& schedule_classes() {
   }();
   return *classes;
 }
-
-}  // namespace
-
-void register_optimizer(const std::string& class_name, const std::type_info& type, OptimizerToConfig to_config,
-                        OptimizerFromConfig from_config) {
-  optimizer_classes().add(class_name, type, std::move(to_config), std::move(from_config));
-}
-
-std::vector<std::string> registered_optimizer_classes() { return optimizer_classes().names(); }
-
-void register_schedule(const std::string& class_name, const std::type_info& type, ScheduleToConfig to_config,
-                       ScheduleFromConfig from_config) {
-  schedule_classes().add(class_name, type, std::move(to_config), std::move(from_config));
-}
-
-std::vector<std::string> registered_schedule_classes() { return schedule_classes().names(); }
 
 Config serialize_schedule(const LearningRateSchedule& schedule) { return schedule_classes().serialize(schedule); }
 

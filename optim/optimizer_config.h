@@ -2,11 +2,11 @@
 #include <functional>
 #include <memory>
 #include <string>
-#include <typeinfo>
 #include <vector>
 
 #include "base/config_reader.h"
 #include "base/json.h"
+#include "base/registry.h"
 #include "optim/optimizer.h"
 
 namespace kiln::optim {
@@ -32,36 +32,22 @@ std::shared_ptr<LearningRateSchedule> deserialize_schedule(const base::Json& ser
 // from_config reads them all (a key left unread is an error). Only the exact class registered
 // serializes this way: a subclass would come back as its base. Registering a name again
 // replaces it.
-using OptimizerToConfig = std::function<void(const Optimizer& optimizer, base::Json& config)>;
-using OptimizerFromConfig = std::function<std::unique_ptr<Optimizer>(base::ConfigReader& config)>;
-void register_optimizer(const std::string& class_name, const std::type_info& type, OptimizerToConfig to_config,
-                        OptimizerFromConfig from_config);
-std::vector<std::string> registered_optimizer_classes();  // sorted
+using OptimizerClasses = base::ClassRegistry<Optimizer, std::unique_ptr<Optimizer>>;
+using ScheduleClasses = base::ClassRegistry<LearningRateSchedule, std::shared_ptr<LearningRateSchedule>>;
+OptimizerClasses& optimizer_classes();
+ScheduleClasses& schedule_classes();
 
 template <typename T>
 void register_optimizer(const std::string& class_name, std::function<void(const T&, base::Json&)> to_config,
-                        OptimizerFromConfig from_config) {
-  register_optimizer(
-      class_name, typeid(T),
-      [to_config = std::move(to_config)](const Optimizer& o, base::Json& c) { to_config(static_cast<const T&>(o), c); },
-      std::move(from_config));
+                        OptimizerClasses::FromConfig from_config) {
+  optimizer_classes().add<T>(class_name, std::move(to_config), std::move(from_config));
 }
-
-using ScheduleToConfig = std::function<void(const LearningRateSchedule& schedule, base::Json& config)>;
-using ScheduleFromConfig = std::function<std::shared_ptr<LearningRateSchedule>(base::ConfigReader& config)>;
-void register_schedule(const std::string& class_name, const std::type_info& type, ScheduleToConfig to_config,
-                       ScheduleFromConfig from_config);
-std::vector<std::string> registered_schedule_classes();  // sorted
-
 template <typename T>
 void register_schedule(const std::string& class_name, std::function<void(const T&, base::Json&)> to_config,
-                       ScheduleFromConfig from_config) {
-  register_schedule(
-      class_name, typeid(T),
-      [to_config = std::move(to_config)](const LearningRateSchedule& s, base::Json& c) {
-        to_config(static_cast<const T&>(s), c);
-      },
-      std::move(from_config));
+                       ScheduleClasses::FromConfig from_config) {
+  schedule_classes().add<T>(class_name, std::move(to_config), std::move(from_config));
 }
+inline std::vector<std::string> registered_optimizer_classes() { return optimizer_classes().names(); }  // sorted
+inline std::vector<std::string> registered_schedule_classes() { return schedule_classes().names(); }  // sorted
 
 }  // namespace kiln::optim
