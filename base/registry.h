@@ -63,7 +63,7 @@ class ClassRegistry {
  public:
   // Adds the class's keys to its config (after "name", for kinds that have one).
   using ToConfig = std::function<void(const Base& object, Json& config)>;
-  // Reads them all: serialize() fails for a key left unread.
+  // Reads them all: deserialize() fails for a key left unread.
   using FromConfig = std::function<Made(ConfigReader& config)>;
 
   // kind: "optimizer", as errors name it; register_function: what a user calls to register.
