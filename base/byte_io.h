@@ -50,6 +50,8 @@ class ByteWriter {
 class ByteReader {
  public:
   ByteReader(std::string_view bytes, std::string source) : bytes_(bytes), source_(std::move(source)) {}
+  // The reader keeps a view of the bytes: they must outlive it, so a temporary string will not do.
+  ByteReader(std::string&& bytes, std::string source) = delete;
 
   template <typename T>
   T get(const char* field) {

@@ -34,7 +34,7 @@ TEST(ByteIo, WritesLittleEndianWhateverTheMachine) {
   ASSERT_EQ(bytes.size(), want.size() + 4);
   EXPECT_EQ(bytes.substr(0, want.size()), want);
   uint32_t crc = static_cast<uint32_t>(crc32(0L, reinterpret_cast<const Bytef*>(want.data()), want.size()));
-  ByteReader crc_reader(bytes.substr(want.size()), "crc");
+  ByteReader crc_reader(std::string_view(bytes).substr(want.size()), "crc");
   EXPECT_EQ(crc_reader.get<uint32_t>("crc"), crc);
   EXPECT_EQ(crc32_of(want), crc);
 
