@@ -8,7 +8,7 @@
 #include <stdexcept>
 #include <vector>
 
-#include "data/atomic_file.h"
+#include "base/files.h"
 #include "data/escape.h"
 
 namespace kiln::data {
@@ -60,7 +60,7 @@ bool is_decimal_number(std::string_view s) {
 
 }  // namespace
 
-Tensor read_csv(const std::string& path, const CsvOptions& opt) { return parse_csv(read_file(path), path, opt); }
+Tensor read_csv(const std::string& path, const CsvOptions& opt) { return parse_csv(base::read_file(path), path, opt); }
 
 Tensor parse_csv(std::string_view text, const std::string& source, const CsvOptions& opt) {
   const char d = opt.delimiter;

@@ -8,7 +8,7 @@
 #include <cstring>
 #include <stdexcept>
 
-#include "data/atomic_file.h"
+#include "base/files.h"
 
 namespace kiln::data {
 namespace {
@@ -182,7 +182,7 @@ Tensor parse_gzip(std::string_view bytes, const std::string& source) {
 
 }  // namespace
 
-Tensor read_idx(const std::string& path) { return parse_idx(read_file(path), path); }
+Tensor read_idx(const std::string& path) { return parse_idx(base::read_file(path), path); }
 
 Tensor parse_idx(std::string_view bytes, const std::string& source) {
   bool gzip = bytes.size() >= 2 && static_cast<unsigned char>(bytes[0]) == 0x1f && static_cast<unsigned char>(bytes[1]) == 0x8b;

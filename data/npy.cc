@@ -7,7 +7,7 @@
 #include <limits>
 #include <stdexcept>
 
-#include "data/atomic_file.h"
+#include "base/files.h"
 #include "data/escape.h"
 
 namespace kiln::data {
@@ -195,7 +195,7 @@ uint32_t le(const unsigned char* p, int n) {
 
 }  // namespace
 
-Tensor read_npy(const std::string& path) { return parse_npy(read_file(path), path); }
+Tensor read_npy(const std::string& path) { return parse_npy(base::read_file(path), path); }
 
 Tensor parse_npy(std::string_view bytes, const std::string& source) {
   const auto* u = reinterpret_cast<const unsigned char*>(bytes.data());
@@ -286,7 +286,7 @@ void write_npy(const std::string& path, const Tensor& t_in) {
   bytes += static_cast<char>(header.size() >> 8);
   bytes += header;
   bytes.append(static_cast<const char*>(t.raw_data()), t.nbytes());
-  write_file_atomically(path, bytes);
+  base::write_file_atomically(path, bytes);
 }
 
 }  // namespace kiln::data

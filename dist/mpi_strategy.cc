@@ -8,7 +8,7 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "data/atomic_file.h"
+#include "base/files.h"
 #include "dist/collectives.h"
 #include "dist/error.h"
 #include "dist/relaunch.h"
@@ -134,7 +134,7 @@ void MpiStrategy::finish(nn::Model& model, const nn::History& history) {
   if (rank_ == 0) {
     int64_t next_epoch = history.epochs.empty() ? 0 : history.epochs.back() + 1;
     model.save_checkpoint(job->dir + "/result.ckpt", next_epoch);
-    data::write_file_atomically(job->dir + "/history.txt", history_text(history));
+    base::write_file_atomically(job->dir + "/history.txt", history_text(history));
   }
   end_rank();
 }

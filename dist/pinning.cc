@@ -5,19 +5,12 @@
 
 #include <cstdlib>
 #include <cstdio>
-#include <fstream>
 #include <map>
 #include <stdexcept>
 
+#include "base/files.h"
+
 namespace kiln::dist {
-namespace {
-std::string read_line(const std::string& path) {
-  std::ifstream in(path);
-  std::string s;
-  std::getline(in, s);
-  return s;
-}
-}  // namespace
 
 std::string RankPlacement::omp_places() const {
   std::string s;
@@ -61,8 +54,8 @@ std::vector<std::vector<int>> available_cores() {
   std::map<std::string, std::vector<int>> by_core;  // hyper-threads of one core together
   std::vector<std::string> order;
   for (int c : cpus) {
-    std::string base = "/sys/devices/system/cpu/cpu" + std::to_string(c) + "/topology/";
-    std::string core = read_line(base + "core_id"), pkg = read_line(base + "physical_package_id");
+    std::string topology = "/sys/devices/system/cpu/cpu" + std::to_string(c) + "/topology/";
+    std::string core = base::read_first_line(topology + "core_id"), pkg = base::read_first_line(topology + "physical_package_id");
     std::string key = core.empty() ? "cpu" + std::to_string(c) : pkg + ":" + core;
     if (!by_core.count(key)) order.push_back(key);
     by_core[key].push_back(c);

@@ -1,90 +1,36 @@
 #include "graph/graph_io.h"
 
-#include <zlib.h>
-
-#include <cstring>
 #include <stdexcept>
 
-#include "data/atomic_file.h"
+#include "base/byte_io.h"
+#include "base/files.h"
 
 namespace kiln::graph {
 namespace {
 
-constexpr char kMagic[8] = {'K', 'I', 'L', 'N', 'G', 'R', 'P', 'H'};
-constexpr uint32_t kVersion = 1;
+constexpr base::FileFormat kFormat{"KILNGRPH", "graph", 1};
 constexpr int kMaxRank = 8;
 enum Tag : uint8_t { kInt = 0, kFloat = 1, kString = 2, kInts = 3, kFloats = 4 };
 
-class Writer {
- public:
-  template <typename T>
-  void put(T v) {
-    out_.append(reinterpret_cast<const char*>(&v), sizeof v);
-  }
-  void str(const std::string& s) {
-    put<uint32_t>(static_cast<uint32_t>(s.size()));
-    out_ += s;
-  }
-  void indices(const std::vector<int>& ids) {
-    put<uint32_t>(static_cast<uint32_t>(ids.size()));
-    for (int i : ids) put<uint32_t>(static_cast<uint32_t>(i));
-  }
-  void bytes(const void* p, size_t n) { out_.append(static_cast<const char*>(p), n); }
-  std::string& out() { return out_; }
+// A u32 count, then that many u32 value indices.
+void write_indices(base::ByteWriter& w, const std::vector<int>& ids) {
+  w.put<uint32_t>(static_cast<uint32_t>(ids.size()));
+  for (int i : ids) w.put<uint32_t>(static_cast<uint32_t>(i));
+}
 
- private:
-  std::string out_;
-};
+// Each index must name one of the `limit` values.
+std::vector<int> read_indices(base::ByteReader& r, const char* what, size_t limit) {
+  uint32_t n = r.count(what, 4);
+  std::vector<int> out;
+  for (uint32_t k = 0; k < n; ++k) {
+    uint32_t i = r.get<uint32_t>(what);
+    if (i >= limit) r.fail(std::string(what) + " index " + std::to_string(i) + " is out of range");
+    out.push_back(static_cast<int>(i));
+  }
+  return out;
+}
 
-class Reader {
- public:
-  Reader(std::string_view b, const std::string& source) : b_(b), source_(source) {}
-  template <typename T>
-  T get(const char* what) {
-    T v;
-    std::memcpy(&v, take(sizeof v, what), sizeof v);
-    return v;
-  }
-  const char* take(size_t n, const char* what) {
-    if (n > b_.size() - pos_) fail(std::string("truncated while reading ") + what);
-    const char* p = b_.data() + pos_;
-    pos_ += n;
-    return p;
-  }
-  std::string str(const char* what) {
-    uint32_t n = get<uint32_t>(what);
-    return std::string(take(n, what), n);
-  }
-  // A count of items each at least min_bytes long must fit in what is left.
-  uint32_t count(const char* what, size_t min_bytes) {
-    uint32_t n = get<uint32_t>(what);
-    if (min_bytes && n > remaining() / min_bytes) {
-      fail("declares " + std::to_string(n) + " " + what + " but only " + std::to_string(remaining()) + " bytes remain");
-    }
-    return n;
-  }
-  std::vector<int> indices(const char* what, size_t limit) {
-    uint32_t n = count(what, 4);
-    std::vector<int> out;
-    for (uint32_t k = 0; k < n; ++k) {
-      uint32_t i = get<uint32_t>(what);
-      if (i >= limit) fail(std::string(what) + " index " + std::to_string(i) + " is out of range");
-      out.push_back(static_cast<int>(i));
-    }
-    return out;
-  }
-  size_t remaining() const { return b_.size() - pos_; }
-  [[noreturn]] void fail(const std::string& msg) const {
-    throw std::runtime_error("graph '" + source_ + "': " + msg + " (at byte " + std::to_string(pos_) + ")");
-  }
-
- private:
-  std::string_view b_;
-  const std::string& source_;
-  size_t pos_ = 0;
-};
-
-void write_attr(Writer& w, const ops::AttrValue& v) {
+void write_attr(base::ByteWriter& w, const ops::AttrValue& v) {
   if (const int64_t* i = std::get_if<int64_t>(&v)) {
     w.put<uint8_t>(kInt);
     w.put<int64_t>(*i);
@@ -106,7 +52,7 @@ void write_attr(Writer& w, const ops::AttrValue& v) {
   }
 }
 
-ops::AttrValue read_attr(Reader& r) {
+ops::AttrValue read_attr(base::ByteReader& r) {
   uint8_t tag = r.get<uint8_t>("attribute tag");
   switch (tag) {
     case kInt: return r.get<int64_t>("int attribute");
@@ -132,9 +78,7 @@ ops::AttrValue read_attr(Reader& r) {
 
 std::string serialize_graph(const Graph& g) {
   g.validate();
-  Writer w;
-  w.bytes(kMagic, 8);
-  w.put<uint32_t>(kVersion);
+  base::ByteWriter w = base::start_file(kFormat);
   w.put<uint32_t>(static_cast<uint32_t>(g.values.size()));
   for (const Value& v : g.values) {
     if (v.shape.size() > kMaxRank) {  // refused here, or the file could not be read back
@@ -147,8 +91,8 @@ std::string serialize_graph(const Graph& g) {
     w.put<uint8_t>(static_cast<uint8_t>(v.shape.size()));
     for (int64_t d : v.shape) w.put<int64_t>(d);
   }
-  w.indices(g.inputs);
-  w.indices(g.outputs);
+  write_indices(w, g.inputs);
+  write_indices(w, g.outputs);
   w.put<uint32_t>(static_cast<uint32_t>(g.constants.size()));
   for (const Constant& c : g.constants) {
     Tensor t = c.tensor.is_contiguous() ? c.tensor : c.tensor.clone_detached();
@@ -165,20 +109,18 @@ std::string serialize_graph(const Graph& g) {
       w.str(name);
       write_attr(w, value);
     }
-    w.indices(n.inputs);
-    w.indices(n.outputs);
+    write_indices(w, n.inputs);
+    write_indices(w, n.outputs);
   }
-  std::string& out = w.out();
-  w.put<uint32_t>(static_cast<uint32_t>(crc32(0L, reinterpret_cast<const Bytef*>(out.data()), out.size())));
-  return out;
+  return w.finish_with_crc();
 }
 
-void save_graph(const Graph& graph, const std::string& path) { data::write_file_atomically(path, serialize_graph(graph)); }
+void save_graph(const Graph& graph, const std::string& path) { base::write_file_atomically(path, serialize_graph(graph)); }
 
 Graph load_graph(const std::string& path) {
   std::string bytes;
   try {
-    bytes = data::read_file(path);
+    bytes = base::read_file(path);
   } catch (const std::exception&) {
     throw std::runtime_error("graph '" + path + "' cannot be opened");
   }
@@ -186,22 +128,7 @@ Graph load_graph(const std::string& path) {
 }
 
 Graph parse_graph(std::string_view bytes, const std::string& source) {
-  if (bytes.size() < 8 || std::memcmp(bytes.data(), kMagic, 8) != 0) {
-    throw std::runtime_error("'" + source + "' is not a Kiln graph (bad magic)");
-  }
-  if (bytes.size() < 8 + 4 + 4) throw std::runtime_error("graph '" + source + "' is truncated");
-  Reader r(bytes.substr(0, bytes.size() - 4), source);
-  r.take(8, "magic");
-  uint32_t version = r.get<uint32_t>("version");
-  if (version != kVersion) {
-    r.fail("format version " + std::to_string(version) + "; this Kiln reads version " + std::to_string(kVersion));
-  }
-  uint32_t stored;
-  std::memcpy(&stored, bytes.data() + bytes.size() - 4, 4);
-  if (stored != static_cast<uint32_t>(crc32(0L, reinterpret_cast<const Bytef*>(bytes.data()),
-                                            static_cast<uInt>(bytes.size() - 4)))) {
-    throw std::runtime_error("graph '" + source + "' is corrupt (checksum mismatch)");
-  }
+  base::ByteReader r = base::open_file(bytes, kFormat, source);
   Graph g;
   uint32_t nvalues = r.count("values", 4 + 1 + 1);
   for (uint32_t k = 0; k < nvalues; ++k) {
@@ -219,8 +146,8 @@ Graph parse_graph(std::string_view bytes, const std::string& source) {
     }
     g.values.push_back(std::move(v));
   }
-  g.inputs = r.indices("inputs", nvalues);
-  g.outputs = r.indices("outputs", nvalues);
+  g.inputs = read_indices(r, "inputs", nvalues);
+  g.outputs = read_indices(r, "outputs", nvalues);
   uint32_t nconst = r.count("constants", 4 + 1 + 8);
   for (uint32_t k = 0; k < nconst; ++k) {
     Constant c;
@@ -240,8 +167,8 @@ Graph parse_graph(std::string_view bytes, const std::string& source) {
     }
     uint64_t n = r.get<uint64_t>("constant byte count");
     if (n != want) r.fail("constant '" + val.name + "' has " + std::to_string(n) + " bytes, its shape needs " + std::to_string(want));
-    const char* data = r.take(n, "constant data");  // bounded by the bytes present before allocating
-    c.tensor = Tensor::from_bytes(data, val.shape, val.dtype);
+    std::string_view data = r.take(n, "constant data");  // bounded by the bytes present before allocating
+    c.tensor = Tensor::from_bytes(data.data(), val.shape, val.dtype);
     g.constants.push_back(std::move(c));
   }
   uint32_t nnodes = r.count("nodes", 4 + 4 + 4 + 4);
@@ -254,11 +181,11 @@ Graph parse_graph(std::string_view bytes, const std::string& source) {
       if (n.call.has(name)) r.fail("node " + std::to_string(k) + " repeats attribute '" + name + "'");
       n.call.set(name, read_attr(r));
     }
-    n.inputs = r.indices("node inputs", nvalues);
-    n.outputs = r.indices("node outputs", nvalues);
+    n.inputs = read_indices(r, "node inputs", nvalues);
+    n.outputs = read_indices(r, "node outputs", nvalues);
     g.nodes.push_back(std::move(n));
   }
-  if (r.remaining() != 0) r.fail(std::to_string(r.remaining()) + " trailing bytes");
+  r.expect_end("the last node");
   try {
     g.validate();
   } catch (const std::invalid_argument& e) {

@@ -6,7 +6,7 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "data/atomic_file.h"
+#include "base/files.h"
 
 namespace kiln::nn {
 namespace {
@@ -136,7 +136,7 @@ void CSVLogger::on_epoch_end(Trainer&, int64_t epoch, Logs& logs) {
     if (it != logs.end()) row << it->second;
   }
   content_ += row.str() + "\n";
-  data::write_file_atomically(filename_, content_);
+  base::write_file_atomically(filename_, content_);
 }
 
 LearningRateScheduler::LearningRateScheduler(std::function<float(int64_t, float)> schedule)

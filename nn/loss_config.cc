@@ -1,65 +1,47 @@
 #include "nn/loss_config.h"
 
-#include <stdexcept>
-#include <typeinfo>
-
-#include "nn/config_reader.h"
-
 namespace kiln::nn {
+namespace {
 
-Config serialize_loss(const Loss& loss) {
-  // Exact classes only: a subclass of a built-in loss would come back as the built-in one.
-  const std::type_info& type = typeid(loss);
-  Config c = Config::map();
-  c.set("name", loss.name());
-  std::string class_name;
-  if (type == typeid(SparseCategoricalCrossentropy)) {
-    class_name = "SparseCategoricalCrossentropy";
-    c.set("from_logits", static_cast<const SparseCategoricalCrossentropy&>(loss).from_logits());
-  } else if (type == typeid(CategoricalCrossentropy)) {
-    auto& l = static_cast<const CategoricalCrossentropy&>(loss);
-    class_name = "CategoricalCrossentropy";
-    c.set("from_logits", l.from_logits());
-    c.set("label_smoothing", l.label_smoothing());
-  } else if (type == typeid(BinaryCrossentropy)) {
-    class_name = "BinaryCrossentropy";
-    c.set("from_logits", static_cast<const BinaryCrossentropy&>(loss).from_logits());
-  } else if (type == typeid(MeanSquaredError)) {
-    class_name = "MeanSquaredError";
-  } else {
-    throw std::invalid_argument("the loss '" + loss.name() +
-                                "' is not a built-in Keras loss, so it cannot be saved with the model: save with "
-                                "include_optimizer = false and compile() again after loading");
-  }
-  return Config::map().set("class_name", class_name).set("config", c);
+// The crossentropies that take only from_logits.
+template <typename T>
+void add_from_logits_loss(LossClasses& classes, const char* name) {
+  classes.add<T>(
+      name, [](const T& l, Config& c) { c.set("from_logits", l.from_logits()); },
+      [](ConfigReader& r) { return std::make_unique<T>(r.boolean("from_logits", false)); });
 }
 
-std::unique_ptr<Loss> deserialize_loss(const Config& serialized) {
-  ConfigReader outer(serialized, "loss");
-  std::string class_name = outer.string("class_name");
-  const Config& config = outer.get("config");
-  outer.finish();
-  ConfigReader r(config, class_name + " config");
-  r.string("name", "");
-  std::unique_ptr<Loss> loss;
-  if (class_name == "SparseCategoricalCrossentropy") {
-    loss = std::make_unique<SparseCategoricalCrossentropy>(r.boolean("from_logits", false));
-  } else if (class_name == "CategoricalCrossentropy") {
-    bool from_logits = r.boolean("from_logits", false);
-    float smoothing = r.real("label_smoothing", 0.f);
-    if (!(smoothing >= 0 && smoothing <= 1)) r.fail("label_smoothing", "must be in [0, 1]");
-    loss = std::make_unique<CategoricalCrossentropy>(from_logits, smoothing);
-  } else if (class_name == "BinaryCrossentropy") {
-    loss = std::make_unique<BinaryCrossentropy>(r.boolean("from_logits", false));
-  } else if (class_name == "MeanSquaredError") {
-    loss = std::make_unique<MeanSquaredError>();
-  } else {
-    throw std::invalid_argument("unknown loss class '" + class_name +
-                                "' (expected SparseCategoricalCrossentropy, CategoricalCrossentropy, "
-                                "BinaryCrossentropy or MeanSquaredError)");
-  }
-  r.finish();
-  return loss;
+}  // namespace
+
+LossClasses& loss_classes() {
+  // Never destroyed, so code run from other statics' destructors still finds it.
+  static LossClasses* classes = [] {
+    auto* c = new LossClasses("loss", "kiln::nn::register_loss", /*named=*/true);
+    add_from_logits_loss<SparseCategoricalCrossentropy>(*c, "SparseCategoricalCrossentropy");
+    c->add<CategoricalCrossentropy>(
+        "CategoricalCrossentropy",
+        [](const CategoricalCrossentropy& l, Config& c) {
+          c.set("from_logits", l.from_logits());
+          c.set("label_smoothing", l.label_smoothing());
+        },
+        [](ConfigReader& r) {
+          bool from_logits = r.boolean("from_logits", false);
+          float smoothing = r.real("label_smoothing", 0.f);
+          if (!(smoothing >= 0 && smoothing <= 1)) r.fail("label_smoothing", "must be in [0, 1]");
+          return std::make_unique<CategoricalCrossentropy>(from_logits, smoothing);
+        });
+    add_from_logits_loss<BinaryCrossentropy>(*c, "BinaryCrossentropy");
+    c->add<MeanSquaredError>(
+        "MeanSquaredError", [](const MeanSquaredError&, Config&) {},
+        [](ConfigReader&) { return std::make_unique<MeanSquaredError>(); });
+    return c;
+  }();
+  return *classes;
 }
+
+// Exact classes only: a subclass of a built-in loss would come back as the built-in one.
+Config serialize_loss(const Loss& loss) { return loss_classes().serialize(loss, loss.name()); }
+
+std::unique_ptr<Loss> deserialize_loss(const Config& serialized) { return loss_classes().deserialize(serialized); }
 
 }  // namespace kiln::nn

@@ -2,11 +2,11 @@
 
 #include <deque>
 #include <map>
-#include <mutex>
 #include <set>
 #include <stdexcept>
 #include <unordered_map>
 
+#include "base/registry.h"
 #include "nn/config_reader.h"
 #include "nn/layer_registry.h"
 
@@ -18,13 +18,8 @@ namespace {
 constexpr size_t kMaxLayerCalls = 1 << 16;
 constexpr size_t kMaxInputRank = 8;
 
-struct ModelRegistry {
-  std::mutex mu;
-  std::map<std::string, ModelFactory> factories;
-};
-
-ModelRegistry& model_registry() {
-  static ModelRegistry r;
+base::Registry<ModelFactory>& model_registry() {
+  static base::Registry<ModelFactory> r;
   return r;
 }
 
@@ -346,37 +341,25 @@ void register_model(const std::string& class_name, ModelFactory factory) {
   if (class_name == "Functional" || class_name == "Sequential" || class_name == "InputLayer") {
     throw std::invalid_argument("register_model: '" + class_name + "' is built in");
   }
-  {
-    ModelRegistry& reg = model_registry();
-    std::lock_guard<std::mutex> lock(reg.mu);
-    reg.factories[class_name] = factory;
-  }
+  model_registry().add(class_name, factory);
   register_layer(class_name, [class_name](const Config& c) { return model_from_config(class_name, c)->as_layer(); });
 }
 
 bool is_model_registered(const std::string& class_name) {
   if (class_name == "Functional" || class_name == "Sequential") return true;
-  ModelRegistry& reg = model_registry();
-  std::lock_guard<std::mutex> lock(reg.mu);
-  return reg.factories.count(class_name) > 0;
+  return model_registry().contains(class_name);
 }
 
 std::shared_ptr<Model> model_from_config(const std::string& class_name, const Config& config) {
   if (class_name == "Functional") return functional_from_config(config);
   if (class_name == "Sequential") return sequential_from_config(config);
-  ModelFactory factory;
-  {
-    ModelRegistry& reg = model_registry();
-    std::lock_guard<std::mutex> lock(reg.mu);
-    auto it = reg.factories.find(class_name);
-    if (it != reg.factories.end()) factory = it->second;
-  }
+  std::optional<ModelFactory> factory = model_registry().find(class_name);
   if (!factory) {
     throw std::invalid_argument("unknown model class '" + class_name +
                                 "': register a factory for it with kiln::nn::register_model(\"" + class_name +
                                 "\", factory) before loading");
   }
-  std::shared_ptr<Model> model = factory(config);
+  std::shared_ptr<Model> model = (*factory)(config);
   if (!model) throw std::invalid_argument("the factory for model class '" + class_name + "' returned no model");
   if (model->class_name() != class_name) {
     throw std::invalid_argument("the factory for model class '" + class_name + "' made a model whose class_name() is '" +

@@ -1,15 +1,14 @@
 #include "nn/model_io.h"
 
 #include <cxxabi.h>
-#include <zlib.h>
 
 #include <cstdlib>
-#include <cstring>
 #include <stdexcept>
 #include <set>
 #include <typeinfo>
 
-#include "data/atomic_file.h"
+#include "base/byte_io.h"
+#include "base/files.h"
 #include "nn/compile_state.h"
 #include "nn/config_reader.h"
 #include "nn/model_config.h"
@@ -18,19 +17,13 @@
 namespace kiln::nn {
 namespace {
 
-constexpr char kMagic[8] = {'K', 'I', 'L', 'N', 'M', 'O', 'D', 'L'};
-constexpr uint32_t kVersion = 1;
+constexpr base::FileFormat kFormat{"KILNMODL", "saved model", 1};
 constexpr char kTags[4][5] = {"ARCH", "WGTS", "COMP", "OPTS"};
 
-template <typename T>
-void put(std::string& out, T v) {
-  out.append(reinterpret_cast<const char*>(&v), sizeof v);
-}
-
-void put_section(std::string& out, const char* tag, const std::string& bytes) {
-  out.append(tag, 4);
-  put<uint64_t>(out, bytes.size());
-  out += bytes;
+void put_section(base::ByteWriter& w, const char* tag, const std::string& bytes) {
+  w.bytes(tag, 4);
+  w.put<uint64_t>(bytes.size());
+  w.bytes(bytes);
 }
 
 std::string demangled(const std::type_info& type) {
@@ -79,65 +72,41 @@ std::string serialize_model(const Model& model, const SaveModelOptions& options)
   NamedTensors weights;
   for (const Variable& v : model.variables()) weights.emplace_back(v.name(), v.value());
 
-  std::string out(kMagic, 8);
-  put<uint32_t>(out, kVersion);
+  base::ByteWriter w = base::start_file(kFormat);
   bool with_compile = options.include_optimizer && model.compiled();
-  put<uint32_t>(out, with_compile ? 4 : 2);
-  put_section(out, kTags[0], arch.to_json());
-  put_section(out, kTags[1], serialize_checkpoint(weights));
+  w.put<uint32_t>(with_compile ? 4 : 2);
+  put_section(w, kTags[0], arch.to_json());
+  put_section(w, kTags[1], serialize_checkpoint(weights));
   if (with_compile) {
     CompileState state = save_compile_state(const_cast<Model&>(model));
-    put_section(out, kTags[2], state.config.to_json());
-    put_section(out, kTags[3], serialize_checkpoint(state.slots));
+    put_section(w, kTags[2], state.config.to_json());
+    put_section(w, kTags[3], serialize_checkpoint(state.slots));
   }
-  put<uint32_t>(out, static_cast<uint32_t>(crc32(0L, reinterpret_cast<const Bytef*>(out.data()), out.size())));
-  return out;
+  return w.finish_with_crc();
 }
 
 void save_model(const Model& model, const std::string& path, const SaveModelOptions& options) {
-  data::write_file_atomically(path, serialize_model(model, options));
+  base::write_file_atomically(path, serialize_model(model, options));
 }
 
 SavedModel parse_saved_model(std::string_view bytes, const std::string& source) {
-  constexpr size_t kHeader = 8 + 4 + 4, kCrc = 4, kSectionHeader = 4 + 8;
-  if (bytes.size() < 8 || std::memcmp(bytes.data(), kMagic, 8) != 0) {
-    throw std::runtime_error("'" + source + "' is not a Kiln saved model (bad magic)");
-  }
-  if (bytes.size() < kHeader + kCrc) {
-    fail(source, "truncated (" + std::to_string(bytes.size()) + " bytes, the header and checksum alone need " +
-                     std::to_string(kHeader + kCrc) + ")");
-  }
-  uint32_t version, count, stored_crc;
-  std::memcpy(&version, bytes.data() + 8, 4);
-  std::memcpy(&count, bytes.data() + 12, 4);
-  if (version != kVersion) {
-    fail(source, "format version " + std::to_string(version) + "; this Kiln reads version " + std::to_string(kVersion));
-  }
-  std::memcpy(&stored_crc, bytes.data() + bytes.size() - kCrc, kCrc);
-  uint32_t actual = static_cast<uint32_t>(
-      crc32(0L, reinterpret_cast<const Bytef*>(bytes.data()), static_cast<uInt>(bytes.size() - kCrc)));
-  if (stored_crc != actual) fail(source, "corrupt (checksum mismatch)");
-  if (count != 2 && count != 4) fail(source, "has " + std::to_string(count) + " sections; expected 2 or 4");
-
-  std::string_view body = bytes.substr(kHeader, bytes.size() - kHeader - kCrc);
+  base::ByteReader r = base::open_file(bytes, kFormat, source);
+  uint32_t count = r.get<uint32_t>("section count");
+  if (count != 2 && count != 4) r.fail("has " + std::to_string(count) + " sections; expected 2 or 4");
   std::string_view sections[4];
-  size_t pos = 0;
   for (uint32_t i = 0; i < count; ++i) {
-    if (body.size() - pos < kSectionHeader) fail(source, "truncated in the header of section " + std::string(kTags[i]));
-    if (std::memcmp(body.data() + pos, kTags[i], 4) != 0) {
-      fail(source, "section " + std::to_string(i) + " should be " + kTags[i] + " (at byte " + std::to_string(kHeader + pos) + ")");
+    const std::string tag = kTags[i];
+    if (r.take(4, ("the header of section " + tag).c_str()) != tag) {
+      r.fail("section " + std::to_string(i) + " should be " + tag);
     }
-    uint64_t length;
-    std::memcpy(&length, body.data() + pos + 4, 8);
-    pos += kSectionHeader;
-    if (length > body.size() - pos) {
-      fail(source, "section " + std::string(kTags[i]) + " declares " + std::to_string(length) + " bytes but " +
-                       std::to_string(body.size() - pos) + " remain");
+    uint64_t length = r.get<uint64_t>(("the length of section " + tag).c_str());
+    if (length > r.remaining()) {
+      r.fail("section " + tag + " declares " + std::to_string(length) + " bytes but " + std::to_string(r.remaining()) +
+             " remain");
     }
-    sections[i] = body.substr(pos, length);
-    pos += length;
+    sections[i] = r.take(length, tag.c_str());
   }
-  if (pos != body.size()) fail(source, std::to_string(body.size() - pos) + " trailing bytes after the last section");
+  r.expect_end("the last section");
 
   SavedModel saved;
   saved.architecture = parse_config_json(sections[0], source + " (architecture)");
@@ -251,7 +220,7 @@ std::shared_ptr<Model> load_model_from_bytes(std::string_view bytes, const std::
 std::shared_ptr<Model> load_model(const std::string& path) {
   std::string bytes;
   try {
-    bytes = data::read_file(path);
+    bytes = base::read_file(path);
   } catch (const std::exception&) {
     throw std::runtime_error("saved model '" + path + "' cannot be opened");
   }

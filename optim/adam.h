@@ -16,32 +16,29 @@ namespace kiln::optim {
 // (sqrt(v / (1 - beta_2^t)) + epsilon), with amsgrad's maximum taken over v; Adam's
 // weight_decay becomes an L2 term g += weight_decay * w, AdamW's stays decoupled. PyTorch's
 // default epsilon is 1e-8: set it when reproducing PyTorch.
-struct AdamOptions {
+// Adam's and AdamW's options hold the same fields; only weight_decay's default differs (Keras:
+// 0 for Adam, 0.004 for AdamW). Two types, so that AdamWOptions{} keeps AdamW's default.
+template <typename Defaults>
+struct AdamFamilyOptions {
   std::optional<float> learning_rate;              // 0.001 unless a schedule is given
   std::shared_ptr<LearningRateSchedule> schedule;  // instead of learning_rate
   float beta_1 = 0.9f;
   float beta_2 = 0.999f;
   float epsilon = 1e-7f;
   bool amsgrad = false;
-  float weight_decay = 0.f;
+  float weight_decay = Defaults::kWeightDecay;
   std::vector<std::string> exclude_from_weight_decay;  // substrings of variable names
   ClipOptions clip;
   bool pytorch_style = false;
 };
-
-// AdamW's options differ from Adam's only in the weight_decay default (Keras: 0.004).
-struct AdamWOptions {
-  std::optional<float> learning_rate;              // 0.001 unless a schedule is given
-  std::shared_ptr<LearningRateSchedule> schedule;  // instead of learning_rate
-  float beta_1 = 0.9f;
-  float beta_2 = 0.999f;
-  float epsilon = 1e-7f;
-  bool amsgrad = false;
-  float weight_decay = 0.004f;
-  std::vector<std::string> exclude_from_weight_decay;  // substrings of variable names
-  ClipOptions clip;
-  bool pytorch_style = false;
+struct AdamDefaults {
+  static constexpr float kWeightDecay = 0.f;
 };
+struct AdamWDefaults {
+  static constexpr float kWeightDecay = 0.004f;
+};
+using AdamOptions = AdamFamilyOptions<AdamDefaults>;
+using AdamWOptions = AdamFamilyOptions<AdamWDefaults>;
 
 class Adam : public Optimizer {
  public:

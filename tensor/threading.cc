@@ -13,15 +13,10 @@
 #include <string>
 #include <thread>
 
+#include "base/files.h"
+
 namespace kiln::cpu {
 namespace {
-
-std::string read_line(const std::string& path) {
-  std::ifstream in(path);
-  std::string s;
-  std::getline(in, s);
-  return s;
-}
 
 // A physical core in this process's affinity mask: its logical CPUs, and the share of their
 // time other processes left idle while sampled.
@@ -41,8 +36,8 @@ std::vector<Core> available_cores() {
   std::map<std::string, size_t> index;
   for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
     if (!CPU_ISSET(cpu, &set)) continue;
-    std::string base = "/sys/devices/system/cpu/cpu" + std::to_string(cpu) + "/topology/";
-    std::string core = read_line(base + "core_id"), pkg = read_line(base + "physical_package_id");
+    std::string topology = "/sys/devices/system/cpu/cpu" + std::to_string(cpu) + "/topology/";
+    std::string core = base::read_first_line(topology + "core_id"), pkg = base::read_first_line(topology + "physical_package_id");
     std::string key = core.empty() ? "cpu" + std::to_string(cpu) : pkg + ":" + core;
     auto [it, added] = index.emplace(key, cores.size());
     if (added) cores.emplace_back();
@@ -111,12 +106,12 @@ double cgroup_cpu_quota() {
     for (std::string path = line.substr(b + 1);;) {
       if (v2) {
         double quota = 0, period = 0;
-        std::string max = read_line("/sys/fs/cgroup" + path + "/cpu.max");
+        std::string max = base::read_first_line("/sys/fs/cgroup" + path + "/cpu.max");
         if (std::sscanf(max.c_str(), "%lf %lf", &quota, &period) == 2) consider(quota, period);
       } else {
         for (const char* root : {"/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct"}) {
           std::string dir = root + path;
-          std::string quota = read_line(dir + "/cpu.cfs_quota_us"), period = read_line(dir + "/cpu.cfs_period_us");
+          std::string quota = base::read_first_line(dir + "/cpu.cfs_quota_us"), period = base::read_first_line(dir + "/cpu.cfs_period_us");
           if (!quota.empty() && !period.empty()) consider(std::atof(quota.c_str()), std::atof(period.c_str()));
         }
       }

@@ -2,6 +2,7 @@
 // to one that computes the same, bit for bit.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "kiln.h"
@@ -163,6 +164,83 @@ TEST(LossConfig, OtherClassesSayTheyCannotBeSaved) {
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("include_optimizer = false"), std::string::npos) << e.what();
   }
+}
+
+// Classes a user registers save and load like the built-ins (the registries layers have).
+class Lookahead : public SGD {
+ public:
+  explicit Lookahead(int64_t k) : SGD(0.05f), k_(k) {}
+  int64_t k() const { return k_; }
+
+ private:
+  int64_t k_;
+};
+
+class Halving : public LearningRateSchedule {
+ public:
+  explicit Halving(float initial) : initial_(initial) {}
+  float operator()(int64_t step) const override { return initial_ / static_cast<float>(1 << std::min<int64_t>(step, 20)); }
+  std::shared_ptr<LearningRateSchedule> clone() const override { return std::make_shared<Halving>(initial_); }
+  float initial() const { return initial_; }
+
+ private:
+  float initial_;
+};
+
+class ScaledSquares : public MeanSquaredError {
+ public:
+  explicit ScaledSquares(float scale) : scale_(scale) {}
+  float scale() const { return scale_; }
+  std::string name() const override { return "scaled_squares"; }
+
+ private:
+  float scale_;
+};
+
+TEST(Registries, RegisteredOptimizersSchedulesAndLossesRoundTrip) {
+  register_optimizer<Lookahead>(
+      "Lookahead", [](const Lookahead& o, Config& c) { c.set("k", o.k()); },
+      [](ConfigReader& r) { return std::make_unique<Lookahead>(r.integer("k", 1, 100)); });
+  register_schedule<Halving>(
+      "Halving", [](const Halving& s, Config& c) { c.set("initial", s.initial()); },
+      [](ConfigReader& r) { return std::make_shared<Halving>(r.real("initial")); });
+  register_loss<ScaledSquares>(
+      "ScaledSquares", [](const ScaledSquares& l, Config& c) { c.set("scale", l.scale()); },
+      [](ConfigReader& r) { return std::make_unique<ScaledSquares>(r.real("scale")); });
+  auto listed = [](const std::vector<std::string>& names, const std::string& name) {
+    return std::find(names.begin(), names.end(), name) != names.end();
+  };
+  EXPECT_TRUE(listed(registered_optimizer_classes(), "Lookahead"));
+  EXPECT_TRUE(listed(registered_optimizer_classes(), "AdamW"));
+  EXPECT_TRUE(listed(registered_schedule_classes(), "Halving"));
+  EXPECT_TRUE(listed(registered_loss_classes(), "ScaledSquares"));
+
+  Config opt = serialize_optimizer(Lookahead(5));
+  EXPECT_EQ(opt.to_json(), R"({"class_name": "Lookahead", "config": {"name": "SGD", "k": 5}})");
+  std::unique_ptr<Optimizer> opt_copy = deserialize_optimizer(parse_config_json(opt.to_json(), "opt"));
+  ASSERT_NE(dynamic_cast<Lookahead*>(opt_copy.get()), nullptr);
+  EXPECT_EQ(static_cast<Lookahead&>(*opt_copy).k(), 5);
+  try {
+    deserialize_optimizer(parse_config_json(R"({"class_name": "Lookahead", "config": {"k": 5, "z": 1}})", "x"));
+    FAIL() << "an unread key was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("Lookahead config has an unknown key 'z'"), std::string::npos) << e.what();
+  }
+
+  SGD scheduled(SGDOptions{.schedule = std::make_shared<Halving>(0.5f)});
+  Config sched = serialize_optimizer(scheduled);
+  EXPECT_EQ(sched.at("config").at("learning_rate").to_json(), R"({"class_name": "Halving", "config": {"initial": 0.5}})");
+  std::unique_ptr<Optimizer> sched_copy = deserialize_optimizer(sched);
+  EXPECT_EQ(serialize_optimizer(*sched_copy), sched);
+  expect_same_updates(scheduled, *sched_copy);
+
+  Config loss = serialize_loss(ScaledSquares(3.f));
+  EXPECT_EQ(loss.to_json(), R"({"class_name": "ScaledSquares", "config": {"name": "scaled_squares", "scale": 3.0}})");
+  std::unique_ptr<Loss> loss_copy = deserialize_loss(loss);
+  ASSERT_NE(dynamic_cast<ScaledSquares*>(loss_copy.get()), nullptr);
+  EXPECT_EQ(static_cast<ScaledSquares&>(*loss_copy).scale(), 3.f);
+  // The registries stay exact about types: an unregistered subclass is still refused.
+  EXPECT_THROW(serialize_loss(Doubled()), std::invalid_argument);
 }
 
 }  // namespace

@@ -3,7 +3,7 @@
 #include <cstdio>
 #include <stdexcept>
 
-#include "data/atomic_file.h"
+#include "base/files.h"
 #include "graph/trace.h"
 #include "runtime_export/onnx/exporter.h"
 
@@ -41,7 +41,7 @@ std::string serialize_onnx(const graph::Graph& graph, const OnnxExportOptions& o
 }
 
 void export_onnx(const graph::Graph& graph, const std::string& path, const OnnxExportOptions& options) {
-  data::write_file_atomically(path, serialize_onnx(graph, options));
+  base::write_file_atomically(path, serialize_onnx(graph, options));
 }
 
 void export_onnx(nn::Model& model, const std::vector<Tensor>& sample_inputs, const std::string& path,

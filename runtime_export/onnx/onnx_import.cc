@@ -3,7 +3,7 @@
 #include <limits>
 #include <stdexcept>
 
-#include "data/atomic_file.h"
+#include "base/files.h"
 #include "runtime_export/onnx/importer.h"
 #include "tensor/allocator.h"
 
@@ -118,7 +118,7 @@ graph::Graph parse_onnx(std::string_view bytes, const std::string& source) {
 graph::Graph import_onnx(const std::string& path) {
   std::string bytes;
   try {
-    bytes = data::read_file(path);
+    bytes = base::read_file(path);
   } catch (const std::exception&) {
     throw std::invalid_argument("onnx '" + path + "' cannot be opened");
   }

@@ -1,13 +1,12 @@
 #include "tensor/onednn/precision_cache.h"
 
-#include <zlib.h>
-
 #include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <stdexcept>
 #include <vector>
 
+#include "base/byte_io.h"
 #include "tensor/onednn/isa.h"
 
 // Version 1, one line each, '\n' ends every line:
@@ -34,9 +33,8 @@ std::string seconds_text(double s) {
 }
 
 std::string crc_text(std::string_view bytes) {
-  uLong crc = crc32(0L, reinterpret_cast<const Bytef*>(bytes.data()), static_cast<uInt>(bytes.size()));
   char buf[16];
-  std::snprintf(buf, sizeof buf, "%08lx", crc & 0xffffffffUL);
+  std::snprintf(buf, sizeof buf, "%08lx", static_cast<unsigned long>(base::crc32_of(bytes)));
   return buf;
 }
 

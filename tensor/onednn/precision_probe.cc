@@ -16,7 +16,7 @@
 #include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
 
-#include "data/atomic_file.h"
+#include "base/files.h"
 #include "tensor/onednn/isa.h"
 
 namespace kiln::cpu {
@@ -134,7 +134,7 @@ void store(const std::string& dir, const std::string& path, const ProbeRecord& r
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
     if (ec) throw std::runtime_error("cannot create '" + dir + "': " + ec.message());
-    data::write_file_atomically(path, serialize_probe_cache(record));
+    base::write_file_atomically(path, serialize_probe_cache(record));
   } catch (const std::exception& e) {
     warn(std::string("cannot write the precision cache (") + e.what() + "); the choice holds for this process only");
   }

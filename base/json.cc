@@ -1,4 +1,4 @@
-#include "nn/config.h"
+#include "base/json.h"
 
 #include <charconv>
 #include <set>
@@ -6,76 +6,76 @@
 #include <cstring>
 #include <stdexcept>
 
-namespace kiln::nn {
+namespace kiln::base {
 
-const char* kind_name(Config::Kind kind) {
+const char* kind_name(Json::Kind kind) {
   switch (kind) {
-    case Config::Kind::null: return "null";
-    case Config::Kind::boolean: return "a boolean";
-    case Config::Kind::integer: return "an integer";
-    case Config::Kind::number: return "a number";
-    case Config::Kind::string: return "a string";
-    case Config::Kind::list: return "a list";
-    case Config::Kind::map: return "a map";
+    case Json::Kind::null: return "null";
+    case Json::Kind::boolean: return "a boolean";
+    case Json::Kind::integer: return "an integer";
+    case Json::Kind::number: return "a number";
+    case Json::Kind::string: return "a string";
+    case Json::Kind::list: return "a list";
+    case Json::Kind::map: return "a map";
   }
   return "?";
 }
 
 namespace {
-[[noreturn]] void wrong_kind(Config::Kind got, const char* want) {
+[[noreturn]] void wrong_kind(Json::Kind got, const char* want) {
   throw std::invalid_argument(std::string("config value is ") + kind_name(got) + ", expected " + want);
 }
 }  // namespace
 
-void Config::throw_int_range() { throw std::invalid_argument("config integer does not fit in int64"); }
+void Json::throw_int_range() { throw std::invalid_argument("config integer does not fit in int64"); }
 
-Config Config::list(std::vector<Config> items) {
-  Config c;
+Json Json::list(std::vector<Json> items) {
+  Json c;
   c.kind_ = Kind::list;
   c.items_ = std::move(items);
   return c;
 }
 
-Config Config::map() {
-  Config c;
+Json Json::map() {
+  Json c;
   c.kind_ = Kind::map;
   return c;
 }
 
-bool Config::as_bool() const {
+bool Json::as_bool() const {
   if (kind_ != Kind::boolean) wrong_kind(kind_, "a boolean");
   return bool_;
 }
 
-int64_t Config::as_int() const {
+int64_t Json::as_int() const {
   if (kind_ != Kind::integer) wrong_kind(kind_, "an integer");
   return int_;
 }
 
-double Config::as_number() const {
+double Json::as_number() const {
   if (kind_ == Kind::integer) return static_cast<double>(int_);
   if (kind_ != Kind::number) wrong_kind(kind_, "a number");
   return number_;
 }
 
-const std::string& Config::as_string() const {
+const std::string& Json::as_string() const {
   if (kind_ != Kind::string) wrong_kind(kind_, "a string");
   return string_;
 }
 
-const std::vector<Config>& Config::items() const {
+const std::vector<Json>& Json::items() const {
   if (kind_ != Kind::list && kind_ != Kind::map) wrong_kind(kind_, "a list or a map");
   return items_;
 }
 
-const std::vector<std::string>& Config::keys() const {
+const std::vector<std::string>& Json::keys() const {
   if (kind_ != Kind::map) wrong_kind(kind_, "a map");
   return keys_;
 }
 
-size_t Config::size() const { return items().size(); }
+size_t Json::size() const { return items().size(); }
 
-Config& Config::set(const std::string& key, Config value) {
+Json& Json::set(const std::string& key, Json value) {
   if (kind_ != Kind::map) wrong_kind(kind_, "a map");
   for (size_t i = 0; i < keys_.size(); ++i) {
     if (keys_[i] == key) {
@@ -88,7 +88,7 @@ Config& Config::set(const std::string& key, Config value) {
   return *this;
 }
 
-const Config* Config::find(const std::string& key) const {
+const Json* Json::find(const std::string& key) const {
   if (kind_ != Kind::map) wrong_kind(kind_, "a map");
   for (size_t i = 0; i < keys_.size(); ++i) {
     if (keys_[i] == key) return &items_[i];
@@ -96,21 +96,21 @@ const Config* Config::find(const std::string& key) const {
   return nullptr;
 }
 
-bool Config::has(const std::string& key) const { return find(key) != nullptr; }
+bool Json::has(const std::string& key) const { return find(key) != nullptr; }
 
-const Config& Config::at(const std::string& key) const {
-  const Config* v = find(key);
+const Json& Json::at(const std::string& key) const {
+  const Json* v = find(key);
   if (!v) throw std::invalid_argument("config has no key '" + key + "'");
   return *v;
 }
 
-Config& Config::push_back(Config value) {
+Json& Json::push_back(Json value) {
   if (kind_ != Kind::list) wrong_kind(kind_, "a list");
   items_.push_back(std::move(value));
   return *this;
 }
 
-const Config& Config::operator[](size_t i) const {
+const Json& Json::operator[](size_t i) const {
   if (kind_ != Kind::list) wrong_kind(kind_, "a list");
   if (i >= items_.size()) {
     throw std::invalid_argument("config list index " + std::to_string(i) + " out of range (size " +
@@ -119,7 +119,7 @@ const Config& Config::operator[](size_t i) const {
   return items_[i];
 }
 
-bool Config::operator==(const Config& o) const {
+bool Json::operator==(const Json& o) const {
   if (kind_ != o.kind_) return false;
   switch (kind_) {
     case Kind::null: return true;
@@ -217,7 +217,7 @@ void newline(std::string& out, int indent, int depth) {
 
 }  // namespace
 
-void Config::write(std::string& out, int indent, int depth) const {
+void Json::write(std::string& out, int indent, int depth) const {
   const char* sep = indent < 0 ? ", " : ",";
   switch (kind_) {
     case Kind::null: out += "null"; return;
@@ -250,7 +250,7 @@ void Config::write(std::string& out, int indent, int depth) const {
   }
 }
 
-std::string Config::to_json(int indent) const {
+std::string Json::to_json(int indent) const {
   std::string out;
   write(out, indent, 0);
   return out;
@@ -258,13 +258,13 @@ std::string Config::to_json(int indent) const {
 
 // --- strict parser ---
 
-class ConfigParser {
+class JsonParser {
  public:
-  ConfigParser(std::string_view text, const std::string& source) : s_(text), source_(source) {}
+  JsonParser(std::string_view text, const std::string& source) : s_(text), source_(source) {}
 
-  Config document() {
+  Json document() {
     skip_space();
-    Config v = value(0);
+    Json v = value(0);
     skip_space();
     if (pos_ != s_.size()) fail("unexpected text after the value");
     return v;
@@ -295,20 +295,20 @@ class ConfigParser {
     return true;
   }
 
-  Config value(int depth) {
+  Json value(int depth) {
     if (at_end()) fail("unexpected end of input, expected a value");
     char c = s_[pos_];
     if (c == '{' || c == '[') {
-      if (depth >= kMaxConfigDepth) fail("nesting deeper than " + std::to_string(kMaxConfigDepth) + " levels");
+      if (depth >= kMaxJsonDepth) fail("nesting deeper than " + std::to_string(kMaxJsonDepth) + " levels");
       return c == '{' ? object(depth + 1) : array(depth + 1);
     }
-    if (c == '"') return Config(string());
-    if (literal("true")) return Config(true);
-    if (literal("false")) return Config(false);
-    if (literal("null")) return Config();
-    if (literal("NaN")) return Config(std::nan(""));
-    if (literal("Infinity")) return Config(HUGE_VAL);
-    if (literal("-Infinity")) return Config(-HUGE_VAL);
+    if (c == '"') return Json(string());
+    if (literal("true")) return Json(true);
+    if (literal("false")) return Json(false);
+    if (literal("null")) return Json();
+    if (literal("NaN")) return Json(std::nan(""));
+    if (literal("Infinity")) return Json(HUGE_VAL);
+    if (literal("-Infinity")) return Json(-HUGE_VAL);
     if (c == '-' || (c >= '0' && c <= '9')) return number();
     fail("unexpected character " + describe(c));
   }
@@ -321,9 +321,9 @@ class ConfigParser {
     return buf;
   }
 
-  Config object(int depth) {
+  Json object(int depth) {
     ++pos_;  // '{'
-    Config m = Config::map();
+    Json m = Json::map();
     std::set<std::string> seen;
     skip_space();
     if (peek() == '}') {
@@ -339,7 +339,7 @@ class ConfigParser {
       skip_space();
       expect(':', "':' after a key");
       skip_space();
-      Config v = value(depth);
+      Json v = value(depth);
       m.keys_.push_back(std::move(key));  // unique: checked above, without set()'s linear scan
       m.items_.push_back(std::move(v));
       skip_space();
@@ -352,13 +352,13 @@ class ConfigParser {
     }
   }
 
-  Config array(int depth) {
+  Json array(int depth) {
     ++pos_;  // '['
-    std::vector<Config> items;
+    std::vector<Json> items;
     skip_space();
     if (peek() == ']') {
       ++pos_;
-      return Config::list(std::move(items));
+      return Json::list(std::move(items));
     }
     for (;;) {
       skip_space();
@@ -369,7 +369,7 @@ class ConfigParser {
         continue;
       }
       expect(']', "',' or ']' in a list");
-      return Config::list(std::move(items));
+      return Json::list(std::move(items));
     }
   }
 
@@ -459,7 +459,7 @@ class ConfigParser {
     }
   }
 
-  Config number() {
+  Json number() {
     size_t start = pos_;
     auto digits = [&] {
       size_t from = pos_;
@@ -491,12 +491,12 @@ class ConfigParser {
       int64_t v = 0;
       auto r = std::from_chars(first, last, v);
       if (r.ec != std::errc() || r.ptr != last) fail_at("integer out of the int64 range", start);
-      return Config(v);
+      return Json(v);
     }
     double d = 0;
     auto r = std::from_chars(first, last, d);
     if (r.ec != std::errc() || r.ptr != last || !std::isfinite(d)) fail_at("number out of the double range", start);
-    return Config(d);
+    return Json(d);
   }
 
   std::string_view s_;
@@ -504,8 +504,8 @@ class ConfigParser {
   size_t pos_ = 0;
 };
 
-Config parse_config_json(std::string_view text, const std::string& source) {
-  return ConfigParser(text, source).document();
+Json parse_json(std::string_view text, const std::string& source) {
+  return JsonParser(text, source).document();
 }
 
-}  // namespace kiln::nn
+}  // namespace kiln::base

@@ -1,4 +1,4 @@
-#include "data/atomic_file.h"
+#include "base/files.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -10,7 +10,7 @@
 #include <sstream>
 #include <stdexcept>
 
-namespace kiln::data {
+namespace kiln::base {
 
 void write_file_atomically(const std::string& path, const std::string& bytes) {
   std::string tmp = path + ".tmp." + std::to_string(::getpid());
@@ -48,4 +48,11 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
-}  // namespace kiln::data
+std::string read_first_line(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+}  // namespace kiln::base

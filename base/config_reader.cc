@@ -1,12 +1,12 @@
-#include "nn/config_reader.h"
+#include "base/config_reader.h"
 
 #include <cmath>
 #include <limits>
 #include <stdexcept>
 
-namespace kiln::nn {
+namespace kiln::base {
 
-ConfigReader::ConfigReader(const Config& config, std::string owner) : config_(config), owner_(std::move(owner)) {
+ConfigReader::ConfigReader(const Json& config, std::string owner) : config_(config), owner_(std::move(owner)) {
   if (!config.is_map()) {
     throw std::invalid_argument(owner_ + " must be a map, got " + kind_name(config.kind()));
   }
@@ -16,23 +16,23 @@ void ConfigReader::fail(const std::string& key, const std::string& what) const {
   throw std::invalid_argument(owner_ + ": '" + key + "' " + what);
 }
 
-const Config& ConfigReader::get(const std::string& key) {
+const Json& ConfigReader::get(const std::string& key) {
   read_.insert(key);
-  const Config* v = config_.find(key);
+  const Json* v = config_.find(key);
   if (!v) throw std::invalid_argument(owner_ + " has no '" + key + "'");
   return *v;
 }
 
-const Config* ConfigReader::optional(const std::string& key) {
+const Json* ConfigReader::optional(const std::string& key) {
   read_.insert(key);
-  const Config* v = config_.find(key);
+  const Json* v = config_.find(key);
   return v && !v->is_null() ? v : nullptr;
 }
 
 namespace {
-std::string got(const Config& v) {
+std::string got(const Json& v) {
   std::string s = kind_name(v.kind());
-  if (v.kind() != Config::Kind::list && v.kind() != Config::Kind::map) {
+  if (v.kind() != Json::Kind::list && v.kind() != Json::Kind::map) {
     std::string text = v.to_json();
     if (text.size() > 40) text = text.substr(0, 40) + "...";
     s += " (" + text + ")";
@@ -42,8 +42,8 @@ std::string got(const Config& v) {
 }  // namespace
 
 int64_t ConfigReader::integer(const std::string& key, int64_t lo, int64_t hi) {
-  const Config& v = get(key);
-  if (v.kind() != Config::Kind::integer) fail(key, "must be an integer, got " + got(v));
+  const Json& v = get(key);
+  if (v.kind() != Json::Kind::integer) fail(key, "must be an integer, got " + got(v));
   int64_t x = v.as_int();
   if (x < lo || x > hi) {
     fail(key, "is " + std::to_string(x) + ", outside [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
@@ -56,8 +56,8 @@ int64_t ConfigReader::integer(const std::string& key, int64_t fallback, int64_t 
 }
 
 double ConfigReader::number(const std::string& key) {
-  const Config& v = get(key);
-  if (v.kind() != Config::Kind::number && v.kind() != Config::Kind::integer) {
+  const Json& v = get(key);
+  if (v.kind() != Json::Kind::number && v.kind() != Json::Kind::integer) {
     fail(key, "must be a number, got " + got(v));
   }
   return v.as_number();
@@ -78,15 +78,15 @@ float ConfigReader::real(const std::string& key) {
 float ConfigReader::real(const std::string& key, float fallback) { return optional(key) ? real(key) : fallback; }
 
 bool ConfigReader::boolean(const std::string& key, bool fallback) {
-  const Config* v = optional(key);
+  const Json* v = optional(key);
   if (!v) return fallback;
-  if (v->kind() != Config::Kind::boolean) fail(key, "must be true or false, got " + got(*v));
+  if (v->kind() != Json::Kind::boolean) fail(key, "must be true or false, got " + got(*v));
   return v->as_bool();
 }
 
 std::string ConfigReader::string(const std::string& key) {
-  const Config& v = get(key);
-  if (v.kind() != Config::Kind::string) fail(key, "must be a string, got " + got(v));
+  const Json& v = get(key);
+  if (v.kind() != Json::Kind::string) fail(key, "must be a string, got " + got(v));
   return v.as_string();
 }
 
@@ -96,21 +96,21 @@ std::string ConfigReader::string(const std::string& key, const std::string& fall
 
 std::array<int64_t, 2> ConfigReader::pair(const std::string& key, std::array<int64_t, 2> fallback, int64_t lo,
                                           int64_t hi) {
-  const Config* v = optional(key);
+  const Json* v = optional(key);
   if (!v) return fallback;
-  auto one = [&](const Config& x) {
-    if (x.kind() != Config::Kind::integer) fail(key, "must hold integers, got " + got(x));
+  auto one = [&](const Json& x) {
+    if (x.kind() != Json::Kind::integer) fail(key, "must hold integers, got " + got(x));
     int64_t n = x.as_int();
     if (n < lo || n > hi) {
       fail(key, "holds " + std::to_string(n) + ", outside [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
     }
     return n;
   };
-  if (v->kind() == Config::Kind::integer) {
+  if (v->kind() == Json::Kind::integer) {
     int64_t n = one(*v);
     return {n, n};
   }
-  if (v->kind() != Config::Kind::list || v->size() != 2) fail(key, "must be an integer or a list of 2, got " + got(*v));
+  if (v->kind() != Json::Kind::list || v->size() != 2) fail(key, "must be an integer or a list of 2, got " + got(*v));
   return {one((*v)[0]), one((*v)[1])};
 }
 
@@ -120,4 +120,4 @@ void ConfigReader::finish() const {
   }
 }
 
-}  // namespace kiln::nn
+}  // namespace kiln::base
