@@ -1,5 +1,8 @@
 #include "quant/int8_support.h"
 
+#include <stdexcept>
+#include <string>
+
 namespace kiln::quant {
 
 Int8Role int8_role(ops::OpKind kind) {
@@ -42,7 +45,7 @@ Int8Role int8_role(ops::OpKind kind) {
     case K::concat:
       return Int8Role::float_only;
   }
-  return Int8Role::float_only;
+  throw std::logic_error(std::string("op kind ") + ops::op_kind_name(kind) + " has no decision in quantize_graph");
 }
 
 ops::Support int8_support(ops::OpKind kind) {

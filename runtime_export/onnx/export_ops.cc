@@ -298,18 +298,16 @@ Exporter::Rule Exporter::rule(ops::OpKind kind) {
   using K = ops::OpKind;
   switch (kind) {
     case K::add_relu: return {&Exporter::write_binary, "Add + Relu"};
-    case K::equal:
-    case K::greater:
-    case K::greater_equal:
-    case K::less:
-      return {&Exporter::write_binary, "comparison + Cast"};
-    case K::add:
-    case K::sub:
-    case K::mul:
-    case K::div:
-    case K::maximum:
-    case K::minimum:
-      return {&Exporter::write_binary, "Add/Sub/Mul/Div/Max/Min"};
+    case K::equal: return {&Exporter::write_binary, "Equal + Cast"};
+    case K::greater: return {&Exporter::write_binary, "Greater + Cast"};
+    case K::greater_equal: return {&Exporter::write_binary, "GreaterOrEqual + Cast"};
+    case K::less: return {&Exporter::write_binary, "Less + Cast"};
+    case K::add: return {&Exporter::write_binary, "Add"};
+    case K::sub: return {&Exporter::write_binary, "Sub"};
+    case K::mul: return {&Exporter::write_binary, "Mul"};
+    case K::div: return {&Exporter::write_binary, "Div"};
+    case K::maximum: return {&Exporter::write_binary, "Max"};
+    case K::minimum: return {&Exporter::write_binary, "Min"};
     case K::matmul: return {&Exporter::write_matmul, "MatMul"};
     case K::linear:
     case K::fused_linear:
@@ -345,7 +343,7 @@ Exporter::Rule Exporter::rule(ops::OpKind kind) {
     KILN_ELTWISE_OPS(KILN_OP_CASE)
     return {&Exporter::write_eltwise_node, "element-wise (GELU written out)"};
   }
-  return {nullptr, "unknown op kind"};
+  throw std::logic_error(std::string("op kind ") + ops::op_kind_name(kind) + " has no decision in the ONNX exporter");
 }
 
 void Exporter::write(const Node& n) {

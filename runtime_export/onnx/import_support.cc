@@ -2,6 +2,9 @@
 // kind marked unsupported here, so the matrix cannot claim less than the importer does.
 #include "runtime_export/onnx/onnx_import.h"
 
+#include <stdexcept>
+#include <string>
+
 namespace kiln::runtime_export {
 
 ops::Support onnx_import_support(ops::OpKind kind) {
@@ -69,7 +72,7 @@ ops::Support onnx_import_support(ops::OpKind kind) {
     case K::identity:
       return unsupported("Identity imports as no node");
   }
-  return unsupported("unknown op kind");
+  throw std::logic_error(std::string("op kind ") + ops::op_kind_name(kind) + " has no decision in the ONNX importer");
 }
 
 }  // namespace kiln::runtime_export

@@ -1,5 +1,7 @@
 #include "runtime_export/plan/builder.h"
 
+#include <stdexcept>
+
 #include "tensor/ops/ops.h"
 #include "tensor/ops/registry.h"
 
@@ -95,7 +97,7 @@ Builder::Rule Builder::rule(ops::OpKind kind) {
     case K::concat:
       return {nullptr, "eager op"};
   }
-  return {nullptr, "eager op"};
+  throw std::logic_error(std::string("op kind ") + ops::op_kind_name(kind) + " has no decision in the inference plan");
 }
 
 void Builder::build() {

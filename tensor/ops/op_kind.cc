@@ -15,6 +15,17 @@ const char* op_kind_name(OpKind kind) {
   return "?";
 }
 
+const char* op_attrs_name(OpKind kind) {
+  switch (kind) {
+#define KILN_OP_ATTRS_NAME(name, attrs, ...) \
+  case OpKind::name:                        \
+    return #attrs;
+    KILN_OPS(KILN_OP_ATTRS_NAME)
+#undef KILN_OP_ATTRS_NAME
+  }
+  return "?";
+}
+
 std::optional<OpKind> op_kind_from_name(const std::string& name) {
   static const auto* index = [] {
     auto* m = new std::unordered_map<std::string, OpKind>();

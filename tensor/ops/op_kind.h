@@ -20,6 +20,8 @@ enum class OpKind {
 const char* op_kind_name(OpKind kind);
 // The kind a name registers, or nullopt.
 std::optional<OpKind> op_kind_from_name(const std::string& name);
+// The name of its typed attribute struct ("Conv2dAttrs", op_attrs.h).
+const char* op_attrs_name(OpKind kind);
 // Every kind, in the list's order.
 const std::vector<OpKind>& all_op_kinds();
 

@@ -137,7 +137,7 @@ RunFn run_of(OpKind kind) {
       };
     }
   }
-  throw std::logic_error("op table: no run function for op kind " + std::to_string(static_cast<int>(kind)));
+  throw std::logic_error(std::string("op kind ") + op_kind_name(kind) + " has no row in the op table");
 }
 
 std::vector<OpDef> build_table() {
