@@ -3,6 +3,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "tensor/ops/op_attrs.h"
 #include "tensor/ops/registry.h"
 
 namespace kiln::graph {
@@ -58,6 +59,11 @@ void Graph::validate() const {
     int count = static_cast<int>(node.inputs.size());
     if (count < def.min_inputs || (def.max_inputs >= 0 && count > def.max_inputs)) {
       throw std::invalid_argument("graph: " + where + " has " + std::to_string(count) + " inputs");
+    }
+    try {
+      ops::check_attrs(node.call);
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument("graph: " + where + ": " + e.what());
     }
     for (int i : node.inputs) {
       check_index(i, where);

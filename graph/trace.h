@@ -28,7 +28,4 @@ Graph trace(const TensorFunction& fn, const std::vector<Tensor>& sample_inputs,
 Graph trace(nn::Model& model, const std::vector<Tensor>& sample_inputs);
 Graph trace(nn::Model& model, const Tensor& sample_input);
 
-// Drops nodes and constants that do not reach an output.
-Graph eliminate_dead_code(const Graph& graph);
-
 }  // namespace kiln::graph

@@ -8,7 +8,7 @@
 #include "graph/trace.h"
 #include "nn/batch_rows.h"
 #include "quant/quantize_graph.h"
-#include "runtime_export/passes/optimize_for_inference.h"
+#include "graph/passes/optimize_for_inference.h"
 #include "tensor/ops/ops.h"
 
 namespace kiln::quant {
@@ -136,7 +136,7 @@ std::unique_ptr<InferenceModel> quantize(const graph::Graph& traced, const data:
                                          const QuantizeOptions& options, QuantizationReport* report) {
   check_options(options);
   Tensor x_calib = first_batch(calib, "calibration");
-  graph::Graph g = runtime_export::passes::optimize_for_inference(traced);
+  graph::Graph g = graph::passes::optimize_for_inference(traced);
   QuantizationReport local;
   QuantizationReport& rep = report ? *report : local;
   rep = {};

@@ -4,22 +4,20 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "graph/trace.h"
+#include "graph/passes/dead_code.h"
+#include "quant/int8_support.h"
 #include "quant/weights.h"
+#include "tensor/ops/op_attrs.h"
 #include "tensor/ops/quantized.h"
 
 namespace kiln::quant {
 namespace {
 
-bool conv_like(const std::string& op) { return op == "conv2d" || op == "fused_conv2d"; }
-bool dense_like(const std::string& op) { return op == "linear" || op == "fused_linear"; }
-// Average pooling stays float: its int8 output would need a scale of its own (and ONNX has no
-// int8 AveragePool).
-bool int8_passthrough(const std::string& op) { return op == "max_pool2d" || op == "reshape"; }
+Int8Role role_of(const graph::Node& n) { return int8_role(n.call.kind()); }
+bool int8_passthrough(const graph::Node& n) { return role_of(n) == Int8Role::passthrough; }
 
 bool is_quantizable(const graph::Graph& g, const graph::Node& n) {
-  const std::string& op = n.call.op();
-  if (!conv_like(op) && !dense_like(op)) return false;
+  if (role_of(n) != Int8Role::conv && role_of(n) != Int8Role::dense) return false;
   if (n.outputs.size() != 1 || g.values[n.inputs[0]].dtype != DType::f32) return false;
   const graph::Constant* w = g.constant_for(n.inputs[1]);
   if (!w || w->tensor.dtype() != DType::f32) return false;
@@ -27,9 +25,23 @@ bool is_quantizable(const graph::Graph& g, const graph::Node& n) {
   return true;
 }
 
+// The epilogue of a conv or dense node, and a conv's geometry.
 Epilogue epilogue_of(const graph::Node& n) {
-  const std::string& act = n.call.get_string("activation");
-  return epilogue_from_name(act);
+  using K = ops::OpKind;
+  switch (n.call.kind()) {
+    case K::conv2d: return ops::epilogue_of(ops::parse_attrs_of<K::conv2d>(n.call).activation);
+    case K::linear: return ops::epilogue_of(ops::parse_attrs_of<K::linear>(n.call).activation);
+    case K::fused_conv2d: return ops::parse_attrs_of<K::fused_conv2d>(n.call).activation;
+    case K::fused_linear: return ops::parse_attrs_of<K::fused_linear>(n.call).activation;
+    default: throw std::logic_error("quantize_graph: " + n.call.op() + " is not a conv or dense");
+  }
+}
+Conv2dAttrs conv_geometry_of(const graph::Node& n) {
+  using K = ops::OpKind;
+  if (n.call.is(K::fused_conv2d)) return ops::parse_attrs_of<K::fused_conv2d>(n.call).conv;
+  Conv2dAttrs conv = ops::parse_attrs_of<K::conv2d>(n.call);
+  conv.activation = FusedActivation::none;
+  return conv;
 }
 
 }  // namespace
@@ -68,7 +80,7 @@ graph::Graph quantize_graph(const graph::Graph& in, const std::map<int, Activati
     if (it != int8_of.end()) return it->second;
     const ActivationQuant& q = activations.at(v);
     int v8 = new_value(v, q.dtype, "/q");
-    nodes.push_back({ops::Attrs("quantize_linear")
+    nodes.push_back({ops::Attrs(ops::OpKind::quantize_linear)
                          .set("scale", q.scale)
                          .set("zero_point", 0)
                          .set("dtype", dtype_name(q.dtype)),
@@ -77,7 +89,7 @@ graph::Graph quantize_graph(const graph::Graph& in, const std::map<int, Activati
     return int8_of[v] = {v8, q};
   };
   auto dequantize = [&](int v8, const ActivationQuant& q, int v) {
-    nodes.push_back({ops::Attrs("dequantize_linear").set("scale", q.scale).set("zero_point", 0), {v8}, {v}});
+    nodes.push_back({ops::Attrs(ops::OpKind::dequantize_linear).set("scale", q.scale).set("zero_point", 0), {v8}, {v}});
   };
 
   std::vector<bool> quantized(g.nodes.size(), false);
@@ -93,7 +105,7 @@ graph::Graph quantize_graph(const graph::Graph& in, const std::map<int, Activati
       for (size_t i = 0; i < n.inputs.size(); ++i) {
         if (n.inputs[i] != v) continue;
         if (quantized[k] && (i == 0 || i == 3)) return true;
-        if (int8_passthrough(n.call.op()) && i == 0 && !options.keep_float.count(static_cast<int>(k))) return true;
+        if (int8_passthrough(n) && i == 0 && !options.keep_float.count(static_cast<int>(k))) return true;
       }
     }
     return false;
@@ -101,7 +113,6 @@ graph::Graph quantize_graph(const graph::Graph& in, const std::map<int, Activati
 
   for (size_t k = 0; k < g.nodes.size(); ++k) {
     const graph::Node n = g.nodes[k];
-    const std::string& op = n.call.op();
     if (quantized[k]) {
       auto [x8, xq] = int8(n.inputs[0]);
       const Tensor& w = g.constant_for(n.inputs[1])->tensor;
@@ -110,9 +121,7 @@ graph::Graph quantize_graph(const graph::Graph& in, const std::map<int, Activati
       const std::string wname = g.values[n.inputs[1]].name;
       std::vector<int> inputs{x8, add_literal(wname + "/s8", w8)};
       QuantizedEpilogue q{.x_scale = xq.scale, .w_scales = scales};
-      q.activation = op == "conv2d" || op == "linear"
-                         ? (n.call.get_string("activation") == "relu" ? Epilogue::relu : Epilogue::none)
-                         : epilogue_of(n);
+      q.activation = epilogue_of(n);
       if (n.inputs.size() > 2) inputs.push_back(n.inputs[2]);  // a residual always comes after a bias
       if (n.inputs.size() > 3) {
         auto [r8, rq] = int8(n.inputs[3]);
@@ -129,8 +138,8 @@ graph::Graph quantize_graph(const graph::Graph& in, const std::map<int, Activati
         out = new_value(y, yq.dtype, "/q");
       }
       ops::Attrs attrs;
-      if (conv_like(op)) {
-        attrs = qconv2d_attrs(conv2d_geometry_from(n.call), q);
+      if (role_of(n) == Int8Role::conv) {
+        attrs = qconv2d_attrs(conv_geometry_of(n), q);
       } else {
         attrs = qlinear_attrs(q);
       }
@@ -142,7 +151,7 @@ graph::Graph quantize_graph(const graph::Graph& in, const std::map<int, Activati
       continue;
     }
     auto twin = int8_of.find(n.inputs.empty() ? -1 : n.inputs[0]);
-    if (int8_passthrough(op) && twin != int8_of.end() && !options.keep_float.count(static_cast<int>(k))) {
+    if (int8_passthrough(n) && twin != int8_of.end() && !options.keep_float.count(static_cast<int>(k))) {
       auto [x8, xq] = twin->second;
       int out8 = new_value(n.outputs[0], xq.dtype, "/q");
       nodes.push_back({n.call, {x8}, {out8}});

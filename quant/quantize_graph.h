@@ -23,7 +23,7 @@ struct QuantizeGraphOptions {
 std::vector<int> quantizable_nodes(const graph::Graph& g);
 
 // Static post-training quantization of an optimized f32 inference graph (BatchNorm folded,
-// bias/ReLU/GELU/residual fused: runtime_export/passes). Every quantizable node whose input,
+// bias/ReLU/GELU/residual fused: graph/passes). Every quantizable node whose input,
 // output (and residual) have an entry in `activations` becomes a qconv2d / qlinear with s8
 // weights (symmetric, one scale per output channel). Data stays int8 between int8 layers and
 // through max pooling and reshapes; quantize_linear / dequantize_linear appear only at the

@@ -4,7 +4,7 @@
 #include <stdexcept>
 
 #include "graph/trace.h"
-#include "runtime_export/passes/optimize_for_inference.h"
+#include "graph/passes/optimize_for_inference.h"
 #include "tensor/ops/ops.h"
 
 namespace kiln::runtime_export {
@@ -29,7 +29,7 @@ InferenceModel::InferenceModel(graph::Graph graph, const InferenceOptions& optio
     throw std::invalid_argument(std::string("InferenceModel: dtype must be f32 or bf16, got ") + dtype_name(options.dtype));
   }
   graph.validate();
-  graph_ = frozen(options.optimize ? passes::optimize_for_inference(graph) : std::move(graph));
+  graph_ = frozen(options.optimize ? graph::passes::optimize_for_inference(graph) : std::move(graph));
 }
 
 std::vector<Tensor> InferenceModel::checked_inputs(const std::vector<Tensor>& inputs) const {

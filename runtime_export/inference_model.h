@@ -8,7 +8,7 @@
 
 #include "graph/graph.h"
 #include "nn/model.h"
-#include "runtime_export/plan.h"
+#include "runtime_export/plan/plan.h"
 
 namespace kiln::runtime_export {
 

@@ -1,23 +1,23 @@
-// Each inference pass on its own (runtime_export/passes/): what it rewrites, what it must
+// Each inference pass on its own (graph/passes/): what it rewrites, what it must
 // leave alone, and that the rewritten graph computes what the original did.
 #include <gtest/gtest.h>
 
 #include <cmath>
 
 #include "graph/trace.h"
-#include "runtime_export/passes/fold_batchnorm.h"
-#include "runtime_export/passes/fold_constants.h"
-#include "runtime_export/passes/fold_input_scale.h"
-#include "runtime_export/passes/fuse_post_ops.h"
-#include "runtime_export/passes/optimize_for_inference.h"
-#include "runtime_export/passes/remove_identities.h"
+#include "graph/passes/fold_batchnorm.h"
+#include "graph/passes/fold_constants.h"
+#include "graph/passes/fold_input_scale.h"
+#include "graph/passes/fuse_post_ops.h"
+#include "graph/passes/optimize_for_inference.h"
+#include "graph/passes/remove_identities.h"
 #include "tensor/ops/ops.h"
 #include "tensor/random.h"
 
 namespace kiln {
 namespace {
 
-using namespace runtime_export::passes;
+using namespace graph::passes;
 
 int count(const graph::Graph& g, const std::string& op) {
   int n = 0;

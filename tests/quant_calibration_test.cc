@@ -15,7 +15,7 @@
 #include "quant/params.h"
 #include "quant/threshold.h"
 #include "quant/weights.h"
-#include "runtime_export/passes/optimize_for_inference.h"
+#include "graph/passes/optimize_for_inference.h"
 #include "tensor/ops/ops.h"
 #include "tensor/random.h"
 
@@ -448,7 +448,7 @@ TEST(QuantObserve, OptimizedCnnGraphWithFusedNodes) {
   nn::Sequential model({nn::Conv2D(4, 3), nn::BatchNormalization(), nn::Activation("relu"), nn::MaxPooling2D(),
                         nn::Flatten(), nn::Dense(5)});
   model.build({8, 8, 1});
-  graph::Graph g = runtime_export::passes::optimize_for_inference(
+  graph::Graph g = graph::passes::optimize_for_inference(
       graph::trace(model, random_uniform({2, 8, 8, 1}, 0.f, 1.f, 50)));
   int fused = 0;
   for (const auto& node : g.nodes) fused += node.call.op() == "fused_conv2d";

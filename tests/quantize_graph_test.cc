@@ -10,7 +10,7 @@
 #include "nn/applications/applications.h"
 #include "quant/quantize_graph.h"
 #include "runtime_export/inference_model.h"
-#include "runtime_export/passes/optimize_for_inference.h"
+#include "graph/passes/optimize_for_inference.h"
 #include "tensor/ops/ops.h"
 #include "tensor/ops/registry.h"
 #include "tensor/random.h"
@@ -60,7 +60,7 @@ TEST(QuantizeGraph, KerasCnnRunsInt8FromInputToLogits) {
   set_global_seed(1);
   auto model = nn::applications::keras_cnn();
   Tensor calib = cast(random_uniform({64, 28, 28, 1}, 0.f, 255.f, 2), DType::u8);
-  graph::Graph g = runtime_export::passes::optimize_for_inference(graph::trace(*model, calib));
+  graph::Graph g = graph::passes::optimize_for_inference(graph::trace(*model, calib));
   graph::Graph q = quant::quantize_graph(g, minmax(g, calib));
   EXPECT_EQ(count(q, "qconv2d"), 3) << q.to_string();
   EXPECT_EQ(count(q, "qlinear"), 2);
@@ -89,7 +89,7 @@ TEST(QuantizeGraph, ResNetKeepsResidualsInInt8AndKeepFloatIsHonoured) {
   set_global_seed(2);
   auto model = nn::applications::resnet18({16, 16, 3});
   Tensor calib = random_uniform({8, 16, 16, 3}, -1.f, 1.f, 4);
-  graph::Graph g = runtime_export::passes::optimize_for_inference(graph::trace(*model, calib));
+  graph::Graph g = graph::passes::optimize_for_inference(graph::trace(*model, calib));
   auto ranges = minmax(g, calib);
   graph::Graph q = quant::quantize_graph(g, ranges);
   EXPECT_EQ(count(q, "qconv2d"), 20) << q.to_string();

@@ -2,15 +2,25 @@
 #include <cmath>
 
 #include "runtime_export/onnx/exporter.h"
+#include "runtime_export/onnx/onnx_export.h"
 #include "tensor/ops/conv.h"
+#include "tensor/ops/op_attrs.h"
 #include "tensor/ops/pool.h"
 
-namespace kiln::runtime_export::onnx_io {
+namespace kiln::runtime_export {
+namespace onnx_io {
 
-void Exporter::write_conv(const Node& n, bool fused) {
-  Conv2dAttrs conv = fused ? conv2d_geometry_from(n.call) : conv2d_options_from(n.call);
-  Epilogue act = fused ? epilogue_from_name(n.call.get_string("activation"))
-                       : (conv.activation == FusedActivation::relu ? Epilogue::relu : Epilogue::none);
+void Exporter::write_conv(const Node& n) {
+  Conv2dAttrs conv;
+  Epilogue act;
+  if (n.call.is(ops::OpKind::fused_conv2d)) {
+    ops::FusedConv2dAttrs fused = ops::parse_attrs_of<ops::OpKind::fused_conv2d>(n.call);
+    conv = fused.conv;
+    act = fused.activation;
+  } else {
+    conv = ops::parse_attrs_of<ops::OpKind::conv2d>(n.call);
+    act = ops::epilogue_of(conv.activation);
+  }
   const int x = n.inputs[0], w = n.inputs[1];
   std::string weights = const_[w] ? const_form(w, "oihw") : tmp(name_[w] + "_oihw");
   if (!const_[w]) set_attr(emit("Transpose", {native(w)}, {weights}), "perm", to_int64(kHwioToOihw));
@@ -46,14 +56,14 @@ onnx::NodeProto* Exporter::emit_conv(const std::vector<std::string>& ins, const 
 }
 
 void Exporter::write_pool(const Node& n) {
-  Pool2dAttrs p = pool2d_options_from(n.call);
+  Pool2dAttrs p = ops::parse_attrs<Pool2dAttrs>(n.call);
   const int x = n.inputs[0];
   const Shape& xs = val(x).shape;
   if (xs.size() != 4 || xs[1] < 0 || xs[2] < 0) fail("pooling wants a static NHWC input, got " + shape_str(xs));
   int64_t sh = p.strides[0] ? p.strides[0] : p.pool_size[0], sw = p.strides[1] ? p.strides[1] : p.pool_size[1];
   SpatialPlan ph = plan_spatial(xs[1], p.pool_size[0], sh, 1, p.padding, n.call.op().c_str(), shape_str(xs));
   SpatialPlan pw = plan_spatial(xs[2], p.pool_size[1], sw, 1, p.padding, n.call.op().c_str(), shape_str(xs));
-  const bool max = n.call.op() == "max_pool2d";
+  const bool max = n.call.is(ops::OpKind::max_pool2d);
   auto* node = emit(max ? "MaxPool" : "AveragePool", {nchw(x)}, {out(n.outputs[0], true)});
   set_attr(node, "kernel_shape", std::vector<int64_t>{p.pool_size[0], p.pool_size[1]});
   set_attr(node, "strides", std::vector<int64_t>{sh, sw});
@@ -61,11 +71,10 @@ void Exporter::write_pool(const Node& n) {
   if (!max) set_attr(node, "count_include_pad", int64_t{0});  // Keras averages over real cells only
 }
 
-void Exporter::write_linear(const Node& n, bool fused) {
-  Epilogue act = fused ? epilogue_from_name(n.call.get_string("activation"))
-                       : (fused_activation_from_name(n.call.get_string("activation")) == FusedActivation::relu
-                              ? Epilogue::relu
-                              : Epilogue::none);
+void Exporter::write_linear(const Node& n) {
+  Epilogue act = n.call.is(ops::OpKind::fused_linear)
+                     ? ops::parse_attrs_of<ops::OpKind::fused_linear>(n.call).activation
+                     : ops::epilogue_of(ops::parse_attrs_of<ops::OpKind::linear>(n.call).activation);
   const int x = n.inputs[0], w = n.inputs[1], y = n.outputs[0];
   const bool bias = n.inputs.size() > 2, residual = n.inputs.size() > 3;
   if (rank(w) != 2) fail("linear weights must be [K, N], got " + shape_str(val(w).shape));
@@ -92,32 +101,47 @@ void Exporter::write_linear(const Node& n, bool fused) {
 }
 
 void Exporter::write_binary(const Node& n) {
-  static const std::map<std::string, std::string> kOps = {
-      {"add", "Add"}, {"sub", "Sub"}, {"mul", "Mul"}, {"div", "Div"}, {"maximum", "Max"}, {"minimum", "Min"},
-      {"add_relu", "Add"}, {"equal", "Equal"}, {"greater", "Greater"}, {"greater_equal", "GreaterOrEqual"},
-      {"less", "Less"}};
-  const std::string& op = n.call.op();
+  using K = ops::OpKind;
+  const K op = n.call.kind();
   const int y = n.outputs[0];
   const bool as_nchw = stays_nchw(n.inputs, y);
   std::vector<std::string> ins{in(n.inputs[0], as_nchw), in(n.inputs[1], as_nchw)};
-  if (op == "add_relu") {
-    std::string s = tmp(name_[y] + "_sum");
-    emit("Add", ins, {s});
-    emit("Relu", {s}, {out(y, as_nchw)});
-  } else if (op == "equal" || op == "greater" || op == "greater_equal" || op == "less") {
+  const char* onnx_op = nullptr;
+  bool comparison = false;
+  switch (op) {
+    case K::add: onnx_op = "Add"; break;
+    case K::sub: onnx_op = "Sub"; break;
+    case K::mul: onnx_op = "Mul"; break;
+    case K::div: onnx_op = "Div"; break;
+    case K::maximum: onnx_op = "Max"; break;
+    case K::minimum: onnx_op = "Min"; break;
+    case K::add_relu: {
+      std::string s = tmp(name_[y] + "_sum");
+      emit("Add", ins, {s});
+      emit("Relu", {s}, {out(y, as_nchw)});
+      return;
+    }
+    case K::equal: onnx_op = "Equal", comparison = true; break;
+    case K::greater: onnx_op = "Greater", comparison = true; break;
+    case K::greater_equal: onnx_op = "GreaterOrEqual", comparison = true; break;
+    case K::less: onnx_op = "Less", comparison = true; break;
+    default: fail("not a binary op");
+  }
+  if (comparison) {
     std::string b = tmp(name_[y] + "_bool");
-    emit(kOps.at(op), ins, {b});
+    emit(onnx_op, ins, {b});
     set_attr(emit("Cast", {b}, {out(y, as_nchw)}), "to", int64_t{onnx_elem_type(val(y).dtype)});  // Kiln gives 1/0 in a's dtype
   } else {
-    emit(kOps.at(op), ins, {out(y, as_nchw)});
+    emit(onnx_op, ins, {out(y, as_nchw)});
   }
 }
 
 void Exporter::write_reduce(const Node& n) {
   const int x = n.inputs[0], y = n.outputs[0], r = rank(x);
-  const bool keep = n.call.get_int("keepdims") != 0;
+  const ops::ReduceAttrs reduce = ops::parse_attrs<ops::ReduceAttrs>(n.call);
+  const bool keep = reduce.keepdims;
   std::vector<int64_t> axes;
-  for (int64_t a : n.call.get_ints("axes")) axes.push_back(axis_of(a, r));
+  for (int a : reduce.axes) axes.push_back(axis_of(a, r));
   if (axes.empty()) {
     for (int a = 0; a < r; ++a) axes.push_back(a);
   }
@@ -133,13 +157,12 @@ void Exporter::write_reduce(const Node& n) {
   std::vector<int64_t> onnx_axes;
   for (int64_t a : axes) onnx_axes.push_back(as_nchw ? nchw_axis(a) : a);
   std::sort(onnx_axes.begin(), onnx_axes.end());
-  const std::string& op = n.call.op();
   std::string result = out(y, as_nchw && keep);
   onnx::NodeProto* node;
-  if (op == "reduce_sum") {
+  if (n.call.is(ops::OpKind::reduce_sum)) {
     node = emit("ReduceSum", {in(x, as_nchw), int64s(onnx_axes)}, {result});  // axes are an input since opset 13
   } else {
-    node = emit(op == "reduce_mean" ? "ReduceMean" : "ReduceMax", {in(x, as_nchw)}, {result});
+    node = emit(n.call.is(ops::OpKind::reduce_mean) ? "ReduceMean" : "ReduceMax", {in(x, as_nchw)}, {result});
     set_attr(node, "axes", onnx_axes);
   }
   set_attr(node, "keepdims", int64_t{keep});
@@ -177,112 +200,163 @@ void Exporter::write_cast(const Node& n) {
   set_attr(emit("Cast", {cur}, {dst}), "to", int64_t{onnx_elem_type(to)});
 }
 
-void Exporter::write(const Node& n) {
-  const std::string& op = n.call.op();
-  if (n.outputs.size() != 1) fail("expected one output, got " + std::to_string(n.outputs.size()));
-  const int y = n.outputs[0];
-  if (op == "conv2d" || op == "fused_conv2d") return write_conv(n, op == "fused_conv2d");
-  if (op == "max_pool2d" || op == "avg_pool2d") return write_pool(n);
-  if (op == "linear" || op == "fused_linear") return write_linear(n, op == "fused_linear");
-  if (op == "reduce_sum" || op == "reduce_mean" || op == "reduce_max") return write_reduce(n);
-  if (op == "cast") return write_cast(n);
-  if (op == "quantize_linear" || op == "dequantize_linear") return write_quantize(n);
-  if (op == "qconv2d" || op == "qlinear") return write_quantized_layer(n);
-  if (op == "add" || op == "sub" || op == "mul" || op == "div" || op == "maximum" || op == "minimum" || op == "add_relu" ||
-      op == "equal" || op == "greater" || op == "greater_equal" || op == "less") {
-    return write_binary(n);
-  }
-  if (op == "matmul") {
-    emit("MatMul", {native(n.inputs[0]), native(n.inputs[1])}, {out(y, false)});
-    return;
-  }
-  if (op == "batch_norm_inference") {
-    const int x = n.inputs[0];
-    if (rank(x) != 4 && rank(x) != 2) fail("batch_norm_inference of rank " + std::to_string(rank(x)) + " (ONNX wants the channel at axis 1)");
-    const bool as_nchw = rank(x) == 4, relu = n.call.get_int("relu") != 0;
-    std::string bn = relu ? tmp(name_[y] + "_bn") : out(y, as_nchw);
-    auto* node = emit("BatchNormalization", {in(x, as_nchw), native(n.inputs[1]), native(n.inputs[2]), native(n.inputs[3]), native(n.inputs[4])}, {bn});
-    set_attr(node, "epsilon", static_cast<float>(n.call.get_float("epsilon")));
-    if (relu) emit("Relu", {bn}, {out(y, as_nchw)});
-    return;
-  }
-  if (op == "softmax" || op == "log_softmax") {
-    const int x = n.inputs[0];
-    const bool as_nchw = !const_[x] && rank(x) == 4 && !nchw_[x].empty();
-    int64_t axis = axis_of(n.call.get_int("axis"), rank(x));
-    auto* node = emit(op == "softmax" ? "Softmax" : "LogSoftmax", {in(x, as_nchw)}, {out(y, as_nchw)});
-    set_attr(node, "axis", as_nchw ? nchw_axis(axis) : axis);
-    return;
-  }
-  if (op == "argmax") {
-    const int x = n.inputs[0];
-    std::string idx = tmp(name_[y] + "_int64");
-    auto* node = emit("ArgMax", {native(x)}, {idx});
-    set_attr(node, "axis", axis_of(n.call.get_int("axis"), rank(x)));
-    set_attr(node, "keepdims", int64_t{0});
-    set_attr(emit("Cast", {idx}, {out(y, false)}), "to", int64_t{onnx::TensorProto::INT32});
-    return;
-  }
-  if (op == "reshape") {
-    emit("Reshape", {native(n.inputs[0]), int64s(n.call.get_ints("shape"))}, {out(y, false)});  // 0 copies, as in Kiln
-    return;
-  }
-  if (op == "permute") {
-    const int x = n.inputs[0];
-    const auto& perm = n.call.get_ints("perm");
-    if (static_cast<int>(perm.size()) != rank(x)) fail("perm " + shape_str(perm) + " for rank " + std::to_string(rank(x)));
-    Perm p;
-    for (int64_t a : perm) p.push_back(static_cast<int>(axis_of(a, rank(x))));
-    check_perm(p, rank(x), "permute");
-    // From the NCHW form when that is all there is: one Transpose instead of two.
-    const bool from_nchw = !const_[x] && rank(x) == 4 && native_[x].empty() && !nchw_[x].empty();
-    if (from_nchw) p = compose(kToNhwc, p);
-    set_attr(emit("Transpose", {in(x, from_nchw)}, {out(y, false)}), "perm", to_int64(p));
-    return;
-  }
-  if (op == "slice") {
-    const int x = n.inputs[0];
-    const bool as_nchw = !const_[x] && rank(x) == 4 && !nchw_[x].empty();
-    int64_t axis = axis_of(n.call.get_int("axis"), rank(x));
-    emit("Slice",
-         {in(x, as_nchw), int64s({n.call.get_int("start")}), int64s({n.call.get_int("end")}),
-          int64s({as_nchw ? nchw_axis(axis) : axis}), int64s({n.call.get_int("step")})},
-         {out(y, as_nchw)});
-    return;
-  }
-  if (op == "contiguous" || op == "identity") {
-    const int x = n.inputs[0];
-    const bool as_nchw = !const_[x] && rank(x) == 4 && !nchw_[x].empty();
-    emit("Identity", {in(x, as_nchw)}, {out(y, as_nchw)});
-    return;
-  }
-  if (op == "broadcast_to") {
-    const auto& shape = n.call.get_ints("shape");
-    for (int64_t d : shape) {
-      if (d < 0) fail("broadcast_to shape has a negative dimension");
-    }
-    emit("Expand", {native(n.inputs[0]), int64s(shape)}, {out(y, false)});
-    return;
-  }
-  if (op == "concat") {
-    bool as_nchw = stays_nchw(n.inputs, y);
-    int64_t axis = axis_of(n.call.get_int("axis"), rank(y));
-    std::vector<std::string> ins;
-    for (int i : n.inputs) ins.push_back(in(i, as_nchw));
-    set_attr(emit("Concat", ins, {out(y, as_nchw)}), "axis", as_nchw ? nchw_axis(axis) : axis);
-    return;
-  }
-  for (EltwiseKind kind : all_eltwise_kinds()) {
-    if (op != eltwise_name(kind)) continue;
-    const int x = n.inputs[0];
-    const bool as_nchw = !const_[x] && rank(x) == 4 && !nchw_[x].empty();
-    write_eltwise(kind, static_cast<float>(n.call.get_float("alpha")), static_cast<float>(n.call.get_float("beta")),
-                  in(x, as_nchw), out(y, as_nchw));
-    return;
-  }
-  if (op == "batch_norm") fail("batch_norm with batch statistics is a training op; trace the model for inference");
-  fail("op '" + op + "' has no ONNX mapping in Kiln's exporter");
+void Exporter::write_matmul(const Node& n) {
+  emit("MatMul", {native(n.inputs[0]), native(n.inputs[1])}, {out(n.outputs[0], false)});
 }
 
+void Exporter::write_batch_norm(const Node& n) {
+  const ops::BatchNormAttrs bn = ops::parse_attrs_of<ops::OpKind::batch_norm_inference>(n.call);
+  const int x = n.inputs[0], y = n.outputs[0];
+  if (rank(x) != 4 && rank(x) != 2) fail("batch_norm_inference of rank " + std::to_string(rank(x)) + " (ONNX wants the channel at axis 1)");
+  const bool as_nchw = rank(x) == 4;
+  std::string out_name = bn.relu ? tmp(name_[y] + "_bn") : out(y, as_nchw);
+  auto* node = emit("BatchNormalization", {in(x, as_nchw), native(n.inputs[1]), native(n.inputs[2]), native(n.inputs[3]), native(n.inputs[4])}, {out_name});
+  set_attr(node, "epsilon", static_cast<float>(bn.epsilon));
+  if (bn.relu) emit("Relu", {out_name}, {out(y, as_nchw)});
+}
 
-}  // namespace kiln::runtime_export::onnx_io
+void Exporter::write_softmax(const Node& n) {
+  const int x = n.inputs[0], y = n.outputs[0];
+  const bool as_nchw = !const_[x] && rank(x) == 4 && !nchw_[x].empty();
+  int64_t axis = axis_of(ops::parse_attrs<ops::AxisAttrs>(n.call).axis, rank(x));
+  auto* node = emit(n.call.is(ops::OpKind::softmax) ? "Softmax" : "LogSoftmax", {in(x, as_nchw)}, {out(y, as_nchw)});
+  set_attr(node, "axis", as_nchw ? nchw_axis(axis) : axis);
+}
+
+void Exporter::write_argmax(const Node& n) {
+  const int x = n.inputs[0], y = n.outputs[0];
+  std::string idx = tmp(name_[y] + "_int64");
+  auto* node = emit("ArgMax", {native(x)}, {idx});
+  set_attr(node, "axis", axis_of(ops::parse_attrs_of<ops::OpKind::argmax>(n.call).axis, rank(x)));
+  set_attr(node, "keepdims", int64_t{0});
+  set_attr(emit("Cast", {idx}, {out(y, false)}), "to", int64_t{onnx::TensorProto::INT32});
+}
+
+void Exporter::write_reshape(const Node& n) {
+  const Shape& shape = ops::parse_attrs_of<ops::OpKind::reshape>(n.call).shape;
+  emit("Reshape", {native(n.inputs[0]), int64s(shape)}, {out(n.outputs[0], false)});  // 0 copies, as in Kiln
+}
+
+void Exporter::write_permute(const Node& n) {
+  const int x = n.inputs[0];
+  const std::vector<int> perm = ops::parse_attrs_of<ops::OpKind::permute>(n.call).perm;
+  if (static_cast<int>(perm.size()) != rank(x)) {
+    fail("perm " + shape_str(Shape(perm.begin(), perm.end())) + " for rank " + std::to_string(rank(x)));
+  }
+  Perm p;
+  for (int a : perm) p.push_back(static_cast<int>(axis_of(a, rank(x))));
+  check_perm(p, rank(x), "permute");
+  // From the NCHW form when that is all there is: one Transpose instead of two.
+  const bool from_nchw = !const_[x] && rank(x) == 4 && native_[x].empty() && !nchw_[x].empty();
+  if (from_nchw) p = compose(kToNhwc, p);
+  set_attr(emit("Transpose", {in(x, from_nchw)}, {out(n.outputs[0], false)}), "perm", to_int64(p));
+}
+
+void Exporter::write_slice(const Node& n) {
+  const ops::SliceAttrs s = ops::parse_attrs_of<ops::OpKind::slice>(n.call);
+  const int x = n.inputs[0];
+  const bool as_nchw = !const_[x] && rank(x) == 4 && !nchw_[x].empty();
+  int64_t axis = axis_of(s.axis, rank(x));
+  emit("Slice",
+       {in(x, as_nchw), int64s({s.start}), int64s({s.end}), int64s({as_nchw ? nchw_axis(axis) : axis}), int64s({s.step})},
+       {out(n.outputs[0], as_nchw)});
+}
+
+void Exporter::write_identity(const Node& n) {
+  const int x = n.inputs[0];
+  const bool as_nchw = !const_[x] && rank(x) == 4 && !nchw_[x].empty();
+  emit("Identity", {in(x, as_nchw)}, {out(n.outputs[0], as_nchw)});
+}
+
+void Exporter::write_broadcast_to(const Node& n) {
+  const Shape& shape = ops::parse_attrs_of<ops::OpKind::broadcast_to>(n.call).shape;
+  for (int64_t d : shape) {
+    if (d < 0) fail("broadcast_to shape has a negative dimension");
+  }
+  emit("Expand", {native(n.inputs[0]), int64s(shape)}, {out(n.outputs[0], false)});
+}
+
+void Exporter::write_concat(const Node& n) {
+  const int y = n.outputs[0];
+  bool as_nchw = stays_nchw(n.inputs, y);
+  int64_t axis = axis_of(ops::parse_attrs_of<ops::OpKind::concat>(n.call).axis, rank(y));
+  std::vector<std::string> ins;
+  for (int i : n.inputs) ins.push_back(in(i, as_nchw));
+  set_attr(emit("Concat", ins, {out(y, as_nchw)}), "axis", as_nchw ? nchw_axis(axis) : axis);
+}
+
+void Exporter::write_eltwise_node(const Node& n) {
+  const int x = n.inputs[0], y = n.outputs[0];
+  const bool as_nchw = !const_[x] && rank(x) == 4 && !nchw_[x].empty();
+  const ops::EltwiseAttrs a = ops::parse_attrs<ops::EltwiseAttrs>(n.call);
+  write_eltwise(*ops::eltwise_kind_of(n.call.kind()), a.alpha, a.beta, in(x, as_nchw), out(y, as_nchw));
+}
+
+Exporter::Rule Exporter::rule(ops::OpKind kind) {
+  using K = ops::OpKind;
+  switch (kind) {
+    case K::add_relu: return {&Exporter::write_binary, "Add + Relu"};
+    case K::equal: return {&Exporter::write_binary, "Equal + Cast"};
+    case K::greater: return {&Exporter::write_binary, "Greater + Cast"};
+    case K::greater_equal: return {&Exporter::write_binary, "GreaterOrEqual + Cast"};
+    case K::less: return {&Exporter::write_binary, "Less + Cast"};
+    case K::add: return {&Exporter::write_binary, "Add"};
+    case K::sub: return {&Exporter::write_binary, "Sub"};
+    case K::mul: return {&Exporter::write_binary, "Mul"};
+    case K::div: return {&Exporter::write_binary, "Div"};
+    case K::maximum: return {&Exporter::write_binary, "Max"};
+    case K::minimum: return {&Exporter::write_binary, "Min"};
+    case K::matmul: return {&Exporter::write_matmul, "MatMul"};
+    case K::linear:
+    case K::fused_linear:
+      return {&Exporter::write_linear, "Gemm or MatMul (+ Add, activation)"};
+    case K::conv2d:
+    case K::fused_conv2d:
+      return {&Exporter::write_conv, "Conv (+ Add, activation)"};
+    case K::quantize_linear: return {&Exporter::write_quantize, "QuantizeLinear"};
+    case K::dequantize_linear: return {&Exporter::write_quantize, "DequantizeLinear"};
+    case K::qconv2d: return {&Exporter::write_quantized_layer, "QDQ around Conv"};
+    case K::qlinear: return {&Exporter::write_quantized_layer, "QDQ around Gemm or MatMul"};
+    case K::max_pool2d: return {&Exporter::write_pool, "MaxPool"};
+    case K::avg_pool2d: return {&Exporter::write_pool, "AveragePool"};
+    case K::batch_norm: return {nullptr, "batch_norm with batch statistics is a training op; trace the model for inference"};
+    case K::batch_norm_inference: return {&Exporter::write_batch_norm, "BatchNormalization"};
+    case K::softmax: return {&Exporter::write_softmax, "Softmax"};
+    case K::log_softmax: return {&Exporter::write_softmax, "LogSoftmax"};
+    case K::sparse_softmax_cross_entropy: return {nullptr, "a loss: training only, no ONNX mapping in Kiln's exporter"};
+    case K::reduce_sum: return {&Exporter::write_reduce, "ReduceSum"};
+    case K::reduce_mean: return {&Exporter::write_reduce, "ReduceMean"};
+    case K::reduce_max: return {&Exporter::write_reduce, "ReduceMax"};
+    case K::argmax: return {&Exporter::write_argmax, "ArgMax + Cast"};
+    case K::cast: return {&Exporter::write_cast, "Cast (Round, Clip)"};
+    case K::one_hot: return {nullptr, "no ONNX mapping in Kiln's exporter (labels are not model inputs)"};
+    case K::reshape: return {&Exporter::write_reshape, "Reshape"};
+    case K::permute: return {&Exporter::write_permute, "Transpose"};
+    case K::slice: return {&Exporter::write_slice, "Slice"};
+    case K::contiguous:
+    case K::identity:
+      return {&Exporter::write_identity, "Identity"};
+    case K::broadcast_to: return {&Exporter::write_broadcast_to, "Expand"};
+    case K::concat: return {&Exporter::write_concat, "Concat"};
+    KILN_ELTWISE_OPS(KILN_OP_CASE)
+    return {&Exporter::write_eltwise_node, "element-wise (GELU written out)"};
+  }
+  throw std::logic_error(std::string("op kind ") + ops::op_kind_name(kind) + " has no decision in the ONNX exporter");
+}
+
+void Exporter::write(const Node& n) {
+  if (n.outputs.size() != 1) fail("expected one output, got " + std::to_string(n.outputs.size()));
+  if (!n.call.registered()) fail("op '" + n.call.op() + "' is not a registered op kind");
+  Rule r = rule(n.call.kind());
+  if (!r.write) fail(std::string("op '") + n.call.op() + "' is not supported: " + r.onnx);
+  (this->*r.write)(n);
+}
+
+}  // namespace onnx_io
+
+ops::Support onnx_export_support(ops::OpKind kind) {
+  onnx_io::Exporter::Rule r = onnx_io::Exporter::rule(kind);
+  return r.write ? ops::supported(r.onnx) : ops::unsupported(r.onnx);
+}
+
+}  // namespace kiln::runtime_export

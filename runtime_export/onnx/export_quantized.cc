@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "runtime_export/onnx/exporter.h"
+#include "tensor/ops/op_attrs.h"
 #include "tensor/ops/quantized.h"
 
 namespace kiln::runtime_export::onnx_io {
@@ -20,10 +21,17 @@ Tensor zero_point(DType dtype, int64_t n = -1) {
 void Exporter::write_quantize(const Node& n) {
   const int x = n.inputs[0], y = n.outputs[0];
   const bool as_nchw = !const_[x] && rank(x) == 4 && !nchw_[x].empty();
-  const bool quantize = n.call.op() == "quantize_linear";
-  const float scale = static_cast<float>(n.call.get_float("scale"));
-  const int64_t zp = n.call.get_int("zero_point");
-  DType q = quantize ? dtype_from_name(n.call.get_string("dtype")) : val(x).dtype;
+  const bool quantize = n.call.is(ops::OpKind::quantize_linear);
+  float scale;
+  int64_t zp;
+  DType q = val(x).dtype;
+  if (quantize) {
+    ops::QuantizeAttrs a = ops::parse_attrs_of<ops::OpKind::quantize_linear>(n.call);
+    scale = a.scale, zp = a.zero_point, q = a.dtype;
+  } else {
+    ops::DequantizeAttrs a = ops::parse_attrs_of<ops::OpKind::dequantize_linear>(n.call);
+    scale = a.scale, zp = a.zero_point;
+  }
   if (q != DType::u8 && q != DType::s8) fail(std::string("int8 data must be u8 or s8, got ") + dtype_name(q));
   Tensor z = zero_point(q);
   store_element(z.raw_data(), q, 0, static_cast<double>(zp));
@@ -74,8 +82,9 @@ std::string Exporter::quantized_bias(int b, const QuantizedEpilogue& q) {
 }
 
 void Exporter::write_quantized_layer(const Node& n) {
-  const bool conv = n.call.op() == "qconv2d";
-  QuantizedEpilogue q = quantized_epilogue_from(n.call);
+  const bool conv = n.call.is(ops::OpKind::qconv2d);
+  const QuantizedEpilogue q = conv ? ops::parse_attrs_of<ops::OpKind::qconv2d>(n.call).q
+                                   : ops::parse_attrs_of<ops::OpKind::qlinear>(n.call).q;
   const int x = n.inputs[0], w = n.inputs[1], y = n.outputs[0];
   if (!const_[w] || val(w).dtype != DType::s8) fail("int8 weights must be an s8 constant");
   if (n.inputs.size() > 2 && !const_[n.inputs[2]]) fail("the bias must be a constant");
@@ -88,7 +97,7 @@ void Exporter::write_quantized_layer(const Node& n) {
                                  dequantized_constant(permuted_copy(w8, kHwioToOihw), q.w_scales, 0, name_[w])};
     if (n.inputs.size() > 2) ins.push_back(quantized_bias(n.inputs[2], q));
     last = tmp(name_[y] + "_conv");
-    emit_conv(ins, last, val(x).shape, w8.shape(), conv2d_geometry_from(n.call));
+    emit_conv(ins, last, val(x).shape, w8.shape(), ops::parse_attrs_of<ops::OpKind::qconv2d>(n.call).conv);
   } else {
     if (w8.ndim() != 2) fail("qlinear weights must be [K, N]");
     last = tmp(name_[y] + "_linear");

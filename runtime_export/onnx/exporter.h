@@ -14,6 +14,7 @@
 #include "runtime_export/onnx/onnx_tensor.h"
 #include "tensor/ops/eltwise.h"
 #include "tensor/ops/fused.h"
+#include "tensor/ops/op_kind.h"
 #include "tensor/ops/quantized.h"
 #include "tensor/ops/shape_ops.h"
 
@@ -96,6 +97,14 @@ class Exporter {
   }
 
   bool wrote_bf16() const { return bf16_; }
+
+  // How each op kind is written (export_ops.cc): a writer and the ONNX ops it emits, or no
+  // writer and why not. One case per kind, no default (-Werror=switch).
+  struct Rule {
+    void (Exporter::*write)(const Node&);
+    const char* onnx;
+  };
+  static Rule rule(ops::OpKind kind);
 
  private:
   const Graph& g_;
@@ -231,16 +240,27 @@ class Exporter {
   void write(const Node& n);
   void write_eltwise(EltwiseKind kind, float alpha, float beta, const std::string& x, const std::string& y);
   void write_epilogue(Epilogue e, const std::string& x, const std::string& y);
-  void write_conv(const Node& n, bool fused);
+  void write_conv(const Node& n);
   // An ONNX Conv (NCHW in, OIHW weights) with the Kiln conv's geometry; 'same' padding as the
   // explicit pads Keras/TensorFlow use for the traced size.
   onnx::NodeProto* emit_conv(const std::vector<std::string>& ins, const std::string& out, const Shape& xs, const Shape& ws,
                              const Conv2dAttrs& conv);
   void write_pool(const Node& n);
-  void write_linear(const Node& n, bool fused);
+  void write_linear(const Node& n);
   void write_binary(const Node& n);
   void write_reduce(const Node& n);
   void write_cast(const Node& n);
+  void write_matmul(const Node& n);
+  void write_batch_norm(const Node& n);
+  void write_softmax(const Node& n);
+  void write_argmax(const Node& n);
+  void write_reshape(const Node& n);
+  void write_permute(const Node& n);
+  void write_slice(const Node& n);
+  void write_identity(const Node& n);
+  void write_broadcast_to(const Node& n);
+  void write_concat(const Node& n);
+  void write_eltwise_node(const Node& n);
   // export_quantized.cc: the int8 nodes as QDQ.
   void write_quantize(const Node& n);
   void write_quantized_layer(const Node& n);

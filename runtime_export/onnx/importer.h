@@ -13,6 +13,7 @@
 
 #include "graph/graph.h"
 #include "runtime_export/onnx/layout.h"
+#include "runtime_export/onnx/onnx_import.h"
 #include "runtime_export/onnx/onnx_tensor.h"
 #include "tensor/ops/conv.h"
 
@@ -140,6 +141,9 @@ class Importer {
   }
   int add_node(const ops::Attrs& call, const std::vector<int>& inputs, const std::string& name, Shape shape,
                DType dtype) {
+    if (!onnx_import_support(call.kind()).supported) {
+      throw std::logic_error(where_ + ": the importer made a " + call.op() + " node, which onnx_import_support rules out");
+    }
     int out = add_value(name, std::move(shape), dtype);
     g_.nodes.push_back({call, inputs, {out}});
     return out;

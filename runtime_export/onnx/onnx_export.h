@@ -3,6 +3,8 @@
 #include <vector>
 
 #include "graph/graph.h"
+#include "tensor/ops/op_kind.h"
+#include "tensor/ops/support.h"
 #include "tensor/tensor.h"
 
 namespace kiln::nn {
@@ -36,6 +38,8 @@ struct OnnxExportOptions {
 // Throws std::invalid_argument naming the node index, op and output for an op or attribute
 // with no ONNX equivalent. The file is written atomically (temporary file, then rename).
 void export_onnx(const graph::Graph& graph, const std::string& path, const OnnxExportOptions& options = {});
+// What export_onnx writes for each op kind (the ONNX ops), or why it cannot.
+ops::Support onnx_export_support(ops::OpKind kind);
 // The serialized ModelProto, as export_onnx writes it.
 std::string serialize_onnx(const graph::Graph& graph, const OnnxExportOptions& options = {});
 // Traces one inference forward of the model on the samples (graph::trace), then exports it.

@@ -3,6 +3,8 @@
 #include <string_view>
 
 #include "graph/graph.h"
+#include "tensor/ops/op_kind.h"
+#include "tensor/ops/support.h"
 
 namespace kiln::runtime_export {
 
@@ -17,6 +19,8 @@ namespace kiln::runtime_export {
 // (checked before anything is allocated) throws std::invalid_argument naming the file and the
 // problem. The result has passed Graph::validate().
 graph::Graph import_onnx(const std::string& path);
+// Which ONNX ops import_onnx turns into each op kind, or why it never makes that kind.
+ops::Support onnx_import_support(ops::OpKind kind);
 // The same over bytes in memory; `source` names them in errors.
 graph::Graph parse_onnx(std::string_view bytes, const std::string& source);
 

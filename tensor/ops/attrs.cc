@@ -16,6 +16,11 @@ Attrs& Attrs::set(const std::string& name, AttrValue value) {
   return *this;
 }
 
+OpKind Attrs::kind() const {
+  if (!kind_) throw std::invalid_argument("op '" + op_ + "' is not a registered op kind");
+  return *kind_;
+}
+
 bool Attrs::has(const std::string& name) const {
   for (const auto& [n, v] : items_) {
     if (n == name) return true;

@@ -10,6 +10,7 @@
 
 #include "tensor/ops/recorder.h"
 #include "tensor/ops/common.h"
+#include "tensor/ops/conv_geometry.h"
 #include "tensor/ops/eltwise.h"
 #include "tensor/ops/shape_ops.h"
 #include "tensor/onednn/engine.h"
@@ -51,26 +52,14 @@ namespace {
 
 using tag = dnnl::memory::format_tag;
 
-struct ConvGeometry {
-  int64_t n, h, w, c, kh, kw, o, groups;
-  SpatialPlan ph, pw;
-  dnnl::memory::dims strides, dilates, pad_l, pad_r;
+// A convolution's geometry with the dtypes it computes in.
+struct ConvPlan : ConvGeometry {
   DType dtype;          // compute dtype: activations, and weights inside oneDNN
   DType weight_dtype;   // the caller's weight tensor (f32 master weights under bf16 compute)
 
-  dnnl::memory::desc src_md() const { return {{n, c, h, w}, onednn::to_dnnl(dtype), tag::nhwc}; }
-  dnnl::memory::desc dst_md() const { return {{n, o, ph.out, pw.out}, onednn::to_dnnl(dtype), tag::nhwc}; }
-  dnnl::memory::dims weight_dims() const {
-    if (groups == 1) return {o, c, kh, kw};
-    return {groups, o / groups, c / groups, kh, kw};
-  }
-  // The user's HWIO buffer seen through oneDNN's OIHW / GOIHW logical order.
-  dnnl::memory::desc user_weights_md() const {
-    int64_t cg = c / groups;
-    auto dt = onednn::to_dnnl(weight_dtype);
-    if (groups == 1) return {weight_dims(), dt, tag::hwio};
-    return {weight_dims(), dt, dnnl::memory::dims{o / groups, 1, o, kw * cg * o, cg * o}};
-  }
+  dnnl::memory::desc src_md() const { return {src_dims(), onednn::to_dnnl(dtype), tag::nhwc}; }
+  dnnl::memory::desc dst_md() const { return {dst_dims(), onednn::to_dnnl(dtype), tag::nhwc}; }
+  dnnl::memory::desc user_weights_md() const { return ConvGeometry::user_weights_md(weight_dtype); }
   dnnl::memory::desc any_diff_weights_md() const { return {weight_dims(), onednn::to_dnnl(weight_dtype), tag::any}; }
   dnnl::memory::desc any_weights_md() const { return {weight_dims(), onednn::to_dnnl(dtype), tag::any}; }
   std::string key() const {
@@ -83,33 +72,17 @@ struct ConvGeometry {
   }
 };
 
-ConvGeometry plan(const Tensor& x, const Tensor& w, const Conv2dAttrs& opt) {
+ConvPlan plan(const Tensor& x, const Tensor& w, const Conv2dAttrs& opt) {
   detail::check_floating(x, "conv2d");
   detail::check_rank(x, 4, "conv2d", "input (NHWC)");
   detail::check_rank(w, 4, "conv2d", "kernel (HWIO)");
   // f32 master weights may feed a bf16 convolution: oneDNN converts them while reordering.
   if (!(w.dtype() == DType::f32 && x.dtype() == DType::bf16)) detail::check_same_dtype(x, w, "conv2d");
   std::string shapes = "input " + x.describe() + ", kernel " + w.describe();
-  ConvGeometry g;
-  g.n = x.shape()[0], g.h = x.shape()[1], g.w = x.shape()[2], g.c = x.shape()[3];
-  g.kh = w.shape()[0], g.kw = w.shape()[1], g.o = w.shape()[3], g.groups = opt.groups;
+  ConvPlan g;
+  static_cast<ConvGeometry&>(g) = conv_geometry(x.shape(), w.shape(), opt, "conv2d", shapes);
   g.dtype = x.dtype();
   g.weight_dtype = w.dtype();
-  if (g.groups <= 0 || g.c % g.groups != 0 || g.o % g.groups != 0) {
-    throw std::invalid_argument("conv2d: groups=" + std::to_string(opt.groups) +
-                                " must divide input and output channels (" + shapes + ")");
-  }
-  if (w.shape()[2] * g.groups != g.c) {
-    throw std::invalid_argument("conv2d: kernel input channels " + std::to_string(w.shape()[2]) + " x groups " +
-                                std::to_string(g.groups) + " != input channels " + std::to_string(g.c) + " (" +
-                                shapes + ")");
-  }
-  g.ph = plan_spatial(g.h, g.kh, opt.strides[0], opt.dilation[0], opt.padding, "conv2d", shapes);
-  g.pw = plan_spatial(g.w, g.kw, opt.strides[1], opt.dilation[1], opt.padding, "conv2d", shapes);
-  g.strides = {opt.strides[0], opt.strides[1]};
-  g.dilates = {opt.dilation[0] - 1, opt.dilation[1] - 1};
-  g.pad_l = {g.ph.pad_before, g.pw.pad_before};
-  g.pad_r = {g.ph.pad_after, g.pw.pad_after};
   return g;
 }
 
@@ -181,13 +154,13 @@ std::atomic<ConvAlgorithm> conv_algorithm_setting{ConvAlgorithm::direct};
 
 // Whether g is a convolution oneDNN's Winograd kernels are made for (whether one implements
 // it is up to oneDNN: see forward_pd).
-bool winograd_shape(const ConvGeometry& g) {
+bool winograd_shape(const ConvPlan& g) {
   return g.dtype == DType::f32 && g.weight_dtype == DType::f32 && g.groups == 1 && g.kh == 3 && g.kw == 3 &&
          g.strides == dnnl::memory::dims{1, 1} && g.dilates == dnnl::memory::dims{0, 0};
 }
 
 // Whether set_conv_algorithm lets g run on Winograd at all.
-bool winograd_allowed(const ConvGeometry& g) {
+bool winograd_allowed(const ConvPlan& g) {
   return conv_algorithm_setting.load(std::memory_order_relaxed) != ConvAlgorithm::direct && winograd_shape(g);
 }
 
@@ -219,7 +192,7 @@ MeasuredChoices& measured_choices() {
 // reorders included) and keeps Winograd if it is at least 5% faster; the last run is the
 // chosen one, so its outputs stand.
 template <typename Run>
-void run_pass(const ConvGeometry& g, const char* pass, const Run& run) {
+void run_pass(const ConvPlan& g, const char* pass, const Run& run) {
   if (!winograd_allowed(g)) return run(false);
   if (conv_algorithm_setting.load(std::memory_order_relaxed) == ConvAlgorithm::winograd) return run(true);
   const std::string key = std::string(pass) + "|" + g.key();
@@ -245,7 +218,7 @@ dnnl::memory::desc any_like(const dnnl::memory::desc& md) { return {md.dims(), m
 // make(algorithm, src_md, dst_md) -> primitive_desc of one pass: with winograd, oneDNN's
 // Winograd convolution where it has one for g (its absence throws), else direct on NHWC.
 template <typename Make>
-auto winograd_or_direct(const ConvGeometry& g, bool winograd, const Make& make) {
+auto winograd_or_direct(const ConvPlan& g, bool winograd, const Make& make) {
   if (winograd) {
     try {
       return make(dnnl::algorithm::convolution_winograd, any_like(g.src_md()), any_like(g.dst_md()));
@@ -255,7 +228,7 @@ auto winograd_or_direct(const ConvGeometry& g, bool winograd, const Make& make) 
   return make(dnnl::algorithm::convolution_direct, g.src_md(), g.dst_md());
 }
 
-dnnl::convolution_forward::primitive_desc forward_pd(const ConvGeometry& g, const dnnl::memory::desc* bias_md,
+dnnl::convolution_forward::primitive_desc forward_pd(const ConvPlan& g, const dnnl::memory::desc* bias_md,
                                                      detail::ReluFusion relu, bool winograd = false) {
   dnnl::primitive_attr attr = onednn::default_attr();
   if (relu != detail::ReluFusion::none) {
@@ -311,15 +284,15 @@ dnnl::memory::desc bias_desc(const Tensor& bias) {
   return {{bias.numel()}, onednn::to_dnnl(bias.dtype()), tag::a};
 }
 
-Tensor conv_backward_data(const ConvGeometry& g, const Tensor& grad, const Tensor& w, Relaid* grad_relaid);
-std::vector<Tensor> conv_backward_weights(const ConvGeometry& g, const Tensor& x, const Tensor& grad,
+Tensor conv_backward_data(const ConvPlan& g, const Tensor& grad, const Tensor& w, Relaid* grad_relaid);
+std::vector<Tensor> conv_backward_weights(const ConvPlan& g, const Tensor& x, const Tensor& grad,
                                           const Tensor& w, const Tensor& bias, Relaid* x_relaid,
                                           Relaid* grad_relaid);
 
 }  // namespace
 
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dAttrs& opt) {
-  ConvGeometry g = plan(x, w, opt);
+  ConvPlan g = plan(x, w, opt);
   Tensor bias_d;
   dnnl::memory::desc bias_md;
   if (bias.defined()) {
@@ -404,7 +377,7 @@ Tensor pack_conv2d_kernel(const Tensor& w, const Shape& input_shape, const Conv2
   }
   Shape shape = input_shape;
   if (shape[0] <= 0) shape[0] = 32;  // the batch barely moves oneDNN's choice; any typical one does
-  ConvGeometry g = plan(Tensor::empty(shape, compute_dtype), w.plain(), attrs);
+  ConvPlan g = plan(Tensor::empty(shape, compute_dtype), w.plain(), attrs);
   auto fwd = forward_pd(g, nullptr, detail::ReluFusion::none);
   dnnl::memory::desc blocked = fwd.weights_desc();
   // The master weights keep the compute kernel's blocking in their own dtype, so a bf16 step
@@ -418,7 +391,7 @@ Tensor pack_conv2d_kernel(const Tensor& w, const Shape& input_shape, const Conv2
 
 namespace {
 
-Tensor conv_backward_data(const ConvGeometry& g, const Tensor& grad, const Tensor& w, Relaid* grad_relaid) {
+Tensor conv_backward_data(const ConvPlan& g, const Tensor& grad, const Tensor& w, Relaid* grad_relaid) {
   Tensor gd = detail::dense(grad), wei = w.is_packed() ? w : detail::dense(stop_gradient(w));
   Tensor dx = Tensor::empty({g.n, g.h, g.w, g.c}, g.dtype);
   run_pass(g, "backward_data", [&](bool winograd) {
@@ -447,7 +420,7 @@ Tensor conv_backward_data(const ConvGeometry& g, const Tensor& grad, const Tenso
   return dx;
 }
 
-std::vector<Tensor> conv_backward_weights(const ConvGeometry& g, const Tensor& x, const Tensor& grad,
+std::vector<Tensor> conv_backward_weights(const ConvPlan& g, const Tensor& x, const Tensor& grad,
                                           const Tensor& w, const Tensor& bias, Relaid* x_relaid,
                                           Relaid* grad_relaid) {
   Tensor gd = detail::dense(grad), src = detail::dense(stop_gradient(x));

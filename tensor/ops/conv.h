@@ -49,7 +49,8 @@ ConvAlgorithm conv_algorithm_from_name(const std::string& name);  // "direct", "
 // Returns w itself when oneDNN runs on HWIO as it is.
 Tensor pack_conv2d_kernel(const Tensor& w, const Shape& input_shape, const Conv2dAttrs& attrs, DType compute_dtype);
 
-// The attributes conv2d records (its registered op kind is "conv2d"), and back.
+// The attributes conv2d records (its registered op kind is "conv2d"); ops::parse_attrs reads
+// them back (tensor/ops/op_attrs.h).
 inline ops::Attrs to_attrs(const Conv2dAttrs& o) {
   ops::Attrs a("conv2d");
   a.set("strides", std::vector<int64_t>{o.strides[0], o.strides[1]});
@@ -58,26 +59,6 @@ inline ops::Attrs to_attrs(const Conv2dAttrs& o) {
   a.set("groups", ops::AttrValue(o.groups));
   a.set("activation", fused_activation_name(o.activation));
   return a;
-}
-inline Conv2dAttrs conv2d_options_from(const ops::Attrs& a) {
-  Conv2dAttrs o;
-  const auto& s = a.get_ints("strides");
-  const auto& d = a.get_ints("dilation");
-  if (s.size() != 2 || d.size() != 2) throw std::invalid_argument("conv2d: strides and dilation need two values");
-  o.strides = {s[0], s[1]};
-  o.dilation = {d[0], d[1]};
-  o.padding = padding_from_name(a.get_string("padding"));
-  o.groups = a.get_int("groups");
-  o.activation = fused_activation_from_name(a.get_string("activation"));
-  return o;
-}
-
-// The geometry (strides, padding, dilation, groups) of any conv node: conv2d, fused_conv2d,
-// qconv2d. The activation is left none: fused and quantized convs name an epilogue there.
-inline Conv2dAttrs conv2d_geometry_from(const ops::Attrs& a) {
-  ops::Attrs geometry = a;
-  geometry.set("activation", "none");
-  return conv2d_options_from(geometry);
 }
 
 // Keras/TensorFlow padding arithmetic for one spatial dimension.

@@ -1,10 +1,9 @@
 // Every op kind in one table: what the tape and trace record, and how a Graph runs it again
-// from its attributes. Each op's file writes its attributes with the same names (to_attrs).
-// Backward-only ops (conv2d_backward_data, eltwise_backward, ...) live on tapes, never in
-// traced graphs, and are not listed.
+// from its attributes. The rows come from op_list.h; how each kind runs is one case of
+// run_of's switch (no default: a kind without a case does not compile, -Werror=switch).
 #include <stdexcept>
-#include <unordered_map>
 
+#include "tensor/ops/op_attrs.h"
 #include "tensor/ops/ops.h"
 #include "tensor/ops/registry.h"
 
@@ -13,135 +12,140 @@ namespace {
 
 using Inputs = std::vector<Tensor>;
 using Outputs = std::vector<Tensor>;
+using RunFn = std::function<Outputs(const Inputs&, const Attrs&)>;
 
 Tensor optional_input(const Inputs& in, size_t i) { return in.size() > i ? in[i] : Tensor(); }
 
-std::vector<int> ints(const Attrs& a, const std::string& name) {
-  std::vector<int> out;
-  for (int64_t v : a.get_ints(name)) out.push_back(static_cast<int>(v));
-  return out;
+// A run function that parses K's typed attributes and hands them to `f`.
+template <OpKind K, typename F>
+RunFn typed(F f) {
+  return [f](const Inputs& in, const Attrs& a) { return Outputs{f(in, parse_attrs<AttrsOf<K>>(a))}; };
 }
 
-OpDef binary(const std::string& name, Tensor (*fn)(const Tensor&, const Tensor&), bool differentiable = true) {
-  return {name, 2, 2, differentiable, [fn](const Inputs& in, const Attrs&) { return Outputs{fn(in[0], in[1])}; }};
+RunFn binary(Tensor (*fn)(const Tensor&, const Tensor&)) {
+  return [fn](const Inputs& in, const Attrs&) { return Outputs{fn(in[0], in[1])}; };
 }
 
-OpDef eltwise_row(EltwiseKind kind) {
-  return {eltwise_name(kind), 1, 1, true, [kind](const Inputs& in, const Attrs& a) {
-            return Outputs{eltwise(kind, in[0], static_cast<float>(a.get_float("alpha")),
-                                   static_cast<float>(a.get_float("beta")))};
-          }};
+RunFn reduce(Tensor (*fn)(const Tensor&, const std::vector<int>&, bool)) {
+  return [fn](const Inputs& in, const Attrs& a) {
+    ReduceAttrs r = parse_attrs<ReduceAttrs>(a);
+    return Outputs{fn(in[0], r.axes, r.keepdims)};
+  };
 }
 
-OpDef reduce_row(const std::string& name, Tensor (*fn)(const Tensor&, const std::vector<int>&, bool)) {
-  return {name, 1, 1, true, [fn](const Inputs& in, const Attrs& a) {
-            return Outputs{fn(in[0], ints(a, "axes"), a.get_int("keepdims") != 0)};
-          }};
+RunFn run_of(OpKind kind) {
+  using K = OpKind;
+  switch (kind) {
+    case K::add: return binary(add);
+    case K::sub: return binary(sub);
+    case K::mul: return binary(mul);
+    case K::div: return binary(div);
+    case K::maximum: return binary(maximum);
+    case K::minimum: return binary(minimum);
+    case K::add_relu: return binary(add_relu);
+    case K::equal: return binary(equal);
+    case K::greater: return binary(greater);
+    case K::greater_equal: return binary(greater_equal);
+    case K::less: return binary(less);
+    case K::matmul: return binary(matmul);
+    case K::linear:
+      return typed<K::linear>([](const Inputs& in, const LinearAttrs& a) {
+        return linear(in[0], in[1], optional_input(in, 2), a.activation);
+      });
+    case K::conv2d:
+      return typed<K::conv2d>([](const Inputs& in, const Conv2dAttrs& a) {
+        return conv2d(in[0], in[1], optional_input(in, 2), a);
+      });
+    case K::fused_conv2d:
+      return typed<K::fused_conv2d>([](const Inputs& in, const FusedConv2dAttrs& a) {
+        return fused_conv2d(in[0], in[1], optional_input(in, 2), optional_input(in, 3), a.conv, a.activation);
+      });
+    case K::fused_linear:
+      return typed<K::fused_linear>([](const Inputs& in, const FusedLinearAttrs& a) {
+        return fused_linear(in[0], in[1], optional_input(in, 2), optional_input(in, 3), a.activation);
+      });
+    case K::quantize_linear:
+      return typed<K::quantize_linear>([](const Inputs& in, const QuantizeAttrs& a) {
+        return quantize_linear(in[0], a.scale, a.zero_point, a.dtype);
+      });
+    case K::dequantize_linear:
+      return typed<K::dequantize_linear>([](const Inputs& in, const DequantizeAttrs& a) {
+        return dequantize_linear(in[0], a.scale, a.zero_point);
+      });
+    case K::qconv2d:
+      return typed<K::qconv2d>([](const Inputs& in, const QConv2dAttrs& a) {
+        return qconv2d(in[0], in[1], optional_input(in, 2), optional_input(in, 3), a.conv, a.q);
+      });
+    case K::qlinear:
+      return typed<K::qlinear>([](const Inputs& in, const QLinearAttrs& a) {
+        return qlinear(in[0], in[1], optional_input(in, 2), optional_input(in, 3), a.q);
+      });
+    case K::max_pool2d:
+      return typed<K::max_pool2d>([](const Inputs& in, const Pool2dAttrs& a) { return max_pool2d(in[0], a); });
+    case K::avg_pool2d:
+      return typed<K::avg_pool2d>([](const Inputs& in, const Pool2dAttrs& a) { return avg_pool2d(in[0], a); });
+    case K::batch_norm:
+      return typed<K::batch_norm>([](const Inputs& in, const BatchNormAttrs& a) {
+        return batch_norm_training(in[0], in[1], in[2], static_cast<float>(a.epsilon), a.relu).y;
+      });
+    case K::batch_norm_inference:
+      return typed<K::batch_norm_inference>([](const Inputs& in, const BatchNormAttrs& a) {
+        return batch_norm_inference(in[0], in[1], in[2], in[3], in[4], static_cast<float>(a.epsilon), a.relu);
+      });
+    case K::softmax:
+      return typed<K::softmax>([](const Inputs& in, const AxisAttrs& a) { return softmax(in[0], a.axis); });
+    case K::log_softmax:
+      return typed<K::log_softmax>([](const Inputs& in, const AxisAttrs& a) { return log_softmax(in[0], a.axis); });
+    case K::sparse_softmax_cross_entropy: return binary(sparse_softmax_cross_entropy);
+    case K::reduce_sum: return reduce(reduce_sum);
+    case K::reduce_mean: return reduce(reduce_mean);
+    case K::reduce_max: return reduce(reduce_max);
+    case K::argmax:
+      return typed<K::argmax>([](const Inputs& in, const AxisAttrs& a) { return argmax(in[0], a.axis); });
+    case K::cast:
+      return typed<K::cast>([](const Inputs& in, const CastAttrs& a) { return cast(in[0], a.dtype); });
+    case K::one_hot:
+      return typed<K::one_hot>([](const Inputs& in, const OneHotAttrs& a) { return one_hot(in[0], a.depth, a.dtype); });
+    case K::reshape:
+      return typed<K::reshape>([](const Inputs& in, const ReshapeAttrs& a) {
+        // 0 copies the input's dimension (ONNX's convention; trace writes it for the batch).
+        Shape shape = a.shape;
+        for (size_t i = 0; i < shape.size(); ++i) {
+          if (shape[i] == 0 && static_cast<int>(i) < in[0].ndim()) shape[i] = in[0].shape()[i];
+        }
+        return reshape(in[0], shape);
+      });
+    case K::permute:
+      return typed<K::permute>([](const Inputs& in, const PermuteAttrs& a) { return permute(in[0], a.perm); });
+    case K::slice:
+      return typed<K::slice>([](const Inputs& in, const SliceAttrs& a) {
+        return slice(in[0], a.axis, a.start, a.end, a.step);
+      });
+    case K::contiguous:
+      return [](const Inputs& in, const Attrs&) { return Outputs{contiguous(in[0])}; };
+    case K::identity:
+      return [](const Inputs& in, const Attrs&) { return Outputs{stop_gradient(in[0])}; };
+    case K::broadcast_to:
+      return typed<K::broadcast_to>([](const Inputs& in, const BroadcastToAttrs& a) { return broadcast_to(in[0], a.shape); });
+    case K::concat:
+      return [](const Inputs& in, const Attrs& a) { return Outputs{concat(in, parse_attrs<AxisAttrs>(a).axis)}; };
+    KILN_ELTWISE_OPS(KILN_OP_CASE) {
+      EltwiseKind e = *eltwise_kind_of(kind);
+      return [e](const Inputs& in, const Attrs& a) {
+        EltwiseAttrs p = parse_attrs<EltwiseAttrs>(a);
+        return Outputs{eltwise(e, in[0], p.alpha, p.beta)};
+      };
+    }
+  }
+  throw std::logic_error(std::string("op kind ") + op_kind_name(kind) + " has no row in the op table");
 }
 
 std::vector<OpDef> build_table() {
-  std::vector<OpDef> t = {
-      binary("add", add), binary("sub", sub), binary("mul", mul), binary("div", div),
-      binary("maximum", maximum), binary("minimum", minimum), binary("add_relu", add_relu),
-      binary("equal", equal, false), binary("greater", greater, false),
-      binary("greater_equal", greater_equal, false), binary("less", less, false),
-      binary("matmul", matmul),
-      {"linear", 2, 3, true,
-       [](const Inputs& in, const Attrs& a) {
-         return Outputs{linear(in[0], in[1], optional_input(in, 2), fused_activation_from_name(a.get_string("activation")))};
-       }},
-      {"conv2d", 2, 3, true,
-       [](const Inputs& in, const Attrs& a) {
-         return Outputs{conv2d(in[0], in[1], optional_input(in, 2), conv2d_options_from(a))};
-       }},
-      {"fused_conv2d", 2, 4, false,
-       [](const Inputs& in, const Attrs& a) {
-         Conv2dAttrs conv = conv2d_geometry_from(a);
-         return Outputs{fused_conv2d(in[0], in[1], optional_input(in, 2), optional_input(in, 3), conv,
-                                     epilogue_from_name(a.get_string("activation")))};
-       }},
-      {"fused_linear", 2, 4, false,
-       [](const Inputs& in, const Attrs& a) {
-         return Outputs{fused_linear(in[0], in[1], optional_input(in, 2), optional_input(in, 3),
-                                     epilogue_from_name(a.get_string("activation")))};
-       }},
-      {"quantize_linear", 1, 1, false,
-       [](const Inputs& in, const Attrs& a) {
-         return Outputs{quantize_linear(in[0], static_cast<float>(a.get_float("scale")),
-                                        static_cast<int32_t>(a.get_int("zero_point")), dtype_from_name(a.get_string("dtype")))};
-       }},
-      {"dequantize_linear", 1, 1, false,
-       [](const Inputs& in, const Attrs& a) {
-         return Outputs{dequantize_linear(in[0], static_cast<float>(a.get_float("scale")),
-                                          static_cast<int32_t>(a.get_int("zero_point")))};
-       }},
-      {"qconv2d", 2, 4, false,
-       [](const Inputs& in, const Attrs& a) {
-         Conv2dAttrs conv = conv2d_geometry_from(a);
-         return Outputs{qconv2d(in[0], in[1], optional_input(in, 2), optional_input(in, 3), conv,
-                                quantized_epilogue_from(a))};
-       }},
-      {"qlinear", 2, 4, false,
-       [](const Inputs& in, const Attrs& a) {
-         return Outputs{qlinear(in[0], in[1], optional_input(in, 2), optional_input(in, 3), quantized_epilogue_from(a))};
-       }},
-      {"max_pool2d", 1, 1, true,
-       [](const Inputs& in, const Attrs& a) { return Outputs{max_pool2d(in[0], pool2d_options_from(a))}; }},
-      {"avg_pool2d", 1, 1, true,
-       [](const Inputs& in, const Attrs& a) { return Outputs{avg_pool2d(in[0], pool2d_options_from(a))}; }},
-      {"batch_norm", 3, 3, true,
-       [](const Inputs& in, const Attrs& a) {
-         return Outputs{batch_norm_training(in[0], in[1], in[2], static_cast<float>(a.get_float("epsilon")),
-                                            a.get_int("relu") != 0)
-                            .y};
-       }},
-      {"batch_norm_inference", 5, 5, true,
-       [](const Inputs& in, const Attrs& a) {
-         return Outputs{batch_norm_inference(in[0], in[1], in[2], in[3], in[4],
-                                             static_cast<float>(a.get_float("epsilon")), a.get_int("relu") != 0)};
-       }},
-      {"softmax", 1, 1, true,
-       [](const Inputs& in, const Attrs& a) { return Outputs{softmax(in[0], static_cast<int>(a.get_int("axis")))}; }},
-      {"sparse_softmax_cross_entropy", 2, 2, true,
-       [](const Inputs& in, const Attrs&) { return Outputs{sparse_softmax_cross_entropy(in[0], in[1])}; }},
-      {"log_softmax", 1, 1, true,
-       [](const Inputs& in, const Attrs& a) {
-         return Outputs{log_softmax(in[0], static_cast<int>(a.get_int("axis")))};
-       }},
-      reduce_row("reduce_sum", reduce_sum), reduce_row("reduce_mean", reduce_mean),
-      reduce_row("reduce_max", reduce_max),
-      {"argmax", 1, 1, false,
-       [](const Inputs& in, const Attrs& a) { return Outputs{argmax(in[0], static_cast<int>(a.get_int("axis")))}; }},
-      {"cast", 1, 1, true,
-       [](const Inputs& in, const Attrs& a) { return Outputs{cast(in[0], dtype_from_name(a.get_string("dtype")))}; }},
-      {"one_hot", 1, 1, false,
-       [](const Inputs& in, const Attrs& a) {
-         return Outputs{one_hot(in[0], a.get_int("depth"), dtype_from_name(a.get_string("dtype")))};
-       }},
-      {"reshape", 1, 1, true,
-       [](const Inputs& in, const Attrs& a) {
-         // 0 copies the input's dimension (ONNX's convention; trace writes it for the batch).
-         Shape shape = a.get_ints("shape");
-         for (size_t i = 0; i < shape.size(); ++i) {
-           if (shape[i] == 0 && static_cast<int>(i) < in[0].ndim()) shape[i] = in[0].shape()[i];
-         }
-         return Outputs{reshape(in[0], shape)};
-       }},
-      {"permute", 1, 1, true,
-       [](const Inputs& in, const Attrs& a) { return Outputs{permute(in[0], ints(a, "perm"))}; }},
-      {"slice", 1, 1, true,
-       [](const Inputs& in, const Attrs& a) {
-         return Outputs{slice(in[0], static_cast<int>(a.get_int("axis")), a.get_int("start"), a.get_int("end"),
-                              a.get_int("step"))};
-       }},
-      {"contiguous", 1, 1, true, [](const Inputs& in, const Attrs&) { return Outputs{contiguous(in[0])}; }},
-      {"identity", 1, 1, false, [](const Inputs& in, const Attrs&) { return Outputs{stop_gradient(in[0])}; }},
-      {"broadcast_to", 1, 1, true,
-       [](const Inputs& in, const Attrs& a) { return Outputs{broadcast_to(in[0], a.get_ints("shape"))}; }},
-      {"concat", 1, -1, true,
-       [](const Inputs& in, const Attrs& a) { return Outputs{concat(in, static_cast<int>(a.get_int("axis")))}; }},
-  };
-  for (EltwiseKind kind : all_eltwise_kinds()) t.push_back(eltwise_row(kind));
+  std::vector<OpDef> t;
+#define KILN_OP_ROW(name, attrs, min_inputs, max_inputs, differentiable) \
+  t.push_back({OpKind::name, #name, min_inputs, max_inputs, differentiable, run_of(OpKind::name)});
+  KILN_OPS(KILN_OP_ROW)
+#undef KILN_OP_ROW
   return t;
 }
 
@@ -152,28 +156,25 @@ const std::vector<OpDef>& registered_ops() {
   return *table;
 }
 
+const OpDef& op_def(OpKind kind) { return registered_ops()[static_cast<size_t>(kind)]; }
+
 const OpDef& op_def(const std::string& name) {
-  static const auto* index = [] {
-    auto* m = new std::unordered_map<std::string, const OpDef*>();
-    for (const OpDef& d : registered_ops()) {
-      if (!m->emplace(d.name, &d).second) throw std::logic_error("op table: '" + d.name + "' is registered twice");
-    }
-    return m;
-  }();
-  auto it = index->find(name);
-  if (it == index->end()) throw std::invalid_argument("op '" + name + "' is not a registered op kind");
-  return *it->second;
+  std::optional<OpKind> kind = op_kind_from_name(name);
+  if (!kind) throw std::invalid_argument("op '" + name + "' is not a registered op kind");
+  return op_def(*kind);
+}
+
+void check_arity(const OpDef& def, int n) {
+  if (n >= def.min_inputs && (def.max_inputs < 0 || n <= def.max_inputs)) return;
+  std::string takes = def.max_inputs == def.min_inputs ? std::to_string(def.min_inputs)
+                      : def.max_inputs < 0 ? std::to_string(def.min_inputs) + " or more"
+                                           : std::to_string(def.min_inputs) + " to " + std::to_string(def.max_inputs);
+  throw std::invalid_argument("op '" + def.name + "' takes " + takes + " inputs, got " + std::to_string(n));
 }
 
 std::vector<Tensor> run_op(const Attrs& call, const std::vector<Tensor>& inputs) {
-  const OpDef& def = op_def(call.op());
-  int n = static_cast<int>(inputs.size());
-  if (n < def.min_inputs || (def.max_inputs >= 0 && n > def.max_inputs)) {
-    std::string takes = def.max_inputs == def.min_inputs ? std::to_string(def.min_inputs)
-                        : def.max_inputs < 0 ? std::to_string(def.min_inputs) + " or more"
-                                             : std::to_string(def.min_inputs) + " to " + std::to_string(def.max_inputs);
-    throw std::invalid_argument("op '" + def.name + "' takes " + takes + " inputs, got " + std::to_string(n));
-  }
+  const OpDef& def = op_def(call.kind());
+  check_arity(def, static_cast<int>(inputs.size()));
   return def.run(inputs, call);
 }
 

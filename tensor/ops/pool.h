@@ -19,23 +19,13 @@ Tensor avg_pool2d(const Tensor& x, const Pool2dAttrs& options = {});
 // [N, H, W, C] -> [N, C] (or [N, 1, 1, C] with keepdims).
 Tensor global_avg_pool2d(const Tensor& x, bool keepdims = false);
 
-// The attributes max_pool2d and avg_pool2d record, and back.
+// The attributes max_pool2d and avg_pool2d record (ops::parse_attrs reads them back).
 inline ops::Attrs to_attrs(const char* op, const Pool2dAttrs& o) {
   ops::Attrs a(op);
   a.set("pool_size", std::vector<int64_t>{o.pool_size[0], o.pool_size[1]});
   a.set("strides", std::vector<int64_t>{o.strides[0], o.strides[1]});
   a.set("padding", o.padding == Padding::same ? "same" : "valid");
   return a;
-}
-inline Pool2dAttrs pool2d_options_from(const ops::Attrs& a) {
-  Pool2dAttrs o;
-  const auto& k = a.get_ints("pool_size");
-  const auto& s = a.get_ints("strides");
-  if (k.size() != 2 || s.size() != 2) throw std::invalid_argument(a.op() + ": pool_size and strides need two values");
-  o.pool_size = {k[0], k[1]};
-  o.strides = {s[0], s[1]};
-  o.padding = padding_from_name(a.get_string("padding"));
-  return o;
 }
 
 }  // namespace kiln

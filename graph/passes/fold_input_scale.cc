@@ -1,14 +1,17 @@
-#include "runtime_export/passes/fold_input_scale.h"
+#include "graph/passes/fold_input_scale.h"
 
-#include "runtime_export/passes/graph_edit.h"
+#include "graph/passes/graph_edit.h"
 #include "tensor/ops/binary.h"
+#include "tensor/ops/op_attrs.h"
 
-namespace kiln::runtime_export::passes {
+namespace kiln::graph::passes {
 namespace {
 
 bool weighted(const graph::Graph& g, const graph::Node& n) {
-  const std::string& op = n.call.op();
-  if (op != "conv2d" && op != "fused_conv2d" && op != "linear" && op != "fused_linear") return false;
+  using K = ops::OpKind;
+  if (!n.call.is(K::conv2d) && !n.call.is(K::fused_conv2d) && !n.call.is(K::linear) && !n.call.is(K::fused_linear)) {
+    return false;
+  }
   const Tensor* w = constant_tensor(g, n.inputs[1]);
   return w && w->dtype() == DType::f32;
 }
@@ -21,18 +24,20 @@ graph::Graph fold_input_scale(const graph::Graph& in) {
   std::vector<bool> erase(g.nodes.size(), false);
   for (size_t k = 0; k < g.nodes.size(); ++k) {
     const graph::Node& a = g.nodes[k];
-    if (a.call.op() != "affine" || a.call.get_float("beta") != 0.0) continue;
+    if (!a.call.is(ops::OpKind::affine)) continue;
+    const ops::EltwiseAttrs scale = ops::parse_attrs_of<ops::OpKind::affine>(a.call);
+    if (scale.beta != 0.f) continue;
     int c = sole_consumer(g, uses, a.outputs[0]);
     if (c < 0 || erase[c]) continue;
     int target = c;
-    if (g.nodes[c].call.op() == "reshape") {
+    if (g.nodes[c].call.is(ops::OpKind::reshape)) {
       target = sole_consumer(g, uses, g.nodes[c].outputs[0]);
       if (target < 0 || erase[target]) continue;
     }
     graph::Node& t = g.nodes[target];
     bool reads_as_data = t.inputs[0] == (target == c ? a.outputs[0] : g.nodes[c].outputs[0]);
     if (!weighted(g, t) || !reads_as_data || uses[t.inputs[1]] != 1) continue;
-    const float alpha = static_cast<float>(a.call.get_float("alpha"));
+    const float alpha = scale.alpha;
     const std::string name = g.values[t.inputs[1]].name + "/scaled";
     Tensor scaled = (*constant_tensor(g, t.inputs[1]) * alpha).clone_detached();
     t.inputs[1] = add_literal(g, name, scaled);
@@ -46,4 +51,4 @@ graph::Graph fold_input_scale(const graph::Graph& in) {
   return g;
 }
 
-}  // namespace kiln::runtime_export::passes
+}  // namespace kiln::graph::passes

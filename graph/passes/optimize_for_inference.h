@@ -1,10 +1,10 @@
 #pragma once
 #include "graph/graph.h"
 
-namespace kiln::runtime_export::passes {
+namespace kiln::graph::passes {
 
 // The passes InferenceModel runs, in order: dead code, identities, constant folding,
 // BatchNorm folding, post-op fusion, input-scale folding, dead code again.
 graph::Graph optimize_for_inference(const graph::Graph& g);
 
-}  // namespace kiln::runtime_export::passes
+}  // namespace kiln::graph::passes

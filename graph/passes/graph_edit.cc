@@ -1,6 +1,6 @@
-#include "runtime_export/passes/graph_edit.h"
+#include "graph/passes/graph_edit.h"
 
-namespace kiln::runtime_export::passes {
+namespace kiln::graph::passes {
 
 std::vector<int> use_counts(const graph::Graph& g) {
   std::vector<int> uses(g.values.size(), 0);
@@ -52,4 +52,4 @@ void erase_nodes(graph::Graph& g, const std::vector<bool>& erase) {
   g.nodes = std::move(kept);
 }
 
-}  // namespace kiln::runtime_export::passes
+}  // namespace kiln::graph::passes

@@ -1,9 +1,9 @@
-#include "runtime_export/passes/fold_constants.h"
+#include "graph/passes/fold_constants.h"
 
-#include "runtime_export/passes/graph_edit.h"
+#include "graph/passes/graph_edit.h"
 #include "tensor/ops/registry.h"
 
-namespace kiln::runtime_export::passes {
+namespace kiln::graph::passes {
 
 graph::Graph fold_constants(const graph::Graph& in) {
   graph::Graph g = in;
@@ -28,4 +28,4 @@ graph::Graph fold_constants(const graph::Graph& in) {
   return g;
 }
 
-}  // namespace kiln::runtime_export::passes
+}  // namespace kiln::graph::passes

@@ -1,16 +1,24 @@
-#include "runtime_export/passes/fold_batchnorm.h"
+#include "graph/passes/fold_batchnorm.h"
 
 #include <cmath>
 
-#include "runtime_export/passes/graph_edit.h"
+#include "graph/passes/graph_edit.h"
 #include "tensor/ops/cast.h"
+#include "tensor/ops/op_attrs.h"
 
-namespace kiln::runtime_export::passes {
+namespace kiln::graph::passes {
 namespace {
 
 bool foldable_producer(const graph::Graph& g, const graph::Node& p) {
-  if (p.call.op() != "conv2d" && p.call.op() != "linear") return false;
-  if (p.call.get_string("activation") != "none" || p.outputs.size() != 1) return false;
+  using K = ops::OpKind;
+  if (p.call.is(K::conv2d)) {
+    if (ops::parse_attrs_of<K::conv2d>(p.call).activation != FusedActivation::none) return false;
+  } else if (p.call.is(K::linear)) {
+    if (ops::parse_attrs_of<K::linear>(p.call).activation != FusedActivation::none) return false;
+  } else {
+    return false;
+  }
+  if (p.outputs.size() != 1) return false;
   if (!constant_tensor(g, p.inputs[1])) return false;
   // Dense kernels [K, N] and conv kernels [KH, KW, C / groups, O] both end in the output channel.
   return p.inputs.size() < 3 || constant_tensor(g, p.inputs[2]);
@@ -33,7 +41,8 @@ graph::Graph fold_batchnorm(const graph::Graph& in) {
   std::vector<bool> erase(g.nodes.size(), false);
   for (size_t k = 0; k < g.nodes.size(); ++k) {
     const graph::Node bn = g.nodes[k];
-    if (bn.call.op() != "batch_norm_inference") continue;
+    if (!bn.call.is(ops::OpKind::batch_norm_inference)) continue;
+    const ops::BatchNormAttrs bn_attrs = ops::parse_attrs_of<ops::OpKind::batch_norm_inference>(bn.call);
     int pk = producer[bn.inputs[0]];
     if (pk < 0 || uses[bn.inputs[0]] != 1 || !foldable_producer(g, g.nodes[pk])) continue;
     const Tensor* params[4];
@@ -51,7 +60,7 @@ graph::Graph fold_batchnorm(const graph::Graph& in) {
                         var = values_of(*params[3]);
     std::vector<double> bias(channels, 0.0);
     if (p.inputs.size() > 2) bias = values_of(*constant_tensor(g, p.inputs[2]));
-    const double eps = bn.call.get_float("epsilon");
+    const double eps = bn_attrs.epsilon;
     std::vector<double> scale(channels);
     std::vector<float> new_bias(channels);
     for (int64_t c = 0; c < channels; ++c) {
@@ -67,7 +76,7 @@ graph::Graph fold_batchnorm(const graph::Graph& in) {
     p.inputs.resize(2);
     p.inputs[1] = w_value;
     p.inputs.push_back(b_value);
-    p.call.set("activation", bn.call.get_int("relu") ? "relu" : "none");
+    p.call.set("activation", bn_attrs.relu ? "relu" : "none");
     p.outputs = bn.outputs;  // the batch norm's output, read by what read it
     erase[k] = true;
   }
@@ -75,4 +84,4 @@ graph::Graph fold_batchnorm(const graph::Graph& in) {
   return g;
 }
 
-}  // namespace kiln::runtime_export::passes
+}  // namespace kiln::graph::passes

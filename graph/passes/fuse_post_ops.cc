@@ -1,24 +1,27 @@
-#include "runtime_export/passes/fuse_post_ops.h"
+#include "graph/passes/fuse_post_ops.h"
 
-#include "runtime_export/passes/graph_edit.h"
+#include "graph/passes/graph_edit.h"
 #include "tensor/ops/fused.h"
+#include "tensor/ops/op_attrs.h"
 
-namespace kiln::runtime_export::passes {
+namespace kiln::graph::passes {
 namespace {
 
 // The epilogue a single node applies to its input, or nullopt-like none when it is not one.
 bool activation_of(const graph::Node& n, Epilogue* out) {
-  const std::string& op = n.call.op();
-  if (op == "relu") {
-    if (n.call.get_float("alpha") != 0.0) return false;  // leaky relu stays a node
+  using K = ops::OpKind;
+  if (n.call.is(K::relu)) {
+    if (ops::parse_attrs_of<K::relu>(n.call).alpha != 0.f) return false;  // leaky relu stays a node
     *out = Epilogue::relu;
     return true;
   }
-  if (op == "gelu_erf") *out = Epilogue::gelu_erf;
-  else if (op == "gelu_tanh") *out = Epilogue::gelu_tanh;
+  if (n.call.is(K::gelu_erf)) *out = Epilogue::gelu_erf;
+  else if (n.call.is(K::gelu_tanh)) *out = Epilogue::gelu_tanh;
   else return false;
   return true;
 }
+
+bool is_add(const graph::Node& n) { return n.call.is(ops::OpKind::add) || n.call.is(ops::OpKind::add_relu); }
 
 }  // namespace
 
@@ -29,9 +32,10 @@ graph::Graph fuse_post_ops(const graph::Graph& in) {
   for (size_t k = 0; k < g.nodes.size(); ++k) {
     if (erase[k]) continue;
     const graph::Node& p = g.nodes[k];
-    const std::string& op = p.call.op();
-    if ((op != "conv2d" && op != "linear") || p.outputs.size() != 1 || !constant_tensor(g, p.inputs[1])) continue;
-    Epilogue act = p.call.get_string("activation") == "relu" ? Epilogue::relu : Epilogue::none;
+    const bool conv = p.call.is(ops::OpKind::conv2d);
+    if ((!conv && !p.call.is(ops::OpKind::linear)) || p.outputs.size() != 1 || !constant_tensor(g, p.inputs[1])) continue;
+    Epilogue act = ops::epilogue_of(conv ? ops::parse_attrs_of<ops::OpKind::conv2d>(p.call).activation
+                                         : ops::parse_attrs_of<ops::OpKind::linear>(p.call).activation);
     int residual = -1;
     int last = static_cast<int>(k);
     int current = p.outputs[0];
@@ -42,14 +46,14 @@ graph::Graph fuse_post_ops(const graph::Graph& in) {
     };
     if (act == Epilogue::none) {
       int c = sole_consumer(g, uses, current);
-      if (c >= 0 && !erase[c] && (g.nodes[c].call.op() == "add" || g.nodes[c].call.op() == "add_relu")) {
+      if (c >= 0 && !erase[c] && is_add(g.nodes[c])) {
         const graph::Node& add = g.nodes[c];
         int other = add.inputs[0] == current ? add.inputs[1] : add.inputs[0];
         const graph::Value& cur = g.values[current];
         if (other != current && g.values[other].shape == cur.shape && g.values[other].dtype == cur.dtype &&
             g.values[add.outputs[0]].shape == cur.shape) {
           residual = other;
-          if (add.call.op() == "add_relu") act = Epilogue::relu;
+          if (add.call.is(ops::OpKind::add_relu)) act = Epilogue::relu;
           absorb(c);
         }
       }
@@ -64,10 +68,10 @@ graph::Graph fuse_post_ops(const graph::Graph& in) {
     }
     if (last == static_cast<int>(k)) continue;  // nothing to fuse: the plain node stays
     graph::Node fused;
-    if (op == "conv2d") {
-      Conv2dAttrs conv = conv2d_options_from(p.call);
-      conv.activation = FusedActivation::none;
-      fused.call = fused_conv2d_attrs(conv, act);
+    if (conv) {
+      Conv2dAttrs geometry = ops::parse_attrs_of<ops::OpKind::conv2d>(p.call);
+      geometry.activation = FusedActivation::none;
+      fused.call = fused_conv2d_attrs(geometry, act);
     } else {
       fused.call = fused_linear_attrs(act);
     }
@@ -89,4 +93,4 @@ graph::Graph fuse_post_ops(const graph::Graph& in) {
   return g;
 }
 
-}  // namespace kiln::runtime_export::passes
+}  // namespace kiln::graph::passes

@@ -1,19 +1,23 @@
-#include "runtime_export/passes/remove_identities.h"
+#include "graph/passes/remove_identities.h"
 
-#include "runtime_export/passes/graph_edit.h"
+#include "graph/passes/graph_edit.h"
+#include "tensor/ops/op_attrs.h"
 
-namespace kiln::runtime_export::passes {
+namespace kiln::graph::passes {
 namespace {
 
 bool is_identity(const graph::Graph& g, const graph::Node& n) {
-  const std::string& op = n.call.op();
   if (n.inputs.size() != 1 || n.outputs.size() != 1) return false;
   const graph::Value& in = g.values[n.inputs[0]];
   const graph::Value& out = g.values[n.outputs[0]];
   if (in.shape != out.shape || in.dtype != out.dtype) return false;
-  if (op == "identity" || op == "contiguous" || op == "cast" || op == "reshape" || op == "broadcast_to") return true;
-  if (op == "affine") return n.call.get_float("alpha") == 1.0 && n.call.get_float("beta") == 0.0;
-  return false;
+  using K = ops::OpKind;
+  for (K k : {K::identity, K::contiguous, K::cast, K::reshape, K::broadcast_to}) {
+    if (n.call.is(k)) return true;
+  }
+  if (!n.call.is(K::affine)) return false;
+  ops::EltwiseAttrs a = ops::parse_attrs_of<K::affine>(n.call);
+  return a.alpha == 1.f && a.beta == 0.f;
 }
 
 }  // namespace
@@ -30,4 +34,4 @@ graph::Graph remove_identities(const graph::Graph& in) {
   return g;
 }
 
-}  // namespace kiln::runtime_export::passes
+}  // namespace kiln::graph::passes

@@ -1,7 +1,7 @@
 #pragma once
 #include "graph/graph.h"
 
-namespace kiln::runtime_export::passes {
+namespace kiln::graph::passes {
 
 // Turns a conv2d or linear (constant weights) and the nodes after it that oneDNN can apply as
 // post-ops into one fused_conv2d / fused_linear node (tensor/ops/fused.h):
@@ -10,4 +10,4 @@ namespace kiln::runtime_export::passes {
 // place of the last absorbed node, so the residual is always computed before it.
 graph::Graph fuse_post_ops(const graph::Graph& g);
 
-}  // namespace kiln::runtime_export::passes
+}  // namespace kiln::graph::passes

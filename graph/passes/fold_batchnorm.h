@@ -1,7 +1,7 @@
 #pragma once
 #include "graph/graph.h"
 
-namespace kiln::runtime_export::passes {
+namespace kiln::graph::passes {
 
 // Folds an inference BatchNormalization into the Conv2D or Dense before it:
 //   bn(conv(x, w) + b) = conv(x, w * s) + (b - mean) * s + beta,  s = gamma / sqrt(var + eps)
@@ -11,4 +11,4 @@ namespace kiln::runtime_export::passes {
 // constants (the model's variables keep their values).
 graph::Graph fold_batchnorm(const graph::Graph& g);
 
-}  // namespace kiln::runtime_export::passes
+}  // namespace kiln::graph::passes

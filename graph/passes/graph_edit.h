@@ -4,7 +4,7 @@
 
 #include "graph/graph.h"
 
-namespace kiln::runtime_export::passes {
+namespace kiln::graph::passes {
 
 // Small edits the passes share.
 
@@ -22,4 +22,4 @@ void replace_uses(graph::Graph& g, int from, int to);
 // Drops the nodes whose flag is set, keeping the order of the rest.
 void erase_nodes(graph::Graph& g, const std::vector<bool>& erase);
 
-}  // namespace kiln::runtime_export::passes
+}  // namespace kiln::graph::passes

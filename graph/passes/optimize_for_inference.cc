@@ -1,0 +1,24 @@
+#include "graph/passes/optimize_for_inference.h"
+
+#include "graph/passes/dead_code.h"
+#include "graph/passes/fold_batchnorm.h"
+#include "graph/passes/fold_constants.h"
+#include "graph/passes/fold_input_scale.h"
+#include "graph/passes/fuse_post_ops.h"
+#include "graph/passes/remove_identities.h"
+
+namespace kiln::graph::passes {
+
+graph::Graph optimize_for_inference(const graph::Graph& g) {
+  graph::Graph out = graph::eliminate_dead_code(g);
+  out = remove_identities(out);
+  out = fold_constants(out);
+  out = fold_batchnorm(out);
+  out = fuse_post_ops(out);
+  out = fold_input_scale(out);
+  out = graph::eliminate_dead_code(out);
+  out.validate();
+  return out;
+}
+
+}  // namespace kiln::graph::passes

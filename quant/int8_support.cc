@@ -1,0 +1,62 @@
+#include "quant/int8_support.h"
+
+#include <stdexcept>
+#include <string>
+
+namespace kiln::quant {
+
+Int8Role int8_role(ops::OpKind kind) {
+  using K = ops::OpKind;
+  switch (kind) {
+    case K::conv2d:
+    case K::fused_conv2d:
+      return Int8Role::conv;
+    case K::linear:
+    case K::fused_linear:
+      return Int8Role::dense;
+    case K::max_pool2d:
+    case K::reshape:
+      return Int8Role::passthrough;
+    case K::qconv2d:
+    case K::qlinear:
+    case K::quantize_linear:
+    case K::dequantize_linear:
+      return Int8Role::already_int8;
+    // Average pooling stays float: its int8 output would need a scale of its own (and ONNX
+    // has no int8 AveragePool).
+    case K::avg_pool2d:
+    KILN_BINARY_OPS(KILN_OP_CASE)
+    KILN_REDUCE_OPS(KILN_OP_CASE)
+    KILN_ELTWISE_OPS(KILN_OP_CASE)
+    case K::matmul:
+    case K::batch_norm:
+    case K::batch_norm_inference:
+    case K::softmax:
+    case K::log_softmax:
+    case K::sparse_softmax_cross_entropy:
+    case K::argmax:
+    case K::cast:
+    case K::one_hot:
+    case K::permute:
+    case K::slice:
+    case K::contiguous:
+    case K::identity:
+    case K::broadcast_to:
+    case K::concat:
+      return Int8Role::float_only;
+  }
+  throw std::logic_error(std::string("op kind ") + ops::op_kind_name(kind) + " has no decision in quantize_graph");
+}
+
+ops::Support int8_support(ops::OpKind kind) {
+  switch (int8_role(kind)) {
+    case Int8Role::conv: return ops::supported("qconv2d (s8 weights per channel)");
+    case Int8Role::dense: return ops::supported("qlinear (s8 weights per channel)");
+    case Int8Role::passthrough: return ops::supported("runs on int8 data");
+    case Int8Role::already_int8: return ops::supported("kept (already int8)");
+    case Int8Role::float_only: return ops::unsupported("stays float (dequantized input)");
+  }
+  return ops::unsupported("?");
+}
+
+}  // namespace kiln::quant

@@ -1,0 +1,78 @@
+// Which op kinds import_onnx produces, and from which ONNX ops. Importer::add_node refuses a
+// kind marked unsupported here, so the matrix cannot claim less than the importer does.
+#include "runtime_export/onnx/onnx_import.h"
+
+#include <stdexcept>
+#include <string>
+
+namespace kiln::runtime_export {
+
+ops::Support onnx_import_support(ops::OpKind kind) {
+  using K = ops::OpKind;
+  using ops::supported;
+  using ops::unsupported;
+  switch (kind) {
+    case K::add: return supported("Add");
+    case K::sub: return supported("Sub");
+    case K::mul: return supported("Mul");
+    case K::div: return supported("Div");
+    case K::maximum: return supported("Max");
+    case K::minimum: return supported("Min");
+    case K::equal: return supported("Equal + Cast");
+    case K::greater: return supported("Greater + Cast");
+    case K::greater_equal: return supported("GreaterOrEqual + Cast");
+    case K::less: return supported("Less + Cast");
+    case K::matmul: return supported("MatMul");
+    case K::linear: return supported("Gemm");
+    case K::conv2d: return supported("Conv");
+    case K::max_pool2d: return supported("MaxPool");
+    case K::avg_pool2d: return supported("AveragePool");
+    case K::batch_norm_inference: return supported("BatchNormalization");
+    case K::softmax: return supported("Softmax");
+    case K::log_softmax: return supported("LogSoftmax");
+    case K::reduce_sum: return supported("ReduceSum");
+    case K::reduce_mean: return supported("ReduceMean");
+    case K::reduce_max: return supported("ReduceMax");
+    case K::argmax: return supported("ArgMax + Cast");
+    case K::cast: return supported("Cast (Round, Clip)");
+    case K::reshape: return supported("Reshape");
+    case K::permute: return supported("Transpose (where a layout needs it)");
+    case K::slice: return supported("Slice");
+    case K::broadcast_to: return supported("Expand");
+    case K::concat: return supported("Concat");
+    case K::relu: return supported("Relu, LeakyRelu");
+    case K::gelu_tanh: return supported("GELU's tanh form");
+    case K::gelu_erf: return supported("GELU's erf form");
+    case K::sigmoid: return supported("Sigmoid");
+    case K::tanh: return supported("Tanh");
+    case K::exp: return supported("Exp");
+    case K::log: return supported("Log");
+    case K::sqrt: return supported("Sqrt");
+    case K::abs: return supported("Abs");
+    case K::elu: return supported("Elu");
+    case K::softplus: return supported("Softplus");
+    case K::clip: return supported("Clip");
+    case K::pow: return supported("Pow (scalar exponent)");
+    case K::add_relu: return unsupported("imported as Add then Relu");
+    case K::square: return unsupported("imported as Mul(x, x)");
+    case K::swish: return unsupported("imported as Sigmoid then Mul");
+    case K::affine: return unsupported("imported as Mul and Add");
+    case K::fused_conv2d:
+    case K::fused_linear:
+      return unsupported("made by the inference passes, not imported");
+    case K::quantize_linear:
+    case K::dequantize_linear:
+    case K::qconv2d:
+    case K::qlinear:
+      return unsupported("QDQ import is not implemented");
+    case K::batch_norm: return unsupported("a training op");
+    case K::sparse_softmax_cross_entropy: return unsupported("a loss: training only");
+    case K::one_hot: return unsupported("no ONNX mapping in Kiln's importer");
+    case K::contiguous:
+    case K::identity:
+      return unsupported("Identity imports as no node");
+  }
+  throw std::logic_error(std::string("op kind ") + ops::op_kind_name(kind) + " has no decision in the ONNX importer");
+}
+
+}  // namespace kiln::runtime_export

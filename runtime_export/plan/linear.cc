@@ -1,0 +1,75 @@
+// Dense layers (linear, fused_linear) as one oneDNN matmul with post-ops.
+#include "runtime_export/plan/builder.h"
+#include "tensor/ops/op_attrs.h"
+
+namespace kiln::runtime_export::plan_detail {
+
+bool Builder::linear(const graph::Node& n) {
+  if (!constant(n.inputs[1]) || (n.inputs.size() > 2 && !constant(n.inputs[2]))) return false;
+  const bool fused = n.call.is(ops::OpKind::fused_linear);
+  const Epilogue act = fused ? ops::parse_attrs_of<ops::OpKind::fused_linear>(n.call).activation
+                             : ops::epilogue_of(ops::parse_attrs_of<ops::OpKind::linear>(n.call).activation);
+  int x = value_[n.inputs[0]];
+  const Tensor w = t(value_[n.inputs[1]]).constant;
+  const Shape xs = t(x).shape;  // a copy: adding tensors moves them
+  if (xs.empty() || w.ndim() != 2 || xs.back() != w.shape()[0] || !is_float(t(x).dtype)) return false;
+  const int64_t K = w.shape()[0], Nout = w.shape()[1];
+  const int64_t M = numel(xs) / std::max<int64_t>(K, 1);
+  const auto dt = onednn::to_dnnl(p_.float_dtype());
+  memory::desc src_md({M, K}, dt, tag::ab), w_any({K, Nout}, dt, tag::any), dst_md({M, Nout}, dt, tag::ab);
+  const bool has_bias = n.inputs.size() > 2;
+  memory::desc bias_md = has_bias ? memory::desc({1, Nout}, memory::data_type::f32, tag::ab) : memory::desc();
+  const bool residual = n.inputs.size() > 3;
+  dnnl::matmul::primitive_desc pd;
+  try {
+    pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(src_md, w_any, bias_md, dst_md),
+                                      epilogue_attr(residual, act), onednn::cpu_engine());
+  } catch (const dnnl::error&) {
+    return false;
+  }
+  int plain = p_.as_plain(x, p_.float_dtype());
+  int src = p_.alias(plain, {M, K}, src_md);
+  aliased_.insert(plain);
+  PTensor wt{w.shape(), p_.float_dtype(), pd.weights_desc(), Home::constant};
+  wt.constant = weights_.get(n.inputs[1], w, memory::desc({K, Nout}, onednn::to_dnnl(w.dtype()), tag::ab),
+                             pd.weights_desc());
+  int wid = p_.add_tensor(std::move(wt));
+  Shape ys = xs;
+  ys.back() = Nout;
+  int dst2d;
+  if (residual) {
+    int r = p_.as_plain(value_[n.inputs[3]], p_.float_dtype());
+    value_[n.inputs[3]] = r;
+    int r2d = r;
+    if (t(r).shape != Shape{M, Nout}) {
+      r2d = p_.alias(r, {M, Nout}, dst_md);
+      aliased_.insert(r);
+    }
+    if (r2d == r && last_read_[n.inputs[3]] == node_ && t(r).home == Home::slot && t(r).alias_of < 0 &&
+        !aliased_.count(r) && t(r).desc == dst_md) {
+      dst2d = r;
+      p_.forget_reorders_of(r);
+    } else {
+      dst2d = p_.new_slot({M, Nout}, p_.float_dtype(), dst_md);
+      auto rpd = dnnl::reorder::primitive_desc(onednn::cpu_engine(), t(r2d).desc, onednn::cpu_engine(), dst_md,
+                                               onednn::default_attr());
+      p_.add_primitive("residual copy", rpd, dnnl::reorder(rpd), {{DNNL_ARG_FROM, r2d}, {DNNL_ARG_TO, dst2d}});
+    }
+  } else {
+    dst2d = p_.new_slot({M, Nout}, p_.float_dtype(), dst_md);
+  }
+  std::vector<std::pair<int, int>> bind{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wid}, {DNNL_ARG_DST, dst2d}};
+  if (has_bias) bind.push_back({DNNL_ARG_BIAS, bias_tensor(n, Nout, {1, Nout})});
+  p_.add_primitive("linear", pd, dnnl::matmul(pd), bind, fused || act != Epilogue::none);
+  value_[n.outputs[0]] = unflattened(dst2d, ys);
+  return true;
+}
+
+// A dense layer's [M, N] result seen with the input's leading dimensions again ([..., N]).
+int Builder::unflattened(int dst2d, const Shape& shape) {
+  if (t(dst2d).shape == shape) return dst2d;
+  aliased_.insert(dst2d);
+  return p_.alias(dst2d, shape, plain_desc(shape, t(dst2d).dtype));
+}
+
+}  // namespace kiln::runtime_export::plan_detail
