@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "data/atomic_file.h"
+#include "tensor/ops/quantized.h"
 
 namespace kiln::graph {
 namespace {
@@ -215,6 +216,14 @@ Graph parse_graph(std::string_view bytes, const std::string& source) {
     g.values.push_back(std::move(v));
   }
   g.inputs = r.indices("inputs", nvalues);
+  for (int i : g.inputs) {
+    // A fixed batch of 0 can never be fed (no sample has zero rows), and the planner would
+    // size its buffers from it: refuse it here, naming the input.
+    const Value& v = g.values[i];
+    if (!v.shape.empty() && v.shape[0] == 0) {
+      r.fail("input '" + v.name + "' has a fixed batch dimension of 0 (" + value_type(v) + ")");
+    }
+  }
   g.outputs = r.indices("outputs", nvalues);
   uint32_t nconst = r.count("constants", 4 + 1 + 8);
   for (uint32_t k = 0; k < nconst; ++k) {
@@ -248,6 +257,11 @@ Graph parse_graph(std::string_view bytes, const std::string& source) {
       std::string name = r.str("attribute name");
       if (n.call.has(name)) r.fail("node " + std::to_string(k) + " repeats attribute '" + name + "'");
       n.call.set(name, read_attr(r));
+    }
+    try {
+      check_quantization_attrs(n.call);
+    } catch (const std::invalid_argument& e) {
+      r.fail("node " + std::to_string(k) + " (" + n.call.op() + "): " + e.what());
     }
     n.inputs = r.indices("node inputs", nvalues);
     n.outputs = r.indices("node outputs", nvalues);

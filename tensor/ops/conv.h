@@ -49,6 +49,10 @@ ConvAlgorithm conv_algorithm_from_name(const std::string& name);  // "direct", "
 // Returns w itself when oneDNN runs on HWIO as it is.
 Tensor pack_conv2d_kernel(const Tensor& w, const Shape& input_shape, const Conv2dAttrs& attrs, DType compute_dtype);
 
+// The largest input size, kernel size, stride, dilation or dilated kernel span a convolution or
+// pooling accepts: oneDNN's kernels index spatial positions in 32 bits.
+constexpr int64_t kMaxSpatialExtent = 2147483647;
+
 // The attributes conv2d records (its registered op kind is "conv2d"), and back.
 inline ops::Attrs to_attrs(const Conv2dAttrs& o) {
   ops::Attrs a("conv2d");
@@ -59,15 +63,21 @@ inline ops::Attrs to_attrs(const Conv2dAttrs& o) {
   a.set("activation", fused_activation_name(o.activation));
   return a;
 }
+// A window attribute (strides, dilation, pool_size) of a graph node: two values, each in
+// [1, kMaxSpatialExtent] (or 0 where zero_means_default). Throws std::invalid_argument naming
+// the op, the attribute and its values otherwise.
+std::array<int64_t, 2> window_pair(const ops::Attrs& a, const std::string& name, bool zero_means_default = false);
+
 inline Conv2dAttrs conv2d_options_from(const ops::Attrs& a) {
   Conv2dAttrs o;
-  const auto& s = a.get_ints("strides");
-  const auto& d = a.get_ints("dilation");
-  if (s.size() != 2 || d.size() != 2) throw std::invalid_argument("conv2d: strides and dilation need two values");
-  o.strides = {s[0], s[1]};
-  o.dilation = {d[0], d[1]};
+  o.strides = window_pair(a, "strides");
+  o.dilation = window_pair(a, "dilation");
   o.padding = padding_from_name(a.get_string("padding"));
   o.groups = a.get_int("groups");
+  if (o.groups < 1 || o.groups > kMaxSpatialExtent) {
+    throw std::invalid_argument(a.op() + ": groups " + std::to_string(o.groups) + " is not in [1, " +
+                                std::to_string(kMaxSpatialExtent) + "]");
+  }
   o.activation = fused_activation_from_name(a.get_string("activation"));
   return o;
 }
@@ -80,7 +90,9 @@ inline Conv2dAttrs conv2d_geometry_from(const ops::Attrs& a) {
   return conv2d_options_from(geometry);
 }
 
-// Keras/TensorFlow padding arithmetic for one spatial dimension.
+// Keras/TensorFlow padding arithmetic for one spatial dimension. Throws std::invalid_argument
+// naming op and shapes for a non-positive kernel, stride or dilation, any of them (or the input
+// size or the dilated span) above kMaxSpatialExtent, or a window that does not fit with 'valid'.
 struct SpatialPlan {
   int64_t out = 0, pad_before = 0, pad_after = 0;
 };

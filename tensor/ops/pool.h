@@ -29,11 +29,8 @@ inline ops::Attrs to_attrs(const char* op, const Pool2dAttrs& o) {
 }
 inline Pool2dAttrs pool2d_options_from(const ops::Attrs& a) {
   Pool2dAttrs o;
-  const auto& k = a.get_ints("pool_size");
-  const auto& s = a.get_ints("strides");
-  if (k.size() != 2 || s.size() != 2) throw std::invalid_argument(a.op() + ": pool_size and strides need two values");
-  o.pool_size = {k[0], k[1]};
-  o.strides = {s[0], s[1]};
+  o.pool_size = window_pair(a, "pool_size");
+  o.strides = window_pair(a, "strides", /*zero_means_default=*/true);
   o.padding = padding_from_name(a.get_string("padding"));
   return o;
 }

@@ -39,6 +39,29 @@ Tensor qlinear(const Tensor& x, const Tensor& w, const Tensor& bias, const Tenso
 
 ops::Attrs qconv2d_attrs(const Conv2dAttrs& conv, const QuantizedEpilogue& q);
 ops::Attrs qlinear_attrs(const QuantizedEpilogue& q);
+// Parses and checks (check_quantized_epilogue, channels unknown) a qconv2d / qlinear node.
 QuantizedEpilogue quantized_epilogue_from(const ops::Attrs& a);
+
+// The one validation of quantization parameters, called where they enter: graph and model
+// loads (through check_quantization_attrs), quant::quantize_graph, and the ops. Each throws
+// std::invalid_argument naming `what` and the value.
+// A scale must be finite and positive once stored as float (1e300 is inf there, 1e-300 is 0).
+void check_quant_scale(double scale, const std::string& what);
+// A zero point must lie in dtype's range (u8: [0, 255], s8: [-128, 127]); dtype must be u8 or s8.
+void check_zero_point(int64_t zero_point, DType dtype, const std::string& what);
+// Every scale valid, out_dtype u8, s8 or f32; with channels >= 0, one weight scale per channel.
+void check_quantized_epilogue(const QuantizedEpilogue& q, int64_t channels, const std::string& what);
+
+// quantize_linear's and dequantize_linear's attributes. dequantize_linear records no dtype:
+// its zero point is checked against the widest int8 range here and the input's dtype at run.
+struct LinearQuantization {
+  float scale = 1.f;
+  int32_t zero_point = 0;
+  DType dtype = DType::s8;
+};
+LinearQuantization linear_quantization_from(const ops::Attrs& a);
+// Checks the quantization attributes of a qconv2d, qlinear, quantize_linear or
+// dequantize_linear node; other ops pass unchanged.
+void check_quantization_attrs(const ops::Attrs& a);
 
 }  // namespace kiln
