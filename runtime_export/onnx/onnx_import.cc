@@ -6,6 +6,7 @@
 #include "data/atomic_file.h"
 #include "runtime_export/onnx/importer.h"
 #include "tensor/allocator.h"
+#include "tensor/ops/quantized.h"
 
 namespace kiln::runtime_export {
 namespace onnx_io {
@@ -65,6 +66,15 @@ Graph Importer::run() {
       val.name = o.name();
     }
     g_.outputs.push_back(v);
+  }
+  // Quantization parameters taken from initializers pass the same check as a graph file's.
+  for (size_t k = 0; k < g_.nodes.size(); ++k) {
+    where_ = "imported node " + std::to_string(k) + " (" + g_.nodes[k].call.op() + ")";
+    try {
+      check_quantization_attrs(g_.nodes[k].call);
+    } catch (const std::invalid_argument& e) {
+      fail(e.what());
+    }
   }
   g_.validate();
   return g_;
