@@ -137,7 +137,8 @@ graph::Graph quantize_graph(const graph::Graph& in, const std::map<int, Activati
         q.out_scale = yq.scale;
         out = new_value(y, yq.dtype, "/q");
       }
-      check_quantized_epilogue(q, w.shape().empty() ? 0 : w.shape().back(),
+      // w8, not w: add_literal above may have moved the constants w refers into.
+      check_quantized_epilogue(q, w8.shape().empty() ? 0 : w8.shape().back(),
                                "quantize_graph: node " + std::to_string(k) + " (" + op + ")");
       ops::Attrs attrs;
       if (conv_like(op)) {
