@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <stdexcept>
 
 #include "tensor/ops/binary.h"
@@ -119,18 +120,23 @@ ops::Attrs qlinear_attrs(const QuantizedEpilogue& q) {
 QuantizedEpilogue quantized_epilogue_from(const ops::Attrs& a) {
   QuantizedEpilogue q;
   q.activation = epilogue_from_name(a.get_string("activation"));
-  q.x_scale = static_cast<float>(a.get_float("x_scale"));
-  for (double s : a.get_floats("w_scales")) q.w_scales.push_back(static_cast<float>(s));
-  q.residual_scale = static_cast<float>(a.get_float("residual_scale"));
-  q.out_scale = static_cast<float>(a.get_float("out_scale"));
+  auto scale = [&](double v, const std::string& name) {
+    check_quant_scale(v, a.op() + ": " + name);
+    return static_cast<float>(v);
+  };
+  q.x_scale = scale(a.get_float("x_scale"), "x_scale");
+  const std::vector<double>& w_scales = a.get_floats("w_scales");
+  for (size_t i = 0; i < w_scales.size(); ++i) q.w_scales.push_back(scale(w_scales[i], "w_scales[" + std::to_string(i) + "]"));
+  q.residual_scale = scale(a.get_float("residual_scale"), "residual_scale");
+  q.out_scale = scale(a.get_float("out_scale"), "out_scale");
   q.out_dtype = dtype_from_name(a.get_string("out_dtype"));
   check_quantized_epilogue(q, -1, a.op());
   return q;
 }
 
 void check_quant_scale(double scale, const std::string& what) {
-  const float stored = static_cast<float>(scale);
-  if (!(stored > 0.f) || !std::isfinite(stored)) {
+  // Compared as a double first: converting one past float's range is undefined, not inf.
+  if (!(scale > 0) || !(scale <= std::numeric_limits<float>::max()) || static_cast<float>(scale) == 0.f) {
     throw std::invalid_argument(what + " must be finite and positive as a float, got " + number(scale));
   }
 }
@@ -152,11 +158,9 @@ void check_quantized_epilogue(const QuantizedEpilogue& q, int64_t channels, cons
     throw std::invalid_argument(what + ": " + std::to_string(q.w_scales.size()) + " weight scales for " +
                                 std::to_string(channels) + " output channels");
   }
-  if (q.out_dtype != DType::f32) {
-    if (!is_int8(q.out_dtype)) {
-      throw std::invalid_argument(what + ": out_dtype must be u8, s8 or f32, got " + dtype_name(q.out_dtype));
-    }
-    check_quant_scale(q.out_scale, what + ": out_scale");
+  check_quant_scale(q.out_scale, what + ": out_scale");
+  if (q.out_dtype != DType::f32 && !is_int8(q.out_dtype)) {
+    throw std::invalid_argument(what + ": out_dtype must be u8, s8 or f32, got " + dtype_name(q.out_dtype));
   }
 }
 

@@ -49,7 +49,8 @@ QuantizedEpilogue quantized_epilogue_from(const ops::Attrs& a);
 void check_quant_scale(double scale, const std::string& what);
 // A zero point must lie in dtype's range (u8: [0, 255], s8: [-128, 127]); dtype must be u8 or s8.
 void check_zero_point(int64_t zero_point, DType dtype, const std::string& what);
-// Every scale valid, out_dtype u8, s8 or f32; with channels >= 0, one weight scale per channel.
+// Every scale valid (out_scale too, though an f32 output ignores it), out_dtype u8, s8 or f32;
+// with channels >= 0, one weight scale per channel.
 void check_quantized_epilogue(const QuantizedEpilogue& q, int64_t channels, const std::string& what);
 
 // quantize_linear's and dequantize_linear's attributes. dequantize_linear records no dtype:
