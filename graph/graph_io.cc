@@ -147,6 +147,14 @@ Graph parse_graph(std::string_view bytes, const std::string& source) {
     g.values.push_back(std::move(v));
   }
   g.inputs = read_indices(r, "inputs", nvalues);
+  for (int i : g.inputs) {
+    // A fixed batch of 0 can never be fed (no sample has zero rows), and the planner would
+    // size its buffers from it: refuse it here, naming the input.
+    const Value& v = g.values[i];
+    if (!v.shape.empty() && v.shape[0] == 0) {
+      r.fail("input '" + v.name + "' has a fixed batch dimension of 0 (" + value_type(v) + ")");
+    }
+  }
   g.outputs = read_indices(r, "outputs", nvalues);
   uint32_t nconst = r.count("constants", 4 + 1 + 8);
   for (uint32_t k = 0; k < nconst; ++k) {

@@ -31,7 +31,7 @@ void restore_compile_state(Model& model, const CompileState& state) {
   std::unique_ptr<optim::Optimizer> opt = optim::deserialize_optimizer(r.get("optimizer"));
   std::unique_ptr<Loss> loss = deserialize_loss(r.get("loss"));
   const Config& metric_list = r.get("metrics");
-  int64_t iterations = r.integer("iterations", 0, INT64_MAX);
+  int64_t iterations = r.integer("iterations", 0, optim::kMaxIterations);
   r.finish();
   if (!metric_list.is_list() || metric_list.size() > kMaxMetrics) {
     r.fail("metrics", "must be a list of at most " + std::to_string(kMaxMetrics) + " names");

@@ -46,6 +46,7 @@ thread_local ScopedBuildLimits* t_build_limits = nullptr;
 ScopedBuildLimits::ScopedBuildLimits(const BuildLimits& limits, std::string source)
     : weight_bytes_left_(limits.weight_bytes),
       max_activation_bytes_(limits.max_activation_bytes),
+      activation_bytes_left_(limits.total_activation_bytes),
       compute_left_(limits.max_multiply_adds),
       source_(std::move(source)),
       previous_(t_build_limits) {
@@ -74,6 +75,17 @@ void ScopedBuildLimits::check_activation(const Shape& shape, DType dtype, const 
                              std::to_string(bytes) + " bytes for one example), over the loader's limit of " +
                              std::to_string(max_activation_bytes_));
   }
+}
+
+void ScopedBuildLimits::take_activation(const Shape& shape, DType dtype, const std::string& layer) {
+  check_activation(shape, dtype, layer);
+  const uint64_t bytes = checked_nbytes(shape, dtype_size(dtype), layer);
+  if (bytes > activation_bytes_left_) {
+    throw std::runtime_error("'" + source_ + "': layer '" + layer + "' would take its building probes past the " +
+                             "loader's budget for all activations together (" + shape_str(shape) + " needs " +
+                             std::to_string(bytes) + " bytes, " + std::to_string(activation_bytes_left_) + " are left)");
+  }
+  activation_bytes_left_ -= bytes;
 }
 
 void ScopedBuildLimits::take_weight(const Shape& shape, DType dtype, const std::string& variable) {

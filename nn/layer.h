@@ -127,13 +127,16 @@ std::string unique_layer_name(const std::string& base);
 // Limits for building a model from a file, in force on this thread while one is alive. The
 // weights a file holds bound the weights its layers may create (add_weight() refuses more,
 // before allocating, and creates zeros: the loader overwrites them and global seeds stay
-// untouched); max_activation_bytes bounds each tensor a symbolic call probes with, and
+// untouched); max_activation_bytes bounds each tensor a symbolic call probes with,
+// total_activation_bytes all of them together (every layer's probe inputs and output, so
+// that many layers under the per-tensor limit cannot add up to gigabytes), and
 // max_multiply_adds the work of all probes together (a small file can describe a pooling
 // window or a kernel that would take hours).
 struct BuildLimits {
   uint64_t weight_bytes = 0;
   uint64_t max_activation_bytes = 0;
   double max_multiply_adds = 0;
+  uint64_t total_activation_bytes = UINT64_MAX;
 };
 class ScopedBuildLimits {
  public:
@@ -146,11 +149,14 @@ class ScopedBuildLimits {
   static ScopedBuildLimits* current();
   // Throws std::runtime_error naming the source when a tensor of this shape is over the limit.
   void check_activation(const Shape& shape, DType dtype, const std::string& layer) const;
+  // check_activation, then charges the tensor to the whole build's activation budget.
+  void take_activation(const Shape& shape, DType dtype, const std::string& layer);
+  uint64_t activation_bytes_left() const { return activation_bytes_left_; }
   void take_weight(const Shape& shape, DType dtype, const std::string& variable);
   void take_compute(double multiply_adds, const std::string& layer);
 
  private:
-  uint64_t weight_bytes_left_, max_activation_bytes_;
+  uint64_t weight_bytes_left_, max_activation_bytes_, activation_bytes_left_;
   double compute_left_;
   std::string source_;
   ScopedBuildLimits* previous_;

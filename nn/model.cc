@@ -368,6 +368,10 @@ int64_t Model::load_checkpoint(const std::string& path) {
   }
   commit(staged);
   opt.load_slot_state(trainable_variables(), slots);
+  if (iters[0] < 0 || iters[1] < 0) {
+    throw std::runtime_error("'" + path + "': meta/optimizer_iterations holds a negative half (" +
+                             std::to_string(iters[0]) + ", " + std::to_string(iters[1]) + ")");
+  }
   opt.set_iterations(int64_t(iters[0]) | (int64_t(iters[1]) << 31));
   return epoch[0];
 }

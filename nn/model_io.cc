@@ -173,13 +173,20 @@ std::vector<std::pair<Variable, const Tensor*>> match_weights(const Model& model
 
 }  // namespace
 
+uint64_t load_activation_budget(uint64_t weight_bytes) {
+  uint64_t scaled = 0;
+  if (__builtin_mul_overflow(weight_bytes, kLoadActivationBytesPerWeightByte, &scaled)) return UINT64_MAX;
+  return scaled > UINT64_MAX - kMaxLoadActivationBytes ? UINT64_MAX : scaled + kMaxLoadActivationBytes;
+}
+
 std::shared_ptr<Model> build_saved_model(const SavedModel& saved, const std::string& source) {
   uint64_t weight_bytes = 0;
   for (const auto& [n, t] : saved.weights) weight_bytes += t.nbytes();
   const std::string class_name = saved.architecture.at("class_name").as_string();
   std::shared_ptr<Model> model;
   try {
-    ScopedBuildLimits limits({weight_bytes, kMaxLoadActivationBytes, kMaxLoadMultiplyAdds}, source);
+    ScopedBuildLimits limits(
+        {weight_bytes, kMaxLoadActivationBytes, kMaxLoadMultiplyAdds, load_activation_budget(weight_bytes)}, source);
     model = model_from_config(class_name, saved.architecture.at("config"));
     if (const Config* build = saved.architecture.find("build_config"); build && !build->is_null()) {
       if (model->is_functional() || class_name == "Sequential") {

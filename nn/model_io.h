@@ -58,5 +58,12 @@ std::shared_ptr<Model> load_model_from_bytes(std::string_view bytes, const std::
 // ResNet-152s at 224x224, a few seconds).
 constexpr uint64_t kMaxLoadActivationBytes = uint64_t{256} << 20;
 constexpr double kMaxLoadMultiplyAdds = 68719476736.0;  // 2^36
+// The budget for all those probe tensors together (each layer's inputs and output, one
+// example): kMaxLoadActivationBytes, plus this many bytes per byte of weights the file holds,
+// since a file's weights are what justify a large network. Measured by building them:
+// applications::resnet50 at 224x224 probes 3.1 bytes per weight byte (319 MB), resnet18 at
+// 224x224 (no stem downsampling) 18.3 (856 MB).
+constexpr uint64_t kLoadActivationBytesPerWeightByte = 32;
+uint64_t load_activation_budget(uint64_t weight_bytes);
 
 }  // namespace kiln::nn

@@ -47,11 +47,12 @@ SymbolicTensor SymbolicTensor::apply(const Layer& layer, const std::vector<Symbo
       limits->check_activation(*out, DType::f32, layer->name());
     }
     limits->take_compute(layer->compute_cost(shapes), layer->name());
+    for (size_t i = 0; i < inputs.size(); ++i) limits->take_activation(shapes[i], inputs[i].dtype(), layer->name());
   }
   std::vector<Tensor> probes;
   for (size_t i = 0; i < inputs.size(); ++i) probes.push_back(Tensor::zeros(shapes[i], inputs[i].dtype()));
   Tensor out = layer.impl().invoke(probes, /*training=*/false);
-  if (limits) limits->check_activation(out.shape(), out.dtype(), layer->name());
+  if (limits) limits->take_activation(out.shape(), out.dtype(), layer->name());
   SymbolicTensor t;
   t.node_ = std::make_shared<Node>();
   t.node_->layer = layer;

@@ -142,6 +142,14 @@ Optimizer::Optimizer(std::string name, BaseOptions options) : name_(std::move(na
   }
 }
 
+void Optimizer::set_iterations(int64_t it) {
+  if (it < 0 || it > kMaxIterations) {
+    throw std::invalid_argument(name_ + ": iterations " + std::to_string(it) + " is outside [0, " +
+                                std::to_string(kMaxIterations) + "]");
+  }
+  iterations_ = it;
+}
+
 float Optimizer::learning_rate() const { return (*base_.schedule)(iterations_); }
 
 bool Optimizer::has_schedule() const { return !dynamic_cast<const ConstantLR*>(base_.schedule.get()); }
@@ -209,6 +217,10 @@ void Optimizer::apply_gradients(const std::vector<Tensor>& grads_in, const std::
   const ClipOptions& clip = base_.clip;
   if (clip.global_clipnorm > 0) grads = clip_by_global_norm(grads, clip.global_clipnorm).grads;
   float lr = learning_rate();
+  if (iterations_ >= kMaxIterations) {
+    throw std::overflow_error(name_ + ": the step count " + std::to_string(iterations_) + " is at its limit of " +
+                              std::to_string(kMaxIterations));
+  }
   int64_t step = iterations_ + 1;
   work_.clear();
   work_slots_.clear();

@@ -44,6 +44,10 @@ std::shared_ptr<LearningRateSchedule> resolve_schedule(const std::string& optimi
                                                        std::shared_ptr<LearningRateSchedule> schedule,
                                                        float default_learning_rate);
 
+// The most steps an optimizer counts: files store the count in two 31-bit halves (training
+// checkpoints), and a step past it must fail rather than wrap. Loads check against it.
+constexpr int64_t kMaxIterations = (int64_t{1} << 62) - 1;
+
 // Base of all optimizers: owns per-variable slots (momentum, moments), the step counter, the
 // learning-rate schedule, gradient clipping and weight decay, in Keras's order: clip the
 // gradients, decay the weights, then run the optimizer's own step. Updates run as fused loops
@@ -58,7 +62,8 @@ class Optimizer {
 
   const std::string& name() const { return name_; }
   int64_t iterations() const { return iterations_; }
-  void set_iterations(int64_t it) { iterations_ = it; }
+  // Throws std::invalid_argument for a count outside [0, kMaxIterations].
+  void set_iterations(int64_t it);
   float learning_rate() const;  // for the next step
   // True when the learning rate comes from a schedule other than a constant.
   bool has_schedule() const;

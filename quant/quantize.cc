@@ -136,6 +136,10 @@ std::unique_ptr<InferenceModel> quantize(const graph::Graph& traced, const data:
                                          const QuantizeOptions& options, QuantizationReport* report) {
   check_options(options);
   Tensor x_calib = first_batch(calib, "calibration");
+  if (traced.inputs.size() == 1 && !graph::accepts(traced.values[traced.inputs[0]], x_calib)) {
+    throw std::invalid_argument("quantize: the calibration data's batches are " + x_calib.describe() +
+                                ", but the graph's input takes " + graph::value_type(traced.values[traced.inputs[0]]));
+  }
   graph::Graph g = graph::passes::optimize_for_inference(traced);
   QuantizationReport local;
   QuantizationReport& rep = report ? *report : local;
@@ -248,6 +252,16 @@ std::unique_ptr<InferenceModel> quantize(nn::Model& model, const data::Dataset& 
                                          QuantizationReport* report) {
   check_options(options);
   Tensor sample = first_batch(calib, "calibration");
+  // Tracing runs the model on this batch: a wrong shape must be named here, as calibration
+  // data, not by whichever layer first trips on it.
+  if (std::optional<std::pair<Shape, DType>> want = model.built_input()) {
+    Shape got = sample.ndim() > 0 ? Shape(sample.shape().begin() + 1, sample.shape().end()) : Shape{};
+    if (sample.ndim() == 0 || got != want->first || sample.dtype() != want->second) {
+      throw std::invalid_argument("quantize: the calibration data's batches are " + sample.describe() + ", but model '" +
+                                  model.name() + "' takes " + dtype_name(want->second) + "[N" +
+                                  (want->first.empty() ? "" : ", ") + shape_str(want->first).substr(1));
+    }
+  }
   std::unique_ptr<InferenceModel> out = quantize(graph::trace(model, sample), calib, options, report);
   if (model.compiled()) out->compile(model.optimizer(), model.loss(), model.metric_names());
   return out;

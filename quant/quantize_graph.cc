@@ -56,6 +56,15 @@ std::vector<int> quantizable_nodes(const graph::Graph& g) {
 
 graph::Graph quantize_graph(const graph::Graph& in, const std::map<int, ActivationQuant>& activations,
                             const QuantizeGraphOptions& options) {
+  for (const auto& [v, q] : activations) {
+    if (v < 0 || v >= static_cast<int>(in.values.size())) {
+      throw std::invalid_argument("quantize_graph: activation parameters for value " + std::to_string(v) + " of " +
+                                  std::to_string(in.values.size()));
+    }
+    const std::string what = "quantize_graph: value '" + in.values[v].name + "'";
+    check_quant_scale(q.scale, what + " scale");
+    check_zero_point(0, q.dtype, what + " zero point");
+  }
   graph::Graph g = in;
   std::vector<graph::Node> nodes;
   std::map<int, std::pair<int, ActivationQuant>> int8_of;  // f32 value -> its int8 twin
@@ -137,6 +146,9 @@ graph::Graph quantize_graph(const graph::Graph& in, const std::map<int, Activati
         q.out_scale = yq.scale;
         out = new_value(y, yq.dtype, "/q");
       }
+      // w8, not w: add_literal above may have moved the constants w refers into.
+      check_quantized_epilogue(q, w8.shape().empty() ? 0 : w8.shape().back(),
+                               "quantize_graph: node " + std::to_string(k) + " (" + op + ")");
       ops::Attrs attrs;
       if (role_of(n) == Int8Role::conv) {
         attrs = qconv2d_attrs(conv_geometry_of(n), q);

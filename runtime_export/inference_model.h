@@ -27,7 +27,10 @@ struct InferenceOptions {
 // model it was traced from) and the Trainer's evaluate work as for the original.
 // Safe to call from several threads at once (each call takes its own buffers).
 // Inputs holding NaN or infinity run through the eager ops (Graph::run), so that they
-// propagate exactly as in Model::predict; finite inputs take the fused path.
+// propagate exactly as in Model::predict; finite inputs take the fused path. In a quantized
+// (int8) model, infinity saturates as quantization defines, and every float output row of a
+// batch row whose input held a NaN comes out NaN (quantization alone would map NaN to the zero
+// point), so NaN checks on predictions and losses see it as on the f32 model.
 class InferenceModel : public nn::Model {
  public:
   explicit InferenceModel(graph::Graph graph, const InferenceOptions& options = {}, const std::string& name = "");
@@ -51,9 +54,11 @@ class InferenceModel : public nn::Model {
  private:
   std::shared_ptr<const Plan> plan_for(const std::vector<Shape>& shapes) const;
   std::vector<Tensor> checked_inputs(const std::vector<Tensor>& inputs) const;
+  std::vector<Tensor> run_with_nan_rows(const std::vector<Tensor>& dense) const;
 
   graph::Graph graph_;
   InferenceOptions options_;
+  bool quantizes_ = false;  // some node turns float data into u8/s8 (see run_with_nan_rows)
   mutable PackedWeights weights_;
   mutable std::mutex plans_mu_;
   mutable std::map<std::vector<Shape>, std::shared_ptr<const Plan>> plans_;

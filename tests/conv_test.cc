@@ -3,6 +3,8 @@
 #include <cmath>
 #include <cstdio>
 
+#include "tensor/ops/op_attrs.h"
+#include "tensor/ops/pool.h"
 #include "autograd/gradient_tape.h"
 #include "tensor/onednn/isa.h"
 #include "tensor/ops/ops.h"
@@ -224,6 +226,53 @@ TEST(Conv, BadInputNamesShapes) {
   EXPECT_THROW(conv2d(Tensor::zeros({1, 5, 5, 3}), Tensor::zeros({3, 3, 1, 8}), Tensor(), bad_groups),
                std::invalid_argument);
   EXPECT_THROW(padding_from_name("full"), std::invalid_argument);
+}
+
+// Issue 26: a graph file's strides, dilations, pool windows and groups reached the spatial
+// arithmetic unbounded (signed overflow in plan_spatial for strides[0] = 2^63-1). They are
+// bounded first, and every error names the op and the values.
+TEST(Conv, HugeGeometryIsRefusedBeforeAnyArithmetic) {
+  const int64_t huge[] = {INT64_MAX, int64_t{1} << 62, kMaxSpatialExtent + 1};
+  for (int64_t v : huge) {
+    for (Padding p : {Padding::same, Padding::valid}) {
+      EXPECT_THROW(plan_spatial(5, 3, v, 1, p, "conv2d", "x"), std::invalid_argument) << v;
+      EXPECT_THROW(plan_spatial(5, 3, 1, v, p, "conv2d", "x"), std::invalid_argument) << v;
+      EXPECT_THROW(plan_spatial(5, v, 1, 1, p, "conv2d", "x"), std::invalid_argument) << v;
+      EXPECT_THROW(plan_spatial(v, 3, 1, 1, p, "conv2d", "x"), std::invalid_argument) << v;
+    }
+  }
+  // A dilated span past the limit though each factor is under it.
+  EXPECT_THROW(plan_spatial(5, 3, 1, kMaxSpatialExtent, Padding::same, "conv2d", "x"), std::invalid_argument);
+  // Strides larger than the input are legal (Keras): one output, no overflow.
+  SpatialPlan one = plan_spatial(5, 3, kMaxSpatialExtent, 1, Padding::same, "conv2d", "x");
+  EXPECT_EQ(one.out, 1);
+  EXPECT_EQ(one.pad_before + one.pad_after, 0);
+  EXPECT_EQ(plan_spatial(5, 3, kMaxSpatialExtent, 1, Padding::valid, "conv2d", "x").out, 1);
+  EXPECT_EQ(plan_spatial(7, 3, 2, 1, Padding::same, "conv2d", "x").out, 4);
+
+  auto refused = [](const ops::Attrs& a, const std::string& fragment) {
+    try {
+      ops::parse_attrs<Conv2dAttrs>(a);
+      ADD_FAILURE() << "accepted " << a.to_string();
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+    }
+  };
+  ops::Attrs good = to_attrs(Conv2dAttrs{});
+  refused(ops::Attrs(good).set("strides", std::vector<int64_t>{INT64_MAX, 1}), "'strides'");
+  refused(ops::Attrs(good).set("strides", std::vector<int64_t>{1, 1, 1}), "'strides'");
+  refused(ops::Attrs(good).set("dilation", std::vector<int64_t>{0, 1}), "'dilation'");
+  refused(ops::Attrs(good).set("groups", ops::AttrValue(int64_t{1} << 62)), "'groups'");
+  refused(ops::Attrs(good).set("groups", ops::AttrValue(int64_t{0})), "'groups'");
+  ops::Attrs pool = to_attrs("max_pool2d", Pool2dAttrs{});
+  EXPECT_EQ(ops::parse_attrs<Pool2dAttrs>(pool).strides[0], 0);  // 0: the pool size, as Keras
+  EXPECT_THROW(ops::parse_attrs<Pool2dAttrs>(ops::Attrs(pool).set("pool_size", std::vector<int64_t>{INT64_MAX, 2})),
+               std::invalid_argument);
+  EXPECT_THROW(ops::parse_attrs<Pool2dAttrs>(ops::Attrs(pool).set("strides", std::vector<int64_t>{-1, 2})), std::invalid_argument);
+  Conv2dAttrs huge_groups;
+  huge_groups.groups = int64_t{1} << 62;
+  EXPECT_THROW(conv2d(Tensor::zeros({1, 5, 5, 4}), Tensor::zeros({3, 3, 1, 4}), Tensor(), huge_groups),
+               std::invalid_argument);
 }
 
 }  // namespace

@@ -10,6 +10,8 @@
 #include "nn/layers/layers.h"
 #include "nn/model.h"
 #include "optim/sgd.h"
+#include "graph/graph_io.h"
+#include "graph/trace.h"
 #include "runtime_export/inference_model.h"
 #include "tensor/ops/ops.h"
 #include "tensor/random.h"
@@ -259,6 +261,35 @@ TEST(InferenceModel, WeightsAreASnapshotAndEvaluateUsesTheCompileState) {
   EXPECT_EQ(inference->run(x).to_vector(), before.to_vector());
   EXPECT_GT(max_abs_diff((*model)(x), before), 1e-4);
   EXPECT_THROW((*inference)(x, /*training=*/true), std::invalid_argument);
+}
+
+// Issue 26: a graph whose input has a fixed batch of 0 crashed oneDNN (SIGFPE in the plan):
+// a zero batch is refused whether the batch is symbolic or fixed, and such a file does not load.
+TEST(InferenceModel, AZeroBatchIsRefusedAlways) {
+  Tensor w = random_uniform({4, 3}, -1.f, 1.f, 1);
+  graph::Graph g = graph::trace([&](const std::vector<Tensor>& in) { return std::vector<Tensor>{matmul(in[0], w)}; },
+                                {random_uniform({2, 4}, -1.f, 1.f, 2)}, {{"w", w}});
+  runtime_export::InferenceModel symbolic(g);
+  EXPECT_THROW(symbolic.run(Tensor::zeros({0, 4})), std::invalid_argument);
+  graph::Graph fixed = g;
+  for (graph::Value& v : fixed.values) {
+    if (!v.shape.empty() && v.shape[0] == graph::kBatch) v.shape[0] = 0;
+  }
+  runtime_export::InferenceModel fixed_model(fixed);
+  try {
+    fixed_model.run(Tensor::zeros({0, 4}));
+    ADD_FAILURE() << "ran a batch of zero";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("f32[0, 4]"), std::string::npos) << e.what();
+  }
+  std::string bytes = graph::serialize_graph(fixed);
+  try {
+    graph::parse_graph(bytes, "zero-batch.kgraph");
+    ADD_FAILURE() << "loaded a graph whose input has a fixed batch of 0";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("zero-batch.kgraph"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("fixed batch dimension of 0"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <zlib.h>
 
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 
 #include "data/atomic_file.h"
@@ -403,5 +404,42 @@ TEST(LoadModel, FunctionalGraphErrorsAreCaught) {
   }
 }
 
+// Issue 26: a compile state with iterations = INT64_MAX loaded and the first fit step
+// overflowed. Counts are bounded where they are set, and a step at the bound fails cleanly.
+TEST(LoadModel, StepCountsAreBoundedWhereSetAndAtTheStep) {
+  auto model = resume_model(optim::SGD(0.01f));
+  optim::Optimizer& opt = model->optimizer();
+  EXPECT_THROW(opt.set_iterations(-1), std::invalid_argument);
+  EXPECT_THROW(opt.set_iterations(INT64_MAX), std::invalid_argument);
+  opt.set_iterations(optim::kMaxIterations);
+  try {
+    model->fit(blobs(20, 1).batch(20), {.epochs = 1, .verbose = 0});
+    ADD_FAILURE() << "stepped past the step limit";
+  } catch (const std::overflow_error& e) {
+    EXPECT_NE(std::string(e.what()).find("at its limit"), std::string::npos) << e.what();
+  }
+}
+
+// Issue 26: each probe tensor was bounded, their sum was not, so a few-KB file with one
+// input dimension of 2^20 drove a load to gigabytes. All probes of a load share one budget.
+TEST(LoadModel, ProbesShareOneActivationBudgetForTheWholeLoad) {
+  SymbolicTensor in = Input({int64_t{1} << 20, 5, 2});
+  SymbolicTensor x = in;
+  for (int i = 0; i < 8; ++i) x = Activation("relu")(x);
+  Model wide(in, x);
+  std::string path = temp_path("wide.kmodel");
+  save_model(wide, path);
+  EXPECT_LT(std::filesystem::file_size(path), 4096u);
+  try {
+    load_model(path);
+    ADD_FAILURE() << "loaded a weightless model whose probes need "
+                  << 16 * (uint64_t{40} << 20) << " bytes together";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("budget for all activations together"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(load_activation_budget(0), kMaxLoadActivationBytes);
+  EXPECT_EQ(load_activation_budget(UINT64_MAX), UINT64_MAX);
+}
 }  // namespace
 }  // namespace kiln

@@ -107,5 +107,43 @@ TEST(QuantizeGraph, ResNetKeepsResidualsInInt8AndKeepFloatIsHonoured) {
   EXPECT_GE(agree, 0.9);
 }
 
+// The parameters quantize_graph writes into nodes go through the same check as a graph
+// file's (tensor/ops/quantized.h): non-finite, zero or negative scales and non-int8 dtypes
+// are refused naming the value, as are weights that are not finite.
+TEST(QuantizeGraph, InvalidParametersAreRefusedNamingTheValue) {
+  Tensor w = random_uniform({4, 3}, -1.f, 1.f, 5), b = random_uniform({3}, -1.f, 1.f, 6);
+  auto traced = [&](const Tensor& weights) {
+    return graph::trace([&](const std::vector<Tensor>& in) { return std::vector<Tensor>{linear(in[0], weights, b)}; },
+                        {random_uniform({2, 4}, -1.f, 1.f, 7)}, {{"w", weights}, {"b", b}});
+  };
+  graph::Graph g = traced(w);
+  Tensor x = random_uniform({8, 4}, -1.f, 1.f, 8);
+  std::map<int, quant::ActivationQuant> good = minmax(g, x);
+  ASSERT_EQ(count(quant::quantize_graph(g, good), "qlinear"), 1);
+  auto expect_refused = [&](const graph::Graph& graph, const std::map<int, quant::ActivationQuant>& params,
+                            const std::string& fragment) {
+    try {
+      quant::quantize_graph(graph, params);
+      ADD_FAILURE() << "accepted; expected an error naming " << fragment;
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+    }
+  };
+  const int input = g.inputs[0];
+  const std::string input_name = "value '" + g.values[input].name + "'";
+  for (float bad : {INFINITY, -1.f, 0.f, NAN}) {
+    auto params = good;
+    params[input].scale = bad;
+    expect_refused(g, params, input_name + " scale");
+  }
+  auto f32_params = good;
+  f32_params[input].dtype = DType::f32;
+  expect_refused(g, f32_params, "dtype must be u8 or s8");
+  Tensor w_inf = w.clone_detached();
+  w_inf.data<float>()[0] = INFINITY;
+  graph::Graph g_inf = traced(w_inf);
+  expect_refused(g_inf, minmax(g, x), "non-finite value (inf) in channel 0");
+}
+
 }  // namespace
 }  // namespace kiln

@@ -141,9 +141,19 @@ TEST(Quantize, BadInputIsAClearError) {
   expect_error(testing::blobs(60, 5).take(0).batch(30), {}, "empty");
   expect_error(testing::blobs(60, 5), {}, "batched");
   expect_error(data::Dataset::from_tensor_slices(Tensor::zeros({8, 3})).batch(4), {}, "f32[4, 3]");
-  // Through a traced graph the calibration pass itself names the traced input type.
+  // quantize.h promises an error naming the calibration data, not one from inside a layer.
+  expect_error(data::Dataset::from_tensor_slices(Tensor::zeros({8, 3})).batch(4), {},
+               "the calibration data's batches are f32[4, 3], but model");
+  expect_error(data::Dataset::from_tensor_slices(Tensor::zeros({8, 2, 1})).batch(4), {}, "takes f32[N, 2]");
+  // Through a traced graph the same, with the traced input type.
   graph::Graph g = graph::trace(*model, Tensor::zeros({2, 2}));
-  EXPECT_THROW(quant::quantize(g, data::Dataset::from_tensor_slices(Tensor::zeros({8, 3})).batch(4)), std::invalid_argument);
+  try {
+    quant::quantize(g, data::Dataset::from_tensor_slices(Tensor::zeros({8, 3})).batch(4));
+    ADD_FAILURE() << "a graph quantized with calibration data of the wrong shape";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("calibration data's batches are f32[4, 3], but the graph's input takes f32[N, 2]"),
+              std::string::npos) << e.what();
+  }
   expect_error(good, {.metric = "accuracy"}, "eval_data");
   expect_error(good, {.metric = "f1"}, "unknown metric");
   expect_error(good,
@@ -151,6 +161,42 @@ TEST(Quantize, BadInputIsAClearError) {
                 .eval_data = good},
                "the metric threw: boom");
   expect_error(good, {.tuning_strategy = "random"}, "tuning_strategy");
+}
+
+// quantize_linear maps NaN to the zero point, so without the model boundary's check a NaN
+// input would come out of an int8 model as ordinary numbers. Its row comes out NaN instead,
+// the other rows are untouched, infinity saturates (quantization's rule), and a NaN check on
+// the loss (what TerminateOnNaN does in training) fires on evaluate().
+TEST(Quantize, NanInputRowsComeOutNanFromAnInt8Model) {
+  auto model = trained_blob_model();
+  auto q = quant::quantize(*model, testing::blobs(300, 5).batch(50));
+  Tensor x = testing::blobs(6, 9).batch(6).begin_iteration().next().value().x.clone_detached();
+  ASSERT_EQ(x.shape(), (Shape{6, 2}));
+  Tensor clean = q->run(x);
+  Tensor bad = x.clone_detached();
+  bad.data<float>()[2 * 2 + 1] = NAN;  // row 2
+  bad.data<float>()[4 * 2] = INFINITY;  // row 4
+  Tensor y = q->run(bad);
+  ASSERT_EQ(y.shape(), clean.shape());
+  std::vector<float> yv = y.to_vector(), cv = clean.to_vector();
+  const int64_t classes = y.shape()[1];
+  for (int64_t r = 0; r < 6; ++r) {
+    for (int64_t c = 0; c < classes; ++c) {
+      float got = yv[r * classes + c];
+      if (r == 2) {
+        EXPECT_TRUE(std::isnan(got)) << "row " << r << " col " << c << " = " << got;
+      } else if (r == 4) {
+        EXPECT_TRUE(std::isfinite(got)) << "infinity saturates in int8, row " << r << " = " << got;
+      } else {
+        EXPECT_NEAR(got, cv[r * classes + c], 1e-6) << "row " << r << " changed";
+      }
+    }
+  }
+  Tensor labels = Tensor::zeros({6}, DType::s32);
+  nn::Logs logs = q->evaluate(data::Dataset::from_tensor_slices(bad, labels).batch(6));
+  EXPECT_TRUE(std::isnan(logs.at("loss"))) << "loss " << logs.at("loss");
+  nn::Logs clean_logs = q->evaluate(data::Dataset::from_tensor_slices(x, labels).batch(6));
+  EXPECT_TRUE(std::isfinite(clean_logs.at("loss")));
 }
 
 }  // namespace

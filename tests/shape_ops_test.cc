@@ -165,5 +165,26 @@ TEST(ShapeOps, BadInputNamesShapes) {
   EXPECT_THROW(concat({}, 0), std::invalid_argument);
 }
 
+// Issue 26: reshape's element count overflowed int64 for huge dims (resolve_shape), slice's
+// extent for a huge step, and broadcast_to allocated from a shape nobody checked.
+TEST(ShapeOps, HugeDimsAndStepsAreCheckedArithmetic) {
+  Tensor x = Tensor::zeros({2, 3, 4});
+  for (const Shape& s : {Shape{2, int64_t{1} << 62, int64_t{1} << 62}, Shape{INT64_MAX, 2}, Shape{-1, INT64_MAX, 4},
+                         Shape{int64_t{1} << 40, int64_t{1} << 40, 0}}) {
+    try {
+      reshape(x, s);
+      ADD_FAILURE() << "reshaped into " << shape_str(s);
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("[2, 3, 4]"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_EQ(reshape(Tensor::zeros({0, 3}), {5, 0}).shape(), (Shape{5, 0}));
+  Tensor s = slice(Tensor::from_vector({1, 2, 3, 4}, {4}), 0, 1, 4, INT64_MAX);
+  EXPECT_EQ(s.to_vector(), (std::vector<float>{2}));
+  EXPECT_EQ(slice(Tensor::from_vector({1, 2, 3, 4}, {4}), 0, 0, INT64_MAX, INT64_MAX).to_vector(), (std::vector<float>{1}));
+  EXPECT_THROW(broadcast_to(Tensor::zeros({1, 1}), {int64_t{1} << 62, int64_t{1} << 62}), std::invalid_argument);
+  EXPECT_THROW(broadcast_to(Tensor::zeros({1, 1}), {-3, 2}), std::invalid_argument);
+}
+
 }  // namespace
 }  // namespace kiln

@@ -6,6 +6,7 @@
 #include "base/files.h"
 #include "runtime_export/onnx/importer.h"
 #include "tensor/allocator.h"
+#include "tensor/ops/quantized.h"
 
 namespace kiln::runtime_export {
 namespace onnx_io {
@@ -26,6 +27,7 @@ Graph Importer::run() {
     Shape s;
     for (int d = 0; d < tt.shape().dim_size(); ++d) {
       const auto& dim = tt.shape().dim(d);
+      if (d == 0 && dim.has_dim_value() && dim.dim_value() == 0) fail("has a fixed batch dimension of 0 (no sample can be fed)");
       if (dim.has_dim_value() && dim.dim_value() >= 0) s.push_back(dim.dim_value());
       else if (d == 0 && dim.has_dim_param()) s.push_back(kBatch);
       else fail("dimension " + std::to_string(d) + " is neither a size nor (dimension 0 only) the symbolic batch");
@@ -65,6 +67,7 @@ Graph Importer::run() {
     }
     g_.outputs.push_back(v);
   }
+  // Quantization parameters taken from initializers are checked here as a graph file's are.
   g_.validate();
   return g_;
 }

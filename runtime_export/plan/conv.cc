@@ -22,7 +22,7 @@ bool Builder::conv(const graph::Node& n) {
   const Shape xs = t(x).shape;  // a copy: adding tensors moves them
   const Tensor w = t(value_[n.inputs[1]]).constant;
   if (xs.size() != 4 || w.ndim() != 4 || !is_float(t(x).dtype)) return false;
-  if (a.groups <= 0 || w.shape()[2] * a.groups != xs[3] || w.shape()[3] % a.groups != 0) return false;  // the eager op names it
+  if (a.groups <= 0 || xs[3] % a.groups != 0 || w.shape()[2] != xs[3] / a.groups || w.shape()[3] % a.groups != 0) return false;  // the eager op names it
   const ConvGeometry g = conv_geometry(xs, w.shape(), a, "conv2d", "x " + shape_str(xs) + ", kernel " + shape_str(w.shape()));
   const auto dt = onednn::to_dnnl(p_.float_dtype());
   memory::desc src_any(g.src_dims(), dt, tag::any), w_any(g.weight_dims(), dt, tag::any), dst_any(g.dst_dims(), dt, tag::any);

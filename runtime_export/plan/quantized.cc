@@ -102,7 +102,7 @@ bool Builder::qconv(const graph::Node& n) {
   const Tensor w = t(value_[n.inputs[1]]).constant;
   if (xs.size() != 4 || w.ndim() != 4 || !is_int8(t(x).dtype) || w.dtype() != DType::s8) return false;
   const int64_t O = w.shape()[3];
-  if (a.groups <= 0 || w.shape()[2] * a.groups != xs[3] || O % a.groups != 0 || static_cast<int64_t>(q.w_scales.size()) != O) {
+  if (a.groups <= 0 || xs[3] % a.groups != 0 || w.shape()[2] != xs[3] / a.groups || O % a.groups != 0 || static_cast<int64_t>(q.w_scales.size()) != O) {
     return false;
   }
   const ConvGeometry g = conv_geometry(xs, w.shape(), a, "qconv2d", "x " + shape_str(xs) + ", kernel " + shape_str(w.shape()));

@@ -30,10 +30,26 @@ SpatialPlan plan_spatial(int64_t in, int64_t kernel, int64_t stride, int64_t dil
   if (stride <= 0 || dilation <= 0 || kernel <= 0) {
     throw std::invalid_argument(std::string(op) + ": kernel, strides and dilation must be positive (" + shapes + ")");
   }
-  int64_t span = (kernel - 1) * dilation + 1;
+  // Bounded before any multiplication: oneDNN's kernels index spatial sizes in 32 bits, and a
+  // geometry past that (a stride or dilation from a crafted file) must be refused, not wrap.
+  auto check_fits = [&](int64_t v, const char* name) {
+    if (v > kMaxSpatialExtent) {
+      throw std::invalid_argument(std::string(op) + ": " + name + " " + std::to_string(v) + " exceeds " +
+                                  std::to_string(kMaxSpatialExtent) + ", the largest spatial extent oneDNN indexes (" +
+                                  shapes + ")");
+    }
+  };
+  if (in < 0) throw std::invalid_argument(std::string(op) + ": negative input size " + std::to_string(in) + " (" + shapes + ")");
+  check_fits(in, "input size");
+  check_fits(kernel, "kernel size");
+  check_fits(stride, "stride");
+  check_fits(dilation, "dilation");
+  // All four are below 2^31 now, so the products below fit int64.
+  const int64_t span = (kernel - 1) * dilation + 1;
+  check_fits(span, "dilated kernel span");
   SpatialPlan p;
   if (padding == Padding::same) {
-    p.out = (in + stride - 1) / stride;
+    p.out = in / stride + (in % stride != 0);
     int64_t total = std::max<int64_t>((p.out - 1) * stride + span - in, 0);
     p.pad_before = total / 2;
     p.pad_after = total - p.pad_before;

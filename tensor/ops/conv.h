@@ -49,6 +49,10 @@ ConvAlgorithm conv_algorithm_from_name(const std::string& name);  // "direct", "
 // Returns w itself when oneDNN runs on HWIO as it is.
 Tensor pack_conv2d_kernel(const Tensor& w, const Shape& input_shape, const Conv2dAttrs& attrs, DType compute_dtype);
 
+// The largest input size, kernel size, stride, dilation or dilated kernel span a convolution or
+// pooling accepts: oneDNN's kernels index spatial positions in 32 bits.
+constexpr int64_t kMaxSpatialExtent = 2147483647;
+
 // The attributes conv2d records (its registered op kind is "conv2d"); ops::parse_attrs reads
 // them back (tensor/ops/op_attrs.h).
 inline ops::Attrs to_attrs(const Conv2dAttrs& o) {
@@ -60,8 +64,14 @@ inline ops::Attrs to_attrs(const Conv2dAttrs& o) {
   a.set("activation", fused_activation_name(o.activation));
   return a;
 }
+// The largest input size, kernel size, stride, dilation or dilated kernel span a convolution or
+// pooling accepts: oneDNN's kernels index spatial positions in 32 bits.
+constexpr int64_t kMaxSpatialExtent = 2147483647;
 
-// Keras/TensorFlow padding arithmetic for one spatial dimension.
+
+// Keras/TensorFlow padding arithmetic for one spatial dimension. Throws std::invalid_argument
+// naming op and shapes for a non-positive kernel, stride or dilation, any of them (or the input
+// size or the dilated span) above kMaxSpatialExtent, or a window that does not fit with 'valid'.
 struct SpatialPlan {
   int64_t out = 0, pad_before = 0, pad_after = 0;
 };

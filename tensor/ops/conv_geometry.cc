@@ -30,7 +30,7 @@ ConvGeometry conv_geometry(const Shape& x, const Shape& w, const Conv2dAttrs& at
     throw std::invalid_argument(std::string(op) + ": groups=" + std::to_string(attrs.groups) +
                                 " must divide input and output channels (" + shapes + ")");
   }
-  if (w[2] * g.groups != g.c) {
+  if (w[2] != g.c / g.groups) {  // not w[2] * groups: a crafted zero-size kernel may hold a huge w[2]
     throw std::invalid_argument(std::string(op) + ": kernel input channels " + std::to_string(w[2]) + " x groups " +
                                 std::to_string(g.groups) + " != input channels " + std::to_string(g.c) + " (" +
                                 shapes + ")");

@@ -1,6 +1,8 @@
 #include "tensor/ops/quantized.h"
 
 #include <cmath>
+#include <cstdio>
+#include <limits>
 #include <stdexcept>
 
 #include "tensor/ops/binary.h"
@@ -10,10 +12,12 @@
 namespace kiln {
 namespace {
 
-void check_scale(float scale, const char* op) {
-  if (!(scale > 0.f) || !std::isfinite(scale)) {
-    throw std::invalid_argument(std::string(op) + ": scale must be positive and finite, got " + std::to_string(scale));
-  }
+void check_scale(float scale, const char* op) { check_quant_scale(scale, std::string(op) + ": scale"); }
+
+std::string number(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.9g", v);
+  return buf;
 }
 
 bool is_int8(DType d) { return d == DType::u8 || d == DType::s8; }
@@ -25,7 +29,6 @@ Tensor dequantize_weights(const Tensor& w, const std::vector<float>& scales, con
     throw std::invalid_argument(std::string(op) + ": " + std::to_string(scales.size()) + " weight scales for " +
                                 std::to_string(channels) + " output channels (" + w.describe() + ")");
   }
-  for (float s : scales) check_scale(s, op);
   std::vector<float> v = w.to_vector();
   for (size_t i = 0; i < v.size(); ++i) v[i] *= scales[i % channels];
   return Tensor::from_vector(v, w.shape());
@@ -44,7 +47,7 @@ void check_input(const Tensor& x, const QuantizedEpilogue& q, const char* op) {
     throw std::invalid_argument(std::string(op) + ": input must be u8 or s8, got " +
                                 (x.defined() ? x.describe() : std::string("an undefined tensor")));
   }
-  check_scale(q.x_scale, op);
+  check_quantized_epilogue(q, -1, op);
 }
 
 Tensor dequantized_residual(const Tensor& r, const QuantizedEpilogue& q, const char* op) {
@@ -72,9 +75,7 @@ Tensor quantize_linear(const Tensor& x, float scale, int32_t zero_point, DType d
                                 (x.defined() ? x.describe() : std::string("an undefined tensor")));
   }
   const double lo = dtype == DType::u8 ? 0 : -128, hi = dtype == DType::u8 ? 255 : 127;
-  if (zero_point < lo || zero_point > hi) {
-    throw std::invalid_argument("quantize_linear: zero point " + std::to_string(zero_point) + " is outside " + dtype_name(dtype));
-  }
+  check_zero_point(zero_point, dtype, "quantize_linear: zero point");
   std::vector<float> v = x.to_vector();
   for (float& e : v) {
     // NaN has no integer: it becomes the zero point, as in ONNX Runtime's saturation.
@@ -93,6 +94,7 @@ Tensor dequantize_linear(const Tensor& q, float scale, int32_t zero_point) {
     throw std::invalid_argument("dequantize_linear: input must be u8 or s8, got " +
                                 (q.defined() ? q.describe() : std::string("an undefined tensor")));
   }
+  check_zero_point(zero_point, q.dtype(), "dequantize_linear: zero point");
   std::vector<float> v = q.to_vector();
   for (float& e : v) e = static_cast<float>((static_cast<double>(e) - zero_point) * scale);
   Tensor out = Tensor::from_vector(v, q.shape());
@@ -118,12 +120,48 @@ ops::Attrs qlinear_attrs(const QuantizedEpilogue& q) {
 QuantizedEpilogue quantized_epilogue_from(const ops::Attrs& a) {
   QuantizedEpilogue q;
   q.activation = epilogue_from_name(a.get_string("activation"));
-  q.x_scale = static_cast<float>(a.get_float("x_scale"));
-  for (double s : a.get_floats("w_scales")) q.w_scales.push_back(static_cast<float>(s));
-  q.residual_scale = static_cast<float>(a.get_float("residual_scale"));
-  q.out_scale = static_cast<float>(a.get_float("out_scale"));
+  auto scale = [&](double v, const std::string& name) {
+    check_quant_scale(v, a.op() + ": " + name);
+    return static_cast<float>(v);
+  };
+  q.x_scale = scale(a.get_float("x_scale"), "x_scale");
+  const std::vector<double>& w_scales = a.get_floats("w_scales");
+  for (size_t i = 0; i < w_scales.size(); ++i) q.w_scales.push_back(scale(w_scales[i], "w_scales[" + std::to_string(i) + "]"));
+  q.residual_scale = scale(a.get_float("residual_scale"), "residual_scale");
+  q.out_scale = scale(a.get_float("out_scale"), "out_scale");
   q.out_dtype = dtype_from_name(a.get_string("out_dtype"));
+  check_quantized_epilogue(q, -1, a.op());
   return q;
+}
+
+void check_quant_scale(double scale, const std::string& what) {
+  // Compared as a double first: converting one past float's range is undefined, not inf.
+  if (!(scale > 0) || !(scale <= std::numeric_limits<float>::max()) || static_cast<float>(scale) == 0.f) {
+    throw std::invalid_argument(what + " must be finite and positive as a float, got " + number(scale));
+  }
+}
+
+void check_zero_point(int64_t zero_point, DType dtype, const std::string& what) {
+  if (!is_int8(dtype)) throw std::invalid_argument(what + ": dtype must be u8 or s8, got " + dtype_name(dtype));
+  const int64_t lo = dtype == DType::u8 ? 0 : -128, hi = dtype == DType::u8 ? 255 : 127;
+  if (zero_point < lo || zero_point > hi) {
+    throw std::invalid_argument(what + " " + std::to_string(zero_point) + " is outside " + dtype_name(dtype) + " [" +
+                                std::to_string(lo) + ", " + std::to_string(hi) + "]");
+  }
+}
+
+void check_quantized_epilogue(const QuantizedEpilogue& q, int64_t channels, const std::string& what) {
+  check_quant_scale(q.x_scale, what + ": x_scale");
+  check_quant_scale(q.residual_scale, what + ": residual_scale");
+  for (size_t i = 0; i < q.w_scales.size(); ++i) check_quant_scale(q.w_scales[i], what + ": w_scales[" + std::to_string(i) + "]");
+  if (channels >= 0 && static_cast<int64_t>(q.w_scales.size()) != channels) {
+    throw std::invalid_argument(what + ": " + std::to_string(q.w_scales.size()) + " weight scales for " +
+                                std::to_string(channels) + " output channels");
+  }
+  check_quant_scale(q.out_scale, what + ": out_scale");
+  if (q.out_dtype != DType::f32 && !is_int8(q.out_dtype)) {
+    throw std::invalid_argument(what + ": out_dtype must be u8, s8 or f32, got " + dtype_name(q.out_dtype));
+  }
 }
 
 Tensor qconv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& residual, const Conv2dAttrs& conv,

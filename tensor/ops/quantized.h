@@ -39,6 +39,20 @@ Tensor qlinear(const Tensor& x, const Tensor& w, const Tensor& bias, const Tenso
 
 ops::Attrs qconv2d_attrs(const Conv2dAttrs& conv, const QuantizedEpilogue& q);
 ops::Attrs qlinear_attrs(const QuantizedEpilogue& q);
+// Parses and checks (check_quantized_epilogue, channels unknown) a qconv2d / qlinear node.
 QuantizedEpilogue quantized_epilogue_from(const ops::Attrs& a);
+
+// The one validation of quantization parameters, called where they enter: graph and model
+// loads (through the typed attribute parsers, tensor/ops/op_attrs.cc), quant::quantize_graph,
+// and the ops. Each throws
+// std::invalid_argument naming `what` and the value.
+// A scale must be finite and positive once stored as float (1e300 is inf there, 1e-300 is 0).
+void check_quant_scale(double scale, const std::string& what);
+// A zero point must lie in dtype's range (u8: [0, 255], s8: [-128, 127]); dtype must be u8 or s8.
+void check_zero_point(int64_t zero_point, DType dtype, const std::string& what);
+// Every scale valid (out_scale too, though an f32 output ignores it), out_dtype u8, s8 or f32;
+// with channels >= 0, one weight scale per channel.
+void check_quantized_epilogue(const QuantizedEpilogue& q, int64_t channels, const std::string& what);
+
 
 }  // namespace kiln

@@ -14,15 +14,22 @@ namespace {
 Shape resolve_shape(const Tensor& x, Shape shape) {
   int infer = -1;
   int64_t known = 1;
+  bool overflow = false;
   for (int i = 0; i < static_cast<int>(shape.size()); ++i) {
     if (shape[i] == -1) {
       if (infer >= 0) throw std::invalid_argument("reshape: more than one -1 in " + shape_str(shape));
       infer = i;
     } else if (shape[i] < 0) {
       throw std::invalid_argument("reshape: invalid dimension in " + shape_str(shape));
-    } else {
-      known *= shape[i];
+    } else if (shape[i] == 0) {
+      known = 0;
+    } else if (known != 0 && __builtin_mul_overflow(known, shape[i], &known)) {
+      overflow = true;  // more elements than x has, whatever a later zero would make of them
     }
+  }
+  if (overflow) {
+    throw std::invalid_argument("reshape: cannot reshape " + x.describe() + " (" + std::to_string(x.numel()) +
+                                " elements) into " + shape_str(shape) + ": its element count overflows int64");
   }
   if (infer >= 0) {
     if (known == 0 || x.numel() % known != 0) {
@@ -140,9 +147,10 @@ Tensor slice(const Tensor& x, int axis, int64_t start, int64_t end, int64_t step
   Tensor row_major = x.is_packed() ? x.plain() : x;
   Shape shape = x.shape();
   Strides strides = row_major.strides();
-  shape[a] = (end - start + step - 1) / step;
+  shape[a] = (end - start) / step + ((end - start) % step != 0);  // no end + step: step may be near 2^63
   int64_t offset = row_major.offset() + start * strides[a];
-  strides[a] *= step;
+  // With two or more elements taken, step < n, so the product fits like the input's extent.
+  if (shape[a] > 1) strides[a] *= step;
   Tensor out = row_major.alias(shape, strides, offset);
   if (autograd::should_record({&x})) {
     Shape in_shape = x.shape();
@@ -191,6 +199,7 @@ Tensor contiguous(const Tensor& x) {
 Tensor broadcast_to(const Tensor& x, const Shape& shape) {
   detail::check_defined(x, "broadcast_to", "input");
   if (x.shape() == shape) return x;
+  checked_nbytes(shape, dtype_size(x.dtype()), "broadcast_to: target");
   Shape full = broadcast_shapes(x.shape(), shape, "broadcast_to");
   if (full != shape) {
     throw std::invalid_argument("broadcast_to: cannot broadcast " + x.describe() + " to " + shape_str(shape));

@@ -179,3 +179,26 @@ write("invalid-cycle.kmodel", saved_model(cycle, res_weights))
 deep = saved_model({"class_name": "Sequential", "config": "@"}, [])
 write("invalid-deep-json.kmodel", saved_model_raw(deep.replace(b'"@"', b"[" * 200 + b"]" * 200)))
 write("invalid-renamed-weight.kmodel", saved_model(small, [("d/kernel", [3, 2], [0.0] * 6), ("d/b", [2], [0.0] * 2)]))
+
+# --- Regressions (issue 26), under regressions/saved_model: each must be rejected ---
+REGRESSIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "regressions", "saved_model")
+
+
+def write_regression(name, data):
+    os.makedirs(REGRESSIONS, exist_ok=True)
+    with open(os.path.join(REGRESSIONS, name), "wb") as f:
+        f.write(data)
+
+
+# A step count at INT64_MAX loaded, and the first fit step overflowed.
+at_max = json.loads(json.dumps(adam))
+at_max["iterations"] = (1 << 63) - 1
+write_regression("invalid-iterations-int64-max.kmodel", saved_model(small, small_weights, at_max, adam_slots))
+past_limit = json.loads(json.dumps(adam))
+past_limit["iterations"] = 1 << 62
+write_regression("invalid-iterations-2-62.kmodel", saved_model(small, small_weights, past_limit, adam_slots))
+# One input dimension of 1,048,576 in a few-KB file: each probe stays under the per-tensor
+# limit, but together they drove memory to gigabytes while loading.
+wide_res = json.loads(json.dumps(res))
+wide_res["config"]["layers"][0]["config"]["batch_shape"] = [None, 1 << 20, 5, 2]
+write_regression("invalid-wide-input-residual.kmodel", saved_model(wide_res, res_weights))
