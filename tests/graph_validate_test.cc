@@ -5,6 +5,10 @@
 // silently). Each case is a valid traced or hand-built graph with one edit.
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <iterator>
+#include <limits>
+#include <random>
 #include <stdexcept>
 #include <string>
 
@@ -195,6 +199,107 @@ TEST(GraphValidate, APassThatBreaksTheGraphIsCaughtNamingIt) {
   } catch (const std::logic_error& e) {
     EXPECT_NE(std::string(e.what()).find("a_broken_pass made an invalid graph"), std::string::npos) << e.what();
   }
+}
+
+// Many kinds of node on one traced graph, for the property test below.
+Graph traced_mix() {
+  Tensor k = testing::rand_tensor({3, 3, 3, 4}, 11), b = testing::rand_tensor({4}, 12);
+  Tensor gamma = testing::rand_tensor({4}, 13), beta = testing::rand_tensor({4}, 14);
+  Tensor mean = testing::rand_tensor({4}, 15), var = testing::rand_tensor({4}, 16, 0.5f, 1.f);
+  Tensor w = testing::rand_tensor({16, 6}, 17), m = testing::rand_tensor({6, 6}, 18);
+  auto fn = [=](const std::vector<Tensor>& in) {
+    Conv2dAttrs same;
+    same.padding = Padding::same;
+    Tensor h = batch_norm_inference(conv2d(in[0], k, b, same), gamma, beta, mean, var, 1e-3f, true);
+    h = max_pool2d(h, Pool2dAttrs{});                                   // [N, 3, 3, 4]
+    h = slice(permute(h, {0, 2, 1, 3}), 1, 0, 2, 1);                    // [N, 2, 3, 4]
+    h = reduce_mean(h, {2}, false);                                     // [N, 2, 4]
+    Tensor flat = reshape(concat({h, sigmoid(h)}, 2), {in[0].shape()[0], -1});  // [N, 16]
+    Tensor y = matmul(linear(flat, w, Tensor()), m) + broadcast_to(reduce_sum(b, {}, true) * 0.f + 1.f, {6});
+    return std::vector<Tensor>{softmax(y, -1), cast(argmax(y, 1), DType::f32)};
+  };
+  return graph::trace(fn, {testing::rand_tensor({2, 6, 6, 3}, 19)}, {{"k", k}, {"b", b}, {"gamma", gamma},
+                      {"beta", beta}, {"mean", mean}, {"var", var}, {"w", w}, {"m", m}});
+}
+
+// One random edit of the kinds the graph fuzzers make: an attribute's integer, list element or
+// list length nudged or set to an extreme, a declared dimension off by one, a declared dtype
+// changed.
+void mutate(Graph& g, std::mt19937_64& rng) {
+  auto pick = [&](size_t n) { return static_cast<size_t>(rng() % n); };
+  const int64_t extremes[] = {0, 1, -1, 2, 3, int64_t{1} << 31, std::numeric_limits<int64_t>::max(),
+                              std::numeric_limits<int64_t>::min()};
+  auto nudge = [&](int64_t v) { return rng() % 2 ? v + (rng() % 2 ? 1 : -1) : extremes[pick(std::size(extremes))]; };
+  switch (pick(3)) {
+    case 0: {
+      graph::Node& node = g.nodes[pick(g.nodes.size())];
+      if (node.call.items().empty()) return;
+      auto [name, value] = node.call.items()[pick(node.call.items().size())];
+      if (auto* i = std::get_if<int64_t>(&value)) {
+        *i = nudge(*i);
+      } else if (auto* list = std::get_if<std::vector<int64_t>>(&value)) {
+        if (list->empty() || rng() % 4 == 0) list->push_back(nudge(1));
+        else if (rng() % 4 == 0) list->pop_back();
+        else (*list)[pick(list->size())] = nudge((*list)[0]);
+      } else if (auto* f = std::get_if<double>(&value)) {
+        *f = rng() % 2 ? -*f : std::numeric_limits<double>::infinity();
+      }
+      node.call.set(name, value);
+      return;
+    }
+    case 1: {
+      graph::Value& v = g.values[pick(g.values.size())];
+      if (v.shape.empty()) return;
+      int64_t& d = v.shape[pick(v.shape.size())];
+      if (d != kBatch) d += rng() % 2 ? 1 : -1;
+      return;
+    }
+    default: {
+      const DType dtypes[] = {DType::f32, DType::bf16, DType::s32, DType::u8, DType::s8};
+      g.values[pick(g.values.size())].dtype = dtypes[pick(std::size(dtypes))];
+      return;
+    }
+  }
+}
+
+// Issue 26's contract as a property: for any edit, either validation refuses the graph (with a
+// "graph: " message), or Graph::run accepts it at other batches and makes the declared types.
+TEST(GraphValidate, EveryEditIsRefusedOrRunsAsDeclared) {
+  const Graph base = traced_mix();
+  ASSERT_NO_THROW(base.validate());
+  ASSERT_EQ(graph::value_type(base.values[base.inputs[0]]), "f32[N, 6, 6, 3]");
+  std::mt19937_64 rng(26);
+  int accepted = 0;
+  for (int i = 0; i < 1500; ++i) {
+    Graph g = base;
+    mutate(g, rng);
+    if (rng() % 2) mutate(g, rng);
+    try {
+      g.validate();
+    } catch (const std::invalid_argument& e) {
+      EXPECT_EQ(std::string(e.what()).rfind("graph: ", 0), 0u) << e.what();
+      continue;
+    }
+    ++accepted;
+    for (int64_t batch : {1, 3}) {
+      Tensor x = testing::rand_tensor({batch, 6, 6, 3}, 20 + i);
+      std::vector<Tensor> out;
+      try {
+        out = g.run(std::vector<Tensor>{x});
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << "edit " << i << ": validation accepted what Graph::run rejects: " << e.what() << "\n"
+                      << g.to_string();
+        break;
+      }
+      for (size_t k = 0; k < out.size(); ++k) {
+        EXPECT_TRUE(graph::accepts(g.values[g.outputs[k]], out[k]))
+            << "edit " << i << ": output " << k << " declared " << graph::value_type(g.values[g.outputs[k]])
+            << ", made " << out[k].describe() << "\n" << g.to_string();
+      }
+    }
+  }
+  EXPECT_GT(accepted, 10);  // some edits keep the graph valid (an unused dtype, a same-size nudge)
+  std::printf("%d of 1500 edited graphs valid\n", accepted);
 }
 
 }  // namespace
