@@ -201,6 +201,19 @@ TEST(GraphValidate, APassThatBreaksTheGraphIsCaughtNamingIt) {
   }
 }
 
+TEST(GraphValidate, InferRejectsWhatTheEagerOpRejectsAtEdges) {
+  // linear flattens other ranks to [-1, K]: with K = 0 the eager reshape throws.
+  Tensor x = Tensor::zeros({2, 3, 0}), w = Tensor::zeros({0, 5});
+  EXPECT_THROW(linear(x, w, Tensor()), std::invalid_argument);
+  EXPECT_THROW(ops::infer_op(ops::Attrs("linear").set("activation", "none"), {{DType::f32, {2, 3, 0}}, {DType::f32, {0, 5}}}),
+               std::invalid_argument);
+  // A two-dimensional input takes the kernel directly, which K = 0 allows.
+  EXPECT_EQ(linear(Tensor::zeros({2, 0}), w, Tensor()).shape(), (Shape{2, 5}));
+  EXPECT_EQ(ops::describe(ops::infer_op(ops::Attrs("linear").set("activation", "none"),
+                                        {{DType::f32, {kBatch, 0}}, {DType::f32, {0, 5}}})[0]),
+            "f32[N, 5]");
+}
+
 // Many kinds of node on one traced graph, for the property test below.
 Graph traced_mix() {
   Tensor k = testing::rand_tensor({3, 3, 3, 4}, 11), b = testing::rand_tensor({4}, 12);

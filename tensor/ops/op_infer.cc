@@ -106,6 +106,10 @@ ValueType linear_type(const ValueType& x, const ValueType& w, const ValueType* b
       throw std::invalid_argument(std::string(op) + ": bias " + describe(*bias) + " does not match weights " + describe(w));
     }
   }
+  if (rank(x) != 2 && w.shape[0] == 0) {
+    // linear runs other ranks as a [-1, K] matrix, which reshape cannot make for K = 0.
+    throw std::invalid_argument("reshape: cannot reshape " + describe(x) + " into [-1, 0]");
+  }
   Shape out = x.shape;
   out.back() = w.shape[1];
   return {x.dtype, out};
