@@ -7,6 +7,17 @@
 #include "tensor/ops/registry.h"
 
 namespace kiln::graph {
+static_assert(kBatch == ops::kSymbolicBatch, "a graph's batch is what shape inference calls the symbolic batch");
+
+namespace {
+ops::ValueType type_of(const Value& v) { return {v.dtype, v.shape}; }
+std::string inputs_string(const std::vector<ops::ValueType>& types) {
+  std::string s;
+  for (size_t i = 0; i < types.size(); ++i) s += (i ? ", " : "") + ops::describe(types[i]);
+  return s;
+}
+}  // namespace
+
 std::string value_type(const Value& v) {
   std::string s = std::string(dtype_name(v.dtype)) + "[";
   for (size_t i = 0; i < v.shape.size(); ++i) {
@@ -43,6 +54,13 @@ void Graph::validate() const {
     check_index(i, where);
     if (defined[i]++) throw std::invalid_argument("graph: value '" + values[i].name + "' is defined twice (" + where + ")");
   };
+  for (const Value& v : values) {
+    try {
+      ops::check_value_type(type_of(v), "value '" + v.name + "'");
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(std::string("graph: ") + e.what());
+    }
+  }
   for (int i : inputs) define(i, "an input");
   for (const Constant& c : constants) {
     define(c.value, "a constant");
@@ -65,12 +83,36 @@ void Graph::validate() const {
     } catch (const std::invalid_argument& e) {
       throw std::invalid_argument("graph: " + where + ": " + e.what());
     }
+    std::vector<ops::ValueType> input_types;
     for (int i : node.inputs) {
       check_index(i, where);
       if (!defined[i]) throw std::invalid_argument("graph: " + where + " uses '" + values[i].name + "' before it is computed");
+      input_types.push_back(type_of(values[i]));
     }
     if (node.outputs.empty()) throw std::invalid_argument("graph: " + where + " has no outputs");
     for (int o : node.outputs) define(o, where);
+    // What the op makes from its inputs' declared types, checked as the eager op checks: a
+    // graph that Graph::run would reject stops here, before any pass or plan sees it.
+    std::vector<ops::ValueType> made;
+    try {
+      made = ops::infer_op(node.call, input_types);
+    } catch (const std::logic_error& e) {  // invalid_argument, and out_of_range for an axis
+      throw std::invalid_argument("graph: " + where + ": " + e.what());
+    } catch (const std::overflow_error& e) {
+      throw std::invalid_argument("graph: " + where + ": " + e.what());
+    }
+    if (made.size() != node.outputs.size()) {
+      throw std::invalid_argument("graph: " + where + " makes " + std::to_string(made.size()) + " outputs, the node lists " +
+                                  std::to_string(node.outputs.size()));
+    }
+    for (size_t k = 0; k < made.size(); ++k) {
+      const Value& declared = values[node.outputs[k]];
+      if (type_of(declared) != made[k]) {
+        throw std::invalid_argument("graph: " + where + " output '" + declared.name + "' is declared " +
+                                    value_type(declared) + " but the op makes " + ops::describe(made[k]) +
+                                    " from its inputs " + inputs_string(input_types));
+      }
+    }
   }
   if (outputs.empty()) throw std::invalid_argument("graph: no outputs");
   for (int o : outputs) {

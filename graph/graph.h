@@ -55,7 +55,12 @@ class Graph {
   std::string to_string() const;
 
   // Throws std::invalid_argument naming what is wrong: indices out of range, a value used
-  // before it is computed or computed twice, an unknown op, a constant without a tensor.
+  // before it is computed or computed twice, an unknown op, a constant without a tensor, a
+  // declared shape with a negative or overflowing dimension, and for each node (as "graph:
+  // node K (op) ..."), what its op would reject (attributes, input dtypes and shapes:
+  // OpDef::infer) or a declared output dtype or shape other than the op makes from its inputs.
+  // The loaders, trace, ONNX import, InferenceModel and every pass run it, so Graph::run,
+  // passes and the inference plan see only graphs whose every node type-checks.
   void validate() const;
 
   const Constant* constant_for(int value) const;

@@ -51,8 +51,21 @@ class Tracer : public autograd::OpObserver {
       graph_.outputs.push_back(value_of(t));
     }
     Graph g = eliminate_dead_code(graph_);
-    g.validate();
-    return g;
+    try {
+      g.validate();
+      return g;
+    } catch (const std::invalid_argument& symbolic) {
+      // The traced code mixed the batch with a size of its own (a constant of the sample's
+      // batch, a slice or reshape across the batch): the graph holds for the sample's batch
+      // only, and says so in its inputs' shapes.
+      Graph fixed = with_fixed_batch(g);
+      try {
+        fixed.validate();
+      } catch (const std::invalid_argument&) {
+        throw symbolic;
+      }
+      return fixed;
+    }
   }
 
  private:
@@ -77,6 +90,13 @@ class Tracer : public autograd::OpObserver {
     // Literals are copied: the traced code may reuse their memory after the trace.
     graph_.constants.push_back({v, is_variable, is_variable ? var->second.second : t.clone_detached()});
     return v;
+  }
+
+  Graph with_fixed_batch(Graph g) const {
+    for (Value& v : g.values) {
+      if (!v.shape.empty() && v.shape[0] == kBatch) v.shape[0] = batch_;
+    }
+    return g;
   }
 
   ops::Attrs symbolic_reshape(const ops::Attrs& call, const Tensor& input) const {

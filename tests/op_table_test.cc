@@ -908,6 +908,27 @@ void check_trace(const Row& row, size_t k) {
   EXPECT_TRUE(bitwise_equal(replay[0], eager)) << g.to_string();
 }
 
+std::vector<ops::ValueType> types_of(const std::vector<Tensor>& inputs) {
+  std::vector<ops::ValueType> types;
+  for (const Tensor& t : inputs) types.push_back({t.dtype(), t.shape()});
+  return types;
+}
+
+// Shape inference (OpDef::infer, what Graph::validate runs) gives the eager output's dtype
+// and shape.
+void check_infer(const Row& row, size_t k) {
+  for (DType dtype : {DType::f32, DType::bf16}) {
+    if (dtype == DType::bf16 && !row.bf16) continue;
+    const Case& c = row.cases[k];
+    std::vector<Tensor> inputs = make_inputs(c, k, dtype);
+    SCOPED_TRACE(describe(c, inputs));
+    Tensor eager = run(c, inputs);
+    std::vector<ops::ValueType> inferred = ops::infer_op(c.attrs, types_of(inputs));
+    ASSERT_EQ(inferred.size(), 1u);
+    EXPECT_EQ(ops::describe(inferred[0]), eager.describe());
+  }
+}
+
 // The exception must be one of the two a caller can expect, and say what was wrong.
 void expect_rejected(const Case& c, const std::vector<Tensor>& inputs, const std::string& what) {
   SCOPED_TRACE(what + ": " + describe(c, inputs));
@@ -924,6 +945,14 @@ void expect_rejected(const Case& c, const std::vector<Tensor>& inputs, const std
   bool named = message.find(c.attrs.op()) != std::string::npos;
   for (const Tensor& t : inputs) named = named || (t.defined() && message.find(t.describe()) != std::string::npos);
   EXPECT_TRUE(named) << "the message names neither the op nor an input's shape: " << message;
+  // Shape inference rejects what the eager op rejects (a graph value is never undefined).
+  if (std::any_of(inputs.begin(), inputs.end(), [](const Tensor& t) { return !t.defined(); })) return;
+  try {
+    ops::infer_op(c.attrs, types_of(inputs));
+    ADD_FAILURE() << c.attrs.op() << ": shape inference accepted " << what << " that the eager op rejects: " << message;
+  } catch (const std::invalid_argument&) {
+  } catch (const std::out_of_range&) {
+  }
 }
 
 class OpRow : public ::testing::TestWithParam<size_t> {
@@ -947,6 +976,8 @@ TEST_P(OpRow, ForwardBf16) {
 TEST_P(OpRow, Gradients) { each_case("gradients", row().differentiable ? check_gradients : check_no_gradient); }
 
 TEST_P(OpRow, TraceIsOneNodeThatReplaysBitwise) { each_case("trace", check_trace); }
+
+TEST_P(OpRow, InferGivesTheEagerOutputType) { each_case("infer", check_infer); }
 
 TEST_P(OpRow, BadInputThrowsNamingOpOrShapes) {
   const Case& c = row().cases[0];

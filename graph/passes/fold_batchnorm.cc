@@ -81,7 +81,7 @@ graph::Graph fold_batchnorm(const graph::Graph& in) {
     erase[k] = true;
   }
   erase_nodes(g, erase);
-  return g;
+  return validated_result("fold_batchnorm", std::move(g));
 }
 
 }  // namespace kiln::graph::passes

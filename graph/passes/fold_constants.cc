@@ -25,7 +25,7 @@ graph::Graph fold_constants(const graph::Graph& in) {
     erase[k] = true;
   }
   erase_nodes(g, erase);
-  return g;
+  return validated_result("fold_constants", std::move(g));
 }
 
 }  // namespace kiln::graph::passes

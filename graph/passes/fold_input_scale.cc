@@ -48,7 +48,7 @@ graph::Graph fold_input_scale(const graph::Graph& in) {
     erase[k] = true;
   }
   erase_nodes(g, erase);
-  return g;
+  return validated_result("fold_input_scale", std::move(g));
 }
 
 }  // namespace kiln::graph::passes

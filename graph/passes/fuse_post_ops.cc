@@ -90,7 +90,7 @@ graph::Graph fuse_post_ops(const graph::Graph& in) {
     g.nodes[last] = fused;
   }
   erase_nodes(g, erase);
-  return g;
+  return validated_result("fuse_post_ops", std::move(g));
 }
 
 }  // namespace kiln::graph::passes

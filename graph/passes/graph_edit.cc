@@ -1,5 +1,7 @@
 #include "graph/passes/graph_edit.h"
 
+#include <stdexcept>
+
 namespace kiln::graph::passes {
 
 std::vector<int> use_counts(const graph::Graph& g) {
@@ -50,6 +52,15 @@ void erase_nodes(graph::Graph& g, const std::vector<bool>& erase) {
     if (!erase[k]) kept.push_back(std::move(g.nodes[k]));
   }
   g.nodes = std::move(kept);
+}
+
+graph::Graph validated_result(const char* pass, graph::Graph g) {
+  try {
+    g.validate();
+  } catch (const std::invalid_argument& e) {
+    throw std::logic_error(std::string(pass) + " made an invalid graph from a valid one: " + e.what());
+  }
+  return g;
 }
 
 }  // namespace kiln::graph::passes

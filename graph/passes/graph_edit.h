@@ -19,6 +19,11 @@ const Tensor* constant_tensor(const graph::Graph& g, int value);
 int add_literal(graph::Graph& g, const std::string& name, const Tensor& tensor);
 // Every node input and graph output reading `from` reads `to` instead.
 void replace_uses(graph::Graph& g, int from, int to);
+// A pass's result after Graph::validate: every pass ends with it. Passes take valid graphs
+// (InferenceModel and the loaders validate), so an invalid result is the pass's own bug,
+// thrown as std::logic_error naming the pass. It costs one inference walk over the nodes
+// (benchmarks/graph_validate_bench measures it against the passes themselves).
+graph::Graph validated_result(const char* pass, graph::Graph g);
 // Drops the nodes whose flag is set, keeping the order of the rest.
 void erase_nodes(graph::Graph& g, const std::vector<bool>& erase);
 

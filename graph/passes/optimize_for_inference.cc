@@ -5,6 +5,7 @@
 #include "graph/passes/fold_constants.h"
 #include "graph/passes/fold_input_scale.h"
 #include "graph/passes/fuse_post_ops.h"
+#include "graph/passes/graph_edit.h"
 #include "graph/passes/remove_identities.h"
 
 namespace kiln::graph::passes {
@@ -16,9 +17,7 @@ graph::Graph optimize_for_inference(const graph::Graph& g) {
   out = fold_batchnorm(out);
   out = fuse_post_ops(out);
   out = fold_input_scale(out);
-  out = graph::eliminate_dead_code(out);
-  out.validate();
-  return out;
+  return validated_result("optimize_for_inference", graph::eliminate_dead_code(out));
 }
 
 }  // namespace kiln::graph::passes

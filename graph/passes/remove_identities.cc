@@ -31,7 +31,7 @@ graph::Graph remove_identities(const graph::Graph& in) {
     erase[k] = true;
   }
   erase_nodes(g, erase);
-  return g;
+  return validated_result("remove_identities", std::move(g));
 }
 
 }  // namespace kiln::graph::passes

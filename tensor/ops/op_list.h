@@ -2,8 +2,9 @@
 // The one list of op kinds. OpKind (op_kind.h), the op table (op_table.cc), every backend's
 // decision (Graph::run, the inference plan, ONNX export and import, quantization) and the
 // support matrix (docs/support_matrix.md) are made from it. Adding an op: a row here, its
-// family file, its row in op_table.cc and tests/op_table_test.cc, and then a decision in every
-// backend, which the compiler asks for (each backend switches on OpKind with -Werror=switch).
+// family file, its cases in op_table.cc (how it runs) and op_infer.cc (its output types),
+// its row in tests/op_table_test.cc, and then a decision in every backend, which the
+// compiler asks for (each backend switches on OpKind with -Werror=switch).
 //
 // X(name, attrs, min_inputs, max_inputs, differentiable)
 //   name:  the registered kind, as graphs, tapes and traces spell it;

@@ -143,7 +143,8 @@ RunFn run_of(OpKind kind) {
 std::vector<OpDef> build_table() {
   std::vector<OpDef> t;
 #define KILN_OP_ROW(name, attrs, min_inputs, max_inputs, differentiable) \
-  t.push_back({OpKind::name, #name, min_inputs, max_inputs, differentiable, run_of(OpKind::name)});
+  t.push_back({OpKind::name, #name, min_inputs, max_inputs, differentiable, run_of(OpKind::name), \
+             infer_function_of(OpKind::name)});
   KILN_OPS(KILN_OP_ROW)
 #undef KILN_OP_ROW
   return t;

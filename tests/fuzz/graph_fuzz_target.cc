@@ -1,6 +1,7 @@
 // Fuzz target for the graph loader (graph/graph_io.h). An accepted graph must re-serialise to
 // the same bytes (version 1 has one encoding) and, fed a small input, run or fail cleanly: a
-// hostile graph reaches the ops with hostile attributes.
+// hostile graph reaches the ops with hostile attributes. The loader validated every node, so
+// Graph::run may fail only on data (a label out of range), and makes the declared types.
 #include <cstdio>
 
 #include "graph/graph_io.h"
@@ -31,12 +32,24 @@ int kiln_fuzz_graph(const uint8_t* data, size_t size) {
     if (n > 4096) return 1;  // too big to run as a fuzz case
     feeds.push_back(Tensor::zeros(s, g.values[i].dtype));
   }
-  fuzz::accepts(kFormat, source, [&] {
+  std::vector<Tensor> outputs;
+  bool ran = fuzz::accepts(kFormat, source, [&] {
     try {
-      g.run(feeds);
+      outputs = g.run(feeds);
+    } catch (const std::invalid_argument& e) {
+      // parse_graph validated every node's types: what Graph::run rejects, validation must have.
+      fuzz::bug(kFormat, std::string("Graph::run rejected a graph that validation accepted: ") + e.what());
+      throw std::runtime_error(source + ": " + e.what());
     } catch (const std::exception& e) {
       throw std::runtime_error(source + ": " + e.what());  // ops name the op, not the file
     }
   });
+  for (size_t k = 0; ran && k < outputs.size(); ++k) {
+    const graph::Value& declared = g.values[g.outputs[k]];
+    if (!graph::accepts(declared, outputs[k])) {
+      fuzz::bug(kFormat, "output '" + declared.name + "' is declared " + graph::value_type(declared) +
+                             " but Graph::run made " + outputs[k].describe());
+    }
+  }
   return 1;
 }

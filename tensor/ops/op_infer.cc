@@ -1,0 +1,537 @@
+// Shape and dtype inference for every op kind: OpDef::infer, one case per kind of infer_of's
+// switch (no default: a kind without a case does not compile, -Werror=switch). Each case
+// checks what the eager op checks, in its order and with its message, on dtypes and shapes
+// alone, and gives the output types the eager op would make. The kernels' own arithmetic is
+// reused where it is shared (conv_geometry, plan_spatial, broadcast_shapes, normalize_axis);
+// a leading kSymbolicBatch dimension propagates as the batch.
+#include <limits>
+#include <stdexcept>
+
+#include "tensor/ops/conv_geometry.h"
+#include "tensor/ops/op_attrs.h"
+#include "tensor/ops/registry.h"
+
+namespace kiln::ops {
+namespace {
+
+using Types = std::vector<ValueType>;
+
+bool is_int8(DType d) { return d == DType::u8 || d == DType::s8; }
+int rank(const ValueType& v) { return static_cast<int>(v.shape.size()); }
+bool batched(const ValueType& v) { return !v.shape.empty() && v.shape[0] == kSymbolicBatch; }
+
+// The number of elements outside the batch dimension (all of them for an unbatched value);
+// throws when it overflows.
+int64_t known_elements(const ValueType& v, const char* op) {
+  Shape s = v.shape;
+  if (batched(v)) s[0] = 1;
+  checked_nbytes(s, 1, op);
+  return numel(s);
+}
+
+void check_floating(const ValueType& v, const char* op) {
+  if (!is_floating(v.dtype)) {
+    throw std::invalid_argument(std::string(op) + ": expected a floating tensor (f32 or bf16), got " + describe(v));
+  }
+}
+void check_same_dtype(const ValueType& a, const ValueType& b, const char* op) {
+  if (a.dtype != b.dtype) throw std::invalid_argument(std::string(op) + ": dtypes differ: " + describe(a) + " vs " + describe(b));
+}
+void check_rank(const ValueType& v, int r, const char* op, const char* what) {
+  if (rank(v) != r) {
+    throw std::invalid_argument(std::string(op) + ": " + what + " must have rank " + std::to_string(r) + ", got " +
+                                describe(v));
+  }
+}
+// The batch dimension is a size no attribute can name: an op that would cut or grow it.
+[[noreturn]] void batch_axis(const char* op, const ValueType& v, const std::string& what) {
+  throw std::invalid_argument(std::string(op) + ": " + what + " of " + describe(v) +
+                              " acts on the batch dimension N, whose size the graph does not fix");
+}
+
+Types one(ValueType v) { return Types{std::move(v)}; }
+
+Types binary_type(const Types& in, const char* op) {
+  check_same_dtype(in[0], in[1], op);
+  if (!is_floating(in[0].dtype)) {
+    throw std::invalid_argument(std::string(op) + ": expected f32 or bf16 inputs, got " + describe(in[0]) + " and " +
+                                describe(in[1]));
+  }
+  // broadcast_shapes keeps the batch (-1) against 1 or itself and rejects it against any other size.
+  return one({in[0].dtype, broadcast_shapes(in[0].shape, in[1].shape, op)});
+}
+
+Types matmul_type(const Types& in) {
+  const ValueType &a = in[0], &b = in[1];
+  bool int8 = is_int8(a.dtype) && b.dtype == DType::s8;
+  if (!int8) {
+    check_floating(a, "matmul");
+    check_floating(b, "matmul");
+    check_same_dtype(a, b, "matmul");
+  }
+  if (rank(a) < 2 || rank(b) < 2) {
+    throw std::invalid_argument("matmul: inputs need rank >= 2, got " + describe(a) + " and " + describe(b));
+  }
+  if (a.shape.back() != b.shape[rank(b) - 2]) {
+    throw std::invalid_argument("matmul: inner dimensions differ: " + describe(a) + " @ " + describe(b));
+  }
+  int n = std::max(rank(a), rank(b));
+  Shape sa(n - rank(a), 1), sb(n - rank(b), 1);
+  sa.insert(sa.end(), a.shape.begin(), a.shape.end());
+  sb.insert(sb.end(), b.shape.begin(), b.shape.end());
+  Shape out(n);
+  for (int i = 0; i < n - 2; ++i) {
+    if (sa[i] != sb[i] && sa[i] != 1 && sb[i] != 1) {
+      throw std::invalid_argument("matmul: batch dimensions of " + describe(a) + " and " + describe(b) +
+                                  " cannot be broadcast");
+    }
+    out[i] = sa[i] == 1 ? sb[i] : sa[i];
+  }
+  out[n - 2] = sa[n - 2];
+  out[n - 1] = sb[n - 1];
+  return one({int8 ? DType::s32 : a.dtype, out});
+}
+
+ValueType linear_type(const ValueType& x, const ValueType& w, const ValueType* bias, const char* op) {
+  check_floating(x, op);
+  check_rank(w, 2, op, "weights");
+  check_same_dtype(x, w, op);
+  if (rank(x) < 1 || x.shape.back() != w.shape[0]) {
+    throw std::invalid_argument(std::string(op) + ": input " + describe(x) + " does not match weights " + describe(w) +
+                                " (expected last input dimension " + std::to_string(w.shape[0]) + ")");
+  }
+  if (bias) {
+    check_floating(*bias, op);
+    if (rank(*bias) != 1 || bias->shape[0] != w.shape[1]) {
+      throw std::invalid_argument(std::string(op) + ": bias " + describe(*bias) + " does not match weights " + describe(w));
+    }
+  }
+  if (rank(x) != 2 && w.shape[0] == 0) {
+    // linear runs other ranks as a [-1, K] matrix, which reshape cannot make for K = 0.
+    throw std::invalid_argument("reshape: cannot reshape " + describe(x) + " into [-1, 0]");
+  }
+  Shape out = x.shape;
+  out.back() = w.shape[1];
+  return {x.dtype, out};
+}
+
+ValueType conv_type(const ValueType& x, const ValueType& w, const ValueType* bias, const Conv2dAttrs& a,
+                    const char* op) {
+  check_floating(x, op);
+  check_rank(x, 4, op, "input (NHWC)");
+  check_rank(w, 4, op, "kernel (HWIO)");
+  if (!(w.dtype == DType::f32 && x.dtype == DType::bf16)) check_same_dtype(x, w, op);
+  std::string shapes = "input " + describe(x) + ", kernel " + describe(w);
+  ConvGeometry g = conv_geometry(x.shape, w.shape, a, op, shapes);
+  if (bias) {
+    check_floating(*bias, op);
+    if (rank(*bias) != 1 || bias->shape[0] != g.o) {
+      throw std::invalid_argument(std::string(op) + ": bias " + describe(*bias) + " does not match " +
+                                  std::to_string(g.o) + " output channels of kernel " + describe(w));
+    }
+  }
+  return {x.dtype, g.dst_shape()};
+}
+
+// The residual of a fused epilogue, added to the output y.
+void check_residual(const ValueType& y, const ValueType& residual, const char* op) {
+  if (residual.shape != y.shape) {
+    throw std::invalid_argument(std::string(op) + ": residual " + shape_str(residual.shape) +
+                                " does not match the output " + shape_str(y.shape));
+  }
+  check_same_dtype(y, residual, "add");
+}
+
+const ValueType* optional(const Types& in, size_t i) { return in.size() > i ? &in[i] : nullptr; }
+
+// qconv2d and qlinear: int8 input and residual, s8 weights with one scale per output channel,
+// the float op in between, then the output dtype.
+ValueType quantized_type(const Types& in, const QuantizedEpilogue& q, const char* op, int weight_rank,
+                         const std::function<ValueType(const ValueType& x, const ValueType& w)>& float_op) {
+  const ValueType &x = in[0], &w = in[1];
+  if (!is_int8(x.dtype)) throw std::invalid_argument(std::string(op) + ": input must be u8 or s8, got " + describe(x));
+  if (w.dtype != DType::s8) throw std::invalid_argument(std::string(op) + ": weights must be s8, got " + describe(w));
+  check_rank(w, weight_rank, op, "weights");
+  if (static_cast<int64_t>(q.w_scales.size()) != w.shape.back()) {
+    throw std::invalid_argument(std::string(op) + ": " + std::to_string(q.w_scales.size()) + " weight scales for " +
+                                std::to_string(w.shape.back()) + " output channels (" + describe(w) + ")");
+  }
+  const ValueType* residual = optional(in, 3);
+  if (residual && !is_int8(residual->dtype)) {
+    throw std::invalid_argument(std::string(op) + ": residual must be u8 or s8, got " + describe(*residual));
+  }
+  ValueType y = float_op({DType::f32, x.shape}, {DType::f32, w.shape});
+  if (residual) check_residual(y, {DType::f32, residual->shape}, op);
+  if (q.out_dtype != DType::f32 && !is_int8(q.out_dtype)) {
+    throw std::invalid_argument(std::string(op) + ": out_dtype must be u8, s8 or f32, got " + dtype_name(q.out_dtype));
+  }
+  return {q.out_dtype, y.shape};
+}
+
+ValueType pool_type(const ValueType& x, const Pool2dAttrs& a, const char* op) {
+  if (!is_int8(x.dtype)) check_floating(x, op);
+  check_rank(x, 4, op, "input (NHWC)");
+  int64_t sh = a.strides[0] ? a.strides[0] : a.pool_size[0];
+  int64_t sw = a.strides[1] ? a.strides[1] : a.pool_size[1];
+  std::string shapes = "input " + describe(x) + ", pool " + shape_str({a.pool_size[0], a.pool_size[1]});
+  SpatialPlan ph = plan_spatial(x.shape[1], a.pool_size[0], sh, 1, a.padding, op, shapes);
+  SpatialPlan pw = plan_spatial(x.shape[2], a.pool_size[1], sw, 1, a.padding, op, shapes);
+  return {x.dtype, {x.shape[0], ph.out, pw.out, x.shape[3]}};
+}
+
+Types batch_norm_type(const Types& in, const char* op) {
+  const ValueType& x = in[0];
+  check_floating(x, op);
+  if (rank(x) < 2) throw std::invalid_argument(std::string(op) + ": input needs rank >= 2, got " + describe(x));
+  int64_t c = x.shape.back();
+  const char* names[] = {"gamma", "beta", "moving mean", "moving variance"};
+  for (size_t i = 1; i < in.size(); ++i) {
+    const ValueType& p = in[i];
+    if (p.dtype != DType::f32 || rank(p) != 1 || p.shape[0] != c) {
+      throw std::invalid_argument(std::string(op) + ": " + names[i - 1] + " must be f32[" + std::to_string(c) +
+                                  "] for input " + describe(x) + ", got " + describe(p));
+    }
+  }
+  return one(x);
+}
+
+Types softmax_type(const ValueType& x, int axis, const char* op) {
+  check_floating(x, op);
+  if (rank(x) == 0) throw std::invalid_argument(std::string(op) + ": scalar input " + describe(x));
+  normalize_axis(axis, rank(x), x.shape, op);
+  return one(x);
+}
+
+Types reduce_type(const ValueType& x, const ReduceAttrs& a, const char* op, bool needs_elements) {
+  check_floating(x, op);
+  std::vector<bool> mask(rank(x), a.axes.empty());
+  for (int axis : a.axes) mask[normalize_axis(axis, rank(x), x.shape, op)] = true;
+  Shape out;
+  for (int i = 0; i < rank(x); ++i) {
+    if (!mask[i]) out.push_back(x.shape[i]);
+    else if (a.keepdims) out.push_back(1);
+  }
+  if (needs_elements && known_elements(x, op) == 0) throw std::invalid_argument(std::string(op) + ": empty input " + describe(x));
+  return one({x.dtype, out});
+}
+
+Types argmax_type(const ValueType& x, int axis) {
+  if (rank(x) == 0) throw std::invalid_argument("argmax: scalar input " + describe(x));
+  int a = normalize_axis(axis, rank(x), x.shape, "argmax");
+  if (x.shape[a] == 0) throw std::invalid_argument("argmax: empty axis in " + describe(x));
+  Shape out = x.shape;
+  out.erase(out.begin() + a);
+  return one({DType::s32, out});
+}
+
+Types sparse_xent_type(const Types& in) {
+  const char* op = "sparse_softmax_cross_entropy";
+  const ValueType &logits = in[0], &labels = in[1];
+  check_rank(logits, 2, op, "logits");
+  if (logits.dtype != DType::f32) {
+    throw std::invalid_argument(std::string(op) + ": expected f32, got " + describe(logits));
+  }
+  check_rank(labels, 1, op, "labels");
+  if (is_floating(labels.dtype)) throw std::invalid_argument(std::string(op) + ": labels must be integers, got " + describe(labels));
+  if (labels.shape[0] != logits.shape[0] || logits.shape[1] == 0) {
+    throw std::invalid_argument(std::string(op) + ": labels " + describe(labels) + " do not match logits " + describe(logits));
+  }
+  return one({DType::f32, {}});
+}
+
+Types one_hot_type(const ValueType& labels, const OneHotAttrs& a) {
+  if (is_floating(labels.dtype)) {
+    throw std::invalid_argument("one_hot: labels must be integers (s32, u8, s8), got " + describe(labels));
+  }
+  if (a.depth <= 0) throw std::invalid_argument("one_hot: depth must be positive, got " + std::to_string(a.depth));
+  Shape out = labels.shape;
+  out.push_back(a.depth);
+  return one({a.dtype, out});
+}
+
+// reshape's shape resolution (shape_ops.cc) with trace's symbolic batch: 0 copies the input's
+// dimension, the batch included, and the element counts outside the batch must agree.
+Types reshape_type(const ValueType& x, const ReshapeAttrs& a) {
+  Shape shape = a.shape;
+  bool batch_out = false;
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (shape[i] == 0 && static_cast<int>(i) < rank(x)) shape[i] = x.shape[i];
+  }
+  // The batch may only be copied into dimension 0 (the input's dimension 0 is the only one).
+  if (batched(x) && !shape.empty() && shape[0] == kSymbolicBatch && !a.shape.empty() && a.shape[0] == 0) {
+    batch_out = true;
+  }
+  int infer = -1;
+  Shape known_dims;
+  for (int i = batch_out ? 1 : 0; i < static_cast<int>(shape.size()); ++i) {
+    if (shape[i] == -1) {
+      if (infer >= 0) throw std::invalid_argument("reshape: more than one -1 in " + shape_str(a.shape));
+      infer = i;
+    } else if (shape[i] < 0) {
+      throw std::invalid_argument("reshape: invalid dimension in " + shape_str(a.shape));
+    } else {
+      known_dims.push_back(shape[i]);
+    }
+  }
+  checked_nbytes(known_dims, 1, "reshape: target shape " + shape_str(a.shape));
+  const int64_t known = numel(known_dims), elements = known_elements(x, "reshape");
+  auto fail = [&] {
+    throw std::invalid_argument("reshape: cannot reshape " + describe(x) + " (" + (batched(x) ? "N x " : "") +
+                                std::to_string(elements) + " elements) into " + shape_str(a.shape));
+  };
+  if (batched(x) && !batch_out) {
+    // N x elements must equal known (x the -1) for every batch: only a -1 standing for the
+    // batch itself can say so, and a graph value has no dimension "a multiple of N".
+    if (infer < 0 || known != elements) fail();
+    shape[infer] = kSymbolicBatch;
+    return one({x.dtype, shape});
+  }
+  if (infer >= 0) {
+    if (known == 0 || elements % known != 0) fail();
+    shape[infer] = elements / known;
+  } else if (known != elements) {
+    fail();
+  }
+  return one({x.dtype, shape});
+}
+
+Types permute_type(const ValueType& x, const std::vector<int>& perm) {
+  if (static_cast<int>(perm.size()) != rank(x)) {
+    throw std::invalid_argument("permute: permutation of length " + std::to_string(perm.size()) + " for tensor " +
+                                describe(x));
+  }
+  if (perm.size() > 64) throw std::invalid_argument("permute: rank above 64 for " + describe(x));
+  std::vector<bool> seen(perm.size());
+  Shape out(perm.size());
+  for (size_t i = 0; i < perm.size(); ++i) {
+    int p = normalize_axis(perm[i], rank(x), x.shape, "permute");
+    if (seen[p]) throw std::invalid_argument("permute: repeated axis in permutation for " + describe(x));
+    seen[p] = true;
+    if (i != 0 && p == 0 && batched(x)) batch_axis("permute", x, "a permutation");
+    out[i] = x.shape[p];
+  }
+  return one({x.dtype, out});
+}
+
+Types slice_type(const ValueType& x, const SliceAttrs& s) {
+  int a = normalize_axis(s.axis, rank(x), x.shape, "slice");
+  int64_t n = x.shape[a], start = s.start, end = s.end;
+  if (s.step <= 0) throw std::invalid_argument("slice: step must be positive, got " + std::to_string(s.step));
+  if (n == kSymbolicBatch) batch_axis("slice", x, "a slice");
+  if (start < 0) start += n;
+  if (end < 0) end += n;
+  end = std::min(end, n);
+  if (start < 0 || start > n || end < start) {
+    throw std::out_of_range("slice: range [" + std::to_string(start) + ", " + std::to_string(end) +
+                            ") is invalid for axis " + std::to_string(s.axis) + " of " + describe(x));
+  }
+  Shape out = x.shape;
+  out[a] = (end - start) / s.step + ((end - start) % s.step != 0);
+  return one({x.dtype, out});
+}
+
+Types broadcast_to_type(const ValueType& x, const Shape& shape) {
+  if (x.shape == shape) return one(x);
+  checked_nbytes(shape, dtype_size(x.dtype), "broadcast_to");
+  Shape full = broadcast_shapes(x.shape, shape, "broadcast_to");
+  if (full != shape) {
+    throw std::invalid_argument("broadcast_to: cannot broadcast " + describe(x) + " to " + shape_str(shape));
+  }
+  return one({x.dtype, shape});
+}
+
+Types concat_type(const Types& in, int axis) {
+  const ValueType& first = in[0];
+  if (rank(first) == 0) throw std::invalid_argument("concat: cannot concatenate scalars");
+  int a = normalize_axis(axis, rank(first), first.shape, "concat");
+  Shape out = first.shape;
+  out[a] = 0;
+  for (const ValueType& t : in) {
+    check_same_dtype(first, t, "concat");
+    if (rank(t) != rank(first)) throw std::invalid_argument("concat: ranks differ: " + describe(first) + " vs " + describe(t));
+    for (int i = 0; i < rank(t); ++i) {
+      if (i != a && t.shape[i] != first.shape[i]) {
+        throw std::invalid_argument("concat: shapes " + describe(first) + " and " + describe(t) + " differ outside axis " +
+                                    std::to_string(axis));
+      }
+    }
+    if (t.shape[a] == kSymbolicBatch) batch_axis("concat", t, "a concatenation");
+    if (__builtin_add_overflow(out[a], t.shape[a], &out[a])) {
+      throw std::invalid_argument("concat: the sizes along axis " + std::to_string(axis) + " overflow");
+    }
+  }
+  return one({first.dtype, out});
+}
+
+template <OpKind K, typename F>
+InferFn typed(F f) {
+  return [f](const Types& in, const Attrs& a) { return f(in, parse_attrs<AttrsOf<K>>(a)); };
+}
+
+InferFn binary(const char* op) {
+  return [op](const Types& in, const Attrs&) { return binary_type(in, op); };
+}
+
+InferFn reduce(const char* op, bool needs_elements) {
+  return [=](const Types& in, const Attrs& a) { return reduce_type(in[0], parse_attrs<ReduceAttrs>(a), op, needs_elements); };
+}
+
+InferFn same_type() {
+  return [](const Types& in, const Attrs&) { return one(in[0]); };
+}
+
+InferFn infer_of(OpKind kind) {
+  using K = OpKind;
+  switch (kind) {
+    case K::add: return binary("add");
+    case K::sub: return binary("sub");
+    case K::mul: return binary("mul");
+    case K::div: return binary("div");
+    case K::maximum: return binary("maximum");
+    case K::minimum: return binary("minimum");
+    case K::add_relu:
+      return [](const Types& in, const Attrs&) {
+        // add_relu checks as add does and broadcasts under its own name.
+        if (in[0].dtype == in[1].dtype && is_floating(in[0].dtype)) {
+          broadcast_shapes(in[0].shape, in[1].shape, "add_relu");
+        }
+        return binary_type(in, "add");
+      };
+    case K::equal: return binary("equal");
+    case K::greater: return binary("greater");
+    case K::greater_equal: return binary("greater_equal");
+    case K::less: return binary("less");
+    case K::matmul:
+      return [](const Types& in, const Attrs&) { return matmul_type(in); };
+    case K::linear:
+      return typed<K::linear>([](const Types& in, const LinearAttrs&) {
+        return one(linear_type(in[0], in[1], optional(in, 2), "linear"));
+      });
+    case K::conv2d:
+      return typed<K::conv2d>([](const Types& in, const Conv2dAttrs& a) {
+        return one(conv_type(in[0], in[1], optional(in, 2), a, "conv2d"));
+      });
+    case K::fused_conv2d:
+      return typed<K::fused_conv2d>([](const Types& in, const FusedConv2dAttrs& a) {
+        if (a.conv.activation != FusedActivation::none) {
+          throw std::invalid_argument("fused_conv2d: the activation belongs to the epilogue, not to the conv attributes");
+        }
+        ValueType y = conv_type(in[0], in[1], optional(in, 2), a.conv, "conv2d");
+        if (const ValueType* r = optional(in, 3)) check_residual(y, *r, "fused_conv2d");
+        return one(y);
+      });
+    case K::fused_linear:
+      return typed<K::fused_linear>([](const Types& in, const FusedLinearAttrs&) {
+        ValueType y = linear_type(in[0], in[1], optional(in, 2), "linear");
+        if (const ValueType* r = optional(in, 3)) check_residual(y, *r, "fused_linear");
+        return one(y);
+      });
+    case K::quantize_linear:
+      return typed<K::quantize_linear>([](const Types& in, const QuantizeAttrs& a) {
+        if (in[0].dtype != DType::f32 && in[0].dtype != DType::bf16) {
+          throw std::invalid_argument("quantize_linear: input must be f32 or bf16, got " + describe(in[0]));
+        }
+        return one({a.dtype, in[0].shape});
+      });
+    case K::dequantize_linear:
+      return typed<K::dequantize_linear>([](const Types& in, const DequantizeAttrs&) {
+        if (!is_int8(in[0].dtype)) throw std::invalid_argument("dequantize_linear: input must be u8 or s8, got " + describe(in[0]));
+        return one({DType::f32, in[0].shape});
+      });
+    case K::qconv2d:
+      return typed<K::qconv2d>([](const Types& in, const QConv2dAttrs& a) {
+        Conv2dAttrs plain = a.conv;
+        plain.activation = FusedActivation::none;
+        const ValueType* bias = optional(in, 2);
+        return one(quantized_type(in, a.q, "qconv2d", 4, [&](const ValueType& x, const ValueType& w) {
+          return conv_type(x, w, bias, plain, "conv2d");
+        }));
+      });
+    case K::qlinear:
+      return typed<K::qlinear>([](const Types& in, const QLinearAttrs& a) {
+        const ValueType* bias = optional(in, 2);
+        return one(quantized_type(in, a.q, "qlinear", 2, [&](const ValueType& x, const ValueType& w) {
+          return linear_type(x, w, bias, "linear");
+        }));
+      });
+    case K::max_pool2d:
+      return typed<K::max_pool2d>([](const Types& in, const Pool2dAttrs& a) { return one(pool_type(in[0], a, "max_pool2d")); });
+    case K::avg_pool2d:
+      return typed<K::avg_pool2d>([](const Types& in, const Pool2dAttrs& a) { return one(pool_type(in[0], a, "avg_pool2d")); });
+    case K::batch_norm:
+      return [](const Types& in, const Attrs&) { return batch_norm_type(in, "batch_norm"); };
+    case K::batch_norm_inference:
+      return [](const Types& in, const Attrs&) { return batch_norm_type(in, "batch_norm_inference"); };
+    case K::softmax:
+      return typed<K::softmax>([](const Types& in, const AxisAttrs& a) { return softmax_type(in[0], a.axis, "softmax"); });
+    case K::log_softmax:
+      return typed<K::log_softmax>([](const Types& in, const AxisAttrs& a) { return softmax_type(in[0], a.axis, "log_softmax"); });
+    case K::sparse_softmax_cross_entropy:
+      return [](const Types& in, const Attrs&) { return sparse_xent_type(in); };
+    case K::reduce_sum: return reduce("reduce_sum", false);
+    case K::reduce_mean: return reduce("reduce_mean", false);
+    case K::reduce_max: return reduce("reduce_max", true);
+    case K::argmax:
+      return typed<K::argmax>([](const Types& in, const AxisAttrs& a) { return argmax_type(in[0], a.axis); });
+    case K::cast:
+      return typed<K::cast>([](const Types& in, const CastAttrs& a) { return one({a.dtype, in[0].shape}); });
+    case K::one_hot:
+      return typed<K::one_hot>([](const Types& in, const OneHotAttrs& a) { return one_hot_type(in[0], a); });
+    case K::reshape:
+      return typed<K::reshape>([](const Types& in, const ReshapeAttrs& a) { return reshape_type(in[0], a); });
+    case K::permute:
+      return typed<K::permute>([](const Types& in, const PermuteAttrs& a) { return permute_type(in[0], a.perm); });
+    case K::slice:
+      return typed<K::slice>([](const Types& in, const SliceAttrs& a) { return slice_type(in[0], a); });
+    case K::contiguous: return same_type();
+    case K::identity: return same_type();
+    case K::broadcast_to:
+      return typed<K::broadcast_to>([](const Types& in, const BroadcastToAttrs& a) { return broadcast_to_type(in[0], a.shape); });
+    case K::concat:
+      return typed<K::concat>([](const Types& in, const AxisAttrs& a) { return concat_type(in, a.axis); });
+    KILN_ELTWISE_OPS(KILN_OP_CASE) {
+      std::string op = op_kind_name(kind);
+      return [op](const Types& in, const Attrs& a) {
+        parse_attrs<EltwiseAttrs>(a);
+        check_floating(in[0], op.c_str());
+        return one(in[0]);
+      };
+    }
+  }
+  throw std::logic_error(std::string("op kind ") + op_kind_name(kind) + " has no shape inference");
+}
+
+}  // namespace
+
+std::string describe(const ValueType& v) {
+  std::string s = std::string(dtype_name(v.dtype)) + "[";
+  for (size_t i = 0; i < v.shape.size(); ++i) {
+    s += (i ? ", " : "") + (i == 0 && v.shape[i] == kSymbolicBatch ? std::string("N") : std::to_string(v.shape[i]));
+  }
+  return s + "]";
+}
+
+void check_value_type(const ValueType& v, const std::string& what) {
+  for (size_t i = 0; i < v.shape.size(); ++i) {
+    if (v.shape[i] < 0 && !(i == 0 && v.shape[i] == kSymbolicBatch)) {
+      throw std::invalid_argument(what + " " + describe(v) + " has dimension " + std::to_string(i) + " of " +
+                                  std::to_string(v.shape[i]));
+    }
+  }
+  Shape s = v.shape;
+  if (!s.empty() && s[0] == kSymbolicBatch) s[0] = 1;
+  checked_nbytes(s, dtype_size(v.dtype), what + " " + describe(v));
+}
+
+InferFn infer_function_of(OpKind kind) { return infer_of(kind); }
+
+std::vector<ValueType> infer_op(const Attrs& call, const std::vector<ValueType>& inputs) {
+  const OpDef& def = op_def(call.kind());
+  check_arity(def, static_cast<int>(inputs.size()));
+  for (size_t i = 0; i < inputs.size(); ++i) check_value_type(inputs[i], def.name + ": input " + std::to_string(i));
+  std::vector<ValueType> out = def.infer(inputs, call);
+  for (const ValueType& v : out) check_value_type(v, def.name + ": output");
+  return out;
+}
+
+}  // namespace kiln::ops
