@@ -64,10 +64,6 @@ inline ops::Attrs to_attrs(const Conv2dAttrs& o) {
   a.set("activation", fused_activation_name(o.activation));
   return a;
 }
-// The largest input size, kernel size, stride, dilation or dilated kernel span a convolution or
-// pooling accepts: oneDNN's kernels index spatial positions in 32 bits.
-constexpr int64_t kMaxSpatialExtent = 2147483647;
-
 
 // Keras/TensorFlow padding arithmetic for one spatial dimension. Throws std::invalid_argument
 // naming op and shapes for a non-positive kernel, stride or dilation, any of them (or the input

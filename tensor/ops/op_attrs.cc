@@ -106,13 +106,15 @@ int32_t zero_point_for(const Reader& r, DType dtype) {
 QuantizedEpilogue quantized_epilogue(const Attrs& a, const Reader& r) {
   r.named("activation", epilogue_from_name);
   r.dtype("out_dtype");
-  QuantizedEpilogue q = quantized_epilogue_from(a);
   r.positive("x_scale");
   r.positive("residual_scale");
   r.positive("out_scale");
-  for (float s : q.w_scales) {
-    if (!(std::isfinite(s) && s > 0.f)) r.fail("w_scales", "holds " + std::to_string(s) + ", expected finite positive floats");
+  for (double s : a.get_floats("w_scales")) {
+    if (!(std::isfinite(s) && s > 0 && s <= std::numeric_limits<float>::max() && static_cast<float>(s) > 0.f)) {
+      r.fail("w_scales", "holds " + std::to_string(s) + ", expected finite positive floats");
+    }
   }
+  QuantizedEpilogue q = quantized_epilogue_from(a);  // checks the rest (tensor/ops/quantized.h)
   if (q.out_dtype == DType::bf16 || q.out_dtype == DType::s32) r.fail("out_dtype", "is " + std::string(dtype_name(q.out_dtype)) + ", expected f32, u8 or s8");
   return q;
 }
