@@ -33,6 +33,17 @@ void on_bug(const char* format, const std::string& what) {
   if (g_bugs++ < 10) ADD_FAILURE() << format << " " << g_label << ": " << what;
 }
 
+// Installs on_bug for one test; on leaving, the test fails if any bug was reported, and the
+// count starts again for the next test.
+struct BugWatch {
+  BugWatch() { set_bug_handler(on_bug); }
+  ~BugWatch() {
+    EXPECT_EQ(g_bugs, 0);
+    set_bug_handler(nullptr);
+    g_bugs = 0;
+  }
+};
+
 std::vector<std::string> traced_seeds() {
   Tensor w = random_uniform({4, 3}, -1.f, 1.f, 1), k = random_uniform({3, 3, 2, 4}, -1.f, 1.f, 2);
   Tensor b = random_uniform({4}, -1.f, 1.f, 3);
@@ -88,7 +99,7 @@ void fix_crc(std::string& b) {
 }
 
 TEST(GraphFuzz, SeedsLoadAndMutationsNeverCrash) {
-  set_bug_handler(on_bug);
+  BugWatch watch;
   size_t checked_in = 0;
   std::vector<std::string> seeds = driver_seeds(traced_seeds(), "graph", "valid-traced", "kgraph", &checked_in);
   EXPECT_GT(checked_in, 0u) << "no checked-in corpus under tests/fuzz/corpus/graph";
@@ -115,7 +126,6 @@ TEST(GraphFuzz, SeedsLoadAndMutationsNeverCrash) {
   }
   std::printf("graph: %d cases, %d accepted, %d rejected\n", cases, accepted, cases - accepted);
   EXPECT_EQ(stale_crc_accepted, 0) << "a changed file with a stale CRC was accepted";
-  EXPECT_EQ(g_bugs, 0);
 }
 
 struct File {
@@ -141,7 +151,7 @@ std::vector<File> read_dir(const std::string& kind) {
 // The crafted files of issue 26 (make_graph_regressions.py). Each must be rejected when loaded,
 // or by both Graph::run and InferenceModel: never a crash, never output from one path only.
 TEST(GraphFuzz, CraftedRegressionsFailCleanlyOnBothPaths) {
-  set_bug_handler(on_bug);
+  BugWatch watch;
   std::vector<File> files = read_dir("regressions");
   ASSERT_FALSE(files.empty()) << "no files under tests/fuzz/regressions/graph";
   for (const File& f : files) {
@@ -154,13 +164,10 @@ TEST(GraphFuzz, CraftedRegressionsFailCleanlyOnBothPaths) {
       EXPECT_NE(a, Agreement::both_ran) << f.name << " loaded and ran on both paths";
     }
   }
-  EXPECT_EQ(g_bugs, 0);
-  set_bug_handler(nullptr);
-  g_bugs = 0;
 }
 
 TEST(GraphFuzz, SeedsRunAlikeOnBothPaths) {
-  set_bug_handler(on_bug);
+  BugWatch watch;
   size_t checked_in = 0;
   std::vector<std::string> seeds = driver_seeds(traced_seeds(), "graph", "valid-traced", "kgraph", &checked_in);
   for (size_t i = 0; i < seeds.size(); ++i) {
@@ -168,16 +175,13 @@ TEST(GraphFuzz, SeedsRunAlikeOnBothPaths) {
     graph::Graph g = graph::parse_graph(seeds[i], g_label);
     EXPECT_EQ(check_run_agreement(g, g_label), Agreement::both_ran) << g_label << ": " << last_disagreement();
   }
-  EXPECT_EQ(g_bugs, 0);
-  set_bug_handler(nullptr);
-  g_bugs = 0;
 }
 
 // Attribute-level mutations (graph_mutators.h) of every seed, each through the loader's own
 // fuzz target (re-serialisation, eager run) and then the property: both paths throw, or both
 // run and agree.
 TEST(GraphFuzz, AttributeMutationsKeepThePathsInAgreement) {
-  set_bug_handler(on_bug);
+  BugWatch watch;
   size_t checked_in = 0;
   std::vector<std::string> seeds = driver_seeds(traced_seeds(), "graph", "valid-traced", "kgraph", &checked_in);
   const char* env = std::getenv("KILN_FUZZ_ATTRIBUTE_CASES");
@@ -214,9 +218,6 @@ TEST(GraphFuzz, AttributeMutationsKeepThePathsInAgreement) {
   std::printf("graph attribute mutations: %d cases:", cases);
   for (const auto& [what, n] : outcomes) std::printf(" %s %d;", what.c_str(), n);
   std::printf("\n");
-  EXPECT_EQ(g_bugs, 0);
-  set_bug_handler(nullptr);
-  g_bugs = 0;
 }
 
 }  // namespace
