@@ -148,7 +148,7 @@ graph::Graph quantize_graph(const graph::Graph& in, const std::map<int, Activati
       }
       // w8, not w: add_literal above may have moved the constants w refers into.
       check_quantized_epilogue(q, w8.shape().empty() ? 0 : w8.shape().back(),
-                               "quantize_graph: node " + std::to_string(k) + " (" + op + ")");
+                               "quantize_graph: node " + std::to_string(k) + " (" + n.call.op() + ")");
       ops::Attrs attrs;
       if (role_of(n) == Int8Role::conv) {
         attrs = qconv2d_attrs(conv_geometry_of(n), q);
