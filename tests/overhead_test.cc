@@ -182,6 +182,38 @@ TEST(Profiler, CountsPrimitivesAndKernelsOnlyWhileOn) {
   EXPECT_EQ(prof::totals().primitive_calls, 0u);
 }
 
+// A layout oneDNN cannot describe (a step slice of the last axis interleaves the strides) must
+// be refused on every lookup. The memory-object cache once stored the key before building the
+// memory, so after a refused build the slot answered the next lookup of that key with the
+// memory of whatever tensor had held it: a strided view read through another descriptor.
+TEST(MemoryCache, ARefusedLayoutLeavesNoSlotBehind) {
+  // Occupy every slot of both ways first, so the refused key's slot holds another memory.
+  std::vector<Tensor> fillers;
+  for (int i = 0; i < 2048; ++i) {
+    fillers.push_back(Tensor::zeros({1 + i % 64, 1 + i / 64}));
+    onednn::memory_of(fillers.back());
+  }
+  Tensor big = Tensor::zeros({300, 500});
+  Tensor view = slice(big, 1, 1, 500, 3);  // [300, 167], strides [500, 3]
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    EXPECT_THROW(onednn::memory_of(view), std::invalid_argument) << "attempt " << attempt;
+  }
+  // And an op that reads such a view copies the right elements, however often it sees it.
+  std::vector<float> values(300 * 500);
+  for (size_t i = 0; i < values.size(); ++i) values[i] = static_cast<float>(i % 9973);
+  Tensor source = Tensor::from_vector(values, {300, 500});
+  Tensor strided = slice(source, 1, 1, 500, 3);
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    std::vector<float> got = contiguous(strided).to_vector();
+    ASSERT_EQ(got.size(), 300u * 167u);
+    size_t wrong = 0;
+    for (int r = 0; r < 300; ++r) {
+      for (int c = 0; c < 167; ++c) wrong += got[r * 167 + c] != values[r * 500 + 1 + 3 * c];
+    }
+    EXPECT_EQ(wrong, 0u) << "attempt " << attempt;
+  }
+}
+
 TEST(PrimitiveCacheKey, DistinguishesExactValuesAndDescribesItself) {
   using onednn::KeyBuilder;
   // The old text keys printed floats with six decimals, so these two were one key.

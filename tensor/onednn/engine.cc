@@ -123,11 +123,15 @@ class MemoryCache {
         return set[way].memory;
       }
     }
+    // Built before the slot changes: make_desc() throws for a layout oneDNN cannot describe,
+    // and a slot holding the new key with its old memory would hand that memory to the next
+    // lookup of the key (a strided view read through another tensor's descriptor).
+    dnnl::memory memory(make_desc(), cpu_engine(), data);
     Slot& victim = set[set[0].recent ? 1 : 0];
     set[0].recent = &victim == &set[0];
     victim.key = key;
-    victim.memory = dnnl::memory(make_desc(), cpu_engine(), data);
-    return victim.memory;
+    victim.memory = memory;
+    return memory;
   }
 
  private:
