@@ -245,7 +245,7 @@ std::unique_ptr<InferenceModel> quantize(const graph::Graph& traced, const data:
                        std::to_string(best->relative_drop * 100) + "% drop)";
     throw AccuracyNotMet(what, *best, rep.baseline);
   }
-  return std::move(chosen);
+  return chosen;
 }
 
 std::unique_ptr<InferenceModel> quantize(nn::Model& model, const data::Dataset& calib, const QuantizeOptions& options,
