@@ -9,7 +9,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <regex>
@@ -22,6 +21,7 @@
 #include "kiln.h"
 #include "runtime_export/inference_model.h"
 #include "runtime_export/model_file.h"
+#include "base/files.h"
 #include "tests/ort_runner.h"
 #include "tests/temp_path.h"
 
@@ -33,13 +33,6 @@ namespace fs = std::filesystem;
 std::vector<std::string>& listed_examples() {
   static std::vector<std::string> names;
   return names;
-}
-
-std::string read_text(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 std::string shell_quoted(const std::string& s) { return "'" + s + "'"; }
@@ -67,7 +60,7 @@ ExampleRun run_example(const std::string& name, Launch launch, const std::vector
   int status = std::system((cmd + " > " + shell_quoted(log) + " 2>&1").c_str());
   ExampleRun run;
   run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  run.output = read_text(log);
+  run.output = base::read_file(log);
   return run;
 }
 
@@ -211,7 +204,7 @@ TEST(Examples, EveryProgramIsRun) {
   const std::regex defines_main(R"(\bint\s+main\s*\()");
   for (const fs::directory_entry& e : fs::directory_iterator("examples")) {
     if (e.path().extension() != ".cc") continue;
-    if (std::regex_search(read_text(e.path()), defines_main)) programs.insert(e.path().stem().string());
+    if (std::regex_search(base::read_file(e.path().string()), defines_main)) programs.insert(e.path().stem().string());
   }
   EXPECT_FALSE(programs.empty()) << "no examples/*.cc with a main() in the runfiles";
   for (const std::string& p : programs) {
