@@ -28,7 +28,8 @@ struct ConvCase {
 Conv2dAttrs options_of(const ConvCase& c) {
   Conv2dAttrs o;
   o.strides = c.p.strides;
-  o.padding = c.p.same ? Padding::same : Padding::valid;
+  o.padding = c.p.explicit_pads ? Padding::explicit_pads : c.p.same ? Padding::same : Padding::valid;
+  o.pads = c.p.pads;
   o.dilation = c.p.dilation;
   o.groups = c.p.groups;
   o.activation = c.fuse_relu ? FusedActivation::relu : FusedActivation::none;
@@ -44,6 +45,10 @@ const ConvCase kCases[] = {
     {"groups2", {1, 5, 5, 4}, {3, 3, 2, 6}, {{1, 1}, true, {1, 1}, 2}, true},
     {"depthwise", {1, 5, 5, 3}, {3, 3, 1, 3}, {{1, 1}, true, {1, 1}, 3}, false},
     {"pointwise_relu", {2, 4, 4, 8}, {1, 1, 8, 16}, {}, true, true},
+    // PyTorch padding / ONNX pads {top, left, bottom, right}: uneven, and wider than the kernel.
+    {"explicit_uneven", {2, 6, 7, 3}, {3, 3, 3, 4}, {{1, 1}, false, {1, 1}, 1, true, {1, 0, 2, 1}}, true},
+    {"explicit_stride2_dilated", {1, 7, 8, 2}, {3, 2, 2, 5}, {{2, 2}, false, {2, 1}, 1, true, {4, 1, 0, 3}}, false},
+    {"explicit_depthwise", {1, 5, 5, 3}, {3, 3, 1, 6}, {{2, 1}, false, {1, 1}, 3, true, {0, 2, 1, 0}}, true},
 };
 
 class ConvTest : public ::testing::TestWithParam<ConvCase> {};
@@ -269,6 +274,23 @@ TEST(Conv, HugeGeometryIsRefusedBeforeAnyArithmetic) {
   EXPECT_THROW(ops::parse_attrs<Pool2dAttrs>(ops::Attrs(pool).set("pool_size", std::vector<int64_t>{INT64_MAX, 2})),
                std::invalid_argument);
   EXPECT_THROW(ops::parse_attrs<Pool2dAttrs>(ops::Attrs(pool).set("strides", std::vector<int64_t>{-1, 2})), std::invalid_argument);
+  // Explicit pads: only with padding 'explicit', four of them, each in [0, 2^31 - 1].
+  Conv2dAttrs padded;
+  padded.padding = Padding::explicit_pads;
+  padded.pads = {1, 2, 3, 4};
+  ops::Attrs explicit_attrs = to_attrs(padded);
+  EXPECT_EQ(ops::parse_attrs<Conv2dAttrs>(explicit_attrs).pads, (Pads2d{1, 2, 3, 4}));
+  refused(ops::Attrs(explicit_attrs).set("pads", std::vector<int64_t>{1, 2, 3}), "'pads'");
+  refused(ops::Attrs(explicit_attrs).set("pads", std::vector<int64_t>{1, -2, 3, 4}), "'pads'");
+  refused(ops::Attrs(explicit_attrs).set("pads", std::vector<int64_t>{1, INT64_MAX, 3, 4}), "'pads'");
+  refused(ops::Attrs(explicit_attrs).set("padding", "same"), "'pads'");
+  refused(ops::Attrs(good).set("padding", "explicit"), "'pads' is missing");
+  refused(ops::Attrs(good).set("padding", "full"), "'padding'");
+  EXPECT_THROW(plan_spatial(5, 3, 1, 1, Padding::explicit_pads, "conv2d", "x", {-1, 0}), std::invalid_argument);
+  EXPECT_THROW(plan_spatial(5, 3, 1, 1, Padding::explicit_pads, "conv2d", "x", {kMaxSpatialExtent, 1}),
+               std::invalid_argument);
+  EXPECT_EQ(plan_spatial(1, 7, 2, 1, Padding::explicit_pads, "conv2d", "x", {3, 3}).out, 1);
+  EXPECT_THROW(plan_spatial(1, 7, 2, 1, Padding::explicit_pads, "conv2d", "x", {3, 2}), std::invalid_argument);
   Conv2dAttrs huge_groups;
   huge_groups.groups = int64_t{1} << 62;
   EXPECT_THROW(conv2d(Tensor::zeros({1, 5, 5, 4}), Tensor::zeros({3, 3, 1, 4}), Tensor(), huge_groups),

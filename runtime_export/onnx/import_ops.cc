@@ -6,6 +6,8 @@
 
 #include "runtime_export/onnx/importer.h"
 #include "tensor/ops/conv.h"
+#include "tensor/ops/op_attrs.h"
+#include "tensor/ops/pool.h"
 #include "tensor/ops/shape_ops.h"
 
 namespace kiln::runtime_export::onnx_io {
@@ -24,7 +26,7 @@ void Importer::conv(const onnx::NodeProto& n, NodeAttrs& a) {
   if (group <= 0 || xs[3] % group != 0 || xs[3] / group != ws[2] || ws[3] % group != 0) {
     fail("group " + std::to_string(group) + " does not fit input " + shape_str(xs) + " and weights " + shape_str(ws));
   }
-  std::string padding = padding_of(a.get_ints("pads", {0, 0, 0, 0}), xs, {ws[0], ws[1]}, strides, dil);
+  const ImportedPadding padding = padding_of(a.get_ints("pads", {0, 0, 0, 0}), xs, {ws[0], ws[1]}, strides, dil);
   a.done();
   std::vector<int> ins{xv, wv};
   if (n.input_size() == 3) {
@@ -36,7 +38,8 @@ void Importer::conv(const onnx::NodeProto& n, NodeAttrs& a) {
     if (g_.values[i].dtype != DType::f32) fail("Conv input '" + g_.values[i].name + "' is not FLOAT");
   }
   ops::Attrs call("conv2d");
-  call.set("strides", strides).set("padding", padding.c_str()).set("dilation", dil);
+  call.set("strides", strides).set("dilation", dil);
+  padding.set_on(call);
   call.set("groups", ops::AttrValue(group)).set("activation", "none");
   Shape out = spatial_out(xs, {ws[0], ws[1]}, strides, dil, padding, ws[3]);
   define(n.output(0), add_node(call, ins, nhwc_name(n.output(0)), out, DType::f32), kToNchw);
@@ -55,15 +58,17 @@ void Importer::pool(const onnx::NodeProto& n, NodeAttrs& a) {
   if (max && pair_attr(a, "dilations", {1, 1}) != std::vector<int64_t>{1, 1}) fail("dilated pooling is not supported");
   int xv = materialize(x, kToNhwc);
   const Shape xs = g_.values[xv].shape;
-  std::string padding = padding_of(a.get_ints("pads", {0, 0, 0, 0}), xs, kernel, strides, {1, 1});
-  if (!max && a.get_int("count_include_pad", 0) != 0 && padding != "valid") {
+  const ImportedPadding padding = padding_of(a.get_ints("pads", {0, 0, 0, 0}), xs, kernel, strides, {1, 1});
+  if (!max && a.get_int("count_include_pad", 0) != 0 && padding.padding != Padding::valid) {
     fail("count_include_pad=1 with padding (Kiln averages over the real cells only)");
   }
   a.done();
   if (g_.values[xv].dtype != DType::f32) fail("pooling input is not FLOAT");
   ops::Attrs call(max ? "max_pool2d" : "avg_pool2d");
-  call.set("pool_size", kernel).set("strides", strides).set("padding", padding.c_str());
-  Shape out = spatial_out(xs, kernel, strides, {1, 1}, padding, xs[3]);
+  call.set("pool_size", kernel).set("strides", strides);
+  padding.set_on(call);
+  const Pool2dPlan geometry = plan_pool2d(xs, ops::parse_attrs<Pool2dAttrs>(call), call.op().c_str(), shape_str(xs));
+  Shape out{xs[0], geometry.h.out, geometry.w.out, xs[3]};
   define(n.output(0), add_node(call, {xv}, nhwc_name(n.output(0)), out, DType::f32), kToNchw);
 }
 

@@ -25,8 +25,26 @@ Padding padding_from_name(const std::string& name) {
   throw std::invalid_argument("unknown padding '" + name + "' (expected 'valid' or 'same')");
 }
 
+Padding op_padding_from_name(const std::string& name) {
+  if (name == "explicit") return Padding::explicit_pads;
+  if (name == "valid" || name == "same") return padding_from_name(name);
+  throw std::invalid_argument("unknown padding '" + name + "' (expected 'valid', 'same' or 'explicit')");
+}
+
+const char* padding_name(Padding padding) {
+  switch (padding) {
+    case Padding::valid:
+      return "valid";
+    case Padding::same:
+      return "same";
+    case Padding::explicit_pads:
+      return "explicit";
+  }
+  return "?";
+}
+
 SpatialPlan plan_spatial(int64_t in, int64_t kernel, int64_t stride, int64_t dilation, Padding padding,
-                         const char* op, const std::string& shapes) {
+                         const char* op, const std::string& shapes, std::array<int64_t, 2> explicit_pads) {
   if (stride <= 0 || dilation <= 0 || kernel <= 0) {
     throw std::invalid_argument(std::string(op) + ": kernel, strides and dilation must be positive (" + shapes + ")");
   }
@@ -53,6 +71,24 @@ SpatialPlan plan_spatial(int64_t in, int64_t kernel, int64_t stride, int64_t dil
     int64_t total = std::max<int64_t>((p.out - 1) * stride + span - in, 0);
     p.pad_before = total / 2;
     p.pad_after = total - p.pad_before;
+  } else if (padding == Padding::explicit_pads) {
+    for (int64_t pad : explicit_pads) {
+      if (pad < 0) {
+        throw std::invalid_argument(std::string(op) + ": negative padding " + std::to_string(pad) + " (" + shapes + ")");
+      }
+      check_fits(pad, "padding");
+    }
+    const int64_t padded = in + explicit_pads[0] + explicit_pads[1];  // each term below 2^31
+    check_fits(padded, "padded input size");
+    if (padded < span) {
+      throw std::invalid_argument(std::string(op) + ": window of " + std::to_string(span) +
+                                  " does not fit input size " + std::to_string(in) + " padded by " +
+                                  std::to_string(explicit_pads[0]) + " and " + std::to_string(explicit_pads[1]) +
+                                  " (" + shapes + ")");
+    }
+    p.out = (padded - span) / stride + 1;
+    p.pad_before = explicit_pads[0];
+    p.pad_after = explicit_pads[1];
   } else {
     if (in < span) {
       throw std::invalid_argument(std::string(op) + ": window of " + std::to_string(span) +
