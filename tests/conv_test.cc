@@ -90,6 +90,68 @@ TEST(Conv, ReorderedWeightsFollowInPlaceUpdates) {
   for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(b[i], 2 * a[i], 1e-4 + 1e-4 * std::fabs(a[i]));
 }
 
+// depthwise_conv2d takes Keras's DepthwiseConv2D kernel [KH, KW, C, dm]: output channel
+// c * dm + m reads input channel c, which is the grouped conv (groups = C) of the same buffer
+// seen as [KH, KW, 1, C * dm] in the reference.
+TEST(DepthwiseConv, MatchesTheReferenceForwardAndGradients) {
+  struct Case {
+    const char* name;
+    Shape x, w;  // w: [KH, KW, C, dm]
+    Conv2dAttrs attrs;
+    bool bias;
+  };
+  const Case cases[] = {
+      {"dm1_same", {2, 6, 7, 4}, {3, 3, 4, 1}, {.padding = Padding::same}, true},
+      {"dm3_stride2_valid", {1, 7, 6, 2}, {3, 2, 2, 3}, {.strides = {2, 2}}, false},
+      {"dm2_dilated_explicit", {1, 6, 6, 3}, {3, 3, 3, 2}, {.padding = Padding::explicit_pads, .pads = {2, 1, 0, 1}, .dilation = {2, 1}}, true},
+      {"dm1_relu", {1, 5, 5, 8}, {3, 3, 8, 1}, {.padding = Padding::same, .activation = FusedActivation::relu}, true},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    ref::ConvParams p{c.attrs.strides, c.attrs.padding == Padding::same, c.attrs.dilation, c.x[3],
+                      c.attrs.padding == Padding::explicit_pads, c.attrs.pads};
+    const Shape grouped{c.w[0], c.w[1], 1, c.w[2] * c.w[3]};
+    auto f = [&](const std::vector<Tensor>& x) { return depthwise_conv2d(x[0], x[1], c.bias ? x[2] : Tensor(), c.attrs); };
+    auto r = [&](const std::vector<ref::RefTensor>& x) {
+      ref::RefTensor w = x[1];
+      w.shape = grouped;
+      ref::RefTensor y = ref::conv2d(x[0], w, c.bias ? &x[2] : nullptr, p);
+      if (c.attrs.activation == FusedActivation::relu) y = ref::unary(y, [](double v) { return std::max(v, 0.0); });
+      return y;
+    };
+    std::vector<Tensor> in{rand_tensor(c.x, 31), rand_tensor(c.w, 32)};
+    if (c.bias) in.push_back(rand_tensor({c.w[2] * c.w[3]}, 33));
+    expect_forward_matches(f, r, in, testing::kF32);
+    expect_forward_matches(f, r, in, {6e-2, 3e-2}, DType::bf16);
+    expect_gradients_match(f, r, in);
+  }
+  EXPECT_THROW(depthwise_conv2d(Tensor::zeros({1, 5, 5, 3}), Tensor::zeros({3, 3, 4, 1}), Tensor()), std::invalid_argument);
+  EXPECT_THROW(depthwise_conv2d(Tensor::zeros({1, 5, 5, 4}), Tensor::zeros({3, 3, 4, 1}), Tensor(), {.groups = 2}),
+               std::invalid_argument);
+  EXPECT_THROW(depthwise_conv2d(Tensor::zeros({1, 5, 5, 4}), Tensor::zeros({3, 4, 1}), Tensor()), std::invalid_argument);
+}
+
+// With depth multiplier 1, oneDNN runs all three passes on its depthwise kernels (their names
+// say "dw"), f32 and, where the CPU has AVX-512 BF16, bf16.
+TEST(DepthwiseConv, RunsOnOneDnnDepthwiseKernels) {
+  if (!cpu::isa_available(cpu::Isa::avx512_core)) GTEST_SKIP() << "checked on AVX-512 CPUs";
+  std::vector<DType> dtypes{DType::f32};
+  if (cpu::isa_available(cpu::Isa::avx512_core_bf16)) dtypes.push_back(DType::bf16);
+  for (DType dt : dtypes) {
+    SCOPED_TRACE(dtype_name(dt));
+    Tensor x = cast(rand_tensor({2, 12, 12, 32}, 41), dt), w = cast(rand_tensor({3, 3, 32, 1}, 42), dt);
+    cpu::clear_impl_log();
+    GradientTape tape;
+    tape.watch(x);
+    tape.watch(w);
+    Tensor y = depthwise_conv2d(x, w, Tensor(), {.padding = Padding::same});
+    tape.gradient(reduce_sum(y * y), {x, w});
+    for (const char* op : {"conv2d", "conv2d_backward_data", "conv2d_backward_weights"}) {
+      EXPECT_NE(cpu::last_impl(op).find("dw"), std::string::npos) << op << ": " << cpu::last_impl(op);
+    }
+  }
+}
+
 // set_conv_algorithm(winograd) for one test.
 class WinogradScope {
  public:

@@ -412,6 +412,24 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2d
   return out;
 }
 
+Tensor depthwise_conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Conv2dAttrs attrs) {
+  detail::check_rank(x, 4, "depthwise_conv2d", "input (NHWC)");
+  detail::check_rank(w, 4, "depthwise_conv2d", "kernel [KH, KW, C, depth_multiplier]");
+  const int64_t c = x.shape()[3];
+  if (w.shape()[2] != c) {
+    throw std::invalid_argument("depthwise_conv2d: kernel " + w.describe() + " has " + std::to_string(w.shape()[2]) +
+                                " input channels, input " + x.describe() + " has " + std::to_string(c));
+  }
+  if (attrs.groups != 1 && attrs.groups != c) {
+    throw std::invalid_argument("depthwise_conv2d: groups=" + std::to_string(attrs.groups) +
+                                " (it is the input's channels, " + std::to_string(c) + ")");
+  }
+  if (c == 0) throw std::invalid_argument("depthwise_conv2d: input " + x.describe() + " has no channels");
+  attrs.groups = c;
+  const Shape& k = w.shape();
+  return conv2d(x, reshape(w, {k[0], k[1], 1, k[2] * k[3]}), bias, attrs);
+}
+
 void set_conv_algorithm(ConvAlgorithm algorithm) { conv_algorithm_setting.store(algorithm); }
 ConvAlgorithm conv_algorithm() { return conv_algorithm_setting.load(); }
 

@@ -35,6 +35,15 @@ struct Conv2dAttrs {
 // weights are converted while being reordered for oneDNN, and their gradient comes back in f32.
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dAttrs& options = {});
 
+// Depthwise convolution with Keras's DepthwiseConv2D kernel layout: w [KH, KW, C,
+// depth_multiplier], bias [C * depth_multiplier] or undefined; output channel c * dm + m reads
+// input channel c. Not an op kind of its own: it runs (and records, traces and exports) as
+// conv2d with groups = C over the same buffer seen as [KH, KW, 1, C * dm], which is that
+// conv's HWIO kernel. With depth_multiplier 1 oneDNN runs it, forward and both backward
+// passes, on its depthwise kernels (brdgmm_dw / jit_dw; tests/conv_test checks the names);
+// with larger multipliers on its grouped kernels. attrs.groups must be 1 or C.
+Tensor depthwise_conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Conv2dAttrs attrs = {});
+
 // How f32 3x3 stride-1 convolutions (groups 1) run, forward and backward; process-wide, like
 // torch.backends.cudnn.benchmark.
 //   direct (default): oneDNN's direct kernels on NHWC, whose results PyTorch's CPU
