@@ -7,3 +7,7 @@
 #include "nn/layers/dense.h"
 #include "nn/layers/pooling.h"
 #include "nn/layers/zero_padding.h"
+// Convolution family (issue 21).
+#include "nn/layers/conv1d.h"
+#include "nn/layers/depthwise_conv2d.h"
+#include "nn/layers/separable_conv2d.h"
