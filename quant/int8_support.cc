@@ -8,6 +8,9 @@ namespace kiln::quant {
 Int8Role int8_role(ops::OpKind kind) {
   using K = ops::OpKind;
   switch (kind) {
+    // Grouped and depthwise convolutions too (DepthwiseConv2D, SeparableConv2D run as conv2d
+    // with groups): oneDNN's int8 convolution takes groups, and the per-channel weight scales
+    // run along the outputs, each of which reads one group (tests/conv_layers_test).
     case K::conv2d:
     case K::fused_conv2d:
       return Int8Role::conv;
@@ -50,7 +53,7 @@ Int8Role int8_role(ops::OpKind kind) {
 
 ops::Support int8_support(ops::OpKind kind) {
   switch (int8_role(kind)) {
-    case Int8Role::conv: return ops::supported("qconv2d (s8 weights per channel)");
+    case Int8Role::conv: return ops::supported("qconv2d (s8 weights per channel; grouped and depthwise too)");
     case Int8Role::dense: return ops::supported("qlinear (s8 weights per channel)");
     case Int8Role::passthrough: return ops::supported("runs on int8 data");
     case Int8Role::already_int8: return ops::supported("kept (already int8)");

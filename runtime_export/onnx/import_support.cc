@@ -24,9 +24,9 @@ ops::Support onnx_import_support(ops::OpKind kind) {
     case K::less: return supported("Less + Cast");
     case K::matmul: return supported("MatMul");
     case K::linear: return supported("Gemm");
-    case K::conv2d: return supported("Conv");
-    case K::max_pool2d: return supported("MaxPool");
-    case K::avg_pool2d: return supported("AveragePool");
+    case K::conv2d: return supported("Conv (any pads, group)");
+    case K::max_pool2d: return supported("MaxPool (any pads below the kernel)");
+    case K::avg_pool2d: return supported("AveragePool (any pads below the kernel, count_include_pad=0)");
     case K::batch_norm_inference: return supported("BatchNormalization");
     case K::softmax: return supported("Softmax");
     case K::log_softmax: return supported("LogSoftmax");
