@@ -64,6 +64,11 @@ void Exporter::write_pool(const Node& n) {
   SpatialPlan ph = plan_spatial(xs[1], p.pool_size[0], sh, 1, p.padding, n.call.op().c_str(), shape_str(xs));
   SpatialPlan pw = plan_spatial(xs[2], p.pool_size[1], sw, 1, p.padding, n.call.op().c_str(), shape_str(xs));
   const bool max = n.call.is(ops::OpKind::max_pool2d);
+  if (p.pool_size[0] == xs[1] && p.pool_size[1] == xs[2] && ph.out == 1 && pw.out == 1 && ph.pad_before == 0 &&
+      ph.pad_after == 0 && pw.pad_before == 0 && pw.pad_after == 0) {  // one window over the whole image
+    emit(max ? "GlobalMaxPool" : "GlobalAveragePool", {nchw(x)}, {out(n.outputs[0], true)});
+    return;
+  }
   auto* node = emit(max ? "MaxPool" : "AveragePool", {nchw(x)}, {out(n.outputs[0], true)});
   set_attr(node, "kernel_shape", std::vector<int64_t>{p.pool_size[0], p.pool_size[1]});
   set_attr(node, "strides", std::vector<int64_t>{sh, sw});
