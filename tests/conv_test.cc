@@ -28,7 +28,8 @@ struct ConvCase {
 Conv2dAttrs options_of(const ConvCase& c) {
   Conv2dAttrs o;
   o.strides = c.p.strides;
-  o.padding = c.p.same ? Padding::same : Padding::valid;
+  o.padding = c.p.explicit_pads ? Padding::explicit_pads : c.p.same ? Padding::same : Padding::valid;
+  o.pads = c.p.pads;
   o.dilation = c.p.dilation;
   o.groups = c.p.groups;
   o.activation = c.fuse_relu ? FusedActivation::relu : FusedActivation::none;
@@ -44,6 +45,10 @@ const ConvCase kCases[] = {
     {"groups2", {1, 5, 5, 4}, {3, 3, 2, 6}, {{1, 1}, true, {1, 1}, 2}, true},
     {"depthwise", {1, 5, 5, 3}, {3, 3, 1, 3}, {{1, 1}, true, {1, 1}, 3}, false},
     {"pointwise_relu", {2, 4, 4, 8}, {1, 1, 8, 16}, {}, true, true},
+    // PyTorch padding / ONNX pads {top, left, bottom, right}: uneven, and wider than the kernel.
+    {"explicit_uneven", {2, 6, 7, 3}, {3, 3, 3, 4}, {{1, 1}, false, {1, 1}, 1, true, {1, 0, 2, 1}}, true},
+    {"explicit_stride2_dilated", {1, 7, 8, 2}, {3, 2, 2, 5}, {{2, 2}, false, {2, 1}, 1, true, {4, 1, 0, 3}}, false},
+    {"explicit_depthwise", {1, 5, 5, 3}, {3, 3, 1, 6}, {{2, 1}, false, {1, 1}, 3, true, {0, 2, 1, 0}}, true},
 };
 
 class ConvTest : public ::testing::TestWithParam<ConvCase> {};
@@ -83,6 +88,68 @@ TEST(Conv, ReorderedWeightsFollowInPlaceUpdates) {
   Tensor y2 = conv2d(x, w, Tensor());
   auto a = y1.to_vector(), b = y2.to_vector();
   for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(b[i], 2 * a[i], 1e-4 + 1e-4 * std::fabs(a[i]));
+}
+
+// depthwise_conv2d takes Keras's DepthwiseConv2D kernel [KH, KW, C, dm]: output channel
+// c * dm + m reads input channel c, which is the grouped conv (groups = C) of the same buffer
+// seen as [KH, KW, 1, C * dm] in the reference.
+TEST(DepthwiseConv, MatchesTheReferenceForwardAndGradients) {
+  struct Case {
+    const char* name;
+    Shape x, w;  // w: [KH, KW, C, dm]
+    Conv2dAttrs attrs;
+    bool bias;
+  };
+  const Case cases[] = {
+      {"dm1_same", {2, 6, 7, 4}, {3, 3, 4, 1}, {.padding = Padding::same}, true},
+      {"dm3_stride2_valid", {1, 7, 6, 2}, {3, 2, 2, 3}, {.strides = {2, 2}}, false},
+      {"dm2_dilated_explicit", {1, 6, 6, 3}, {3, 3, 3, 2}, {.padding = Padding::explicit_pads, .pads = {2, 1, 0, 1}, .dilation = {2, 1}}, true},
+      {"dm1_relu", {1, 5, 5, 8}, {3, 3, 8, 1}, {.padding = Padding::same, .activation = FusedActivation::relu}, true},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    ref::ConvParams p{c.attrs.strides, c.attrs.padding == Padding::same, c.attrs.dilation, c.x[3],
+                      c.attrs.padding == Padding::explicit_pads, c.attrs.pads};
+    const Shape grouped{c.w[0], c.w[1], 1, c.w[2] * c.w[3]};
+    auto f = [&](const std::vector<Tensor>& x) { return depthwise_conv2d(x[0], x[1], c.bias ? x[2] : Tensor(), c.attrs); };
+    auto r = [&](const std::vector<ref::RefTensor>& x) {
+      ref::RefTensor w = x[1];
+      w.shape = grouped;
+      ref::RefTensor y = ref::conv2d(x[0], w, c.bias ? &x[2] : nullptr, p);
+      if (c.attrs.activation == FusedActivation::relu) y = ref::unary(y, [](double v) { return std::max(v, 0.0); });
+      return y;
+    };
+    std::vector<Tensor> in{rand_tensor(c.x, 31), rand_tensor(c.w, 32)};
+    if (c.bias) in.push_back(rand_tensor({c.w[2] * c.w[3]}, 33));
+    expect_forward_matches(f, r, in, testing::kF32);
+    expect_forward_matches(f, r, in, {6e-2, 3e-2}, DType::bf16);
+    expect_gradients_match(f, r, in);
+  }
+  EXPECT_THROW(depthwise_conv2d(Tensor::zeros({1, 5, 5, 3}), Tensor::zeros({3, 3, 4, 1}), Tensor()), std::invalid_argument);
+  EXPECT_THROW(depthwise_conv2d(Tensor::zeros({1, 5, 5, 4}), Tensor::zeros({3, 3, 4, 1}), Tensor(), {.groups = 2}),
+               std::invalid_argument);
+  EXPECT_THROW(depthwise_conv2d(Tensor::zeros({1, 5, 5, 4}), Tensor::zeros({3, 4, 1}), Tensor()), std::invalid_argument);
+}
+
+// With depth multiplier 1, oneDNN runs all three passes on its depthwise kernels (their names
+// say "dw"), f32 and, where the CPU has AVX-512 BF16, bf16.
+TEST(DepthwiseConv, RunsOnOneDnnDepthwiseKernels) {
+  if (!cpu::isa_available(cpu::Isa::avx512_core)) GTEST_SKIP() << "checked on AVX-512 CPUs";
+  std::vector<DType> dtypes{DType::f32};
+  if (cpu::isa_available(cpu::Isa::avx512_core_bf16)) dtypes.push_back(DType::bf16);
+  for (DType dt : dtypes) {
+    SCOPED_TRACE(dtype_name(dt));
+    Tensor x = cast(rand_tensor({2, 12, 12, 32}, 41), dt), w = cast(rand_tensor({3, 3, 32, 1}, 42), dt);
+    cpu::clear_impl_log();
+    GradientTape tape;
+    tape.watch(x);
+    tape.watch(w);
+    Tensor y = depthwise_conv2d(x, w, Tensor(), {.padding = Padding::same});
+    tape.gradient(reduce_sum(y * y), {x, w});
+    for (const char* op : {"conv2d", "conv2d_backward_data", "conv2d_backward_weights"}) {
+      EXPECT_NE(cpu::last_impl(op).find("dw"), std::string::npos) << op << ": " << cpu::last_impl(op);
+    }
+  }
 }
 
 // set_conv_algorithm(winograd) for one test.
@@ -269,6 +336,23 @@ TEST(Conv, HugeGeometryIsRefusedBeforeAnyArithmetic) {
   EXPECT_THROW(ops::parse_attrs<Pool2dAttrs>(ops::Attrs(pool).set("pool_size", std::vector<int64_t>{INT64_MAX, 2})),
                std::invalid_argument);
   EXPECT_THROW(ops::parse_attrs<Pool2dAttrs>(ops::Attrs(pool).set("strides", std::vector<int64_t>{-1, 2})), std::invalid_argument);
+  // Explicit pads: only with padding 'explicit', four of them, each in [0, 2^31 - 1].
+  Conv2dAttrs padded;
+  padded.padding = Padding::explicit_pads;
+  padded.pads = {1, 2, 3, 4};
+  ops::Attrs explicit_attrs = to_attrs(padded);
+  EXPECT_EQ(ops::parse_attrs<Conv2dAttrs>(explicit_attrs).pads, (Pads2d{1, 2, 3, 4}));
+  refused(ops::Attrs(explicit_attrs).set("pads", std::vector<int64_t>{1, 2, 3}), "'pads'");
+  refused(ops::Attrs(explicit_attrs).set("pads", std::vector<int64_t>{1, -2, 3, 4}), "'pads'");
+  refused(ops::Attrs(explicit_attrs).set("pads", std::vector<int64_t>{1, INT64_MAX, 3, 4}), "'pads'");
+  refused(ops::Attrs(explicit_attrs).set("padding", "same"), "'pads'");
+  refused(ops::Attrs(good).set("padding", "explicit"), "'pads' is missing");
+  refused(ops::Attrs(good).set("padding", "full"), "'padding'");
+  EXPECT_THROW(plan_spatial(5, 3, 1, 1, Padding::explicit_pads, "conv2d", "x", {-1, 0}), std::invalid_argument);
+  EXPECT_THROW(plan_spatial(5, 3, 1, 1, Padding::explicit_pads, "conv2d", "x", {kMaxSpatialExtent, 1}),
+               std::invalid_argument);
+  EXPECT_EQ(plan_spatial(1, 7, 2, 1, Padding::explicit_pads, "conv2d", "x", {3, 3}).out, 1);
+  EXPECT_THROW(plan_spatial(1, 7, 2, 1, Padding::explicit_pads, "conv2d", "x", {3, 2}), std::invalid_argument);
   Conv2dAttrs huge_groups;
   huge_groups.groups = int64_t{1} << 62;
   EXPECT_THROW(conv2d(Tensor::zeros({1, 5, 5, 4}), Tensor::zeros({3, 3, 1, 4}), Tensor(), huge_groups),

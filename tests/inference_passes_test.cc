@@ -8,6 +8,9 @@
 #include "graph/passes/fold_batchnorm.h"
 #include "graph/passes/fold_constants.h"
 #include "graph/passes/fold_input_scale.h"
+#include "graph/passes/fold_zero_padding.h"
+#include "nn/layers/zero_padding.h"
+#include "runtime_export/inference_model.h"
 #include "graph/passes/fuse_post_ops.h"
 #include "graph/passes/optimize_for_inference.h"
 #include "graph/passes/remove_identities.h"
@@ -151,6 +154,51 @@ TEST(FoldInputScale, RescalingMovesIntoTheWeightsThroughAFlatten) {
   expect_same_outputs(g, out, x, 1e-5);
   graph::Graph g2 = graph::trace(conv, {random_uniform({2, 5, 5, 1}, 0.f, 255.f, 4)}, {{"k", k}});
   EXPECT_EQ(count(fold_input_scale(g2), "affine"), 1);
+}
+
+// ResNet's stem: ZeroPadding2D(3) + 7x7/2 conv + BN + ReLU, ZeroPadding2D(1) + 3x3/2 max pool;
+// then zero padding before a max pool of values that may be negative, and before an average
+// pool: those two must stay (both poolings leave their own padding out, the zeros count).
+TEST(FoldZeroPadding, FoldsIntoConvAndMaxPoolOnlyWhereThatIsExact) {
+  Tensor w = random_uniform({7, 7, 3, 4}, -0.5f, 0.5f, 1), b = random_uniform({4}, -0.5f, 0.5f, 2);
+  Tensor g1 = random_uniform({4}, 0.5f, 1.5f, 3), b1 = random_uniform({4}, -0.5f, 0.5f, 4);
+  Tensor m1 = random_uniform({4}, -0.5f, 0.5f, 5), v1 = random_uniform({4}, 0.5f, 1.5f, 6);
+  nn::Layer pad3 = nn::ZeroPadding2D(3), pad1 = nn::ZeroPadding2D(1), pad_uneven = nn::ZeroPadding2D({{{1, 0}, {2, 1}}});
+  Pool2dAttrs pool3s2{.pool_size = {3, 3}, .strides = {2, 2}};
+  auto fn = [&](const std::vector<Tensor>& in) {
+    Tensor h = conv2d(pad3(in[0]), w, b, {.strides = {2, 2}});
+    h = relu(batch_norm_inference(h, g1, b1, m1, v1, 1e-3f, false));
+    Tensor pooled = max_pool2d(pad1(h), pool3s2);  // folds: ReLU before it
+    Tensor signed_pool = max_pool2d(pad_uneven(pooled - 0.5f), pool3s2);  // stays: may be negative
+    Tensor avg = avg_pool2d(pad1(pooled), pool3s2);  // stays: the zeros count in the mean
+    return std::vector<Tensor>{pooled, signed_pool, avg};
+  };
+  Tensor x = random_uniform({2, 20, 18, 3}, -1.f, 1.f, 7);
+  graph::Graph g = graph::trace(fn, {x}, {{"w", w}, {"b", b}, {"g1", g1}, {"b1", b1}, {"m1", m1}, {"v1", v1}});
+  const int concats = count(g, "concat");
+  ASSERT_EQ(concats, 8) << g.to_string();  // two per ZeroPadding2D
+  graph::Graph out = optimize_for_inference(g);
+  EXPECT_EQ(count(out, "concat"), 4) << out.to_string();
+  int explicit_pads = 0;
+  for (const auto& n : out.nodes) {
+    if (!n.call.has("padding") || n.call.get_string("padding") != "explicit") continue;
+    ++explicit_pads;
+    EXPECT_EQ(n.call.get_ints("pads"), (n.call.op() == "max_pool2d" ? std::vector<int64_t>{1, 1, 1, 1}
+                                                                      : std::vector<int64_t>{3, 3, 3, 3}));
+  }
+  EXPECT_EQ(explicit_pads, 2) << out.to_string();
+  // The folded graph, run by Graph::run and by the inference plan, gives what the unfolded one gives.
+  const std::vector<Tensor> want = g.run(std::vector<Tensor>{x});
+  runtime_export::InferenceModel plan(g);
+  for (const std::vector<Tensor>& got : {out.run(std::vector<Tensor>{x}), plan.run(std::vector<Tensor>{x})}) {
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < got.size(); ++i) EXPECT_LE(max_abs_diff(want[i], got[i]), 1e-5) << i;
+  }
+  // Alone (no fusion first), the pass sees the separate ReLU and folds the same two.
+  graph::Graph alone = fold_zero_padding(g);
+  EXPECT_EQ(count(alone, "concat"), 4) << alone.to_string();
+  const std::vector<Tensor> again = alone.run(std::vector<Tensor>{x});
+  for (size_t i = 0; i < again.size(); ++i) EXPECT_EQ(max_abs_diff(want[i], again[i]), 0.0) << i;
 }
 
 TEST(OptimizeForInference, ChainsThePassesAndValidates) {

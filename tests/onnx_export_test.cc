@@ -206,6 +206,30 @@ TEST(OnnxExport, OpCoverageAndFusedNodes) {
   check_export(g, {random_uniform({3, 8, 8, 4}, -1.f, 1.f, 6)}, "coverage");
 }
 
+// Explicit per-side pads (PyTorch's padding, ONNX's pads) on conv, depthwise conv and both
+// poolings: exported as written, run by ONNX Runtime, and imported back as explicit pads.
+TEST(OnnxExport, ExplicitPadsRoundTrip) {
+  Tensor k = random_uniform({3, 3, 4, 6}, -0.5f, 0.5f, 1), b = random_uniform({6}, -0.5f, 0.5f, 2);
+  Tensor dk = random_uniform({3, 3, 1, 12}, -0.5f, 0.5f, 3);
+  auto fn = [&](const std::vector<Tensor>& in) {
+    Tensor c = conv2d(in[0], k, b, Conv2dAttrs{.padding = Padding::explicit_pads, .pads = {1, 0, 2, 3}});
+    Tensor d = conv2d(c, dk, Tensor(),
+                      Conv2dAttrs{.strides = {2, 1}, .padding = Padding::explicit_pads, .pads = {0, 2, 1, 1}, .groups = 6});
+    Tensor m = max_pool2d(d, Pool2dAttrs{.pool_size = {3, 2}, .strides = {1, 2}, .padding = Padding::explicit_pads,
+                                         .pads = {2, 1, 0, 1}});
+    Tensor a = avg_pool2d(d, Pool2dAttrs{.pool_size = {2, 3}, .strides = {1, 1}, .padding = Padding::explicit_pads,
+                                         .pads = {1, 2, 0, 0}});
+    return std::vector<Tensor>{m, a};
+  };
+  graph::Graph g = graph::trace(fn, {random_uniform({2, 7, 6, 4}, -1.f, 1.f, 5)}, {{"k", k}, {"b", b}, {"dk", dk}});
+  graph::Graph back = check_export(g, {random_uniform({3, 7, 6, 4}, -1.f, 1.f, 6)}, "explicit_pads");
+  int explicit_nodes = 0;
+  for (const auto& n : back.nodes) {
+    if (n.call.has("padding") && n.call.get_string("padding") == "explicit") ++explicit_nodes;
+  }
+  EXPECT_EQ(explicit_nodes, 4) << back.to_string();
+}
+
 // broadcast_to records the traced shape, batch included, so it runs at the traced batch only.
 TEST(OnnxExport, BroadcastToAtTheTracedBatch) {
   auto fn = [](const std::vector<Tensor>& in) {

@@ -750,6 +750,14 @@ const std::vector<Row>& rows() {
                   {{-0.5f, 0.7f}, {0.f, 6.f}}),
       eltwise_row("pow", [](double x, double alpha, double beta) { return alpha * std::pow(x, beta); }, 0.2f, 3,
                   {{1.f, 1.5f}, {2.f, -1.f}}),
+      eltwise_row(
+          "relu6", [](double x, double, double) { return std::min(std::max(x, 0.0), 6.0); }, -2, 8),
+      eltwise_row(
+          "hard_sigmoid", [](double x, double, double) { return std::min(std::max(x + 3, 0.0), 6.0) / 6; }, -5, 5),
+      eltwise_row(
+          "hard_swish", [](double x, double, double) { return x * std::min(std::max(x + 3, 0.0), 6.0) / 6; }, -5, 5),
+      eltwise_row(
+          "mish", [](double x, double, double) { return x * std::tanh(std::log1p(std::exp(x))); }, -4, 4),
   };
   return *table;
 }

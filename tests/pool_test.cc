@@ -25,13 +25,17 @@ const PoolCase kCases[] = {
     {"3x3s2_valid", {1, 7, 7, 4}, {{3, 3}, {2, 2}, false}},
     {"3x3s2_same", {1, 7, 8, 4}, {{3, 3}, {2, 2}, true}},
     {"2x2s1_same", {1, 5, 5, 2}, {{2, 2}, {1, 1}, true}},
+    // PyTorch padding / ONNX pads {top, left, bottom, right}; uneven, and past what 'same' pads.
+    {"3x3s2_explicit", {1, 7, 8, 4}, {{3, 3}, {2, 2}, false, true, {2, 0, 1, 2}}},
+    {"2x3s1_explicit", {2, 5, 4, 3}, {{2, 3}, {1, 1}, false, true, {1, 2, 0, 1}}},
 };
 
 Pool2dAttrs options_of(const PoolCase& c) {
   Pool2dAttrs o;
   o.pool_size = c.p.pool;
   o.strides = c.p.strides;
-  o.padding = c.p.same ? Padding::same : Padding::valid;
+  o.padding = c.p.explicit_pads ? Padding::explicit_pads : c.p.same ? Padding::same : Padding::valid;
+  o.pads = c.p.pads;
   return o;
 }
 
@@ -169,6 +173,15 @@ TEST(Pool, BadInputNamesShapes) {
     EXPECT_NE(std::string(e.what()).find("[1, 3, 3, 2]"), std::string::npos) << e.what();
   }
   EXPECT_THROW(avg_pool2d(Tensor::zeros({3, 3, 2})), std::invalid_argument);
+  Pool2dAttrs padded{.pool_size = {3, 3}, .strides = {1, 1}, .padding = Padding::explicit_pads, .pads = {0, 3, 0, 0}};
+  try {
+    max_pool2d(Tensor::zeros({1, 4, 4, 2}), padded);  // a window of padding alone
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("padding 3 is not below pool size 3"), std::string::npos) << e.what();
+  }
+  padded.pads = {1, 1, -1, 0};
+  EXPECT_THROW(avg_pool2d(Tensor::zeros({1, 4, 4, 2}), padded), std::invalid_argument);
   EXPECT_THROW(global_avg_pool2d(Tensor::zeros({3, 2})), std::invalid_argument);
 }
 

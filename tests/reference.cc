@@ -103,8 +103,9 @@ namespace {
 struct Plan {
   int64_t out, pad;
 };
-Plan spatial(int64_t in, int64_t k, int64_t s, int64_t d, bool same) {
+Plan spatial(int64_t in, int64_t k, int64_t s, int64_t d, bool same, const std::array<int64_t, 2>* pads = nullptr) {
   int64_t span = (k - 1) * d + 1;
+  if (pads) return {(in + (*pads)[0] + (*pads)[1] - span) / s + 1, (*pads)[0]};
   if (same) {
     int64_t out = (in + s - 1) / s;
     int64_t total = std::max<int64_t>((out - 1) * s + span - in, 0);
@@ -118,8 +119,9 @@ RefTensor conv2d(const RefTensor& x, const RefTensor& w, const RefTensor* bias, 
   int64_t n = x.shape[0], h = x.shape[1], wd = x.shape[2], c = x.shape[3];
   int64_t kh = w.shape[0], kw = w.shape[1], cg = w.shape[2], o = w.shape[3];
   int64_t og = o / p.groups;
-  Plan ph = spatial(h, kh, p.strides[0], p.dilation[0], p.same);
-  Plan pw = spatial(wd, kw, p.strides[1], p.dilation[1], p.same);
+  const std::array<int64_t, 2> pads_h{p.pads[0], p.pads[2]}, pads_w{p.pads[1], p.pads[3]};
+  Plan ph = spatial(h, kh, p.strides[0], p.dilation[0], p.same, p.explicit_pads ? &pads_h : nullptr);
+  Plan pw = spatial(wd, kw, p.strides[1], p.dilation[1], p.same, p.explicit_pads ? &pads_w : nullptr);
   RefTensor out{{n, ph.out, pw.out, o}, std::vector<double>(n * ph.out * pw.out * o, 0.0)};
   for (int64_t b = 0; b < n; ++b)
     for (int64_t oy = 0; oy < ph.out; ++oy)
@@ -144,8 +146,9 @@ RefTensor conv2d(const RefTensor& x, const RefTensor& w, const RefTensor* bias, 
 namespace {
 RefTensor pool(const RefTensor& x, const PoolParams& p, bool is_max) {
   int64_t n = x.shape[0], h = x.shape[1], w = x.shape[2], c = x.shape[3];
-  Plan ph = spatial(h, p.pool[0], p.strides[0], 1, p.same);
-  Plan pw = spatial(w, p.pool[1], p.strides[1], 1, p.same);
+  const std::array<int64_t, 2> pads_h{p.pads[0], p.pads[2]}, pads_w{p.pads[1], p.pads[3]};
+  Plan ph = spatial(h, p.pool[0], p.strides[0], 1, p.same, p.explicit_pads ? &pads_h : nullptr);
+  Plan pw = spatial(w, p.pool[1], p.strides[1], 1, p.same, p.explicit_pads ? &pads_w : nullptr);
   RefTensor out{{n, ph.out, pw.out, c}, std::vector<double>(n * ph.out * pw.out * c)};
   for (int64_t b = 0; b < n; ++b)
     for (int64_t oy = 0; oy < ph.out; ++oy)

@@ -27,6 +27,8 @@ struct ConvParams {
   bool same = false;
   std::array<int64_t, 2> dilation{1, 1};
   int64_t groups = 1;
+  bool explicit_pads = false;  // then pads {top, left, bottom, right} replace `same`
+  std::array<int64_t, 4> pads{0, 0, 0, 0};
 };
 RefTensor conv2d(const RefTensor& x, const RefTensor& w, const RefTensor* bias, const ConvParams& p);
 
@@ -34,6 +36,8 @@ struct PoolParams {
   std::array<int64_t, 2> pool{2, 2};
   std::array<int64_t, 2> strides{2, 2};
   bool same = false;
+  bool explicit_pads = false;
+  std::array<int64_t, 4> pads{0, 0, 0, 0};
 };
 RefTensor max_pool2d(const RefTensor& x, const PoolParams& p);
 RefTensor avg_pool2d(const RefTensor& x, const PoolParams& p);  // padding excluded

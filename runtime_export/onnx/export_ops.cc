@@ -44,8 +44,10 @@ onnx::NodeProto* Exporter::emit_conv(const std::vector<std::string>& ins, const 
   if (xs.size() != 4 || ws.size() != 4) fail("conv2d wants NHWC input and HWIO weights, got " + shape_str(xs) + ", " + shape_str(ws));
   if (xs[1] < 0 || xs[2] < 0) fail("conv2d input " + shape_str(xs) + " has a symbolic spatial size");
   std::string shapes = shape_str(xs) + " * " + shape_str(ws);
-  SpatialPlan ph = plan_spatial(xs[1], ws[0], conv.strides[0], conv.dilation[0], conv.padding, "conv2d", shapes);
-  SpatialPlan pw = plan_spatial(xs[2], ws[1], conv.strides[1], conv.dilation[1], conv.padding, "conv2d", shapes);
+  SpatialPlan ph = plan_spatial(xs[1], ws[0], conv.strides[0], conv.dilation[0], conv.padding, "conv2d", shapes,
+                                pads_of_dim(conv.pads, 0));
+  SpatialPlan pw = plan_spatial(xs[2], ws[1], conv.strides[1], conv.dilation[1], conv.padding, "conv2d", shapes,
+                                pads_of_dim(conv.pads, 1));
   auto* c = emit("Conv", ins, {out});
   set_attr(c, "kernel_shape", std::vector<int64_t>{ws[0], ws[1]});
   set_attr(c, "strides", std::vector<int64_t>{conv.strides[0], conv.strides[1]});
@@ -60,10 +62,15 @@ void Exporter::write_pool(const Node& n) {
   const int x = n.inputs[0];
   const Shape& xs = val(x).shape;
   if (xs.size() != 4 || xs[1] < 0 || xs[2] < 0) fail("pooling wants a static NHWC input, got " + shape_str(xs));
-  int64_t sh = p.strides[0] ? p.strides[0] : p.pool_size[0], sw = p.strides[1] ? p.strides[1] : p.pool_size[1];
-  SpatialPlan ph = plan_spatial(xs[1], p.pool_size[0], sh, 1, p.padding, n.call.op().c_str(), shape_str(xs));
-  SpatialPlan pw = plan_spatial(xs[2], p.pool_size[1], sw, 1, p.padding, n.call.op().c_str(), shape_str(xs));
+  const Pool2dPlan geometry = plan_pool2d(xs, p, n.call.op().c_str(), shape_str(xs));
+  const SpatialPlan &ph = geometry.h, &pw = geometry.w;
+  const int64_t sh = geometry.stride_h, sw = geometry.stride_w;
   const bool max = n.call.is(ops::OpKind::max_pool2d);
+  if (p.pool_size[0] == xs[1] && p.pool_size[1] == xs[2] && ph.out == 1 && pw.out == 1 && ph.pad_before == 0 &&
+      ph.pad_after == 0 && pw.pad_before == 0 && pw.pad_after == 0) {  // one window over the whole image
+    emit(max ? "GlobalMaxPool" : "GlobalAveragePool", {nchw(x)}, {out(n.outputs[0], true)});
+    return;
+  }
   auto* node = emit(max ? "MaxPool" : "AveragePool", {nchw(x)}, {out(n.outputs[0], true)});
   set_attr(node, "kernel_shape", std::vector<int64_t>{p.pool_size[0], p.pool_size[1]});
   set_attr(node, "strides", std::vector<int64_t>{sh, sw});

@@ -53,6 +53,10 @@ ops::Support onnx_import_support(ops::OpKind kind) {
     case K::softplus: return supported("Softplus");
     case K::clip: return supported("Clip");
     case K::pow: return supported("Pow (scalar exponent)");
+    case K::relu6: return supported("Clip(0, 6)");
+    case K::hard_sigmoid: return supported("HardSigmoid (alpha 1/6, beta 0.5; others as affine + clip)");
+    case K::hard_swish: return supported("HardSwish");
+    case K::mish: return supported("Mish (opset 18), Softplus + Tanh + Mul");
     case K::add_relu: return unsupported("imported as Add then Relu");
     case K::square: return unsupported("imported as Mul(x, x)");
     case K::swish: return unsupported("imported as Sigmoid then Mul");

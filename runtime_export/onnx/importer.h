@@ -268,15 +268,27 @@ class Importer {
     a.set("alpha", alpha).set("beta", beta);
     return a;
   }
-  std::string padding_of(const std::vector<int64_t>& pads, const Shape& nhwc, const Shape& kernel,
-                         const std::vector<int64_t>& strides, const std::vector<int64_t>& dilations) {
+  // ONNX pads as Kiln padding: 'valid' when all zero, 'same' when Keras's, explicit otherwise.
+  struct ImportedPadding {
+    Padding padding = Padding::valid;
+    Pads2d pads{0, 0, 0, 0};
+    void set_on(ops::Attrs& call) const {
+      call.set("padding", padding_name(padding));
+      if (padding == Padding::explicit_pads) call.set("pads", std::vector<int64_t>(pads.begin(), pads.end()));
+    }
+  };
+  ImportedPadding padding_of(const std::vector<int64_t>& pads, const Shape& nhwc, const Shape& kernel,
+                             const std::vector<int64_t>& strides, const std::vector<int64_t>& dilations) {
     if (pads.size() != 4) fail("pads " + ints_str(pads) + " should have 4 values");
     check_window(nhwc, kernel);
-    if (std::all_of(pads.begin(), pads.end(), [](int64_t p) { return p == 0; })) return "valid";
+    for (int64_t p : pads) {
+      if (p < 0 || p > kMaxWindow) fail("pads " + ints_str(pads) + " should be in [0, " + std::to_string(kMaxWindow) + "]");
+    }
+    if (std::all_of(pads.begin(), pads.end(), [](int64_t p) { return p == 0; })) return {};
     SpatialPlan h = plan_spatial(nhwc[1], kernel[0], strides[0], dilations[0], Padding::same, "onnx", shape_str(nhwc));
     SpatialPlan w = plan_spatial(nhwc[2], kernel[1], strides[1], dilations[1], Padding::same, "onnx", shape_str(nhwc));
-    if (pads == std::vector<int64_t>{h.pad_before, w.pad_before, h.pad_after, w.pad_after}) return "same";
-    fail("pads " + ints_str(pads) + " are neither 'valid' nor Keras 'same' padding for input " + shape_str(nhwc));
+    if (pads == std::vector<int64_t>{h.pad_before, w.pad_before, h.pad_after, w.pad_after}) return {Padding::same};
+    return {Padding::explicit_pads, {pads[0], pads[1], pads[2], pads[3]}};
   }
   std::vector<int64_t> pair_attr(NodeAttrs& a, const char* name, std::vector<int64_t> def) {
     std::vector<int64_t> v = a.get_ints(name, def);
@@ -294,16 +306,18 @@ class Importer {
     }
   }
   Shape spatial_out(const Shape& nhwc, const Shape& kernel, const std::vector<int64_t>& strides,
-                    const std::vector<int64_t>& dilations, const std::string& padding, int64_t channels) {
-    Padding p = padding == "same" ? Padding::same : Padding::valid;
+                    const std::vector<int64_t>& dilations, const ImportedPadding& padding, int64_t channels) {
     check_window(nhwc, kernel);
-    SpatialPlan h = plan_spatial(nhwc[1], kernel[0], strides[0], dilations[0], p, "onnx", shape_str(nhwc));
-    SpatialPlan w = plan_spatial(nhwc[2], kernel[1], strides[1], dilations[1], p, "onnx", shape_str(nhwc));
+    SpatialPlan h = plan_spatial(nhwc[1], kernel[0], strides[0], dilations[0], padding.padding, "onnx",
+                                 shape_str(nhwc), pads_of_dim(padding.pads, 0));
+    SpatialPlan w = plan_spatial(nhwc[2], kernel[1], strides[1], dilations[1], padding.padding, "onnx",
+                                 shape_str(nhwc), pads_of_dim(padding.pads, 1));
     return {nhwc[0], h.out, w.out, channels};
   }
 
   void conv(const onnx::NodeProto& n, NodeAttrs& a);
   void pool(const onnx::NodeProto& n, NodeAttrs& a);
+  void global_pool(const onnx::NodeProto& n, NodeAttrs& a);  // GlobalMaxPool, GlobalAveragePool
   void batch_norm(const onnx::NodeProto& n, NodeAttrs& a);
   void gemm(const onnx::NodeProto& n, NodeAttrs& a);
   void matmul(const onnx::NodeProto& n);
@@ -316,6 +330,7 @@ class Importer {
   // Patterns: each returns the number of nodes it consumed (0: not this pattern).
   int gelu_erf(const onnx::NodeProto& n);
   int gelu_tanh(const onnx::NodeProto& n);
+  int mish(const onnx::NodeProto& n);  // Softplus -> Tanh -> Mul(x, .): Mish before opset 18
   int compare_then_cast(const onnx::NodeProto& n);
   int argmax_then_cast(const onnx::NodeProto& n, NodeAttrs& a);
   int clip_then_cast(const onnx::NodeProto& n);

@@ -68,7 +68,11 @@ Builder::Rule Builder::rule(ops::OpKind kind) {
     case K::swish:
     case K::affine:
     case K::clip:
+    case K::relu6:
+    case K::hard_swish:
+    case K::mish:
       return {&Builder::eltwise, "oneDNN eltwise"};
+    case K::hard_sigmoid: return {nullptr, "eager op (Kiln's kernel: oneDNN 2.6 has no hard sigmoid)"};
     // oneDNN 2.6 has these, but nobody measured them against the eager kernels here.
     case K::log:
     case K::sqrt:
@@ -151,7 +155,7 @@ dnnl::primitive_attr Builder::epilogue_attr(bool residual, Epilogue act) {
   dnnl::primitive_attr attr = onednn::default_attr();
   dnnl::post_ops po;
   if (residual) po.append_sum(1.f);
-  if (act != Epilogue::none) po.append_eltwise(1.f, epilogue_algorithm(act), 0.f, 0.f);
+  if (act != Epilogue::none) kiln::detail::append_eltwise_post_ops(po, epilogue_eltwise(act), 0.f, 0.f);
   attr.set_post_ops(po);
   return attr;
 }

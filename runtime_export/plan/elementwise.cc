@@ -42,6 +42,10 @@ dnnl::algorithm eltwise_algorithm(EltwiseKind kind) {
     case EltwiseKind::exp: return dnnl::algorithm::eltwise_exp;
     case EltwiseKind::swish: return dnnl::algorithm::eltwise_swish;
     case EltwiseKind::clip: return dnnl::algorithm::eltwise_clip;
+    case EltwiseKind::relu6: return dnnl::algorithm::eltwise_clip_v2;
+    case EltwiseKind::hard_swish: return dnnl::algorithm::eltwise_hardswish;
+    case EltwiseKind::mish: return dnnl::algorithm::eltwise_mish;
+    case EltwiseKind::hard_sigmoid:
     case EltwiseKind::log:
     case EltwiseKind::sqrt:
     case EltwiseKind::softplus:
@@ -52,12 +56,14 @@ dnnl::algorithm eltwise_algorithm(EltwiseKind kind) {
 }
 
 bool Builder::eltwise(const graph::Node& n) {
-  const dnnl::algorithm algorithm = eltwise_algorithm(*ops::eltwise_kind_of(n.call.kind()));
+  const EltwiseKind kind = *ops::eltwise_kind_of(n.call.kind());
+  const dnnl::algorithm algorithm = eltwise_algorithm(kind);
   if (algorithm == dnnl::algorithm::undef || n.inputs.size() != 1) return false;
   int x = value_[n.inputs[0]];
   if (!is_float(t(x).dtype)) return false;
   const ops::EltwiseAttrs a = ops::parse_attrs<ops::EltwiseAttrs>(n.call);
-  const float alpha = a.alpha, beta = a.beta;
+  const bool relu6 = kind == EltwiseKind::relu6;  // clip_v2 with Keras's fixed bounds
+  const float alpha = relu6 ? 0.f : a.alpha, beta = relu6 ? 6.f : a.beta;
   dnnl::eltwise_forward::primitive_desc pd;
   try {
     pd = dnnl::eltwise_forward::primitive_desc(

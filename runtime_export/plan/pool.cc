@@ -9,11 +9,10 @@ bool Builder::pool(const graph::Node& n) {
   const Shape xs = t(x).shape;  // a copy: adding tensors moves them
   if (xs.size() != 4 || !(is_float(t(x).dtype) || is_int8(t(x).dtype))) return false;
   const Pool2dAttrs a = ops::parse_attrs<Pool2dAttrs>(n.call);
-  const int64_t N = xs[0], H = xs[1], W = xs[2], C = xs[3];
-  int64_t sh = a.strides[0] ? a.strides[0] : a.pool_size[0], sw = a.strides[1] ? a.strides[1] : a.pool_size[1];
-  std::string shapes = "x " + shape_str(xs);
-  SpatialPlan ph = plan_spatial(H, a.pool_size[0], sh, 1, a.padding, n.call.op().c_str(), shapes);
-  SpatialPlan pw = plan_spatial(W, a.pool_size[1], sw, 1, a.padding, n.call.op().c_str(), shapes);
+  const int64_t N = xs[0], C = xs[3];
+  const Pool2dPlan geometry = plan_pool2d(xs, a, n.call.op().c_str(), "x " + shape_str(xs));
+  const SpatialPlan &ph = geometry.h, &pw = geometry.w;
+  const int64_t sh = geometry.stride_h, sw = geometry.stride_w;
   bool is_max = n.call.is(ops::OpKind::max_pool2d);
   auto alg = is_max ? dnnl::algorithm::pooling_max : dnnl::algorithm::pooling_avg_exclude_padding;
   memory::desc dst_any({N, C, ph.out, pw.out}, onednn::to_dnnl(t(x).dtype), tag::any);

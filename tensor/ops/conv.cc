@@ -25,8 +25,26 @@ Padding padding_from_name(const std::string& name) {
   throw std::invalid_argument("unknown padding '" + name + "' (expected 'valid' or 'same')");
 }
 
+Padding op_padding_from_name(const std::string& name) {
+  if (name == "explicit") return Padding::explicit_pads;
+  if (name == "valid" || name == "same") return padding_from_name(name);
+  throw std::invalid_argument("unknown padding '" + name + "' (expected 'valid', 'same' or 'explicit')");
+}
+
+const char* padding_name(Padding padding) {
+  switch (padding) {
+    case Padding::valid:
+      return "valid";
+    case Padding::same:
+      return "same";
+    case Padding::explicit_pads:
+      return "explicit";
+  }
+  return "?";
+}
+
 SpatialPlan plan_spatial(int64_t in, int64_t kernel, int64_t stride, int64_t dilation, Padding padding,
-                         const char* op, const std::string& shapes) {
+                         const char* op, const std::string& shapes, std::array<int64_t, 2> explicit_pads) {
   if (stride <= 0 || dilation <= 0 || kernel <= 0) {
     throw std::invalid_argument(std::string(op) + ": kernel, strides and dilation must be positive (" + shapes + ")");
   }
@@ -53,6 +71,24 @@ SpatialPlan plan_spatial(int64_t in, int64_t kernel, int64_t stride, int64_t dil
     int64_t total = std::max<int64_t>((p.out - 1) * stride + span - in, 0);
     p.pad_before = total / 2;
     p.pad_after = total - p.pad_before;
+  } else if (padding == Padding::explicit_pads) {
+    for (int64_t pad : explicit_pads) {
+      if (pad < 0) {
+        throw std::invalid_argument(std::string(op) + ": negative padding " + std::to_string(pad) + " (" + shapes + ")");
+      }
+      check_fits(pad, "padding");
+    }
+    const int64_t padded = in + explicit_pads[0] + explicit_pads[1];  // each term below 2^31
+    check_fits(padded, "padded input size");
+    if (padded < span) {
+      throw std::invalid_argument(std::string(op) + ": window of " + std::to_string(span) +
+                                  " does not fit input size " + std::to_string(in) + " padded by " +
+                                  std::to_string(explicit_pads[0]) + " and " + std::to_string(explicit_pads[1]) +
+                                  " (" + shapes + ")");
+    }
+    p.out = (padded - span) / stride + 1;
+    p.pad_before = explicit_pads[0];
+    p.pad_after = explicit_pads[1];
   } else {
     if (in < span) {
       throw std::invalid_argument(std::string(op) + ": window of " + std::to_string(span) +
@@ -374,6 +410,24 @@ Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2d
     });
   }
   return out;
+}
+
+Tensor depthwise_conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Conv2dAttrs attrs) {
+  detail::check_rank(x, 4, "depthwise_conv2d", "input (NHWC)");
+  detail::check_rank(w, 4, "depthwise_conv2d", "kernel [KH, KW, C, depth_multiplier]");
+  const int64_t c = x.shape()[3];
+  if (w.shape()[2] != c) {
+    throw std::invalid_argument("depthwise_conv2d: kernel " + w.describe() + " has " + std::to_string(w.shape()[2]) +
+                                " input channels, input " + x.describe() + " has " + std::to_string(c));
+  }
+  if (attrs.groups != 1 && attrs.groups != c) {
+    throw std::invalid_argument("depthwise_conv2d: groups=" + std::to_string(attrs.groups) +
+                                " (it is the input's channels, " + std::to_string(c) + ")");
+  }
+  if (c == 0) throw std::invalid_argument("depthwise_conv2d: input " + x.describe() + " has no channels");
+  attrs.groups = c;
+  const Shape& k = w.shape();
+  return conv2d(x, reshape(w, {k[0], k[1], 1, k[2] * k[3]}), bias, attrs);
 }
 
 void set_conv_algorithm(ConvAlgorithm algorithm) { conv_algorithm_setting.store(algorithm); }

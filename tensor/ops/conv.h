@@ -7,12 +7,24 @@
 
 namespace kiln {
 
-enum class Padding { valid, same };
-Padding padding_from_name(const std::string& name);  // "valid" or "same"
+// valid and same: Keras's (TensorFlow's) padding. explicit_pads: each side's padding given,
+// as PyTorch's padding=(...) and ONNX's pads are.
+enum class Padding { valid, same, explicit_pads };
+// "valid" or "same", Keras's two; layers take only these.
+Padding padding_from_name(const std::string& name);
+// "valid", "same" or "explicit": what ops record (explicit with a "pads" attribute).
+Padding op_padding_from_name(const std::string& name);
+const char* padding_name(Padding padding);
+
+// Explicit padding of the two spatial dimensions in ONNX's order: {top, left, bottom, right}.
+// Non-negative; zeros are what the padded cells hold (avg pooling leaves them out of its
+// count, as Keras and ONNX's count_include_pad=0 do).
+using Pads2d = std::array<int64_t, 4>;
 
 struct Conv2dAttrs {
   std::array<int64_t, 2> strides{1, 1};
   Padding padding = Padding::valid;
+  Pads2d pads{0, 0, 0, 0};  // read only with Padding::explicit_pads
   std::array<int64_t, 2> dilation{1, 1};
   int64_t groups = 1;
   FusedActivation activation = FusedActivation::none;
@@ -22,6 +34,15 @@ struct Conv2dAttrs {
 // Returns NHWC [N, OH, OW, O] in x's dtype. w may be f32 when x is bf16 (mixed precision): the
 // weights are converted while being reordered for oneDNN, and their gradient comes back in f32.
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dAttrs& options = {});
+
+// Depthwise convolution with Keras's DepthwiseConv2D kernel layout: w [KH, KW, C,
+// depth_multiplier], bias [C * depth_multiplier] or undefined; output channel c * dm + m reads
+// input channel c. Not an op kind of its own: it runs (and records, traces and exports) as
+// conv2d with groups = C over the same buffer seen as [KH, KW, 1, C * dm], which is that
+// conv's HWIO kernel. With depth_multiplier 1 oneDNN runs it, forward and both backward
+// passes, on its depthwise kernels (brdgmm_dw / jit_dw; tests/conv_test checks the names);
+// with larger multipliers on its grouped kernels. attrs.groups must be 1 or C.
+Tensor depthwise_conv2d(const Tensor& x, const Tensor& w, const Tensor& bias, Conv2dAttrs attrs = {});
 
 // How f32 3x3 stride-1 convolutions (groups 1) run, forward and backward; process-wide, like
 // torch.backends.cudnn.benchmark.
@@ -58,20 +79,26 @@ constexpr int64_t kMaxSpatialExtent = 2147483647;
 inline ops::Attrs to_attrs(const Conv2dAttrs& o) {
   ops::Attrs a("conv2d");
   a.set("strides", std::vector<int64_t>{o.strides[0], o.strides[1]});
-  a.set("padding", o.padding == Padding::same ? "same" : "valid");
+  a.set("padding", padding_name(o.padding));
+  if (o.padding == Padding::explicit_pads) a.set("pads", std::vector<int64_t>(o.pads.begin(), o.pads.end()));
   a.set("dilation", std::vector<int64_t>{o.dilation[0], o.dilation[1]});
   a.set("groups", ops::AttrValue(o.groups));
   a.set("activation", fused_activation_name(o.activation));
   return a;
 }
 
-// Keras/TensorFlow padding arithmetic for one spatial dimension. Throws std::invalid_argument
-// naming op and shapes for a non-positive kernel, stride or dilation, any of them (or the input
-// size or the dilated span) above kMaxSpatialExtent, or a window that does not fit with 'valid'.
+// Padding arithmetic for one spatial dimension: Keras/TensorFlow's for valid and same, the
+// given {before, after} for explicit_pads. Throws std::invalid_argument naming op and shapes
+// for a non-positive kernel, stride or dilation, a negative pad, any of them (or the input
+// size, the padded size or the dilated span) above kMaxSpatialExtent, or a window that does not
+// fit the (padded) input.
 struct SpatialPlan {
   int64_t out = 0, pad_before = 0, pad_after = 0;
 };
 SpatialPlan plan_spatial(int64_t in, int64_t kernel, int64_t stride, int64_t dilation, Padding padding,
-                         const char* op, const std::string& shapes_for_error);
+                         const char* op, const std::string& shapes_for_error,
+                         std::array<int64_t, 2> explicit_pads = {0, 0});
+// The {before, after} pads of spatial dimension `dim` (0: height, 1: width) in Pads2d.
+inline std::array<int64_t, 2> pads_of_dim(const Pads2d& pads, int dim) { return {pads[dim], pads[dim + 2]}; }
 
 }  // namespace kiln

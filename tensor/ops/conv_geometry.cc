@@ -35,8 +35,10 @@ ConvGeometry conv_geometry(const Shape& x, const Shape& w, const Conv2dAttrs& at
                                 std::to_string(g.groups) + " != input channels " + std::to_string(g.c) + " (" +
                                 shapes + ")");
   }
-  g.ph = plan_spatial(g.h, g.kh, attrs.strides[0], attrs.dilation[0], attrs.padding, op, shapes);
-  g.pw = plan_spatial(g.w, g.kw, attrs.strides[1], attrs.dilation[1], attrs.padding, op, shapes);
+  g.ph = plan_spatial(g.h, g.kh, attrs.strides[0], attrs.dilation[0], attrs.padding, op, shapes,
+                      pads_of_dim(attrs.pads, 0));
+  g.pw = plan_spatial(g.w, g.kw, attrs.strides[1], attrs.dilation[1], attrs.padding, op, shapes,
+                      pads_of_dim(attrs.pads, 1));
   g.strides = {attrs.strides[0], attrs.strides[1]};
   g.dilates = {attrs.dilation[0] - 1, attrs.dilation[1] - 1};
   g.pad_l = {g.ph.pad_before, g.pw.pad_before};

@@ -87,13 +87,26 @@ class Reader {
 // geometry product of two of them overflows before the shapes are checked.
 constexpr int64_t kMaxGeometry = std::numeric_limits<int32_t>::max();
 
-Conv2dAttrs conv_geometry(const Reader& r) {
+// "pads" ({top, left, bottom, right}, each in [0, 2^31 - 1]) comes with padding="explicit"
+// and only with it.
+Pads2d explicit_pads(const Attrs& a, const Reader& r, Padding padding) {
+  if (padding != Padding::explicit_pads) {
+    if (a.has("pads")) r.fail("pads", "is given with padding '" + std::string(padding_name(padding)) + "', expected padding 'explicit'");
+    return {0, 0, 0, 0};
+  }
+  if (!a.has("pads")) r.fail("pads", "is missing (padding 'explicit' needs {top, left, bottom, right})");
+  auto p = r.ints("pads", 4, 0, kMaxGeometry);
+  return {p[0], p[1], p[2], p[3]};
+}
+
+Conv2dAttrs conv_geometry(const Attrs& a, const Reader& r) {
   Conv2dAttrs o;
   auto s = r.ints("strides", 2, 1, kMaxGeometry);
   auto d = r.ints("dilation", 2, 1, kMaxGeometry);
   o.strides = {s[0], s[1]};
   o.dilation = {d[0], d[1]};
-  o.padding = r.named("padding", padding_from_name);
+  o.padding = r.named("padding", op_padding_from_name);
+  o.pads = explicit_pads(a, r, o.padding);
   o.groups = r.integer("groups", 1, kMaxGeometry);
   return o;
 }
@@ -134,7 +147,7 @@ LinearAttrs parse_attrs<LinearAttrs>(const Attrs& a) {
 template <>
 Conv2dAttrs parse_attrs<Conv2dAttrs>(const Attrs& a) {
   Reader r(a);
-  Conv2dAttrs o = conv_geometry(r);
+  Conv2dAttrs o = conv_geometry(a, r);
   o.activation = r.named("activation", fused_activation_from_name);
   return o;
 }
@@ -142,7 +155,7 @@ Conv2dAttrs parse_attrs<Conv2dAttrs>(const Attrs& a) {
 template <>
 FusedConv2dAttrs parse_attrs<FusedConv2dAttrs>(const Attrs& a) {
   Reader r(a);
-  return {conv_geometry(r), r.named("activation", epilogue_from_name)};
+  return {conv_geometry(a, r), r.named("activation", epilogue_from_name)};
 }
 
 template <>
@@ -170,7 +183,7 @@ DequantizeAttrs parse_attrs<DequantizeAttrs>(const Attrs& a) {
 template <>
 QConv2dAttrs parse_attrs<QConv2dAttrs>(const Attrs& a) {
   Reader r(a);
-  return {conv_geometry(r), quantized_epilogue(a, r)};
+  return {conv_geometry(a, r), quantized_epilogue(a, r)};
 }
 
 template <>
@@ -186,7 +199,8 @@ Pool2dAttrs parse_attrs<Pool2dAttrs>(const Attrs& a) {
   auto s = r.ints("strides", 2, 0, kMaxGeometry);  // 0: the pool size
   o.pool_size = {k[0], k[1]};
   o.strides = {s[0], s[1]};
-  o.padding = r.named("padding", padding_from_name);
+  o.padding = r.named("padding", op_padding_from_name);
+  o.pads = explicit_pads(a, r, o.padding);
   return o;
 }
 

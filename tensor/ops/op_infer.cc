@@ -171,12 +171,9 @@ ValueType quantized_type(const Types& in, const QuantizedEpilogue& q, const char
 ValueType pool_type(const ValueType& x, const Pool2dAttrs& a, const char* op) {
   if (!is_int8(x.dtype)) check_floating(x, op);
   check_rank(x, 4, op, "input (NHWC)");
-  int64_t sh = a.strides[0] ? a.strides[0] : a.pool_size[0];
-  int64_t sw = a.strides[1] ? a.strides[1] : a.pool_size[1];
   std::string shapes = "input " + describe(x) + ", pool " + shape_str({a.pool_size[0], a.pool_size[1]});
-  SpatialPlan ph = plan_spatial(x.shape[1], a.pool_size[0], sh, 1, a.padding, op, shapes);
-  SpatialPlan pw = plan_spatial(x.shape[2], a.pool_size[1], sw, 1, a.padding, op, shapes);
-  return {x.dtype, {x.shape[0], ph.out, pw.out, x.shape[3]}};
+  Pool2dPlan p = plan_pool2d(x.shape, a, op, shapes);
+  return {x.dtype, {x.shape[0], p.h.out, p.w.out, x.shape[3]}};
 }
 
 Types batch_norm_type(const Types& in, const char* op) {

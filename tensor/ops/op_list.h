@@ -49,7 +49,11 @@
   X(swish, EltwiseAttrs, 1, 1, true)     \
   X(affine, EltwiseAttrs, 1, 1, true)    \
   X(clip, EltwiseAttrs, 1, 1, true)      \
-  X(pow, EltwiseAttrs, 1, 1, true)
+  X(pow, EltwiseAttrs, 1, 1, true)          \
+  X(relu6, EltwiseAttrs, 1, 1, true)        \
+  X(hard_sigmoid, EltwiseAttrs, 1, 1, true) \
+  X(hard_swish, EltwiseAttrs, 1, 1, true)   \
+  X(mish, EltwiseAttrs, 1, 1, true)
 
 #define KILN_OPS(X)                                          \
   KILN_BINARY_OPS(X)                                         \

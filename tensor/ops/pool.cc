@@ -36,12 +36,11 @@ PoolGeometry plan(const Tensor& x, const Pool2dAttrs& opt, const char* op) {
   PoolGeometry g;
   g.n = x.shape()[0], g.h = x.shape()[1], g.w = x.shape()[2], g.c = x.shape()[3];
   g.dtype = x.dtype();
-  int64_t sh = opt.strides[0] ? opt.strides[0] : opt.pool_size[0];
-  int64_t sw = opt.strides[1] ? opt.strides[1] : opt.pool_size[1];
   std::string shapes = "input " + x.describe() + ", pool " + shape_str({opt.pool_size[0], opt.pool_size[1]});
-  g.ph = plan_spatial(g.h, opt.pool_size[0], sh, 1, opt.padding, op, shapes);
-  g.pw = plan_spatial(g.w, opt.pool_size[1], sw, 1, opt.padding, op, shapes);
-  g.strides = {sh, sw};
+  Pool2dPlan p = plan_pool2d(x.shape(), opt, op, shapes);
+  g.ph = p.h;
+  g.pw = p.w;
+  g.strides = {p.stride_h, p.stride_w};
   g.kernel = {opt.pool_size[0], opt.pool_size[1]};
   g.pad_l = {g.ph.pad_before, g.pw.pad_before};
   g.pad_r = {g.ph.pad_after, g.pw.pad_after};
@@ -162,6 +161,25 @@ Tensor pool(const Tensor& x, const Pool2dAttrs& opt, dnnl::algorithm alg, const 
 }
 
 }  // namespace
+
+Pool2dPlan plan_pool2d(const Shape& x, const Pool2dAttrs& a, const char* op, const std::string& shapes) {
+  if (x.size() != 4) throw std::invalid_argument(std::string(op) + ": wants an NHWC input (" + shapes + ")");
+  Pool2dPlan p;
+  p.stride_h = a.strides[0] ? a.strides[0] : a.pool_size[0];
+  p.stride_w = a.strides[1] ? a.strides[1] : a.pool_size[1];
+  if (a.padding == Padding::explicit_pads) {
+    for (int i = 0; i < 4; ++i) {
+      if (a.pads[i] >= a.pool_size[i % 2]) {
+        throw std::invalid_argument(std::string(op) + ": padding " + std::to_string(a.pads[i]) +
+                                    " is not below pool size " + std::to_string(a.pool_size[i % 2]) +
+                                    " (a window could hold padding alone; " + shapes + ")");
+      }
+    }
+  }
+  p.h = plan_spatial(x[1], a.pool_size[0], p.stride_h, 1, a.padding, op, shapes, pads_of_dim(a.pads, 0));
+  p.w = plan_spatial(x[2], a.pool_size[1], p.stride_w, 1, a.padding, op, shapes, pads_of_dim(a.pads, 1));
+  return p;
+}
 
 Tensor max_pool2d(const Tensor& x, const Pool2dAttrs& opt) {
   return pool(x, opt, dnnl::algorithm::pooling_max, "max_pool2d", "max_pool2d_backward");
