@@ -4,6 +4,12 @@
 #include "nn/layers/basic.h"
 #include "nn/layers/batch_norm.h"
 #include "nn/layers/conv2d.h"
+#include "nn/layers/conv2d_transpose.h"
 #include "nn/layers/dense.h"
 #include "nn/layers/pooling.h"
+#include "nn/layers/resizing.h"
 #include "nn/layers/zero_padding.h"
+// Convolution family (issue 21).
+#include "nn/layers/conv1d.h"
+#include "nn/layers/depthwise_conv2d.h"
+#include "nn/layers/separable_conv2d.h"

@@ -326,6 +326,9 @@ class Importer {
   void reshape(const onnx::NodeProto& n, NodeAttrs& a);
   void slice(const onnx::NodeProto& n);
   void concat(const onnx::NodeProto& n, NodeAttrs& a);
+  // import_upsampling.cc
+  void conv_transpose(const onnx::NodeProto& n, NodeAttrs& a);
+  void resize(const onnx::NodeProto& n, NodeAttrs& a);
   int cast_node(const Ref& x, DType to, const std::string& output);
   // Patterns: each returns the number of nodes it consumed (0: not this pattern).
   int gelu_erf(const onnx::NodeProto& n);
