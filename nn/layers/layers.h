@@ -5,5 +5,8 @@
 #include "nn/layers/batch_norm.h"
 #include "nn/layers/conv2d.h"
 #include "nn/layers/dense.h"
+#include "nn/layers/merge.h"
 #include "nn/layers/pooling.h"
+#include "nn/layers/relu.h"
+#include "nn/layers/reshape.h"
 #include "nn/layers/zero_padding.h"
