@@ -6,7 +6,10 @@
 #include "nn/layers/conv2d.h"
 #include "nn/layers/conv2d_transpose.h"
 #include "nn/layers/dense.h"
+#include "nn/layers/merge.h"
 #include "nn/layers/pooling.h"
+#include "nn/layers/relu.h"
+#include "nn/layers/reshape.h"
 #include "nn/layers/resizing.h"
 #include "nn/layers/zero_padding.h"
 // Convolution family (issue 21).

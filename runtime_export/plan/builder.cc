@@ -46,7 +46,11 @@ Builder::Rule Builder::rule(ops::OpKind kind) {
     case K::cast: return {&Builder::cast, "reorder (float casts)"};
     case K::add:
     case K::add_relu:
-      return {&Builder::add, "oneDNN binary (same shapes)"};
+    case K::sub:
+    case K::mul:
+    case K::maximum:
+    case K::minimum:
+      return {&Builder::binary, "oneDNN binary (same shapes, or the second broadcast into the first)"};
     case K::softmax:
     case K::log_softmax:
       return {&Builder::softmax, "oneDNN softmax"};
@@ -78,11 +82,7 @@ Builder::Rule Builder::rule(ops::OpKind kind) {
     case K::sqrt:
     case K::softplus:
     case K::pow:
-    case K::sub:
-    case K::mul:
     case K::div:
-    case K::maximum:
-    case K::minimum:
     case K::equal:
     case K::greater:
     case K::greater_equal:
