@@ -1,5 +1,7 @@
 """PyTorch twin of kiln_train_bench: the same models, batch, loss and optimizer, one Adam step
 per iteration on a fixed random batch. Prints "images_per_sec=<value>".
+mobilenet_v3_small is Keras's MobileNetV3Small (benchmarks/torch_mobilenet_v3.py), which needs
+a PyTorch 2.x (compare.py --torch_python).
 
   python3 torch_train_bench.py --model cnn --dtype bf16 --batch 32 --steps 50 --warmup 5 --threads 2
 
@@ -11,6 +13,8 @@ import time
 
 import torch
 import torch.nn as nn
+
+from torch_mobilenet_v3 import MOBILENET_INPUT, mobilenet_v3_small
 
 
 def keras_cnn():
@@ -63,7 +67,7 @@ class ResNet18(nn.Module):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--model", default="mlp", choices=["mlp", "cnn", "resnet18"])
+    p.add_argument("--model", default="mlp", choices=["mlp", "cnn", "resnet18", "mobilenet_v3_small"])
     p.add_argument("--dtype", default="f32", choices=["f32", "bf16"])
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--steps", type=int, default=50)
@@ -78,10 +82,14 @@ def main():
     torch.manual_seed(1)
     if a.model == "resnet18":
         model, x = ResNet18(), torch.rand(a.batch, 3, 32, 32)
+    elif a.model == "mobilenet_v3_small":
+        # The model rescales [0, 255] pixels itself (Keras's include_preprocessing).
+        h, w, c = MOBILENET_INPUT
+        model, x = mobilenet_v3_small(in_channels=c, classes=10), torch.rand(a.batch, c, h, w) * 255
     else:
         model = mlp() if a.model == "mlp" else keras_cnn()
         x = torch.rand(a.batch, 1, 28, 28) * 255
-    scale = 1.0 if a.model == "resnet18" else 1.0 / 255
+    scale = 1.0 if a.model in ("resnet18", "mobilenet_v3_small") else 1.0 / 255
     conv = a.model != "mlp"
     if conv:
         model = model.to(memory_format=torch.channels_last)

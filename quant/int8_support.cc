@@ -47,6 +47,15 @@ Int8Role int8_role(ops::OpKind kind) {
     case K::broadcast_to:
     case K::concat:
       return Int8Role::float_only;
+    // Transposed convolution stays float: quantize_graph's int8 rewrite produces qconv2d, a
+    // convolution; an int8 deconvolution needs its own quantized op kind, plan builder and
+    // QDQ export (ONNX Runtime's int8 ConvTranspose), none of which exists yet.
+    // Resize stays float: bilinear mixes neighbours and would need requantizing; nearest could
+    // pass int8 through (it copies values), but the eager op, the plan and the QDQ exporter
+    // take float resize only, so a nearest resize between int8 convolutions dequantizes.
+    case K::conv_transpose2d:
+    case K::resize2d:
+      return Int8Role::float_only;
   }
   throw std::logic_error(std::string("op kind ") + ops::op_kind_name(kind) + " has no decision in quantize_graph");
 }

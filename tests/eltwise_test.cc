@@ -39,6 +39,13 @@ const UnaryCase kCases[] = {
     {"clip", [](const Tensor& x) { return clip(x, -0.5f, 0.7f); },
      [](double x) { return std::min(std::max(x, -0.5), 0.7); }, -2, 2},
     {"pow", [](const Tensor& x) { return pow(x, 1.5f); }, [](double x) { return std::pow(x, 1.5); }, 0.2f, 3},
+    {"relu6", [](const Tensor& x) { return relu6(x); }, [](double x) { return std::min(std::max(x, 0.0), 6.0); }, -2, 8},
+    {"hard_sigmoid", [](const Tensor& x) { return hard_sigmoid(x); },
+     [](double x) { return std::min(std::max(x + 3, 0.0), 6.0) / 6; }, -5, 5},
+    {"hard_swish", [](const Tensor& x) { return hard_swish(x); },
+     [](double x) { return x * std::min(std::max(x + 3, 0.0), 6.0) / 6; }, -5, 5},
+    {"mish", [](const Tensor& x) { return mish(x); }, [](double x) { return x * std::tanh(std::log1p(std::exp(x))); },
+     -4, 4},
 };
 
 class EltwiseTest : public ::testing::TestWithParam<UnaryCase> {};
@@ -66,6 +73,51 @@ TEST(Eltwise, BadInput) {
   EXPECT_THROW(relu(Tensor::zeros({2}, DType::s32)), std::invalid_argument);
   EXPECT_THROW(clip(Tensor::zeros({2}), 1.f, 0.f), std::invalid_argument);
   EXPECT_THROW(eltwise_backward(EltwiseKind::relu, Tensor::zeros({2}), Tensor::zeros({3})), std::invalid_argument);
+}
+
+// Keras 3's values at and around the kinks (keras.ops on the jax backend gives these; the
+// middle of each range is exact in f32 too).
+TEST(Eltwise, HardActivationsMatchKerasAtTheKinks) {
+  Tensor x = Tensor::from_vector({-4.f, -3.f, -1.5f, 0.f, 1.5f, 3.f, 6.f, 7.f}, {8});
+  EXPECT_EQ(relu6(x).to_vector(), (std::vector<float>{0, 0, 0, 0, 1.5f, 3, 6, 6}));
+  EXPECT_EQ(hard_sigmoid(x).to_vector(), (std::vector<float>{0, 0, 0.25f, 0.5f, 0.75f, 1, 1, 1}));
+  EXPECT_EQ(hard_swish(x).to_vector(), (std::vector<float>{0, 0, -0.375f, 0, 1.125f, 3, 6, 7}));
+  std::vector<float> m = mish(x).to_vector();
+  for (size_t i = 0; i < m.size(); ++i) {
+    double v = x.to_vector()[i];
+    EXPECT_NEAR(m[i], v * std::tanh(std::log1p(std::exp(v))), 2e-6) << v;
+  }
+}
+
+TEST(Eltwise, HardActivationGradientsAreZeroOutsideTheirRamps) {
+  for (EltwiseKind k : {EltwiseKind::relu6, EltwiseKind::hard_sigmoid, EltwiseKind::hard_swish}) {
+    Tensor x = Tensor::from_vector({-5.f, 8.f, 1.f}, {3});
+    Tensor g = eltwise_backward(k, Tensor::ones({3}), x);
+    std::vector<float> v = g.to_vector();
+    EXPECT_EQ(v[0], 0.f) << eltwise_name(k);
+    EXPECT_EQ(v[1], k == EltwiseKind::relu6 || k == EltwiseKind::hard_sigmoid ? 0.f : 1.f) << eltwise_name(k);
+    EXPECT_NEAR(v[2], k == EltwiseKind::relu6 ? 1.0 : k == EltwiseKind::hard_sigmoid ? 1.0 / 6 : 5.0 / 6, 1e-6)
+        << eltwise_name(k);
+  }
+}
+
+TEST(Eltwise, NewActivationsKeepNaN) {
+  const float nan = std::nanf("");
+  for (DType dt : {DType::f32, DType::bf16}) {
+    Tensor x = cast(Tensor::from_vector({nan, -1.f, 2.f, nan}, {4}), dt);
+    for (EltwiseKind k : {EltwiseKind::relu6, EltwiseKind::hard_sigmoid, EltwiseKind::hard_swish, EltwiseKind::mish}) {
+      std::vector<float> y = eltwise(k, x).to_vector();
+      EXPECT_TRUE(std::isnan(y[0]) && std::isnan(y[3])) << eltwise_name(k) << " " << dtype_name(dt);
+      EXPECT_FALSE(std::isnan(y[1]) || std::isnan(y[2])) << eltwise_name(k) << " " << dtype_name(dt);
+    }
+  }
+}
+
+TEST(Eltwise, ParameterlessKindsRejectParameters) {
+  for (EltwiseKind k : {EltwiseKind::relu6, EltwiseKind::hard_sigmoid, EltwiseKind::hard_swish, EltwiseKind::mish}) {
+    EXPECT_THROW(eltwise(k, Tensor::zeros({2}), 1.f, 0.f), std::invalid_argument) << eltwise_name(k);
+    EXPECT_THROW(eltwise(k, Tensor::zeros({2}), 0.f, 6.f), std::invalid_argument) << eltwise_name(k);
+  }
 }
 
 }  // namespace

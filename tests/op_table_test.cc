@@ -32,6 +32,7 @@
 #include "tensor/ops/ops.h"
 #include "tensor/ops/registry.h"
 #include "tests/gradcheck.h"
+#include "tests/upsampling_reference.h"
 
 namespace kiln {
 namespace {
@@ -164,6 +165,14 @@ RefTensor conv_ref(const Refs& x, const Attrs& a) {
   p.groups = a.get_int("groups");
   RefTensor y = ref::conv2d(x[0], x[1], x.size() > 2 ? &x[2] : nullptr, p);
   return a.get_string("activation") == "relu" ? relu_ref(y) : y;
+}
+
+Attrs conv_transpose_attrs(Ints strides, const char* padding, Ints output_padding, Ints dilation) {
+  return Attrs("conv_transpose2d")
+      .set("strides", strides)
+      .set("padding", padding)
+      .set("output_padding", output_padding)
+      .set("dilation", dilation);
 }
 
 Attrs fused_conv_attrs(Ints strides, const char* padding, int groups, const char* activation) {
@@ -717,6 +726,42 @@ const std::vector<Row>& rows() {
                                                      {Tensor::zeros({2, 3}), Tensor::zeros({2, 3}, DType::s32)}};
            }},
 
+      // Transposed convolution and resize (tests/conv_transpose_test and resize_test check
+      // them against Keras's own numbers).
+      {.op = "conv_transpose2d",
+       .cases = {{conv_transpose_attrs({2, 2}, "same", {-1, -1}, {1, 1}),
+                  {In{.shape = {2, 4, 5, 3}}, In{.shape = {3, 3, 2, 3}}, In{.shape = {2}}}},
+                 {conv_transpose_attrs({3, 2}, "valid", {2, 1}, {1, 1}),
+                  {In{.shape = {1, 3, 4, 2}}, In{.shape = {2, 3, 3, 2}}}},
+                 {conv_transpose_attrs({1, 1}, "same", {-1, -1}, {2, 2}),
+                  {In{.shape = {1, 5, 5, 2}}, In{.shape = {3, 3, 2, 2}}, In{.shape = {2}}}}},
+       .ref =
+           [](const Refs& x, const Attrs& a) {
+             const Ints &s = a.get_ints("strides"), &op = a.get_ints("output_padding"), &d = a.get_ints("dilation");
+             ref::ConvTransposeParams p{{s[0], s[1]}, a.get_string("padding") == "same", {op[0], op[1]}, {d[0], d[1]}};
+             return ref::conv_transpose2d(x[0], x[1], x.size() > 2 ? &x[2] : nullptr, p);
+           },
+       .bf16 = Tolerance{6e-2, 3e-2},
+       .bad =
+           [](const std::vector<Tensor>& good) {
+             return std::vector<std::vector<Tensor>>{with(good, 0, Tensor::zeros({4, 5, 3})),
+                                                     with(good, 0, Tensor::zeros({2, 4, 5, 3}, DType::s32))};
+           }},
+      {.op = "resize2d",
+       .cases = {{Attrs("resize2d").set("size", Ints{7, 5}).set("interpolation", "bilinear"), {In{.shape = {2, 3, 4, 3}}}},
+                 {Attrs("resize2d").set("size", Ints{2, 3}).set("interpolation", "bilinear"), {In{.shape = {1, 5, 7, 2}}}},
+                 {Attrs("resize2d").set("size", Ints{6, 8}).set("interpolation", "nearest"), {In{.shape = {1, 3, 4, 2}}}},
+                 {Attrs("resize2d").set("size", Ints{2, 5}).set("interpolation", "nearest"), {In{.shape = {2, 5, 3, 1}}}}},
+       .ref =
+           [](const Refs& x, const Attrs& a) {
+             const Ints& size = a.get_ints("size");
+             return ref::resize2d(x[0], size[0], size[1], a.get_string("interpolation") == "nearest");
+           },
+       .bad =
+           [](const std::vector<Tensor>&) {
+             return std::vector<std::vector<Tensor>>{{Tensor::zeros({3, 4, 3})}, {Tensor::zeros({2, 3, 4, 3}, DType::s32)}};
+           }},
+
       // Eltwise kinds (alpha, beta as oneDNN defines them for each).
       eltwise_row("relu", [](double x, double alpha, double) { return x > 0 ? x : alpha * x; }, -2, 2,
                   {{0.f, 0.f}, {0.1f, 0.f}}),
@@ -750,6 +795,14 @@ const std::vector<Row>& rows() {
                   {{-0.5f, 0.7f}, {0.f, 6.f}}),
       eltwise_row("pow", [](double x, double alpha, double beta) { return alpha * std::pow(x, beta); }, 0.2f, 3,
                   {{1.f, 1.5f}, {2.f, -1.f}}),
+      eltwise_row(
+          "relu6", [](double x, double, double) { return std::min(std::max(x, 0.0), 6.0); }, -2, 8),
+      eltwise_row(
+          "hard_sigmoid", [](double x, double, double) { return std::min(std::max(x + 3, 0.0), 6.0) / 6; }, -5, 5),
+      eltwise_row(
+          "hard_swish", [](double x, double, double) { return x * std::min(std::max(x + 3, 0.0), 6.0) / 6; }, -5, 5),
+      eltwise_row(
+          "mish", [](double x, double, double) { return x * std::tanh(std::log1p(std::exp(x))); }, -4, 4),
   };
   return *table;
 }

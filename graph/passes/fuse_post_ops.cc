@@ -15,10 +15,13 @@ bool activation_of(const graph::Node& n, Epilogue* out) {
     *out = Epilogue::relu;
     return true;
   }
-  if (n.call.is(K::gelu_erf)) *out = Epilogue::gelu_erf;
-  else if (n.call.is(K::gelu_tanh)) *out = Epilogue::gelu_tanh;
-  else return false;
-  return true;
+  for (Epilogue e : all_epilogues()) {
+    if (e != Epilogue::none && e != Epilogue::relu && n.call.is(*ops::op_kind_from_name(epilogue_name(e)))) {
+      *out = e;
+      return true;
+    }
+  }
+  return false;
 }
 
 bool is_add(const graph::Node& n) { return n.call.is(ops::OpKind::add) || n.call.is(ops::OpKind::add_relu); }

@@ -19,14 +19,20 @@ Tensor apply_activation(const std::string& name, const Tensor& x) {
   if (name == "swish" || name == "silu") return swish(x);
   if (name == "softplus") return softplus(x);
   if (name == "leaky_relu") return leaky_relu(x, 0.2f);
+  if (name == "relu6") return relu6(x);
+  if (name == "hard_sigmoid") return hard_sigmoid(x);
+  if (name == "hard_silu" || name == "hard_swish") return hard_swish(x);
+  if (name == "mish") return mish(x);
   throw std::invalid_argument("unknown activation '" + name +
                               "' (expected relu, gelu, sigmoid, tanh, softmax, log_softmax, elu, swish, softplus, "
-                              "leaky_relu or linear)");
+                              "leaky_relu, relu6, hard_sigmoid, hard_silu, hard_swish, mish or linear)");
 }
 
 void check_activation_name(const std::string& name) {
-  static const char* known[] = {"", "linear", "relu", "gelu", "sigmoid", "tanh", "softmax", "log_softmax",
-                                "elu", "swish", "silu", "softplus", "leaky_relu"};
+  static const char* known[] = {"",          "linear",     "relu",         "gelu",      "sigmoid",
+                                "tanh",      "softmax",    "log_softmax",  "elu",       "swish",
+                                "silu",      "softplus",   "leaky_relu",   "relu6",     "hard_sigmoid",
+                                "hard_silu", "hard_swish", "mish"};
   for (const char* k : known) {
     if (name == k) return;
   }

@@ -6,7 +6,8 @@
 namespace kiln::nn {
 
 // Applies a Keras activation by name: "" or "linear", relu, gelu, sigmoid, tanh, softmax,
-// log_softmax, elu, selu-free set: swish/silu, softplus, leaky_relu. Throws for unknown names.
+// log_softmax, elu, swish/silu, softplus, leaky_relu, relu6, hard_sigmoid (Keras 3's:
+// relu6(x + 3) / 6), hard_silu/hard_swish, mish. Throws for unknown names.
 Tensor apply_activation(const std::string& name, const Tensor& x);
 void check_activation_name(const std::string& name);
 

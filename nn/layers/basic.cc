@@ -93,37 +93,6 @@ class RescalingImpl : public LayerImpl {
   float scale_, offset_;
 };
 
-class AddImpl : public LayerImpl {
- public:
-  explicit AddImpl(const std::string& name) : LayerImpl("add", name) {}
-  int num_inputs() const override { return -1; }
-  Tensor call(const std::vector<Tensor>& in, bool) override { return sum(in, false); }
-  Tensor call_with_relu(const std::vector<Tensor>& in, bool) override { return sum(in, true); }
-  bool fuses_relu() const override { return true; }
-  std::string class_name() const override { return "Add"; }
-  std::optional<Shape> compute_output_shape(const std::vector<Shape>& in) const override {
-    if (in.size() < 2) return std::nullopt;
-    for (const Shape& s : in) {
-      if (s != in[0]) return std::nullopt;
-    }
-    return in[0];
-  }
-
- private:
-  Tensor sum(const std::vector<Tensor>& in, bool relu) const {
-    if (in.size() < 2) throw std::invalid_argument("layer '" + this->name() + "' (add) needs at least 2 inputs");
-    for (size_t i = 1; i < in.size(); ++i) {
-      if (in[i].shape() != in[0].shape()) {
-        throw std::invalid_argument("layer '" + this->name() + "' (add): input shapes differ: " + in[0].describe() +
-                                    " vs " + in[i].describe());
-      }
-    }
-    Tensor total = in[0];
-    for (size_t i = 1; i + 1 < in.size(); ++i) total = total + in[i];
-    return relu ? add_relu(total, in.back()) : total + in.back();
-  }
-};
-
 Layer dropout_from_config(const Config& config) {
   ConfigReader r(config, "Dropout config");
   BaseLayerConfig base = read_base_config(r);
@@ -152,17 +121,9 @@ Layer rescaling_from_config(const Config& config) {
   return with_base_config(Rescaling(scale, offset, base.name), base);
 }
 
-Layer add_from_config(const Config& config) {
-  ConfigReader r(config, "Add config");
-  BaseLayerConfig base = read_base_config(r);
-  r.finish();
-  return with_base_config(Add(base.name), base);
-}
-
 const bool registered = register_builtin_layer("Dropout", dropout_from_config) &&
                         register_builtin_layer("Flatten", flatten_from_config) &&
-                        register_builtin_layer("Rescaling", rescaling_from_config) &&
-                        register_builtin_layer("Add", add_from_config);
+                        register_builtin_layer("Rescaling", rescaling_from_config);
 
 }  // namespace
 
@@ -173,6 +134,5 @@ Layer Flatten(const std::string& name) { return Layer(std::make_shared<FlattenIm
 Layer Rescaling(float scale, float offset, const std::string& name) {
   return Layer(std::make_shared<RescalingImpl>(scale, offset, name));
 }
-Layer Add(const std::string& name) { return Layer(std::make_shared<AddImpl>(name)); }
 
 }  // namespace kiln::nn

@@ -14,7 +14,6 @@ Layer Dropout(float rate, uint64_t seed = 0, const std::string& name = "");
 Layer Flatten(const std::string& name = "");
 // y = x * scale + offset in the compute dtype; accepts integer (u8) images.
 Layer Rescaling(float scale, float offset = 0.f, const std::string& name = "");
-// Element-wise sum of its inputs (residual connections).
-Layer Add(const std::string& name = "");
+// Add is a merge layer: nn/layers/merge.h.
 
 }  // namespace kiln::nn

@@ -4,8 +4,13 @@
 #include "nn/layers/basic.h"
 #include "nn/layers/batch_norm.h"
 #include "nn/layers/conv2d.h"
+#include "nn/layers/conv2d_transpose.h"
 #include "nn/layers/dense.h"
+#include "nn/layers/merge.h"
 #include "nn/layers/pooling.h"
+#include "nn/layers/relu.h"
+#include "nn/layers/reshape.h"
+#include "nn/layers/resizing.h"
 #include "nn/layers/zero_padding.h"
 // Convolution family (issue 21).
 #include "nn/layers/conv1d.h"

@@ -56,16 +56,18 @@ class Pool2DImpl : public LayerImpl {
   Pool2dAttrs opt_;
 };
 
-class GlobalAvgPoolImpl : public LayerImpl {
+class GlobalPoolImpl : public LayerImpl {
  public:
-  GlobalAvgPoolImpl(bool keepdims, const std::string& name)
-      : LayerImpl("global_average_pooling2d", name), keepdims_(keepdims) {}
+  GlobalPoolImpl(bool is_max, bool keepdims, const std::string& name)
+      : LayerImpl(is_max ? "global_max_pooling2d" : "global_average_pooling2d", name),
+        is_max_(is_max),
+        keepdims_(keepdims) {}
   Tensor call(const std::vector<Tensor>& in, bool) override {
     expect_rank(in[0], 4, 4);
-    return global_avg_pool2d(in[0], keepdims_);
+    return is_max_ ? global_max_pool2d(in[0], keepdims_) : global_avg_pool2d(in[0], keepdims_);
   }
 
-  std::string class_name() const override { return "GlobalAveragePooling2D"; }
+  std::string class_name() const override { return is_max_ ? "GlobalMaxPooling2D" : "GlobalAveragePooling2D"; }
   Config config() const override {
     Config c = LayerImpl::config();
     c.set("data_format", "channels_last");
@@ -79,6 +81,7 @@ class GlobalAvgPoolImpl : public LayerImpl {
   }
 
  private:
+  bool is_max_;
   bool keepdims_;
 };
 
@@ -97,18 +100,23 @@ Layer pool_from_config(const Config& config, bool is_max) {
 Layer max_pool_from_config(const Config& c) { return pool_from_config(c, true); }
 Layer avg_pool_from_config(const Config& c) { return pool_from_config(c, false); }
 
-Layer global_avg_pool_from_config(const Config& config) {
-  ConfigReader r(config, "GlobalAveragePooling2D config");
+Layer global_pool_from_config(const Config& config, bool is_max) {
+  ConfigReader r(config, is_max ? "GlobalMaxPooling2D config" : "GlobalAveragePooling2D config");
   BaseLayerConfig base = read_base_config(r);
   read_data_format(r);
   bool keepdims = r.boolean("keepdims", false);
   r.finish();
-  return with_base_config(GlobalAveragePooling2D(keepdims, base.name), base);
+  return with_base_config(is_max ? GlobalMaxPooling2D(keepdims, base.name) : GlobalAveragePooling2D(keepdims, base.name),
+                          base);
 }
+
+Layer global_avg_pool_from_config(const Config& c) { return global_pool_from_config(c, false); }
+Layer global_max_pool_from_config(const Config& c) { return global_pool_from_config(c, true); }
 
 const bool registered = register_builtin_layer("MaxPooling2D", max_pool_from_config) &&
                         register_builtin_layer("AveragePooling2D", avg_pool_from_config) &&
-                        register_builtin_layer("GlobalAveragePooling2D", global_avg_pool_from_config);
+                        register_builtin_layer("GlobalAveragePooling2D", global_avg_pool_from_config) &&
+                        register_builtin_layer("GlobalMaxPooling2D", global_max_pool_from_config);
 
 }  // namespace
 
@@ -123,7 +131,11 @@ Layer AveragePooling2D(std::array<int64_t, 2> pool, std::array<int64_t, 2> strid
 }
 
 Layer GlobalAveragePooling2D(bool keepdims, const std::string& name) {
-  return Layer(std::make_shared<GlobalAvgPoolImpl>(keepdims, name));
+  return Layer(std::make_shared<GlobalPoolImpl>(false, keepdims, name));
+}
+
+Layer GlobalMaxPooling2D(bool keepdims, const std::string& name) {
+  return Layer(std::make_shared<GlobalPoolImpl>(true, keepdims, name));
 }
 
 }  // namespace kiln::nn

@@ -71,16 +71,31 @@ void Exporter::write_eltwise(EltwiseKind kind, float alpha, float beta, const st
       emit("Mul", {p, scalar(alpha)}, {y});
       return;
     }
+    case EltwiseKind::relu6: emit("Clip", {x, scalar(0.f), scalar(6.f)}, {y}); return;
+    case EltwiseKind::hard_sigmoid: {
+      auto* node = emit("HardSigmoid", {x}, {y});
+      set_attr(node, "alpha", 1.f / 6.f);
+      set_attr(node, "beta", 0.5f);
+      return;
+    }
+    case EltwiseKind::hard_swish: emit("HardSwish", {x}, {y}); return;  // opset 14
+    case EltwiseKind::mish: {
+      // Mish is an ONNX op only from opset 18: its definition, x * tanh(softplus(x)).
+      std::string sp = tmp("mish_softplus"), t = tmp("mish_tanh");
+      emit("Softplus", {x}, {sp});
+      emit("Tanh", {sp}, {t});
+      emit("Mul", {x, t}, {y});
+      return;
+    }
   }
   fail("eltwise kind has no ONNX form");
 }
 
 void Exporter::write_epilogue(Epilogue e, const std::string& x, const std::string& y) {
-  switch (e) {
-    case Epilogue::none: emit("Identity", {x}, {y}); return;
-    case Epilogue::relu: emit("Relu", {x}, {y}); return;
-    case Epilogue::gelu_erf: write_eltwise(EltwiseKind::gelu_erf, 0.f, 0.f, x, y); return;
-    case Epilogue::gelu_tanh: write_eltwise(EltwiseKind::gelu_tanh, 0.f, 0.f, x, y); return;
+  if (e == Epilogue::none) {
+    emit("Identity", {x}, {y});
+  } else {
+    write_eltwise(epilogue_eltwise(e), 0.f, 0.f, x, y);
   }
 }
 

@@ -66,6 +66,11 @@ void Exporter::write_pool(const Node& n) {
   const SpatialPlan &ph = geometry.h, &pw = geometry.w;
   const int64_t sh = geometry.stride_h, sw = geometry.stride_w;
   const bool max = n.call.is(ops::OpKind::max_pool2d);
+  if (p.pool_size[0] == xs[1] && p.pool_size[1] == xs[2] && ph.out == 1 && pw.out == 1 && ph.pad_before == 0 &&
+      ph.pad_after == 0 && pw.pad_before == 0 && pw.pad_after == 0) {  // one window over the whole image
+    emit(max ? "GlobalMaxPool" : "GlobalAveragePool", {nchw(x)}, {out(n.outputs[0], true)});
+    return;
+  }
   auto* node = emit(max ? "MaxPool" : "AveragePool", {nchw(x)}, {out(n.outputs[0], true)});
   set_attr(node, "kernel_shape", std::vector<int64_t>{p.pool_size[0], p.pool_size[1]});
   set_attr(node, "strides", std::vector<int64_t>{sh, sw});
@@ -340,6 +345,8 @@ Exporter::Rule Exporter::rule(ops::OpKind kind) {
       return {&Exporter::write_identity, "Identity"};
     case K::broadcast_to: return {&Exporter::write_broadcast_to, "Expand"};
     case K::concat: return {&Exporter::write_concat, "Concat"};
+    case K::conv_transpose2d: return {&Exporter::write_conv_transpose, "ConvTranspose (+ Pad where Keras appends output_padding)"};
+    case K::resize2d: return {&Exporter::write_resize, "Resize (half_pixel; nearest rounds half up)"};
     KILN_ELTWISE_OPS(KILN_OP_CASE)
     return {&Exporter::write_eltwise_node, "element-wise (GELU written out)"};
   }

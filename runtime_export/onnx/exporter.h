@@ -261,6 +261,9 @@ class Exporter {
   void write_broadcast_to(const Node& n);
   void write_concat(const Node& n);
   void write_eltwise_node(const Node& n);
+  // export_upsampling.cc
+  void write_conv_transpose(const Node& n);
+  void write_resize(const Node& n);
   // export_quantized.cc: the int8 nodes as QDQ.
   void write_quantize(const Node& n);
   void write_quantized_layer(const Node& n);

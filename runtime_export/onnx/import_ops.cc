@@ -72,6 +72,22 @@ void Importer::pool(const onnx::NodeProto& n, NodeAttrs& a) {
   define(n.output(0), add_node(call, {xv}, nhwc_name(n.output(0)), out, DType::f32), kToNchw);
 }
 
+// One window over the whole (static) image: Kiln's global pools are such pools.
+void Importer::global_pool(const onnx::NodeProto& n, NodeAttrs& a) {
+  want_inputs(n, 1, 1);
+  a.done();
+  Ref x = ref(n.input(0));
+  if (rank_of(x) != 4) fail(n.op_type() + " wants an NCHW input, got " + shape_str(shape_of(x)));
+  int xv = materialize(x, kToNhwc);
+  const Shape xs = g_.values[xv].shape;
+  check_window(xs, Shape{xs[1], xs[2]});
+  if (g_.values[xv].dtype != DType::f32) fail("pooling input is not FLOAT");
+  const std::vector<int64_t> window{xs[1], xs[2]};
+  ops::Attrs call(n.op_type() == "GlobalMaxPool" ? "max_pool2d" : "avg_pool2d");
+  call.set("pool_size", window).set("strides", window).set("padding", "valid");
+  define(n.output(0), add_node(call, {xv}, nhwc_name(n.output(0)), Shape{xs[0], 1, 1, xs[3]}, DType::f32), kToNchw);
+}
+
 void Importer::batch_norm(const onnx::NodeProto& n, NodeAttrs& a) {
   want_inputs(n, 5, 5);
   Ref x = ref(n.input(0));
@@ -342,6 +358,7 @@ int Importer::node(const onnx::NodeProto& n) {
   if (!n.domain().empty()) fail("domain '" + n.domain() + "' is not supported");
   if (int k = gelu_erf(n)) return k;
   if (int k = gelu_tanh(n)) return k;
+  if (int k = mish(n)) return k;
   if (int k = compare_then_cast(n)) return k;
   if (op == "Clip" && n.input_size() > 0 && refs_.count(n.input(0)) && !is_floating(dtype_of(ref(n.input(0))))) {
     return clip_then_cast(n);
@@ -350,11 +367,14 @@ int Importer::node(const onnx::NodeProto& n) {
   if (op == "ArgMax") return argmax_then_cast(n, a);
   if (op == "Conv") return conv(n, a), 1;
   if (op == "MaxPool" || op == "AveragePool") return pool(n, a), 1;
+  if (op == "GlobalMaxPool" || op == "GlobalAveragePool") return global_pool(n, a), 1;
   if (op == "BatchNormalization") return batch_norm(n, a), 1;
   if (op == "Gemm") return gemm(n, a), 1;
   if (op == "ReduceSum" || op == "ReduceMean" || op == "ReduceMax") return reduce(n, a), 1;
   if (op == "Reshape") return reshape(n, a), 1;
   if (op == "Concat") return concat(n, a), 1;
+  if (op == "ConvTranspose") return conv_transpose(n, a), 1;
+  if (op == "Resize") return resize(n, a), 1;
   if (op == "Transpose") {
     want_inputs(n, 1, 1);
     Ref x = ref(n.input(0));
@@ -372,7 +392,8 @@ int Importer::node(const onnx::NodeProto& n) {
   }
   static const std::map<std::string, const char*> kUnary = {{"Sigmoid", "sigmoid"}, {"Tanh", "tanh"}, {"Exp", "exp"},
                                                             {"Log", "log"}, {"Sqrt", "sqrt"}, {"Abs", "abs"},
-                                                            {"Softplus", "softplus"}, {"Relu", "relu"}};
+                                                            {"Softplus", "softplus"}, {"Relu", "relu"},
+                                                            {"HardSwish", "hard_swish"}, {"Mish", "mish"}};
   if (auto it = kUnary.find(op); it != kUnary.end()) {
     want_inputs(n, 1, 1);
     a.done();
@@ -391,7 +412,23 @@ int Importer::node(const onnx::NodeProto& n) {
     a.done();
     float lo = scalar_input(n.input(1), "Clip min"), hi = scalar_input(n.input(2), "Clip max");
     if (!(lo <= hi)) fail("Clip min exceeds max");
-    unary(n, eltwise("clip", lo, hi));
+    unary(n, lo == 0.f && hi == 6.f ? eltwise("relu6") : eltwise("clip", lo, hi));
+    return 1;
+  }
+  if (op == "HardSigmoid") {
+    want_inputs(n, 1, 1);
+    const float alpha = a.get_float("alpha", 0.2f), beta = a.get_float("beta", 0.5f);
+    a.done();
+    if (alpha == 1.f / 6.f && beta == 0.5f) {
+      unary(n, eltwise("hard_sigmoid"));
+    } else {  // max(0, min(1, alpha * x + beta)), Keras 2's form among others
+      std::string scaled = n.output(0) + "/hard_sigmoid_affine";
+      onnx::NodeProto first = n, second = n;
+      first.set_output(0, scaled);
+      second.set_input(0, scaled);
+      unary(first, eltwise("affine", alpha, beta));
+      unary(second, eltwise("clip", 0.f, 1.f));
+    }
     return 1;
   }
   if (op == "Pow") {

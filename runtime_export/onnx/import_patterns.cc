@@ -1,4 +1,4 @@
-// The exporter's multi-node patterns (GELU, comparison + Cast, ArgMax + Cast, integer Clip + Cast)
+// The exporter's multi-node patterns (GELU, Mish, comparison + Cast, ArgMax + Cast, integer Clip + Cast)
 // back to one Kiln op each.
 #include <algorithm>
 #include <cmath>
@@ -51,6 +51,19 @@ int Importer::gelu_tanh(const onnx::NodeProto& n) {
   probe.add_output(y->output(0));
   unary(probe, eltwise("gelu_tanh"));
   return 9;
+}
+
+int Importer::mish(const onnx::NodeProto& n) {
+  // Softplus(x) -> Tanh -> Mul(x, .), as the exporter writes mish for opset 17.
+  if (n.op_type() != "Softplus" || n.input_size() != 1 || n.output_size() != 1 || n.attribute_size()) return 0;
+  const std::string& x = n.input(0);
+  const onnx::NodeProto *t = next(1), *m = next(2);
+  if (!is(t, "Tanh", {n.output(0)}) || !is(m, "Mul", {x, t->output(0)})) return 0;
+  onnx::NodeProto probe;
+  probe.add_input(x);
+  probe.add_output(m->output(0));
+  unary(probe, eltwise("mish"));
+  return 3;
 }
 
 int Importer::compare_then_cast(const onnx::NodeProto& n) {

@@ -40,6 +40,8 @@ ops::Support onnx_import_support(ops::OpKind kind) {
     case K::slice: return supported("Slice");
     case K::broadcast_to: return supported("Expand");
     case K::concat: return supported("Concat");
+    case K::conv_transpose2d: return supported("ConvTranspose (explicit pads, output_padding; no auto_pad or group)");
+    case K::resize2d: return supported("Resize (nearest/linear, 4-D, half_pixel or asymmetric nearest)");
     case K::relu: return supported("Relu, LeakyRelu");
     case K::gelu_tanh: return supported("GELU's tanh form");
     case K::gelu_erf: return supported("GELU's erf form");
@@ -53,6 +55,10 @@ ops::Support onnx_import_support(ops::OpKind kind) {
     case K::softplus: return supported("Softplus");
     case K::clip: return supported("Clip");
     case K::pow: return supported("Pow (scalar exponent)");
+    case K::relu6: return supported("Clip(0, 6)");
+    case K::hard_sigmoid: return supported("HardSigmoid (alpha 1/6, beta 0.5; others as affine + clip)");
+    case K::hard_swish: return supported("HardSwish");
+    case K::mish: return supported("Mish (opset 18), Softplus + Tanh + Mul");
     case K::add_relu: return unsupported("imported as Add then Relu");
     case K::square: return unsupported("imported as Mul(x, x)");
     case K::swish: return unsupported("imported as Sigmoid then Mul");

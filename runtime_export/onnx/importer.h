@@ -317,6 +317,7 @@ class Importer {
 
   void conv(const onnx::NodeProto& n, NodeAttrs& a);
   void pool(const onnx::NodeProto& n, NodeAttrs& a);
+  void global_pool(const onnx::NodeProto& n, NodeAttrs& a);  // GlobalMaxPool, GlobalAveragePool
   void batch_norm(const onnx::NodeProto& n, NodeAttrs& a);
   void gemm(const onnx::NodeProto& n, NodeAttrs& a);
   void matmul(const onnx::NodeProto& n);
@@ -325,10 +326,14 @@ class Importer {
   void reshape(const onnx::NodeProto& n, NodeAttrs& a);
   void slice(const onnx::NodeProto& n);
   void concat(const onnx::NodeProto& n, NodeAttrs& a);
+  // import_upsampling.cc
+  void conv_transpose(const onnx::NodeProto& n, NodeAttrs& a);
+  void resize(const onnx::NodeProto& n, NodeAttrs& a);
   int cast_node(const Ref& x, DType to, const std::string& output);
   // Patterns: each returns the number of nodes it consumed (0: not this pattern).
   int gelu_erf(const onnx::NodeProto& n);
   int gelu_tanh(const onnx::NodeProto& n);
+  int mish(const onnx::NodeProto& n);  // Softplus -> Tanh -> Mul(x, .): Mish before opset 18
   int compare_then_cast(const onnx::NodeProto& n);
   int argmax_then_cast(const onnx::NodeProto& n, NodeAttrs& a);
   int clip_then_cast(const onnx::NodeProto& n);

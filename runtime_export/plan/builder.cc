@@ -46,7 +46,11 @@ Builder::Rule Builder::rule(ops::OpKind kind) {
     case K::cast: return {&Builder::cast, "reorder (float casts)"};
     case K::add:
     case K::add_relu:
-      return {&Builder::add, "oneDNN binary (same shapes)"};
+    case K::sub:
+    case K::mul:
+    case K::maximum:
+    case K::minimum:
+      return {&Builder::binary, "oneDNN binary (same shapes, or the second broadcast into the first)"};
     case K::softmax:
     case K::log_softmax:
       return {&Builder::softmax, "oneDNN softmax"};
@@ -68,17 +72,17 @@ Builder::Rule Builder::rule(ops::OpKind kind) {
     case K::swish:
     case K::affine:
     case K::clip:
+    case K::relu6:
+    case K::hard_swish:
+    case K::mish:
       return {&Builder::eltwise, "oneDNN eltwise"};
+    case K::hard_sigmoid: return {nullptr, "eager op (Kiln's kernel: oneDNN 2.6 has no hard sigmoid)"};
     // oneDNN 2.6 has these, but nobody measured them against the eager kernels here.
     case K::log:
     case K::sqrt:
     case K::softplus:
     case K::pow:
-    case K::sub:
-    case K::mul:
     case K::div:
-    case K::maximum:
-    case K::minimum:
     case K::equal:
     case K::greater:
     case K::greater_equal:
@@ -95,6 +99,11 @@ Builder::Rule Builder::rule(ops::OpKind kind) {
     case K::identity:
     case K::broadcast_to:
     case K::concat:
+      return {nullptr, "eager op"};
+    // The eager ops already run oneDNN's deconvolution and resampling; a plan builder would
+    // add blocked layouts and post-ops, which nobody has measured a need for yet.
+    case K::conv_transpose2d:
+    case K::resize2d:
       return {nullptr, "eager op"};
   }
   throw std::logic_error(std::string("op kind ") + ops::op_kind_name(kind) + " has no decision in the inference plan");
@@ -151,7 +160,7 @@ dnnl::primitive_attr Builder::epilogue_attr(bool residual, Epilogue act) {
   dnnl::primitive_attr attr = onednn::default_attr();
   dnnl::post_ops po;
   if (residual) po.append_sum(1.f);
-  if (act != Epilogue::none) po.append_eltwise(1.f, epilogue_algorithm(act), 0.f, 0.f);
+  if (act != Epilogue::none) kiln::detail::append_eltwise_post_ops(po, epilogue_eltwise(act), 0.f, 0.f);
   attr.set_post_ops(po);
   return attr;
 }

@@ -41,7 +41,7 @@ class Builder {
   bool pool(const graph::Node& n);
   bool reshape(const graph::Node& n);
   bool cast(const graph::Node& n);
-  bool add(const graph::Node& n);
+  bool binary(const graph::Node& n);
   bool eltwise(const graph::Node& n);
   bool softmax(const graph::Node& n);
   bool batch_norm(const graph::Node& n);

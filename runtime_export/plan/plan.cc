@@ -33,16 +33,6 @@ memory::desc with_dtype(const memory::desc& d, DType dtype) {
   return memory::desc(c);
 }
 
-dnnl::algorithm epilogue_algorithm(Epilogue e) {
-  switch (e) {
-    case Epilogue::relu: return dnnl::algorithm::eltwise_relu;
-    case Epilogue::gelu_erf: return dnnl::algorithm::eltwise_gelu_erf;
-    case Epilogue::gelu_tanh: return dnnl::algorithm::eltwise_gelu_tanh;
-    case Epilogue::none: break;
-  }
-  return dnnl::algorithm::undef;
-}
-
 }  // namespace plan_detail
 
 using namespace plan_detail;

@@ -31,7 +31,6 @@ inline bool is_int8(DType d) { return d == DType::u8 || d == DType::s8; }
 // The same layout with another element type (int8 data in the blocked layout of the f32
 // tensor it was quantized from, and back).
 memory::desc with_dtype(const memory::desc& d, DType dtype);
-dnnl::algorithm epilogue_algorithm(Epilogue e);
 
 enum class Home { slot, constant, input, output };
 

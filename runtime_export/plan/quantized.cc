@@ -52,7 +52,7 @@ dnnl::primitive_attr Builder::quantized_attr(const QuantizedEpilogue& q, DType r
   dnnl::post_ops po;
   if (residual && q.out_dtype == DType::f32) po.append_sum(1.f);  // dequantized into dst already
   else if (residual) po.append_sum(q.residual_scale / (act ? 1.f : out), onednn::to_dnnl(residual_dtype));
-  if (act) po.append_eltwise(1.f / out, epilogue_algorithm(q.activation), 0.f, 0.f);
+  if (act) kiln::detail::append_eltwise_post_ops(po, epilogue_eltwise(q.activation), 0.f, 0.f, 1.f / out);
   attr.set_post_ops(po);
   return attr;
 }

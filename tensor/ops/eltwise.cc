@@ -10,6 +10,8 @@
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
+#include <tuple>
+#include <utility>
 
 #include "tensor/isa_clones.h"
 #include "tensor/ops/recorder.h"
@@ -48,8 +50,23 @@ KindInfo info(EltwiseKind kind) {
     case EltwiseKind::affine: return {"affine", A::eltwise_linear};
     case EltwiseKind::clip: return {"clip", A::eltwise_clip_v2};
     case EltwiseKind::pow: return {"pow", A::eltwise_pow};
+    case EltwiseKind::relu6: return {"relu6", A::eltwise_clip_v2};  // with bounds 0 and 6
+    case EltwiseKind::hard_sigmoid: return {"hard_sigmoid", A::undef};  // Kiln's kernels: oneDNN 2.6 has none
+    case EltwiseKind::hard_swish: return {"hard_swish", A::eltwise_hardswish};
+    case EltwiseKind::mish: return {"mish", A::eltwise_mish};
   }
   throw std::invalid_argument("eltwise: unknown kind");
+}
+
+bool takes_no_parameters(EltwiseKind kind) {
+  return kind == EltwiseKind::relu6 || kind == EltwiseKind::hard_sigmoid || kind == EltwiseKind::hard_swish ||
+         kind == EltwiseKind::mish;
+}
+
+// The alpha and beta oneDNN's algorithm needs for a kind whose own attributes are empty.
+std::pair<float, float> onednn_parameters(EltwiseKind kind, float alpha, float beta) {
+  if (kind == EltwiseKind::relu6) return {0.f, 6.f};
+  return {alpha, beta};
 }
 
 dnnl::eltwise_forward::primitive_desc forward_pd(const KindInfo& k, const dnnl::memory::desc& md, float alpha,
@@ -214,6 +231,40 @@ KILN_ISA_CLONES void affine_bf16(const uint16_t* x, uint16_t* y, int64_t n, floa
   }
 }
 
+// hard_sigmoid as Keras 3 writes it, relu6(x + 3) / 6 (two roundings, as JAX's), NaN kept;
+// bf16 in f32 and stored as oneDNN stores bf16. Its gradient: g / 6 inside (-3, 3), else 0.
+inline float hard_sigmoid_value(float x) {
+  float t = x + 3.f;
+  t = t > 0.f ? t : 0.f;
+  t = t < 6.f ? t : 6.f;
+  return x != x ? x : t / 6.f;
+}
+inline uint16_t bf16_from_f32(float v, bool flush) {
+  uint32_t u = std::bit_cast<uint32_t>(v);
+  return static_cast<uint16_t>(flush && (u & 0x7f800000u) == 0 ? (u >> 16) & 0x8000u : bf16_round(u));
+}
+inline float f32_from_bf16(uint16_t b) { return std::bit_cast<float>(static_cast<uint32_t>(b) << 16); }
+KILN_ISA_CLONES void hard_sigmoid_f32(const float* x, float* y, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) y[i] = hard_sigmoid_value(x[i]);
+}
+KILN_ISA_CLONES void hard_sigmoid_bf16(const uint16_t* x, uint16_t* y, int64_t n, bool flush) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) y[i] = bf16_from_f32(hard_sigmoid_value(f32_from_bf16(x[i])), flush);
+}
+KILN_ISA_CLONES void hard_sigmoid_backward_f32(const float* g, const float* x, float* dx, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) dx[i] = x[i] > -3.f && x[i] < 3.f ? g[i] / 6.f : std::copysign(0.f, g[i]);
+}
+KILN_ISA_CLONES void hard_sigmoid_backward_bf16(const uint16_t* g, const uint16_t* x, uint16_t* dx, int64_t n,
+                                               bool flush) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) {
+    float v = f32_from_bf16(x[i]), gv = f32_from_bf16(g[i]);
+    dx[i] = v > -3.f && v < 3.f ? bf16_from_f32(gv / 6.f, flush) : g[i] & 0x8000u;
+  }
+}
+
 KILN_ISA_CLONES uint32_t max_abs_bits_f32(const uint32_t* p, int64_t n) {
   uint32_t m = 0;
 #pragma omp simd reduction(max : m)
@@ -276,6 +327,35 @@ void affine_forward(const Tensor& src, Tensor& out, float alpha, float beta) {
     affine_f32(src.data<float>(), out.data<float>(), src.numel(), alpha, beta);
   } else {
     affine_bf16(bf16_bits(src), bf16_bits(out), src.numel(), alpha, beta, onednn_stores_bf16_natively());
+  }
+}
+
+void hard_sigmoid_forward(const Tensor& src, Tensor& out) {
+  onednn::profiler::KernelScope timed;
+  if (src.dtype() == DType::f32) {
+    const float* x = src.data<float>();
+    float* y = out.data<float>();
+    parallel_chunks(src.numel(), [&](int64_t b, int64_t e) { hard_sigmoid_f32(x + b, y + b, e - b); });
+  } else {
+    const uint16_t* x = bf16_bits(src);
+    uint16_t* y = bf16_bits(out);
+    const bool flush = onednn_stores_bf16_natively();
+    parallel_chunks(src.numel(), [&](int64_t b, int64_t e) { hard_sigmoid_bf16(x + b, y + b, e - b, flush); });
+  }
+}
+
+void hard_sigmoid_backward(const Tensor& grad, const Tensor& data, Tensor& out) {
+  onednn::profiler::KernelScope timed;
+  if (grad.dtype() == DType::f32) {
+    const float *g = grad.data<float>(), *x = data.data<float>();
+    float* dx = out.data<float>();
+    parallel_chunks(grad.numel(), [&](int64_t b, int64_t e) { hard_sigmoid_backward_f32(g + b, x + b, dx + b, e - b); });
+  } else {
+    const uint16_t *g = bf16_bits(grad), *x = bf16_bits(data);
+    uint16_t* dx = bf16_bits(out);
+    const bool flush = onednn_stores_bf16_natively();
+    parallel_chunks(grad.numel(),
+                    [&](int64_t b, int64_t e) { hard_sigmoid_backward_bf16(g + b, x + b, dx + b, e - b, flush); });
   }
 }
 
@@ -390,6 +470,40 @@ ReluFusion choose_relu_fusion(const Tensor& src, const Tensor& weights, const Te
   return bound < 1e38 ? ReluFusion::post_op : ReluFusion::unfused;  // NaN and inf compare false
 }
 
+bool append_eltwise_post_ops(dnnl::post_ops& po, EltwiseKind kind, float alpha, float beta, float scale) {
+  using A = dnnl::algorithm;
+  switch (kind) {
+    case EltwiseKind::hard_sigmoid:  // relu6(x + 3) / 6 = clip(x / 6 + 0.5, 0, 1)
+      po.append_eltwise(1.f, A::eltwise_linear, 1.f / 6.f, 0.5f);
+      po.append_eltwise(scale, A::eltwise_clip_v2, 0.f, 1.f);
+      return true;
+    case EltwiseKind::sigmoid: po.append_eltwise(scale, A::eltwise_logistic, 0.f, 0.f); return true;
+    case EltwiseKind::tanh: po.append_eltwise(scale, A::eltwise_tanh, 0.f, 0.f); return true;
+    case EltwiseKind::exp: po.append_eltwise(scale, A::eltwise_exp, 0.f, 0.f); return true;
+    case EltwiseKind::sqrt: po.append_eltwise(scale, A::eltwise_sqrt, 0.f, 0.f); return true;
+    case EltwiseKind::relu:
+    case EltwiseKind::gelu_tanh:
+    case EltwiseKind::gelu_erf:
+    case EltwiseKind::log:
+    case EltwiseKind::square:
+    case EltwiseKind::abs:
+    case EltwiseKind::elu:
+    case EltwiseKind::softplus:
+    case EltwiseKind::swish:
+    case EltwiseKind::affine:
+    case EltwiseKind::clip:
+    case EltwiseKind::pow:
+    case EltwiseKind::relu6:
+    case EltwiseKind::hard_swish:
+    case EltwiseKind::mish: {
+      auto [a, b] = onednn_parameters(kind, alpha, beta);
+      po.append_eltwise(scale, info(kind).alg, a, b);
+      return true;
+    }
+  }
+  return false;
+}
+
 void append_relu(dnnl::post_ops& po, ReluFusion fusion) {
   if (fusion == ReluFusion::post_op) {
     po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
@@ -412,7 +526,7 @@ const char* eltwise_name(EltwiseKind kind) { return info(kind).name; }
 
 std::vector<EltwiseKind> all_eltwise_kinds() {
   std::vector<EltwiseKind> out;
-  for (int k = 0; k <= static_cast<int>(EltwiseKind::pow); ++k) out.push_back(static_cast<EltwiseKind>(k));
+  for (int k = 0; k <= static_cast<int>(EltwiseKind::mish); ++k) out.push_back(static_cast<EltwiseKind>(k));
   return out;
 }
 
@@ -425,12 +539,19 @@ ops::Attrs eltwise_attrs(EltwiseKind kind, float alpha, float beta) {
 Tensor eltwise(EltwiseKind kind, const Tensor& x, float alpha, float beta) {
   KindInfo k = info(kind);
   detail::check_floating(x, k.name);
+  if (takes_no_parameters(kind) && (alpha != 0.f || beta != 0.f)) {
+    throw std::invalid_argument(std::string(k.name) + ": takes no parameters, got alpha " + std::to_string(alpha) +
+                                " and beta " + std::to_string(beta) + " (both must be 0)");
+  }
   Tensor src = detail::dense(x);
   Tensor out = Tensor::empty(x.shape(), x.dtype());
   if (x.numel() > 0 && kind == EltwiseKind::relu && alpha == 0.f) {
     relu_forward(src, out);
-  } else if (x.numel() > 0 && kind == EltwiseKind::clip) {
-    clip_forward(src, out, alpha, beta);
+  } else if (x.numel() > 0 && (kind == EltwiseKind::clip || kind == EltwiseKind::relu6)) {
+    auto [low, high] = onednn_parameters(kind, alpha, beta);
+    clip_forward(src, out, low, high);
+  } else if (x.numel() > 0 && kind == EltwiseKind::hard_sigmoid) {
+    hard_sigmoid_forward(src, out);
   } else if (x.numel() > 0 && kind == EltwiseKind::affine && x.numel() <= kInlineAffineMax) {
     affine_forward(src, out, alpha, beta);
   } else if (x.numel() > 0) {
@@ -440,7 +561,7 @@ Tensor eltwise(EltwiseKind kind, const Tensor& x, float alpha, float beta) {
         [&] { return forward_pd(k, md, alpha, beta); });
     onednn::execute(k.name, prim.primitive,
                     {{DNNL_ARG_SRC, onednn::memory_of(src, md)}, {DNNL_ARG_DST, onednn::memory_of(out, md)}});
-    if (kind == EltwiseKind::exp) restore_nan(src, out);
+    if (kind == EltwiseKind::exp || kind == EltwiseKind::hard_swish || kind == EltwiseKind::mish) restore_nan(src, out);
   }
   if (autograd::should_record({&x})) {
     if (kind == EltwiseKind::affine) {
@@ -473,13 +594,14 @@ Tensor eltwise_backward(EltwiseKind kind, const Tensor& grad, const Tensor& data
   Tensor g = detail::dense(grad), d = detail::dense(data);
   Tensor out = Tensor::empty(grad.shape(), grad.dtype());
   if (out.numel() == 0) return out;
-  if (kind == EltwiseKind::relu && alpha == 0.f) {
-    relu_backward(g, d, out);
+  if ((kind == EltwiseKind::relu && alpha == 0.f) || kind == EltwiseKind::hard_sigmoid) {
+    kind == EltwiseKind::relu ? relu_backward(g, d, out) : hard_sigmoid_backward(g, d, out);
     if (autograd::should_record({&grad, &data})) {
       autograd::record_without_second_order("eltwise_backward", {grad, data}, {out});
     }
     return out;
   }
+  std::tie(alpha, beta) = onednn_parameters(kind, alpha, beta);
   auto md = onednn::desc_of(d);
   auto prim = onednn::cached<dnnl::eltwise_backward>(
       op, onednn::KeyBuilder("eltwise_bwd").add(k.name).add(d).add(alpha).add(beta), [&] {
@@ -521,5 +643,9 @@ Tensor clip(const Tensor& x, float low, float high) {
   return eltwise(EltwiseKind::clip, x, low, high);
 }
 Tensor pow(const Tensor& x, float exponent) { return eltwise(EltwiseKind::pow, x, 1.0f, exponent); }
+Tensor relu6(const Tensor& x) { return eltwise(EltwiseKind::relu6, x); }
+Tensor hard_sigmoid(const Tensor& x) { return eltwise(EltwiseKind::hard_sigmoid, x); }
+Tensor hard_swish(const Tensor& x) { return eltwise(EltwiseKind::hard_swish, x); }
+Tensor mish(const Tensor& x) { return eltwise(EltwiseKind::mish, x); }
 
 }  // namespace kiln

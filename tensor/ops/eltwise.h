@@ -27,6 +27,11 @@ enum class EltwiseKind {
   affine,      // alpha * x + beta ("linear" is the Dense op)
   clip,        // clamp to [alpha, beta]
   pow,         // alpha * x ^ beta
+  // Keras 3's hard activations and mish; none takes alpha or beta (both must be 0).
+  relu6,         // min(max(x, 0), 6)
+  hard_sigmoid,  // relu6(x + 3) / 6
+  hard_swish,    // x * relu6(x + 3) / 6 (Keras's hard_silu)
+  mish,          // x * tanh(softplus(x))
 };
 
 Tensor eltwise(EltwiseKind kind, const Tensor& x, float alpha = 0.f, float beta = 0.f);
@@ -57,8 +62,17 @@ Tensor swish(const Tensor& x);
 Tensor affine(const Tensor& x, float alpha, float beta);  // alpha * x + beta (op kind "affine")
 Tensor clip(const Tensor& x, float low, float high);
 Tensor pow(const Tensor& x, float exponent);
+Tensor relu6(const Tensor& x);
+Tensor hard_sigmoid(const Tensor& x);
+Tensor hard_swish(const Tensor& x);
+Tensor mish(const Tensor& x);
 
 namespace detail {
+
+// Appends oneDNN eltwise post-ops computing `kind` (alpha, beta) to a chain, the last one
+// scaled by `scale`; false (and nothing appended) when oneDNN 2.6 has no form for it. NaN
+// handling is oneDNN's own (see below): callers that promise NaN propagation check first.
+bool append_eltwise_post_ops(dnnl::post_ops& po, EltwiseKind kind, float alpha, float beta, float scale = 1.f);
 
 // NaN handling shared by the ops built on oneDNN (tests/nan_test.cc lists what oneDNN 2.6 does
 // with NaN): NaN goes through every op as in PyTorch, and NaN-free results stay bit for bit

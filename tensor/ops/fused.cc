@@ -8,22 +8,34 @@
 
 namespace kiln {
 
-const char* epilogue_name(Epilogue e) {
+EltwiseKind epilogue_eltwise(Epilogue e) {
   switch (e) {
-    case Epilogue::none: return "none";
-    case Epilogue::relu: return "relu";
-    case Epilogue::gelu_erf: return "gelu_erf";
-    case Epilogue::gelu_tanh: return "gelu_tanh";
+    case Epilogue::none:
+    case Epilogue::relu: return EltwiseKind::relu;
+    case Epilogue::gelu_erf: return EltwiseKind::gelu_erf;
+    case Epilogue::gelu_tanh: return EltwiseKind::gelu_tanh;
+    case Epilogue::relu6: return EltwiseKind::relu6;
+    case Epilogue::hard_sigmoid: return EltwiseKind::hard_sigmoid;
+    case Epilogue::hard_swish: return EltwiseKind::hard_swish;
+    case Epilogue::mish: return EltwiseKind::mish;
   }
-  return "none";
+  throw std::invalid_argument("epilogue_eltwise: unknown epilogue");
+}
+
+const char* epilogue_name(Epilogue e) { return e == Epilogue::none ? "none" : eltwise_name(epilogue_eltwise(e)); }
+
+std::vector<Epilogue> all_epilogues() {
+  return {Epilogue::none,  Epilogue::relu,         Epilogue::gelu_erf,   Epilogue::gelu_tanh,
+          Epilogue::relu6, Epilogue::hard_sigmoid, Epilogue::hard_swish, Epilogue::mish};
 }
 
 Epilogue epilogue_from_name(const std::string& name) {
-  for (Epilogue e : {Epilogue::none, Epilogue::relu, Epilogue::gelu_erf, Epilogue::gelu_tanh}) {
+  std::string expected;
+  for (Epilogue e : all_epilogues()) {
     if (name == epilogue_name(e)) return e;
+    expected += std::string(expected.empty() ? "'" : ", '") + epilogue_name(e) + "'";
   }
-  throw std::invalid_argument("unknown fused activation '" + name +
-                              "' (expected 'none', 'relu', 'gelu_erf' or 'gelu_tanh')");
+  throw std::invalid_argument("unknown fused activation '" + name + "' (expected one of " + expected + ")");
 }
 
 namespace {
@@ -36,13 +48,7 @@ Tensor epilogue(Tensor y, const Tensor& residual, Epilogue activation, const cha
     }
     y = add(y, residual);
   }
-  switch (activation) {
-    case Epilogue::none: return y;
-    case Epilogue::relu: return relu(y);
-    case Epilogue::gelu_erf: return gelu(y, /*approximate=*/false);
-    case Epilogue::gelu_tanh: return gelu(y, /*approximate=*/true);
-  }
-  return y;
+  return activation == Epilogue::none ? y : eltwise(epilogue_eltwise(activation), y);
 }
 
 }  // namespace

@@ -4,14 +4,18 @@
 
 #include "tensor/ops/attrs.h"
 #include "tensor/ops/conv.h"
+#include "tensor/ops/eltwise.h"
 #include "tensor/tensor.h"
 
 namespace kiln {
 
 // The epilogue activations runtime_export's fusion pass folds into a conv or dense.
-enum class Epilogue { none, relu, gelu_erf, gelu_tanh };
-const char* epilogue_name(Epilogue e);                 // "none", "relu", "gelu_erf", "gelu_tanh"
+enum class Epilogue { none, relu, gelu_erf, gelu_tanh, relu6, hard_sigmoid, hard_swish, mish };
+const char* epilogue_name(Epilogue e);                 // "none", "relu", ...: the eltwise op's name
 Epilogue epilogue_from_name(const std::string& name);  // throws naming the value
+std::vector<Epilogue> all_epilogues();
+// The eltwise op an epilogue applies (relu for none: callers check none first).
+EltwiseKind epilogue_eltwise(Epilogue e);
 
 // One conv or dense with its epilogue, as the inference runtime runs it (one oneDNN primitive
 // with post-ops):

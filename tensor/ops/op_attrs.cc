@@ -269,6 +269,30 @@ EltwiseAttrs parse_attrs<EltwiseAttrs>(const Attrs& a) {
   return {r.not_nan("alpha"), r.not_nan("beta")};  // clip's bounds may be infinite
 }
 
+template <>
+ConvTranspose2dAttrs parse_attrs<ConvTranspose2dAttrs>(const Attrs& a) {
+  Reader r(a);
+  ConvTranspose2dAttrs o;
+  auto s = r.ints("strides", 2, 1, kMaxGeometry);
+  auto d = r.ints("dilation", 2, 1, kMaxGeometry);
+  auto p = r.ints("output_padding", 2, -1, kMaxGeometry);  // -1: Keras's None
+  o.strides = {s[0], s[1]};
+  o.dilation = {d[0], d[1]};
+  o.output_padding = {p[0], p[1]};
+  o.padding = r.named("padding", padding_from_name);
+  for (int i = 0; i < 2; ++i) {
+    if (p[i] >= s[i]) r.fail("output_padding", "holds " + std::to_string(p[i]) + ", expected below the stride " + std::to_string(s[i]));
+  }
+  return o;
+}
+
+template <>
+Resize2dAttrs parse_attrs<Resize2dAttrs>(const Attrs& a) {
+  Reader r(a);
+  auto s = r.ints("size", 2, 1, kMaxGeometry);
+  return {{s[0], s[1]}, r.named("interpolation", interpolation_from_name)};
+}
+
 void check_attrs(const Attrs& a) {
   switch (a.kind()) {
 #define KILN_CHECK_ATTRS(name, attrs, ...) \

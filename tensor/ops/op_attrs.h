@@ -8,10 +8,12 @@
 
 #include "tensor/ops/attrs.h"
 #include "tensor/ops/conv.h"
+#include "tensor/ops/conv_transpose.h"
 #include "tensor/ops/eltwise.h"
 #include "tensor/ops/fused.h"
 #include "tensor/ops/pool.h"
 #include "tensor/ops/quantized.h"
+#include "tensor/ops/resize.h"
 #include "tensor/tensor.h"
 
 namespace kiln::ops {

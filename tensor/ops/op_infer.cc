@@ -176,6 +176,39 @@ ValueType pool_type(const ValueType& x, const Pool2dAttrs& a, const char* op) {
   return {x.dtype, {x.shape[0], p.h.out, p.w.out, x.shape[3]}};
 }
 
+Types conv_transpose_type(const Types& in, const ConvTranspose2dAttrs& a) {
+  const char* op = "conv_transpose2d";
+  const ValueType &x = in[0], &w = in[1];
+  check_floating(x, op);
+  check_rank(x, 4, op, "input (NHWC)");
+  check_rank(w, 4, op, "kernel ([KH, KW, O, C])");
+  check_same_dtype(x, w, op);
+  Shape out = conv_transpose2d_output_shape(x.shape, w.shape, a, op, "input " + describe(x) + ", kernel " + describe(w));
+  if (const ValueType* bias = in.size() > 2 ? &in[2] : nullptr) {
+    check_same_dtype(x, *bias, op);
+    if (rank(*bias) != 1 || bias->shape[0] != w.shape[2]) {
+      throw std::invalid_argument(std::string(op) + ": bias " + describe(*bias) + " does not match " +
+                                  std::to_string(w.shape[2]) + " output channels of kernel " + describe(w));
+    }
+  }
+  return one({x.dtype, out});
+}
+
+Types resize_type(const ValueType& x, const Resize2dAttrs& a) {
+  const char* op = "resize2d";
+  check_floating(x, op);
+  check_rank(x, 4, op, "input (NHWC)");
+  for (int i = 0; i < 2; ++i) {
+    if (x.shape[1 + i] <= 0) {
+      throw std::invalid_argument(std::string(op) + ": cannot resize the empty image of input " + describe(x) + " to " +
+                                  shape_str({a.size[0], a.size[1]}));
+    }
+  }
+  ValueType y{x.dtype, {x.shape[0], a.size[0], a.size[1], x.shape[3]}};
+  known_elements(y, op);
+  return one(y);
+}
+
 Types batch_norm_type(const Types& in, const char* op) {
   const ValueType& x = in[0];
   check_floating(x, op);
@@ -486,6 +519,10 @@ InferFn infer_of(OpKind kind) {
       return typed<K::broadcast_to>([](const Types& in, const BroadcastToAttrs& a) { return broadcast_to_type(in[0], a.shape); });
     case K::concat:
       return typed<K::concat>([](const Types& in, const AxisAttrs& a) { return concat_type(in, a.axis); });
+    case K::conv_transpose2d:
+      return typed<K::conv_transpose2d>([](const Types& in, const ConvTranspose2dAttrs& a) { return conv_transpose_type(in, a); });
+    case K::resize2d:
+      return typed<K::resize2d>([](const Types& in, const Resize2dAttrs& a) { return resize_type(in[0], a); });
     KILN_ELTWISE_OPS(KILN_OP_CASE) {
       std::string op = op_kind_name(kind);
       return [op](const Types& in, const Attrs& a) {

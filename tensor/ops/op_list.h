@@ -49,7 +49,11 @@
   X(swish, EltwiseAttrs, 1, 1, true)     \
   X(affine, EltwiseAttrs, 1, 1, true)    \
   X(clip, EltwiseAttrs, 1, 1, true)      \
-  X(pow, EltwiseAttrs, 1, 1, true)
+  X(pow, EltwiseAttrs, 1, 1, true)          \
+  X(relu6, EltwiseAttrs, 1, 1, true)        \
+  X(hard_sigmoid, EltwiseAttrs, 1, 1, true) \
+  X(hard_swish, EltwiseAttrs, 1, 1, true)   \
+  X(mish, EltwiseAttrs, 1, 1, true)
 
 #define KILN_OPS(X)                                          \
   KILN_BINARY_OPS(X)                                         \
@@ -80,6 +84,8 @@
   X(identity, NoAttrs, 1, 1, false)                          \
   X(broadcast_to, BroadcastToAttrs, 1, 1, true)              \
   X(concat, AxisAttrs, 1, -1, true)                          \
+  X(conv_transpose2d, ConvTranspose2dAttrs, 2, 3, true)      \
+  X(resize2d, Resize2dAttrs, 1, 1, true)                     \
   KILN_ELTWISE_OPS(X)
 
 // `case OpKind::name:` for each op of a sub-list: KILN_ELTWISE_OPS(KILN_OP_CASE).

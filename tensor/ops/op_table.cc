@@ -129,6 +129,12 @@ RunFn run_of(OpKind kind) {
       return typed<K::broadcast_to>([](const Inputs& in, const BroadcastToAttrs& a) { return broadcast_to(in[0], a.shape); });
     case K::concat:
       return [](const Inputs& in, const Attrs& a) { return Outputs{concat(in, parse_attrs<AxisAttrs>(a).axis)}; };
+    case K::conv_transpose2d:
+      return typed<K::conv_transpose2d>([](const Inputs& in, const ConvTranspose2dAttrs& a) {
+        return conv_transpose2d(in[0], in[1], optional_input(in, 2), a);
+      });
+    case K::resize2d:
+      return typed<K::resize2d>([](const Inputs& in, const Resize2dAttrs& a) { return resize2d(in[0], a); });
     KILN_ELTWISE_OPS(KILN_OP_CASE) {
       EltwiseKind e = *eltwise_kind_of(kind);
       return [e](const Inputs& in, const Attrs& a) {

@@ -189,13 +189,24 @@ Tensor avg_pool2d(const Tensor& x, const Pool2dAttrs& opt) {
   return pool(x, opt, dnnl::algorithm::pooling_avg_exclude_padding, "avg_pool2d", "avg_pool2d_backward");
 }
 
-Tensor global_avg_pool2d(const Tensor& x, bool keepdims) {
-  detail::check_rank(x, 4, "global_avg_pool2d", "input (NHWC)");
-  // An H x W average pool: oneDNN's pooling kernels beat its generic reduction here.
+namespace {
+
+// An H x W pool: oneDNN's pooling kernels beat its generic reduction here.
+Tensor global_pool2d(const Tensor& x, bool keepdims, bool max) {
+  const char* op = max ? "global_max_pool2d" : "global_avg_pool2d";
+  detail::check_rank(x, 4, op, "input (NHWC)");
+  if (x.shape()[1] == 0 || x.shape()[2] == 0) {
+    throw std::invalid_argument(std::string(op) + ": input " + x.describe() + " has no pixels to pool");
+  }
   Pool2dAttrs whole;
   whole.pool_size = {x.shape()[1], x.shape()[2]};
-  Tensor y = avg_pool2d(x, whole);
+  Tensor y = max ? max_pool2d(x, whole) : avg_pool2d(x, whole);
   return keepdims ? y : reshape(y, {x.shape()[0], x.shape()[3]});
 }
+
+}  // namespace
+
+Tensor global_avg_pool2d(const Tensor& x, bool keepdims) { return global_pool2d(x, keepdims, false); }
+Tensor global_max_pool2d(const Tensor& x, bool keepdims) { return global_pool2d(x, keepdims, true); }
 
 }  // namespace kiln

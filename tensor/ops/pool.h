@@ -27,8 +27,10 @@ Pool2dPlan plan_pool2d(const Shape& x_shape, const Pool2dAttrs& attrs, const cha
 // AveragePool with its default count_include_pad=0).
 Tensor max_pool2d(const Tensor& x, const Pool2dAttrs& options = {});
 Tensor avg_pool2d(const Tensor& x, const Pool2dAttrs& options = {});
-// [N, H, W, C] -> [N, C] (or [N, 1, 1, C] with keepdims).
+// [N, H, W, C] -> [N, C] (or [N, 1, 1, C] with keepdims): one H x W pooling window (graphs,
+// ONNX and the plan see that max_pool2d / avg_pool2d, then a reshape without keepdims).
 Tensor global_avg_pool2d(const Tensor& x, bool keepdims = false);
+Tensor global_max_pool2d(const Tensor& x, bool keepdims = false);
 
 // The attributes max_pool2d and avg_pool2d record (ops::parse_attrs reads them back).
 inline ops::Attrs to_attrs(const char* op, const Pool2dAttrs& o) {
