@@ -237,6 +237,10 @@ TEST(Conv2DTransposeLayer, ConfigSaveLoadTraceAndInference) {
   EXPECT_EQ(g.run(x).to_vector(), y.to_vector());
   runtime_export::InferenceModel fast(g);
   EXPECT_LE(max_abs_diff(fast.run(x), y), 1e-5f);
+  // Both run as oneDNN deconvolutions in the plan, not as eager ops.
+  std::string steps = fast.describe_plan({x.shape()});
+  EXPECT_NE(steps.find("conv_transpose2d: 2"), std::string::npos) << steps;
+  EXPECT_EQ(steps.find("eager"), std::string::npos) << steps;
   runtime_export::InferenceModel fast_bf16(g, {.dtype = DType::bf16});
   EXPECT_LE(max_abs_diff(fast_bf16.run(x), y), 0.1f);
 }

@@ -160,6 +160,10 @@ TEST(ResizingLayers, ConfigSaveLoadTraceAndInference) {
   EXPECT_EQ(g.run(x).to_vector(), y.to_vector());
   runtime_export::InferenceModel fast(g);
   EXPECT_LE(max_abs_diff(fast.run(x), y), 1e-5f);
+  // Every resize runs as a oneDNN resampling in the plan, not as an eager op.
+  std::string steps = fast.describe_plan({x.shape()});
+  EXPECT_NE(steps.find("resize2d: 4"), std::string::npos) << steps;
+  EXPECT_EQ(steps.find("eager"), std::string::npos) << steps;
   runtime_export::InferenceModel fast_bf16(g, {.dtype = DType::bf16});
   EXPECT_LE(max_abs_diff(fast_bf16.run(x), y), 0.1f);
 }

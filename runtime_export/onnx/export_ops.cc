@@ -345,7 +345,7 @@ Exporter::Rule Exporter::rule(ops::OpKind kind) {
       return {&Exporter::write_identity, "Identity"};
     case K::broadcast_to: return {&Exporter::write_broadcast_to, "Expand"};
     case K::concat: return {&Exporter::write_concat, "Concat"};
-    case K::conv_transpose2d: return {&Exporter::write_conv_transpose, "ConvTranspose (+ Pad where Keras appends output_padding)"};
+    case K::conv_transpose2d: return {&Exporter::write_conv_transpose, "ConvTranspose (pads, output_padding)"};
     case K::resize2d: return {&Exporter::write_resize, "Resize (half_pixel; nearest rounds half up)"};
     KILN_ELTWISE_OPS(KILN_OP_CASE)
     return {&Exporter::write_eltwise_node, "element-wise (GELU written out)"};

@@ -100,11 +100,8 @@ Builder::Rule Builder::rule(ops::OpKind kind) {
     case K::broadcast_to:
     case K::concat:
       return {nullptr, "eager op"};
-    // The eager ops already run oneDNN's deconvolution and resampling; a plan builder would
-    // add blocked layouts and post-ops, which nobody has measured a need for yet.
-    case K::conv_transpose2d:
-    case K::resize2d:
-      return {nullptr, "eager op"};
+    case K::conv_transpose2d: return {&Builder::conv_transpose, "oneDNN deconvolution"};
+    case K::resize2d: return {&Builder::resize, "oneDNN resampling"};
   }
   throw std::logic_error(std::string("op kind ") + ops::op_kind_name(kind) + " has no decision in the inference plan");
 }

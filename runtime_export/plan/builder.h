@@ -45,6 +45,9 @@ class Builder {
   bool eltwise(const graph::Node& n);
   bool softmax(const graph::Node& n);
   bool batch_norm(const graph::Node& n);
+  // upsampling.cc
+  bool conv_transpose(const graph::Node& n);
+  bool resize(const graph::Node& n);
   // quantized.cc
   bool requantize(const graph::Node& n);
   bool qconv(const graph::Node& n);

@@ -6,6 +6,7 @@
 #include "tensor/onednn/engine.h"
 #include "tensor/onednn/primitive_cache.h"
 #include "tensor/ops/common.h"
+#include "tensor/ops/conv_transpose_geometry.h"
 #include "tensor/ops/recorder.h"
 #include "tensor/ops/reduce.h"
 #include "tensor/ops/shape_ops.h"
@@ -63,77 +64,71 @@ Shape conv_transpose2d_output_shape(const Shape& x, const Shape& w, const ConvTr
   return {x[0], h.out, wd.out, w[2]};
 }
 
+DeconvGeometry deconv_geometry(const Shape& x, const Shape& w, const ConvTranspose2dAttrs& a, const char* op,
+                               const std::string& shapes) {
+  Shape out = conv_transpose2d_output_shape(x, w, a, op, shapes);
+  DeconvGeometry g;
+  g.n = x[0], g.h = x[1], g.w = x[2], g.c = x[3];
+  g.kh = w[0], g.kw = w[1], g.o = w[2];
+  g.oh = out[1], g.ow = out[2];
+  ConvTransposeSpatial ph = conv_transpose_spatial(g.h, g.kh, a.strides[0], a.dilation[0], a.padding, a.output_padding[0], op, shapes);
+  ConvTransposeSpatial pw = conv_transpose_spatial(g.w, g.kw, a.strides[1], a.dilation[1], a.padding, a.output_padding[1], op, shapes);
+  g.strides = {a.strides[0], a.strides[1]};
+  g.dilates = {a.dilation[0] - 1, a.dilation[1] - 1};
+  g.pad_l = {ph.crop_begin, pw.crop_begin};
+  g.pad_r = {ph.crop_end, pw.crop_end};  // oneDNN's deconvolution takes a negative one
+  return g;
+}
+
 namespace {
 
 using tag = dnnl::memory::format_tag;
 
-struct DeconvGeometry {
-  int64_t n, h, w, c, kh, kw, o, oh, ow;
-  dnnl::memory::dims strides, dilates, pad_l, pad_r;
+// The geometry with the dtype it computes in (x, w and bias share it).
+struct DeconvPlan : DeconvGeometry {
   DType dtype;
 
-  dnnl::memory::desc src_md() const { return {{n, c, h, w}, onednn::to_dnnl(dtype), tag::nhwc}; }
-  dnnl::memory::desc dst_md() const { return {{n, o, oh, ow}, onednn::to_dnnl(dtype), tag::nhwc}; }
-  dnnl::memory::dims weight_dims() const { return {o, c, kh, kw}; }
-  // The Keras [KH, KW, O, C] kernel seen through oneDNN's logical (O, I, H, W) order.
-  dnnl::memory::desc user_weights_md() const {
-    return {weight_dims(), onednn::to_dnnl(dtype), dnnl::memory::dims{c, 1, kw * o * c, o * c}};
-  }
+  dnnl::memory::desc src_md() const { return {src_dims(), onednn::to_dnnl(dtype), tag::nhwc}; }
+  dnnl::memory::desc dst_md() const { return {dst_dims(), onednn::to_dnnl(dtype), tag::nhwc}; }
+  dnnl::memory::desc user_weights_md() const { return DeconvGeometry::user_weights_md(dtype); }
   dnnl::memory::desc any_weights_md() const { return {weight_dims(), onednn::to_dnnl(dtype), tag::any}; }
   dnnl::memory::desc bias_md() const { return {{o}, onednn::to_dnnl(dtype), tag::a}; }
   onednn::KeyBuilder key(const char* op, bool bias) const {
     onednn::KeyBuilder k(op);
-    k.add(Shape{n, h, w, c, kh, kw, o, oh, ow}).add(Shape(strides)).add(Shape(dilates)).add(Shape(pad_l));
-    k.add(Shape(pad_r)).add(int64_t(dtype)).add(int64_t(bias));
+    add_to(k);
+    k.add(int64_t(dtype)).add(int64_t(bias));
     return k;
   }
 };
 
-DeconvGeometry plan(const Tensor& x, const Tensor& w, const Tensor& bias, const ConvTranspose2dAttrs& a) {
+DeconvPlan plan(const Tensor& x, const Tensor& w, const Tensor& bias, const ConvTranspose2dAttrs& a) {
   const char* op = "conv_transpose2d";
   detail::check_floating(x, op);
   detail::check_rank(x, 4, op, "input (NHWC)");
   detail::check_rank(w, 4, op, "kernel ([KH, KW, O, C])");
   detail::check_same_dtype(x, w, op);
-  std::string shapes = "input " + x.describe() + ", kernel " + w.describe();
-  Shape out = conv_transpose2d_output_shape(x.shape(), w.shape(), a, op, shapes);
+  DeconvPlan g;
+  static_cast<DeconvGeometry&>(g) = deconv_geometry(x.shape(), w.shape(), a, op, "input " + x.describe() + ", kernel " + w.describe());
+  g.dtype = x.dtype();
   if (bias.defined()) {
     detail::check_same_dtype(x, bias, op);
-    if (bias.ndim() != 1 || bias.numel() != w.shape()[2]) {
+    if (bias.ndim() != 1 || bias.numel() != g.o) {
       throw std::invalid_argument(std::string(op) + ": bias " + bias.describe() + " does not match " +
-                                  std::to_string(w.shape()[2]) + " output channels of kernel " + w.describe());
+                                  std::to_string(g.o) + " output channels of kernel " + w.describe());
     }
   }
-  DeconvGeometry g;
-  g.n = x.shape()[0], g.h = x.shape()[1], g.w = x.shape()[2], g.c = x.shape()[3];
-  g.kh = w.shape()[0], g.kw = w.shape()[1], g.o = w.shape()[2];
-  g.oh = out[1], g.ow = out[2];
-  ConvTransposeSpatial ph = conv_transpose_spatial(g.h, g.kh, a.strides[0], a.dilation[0], a.padding,
-                                                   a.output_padding[0], op, shapes);
-  ConvTransposeSpatial pw = conv_transpose_spatial(g.w, g.kw, a.strides[1], a.dilation[1], a.padding,
-                                                   a.output_padding[1], op, shapes);
-  g.strides = {a.strides[0], a.strides[1]};
-  g.dilates = {a.dilation[0] - 1, a.dilation[1] - 1};  // oneDNN counts dilation from 0
-  g.pad_l = {ph.crop_begin, pw.crop_begin};
-  g.pad_r = {ph.crop_end, pw.crop_end};  // oneDNN's deconvolution takes a negative one
-  g.dtype = x.dtype();
   return g;
 }
 
-dnnl::deconvolution_forward::primitive_desc forward_pd(const DeconvGeometry& g, bool bias) {
-  auto desc = bias ? dnnl::deconvolution_forward::desc(dnnl::prop_kind::forward_training,
-                                                       dnnl::algorithm::deconvolution_direct, g.src_md(),
-                                                       g.any_weights_md(), g.bias_md(), g.dst_md(), g.strides,
-                                                       g.dilates, g.pad_l, g.pad_r)
-                   : dnnl::deconvolution_forward::desc(dnnl::prop_kind::forward_training,
-                                                       dnnl::algorithm::deconvolution_direct, g.src_md(),
-                                                       g.any_weights_md(), g.dst_md(), g.strides, g.dilates, g.pad_l,
-                                                       g.pad_r);
+dnnl::deconvolution_forward::primitive_desc forward_pd(const DeconvPlan& g, bool bias) {
+  const dnnl::memory::desc bias_md = g.bias_md();
+  auto desc = g.forward_desc(dnnl::prop_kind::forward_training, g.src_md(), g.any_weights_md(), bias ? &bias_md : nullptr,
+                             g.dst_md());
   return dnnl::deconvolution_forward::primitive_desc(desc, onednn::default_attr(), onednn::cpu_engine());
 }
 
 // The kernel in the layout a primitive chose (a copy only when it differs from Keras's).
-dnnl::memory weights_in(const DeconvGeometry& g, const Tensor& w, const dnnl::memory::desc& want, Tensor* keep) {
+dnnl::memory weights_in(const DeconvPlan& g, const Tensor& w, const dnnl::memory::desc& want, Tensor* keep) {
   dnnl::memory user = onednn::memory_of(w, g.user_weights_md());
   if (want == g.user_weights_md()) return user;
   dnnl::memory m;
@@ -142,7 +137,7 @@ dnnl::memory weights_in(const DeconvGeometry& g, const Tensor& w, const dnnl::me
   return m;
 }
 
-Tensor backward_data(const DeconvGeometry& g, const Tensor& grad, const Tensor& w) {
+Tensor backward_data(const DeconvPlan& g, const Tensor& grad, const Tensor& w) {
   Tensor gd = detail::dense(grad), wd = detail::dense(stop_gradient(w));
   Tensor dx = Tensor::empty({g.n, g.h, g.w, g.c}, g.dtype);
   auto prim = onednn::cached<dnnl::deconvolution_backward_data>(
@@ -162,7 +157,7 @@ Tensor backward_data(const DeconvGeometry& g, const Tensor& grad, const Tensor& 
   return dx;
 }
 
-std::vector<Tensor> backward_weights(const DeconvGeometry& g, const Tensor& x, const Tensor& grad, bool bias) {
+std::vector<Tensor> backward_weights(const DeconvPlan& g, const Tensor& x, const Tensor& grad, bool bias) {
   Tensor gd = detail::dense(grad), src = detail::dense(stop_gradient(x));
   Tensor dw = Tensor::empty({g.kh, g.kw, g.o, g.c}, g.dtype);
   Tensor db = bias ? Tensor::empty({g.o}, g.dtype) : Tensor();
@@ -197,7 +192,7 @@ std::vector<Tensor> backward_weights(const DeconvGeometry& g, const Tensor& x, c
 }  // namespace
 
 Tensor conv_transpose2d(const Tensor& x, const Tensor& w, const Tensor& bias, const ConvTranspose2dAttrs& a) {
-  DeconvGeometry g = plan(x, w, bias, a);
+  DeconvPlan g = plan(x, w, bias, a);
   Tensor out = Tensor::empty({g.n, g.oh, g.ow, g.o}, x.dtype());
   const bool has_bias = bias.defined();
   if (out.numel() > 0) {

@@ -57,6 +57,17 @@ std::vector<std::string> exported_seeds() {
         return std::vector<Tensor>{permute(add_relu(y, y * 0.5f), {0, 3, 1, 2})};
       },
       {random_uniform({2, 5, 5, 2}, -1.f, 1.f, 7)}, {{"k", k}, {"b", b}}));
+  // ConvTranspose (pads and output_padding) and Resize (scales, both modes).
+  Tensor kt = random_uniform({3, 3, 2, 2}, -1.f, 1.f, 8), kt2 = random_uniform({2, 2, 3, 2}, -1.f, 1.f, 9);
+  graphs.push_back(graph::trace(
+      [&](const std::vector<Tensor>& in) {
+        ConvTranspose2dAttrs up{.strides = {2, 2}, .padding = Padding::same, .output_padding = {1, 0}};
+        Tensor y = resize2d(conv_transpose2d(in[0], kt, b.shape() == Shape{2} ? b : slice(b, 0, 0, 2, 1), up),
+                            {{7, 9}, Interpolation::bilinear});
+        y = conv_transpose2d(y, kt2, Tensor(), ConvTranspose2dAttrs{.strides = {3, 1}, .dilation = {1, 2}});
+        return std::vector<Tensor>{resize2d(y, {{5, 4}, Interpolation::nearest})};
+      },
+      {random_uniform({2, 3, 4, 2}, -1.f, 1.f, 10)}, {{"kt", kt}, {"kt2", kt2}, {"b", b}}));
   std::vector<std::string> out;
   for (const auto& gr : graphs) out.push_back(runtime_export::serialize_onnx(gr));
   return out;
