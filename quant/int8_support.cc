@@ -43,6 +43,10 @@ Int8Role int8_role(ops::OpKind kind) {
     case K::identity:
     case K::broadcast_to:
     case K::concat:
+    // LayerNorm stays f32 (issue 22: its statistics lose too much in int8); an embedding
+    // table stays float, its rows gathered as they are.
+    case K::layer_norm:
+    case K::gather:
       return Int8Role::float_only;
   }
   throw std::logic_error(std::string("op kind ") + ops::op_kind_name(kind) + " has no decision in quantize_graph");

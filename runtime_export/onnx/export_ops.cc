@@ -338,6 +338,8 @@ Exporter::Rule Exporter::rule(ops::OpKind kind) {
       return {&Exporter::write_identity, "Identity"};
     case K::broadcast_to: return {&Exporter::write_broadcast_to, "Expand"};
     case K::concat: return {&Exporter::write_concat, "Concat"};
+    case K::gather: return {&Exporter::write_gather, "Gather"};
+    case K::layer_norm: return {&Exporter::write_layer_norm, "LayerNormalization (opset 17)"};
     KILN_ELTWISE_OPS(KILN_OP_CASE)
     return {&Exporter::write_eltwise_node, "element-wise (GELU written out)"};
   }

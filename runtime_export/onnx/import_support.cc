@@ -40,6 +40,8 @@ ops::Support onnx_import_support(ops::OpKind kind) {
     case K::slice: return supported("Slice");
     case K::broadcast_to: return supported("Expand");
     case K::concat: return supported("Concat");
+    case K::gather: return supported("Gather (INT64 constant indices become s32)");
+    case K::layer_norm: return supported("LayerNormalization (last axis, with B)");
     case K::relu: return supported("Relu, LeakyRelu");
     case K::gelu_tanh: return supported("GELU's tanh form");
     case K::gelu_erf: return supported("GELU's erf form");

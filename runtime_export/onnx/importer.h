@@ -312,6 +312,9 @@ class Importer {
   void reshape(const onnx::NodeProto& n, NodeAttrs& a);
   void slice(const onnx::NodeProto& n);
   void concat(const onnx::NodeProto& n, NodeAttrs& a);
+  // import_sequence.cc
+  void gather(const onnx::NodeProto& n, NodeAttrs& a);
+  void layer_norm(const onnx::NodeProto& n, NodeAttrs& a);
   int cast_node(const Ref& x, DType to, const std::string& output);
   // Patterns: each returns the number of nodes it consumed (0: not this pattern).
   int gelu_erf(const onnx::NodeProto& n);

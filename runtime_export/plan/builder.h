@@ -45,6 +45,7 @@ class Builder {
   bool eltwise(const graph::Node& n);
   bool softmax(const graph::Node& n);
   bool batch_norm(const graph::Node& n);
+  bool layer_norm(const graph::Node& n);  // layer_norm.cc
   // quantized.cc
   bool requantize(const graph::Node& n);
   bool qconv(const graph::Node& n);

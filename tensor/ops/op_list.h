@@ -80,6 +80,8 @@
   X(identity, NoAttrs, 1, 1, false)                          \
   X(broadcast_to, BroadcastToAttrs, 1, 1, true)              \
   X(concat, AxisAttrs, 1, -1, true)                          \
+  X(gather, AxisAttrs, 2, 2, true)                           \
+  X(layer_norm, LayerNormAttrs, 3, 3, true)                  \
   KILN_ELTWISE_OPS(X)
 
 // `case OpKind::name:` for each op of a sub-list: KILN_ELTWISE_OPS(KILN_OP_CASE).
