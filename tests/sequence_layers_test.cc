@@ -285,3 +285,26 @@ TEST(SequenceModel, TrainsWithMasksAndOnlyUsedRowsGetGradient) {
 
 }  // namespace
 }  // namespace kiln
+
+namespace kiln {
+namespace {
+
+// Under mixed_bfloat16 the table and LayerNormalization's parameters stay f32 (Keras's
+// variables), rows are gathered in f32 and cast, and training runs.
+TEST(SequenceModel, MixedPrecisionKeepsF32Weights) {
+  set_global_seed(17);
+  nn::set_global_policy("mixed_bfloat16");
+  auto model = classifier();
+  nn::set_global_policy("float32");
+  Tensor ids = padded_ids(6, 9, 30, 18);
+  Tensor y = model->predict(ids);
+  EXPECT_EQ(y.shape(), (Shape{6, 3}));
+  for (const Variable& v : model->variables()) EXPECT_EQ(v.value().dtype(), DType::f32) << v.name();
+  model->compile(optim::Adam(0.01f), nn::SparseCategoricalCrossentropy(true));
+  data::Dataset ds = data::Dataset::from_tensor_slices(ids, Tensor::from_int32({0, 1, 2, 0, 1, 2}, {6})).batch(6);
+  nn::History h = model->fit(ds, {.epochs = 20, .verbose = 0});
+  EXPECT_LT(h.history["loss"].back(), h.history["loss"].front());
+}
+
+}  // namespace
+}  // namespace kiln
