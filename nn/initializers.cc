@@ -35,11 +35,13 @@ Tensor initialize(const std::string& name, const Shape& shape, uint64_t seed) {
     float limit = static_cast<float>(std::sqrt(6.0 / fan_in));
     return random_uniform(shape, -limit, limit, seed);
   }
+  // Keras's "uniform" is RandomUniform(minval=-0.05, maxval=0.05) (Embedding's default).
+  if (name == "uniform" || name == "random_uniform") return random_uniform(shape, -0.05f, 0.05f, seed);
   if (name == "lecun_normal") {
     return truncated_normal(shape, 0.f, static_cast<float>(std::sqrt(1.0 / fan_in) / kTruncatedStd), seed);
   }
   throw std::invalid_argument("unknown initializer '" + name +
-                              "' (expected glorot_uniform, glorot_normal, he_normal, he_uniform, lecun_normal, zeros, ones)");
+                              "' (expected glorot_uniform, glorot_normal, he_normal, he_uniform, lecun_normal, uniform, zeros, ones)");
 }
 
 }  // namespace kiln::nn

@@ -46,6 +46,10 @@ Int8Role int8_role(ops::OpKind kind) {
     case K::identity:
     case K::broadcast_to:
     case K::concat:
+    // LayerNorm stays f32 (issue 22: its statistics lose too much in int8); an embedding
+    // table stays float, its rows gathered as they are.
+    case K::layer_norm:
+    case K::gather:
       return Int8Role::float_only;
     // Transposed convolution stays float: quantize_graph's int8 rewrite produces qconv2d, a
     // convolution; an int8 deconvolution needs its own quantized op kind, plan builder and

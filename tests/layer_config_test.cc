@@ -113,6 +113,15 @@ std::vector<Row> rows() {
       {"Activation", [] { return Activation(""); }, {{2, 5}}},
       {"Add", [] { Layer a = Add(); a->trainable = false; return a; }, {{2, 3}, {2, 3}, {2, 3}}},
       {"Softmax", [] { return Softmax(1); }, {{2, 3, 4}}},
+      // u8 ids in [0, 256): every one inside the vocabulary.
+      {"Embedding", [] { return Embedding(256, 5, {.embeddings_initializer = "glorot_uniform", .mask_zero = true}); },
+       {{2, 7}}, DType::u8},
+      {"LayerNormalization",
+       [] { return LayerNormalization({.epsilon = 1e-5f, .center = false, .gamma_initializer = "glorot_uniform"}); },
+       {{2, 3, 6}}},
+      {"Masking", [] { return Masking(0.25f); }, {{2, 4, 3}}},
+      {"GlobalAveragePooling1D", [] { return GlobalAveragePooling1D(true); }, {{2, 5, 3}}},
+      {"GlobalMaxPooling1D", [] { return GlobalMaxPooling1D(); }, {{2, 5, 3}}},
       // Issue 21: activations, pooling, merge and shape layers.
       {"Activation", [] { return Activation("hard_silu"); }, {{2, 5}}},
       {"ReLU", [] { return ReLU(); }, {{2, 5}}},

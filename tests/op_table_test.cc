@@ -762,6 +762,83 @@ const std::vector<Row>& rows() {
              return std::vector<std::vector<Tensor>>{{Tensor::zeros({3, 4, 3})}, {Tensor::zeros({2, 3, 4, 3}, DType::s32)}};
            }},
 
+      // Embedding lookup: rows of the table at s32 indices of any shape, on any axis; the
+      // table's gradient is a scatter-add (indices repeat in these shapes, so rows add up).
+      {.op = "gather",
+       .cases = {{Attrs("gather").set("axis", 0),
+                  {In{.shape = {7, 5}}, In{.shape = {3, 4}, .low = 0.f, .high = 7.f, .dtype = DType::s32, .grad = false}}},
+                 {Attrs("gather").set("axis", 1),
+                  {In{.shape = {2, 6, 3}}, In{.shape = {5}, .low = 0.f, .high = 6.f, .dtype = DType::s32, .grad = false}}},
+                 {Attrs("gather").set("axis", -1),
+                  {In{.shape = {4, 5}, .transposed = true},
+                   In{.shape = {2, 2}, .low = 0.f, .high = 4.f, .dtype = DType::s32, .grad = false}}}},
+       .ref =
+           [](const Refs& x, const Attrs& a) {
+             const RefTensor &t = x[0], &ids = x[1];
+             const int axis = axis_of(a.get_int("axis"), t.shape.size());
+             int64_t outer = 1, inner = 1;
+             for (int i = 0; i < axis; ++i) outer *= t.shape[i];
+             for (size_t i = axis + 1; i < t.shape.size(); ++i) inner *= t.shape[i];
+             Shape shape(t.shape.begin(), t.shape.begin() + axis);
+             shape.insert(shape.end(), ids.shape.begin(), ids.shape.end());
+             shape.insert(shape.end(), t.shape.begin() + axis + 1, t.shape.end());
+             RefTensor out{shape, {}};
+             for (int64_t o = 0; o < outer; ++o) {
+               for (int64_t j = 0; j < ids.size(); ++j) {
+                 const int64_t row = static_cast<int64_t>(ids.data[j]);
+                 for (int64_t k = 0; k < inner; ++k) {
+                   out.data.push_back(t.data[(o * t.shape[axis] + row) * inner + k]);
+                 }
+               }
+             }
+             return out;
+           },
+       .f32 = Tolerance{0, 0},
+       .bf16 = Tolerance{0, 0},
+       .bad =
+           [](const std::vector<Tensor>& good) {
+             // (Indices out of range are value errors: tests/gather_test.cc.)
+             return std::vector<std::vector<Tensor>>{with(good, 1, Tensor::zeros({3, 4})),  // float indices
+                                                     with(good, 0, Tensor::scalar(1.f))};   // a scalar table
+           }},
+
+      // Over the last axis, as Keras's LayerNormalization(axis=-1); gamma and beta stay f32.
+      {.op = "layer_norm",
+       .cases = {{Attrs("layer_norm").set("epsilon", 1e-3f),
+                  {In{.shape = {6, 8}, .low = -2.f, .high = 3.f},
+                   In{.shape = {8}, .low = 0.5f, .high = 1.5f, .bf16 = false}, In{.shape = {8}, .bf16 = false}}},
+                 {Attrs("layer_norm").set("epsilon", 1e-5f),
+                  {In{.shape = {2, 3, 5}, .low = -1.f, .high = 1.f},
+                   In{.shape = {5}, .low = -1.5f, .high = 1.5f, .bf16 = false}, In{.shape = {5}, .bf16 = false}}},
+                 {Attrs("layer_norm").set("epsilon", 1e-3f),
+                  {In{.shape = {4, 6}, .transposed = true}, In{.shape = {6}, .bf16 = false},
+                   In{.shape = {6}, .bf16 = false}}}},
+       .ref =
+           [](const Refs& x, const Attrs& a) {
+             const RefTensor& v = x[0];
+             const double eps = a.get_float("epsilon");
+             const int64_t c = v.shape.back(), rows = v.size() / c;
+             RefTensor out{v.shape, std::vector<double>(v.size())};
+             for (int64_t r = 0; r < rows; ++r) {
+               double mean = 0, var = 0;
+               for (int64_t k = 0; k < c; ++k) mean += v.data[r * c + k] / c;
+               for (int64_t k = 0; k < c; ++k) var += (v.data[r * c + k] - mean) * (v.data[r * c + k] - mean) / c;
+               for (int64_t k = 0; k < c; ++k) {
+                 out.data[r * c + k] = (v.data[r * c + k] - mean) / std::sqrt(var + eps) * x[1].data[k] + x[2].data[k];
+               }
+             }
+             return out;
+           },
+       .f32 = Tolerance{1e-4, 1e-4},
+       .bf16 = Tolerance{3e-2, 2e-2},
+       .grad = Tolerance{2e-3, 2e-3},
+       .bad =
+           [](const std::vector<Tensor>& good) {
+             return std::vector<std::vector<Tensor>>{with(good, 1, Tensor::ones({3})),
+                                                     with(good, 2, Tensor::ones({8}, DType::bf16)),
+                                                     with(good, 0, Tensor::zeros({6, 8}, DType::s32))};
+           }},
+
       // Eltwise kinds (alpha, beta as oneDNN defines them for each).
       eltwise_row("relu", [](double x, double alpha, double) { return x > 0 ? x : alpha * x; }, -2, 2,
                   {{0.f, 0.f}, {0.1f, 0.f}}),

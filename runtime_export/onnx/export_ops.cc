@@ -345,6 +345,8 @@ Exporter::Rule Exporter::rule(ops::OpKind kind) {
       return {&Exporter::write_identity, "Identity"};
     case K::broadcast_to: return {&Exporter::write_broadcast_to, "Expand"};
     case K::concat: return {&Exporter::write_concat, "Concat"};
+    case K::gather: return {&Exporter::write_gather, "Gather"};
+    case K::layer_norm: return {&Exporter::write_layer_norm, "LayerNormalization (opset 17)"};
     case K::conv_transpose2d: return {&Exporter::write_conv_transpose, "ConvTranspose (pads, output_padding)"};
     case K::resize2d: return {&Exporter::write_resize, "Resize (half_pixel; nearest rounds half up)"};
     KILN_ELTWISE_OPS(KILN_OP_CASE)

@@ -261,6 +261,9 @@ class Exporter {
   void write_broadcast_to(const Node& n);
   void write_concat(const Node& n);
   void write_eltwise_node(const Node& n);
+  // export_sequence.cc
+  void write_gather(const Node& n);
+  void write_layer_norm(const Node& n);
   // export_upsampling.cc
   void write_conv_transpose(const Node& n);
   void write_resize(const Node& n);

@@ -40,6 +40,8 @@ ops::Support onnx_import_support(ops::OpKind kind) {
     case K::slice: return supported("Slice");
     case K::broadcast_to: return supported("Expand");
     case K::concat: return supported("Concat");
+    case K::gather: return supported("Gather (INT64 constant indices become s32)");
+    case K::layer_norm: return supported("LayerNormalization (last axis, with B)");
     case K::conv_transpose2d: return supported("ConvTranspose (explicit pads, output_padding; no auto_pad or group)");
     case K::resize2d: return supported("Resize (nearest/linear, 4-D, half_pixel or asymmetric nearest)");
     case K::relu: return supported("Relu, LeakyRelu");

@@ -326,6 +326,9 @@ class Importer {
   void reshape(const onnx::NodeProto& n, NodeAttrs& a);
   void slice(const onnx::NodeProto& n);
   void concat(const onnx::NodeProto& n, NodeAttrs& a);
+  // import_sequence.cc
+  void gather(const onnx::NodeProto& n, NodeAttrs& a);
+  void layer_norm(const onnx::NodeProto& n, NodeAttrs& a);
   // import_upsampling.cc
   void conv_transpose(const onnx::NodeProto& n, NodeAttrs& a);
   void resize(const onnx::NodeProto& n, NodeAttrs& a);

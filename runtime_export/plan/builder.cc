@@ -55,6 +55,9 @@ Builder::Rule Builder::rule(ops::OpKind kind) {
     case K::log_softmax:
       return {&Builder::softmax, "oneDNN softmax"};
     case K::batch_norm_inference: return {&Builder::batch_norm, "oneDNN batch normalization"};
+    case K::layer_norm: return {&Builder::layer_norm, "oneDNN layer normalization"};
+    // A row copy per index: no oneDNN primitive for it.
+    case K::gather: return {nullptr, "eager op"};
     case K::quantize_linear:
     case K::dequantize_linear:
       return {&Builder::requantize, "reorder with scales"};

@@ -45,6 +45,7 @@ class Builder {
   bool eltwise(const graph::Node& n);
   bool softmax(const graph::Node& n);
   bool batch_norm(const graph::Node& n);
+  bool layer_norm(const graph::Node& n);  // layer_norm.cc
   // upsampling.cc
   bool conv_transpose(const graph::Node& n);
   bool resize(const graph::Node& n);

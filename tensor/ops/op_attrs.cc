@@ -216,6 +216,16 @@ BatchNormAttrs parse_attrs<BatchNormAttrs>(const Attrs& a) {
 }
 
 template <>
+LayerNormAttrs parse_attrs<LayerNormAttrs>(const Attrs& a) {
+  Reader r(a);
+  LayerNormAttrs o;
+  r.finite("epsilon");
+  o.epsilon = a.get_float("epsilon");
+  if (o.epsilon < 0) r.fail("epsilon", "is negative");
+  return o;
+}
+
+template <>
 AxisAttrs parse_attrs<AxisAttrs>(const Attrs& a) {
   return {Reader(a).small_int("axis")};
 }

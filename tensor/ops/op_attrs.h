@@ -49,7 +49,10 @@ struct BatchNormAttrs {
   double epsilon = 1e-3;  // double, as the bag holds it: folding computes in double
   bool relu = false;
 };
-// softmax, log_softmax, argmax, concat: one axis, negative from the end.
+struct LayerNormAttrs {
+  double epsilon = 1e-3;  // finite, >= 0
+};
+// softmax, log_softmax, argmax, concat, gather: one axis, negative from the end.
 struct AxisAttrs {
   int axis = -1;
 };

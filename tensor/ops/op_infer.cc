@@ -279,6 +279,41 @@ Types one_hot_type(const ValueType& labels, const OneHotAttrs& a) {
   return one({a.dtype, out});
 }
 
+Types gather_type(const ValueType& table, const ValueType& indices, int axis_in) {
+  const char* op = "gather";
+  const int r = rank(table);
+  if (r == 0) throw std::invalid_argument("gather: the table must have rank >= 1, got a scalar");
+  if (axis_in < -r || axis_in >= r) {
+    throw std::invalid_argument("gather: axis " + std::to_string(axis_in) + " is outside [" + std::to_string(-r) +
+                                ", " + std::to_string(r) + ") for a table of shape " + describe(table));
+  }
+  if (is_floating(indices.dtype)) {
+    throw std::invalid_argument("gather: indices must be integers (s32, u8, s8), got " + describe(indices));
+  }
+  const int axis = axis_in < 0 ? axis_in + r : axis_in;
+  if (axis == 0 && batched(table)) batch_axis(op, table, "gathering rows");
+  if (axis > 0 && batched(indices)) batch_axis(op, indices, "indices placed at axis " + std::to_string(axis));
+  Shape out(table.shape.begin(), table.shape.begin() + axis);
+  out.insert(out.end(), indices.shape.begin(), indices.shape.end());
+  out.insert(out.end(), table.shape.begin() + axis + 1, table.shape.end());
+  return one({table.dtype, out});
+}
+
+Types layer_norm_type(const Types& in) {
+  const char* op = "layer_norm";
+  check_floating(in[0], op);
+  if (rank(in[0]) < 1) throw std::invalid_argument("layer_norm: input needs rank >= 1, got " + describe(in[0]));
+  const int64_t c = in[0].shape.back();
+  const char* names[] = {"gamma", "beta"};
+  for (int i = 1; i <= 2; ++i) {
+    if (in[i].dtype != DType::f32 || rank(in[i]) != 1 || in[i].shape[0] != c) {
+      throw std::invalid_argument(std::string("layer_norm: ") + names[i - 1] + " must be f32[" + std::to_string(c) +
+                                  "] for input " + describe(in[0]) + ", got " + describe(in[i]));
+    }
+  }
+  return one(in[0]);
+}
+
 // reshape's shape resolution (shape_ops.cc) with trace's symbolic batch: 0 copies the input's
 // dimension, the batch included, and the element counts outside the batch must agree.
 Types reshape_type(const ValueType& x, const ReshapeAttrs& a) {
@@ -519,6 +554,10 @@ InferFn infer_of(OpKind kind) {
       return typed<K::broadcast_to>([](const Types& in, const BroadcastToAttrs& a) { return broadcast_to_type(in[0], a.shape); });
     case K::concat:
       return typed<K::concat>([](const Types& in, const AxisAttrs& a) { return concat_type(in, a.axis); });
+    case K::gather:
+      return typed<K::gather>([](const Types& in, const AxisAttrs& a) { return gather_type(in[0], in[1], a.axis); });
+    case K::layer_norm:
+      return typed<K::layer_norm>([](const Types& in, const LayerNormAttrs&) { return layer_norm_type(in); });
     case K::conv_transpose2d:
       return typed<K::conv_transpose2d>([](const Types& in, const ConvTranspose2dAttrs& a) { return conv_transpose_type(in, a); });
     case K::resize2d:

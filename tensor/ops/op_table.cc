@@ -129,6 +129,12 @@ RunFn run_of(OpKind kind) {
       return typed<K::broadcast_to>([](const Inputs& in, const BroadcastToAttrs& a) { return broadcast_to(in[0], a.shape); });
     case K::concat:
       return [](const Inputs& in, const Attrs& a) { return Outputs{concat(in, parse_attrs<AxisAttrs>(a).axis)}; };
+    case K::gather:
+      return typed<K::gather>([](const Inputs& in, const AxisAttrs& a) { return gather(in[0], in[1], a.axis); });
+    case K::layer_norm:
+      return typed<K::layer_norm>([](const Inputs& in, const LayerNormAttrs& a) {
+        return layer_norm(in[0], in[1], in[2], static_cast<float>(a.epsilon));
+      });
     case K::conv_transpose2d:
       return typed<K::conv_transpose2d>([](const Inputs& in, const ConvTranspose2dAttrs& a) {
         return conv_transpose2d(in[0], in[1], optional_input(in, 2), a);
