@@ -43,6 +43,10 @@ Int8Role int8_role(ops::OpKind kind) {
     case K::identity:
     case K::broadcast_to:
     case K::concat:
+    // Both operands of attention's matmuls are activations (no weights to calibrate per
+    // channel), and its softmax needs f32; a transformer's Dense projections carry the
+    // quantizable FLOPs.
+    case K::scaled_dot_product_attention:
       return Int8Role::float_only;
   }
   throw std::logic_error(std::string("op kind ") + ops::op_kind_name(kind) + " has no decision in quantize_graph");

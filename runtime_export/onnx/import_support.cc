@@ -54,6 +54,7 @@ ops::Support onnx_import_support(ops::OpKind kind) {
     case K::clip: return supported("Clip");
     case K::pow: return supported("Pow (scalar exponent)");
     case K::add_relu: return unsupported("imported as Add then Relu");
+    case K::scaled_dot_product_attention: return unsupported("its exported pattern imports as its pieces (matmul, mul, add, softmax)");
     case K::square: return unsupported("imported as Mul(x, x)");
     case K::swish: return unsupported("imported as Sigmoid then Mul");
     case K::affine: return unsupported("imported as Mul and Add");

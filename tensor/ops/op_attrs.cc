@@ -255,6 +255,17 @@ EltwiseAttrs parse_attrs<EltwiseAttrs>(const Attrs& a) {
   return {r.not_nan("alpha"), r.not_nan("beta")};  // clip's bounds may be infinite
 }
 
+template <>
+AttentionAttrs parse_attrs<AttentionAttrs>(const Attrs& a) {
+  Reader r(a);
+  AttentionAttrs o;
+  o.scale = r.finite("scale");
+  o.scale = a.get_float("scale");  // the double the eager op applied (finite() checked it fits a float)
+  o.causal = r.flag("causal");
+  o.mask_kind = r.named("mask_kind", attention_mask_from_name);
+  return o;
+}
+
 void check_attrs(const Attrs& a) {
   switch (a.kind()) {
 #define KILN_CHECK_ATTRS(name, attrs, ...) \

@@ -80,6 +80,7 @@
   X(identity, NoAttrs, 1, 1, false)                          \
   X(broadcast_to, BroadcastToAttrs, 1, 1, true)              \
   X(concat, AxisAttrs, 1, -1, true)                          \
+  X(scaled_dot_product_attention, AttentionAttrs, 3, 4, true) \
   KILN_ELTWISE_OPS(X)
 
 // `case OpKind::name:` for each op of a sub-list: KILN_ELTWISE_OPS(KILN_OP_CASE).
