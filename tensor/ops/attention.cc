@@ -83,8 +83,8 @@ Geometry check_inputs(const Tensor& q, const Tensor& k, const Tensor& v, const T
       fits = d == 1 || d == want;
     }
     if (!fits) {
-      throw std::invalid_argument(std::string(kOp) + ": mask " + mask.describe() + " does not broadcast to the scores [" +
-                                  shape_str(s) + "] of " + shapes());
+      throw std::invalid_argument(std::string(kOp) + ": mask " + mask.describe() + " does not broadcast to the scores " +
+                                  shape_str(s) + " of " + shapes());
     }
   }
   return g;
