@@ -1,5 +1,6 @@
 #include "nn/layer.h"
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <mutex>
@@ -131,7 +132,7 @@ Tensor LayerImpl::call_with_relu(const std::vector<Tensor>& inputs, bool trainin
   return relu(call(inputs, training));
 }
 
-Tensor LayerImpl::invoke(const std::vector<Tensor>& inputs_in, bool training, bool with_relu) {
+const std::vector<Tensor>& LayerImpl::prepare(const std::vector<Tensor>& inputs_in, std::vector<Tensor>& cast_inputs) {
   if (num_inputs() >= 0 && static_cast<int>(inputs_in.size()) != num_inputs()) {
     throw std::invalid_argument("layer '" + name_ + "' (" + type_name_ + ") takes " + std::to_string(num_inputs()) +
                                 " input(s), got " + std::to_string(inputs_in.size()));
@@ -143,7 +144,6 @@ Tensor LayerImpl::invoke(const std::vector<Tensor>& inputs_in, bool training, bo
     any_cast = any_cast || (is_floating(t.dtype()) && t.dtype() != policy_.compute_dtype);
   }
   any_cast = any_cast && autocast_inputs();
-  std::vector<Tensor> cast_inputs;
   if (any_cast) {
     cast_inputs = inputs_in;
     for (Tensor& t : cast_inputs) {
@@ -161,7 +161,53 @@ Tensor LayerImpl::invoke(const std::vector<Tensor>& inputs_in, bool training, bo
       built_.store(true, std::memory_order_release);
     }
   }
+  return inputs;
+}
+
+Tensor LayerImpl::invoke(const std::vector<Tensor>& inputs_in, bool training, bool with_relu) {
+  std::vector<Tensor> storage;
+  const std::vector<Tensor>& inputs = prepare(inputs_in, storage);
   return with_relu ? call_with_relu(inputs, training) : call(inputs, training);
+}
+
+MaskedTensor LayerImpl::invoke_masked(const std::vector<Tensor>& inputs_in, const std::vector<Tensor>& masks,
+                                      bool training, bool with_relu) {
+  if (!masks.empty() && masks.size() != inputs_in.size()) {
+    throw std::invalid_argument("layer '" + name_ + "': " + std::to_string(masks.size()) + " masks for " +
+                                std::to_string(inputs_in.size()) + " inputs");
+  }
+  for (size_t i = 0; i < masks.size(); ++i) {
+    if (!masks[i].defined()) continue;
+    const Shape& v = inputs_in[i].shape();
+    const Shape& m = masks[i].shape();
+    if (masks[i].dtype() != DType::f32 || v.empty() || m.size() != v.size() - 1 ||
+        !std::equal(m.begin(), m.end(), v.begin())) {
+      throw std::invalid_argument("layer '" + name_ + "': input " + std::to_string(i) + " " + inputs_in[i].describe() +
+                                  " has the mask " + masks[i].describe() +
+                                  "; a mask is f32 and shaped as its value without the last axis");
+    }
+  }
+  std::vector<Tensor> storage;
+  const std::vector<Tensor>& inputs = prepare(inputs_in, storage);
+  return call_and_mask(inputs, masks, training, with_relu);
+}
+
+MaskedTensor LayerImpl::call_and_mask(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks,
+                                      bool training, bool with_relu) {
+  MaskedTensor out;
+  if (any_mask(masks)) {
+    out.value = call_with_mask(inputs, masks, training);
+    if (with_relu) out.value = relu(out.value);
+  } else {
+    out.value = with_relu ? call_with_relu(inputs, training) : call(inputs, training);
+  }
+  out.mask = compute_mask(inputs, masks);
+  return out;
+}
+
+Tensor LayerImpl::compute_mask(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks) const {
+  if (!supports_masking() || masks.empty()) return Tensor();
+  return masks[0];
 }
 
 std::vector<Variable> LayerImpl::trainable_variables() const {
@@ -230,6 +276,19 @@ Layer Layer::with_policy(const std::string& policy) const {
 Tensor Layer::operator()(const Tensor& x, bool training) const { return impl().invoke({x}, training); }
 
 Tensor Layer::operator()(const std::vector<Tensor>& xs, bool training) const { return impl().invoke(xs, training); }
+
+MaskedTensor Layer::call_masked(const MaskedTensor& x, bool training) const {
+  return impl().invoke_masked({x.value}, {x.mask}, training);
+}
+
+MaskedTensor Layer::call_masked(const std::vector<MaskedTensor>& xs, bool training) const {
+  std::vector<Tensor> values, masks;
+  for (const MaskedTensor& x : xs) {
+    values.push_back(x.value);
+    masks.push_back(x.mask);
+  }
+  return impl().invoke_masked(values, masks, training);
+}
 
 SymbolicTensor Layer::operator()(const SymbolicTensor& x) const { return SymbolicTensor::apply(*this, {x}); }
 

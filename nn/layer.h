@@ -9,6 +9,7 @@
 
 #include "autograd/variable.h"
 #include "nn/config.h"
+#include "nn/mask.h"
 #include "nn/policy.h"
 #include "tensor/tensor.h"
 
@@ -31,6 +32,27 @@ class LayerImpl {
   virtual bool autocast_inputs() const { return true; }
   // Number of inputs the layer takes; -1 for any (Add).
   virtual int num_inputs() const { return 1; }
+
+  // Masks (nn/mask.h), as Keras's call(inputs, mask=...), supports_masking and compute_mask.
+  // masks holds one entry per input (undefined where that input has none); these are called
+  // only when some input has a mask. Layers that read masks (pooling, attention, RNNs)
+  // override call_with_mask; the default ignores them.
+  virtual Tensor call_with_mask(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks, bool training) {
+    return call(inputs, training);
+  }
+  // Keras's supports_masking: the layer passes its first input's mask on (Dense, Dropout,
+  // LayerNormalization, activations). A layer that neither supports masking nor makes a mask
+  // drops the masks it gets, as Keras does.
+  virtual bool supports_masking() const { return false; }
+  // Keras's compute_mask(inputs, previous_mask): the output's mask, or an undefined Tensor.
+  // Called on every call, masks empty or all undefined when no input has one, so that layers
+  // that make masks (Embedding(mask_zero), Masking) can. The default: the first input's mask
+  // when supports_masking(), else none.
+  virtual Tensor compute_mask(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks) const;
+  // The output and its mask at once: call_with_mask (or call when no mask came) and
+  // compute_mask. Override it only where one computation gives both (a nested model).
+  virtual MaskedTensor call_and_mask(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks,
+                                     bool training, bool with_relu);
 
   // relu(call(inputs)), computed in one oneDNN primitive by layers that say fuses_relu()
   // (BatchNormalization, Add, and Conv2D without an activation or with a ReLU one).
@@ -58,6 +80,10 @@ class LayerImpl {
   // Builds if needed, casts floating inputs to the compute dtype, then calls call() (or
   // call_with_relu() when the caller folded a ReLU into this layer).
   Tensor invoke(const std::vector<Tensor>& inputs, bool training, bool with_relu = false);
+  // invoke() with masks: builds and casts as invoke(), then call_and_mask(). masks is empty
+  // or one per input.
+  MaskedTensor invoke_masked(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks, bool training,
+                             bool with_relu = false);
 
   const std::string& name() const { return name_; }
   const std::string& type_name() const { return type_name_; }
@@ -94,6 +120,9 @@ class LayerImpl {
   std::atomic<bool> built_{false};
   std::mutex build_mu_;
   std::vector<Variable> variables_;
+  // Casts floating inputs to the compute dtype (into `storage` when any needs it) and builds
+  // on the first call; returns the inputs to call with.
+  const std::vector<Tensor>& prepare(const std::vector<Tensor>& inputs, std::vector<Tensor>& storage);
 };
 
 // A cheap handle to a layer: copies refer to the same layer and weights. Calling it on tensors
@@ -105,6 +134,11 @@ class Layer {
 
   Tensor operator()(const Tensor& x, bool training = false) const;
   Tensor operator()(const std::vector<Tensor>& xs, bool training = false) const;
+  // Eager calls with masks (Keras attaches them to the tensors; Kiln hands them beside):
+  // returns the output and the mask the layer gives it.
+  // (Named, not operator(): layer({a, b}) must stay a call on two tensors.)
+  MaskedTensor call_masked(const MaskedTensor& x, bool training = false) const;
+  MaskedTensor call_masked(const std::vector<MaskedTensor>& xs, bool training = false) const;
   SymbolicTensor operator()(const SymbolicTensor& x) const;
   SymbolicTensor operator()(const std::vector<SymbolicTensor>& xs) const;
 

@@ -69,13 +69,14 @@ FusedPlan FusedPlan::plain(const LayerGraph& graph) {
   return p;
 }
 
-std::vector<Tensor> run_layer_graph(const LayerGraph& graph, const FusedPlan& plan, const std::vector<Tensor>& inputs,
-                                    bool training) {
+std::vector<MaskedTensor> run_layer_graph_masked(const LayerGraph& graph, const FusedPlan& plan,
+                                                 const std::vector<MaskedTensor>& inputs, bool training) {
   if (plan.steps.size() != graph.nodes.size() || inputs.size() != graph.inputs.size()) {
     throw std::logic_error("run_layer_graph: the plan or the inputs do not fit the graph");
   }
-  std::vector<Tensor> values(graph.nodes.size());
+  std::vector<MaskedTensor> values(graph.nodes.size());
   for (size_t i = 0; i < inputs.size(); ++i) values[graph.inputs[i]] = inputs[i];
+  std::vector<Tensor> args, masks;
   for (size_t n = 0; n < graph.nodes.size(); ++n) {
     const LayerGraph::Node& node = graph.nodes[n];
     switch (plan.steps[n]) {
@@ -86,16 +87,33 @@ std::vector<Tensor> run_layer_graph(const LayerGraph& graph, const FusedPlan& pl
         break;
       case FusedPlan::Step::run:
       case FusedPlan::Step::run_with_relu: {
-        std::vector<Tensor> args;
-        for (size_t in : node.inbound) args.push_back(values[in]);
-        values[n] = node.layer.impl().invoke(args, training, plan.steps[n] == FusedPlan::Step::run_with_relu);
+        args.clear();
+        masks.clear();
+        for (size_t in : node.inbound) {
+          args.push_back(values[in].value);
+          masks.push_back(values[in].mask);
+        }
+        values[n] = node.layer.impl().invoke_masked(args, masks, training,
+                                                    plan.steps[n] == FusedPlan::Step::run_with_relu);
         break;
       }
     }
   }
-  std::vector<Tensor> outs;
+  std::vector<MaskedTensor> outs;
   for (size_t o : graph.outputs) outs.push_back(values[o]);
   return outs;
+}
+
+std::vector<Tensor> run_layer_graph(const LayerGraph& graph, const FusedPlan& plan, const std::vector<Tensor>& inputs,
+                                    bool training) {
+  std::vector<MaskedTensor> masked;
+  masked.reserve(inputs.size());
+  for (const Tensor& t : inputs) masked.push_back({t, Tensor()});
+  std::vector<MaskedTensor> outs = run_layer_graph_masked(graph, plan, masked, training);
+  std::vector<Tensor> values;
+  values.reserve(outs.size());
+  for (MaskedTensor& o : outs) values.push_back(std::move(o.value));
+  return values;
 }
 
 }  // namespace kiln::nn

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "nn/layer.h"
+#include "nn/mask.h"
 #include "nn/symbolic.h"
 #include "tensor/tensor.h"
 
@@ -50,7 +51,12 @@ struct FusedPlan {
 };
 
 // Runs a graph: inputs in graph.inputs order (batch dimension first); returns its outputs.
+// Masks flow along the edges as Keras's do: each node's output mask is its layer's
+// compute_mask, and a node whose inputs carry masks runs call_with_mask.
 std::vector<Tensor> run_layer_graph(const LayerGraph& graph, const FusedPlan& plan, const std::vector<Tensor>& inputs,
                                     bool training);
+// The same with the inputs' masks (undefined where none) and the outputs' masks returned.
+std::vector<MaskedTensor> run_layer_graph_masked(const LayerGraph& graph, const FusedPlan& plan,
+                                                 const std::vector<MaskedTensor>& inputs, bool training);
 
 }  // namespace kiln::nn

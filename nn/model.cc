@@ -32,21 +32,43 @@ Model::Model(const std::vector<SymbolicTensor>& inputs, const std::vector<Symbol
   check_unique_variable_names();
 }
 
-std::vector<Tensor> Model::call(const std::vector<Tensor>& inputs, bool training) {
-  if (!is_functional()) throw std::logic_error("Model '" + name_ + "': subclasses must override call()");
-  if (inputs.size() != graph_.inputs.size()) {
-    throw std::invalid_argument("Model '" + name_ + "' takes " + std::to_string(graph_.inputs.size()) +
-                                " inputs, got " + std::to_string(inputs.size()));
+namespace {
+void check_model_inputs(const std::string& name, const LayerGraph& graph, const std::vector<const Tensor*>& inputs) {
+  if (inputs.size() != graph.inputs.size()) {
+    throw std::invalid_argument("Model '" + name + "' takes " + std::to_string(graph.inputs.size()) + " inputs, got " +
+                                std::to_string(inputs.size()));
   }
   for (size_t i = 0; i < inputs.size(); ++i) {
-    const Shape& want = graph_.nodes[graph_.inputs[i]].shape;
-    const Shape& got = inputs[i].shape();
+    const Shape& want = graph.nodes[graph.inputs[i]].shape;
+    const Shape& got = inputs[i]->shape();
     if (got.size() != want.size() + 1 || !std::equal(want.begin(), want.end(), got.begin() + 1)) {
-      throw std::invalid_argument("Model '" + name_ + "' input " + std::to_string(i) + " expects shape [batch, " +
-                                  shape_str(want).substr(1) + ", got " + inputs[i].describe());
+      throw std::invalid_argument("Model '" + name + "' input " + std::to_string(i) + " expects shape [batch, " +
+                                  shape_str(want).substr(1) + ", got " + inputs[i]->describe());
     }
   }
+}
+}  // namespace
+
+std::vector<Tensor> Model::call(const std::vector<Tensor>& inputs, bool training) {
+  if (!is_functional()) throw std::logic_error("Model '" + name_ + "': subclasses must override call()");
+  std::vector<const Tensor*> check;
+  for (const Tensor& t : inputs) check.push_back(&t);
+  check_model_inputs(name_, graph_, check);
   return run_layer_graph(graph_, plan_, inputs, training);
+}
+
+std::vector<MaskedTensor> Model::call_masked(const std::vector<MaskedTensor>& inputs, bool training) {
+  if (!is_functional()) {
+    std::vector<Tensor> values;
+    for (const MaskedTensor& m : inputs) values.push_back(m.value);
+    std::vector<MaskedTensor> outs;
+    for (Tensor& t : call(values, training)) outs.push_back({std::move(t), Tensor()});
+    return outs;
+  }
+  std::vector<const Tensor*> check;
+  for (const MaskedTensor& t : inputs) check.push_back(&t.value);
+  check_model_inputs(name_, graph_, check);
+  return run_layer_graph_masked(graph_, plan_, inputs, training);
 }
 
 std::vector<Layer> Model::layers() const { return graph_.layers(); }
@@ -391,8 +413,14 @@ void Sequential::add(const Layer& layer) {
 std::vector<Tensor> Sequential::call(const std::vector<Tensor>& inputs, bool training) {
   if (inputs.size() != 1) throw std::invalid_argument("Sequential '" + name() + "' takes one input");
   if (layers_.empty()) throw std::logic_error("Sequential '" + name() + "' has no layers");
-  Tensor x = inputs[0];
-  for (const Layer& l : layers_) x = l(x, training);
+  return {call_masked({{inputs[0], Tensor()}}, training)[0].value};
+}
+
+std::vector<MaskedTensor> Sequential::call_masked(const std::vector<MaskedTensor>& inputs, bool training) {
+  if (inputs.size() != 1) throw std::invalid_argument("Sequential '" + name() + "' takes one input");
+  if (layers_.empty()) throw std::logic_error("Sequential '" + name() + "' has no layers");
+  MaskedTensor x = inputs[0];
+  for (const Layer& l : layers_) x = l.call_masked(x, training);
   return {x};
 }
 

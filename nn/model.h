@@ -62,6 +62,9 @@ class Model : public std::enable_shared_from_this<Model> {
 
   Tensor operator()(const Tensor& x, bool training = false);
   virtual std::vector<Tensor> call(const std::vector<Tensor>& inputs, bool training);
+  // call() with masks in and out (nn/mask.h): a functional model or a Sequential runs its
+  // layers' mask protocol; a subclassed model, by default, runs call() and gives no masks.
+  virtual std::vector<MaskedTensor> call_masked(const std::vector<MaskedTensor>& inputs, bool training);
   virtual std::vector<Layer> layers() const;
   const std::string& name() const { return name_; }
 
@@ -152,6 +155,7 @@ class Sequential : public Model {
   explicit Sequential(const std::vector<Layer>& layers = {}, const std::string& name = "");
   void add(const Layer& layer);
   std::vector<Tensor> call(const std::vector<Tensor>& inputs, bool training) override;
+  std::vector<MaskedTensor> call_masked(const std::vector<MaskedTensor>& inputs, bool training) override;
   std::vector<Layer> layers() const override { return layers_; }
   // A chain: the input, then one node per layer. Made on first use once the input shape is
   // known (it runs a batch of one zero example to find each layer's output shape); add()

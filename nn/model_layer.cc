@@ -4,6 +4,7 @@
 
 #include "nn/layer_graph.h"
 #include "nn/model.h"
+#include "tensor/ops/eltwise.h"
 
 namespace kiln::nn {
 
@@ -16,6 +17,20 @@ Tensor ModelLayer::call(const std::vector<Tensor>& inputs, bool training) {
                                 " outputs; a model used as a layer must have one");
   }
   if (!inputs.empty()) model_->note_input(inputs[0]);
+  return outs[0];
+}
+
+MaskedTensor ModelLayer::call_and_mask(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks,
+                                       bool training, bool with_relu) {
+  std::vector<MaskedTensor> in;
+  for (size_t i = 0; i < inputs.size(); ++i) in.push_back({inputs[i], i < masks.size() ? masks[i] : Tensor()});
+  std::vector<MaskedTensor> outs = model_->call_masked(in, training);
+  if (outs.size() != 1) {
+    throw std::invalid_argument("model '" + name() + "' has " + std::to_string(outs.size()) +
+                                " outputs; a model used as a layer must have one");
+  }
+  if (!inputs.empty()) model_->note_input(inputs[0]);
+  if (with_relu) outs[0].value = relu(outs[0].value);
   return outs[0];
 }
 

@@ -16,6 +16,9 @@ class ModelLayer : public LayerImpl {
   const std::shared_ptr<Model>& model() const { return model_; }
 
   Tensor call(const std::vector<Tensor>& inputs, bool training) override;
+  // The model's masks flow through it: its inputs' masks in, its output's mask out.
+  MaskedTensor call_and_mask(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks, bool training,
+                             bool with_relu) override;
   // The model's own layers cast their inputs by their own policies.
   bool autocast_inputs() const override { return false; }
   int num_inputs() const override;

@@ -49,9 +49,20 @@ SymbolicTensor SymbolicTensor::apply(const Layer& layer, const std::vector<Symbo
     limits->take_compute(layer->compute_cost(shapes), layer->name());
     for (size_t i = 0; i < inputs.size(); ++i) limits->take_activation(shapes[i], inputs[i].dtype(), layer->name());
   }
-  std::vector<Tensor> probes;
-  for (size_t i = 0; i < inputs.size(); ++i) probes.push_back(Tensor::zeros(shapes[i], inputs[i].dtype()));
-  Tensor out = layer.impl().invoke(probes, /*training=*/false);
+  std::vector<Tensor> probes, probe_masks;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    probes.push_back(Tensor::zeros(shapes[i], inputs[i].dtype()));
+    // Probe masks keep every step, so that a masked mean over the probe is a number.
+    if (const std::optional<Shape>& ms = inputs[i].node_->mask_shape) {
+      Shape s{1};
+      s.insert(s.end(), ms->begin(), ms->end());
+      probe_masks.push_back(Tensor::ones(s, DType::f32));
+    } else {
+      probe_masks.push_back(Tensor());
+    }
+  }
+  MaskedTensor result = layer.impl().invoke_masked(probes, probe_masks, /*training=*/false);
+  const Tensor& out = result.value;
   if (limits) limits->take_activation(out.shape(), out.dtype(), layer->name());
   SymbolicTensor t;
   t.node_ = std::make_shared<Node>();
@@ -59,6 +70,7 @@ SymbolicTensor SymbolicTensor::apply(const Layer& layer, const std::vector<Symbo
   t.node_->inputs = inputs;
   t.node_->shape = Shape(out.shape().begin() + 1, out.shape().end());
   t.node_->dtype = out.dtype();
+  if (result.mask.defined()) t.node_->mask_shape = Shape(result.mask.shape().begin() + 1, result.mask.shape().end());
   return t;
 }
 

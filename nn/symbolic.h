@@ -1,5 +1,6 @@
 #pragma once
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "nn/layer.h"
@@ -16,6 +17,10 @@ class SymbolicTensor {
     std::vector<SymbolicTensor> inputs;
     Shape shape;                          // without the batch dimension
     DType dtype = DType::f32;
+    // The shape (without the batch dimension) of the mask this value carries (nn/mask.h),
+    // when the layer that made it gives one: Embedding(mask_zero), Masking, and layers that
+    // pass a mask on. Known from the probe call that builds the layer.
+    std::optional<Shape> mask_shape;
     // Releases a long chain of nodes (a deep model from a file) without recursing once per node.
     ~Node();
   };
@@ -27,6 +32,8 @@ class SymbolicTensor {
 
   const Shape& shape() const { return node_->shape; }
   DType dtype() const { return node_->dtype; }
+  // Whether a mask flows with this value (Keras's KerasTensor._keras_mask is not None).
+  bool has_mask() const { return node_->mask_shape.has_value(); }
   const std::shared_ptr<Node>& node() const { return node_; }
 
  private:

@@ -44,6 +44,7 @@ class ActivationImpl : public LayerImpl {
   Tensor call(const std::vector<Tensor>& in, bool) override { return apply_activation(activation_, in[0]); }
   bool is_relu_activation() const override { return activation_ == "relu"; }
   std::string class_name() const override { return "Activation"; }
+  bool supports_masking() const override { return true; }
   Config config() const override {
     return LayerImpl::config().set("activation", activation_.empty() ? "linear" : activation_);
   }

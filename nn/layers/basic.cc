@@ -16,6 +16,7 @@ class DropoutImpl : public LayerImpl {
       : LayerImpl("dropout", name), rate_(rate), seed_(seed ? seed : next_global_seed()) {
     if (!(rate >= 0 && rate < 1)) throw std::invalid_argument("Dropout: rate must be in [0, 1), got " + std::to_string(rate));
   }
+  bool supports_masking() const override { return true; }
   Tensor call(const std::vector<Tensor>& in, bool training) override {
     const Tensor& x = in[0];
     if (!training || rate_ == 0) return x;

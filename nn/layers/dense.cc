@@ -25,6 +25,8 @@ class DenseImpl : public LayerImpl {
   }
 
   std::string class_name() const override { return "Dense"; }
+  // Keras: a Dense layer passes its input's mask on.
+  bool supports_masking() const override { return true; }
   Config config() const override {
     Config c = LayerImpl::config();
     c.set("units", units_);
