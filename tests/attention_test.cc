@@ -34,12 +34,13 @@ void expect_close(const Tensor& a, const Tensor& b, double atol, double rtol, co
   }
 }
 
-// The composition attention replaces: matmul, scale, mask (Keras's where-form: masked scores
-// become -1e9), softmax, matmul.
+// The composition attention replaces, as Keras's masked Softmax layer computes it: matmul,
+// scale, masked scores set to -1e9, softmax, masked weights set to 0, matmul.
 Tensor naive_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& keep, float scale) {
   Tensor s = matmul(q, transpose(k)) * Tensor::scalar(scale);
-  if (keep.defined()) s = s * keep + (keep - Tensor::scalar(1.f)) * Tensor::scalar(1e9f);
-  return matmul(softmax(s, -1), v);
+  if (!keep.defined()) return matmul(softmax(s, -1), v);
+  s = s * keep + (keep - Tensor::scalar(1.f)) * Tensor::scalar(1e9f);
+  return matmul(softmax(s, -1) * keep, v);
 }
 
 Tensor random_keep(const Shape& shape, uint64_t seed) {
@@ -66,10 +67,10 @@ TEST(Attention, MatchesTheNaiveCompositionForwardAndBackward) {
   for (int i = 0; i < 3; ++i) expect_close(fused_grads[i], naive_grads[i], 1e-5, 1e-4, "gradient " + std::to_string(i));
 }
 
-// Keras's masked softmax replaces masked scores by one large negative number, so a query
-// that sees no key gets uniform weights (checked against Keras 3.15.1 in
-// tests/data/attention/keras_fully_masked.txt's generator). No NaN, and no gradient to q or k.
-TEST(Attention, AQueryWithNoKeyLeftIsUniformAndPassesNoGradient) {
+// A masked key's weight is exactly 0, so a query that sees no key gets zero weights and a
+// zero output, as Keras's masked Softmax layer gives (tests/data/multi_head_attention holds
+// Keras 3.15.1's outputs for such a query). No NaN, and no gradient to q or k.
+TEST(Attention, AQueryWithNoKeyLeftGetsZeroWeightsAndPassesNoGradient) {
   Tensor q = rand_tensor({1, 1, 3, 4}, 1), k = rand_tensor({1, 1, 5, 4}, 2), v = rand_tensor({1, 1, 5, 2}, 3);
   Tensor mask = Tensor::from_vector({1, 0, 1, 0, 0,  //
                                      0, 0, 0, 0, 0,  // query 1 sees nothing
@@ -78,12 +79,9 @@ TEST(Attention, AQueryWithNoKeyLeftIsUniformAndPassesNoGradient) {
   GradientTape tape;
   tape.watch(q); tape.watch(k);
   Tensor y = scaled_dot_product_attention(q, k, v, mask);
-  std::vector<float> vv = v.to_vector(), out = y.to_vector();
-  for (int d = 0; d < 2; ++d) {
-    float mean = 0;
-    for (int j = 0; j < 5; ++j) mean += vv[j * 2 + d] / 5;
-    EXPECT_NEAR(out[2 + d], mean, 1e-6);
-  }
+  std::vector<float> out = y.to_vector();
+  EXPECT_EQ(out[2], 0.f);
+  EXPECT_EQ(out[3], 0.f);
   auto g = tape.gradient(reduce_sum(y, {}), {q, k});
   std::vector<float> gq = g[0].to_vector();
   for (float x : gq) EXPECT_FALSE(std::isnan(x));
@@ -93,7 +91,8 @@ TEST(Attention, AQueryWithNoKeyLeftIsUniformAndPassesNoGradient) {
   float* b = bias.data<float>();
   for (int j = 0; j < 5; ++j) b[5 + j] = -std::numeric_limits<float>::infinity();
   Tensor ya = scaled_dot_product_attention(q, k, v, bias, {.mask_kind = AttentionMask::additive});
-  EXPECT_NEAR(ya.to_vector()[2], out[2], 1e-6);
+  EXPECT_EQ(ya.to_vector()[2], 0.f);
+  EXPECT_EQ(ya.to_vector()[3], 0.f);
 }
 
 // The tape holds the output and the attention weights beyond the inputs, not the scores

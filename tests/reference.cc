@@ -310,7 +310,7 @@ RefTensor attention(const RefTensor& q, const RefTensor& k, const RefTensor& v, 
     double mx = -inf;
     for (int64_t j = 0; j < tk; ++j) mx = std::max(mx, row[j]);
     if (mx == -inf) {
-      for (int64_t j = 0; j < tk; ++j) row[j] = 1.0 / static_cast<double>(tk);
+      for (int64_t j = 0; j < tk; ++j) row[j] = 0;
       continue;
     }
     double sum = 0;

@@ -52,7 +52,7 @@ RefTensor concat(const std::vector<RefTensor>& xs, int axis);
 
 // softmax(scale * q @ k^T (+ mask), over the last axis) @ v for q [..., Tq, D], k [..., Tk, D],
 // v [..., Tk, Dv]; a boolean mask keeps keys where > 0.5, an additive one adds (-inf drops the
-// key); causal drops keys j > i. A query with no key left is uniform over all keys.
+// key); causal drops keys j > i. A query with no key left gets zero weights.
 RefTensor attention(const RefTensor& q, const RefTensor& k, const RefTensor& v, const RefTensor* mask, double scale,
                     bool causal, bool boolean_mask);
 

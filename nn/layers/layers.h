@@ -5,5 +5,6 @@
 #include "nn/layers/batch_norm.h"
 #include "nn/layers/conv2d.h"
 #include "nn/layers/dense.h"
+#include "nn/layers/multi_head_attention.h"
 #include "nn/layers/pooling.h"
 #include "nn/layers/zero_padding.h"

@@ -56,8 +56,9 @@ void Exporter::write_attention(const Node& n) {
     }
   }
   if (!keep.empty()) {
-    // scores * keep + (keep - 1) * 1e9: a kept score exactly, a masked one exactly -1e9, so a
-    // row with no kept key is uniform, as in Kiln and Keras.
+    // scores * keep + (keep - 1) * 1e9: a kept score exactly, a masked one exactly -1e9 (its
+    // weight 0 unless the whole row is masked; the Mul by keep after the Softmax zeroes that
+    // row, as Kiln does).
     std::string kept_scores = tmp(base + "_kept"), minus = tmp(base + "_keep_m1"), bias = tmp(base + "_mask_bias");
     emit("Mul", {cur, keep}, {kept_scores});
     emit("Sub", {keep, scalar_in(dt, 1.0)}, {minus});
@@ -72,6 +73,11 @@ void Exporter::write_attention(const Node& n) {
   }
   std::string weights = tmp(base + "_weights");
   set_attr(emit("Softmax", {cur}, {weights}), "axis", int64_t{-1});
+  if (!keep.empty()) {
+    std::string kept_weights = tmp(base + "_kept_weights");
+    emit("Mul", {weights, keep}, {kept_weights});
+    weights = kept_weights;
+  }
   emit("MatMul", {weights, native(v)}, {out(y, false)});
 }
 

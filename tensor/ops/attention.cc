@@ -153,8 +153,8 @@ class RowMasks {
   std::vector<int64_t> lead_offset_;
 };
 
-// The masked softmax of row r of the scores, in place. Masked keys get 0; a row with no kept
-// key is uniform over all keys. NaN scores stay NaN (the max keeps a NaN once it sees one).
+// The masked softmax of row r of the scores, in place. Masked keys get 0, so a row with no
+// kept key is all 0. NaN scores stay NaN (the max keeps a NaN once it sees one).
 void softmax_row(float* s, int64_t r, int64_t tk, const RowMasks& masks) {
   const float* m = masks.row(r);
   const int64_t i = masks.query(r);
@@ -163,20 +163,17 @@ void softmax_row(float* s, int64_t r, int64_t tk, const RowMasks& masks) {
   bool any = false;
   for (int64_t j = 0; j < tk; ++j) {
     if (!masks.keeps(m, i, j)) {
-      s[j] = -kInf;
+      s[j] = 0.f;
       continue;
     }
     if (add) s[j] += masks.value(m, j);
     any = true;
     if (std::isnan(s[j]) || s[j] > mx) mx = std::isnan(mx) ? mx : s[j];
   }
-  if (!any) {
-    for (int64_t j = 0; j < tk; ++j) s[j] = 1.f / static_cast<float>(tk);
-    return;
-  }
+  if (!any) return;  // every s[j] is already 0 (masked)
   float sum = 0.f;
   for (int64_t j = 0; j < tk; ++j) {
-    s[j] = s[j] == -kInf ? 0.f : std::exp(s[j] - mx);
+    s[j] = masks.keeps(m, i, j) ? std::exp(s[j] - mx) : 0.f;
     sum += s[j];
   }
   const float inv = 1.f / sum;

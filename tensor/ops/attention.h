@@ -29,9 +29,12 @@ struct AttentionOptions {
 //   q: [..., Tq, D], k: [..., Tk, D], v: [..., Tk, Dv] with the same leading dimensions
 //   (Keras's [B, H, T, D] layout, or any rank >= 2); f32 or bf16, all three alike.
 //   mask: undefined, or broadcastable to [..., Tq, Tk] (see AttentionMask).
-// A query that every key is masked from (by the mask or the causal flag) gets uniform
-// weights over all keys, as Keras's masked softmax gives (it replaces masked scores by one
-// large negative number), never NaN; such rows pass no gradient to q or k.
+// A masked key gets weight exactly 0, so a query that every key is masked from (by the mask or
+// the causal flag) gets all-zero weights and a zero output, never NaN, and passes no
+// gradient to q or k. That is Keras's Softmax layer with a mask (it zeroes masked positions
+// "in case the entire axis is masked"), which MultiHeadAttention uses when it returns scores
+// or has dropout; Keras 3.15.1's other path (ops.dot_product_attention on jax) gives such a
+// query uniform weights instead (tests/data/multi_head_attention holds both outputs).
 // The scores and the softmax run in f32 for bf16 inputs. The backward keeps the attention
 // weights (in the inputs' dtype), the dropout's keep mask (u8) when dropout ran, and the
 // inputs; not the scores. An additive float mask gets a gradient; a boolean one does not.
