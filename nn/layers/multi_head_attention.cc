@@ -248,7 +248,13 @@ class MultiHeadAttentionImpl : public LayerImpl {
       }
       // Keras's masked Softmax: masked weights are 0, a query with no key left too.
       Tensor weights = kept.defined() ? softmax(scores, -1) * kept : softmax(scores, -1);
-      if (t_request) t_request->scores = weights;
+      if (t_request) {
+        // Keras's shape: [B, H, query's middle axes..., value's middle axes...].
+        Shape scores_shape{b, heads_};
+        scores_shape.insert(scores_shape.end(), query.shape().begin() + 1, query.shape().end() - 1);
+        scores_shape.insert(scores_shape.end(), value.shape().begin() + 1, value.shape().end() - 1);
+        t_request->scores = scores_shape == weights.shape() ? weights : reshape(weights, scores_shape);
+      }
       Tensor used = weights;
       if (o.dropout_rate > 0.f) {
         Tensor draws = random_uniform(weights.shape(), 0.f, 1.f, o.dropout_seed);
