@@ -46,6 +46,10 @@ Int8Role int8_role(ops::OpKind kind) {
     case K::identity:
     case K::broadcast_to:
     case K::concat:
+    // Both operands of attention's matmuls are activations (no weights to calibrate per
+    // channel), and its softmax needs f32; a transformer's Dense projections carry the
+    // quantizable FLOPs.
+    case K::scaled_dot_product_attention:
     // LayerNorm stays f32 (issue 22: its statistics lose too much in int8); an embedding
     // table stays float, its rows gathered as they are.
     case K::layer_norm:

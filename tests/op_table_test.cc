@@ -265,6 +265,42 @@ Row pool_row(const std::string& name, bool is_max) {
               }};
 }
 
+// ref::matmul with numpy's rule for 1-D operands.
+RefTensor vector_matmul_ref(RefTensor a, RefTensor b) {
+  bool row = a.shape.size() == 1, col = b.shape.size() == 1;
+  if (row) a.shape.insert(a.shape.begin(), 1);
+  if (col) b.shape.push_back(1);
+  RefTensor y = ref::matmul(a, b);
+  if (col) y.shape.pop_back();
+  if (row) y.shape.erase(y.shape.end() - (col ? 1 : 2));
+  return y;
+}
+
+Attrs attention_attrs(double scale, bool causal, const char* mask_kind) {
+  return Attrs("scaled_dot_product_attention").set("scale", ops::AttrValue(scale)).set("causal", causal).set("mask_kind", mask_kind);
+}
+
+// q [2, 3, 4, 5], k [2, 3, 6, 5], v [2, 3, 6, 7]; masks broadcast from [2, 1, 4, 6] and [6];
+// a boolean mask of random 1/0s leaves some queries with no key (uniform weights).
+Row attention_row() {
+  In q{.shape = {2, 3, 4, 5}}, k{.shape = {2, 3, 6, 5}}, v{.shape = {2, 3, 6, 7}};
+  In bool_mask{.shape = {2, 1, 4, 6}, .low = 0.f, .high = 2.f, .integral = true, .grad = false};
+  In additive{.shape = {6}, .low = -2.f, .high = 2.f};
+  return {.op = "scaled_dot_product_attention",
+          .cases = {{attention_attrs(1 / std::sqrt(5.0), false, "boolean"), {q, k, v}},
+                    {attention_attrs(0.7, true, "boolean"), {q, k, v}},
+                    {attention_attrs(0.5, false, "boolean"), {q, k, v, bool_mask}},
+                    {attention_attrs(0.5, true, "additive"), {q, k, v, additive}},
+                    {attention_attrs(1.0, false, "additive"), {In{.shape = {4, 5}, .transposed = true}, In{.shape = {3, 5}}, In{.shape = {3, 2}}, In{.shape = {4, 3}}}}},
+          .ref =
+              [](const Refs& x, const Attrs& a) {
+                return ref::attention(x[0], x[1], x[2], x.size() > 3 ? &x[3] : nullptr, a.get_float("scale"),
+                                      a.get_int("causal") != 0, a.get_string("mask_kind") == "boolean");
+              },
+          .bf16 = Tolerance{5e-2, 3e-2},
+          .grad = Tolerance{2e-3, 2e-3}};
+}
+
 Row softmax_row(const std::string& name, bool log) {
   In x{.shape = {2, 3, 5}, .low = -3.f, .high = 3.f};
   return {.op = name,
@@ -332,14 +368,20 @@ const std::vector<Row>& rows() {
        .cases = {{Attrs("matmul"), {In{.shape = {5, 7}}, In{.shape = {7, 3}}}},
                  {Attrs("matmul"), {In{.shape = {2, 5, 7}}, In{.shape = {7, 3}}}},
                  {Attrs("matmul"), {In{.shape = {3, 1, 4, 6}}, In{.shape = {2, 6, 5}}}},
-                 {Attrs("matmul"), {In{.shape = {4, 6}, .transposed = true}, In{.shape = {6, 3}, .transposed = true}}}},
-       .ref = [](const Refs& x, const Attrs&) { return ref::matmul(x[0], x[1]); },
+                 {Attrs("matmul"), {In{.shape = {4, 6}, .transposed = true}, In{.shape = {6, 3}, .transposed = true}}},
+                 // numpy's vectors: a row on the left, a column on the right, both dropped.
+                 {Attrs("matmul"), {In{.shape = {7}}, In{.shape = {2, 7, 3}}}},
+                 {Attrs("matmul"), {In{.shape = {2, 5, 7}}, In{.shape = {7}}}},
+                 {Attrs("matmul"), {In{.shape = {7}}, In{.shape = {7}}}}},
+       .ref = [](const Refs& x, const Attrs&) { return vector_matmul_ref(x[0], x[1]); },
        .bf16 = Tolerance{5e-2, 2e-2},
        .bad =
            [](const std::vector<Tensor>& good) {
-             return std::vector<std::vector<Tensor>>{with(good, 0, Tensor::zeros({7})),
+             return std::vector<std::vector<Tensor>>{with(good, 0, Tensor::zeros({})), with(good, 0, Tensor::zeros({6})),
                                                      with(good, 0, Tensor::zeros({5, 7}, DType::s32))};
            }},
+
+      attention_row(),
 
       {.op = "linear",
        .cases = {{Attrs("linear").set("activation", "none"),

@@ -290,4 +290,37 @@ double gelu_tanh(double x) {
   return 0.5 * x * (1 + std::tanh(std::sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
 }
 
+RefTensor attention(const RefTensor& q, const RefTensor& k, const RefTensor& v, const RefTensor* mask, double scale,
+                    bool causal, bool boolean_mask) {
+  const size_t n = q.shape.size();
+  std::vector<int> swap_last(n);
+  for (size_t i = 0; i < n; ++i) swap_last[i] = static_cast<int>(i);
+  std::swap(swap_last[n - 1], swap_last[n - 2]);
+  RefTensor s = unary(matmul(q, permute(k, swap_last)), [scale](double x) { return x * scale; });
+  const double inf = std::numeric_limits<double>::infinity();
+  if (mask) {
+    s = binary(s, *mask, [&](double x, double m) {
+      if (boolean_mask) return m > 0.5 ? x : -inf;
+      return m == -inf ? -inf : x + m;
+    });
+  }
+  const int64_t tq = s.shape[n - 2], tk = s.shape[n - 1];
+  for (int64_t r = 0; r < s.size() / std::max<int64_t>(tk, 1); ++r) {
+    double* row = s.data.data() + r * tk;
+    if (causal) {
+      for (int64_t j = r % tq + 1; j < tk; ++j) row[j] = -inf;
+    }
+    double mx = -inf;
+    for (int64_t j = 0; j < tk; ++j) mx = std::max(mx, row[j]);
+    if (mx == -inf) {
+      for (int64_t j = 0; j < tk; ++j) row[j] = 0;
+      continue;
+    }
+    double sum = 0;
+    for (int64_t j = 0; j < tk; ++j) sum += row[j] = std::exp(row[j] - mx);
+    for (int64_t j = 0; j < tk; ++j) row[j] /= sum;
+  }
+  return matmul(s, v);
+}
+
 }  // namespace kiln::ref

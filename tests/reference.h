@@ -54,6 +54,12 @@ RefTensor permute(const RefTensor& x, const std::vector<int>& perm);
 RefTensor slice(const RefTensor& x, int axis, int64_t start, int64_t end, int64_t step);
 RefTensor concat(const std::vector<RefTensor>& xs, int axis);
 
+// softmax(scale * q @ k^T (+ mask), over the last axis) @ v for q [..., Tq, D], k [..., Tk, D],
+// v [..., Tk, Dv]; a boolean mask keeps keys where > 0.5, an additive one adds (-inf drops the
+// key); causal drops keys j > i. A query with no key left gets zero weights.
+RefTensor attention(const RefTensor& q, const RefTensor& k, const RefTensor& v, const RefTensor* mask, double scale,
+                    bool causal, bool boolean_mask);
+
 double gelu_erf(double x);
 double gelu_tanh(double x);
 

@@ -10,6 +10,7 @@
 #include "nn/layers/layer_normalization.h"
 #include "nn/layers/masking.h"
 #include "nn/layers/merge.h"
+#include "nn/layers/multi_head_attention.h"
 #include "nn/layers/pooling.h"
 #include "nn/layers/pooling1d.h"
 #include "nn/layers/relu.h"

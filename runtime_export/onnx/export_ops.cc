@@ -314,6 +314,8 @@ Exporter::Rule Exporter::rule(ops::OpKind kind) {
     case K::maximum: return {&Exporter::write_binary, "Max"};
     case K::minimum: return {&Exporter::write_binary, "Min"};
     case K::matmul: return {&Exporter::write_matmul, "MatMul"};
+    case K::scaled_dot_product_attention:
+      return {&Exporter::write_attention, "Transpose, MatMul, Mul, (Greater, Cast, Sub, Add), Softmax, (Mul), MatMul"};
     case K::linear:
     case K::fused_linear:
       return {&Exporter::write_linear, "Gemm or MatMul (+ Add, activation)"};

@@ -251,6 +251,7 @@ class Exporter {
   void write_reduce(const Node& n);
   void write_cast(const Node& n);
   void write_matmul(const Node& n);
+  void write_attention(const Node& n);  // export_attention.cc
   void write_batch_norm(const Node& n);
   void write_softmax(const Node& n);
   void write_argmax(const Node& n);

@@ -62,6 +62,7 @@ ops::Support onnx_import_support(ops::OpKind kind) {
     case K::hard_swish: return supported("HardSwish");
     case K::mish: return supported("Mish (opset 18), Softplus + Tanh + Mul");
     case K::add_relu: return unsupported("imported as Add then Relu");
+    case K::scaled_dot_product_attention: return unsupported("its exported pattern imports as its pieces (matmul, mul, add, softmax)");
     case K::square: return unsupported("imported as Mul(x, x)");
     case K::swish: return unsupported("imported as Sigmoid then Mul");
     case K::affine: return unsupported("imported as Mul and Add");

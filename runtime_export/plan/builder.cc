@@ -91,6 +91,7 @@ Builder::Rule Builder::rule(ops::OpKind kind) {
     case K::greater_equal:
     case K::less:
     case K::matmul:
+    case K::scaled_dot_product_attention:  // one fused op already: its own kernels
     case K::batch_norm:
     case K::sparse_softmax_cross_entropy:
     KILN_REDUCE_OPS(KILN_OP_CASE)

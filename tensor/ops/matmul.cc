@@ -29,7 +29,7 @@ Tensor matmul_operand(const Tensor& t) {
 
 // Runs C = A @ B (+ bias) (+ relu) for tensors already of equal rank.
 Tensor matmul_kernel(const Tensor& a, const Tensor& b, const Tensor& bias, detail::ReluFusion relu, const char* op,
-                     DType out_dtype) {
+                     DType out_dtype, float scale = 1.f) {
   int n = a.ndim();
   // Per thread, so that each call reuses its capacity (Tensor::empty copies it).
   thread_local Shape out_shape;
@@ -58,10 +58,11 @@ Tensor matmul_kernel(const Tensor& a, const Tensor& b, const Tensor& bias, detai
   bias_shape[n - 1] = bias.defined() ? bias.numel() : 1;
   // Keyed on the tensors' geometry, which determines their descriptors: a hit builds none.
   onednn::KeyBuilder key(op);
-  key.add(src).add(wei).add(out).add(int64_t(relu));
+  key.add(src).add(wei).add(out).add(int64_t(relu)).add(scale);
   if (bias.defined()) key.add(bias_dense).add(bias_shape);
   auto prim = onednn::cached<dnnl::matmul>(op, key, [&] {
     dnnl::primitive_attr attr = onednn::default_attr();
+    if (scale != 1.f) attr.set_output_scales(0, {scale});
     if (relu != detail::ReluFusion::none) {
       dnnl::post_ops po;
       detail::append_relu(po, relu);
@@ -104,7 +105,48 @@ Tensor as_matrix(const Tensor& t, int64_t cols) {
   return reshape(t, {-1, cols});
 }
 
+// A 1-D operand as the matrix numpy's matmul reads it (a view; matmul records itself
+// against the 1-D tensor).
+Tensor as_vector_matrix(const Tensor& v, bool row) {
+  int64_t k = v.shape()[0], stride = v.strides()[0];
+  return row ? v.alias({1, k}, {k * stride, stride}, v.offset()) : v.alias({k, 1}, {stride, 1}, v.offset());
+}
+
+// out without the row (a was 1-D) and/or column (b was 1-D) dimension a vector operand added.
+Tensor drop_vector_dims(const Tensor& out, bool drop_row, bool drop_col) {
+  int n = out.ndim();
+  Shape shape;
+  Strides strides;
+  for (int i = 0; i < n; ++i) {
+    if ((drop_row && i == n - 2) || (drop_col && i == n - 1)) continue;
+    shape.push_back(out.shape()[i]);
+    strides.push_back(out.strides()[i]);
+  }
+  return out.alias(shape, strides, out.offset());
+}
+
+// The gradients of matmul(a, b) when an operand is 1-D: the matrix form's, with the vector's
+// dimension put back into the output gradient and taken out of the operand's (Kiln ops, so
+// second-order gradients work).
+std::vector<Tensor> vector_matmul_grads(const Tensor& a, const Tensor& b, const Tensor& g) {
+  Shape a2 = a.shape(), b2 = b.shape(), g2 = g.shape();
+  if (a.ndim() == 1) a2.insert(a2.begin(), 1);
+  if (b.ndim() == 1) b2.push_back(1);
+  if (a.ndim() == 1) g2.insert(g2.end() - (b.ndim() == 1 ? 0 : 1), 1);
+  if (b.ndim() == 1) g2.push_back(1);
+  Tensor am = reshape(a, a2), bm = reshape(b, b2), gm = reshape(g, g2);
+  std::vector<Tensor> grads(2);
+  if (autograd::needs_input_grad(0)) grads[0] = reshape(sum_to_shape(matmul(gm, transpose(bm)), a2), a.shape());
+  if (autograd::needs_input_grad(1)) grads[1] = reshape(sum_to_shape(matmul(transpose(am), gm), b2), b.shape());
+  return grads;
+}
+
 }  // namespace
+
+Tensor detail::scaled_matmul(const Tensor& a, const Tensor& b, float scale, DType out_dtype, const char* op) {
+  int n = std::max(a.ndim(), b.ndim());
+  return matmul_kernel(lift_to_rank(a, n), lift_to_rank(b, n), Tensor(), detail::ReluFusion::none, op, out_dtype, scale);
+}
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
   detail::check_defined(a, "matmul", "first input");
@@ -115,20 +157,26 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
     detail::check_floating(b, "matmul");
     detail::check_same_dtype(a, b, "matmul");
   }
-  if (a.ndim() < 2 || b.ndim() < 2) {
-    throw std::invalid_argument("matmul: inputs need rank >= 2, got " + a.describe() + " and " + b.describe());
+  if (a.ndim() < 1 || b.ndim() < 1) {
+    throw std::invalid_argument("matmul: inputs need rank >= 1, got " + a.describe() + " and " + b.describe());
   }
-  if (a.shape().back() != b.shape()[b.ndim() - 2]) {
+  if (a.shape().back() != b.shape()[b.ndim() >= 2 ? b.ndim() - 2 : 0]) {
     throw std::invalid_argument("matmul: inner dimensions differ: " + a.describe() + " @ " + b.describe());
   }
-  int n = std::max(a.ndim(), b.ndim());
-  Tensor a_n = a.ndim() == n ? kernel_operand(a) : lift_to_rank(stop_gradient(a), n);
-  Tensor b_n = b.ndim() == n ? kernel_operand(b) : lift_to_rank(stop_gradient(b), n);
+  // numpy's rule for vectors: a 1-D a is a row [1, K], a 1-D b a column [K, 1], and the
+  // added dimension is dropped from the result.
+  Tensor a2 = a.ndim() == 1 ? as_vector_matrix(a, true) : a;
+  Tensor b2 = b.ndim() == 1 ? as_vector_matrix(b, false) : b;
+  int n = std::max(a2.ndim(), b2.ndim());
+  Tensor a_n = a2.ndim() == n ? kernel_operand(a2) : lift_to_rank(stop_gradient(a2), n);
+  Tensor b_n = b2.ndim() == n ? kernel_operand(b2) : lift_to_rank(stop_gradient(b2), n);
   Tensor out = matmul_kernel(a_n, b_n, Tensor(), detail::ReluFusion::none, "matmul", int8 ? DType::s32 : a.dtype());
+  if (a.ndim() == 1 || b.ndim() == 1) out = drop_vector_dims(out, a.ndim() == 1, b.ndim() == 1);
   if (int8) return out;
   if (autograd::should_record({&a, &b})) {
     autograd::record("matmul", {a, b}, {out}, [a, b](const std::vector<Tensor>& g) {
       std::vector<Tensor> grads(2);
+      if (a.ndim() == 1 || b.ndim() == 1) return vector_matmul_grads(a, b, g[0]);
       if (autograd::needs_input_grad(0)) grads[0] = sum_to_shape(matmul(g[0], transpose(b)), a.shape());
       if (autograd::needs_input_grad(1)) grads[1] = sum_to_shape(matmul(transpose(a), g[0]), b.shape());
       return grads;

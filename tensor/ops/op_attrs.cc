@@ -280,6 +280,17 @@ EltwiseAttrs parse_attrs<EltwiseAttrs>(const Attrs& a) {
 }
 
 template <>
+AttentionAttrs parse_attrs<AttentionAttrs>(const Attrs& a) {
+  Reader r(a);
+  AttentionAttrs o;
+  o.scale = r.finite("scale");
+  o.scale = a.get_float("scale");  // the double the eager op applied (finite() checked it fits a float)
+  o.causal = r.flag("causal");
+  o.mask_kind = r.named("mask_kind", attention_mask_from_name);
+  return o;
+}
+
+template <>
 ConvTranspose2dAttrs parse_attrs<ConvTranspose2dAttrs>(const Attrs& a) {
   Reader r(a);
   ConvTranspose2dAttrs o;

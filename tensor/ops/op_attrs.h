@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "tensor/ops/attention.h"
 #include "tensor/ops/attrs.h"
 #include "tensor/ops/conv.h"
 #include "tensor/ops/conv_transpose.h"
@@ -82,6 +83,13 @@ struct BroadcastToAttrs {
 };
 struct EltwiseAttrs {
   float alpha = 0.f, beta = 0.f;
+};
+// scaled_dot_product_attention: the scale as applied (trace records the default 1/sqrt(D)
+// resolved), the causal flag and how input 3 (the mask, when present) is read.
+struct AttentionAttrs {
+  double scale = 1.0;  // finite
+  bool causal = false;
+  AttentionMask mask_kind = AttentionMask::boolean;
 };
 
 // Parses `a` as T, checking types and ranges (see each struct).

@@ -69,27 +69,75 @@ Types matmul_type(const Types& in) {
     check_floating(b, "matmul");
     check_same_dtype(a, b, "matmul");
   }
-  if (rank(a) < 2 || rank(b) < 2) {
-    throw std::invalid_argument("matmul: inputs need rank >= 2, got " + describe(a) + " and " + describe(b));
+  if (rank(a) < 1 || rank(b) < 1) {
+    throw std::invalid_argument("matmul: inputs need rank >= 1, got " + describe(a) + " and " + describe(b));
   }
-  if (a.shape.back() != b.shape[rank(b) - 2]) {
+  if (a.shape.back() != b.shape[rank(b) >= 2 ? rank(b) - 2 : 0]) {
     throw std::invalid_argument("matmul: inner dimensions differ: " + describe(a) + " @ " + describe(b));
   }
-  int n = std::max(rank(a), rank(b));
-  Shape sa(n - rank(a), 1), sb(n - rank(b), 1);
-  sa.insert(sa.end(), a.shape.begin(), a.shape.end());
-  sb.insert(sb.end(), b.shape.begin(), b.shape.end());
-  Shape out(n);
+  // numpy's vectors: a 1-D a is a row, a 1-D b a column; the result drops that dimension.
+  Shape a2 = a.shape, b2 = b.shape;
+  if (rank(a) == 1) a2.insert(a2.begin(), 1);
+  if (rank(b) == 1) b2.push_back(1);
+  int n = std::max(static_cast<int>(a2.size()), static_cast<int>(b2.size()));
+  Shape sa(n - a2.size(), 1), sb(n - b2.size(), 1);
+  sa.insert(sa.end(), a2.begin(), a2.end());
+  sb.insert(sb.end(), b2.begin(), b2.end());
+  Shape out;
   for (int i = 0; i < n - 2; ++i) {
     if (sa[i] != sb[i] && sa[i] != 1 && sb[i] != 1) {
       throw std::invalid_argument("matmul: batch dimensions of " + describe(a) + " and " + describe(b) +
                                   " cannot be broadcast");
     }
-    out[i] = sa[i] == 1 ? sb[i] : sa[i];
+    out.push_back(sa[i] == 1 ? sb[i] : sa[i]);
   }
-  out[n - 2] = sa[n - 2];
-  out[n - 1] = sb[n - 1];
+  if (rank(a) != 1) out.push_back(sa[n - 2]);
+  if (rank(b) != 1) out.push_back(sb[n - 1]);
   return one({int8 ? DType::s32 : a.dtype, out});
+}
+
+// scaled_dot_product_attention's checks (tensor/ops/attention.cc), in its order.
+Types attention_type(const Types& in, const AttentionAttrs& a) {
+  const char* op = "scaled_dot_product_attention";
+  const ValueType &q = in[0], &k = in[1], &v = in[2];
+  check_floating(q, op);
+  check_same_dtype(q, k, op);
+  check_same_dtype(q, v, op);
+  std::string shapes = describe(q) + ", " + describe(k) + ", " + describe(v);
+  if (rank(q) < 2 || rank(k) != rank(q) || rank(v) != rank(q)) {
+    throw std::invalid_argument(std::string(op) + ": query, key and value need one rank >= 2, got " + shapes);
+  }
+  int n = rank(q);
+  for (int i = 0; i < n - 2; ++i) {
+    if (k.shape[i] != q.shape[i] || v.shape[i] != q.shape[i]) {
+      throw std::invalid_argument(std::string(op) + ": leading dimensions of query, key and value differ: " + shapes);
+    }
+  }
+  if (k.shape[n - 1] != q.shape[n - 1]) throw std::invalid_argument(std::string(op) + ": query and key depths differ: " + shapes);
+  if (v.shape[n - 2] != k.shape[n - 2]) throw std::invalid_argument(std::string(op) + ": key and value lengths differ: " + shapes);
+  if (in.size() > 3) {
+    const ValueType& m = in[3];
+    bool additive = a.mask_kind == AttentionMask::additive;
+    if (!(is_floating(m.dtype) || (!additive && m.dtype == DType::u8))) {
+      throw std::invalid_argument(std::string(op) + ": a " + attention_mask_name(a.mask_kind) + " mask must be " +
+                                  (additive ? "f32 or bf16" : "f32, bf16 or u8") + ", got " + describe(m));
+    }
+    Shape s = q.shape;
+    s.back() = k.shape[n - 2];
+    bool fits = rank(m) <= n;
+    for (int i = 0; fits && i < rank(m); ++i) {
+      int64_t d = m.shape[rank(m) - 1 - i], want = s[n - 1 - i];
+      // A batched mask against batched scores, or an unbatched 1.
+      fits = d == 1 || d == want;
+    }
+    if (!fits) {
+      throw std::invalid_argument(std::string(op) + ": mask " + describe(m) + " does not broadcast to the scores " +
+                                  describe({q.dtype, s}) + " of " + shapes);
+    }
+  }
+  Shape out = q.shape;
+  out.back() = v.shape.back();
+  return one({q.dtype, out});
 }
 
 ValueType linear_type(const ValueType& x, const ValueType& w, const ValueType* bias, const char* op) {
@@ -468,6 +516,8 @@ InferFn infer_of(OpKind kind) {
     case K::less: return binary("less");
     case K::matmul:
       return [](const Types& in, const Attrs&) { return matmul_type(in); };
+    case K::scaled_dot_product_attention:
+      return typed<K::scaled_dot_product_attention>([](const Types& in, const AttentionAttrs& a) { return attention_type(in, a); });
     case K::linear:
       return typed<K::linear>([](const Types& in, const LinearAttrs&) {
         return one(linear_type(in[0], in[1], optional(in, 2), "linear"));

@@ -84,6 +84,7 @@
   X(identity, NoAttrs, 1, 1, false)                          \
   X(broadcast_to, BroadcastToAttrs, 1, 1, true)              \
   X(concat, AxisAttrs, 1, -1, true)                          \
+  X(scaled_dot_product_attention, AttentionAttrs, 3, 4, true) \
   X(gather, AxisAttrs, 2, 2, true)                           \
   X(layer_norm, LayerNormAttrs, 3, 3, true)                  \
   X(conv_transpose2d, ConvTranspose2dAttrs, 2, 3, true)      \

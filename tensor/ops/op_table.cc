@@ -48,6 +48,11 @@ RunFn run_of(OpKind kind) {
     case K::greater_equal: return binary(greater_equal);
     case K::less: return binary(less);
     case K::matmul: return binary(matmul);
+    case K::scaled_dot_product_attention:
+      return typed<K::scaled_dot_product_attention>([](const Inputs& in, const AttentionAttrs& a) {
+        AttentionOptions o{.scale = a.scale, .causal = a.causal, .mask_kind = a.mask_kind};
+        return scaled_dot_product_attention(in[0], in[1], in[2], optional_input(in, 3), o);
+      });
     case K::linear:
       return typed<K::linear>([](const Inputs& in, const LinearAttrs& a) {
         return linear(in[0], in[1], optional_input(in, 2), a.activation);

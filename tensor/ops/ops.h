@@ -1,5 +1,6 @@
 #pragma once
 // Every Kiln op in one include.
+#include "tensor/ops/attention.h"
 #include "tensor/ops/binary.h"
 #include "tensor/ops/cast.h"
 #include "tensor/ops/conv.h"
