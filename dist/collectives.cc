@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "dist/error.h"
+#include "dist/watchdog.h"
 #include "dist/world.h"
 #include "tensor/bf16.h"
 
@@ -53,6 +54,7 @@ void broadcast(const Tensor& t, int root) {
   char* p = static_cast<char*>(t.raw_data());
   for (size_t done = 0; done < t.nbytes();) {
     size_t chunk = std::min<size_t>(t.nbytes() - done, size_t(1) << 30);
+    CollectiveWatch watch("MPI_Bcast");
     check_mpi(MPI_Bcast(p + done, static_cast<int>(chunk), MPI_BYTE, root, MPI_COMM_WORLD), "MPI_Bcast");
     done += chunk;
   }
@@ -67,6 +69,7 @@ void allreduce(const Tensor& t, ReduceOp op) {
   if (!active() || t.numel() == 0) return;
   int n = count_of(t.numel(), "dist::allreduce");
   int size = world_size();
+  CollectiveWatch watch("MPI_Allreduce");
   if (t.dtype() == DType::f32) {
     float* p = t.data<float>();
     check_mpi(MPI_Allreduce(MPI_IN_PLACE, p, n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD), "MPI_Allreduce");
@@ -86,6 +89,7 @@ void allreduce(const Tensor& t, ReduceOp op) {
 std::vector<double> allgather(double value) {
   if (!active()) return {value};
   std::vector<double> out(world_size());
+  CollectiveWatch watch("MPI_Allgather");
   check_mpi(MPI_Allgather(&value, 1, MPI_DOUBLE, out.data(), 1, MPI_DOUBLE, MPI_COMM_WORLD), "MPI_Allgather");
   return out;
 }
@@ -93,6 +97,7 @@ std::vector<double> allgather(double value) {
 std::vector<int64_t> allgather(int64_t value) {
   if (!active()) return {value};
   std::vector<int64_t> out(world_size());
+  CollectiveWatch watch("MPI_Allgather");
   check_mpi(MPI_Allgather(&value, 1, MPI_INT64_T, out.data(), 1, MPI_INT64_T, MPI_COMM_WORLD), "MPI_Allgather");
   return out;
 }
@@ -127,7 +132,11 @@ bool test(Request& r) {
 void wait(Request& r) {
   if (!r.handle) return;
   auto* req = static_cast<MPI_Request*>(r.handle);
-  int rc = MPI_Wait(req, MPI_STATUS_IGNORE);
+  int rc;
+  {
+    CollectiveWatch watch("MPI_Wait (a gradient allreduce)");
+    rc = MPI_Wait(req, MPI_STATUS_IGNORE);
+  }
   delete req;
   r.handle = nullptr;
   check_mpi(rc, "MPI_Wait");

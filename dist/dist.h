@@ -7,4 +7,5 @@
 #include "dist/launch.h"
 #include "dist/mpi_strategy.h"
 #include "dist/shard.h"
+#include "dist/watchdog.h"
 #include "dist/world.h"

@@ -13,7 +13,9 @@
 #include "dist/error.h"
 #include "dist/relaunch.h"
 #include "dist/shard.h"
+#include "dist/watchdog.h"
 #include "dist/world.h"
+#include "nn/history_text.h"
 
 namespace kiln::dist {
 namespace {
@@ -29,41 +31,6 @@ void ensure_built(nn::Model& model, const data::Dataset& train) {
   model.build(s, b->x.dtype());
 }
 
-std::string history_text(const nn::History& h) {
-  std::ostringstream os;
-  os.precision(17);
-  os << "epochs";
-  for (int64_t e : h.epochs) os << ' ' << e;
-  os << '\n';
-  for (const auto& [k, v] : h.history) {
-    os << k;
-    for (double x : v) os << ' ' << x;
-    os << '\n';
-  }
-  return os.str();
-}
-
-nn::History parse_history(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error("fit: rank 0 left no history in '" + path + "'");
-  nn::History h;
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream ls(line);
-    std::string key;
-    ls >> key;
-    if (key == "epochs") {
-      int64_t e;
-      while (ls >> e) h.epochs.push_back(e);
-    } else if (!key.empty()) {
-      std::vector<double>& v = h.history[key];
-      std::string x;
-      while (ls >> x) v.push_back(std::strtod(x.c_str(), nullptr));  // strtod reads nan and inf
-    }
-  }
-  return h;
-}
-
 }  // namespace
 
 MpiStrategy::MpiStrategy(Part part, int num_processes, nn::DistributedOptions options, int call)
@@ -73,6 +40,7 @@ MpiStrategy::MpiStrategy(Part part, int num_processes, nn::DistributedOptions op
       call_(call),
       reducer_({.bucket_bytes = options.bucket_bytes, .bf16_communication = options.bf16_communication}) {
   if (part_ == Part::worker) {
+    set_collective_timeout(options.collective_timeout);
     init();
     rank_ = dist::rank();
     world_ = dist::world_size();
@@ -90,7 +58,7 @@ std::optional<nn::History> MpiStrategy::launch(nn::Model& model, const data::Dat
       model.save_checkpoint(dir + "/start.ckpt", options.initial_epoch);
       run_ranks(what, num_processes_, options_.oversubscribe, dir, call_);
       model.load_checkpoint(dir + "/result.ckpt");
-      nn::History h = parse_history(dir + "/history.txt");
+      nn::History h = nn::history_from_text(base::read_file(dir + "/history.txt"), dir + "/history.txt");
       remove_job_dir(dir);
       return h;
     } catch (...) {
@@ -134,7 +102,7 @@ void MpiStrategy::finish(nn::Model& model, const nn::History& history) {
   if (rank_ == 0) {
     int64_t next_epoch = history.epochs.empty() ? 0 : history.epochs.back() + 1;
     model.save_checkpoint(job->dir + "/result.ckpt", next_epoch);
-    base::write_file_atomically(job->dir + "/history.txt", history_text(history));
+    base::write_file_atomically(job->dir + "/history.txt", nn::history_to_text(history));
   }
   end_rank();
 }
@@ -143,6 +111,16 @@ void MpiStrategy::fail(const std::string& what) {
   if (part_ != Part::worker) return;
   // One rank alone cannot leave: the others would wait in their next collective forever.
   if (world_ > 1 || relaunched_job()) abort_job(what);
+}
+
+void MpiStrategy::broadcast_bytes(std::string& bytes) {
+  if (world_ == 1) return;
+  std::vector<int64_t> sizes = allgather(int64_t(bytes.size()));
+  bytes.resize(sizes[0]);
+  if (bytes.empty()) return;
+  Tensor buffer = Tensor::from_bytes(bytes.data(), {int64_t(bytes.size())}, DType::u8);
+  broadcast(buffer, 0);
+  bytes.assign(static_cast<const char*>(buffer.raw_data()), buffer.nbytes());
 }
 
 void MpiStrategy::broadcast_variables(const std::vector<Variable>& vars) {
@@ -182,6 +160,7 @@ std::vector<Tensor> MpiStrategy::reduce_gradients(const std::vector<Tensor>& loc
 
 void MpiStrategy::sum(std::vector<double>& values) {
   if (world_ == 1 || values.empty()) return;
+  CollectiveWatch watch("MPI_Allreduce");
   check_mpi(MPI_Allreduce(MPI_IN_PLACE, values.data(), static_cast<int>(values.size()), MPI_DOUBLE, MPI_SUM,
                           MPI_COMM_WORLD),
             "MPI_Allreduce");
@@ -190,6 +169,7 @@ void MpiStrategy::sum(std::vector<double>& values) {
 bool MpiStrategy::any(bool flag) {
   if (world_ == 1) return flag;
   int v = flag ? 1 : 0;
+  CollectiveWatch watch("MPI_Allreduce");
   check_mpi(MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD), "MPI_Allreduce");
   return v != 0;
 }

@@ -27,6 +27,7 @@ class MpiStrategy : public nn::TrainingStrategy {
                                     const nn::FitOptions& options) override;
   void finish(nn::Model& model, const nn::History& history) override;
   void fail(const std::string& what) override;
+  void broadcast_bytes(std::string& bytes) override;
   void broadcast_variables(const std::vector<Variable>& vars) override;
   void average_variables(const std::vector<Variable>& vars) override;
   data::Dataset shard(const data::Dataset& batched) override;

@@ -181,12 +181,16 @@ void unmute_stdout() {
   saved_stdout = -1;
 }
 
-void abort_job(const std::string& what) {
+void record_failure(const std::string& what) {
   int r = rank(), n = world_size();
   std::fprintf(stderr, "kiln dist: rank %d of %d failed: %s\n", r, n, what.c_str());
   if (std::optional<RelaunchedJob> job = relaunched_job()) {
     std::ofstream(job->dir + "/failed_rank_" + std::to_string(r)) << what;
   }
+}
+
+void abort_job(const std::string& what) {
+  record_failure(what);
   std::fflush(nullptr);
   if (initialized()) MPI_Abort(MPI_COMM_WORLD, 1);
   _exit(1);

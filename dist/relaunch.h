@@ -37,6 +37,8 @@ void run_ranks(const std::string& what, int n, bool oversubscribe, const std::st
 // The ranks' side. Rank 0 shows its output from here on (ranks start with stdout muted, since
 // the launcher already printed what main() prints before the launch call).
 void unmute_stdout();
+// Prints a failure ("kiln dist: rank R of N failed: ...") and records it for fit's launcher.
+void record_failure(const std::string& what);
 // Records a failure for the launcher to report, prints it, and ends the whole job.
 [[noreturn]] void abort_job(const std::string& what);
 // After the work: ends MPI and the rank, reporting success.

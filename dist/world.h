@@ -1,5 +1,7 @@
 #pragma once
 // The MPI world this process belongs to: a thin layer over Open MPI.
+#include <string>
+
 namespace kiln::dist {
 
 // Starts MPI once per process (idempotent; later calls do nothing) and makes MPI errors on
@@ -17,6 +19,9 @@ int rank();        // in the world (0 when this process is not distributed)
 int world_size();  // 1 when not distributed
 int local_rank();  // among the ranks on this host
 int local_size();
+
+// The host a rank runs on (gathered once by init(); this host's name before it).
+std::string host_name(int rank);
 
 void barrier();
 

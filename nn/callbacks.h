@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "nn/backup_and_restore.h"  // Keras's BackupAndRestore, in a file of its own
 #include "nn/trainer.h"
 
 namespace kiln::nn {

@@ -357,22 +357,33 @@ void Model::load_weights(const std::string& path) {
   commit(stage_variables(variables(), entries, path));
 }
 
-void Model::save_checkpoint(const std::string& path, int64_t next_epoch) const {
+NamedTensors Model::training_state(int64_t next_epoch) const {
   NamedTensors entries;
   for (const Variable& v : variables()) entries.emplace_back(v.name(), v.value());
   for (auto& [n, t] : optimizer().slot_state(trainable_variables())) entries.emplace_back("optimizer/" + n, t);
   int64_t it = optimizer().iterations();
   entries.emplace_back("meta/optimizer_iterations", Tensor::from_int32({int32_t(it & 0x7fffffff), int32_t(it >> 31)}, {2}));
   entries.emplace_back("meta/next_epoch", Tensor::from_int32({int32_t(next_epoch)}, {1}));
-  write_checkpoint(path, entries);
+  return entries;
+}
+
+void Model::save_checkpoint(const std::string& path, int64_t next_epoch) const {
+  write_checkpoint(path, training_state(next_epoch));
 }
 
 int64_t Model::load_checkpoint(const std::string& path) {
   if (variables().empty()) {
     throw std::logic_error("Model '" + name_ + "' has no weights yet: build it (build() or one call) before loading");
   }
+  optimizer();
+  return load_training_state(read_checkpoint(path), path);
+}
+
+int64_t Model::load_training_state(const NamedTensors& entries, const std::string& path) {
+  if (variables().empty()) {
+    throw std::logic_error("Model '" + name_ + "' has no weights yet: build it (build() or one call) before loading");
+  }
   optim::Optimizer& opt = optimizer();
-  NamedTensors entries = read_checkpoint(path);
   std::vector<int32_t> epoch = meta_values(entries, "meta/next_epoch", 1, path);
   std::vector<int32_t> iters = meta_values(entries, "meta/optimizer_iterations", 2, path);
   if (epoch.empty() || iters.empty()) {

@@ -10,6 +10,7 @@
 
 #include "autograd/variable.h"
 #include "data/dataset.h"
+#include "nn/checkpoint.h"
 #include "nn/config.h"
 #include "nn/layer.h"
 #include "nn/layer_graph.h"
@@ -122,6 +123,11 @@ class Model : public std::enable_shared_from_this<Model> {
   // Weights, optimizer state and the epoch to resume from; load returns that epoch.
   void save_checkpoint(const std::string& path, int64_t next_epoch) const;
   int64_t load_checkpoint(const std::string& path);
+  // The entries a checkpoint holds, and loading them back (all or nothing; entries under
+  // "meta/" that it does not know are ignored, so callers may add their own); `source` names
+  // them in errors.
+  NamedTensors training_state(int64_t next_epoch) const;
+  int64_t load_training_state(const NamedTensors& entries, const std::string& source);
 
  protected:
   explicit Model(const std::string& name);

@@ -31,6 +31,11 @@ struct DistributedOptions {
   bool scale_learning_rate = false;
   // Allow more processes than cores when fit launches them itself.
   bool oversubscribe = false;
+  // Seconds one blocking collective may take before the job ends with an error naming the
+  // peers it waits for (dist/watchdog.h): MPI alone waits forever for a partitioned host. 0
+  // turns the watchdog off. Generous, since ranks legitimately wait for rank 0 to write a
+  // checkpoint or for the slowest rank's evaluation.
+  double collective_timeout = 600;
 };
 
 // One process's part in data-parallel training. Every hook is called on every rank in the
@@ -51,6 +56,9 @@ class TrainingStrategy {
   // Training failed on this rank with `what`: ends the whole job (no rank may wait forever).
   virtual void fail(const std::string& what) = 0;
 
+  // Every rank gets rank 0's bytes (a callback's state that only rank 0 can read, such as a
+  // backup on rank 0's disk).
+  virtual void broadcast_bytes(std::string& bytes) = 0;
   // Every rank gets rank 0's values.
   virtual void broadcast_variables(const std::vector<Variable>& vars) = 0;
   // Every rank gets the mean of the ranks' values (BatchNorm's moving statistics).

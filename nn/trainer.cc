@@ -176,9 +176,16 @@ History Trainer::train(const data::Dataset& train_in, const std::optional<data::
   data::BatchIterator shared_iterator = train_ds.begin_iteration();  // used when steps_per_epoch is set
   TrainingStepScope step_scope;
   training_run_start();
-  call(&Callback::on_train_run_begin);
+  in_run_begin_ = true;
   try {
-    for (epoch_ = options.initial_epoch; epoch_ < options.num_epochs && !stop_training; ++epoch_) {
+    call(&Callback::on_train_run_begin);
+  } catch (...) {
+    in_run_begin_ = false;
+    throw;
+  }
+  in_run_begin_ = false;
+  try {
+    for (epoch_ = options_.initial_epoch; epoch_ < options.num_epochs && !stop_training; ++epoch_) {
       logs_.clear();
       loss_metric_->reset_state();
       for (auto& m : metrics_) m->reset_state();
@@ -243,6 +250,16 @@ History Trainer::train(const data::Dataset& train_in, const std::optional<data::
   training_run_end();
   call(&Callback::on_train_run_end);
   return history_;
+}
+
+void Trainer::resume_at(int64_t epoch, History done) {
+  if (!in_run_begin_) throw std::logic_error("Trainer::resume_at: only from a callback's on_train_run_begin");
+  if (epoch < 0 || epoch > options_.num_epochs) {
+    throw std::invalid_argument("Trainer::resume_at: epoch " + std::to_string(epoch) + " is outside this run's 0.." +
+                                std::to_string(options_.num_epochs) + " epochs");
+  }
+  options_.initial_epoch = epoch;
+  history_ = std::move(done);
 }
 
 Logs Trainer::evaluate(const data::Dataset& dataset, int verbose) {

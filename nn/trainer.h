@@ -111,6 +111,11 @@ class Trainer {
   bool in_eval() const { return in_eval_; }
   // Set by callbacks (EarlyStopping, TerminateOnNaN) to end the run after this step/epoch.
   bool stop_training = false;
+  // The data-parallel strategy of this run (nullptr for one process).
+  TrainingStrategy* strategy() const { return options_.strategy.get(); }
+  // From on_train_run_begin only (BackupAndRestore): the run starts at `epoch` instead of its
+  // initial_epoch, with `done` as the History of the epochs before it.
+  void resume_at(int64_t epoch, History done);
 
  private:
   void call(void (Callback::*event)(Trainer&));
@@ -129,7 +134,7 @@ class Trainer {
   std::vector<Tensor> grads_;
   TrainOptions options_;
   int64_t epoch_ = 0, step_in_epoch_ = 0, steps_per_epoch_ = -1, eval_steps_ = -1;
-  bool in_eval_ = false;
+  bool in_eval_ = false, in_run_begin_ = false;
   Logs logs_;
   History history_;
 };

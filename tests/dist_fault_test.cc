@@ -3,6 +3,7 @@
 // the user's own mpirun uses that world as it is.
 #include <gtest/gtest.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <fstream>
@@ -65,6 +66,21 @@ TEST(DistFaults, KilledRankEndsTheJob) {
   expect_job_ends("kill");
   std::string err = slurp(temp_path("kill.err"));
   EXPECT_NE(err.find("signal 9"), std::string::npos) << err;  // mpirun's report
+}
+
+// A rank that stops answering (stuck outside MPI; a partitioned host looks the same from
+// rank 0) would leave the others in their allreduce forever: the collective watchdog ends the
+// job, naming the rank and host it waited for. (Two real hosts: tests/multihost_test.)
+TEST(DistFaults, StalledRankEndsTheJobThroughTheWatchdog) {
+  expect_job_ends("stall");
+  std::string err = slurp(temp_path("stall.err"));
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  EXPECT_NE(err.find("rank 0 failed: MPI_"), std::string::npos) << err;
+  EXPECT_NE(err.find("did not complete within 1 s (.distributed.collective_timeout) on rank 0 on host " +
+                     std::string(host) + ": no answer from rank 1 on host " + host),
+            std::string::npos)
+      << err;
 }
 
 TEST(DistFaults, UserLaunchedWorldIsUsedAsItIs) {

@@ -2,9 +2,13 @@
 //   dist_fault_worker throw|kill STAMP   fit(num_processes=2) in which rank 1 throws, or is
 //                                        killed with SIGKILL, at step 3 of epoch 1 (it first
 //                                        writes the time to STAMP)
+//   dist_fault_worker stall STAMP        fit(num_processes=2) with collective_timeout = 1 s in
+//                                        which rank 1 stops (sleeps 60 s, outside MPI) at step 3
+//                                        of epoch 1: rank 0's watchdog ends the job
 //   dist_fault_worker world              fit under the caller's own mpirun; each rank prints
 //                                        its final loss
 #include <signal.h>
+#include <unistd.h>
 #include <time.h>
 
 #include <cstdio>
@@ -28,6 +32,10 @@ class FaultAt : public Callback {
     clock_gettime(CLOCK_REALTIME, &now);
     std::ofstream(stamp_) << (now.tv_sec * 1000000000LL + now.tv_nsec);
     if (mode_ == "kill") raise(SIGKILL);
+    if (mode_ == "stall") {
+      sleep(60);
+      return;
+    }
     throw std::runtime_error("injected failure at step 3");
   }
 
@@ -46,7 +54,8 @@ int main(int argc, char** argv) {
     model.compile(optim::SGD(0.05f), SparseCategoricalCrossentropy(true));
     data::Dataset train = kiln::testing::blobs(2000, 1).batch(16);
     FitOptions o{.epochs = 2, .verbose = 0, .num_processes = 2};
-    if (mode == "throw" || mode == "kill") o.callbacks = {std::make_shared<FaultAt>(mode, stamp)};
+    if (mode == "throw" || mode == "kill" || mode == "stall") o.callbacks = {std::make_shared<FaultAt>(mode, stamp)};
+    if (mode == "stall") o.distributed.collective_timeout = 1;
     History h = model.fit(train, o);
     std::printf("rank %d of %d: final loss %.9g\n", dist::rank(), dist::world_size(), h.history["loss"].back());
   } catch (const std::exception& e) {
