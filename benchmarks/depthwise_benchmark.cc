@@ -78,6 +78,21 @@ struct RawDepthwise {
 
 std::string impl_of(DType dtype, bool plain_weights) { return RawDepthwise(dtype, plain_weights).fwd.impl_info_str(); }
 
+// The backward primitives' implementations (weights in the layout they pick).
+std::string backward_impls(DType dtype) {
+  RawDepthwise p(dtype, false);
+  auto& eng = onednn::cpu_engine();
+  auto data = dnnl::convolution_backward_data::primitive_desc(
+      dnnl::convolution_backward_data::desc(dnnl::algorithm::convolution_direct, p.src, p.weights, p.dst, kStrides,
+                                            kDilates, kPad, kPad),
+      eng, p.fwd);
+  auto weights = dnnl::convolution_backward_weights::primitive_desc(
+      dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, p.src, p.weights, p.dst, kStrides,
+                                               kDilates, kPad, kPad),
+      eng, p.fwd);
+  return std::string("backward-data ") + data.impl_info_str() + ", backward-weights " + weights.impl_info_str();
+}
+
 void run_raw(benchmark::State& s, bool plain_weights) {
   const Pass pass = static_cast<Pass>(s.range(0));
   const DType dtype = dtype_arg(s);
@@ -93,11 +108,16 @@ void run_raw(benchmark::State& s, bool plain_weights) {
       dxm(p.src, eng, dx.raw_data());
   dnnl::convolution_backward_data bwd_d;
   dnnl::convolution_backward_weights bwd_w;
+  dnnl::memory w_bwd_mem;  // the kernel in the layout the backward-data primitive picked
+  Tensor w_bwd_buf;
   if (pass == backward_data) {
-    bwd_d = dnnl::convolution_backward_data(dnnl::convolution_backward_data::primitive_desc(
-        dnnl::convolution_backward_data::desc(dnnl::algorithm::convolution_direct, p.src, p.fwd.weights_desc(), p.dst,
-                                              kStrides, kDilates, kPad, kPad),
-        eng, p.fwd));
+    auto pd = dnnl::convolution_backward_data::primitive_desc(
+        dnnl::convolution_backward_data::desc(dnnl::algorithm::convolution_direct, p.src, p.weights, p.dst, kStrides,
+                                              kDilates, kPad, kPad),
+        eng, p.fwd);
+    w_bwd_buf = onednn::buffer_for(pd.weights_desc(), dtype, &w_bwd_mem);
+    dnnl::reorder(w_mem, w_bwd_mem).execute(stream, w_mem, w_bwd_mem);
+    bwd_d = dnnl::convolution_backward_data(pd);
   } else if (pass == backward_weights) {
     auto pd = dnnl::convolution_backward_weights::primitive_desc(
         dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, p.src, p.weights, p.dst, kStrides,
@@ -116,7 +136,7 @@ void run_raw(benchmark::State& s, bool plain_weights) {
   for (auto _ : s) {
     fwd.execute(stream, {{DNNL_ARG_SRC, xm}, {DNNL_ARG_WEIGHTS, w_mem}, {DNNL_ARG_DST, ym}});
     if (pass == backward_data) {
-      bwd_d.execute(stream, {{DNNL_ARG_DIFF_DST, dym}, {DNNL_ARG_WEIGHTS, w_mem}, {DNNL_ARG_DIFF_SRC, dxm}});
+      bwd_d.execute(stream, {{DNNL_ARG_DIFF_DST, dym}, {DNNL_ARG_WEIGHTS, w_bwd_mem}, {DNNL_ARG_DIFF_SRC, dxm}});
     }
     stream.wait();
   }
@@ -153,7 +173,9 @@ int main(int argc, char** argv) {
   const bool bf16 = kiln::cpu::isa_available(kiln::cpu::Isa::avx512_core_bf16);
   std::printf("oneDNN forward, f32: depthwise path %s, plain goihw kernel %s\n", kiln::impl_of(DType::f32, false).c_str(),
               kiln::impl_of(DType::f32, true).c_str());
+  std::printf("oneDNN f32 %s\n", kiln::backward_impls(DType::f32).c_str());
   if (bf16) {
+    std::printf("oneDNN bf16 %s\n", kiln::backward_impls(DType::bf16).c_str());
     std::printf("oneDNN forward, bf16: depthwise path %s, plain goihw kernel %s\n",
                 kiln::impl_of(DType::bf16, false).c_str(), kiln::impl_of(DType::bf16, true).c_str());
   }
