@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "tensor/ops/ops.h"
+#include "tensor/ops/registry.h"
 #include "tests/gradcheck.h"
 
 namespace kiln {
@@ -117,6 +118,10 @@ TEST(Eltwise, ParameterlessKindsRejectParameters) {
   for (EltwiseKind k : {EltwiseKind::relu6, EltwiseKind::hard_sigmoid, EltwiseKind::hard_swish, EltwiseKind::mish}) {
     EXPECT_THROW(eltwise(k, Tensor::zeros({2}), 1.f, 0.f), std::invalid_argument) << eltwise_name(k);
     EXPECT_THROW(eltwise(k, Tensor::zeros({2}), 0.f, 6.f), std::invalid_argument) << eltwise_name(k);
+    // A graph node with parameters is refused where graphs enter (validation runs infer).
+    ops::Attrs call = eltwise_attrs(k, 0.5f, 0.f);
+    EXPECT_THROW(ops::infer_op(call, {ops::ValueType{DType::f32, {2}}}), std::invalid_argument) << eltwise_name(k);
+    EXPECT_NO_THROW(ops::infer_op(eltwise_attrs(k, 0.f, 0.f), {ops::ValueType{DType::f32, {2}}})) << eltwise_name(k);
   }
 }
 

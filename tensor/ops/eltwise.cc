@@ -58,11 +58,6 @@ KindInfo info(EltwiseKind kind) {
   throw std::invalid_argument("eltwise: unknown kind");
 }
 
-bool takes_no_parameters(EltwiseKind kind) {
-  return kind == EltwiseKind::relu6 || kind == EltwiseKind::hard_sigmoid || kind == EltwiseKind::hard_swish ||
-         kind == EltwiseKind::mish;
-}
-
 // The alpha and beta oneDNN's algorithm needs for a kind whose own attributes are empty.
 std::pair<float, float> onednn_parameters(EltwiseKind kind, float alpha, float beta) {
   if (kind == EltwiseKind::relu6) return {0.f, 6.f};
@@ -517,6 +512,11 @@ void append_relu(dnnl::post_ops& po, ReluFusion fusion) {
 
 }  // namespace detail
 
+bool eltwise_takes_no_parameters(EltwiseKind kind) {
+  return kind == EltwiseKind::relu6 || kind == EltwiseKind::hard_sigmoid || kind == EltwiseKind::hard_swish ||
+         kind == EltwiseKind::mish;
+}
+
 bool eltwise_backward_uses_output(EltwiseKind kind) {
   return kind == EltwiseKind::sigmoid || kind == EltwiseKind::tanh || kind == EltwiseKind::exp ||
          kind == EltwiseKind::sqrt;
@@ -539,7 +539,7 @@ ops::Attrs eltwise_attrs(EltwiseKind kind, float alpha, float beta) {
 Tensor eltwise(EltwiseKind kind, const Tensor& x, float alpha, float beta) {
   KindInfo k = info(kind);
   detail::check_floating(x, k.name);
-  if (takes_no_parameters(kind) && (alpha != 0.f || beta != 0.f)) {
+  if (eltwise_takes_no_parameters(kind) && (alpha != 0.f || beta != 0.f)) {
     throw std::invalid_argument(std::string(k.name) + ": takes no parameters, got alpha " + std::to_string(alpha) +
                                 " and beta " + std::to_string(beta) + " (both must be 0)");
   }

@@ -45,6 +45,8 @@ ops::Attrs eltwise_attrs(EltwiseKind kind, float alpha, float beta);
 Tensor eltwise_backward(EltwiseKind kind, const Tensor& grad, const Tensor& data, float alpha = 0.f,
                         float beta = 0.f);
 bool eltwise_backward_uses_output(EltwiseKind kind);
+// relu6, hard_sigmoid, hard_swish, mish: their alpha and beta must be 0.
+bool eltwise_takes_no_parameters(EltwiseKind kind);
 
 Tensor relu(const Tensor& x);
 Tensor leaky_relu(const Tensor& x, float negative_slope = 0.2f);

@@ -614,8 +614,13 @@ InferFn infer_of(OpKind kind) {
       return typed<K::resize2d>([](const Types& in, const Resize2dAttrs& a) { return resize_type(in[0], a); });
     KILN_ELTWISE_OPS(KILN_OP_CASE) {
       std::string op = op_kind_name(kind);
-      return [op](const Types& in, const Attrs& a) {
-        parse_attrs<EltwiseAttrs>(a);
+      const bool parameterless = eltwise_takes_no_parameters(*eltwise_kind_of(kind));
+      return [op, parameterless](const Types& in, const Attrs& a) {
+        EltwiseAttrs p = parse_attrs<EltwiseAttrs>(a);
+        if (parameterless && (p.alpha != 0.f || p.beta != 0.f)) {
+          throw std::invalid_argument(op + ": takes no parameters, got alpha " + std::to_string(p.alpha) + " and beta " +
+                                      std::to_string(p.beta) + " (both must be 0)");
+        }
         check_floating(in[0], op.c_str());
         return one(in[0]);
       };
