@@ -276,24 +276,57 @@ TEST(Conv2DTransposeLayer, OnnxRuntimeAndImportRoundTrip) {
   EXPECT_EQ(transposed, 2);
 }
 
+// int8 keeps the transposed convolution and the resize in float (quant/int8_support.cc):
+// the convolutions around them are quantized, the model still runs and stays close to f32.
+TEST(Conv2DTransposeLayer, QuantizedModelKeepsItInFloat) {
+  set_global_seed(31);
+  Sequential model({Conv2D(4, 3, "relu", {.padding = "same"}),
+                    Conv2DTranspose(4, 3, "relu", {.strides = {2, 2}, .padding = "same"}),
+                    UpSampling2D({2, 2}, "bilinear"), Conv2D(2, 3, "", {.padding = "same"})});
+  model.build({6, 6, 3});
+  Tensor x = rand_tensor({16, 6, 6, 3}, 32);
+  auto q = quant::quantize(model, data::Dataset::from_tensor_slices(x).batch(8));
+  Tensor want = model.predict(x), got = q->predict(x);
+  float scale = 0;
+  for (float v : want.to_vector()) scale = std::max(scale, std::fabs(v));
+  EXPECT_LE(max_abs_diff(got, want), 0.05f * scale);
+  int float_nodes = 0, int8_convs = 0;
+  for (const auto& n : q->inference_graph().nodes) {
+    float_nodes += n.call.op() == "conv_transpose2d" || n.call.op() == "resize2d";
+    int8_convs += n.call.op() == "qconv2d";
+  }
+  EXPECT_EQ(float_nodes, 2);
+  EXPECT_EQ(int8_convs, 2);
+}
+
 // Every Keras geometry above exports to a ConvTranspose ONNX Runtime agrees with, and imports
-// back to the same Kiln attributes.
+// back to the same Kiln attributes (one model holding every case, so ONNX Runtime starts once).
 TEST(ConvTranspose, EveryGeometryExportsAndImports) {
   uint64_t seed = 300;
+  std::vector<Tensor> ws, bs, xs;
   for (const Geometry& geo : kGeometries) {
-    SCOPED_TRACE("input " + shape_str(geo.x) + " kernel " + shape_str(geo.w));
-    Tensor w = rand_tensor(geo.w, seed++), b = rand_tensor({geo.w[2]}, seed++);
-    auto fn = [&](const std::vector<Tensor>& in) { return std::vector<Tensor>{conv_transpose2d(in[0], w, b, attrs_of(geo))}; };
-    Tensor x = rand_tensor(geo.x, seed++);
-    graph::Graph g = graph::trace(fn, {x});
-    std::string path = testing::temp_path("conv_transpose_geometry.onnx");
-    runtime_export::export_onnx(g, path);
-    auto ort = testing::run_onnx_runtime(path, {x});
-    ASSERT_TRUE(ort.has_value());
-    Tensor y = g.run(x);
-    EXPECT_LE(max_abs_diff((*ort)[0], y), 1e-4f);
-    graph::Graph back = runtime_export::import_onnx(path);
-    EXPECT_LE(max_abs_diff(back.run(x), y), 1e-5f);
+    ws.push_back(rand_tensor(geo.w, seed++));
+    bs.push_back(rand_tensor({geo.w[2]}, seed++));
+    Shape x = geo.x;
+    x[0] = 2;  // one batch size for every input of the model
+    xs.push_back(rand_tensor(x, seed++));
+  }
+  auto fn = [&](const std::vector<Tensor>& in) {
+    std::vector<Tensor> out;
+    for (size_t i = 0; i < in.size(); ++i) out.push_back(conv_transpose2d(in[i], ws[i], bs[i], attrs_of(kGeometries[i])));
+    return out;
+  };
+  graph::Graph g = graph::trace(fn, xs);
+  std::string path = testing::temp_path("conv_transpose_geometries.onnx");
+  runtime_export::export_onnx(g, path);
+  auto ort = testing::run_onnx_runtime(path, xs);
+  ASSERT_TRUE(ort.has_value());
+  std::vector<Tensor> want = g.run(xs), back = runtime_export::import_onnx(path).run(xs);
+  ASSERT_EQ(ort->size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    SCOPED_TRACE("input " + shape_str(kGeometries[i].x) + " kernel " + shape_str(kGeometries[i].w));
+    EXPECT_LE(max_abs_diff((*ort)[i], want[i]), 1e-4f);
+    EXPECT_LE(max_abs_diff(back[i], want[i]), 1e-5f);
   }
 }
 

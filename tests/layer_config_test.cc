@@ -108,6 +108,15 @@ std::vector<Row> rows() {
       {"Dropout", [] { return Dropout(0.5f); }, {{4, 10}}},  // a drawn seed, stored resolved
       {"Flatten", [] { return Flatten(); }, {{2, 3, 4, 5}}},
       {"ZeroPadding2D", [] { return ZeroPadding2D({{{1, 2}, {0, 3}}}); }, {{2, 4, 5, 3}}},
+      {"Conv2DTranspose",
+       [] {
+         return Conv2DTranspose(3, {3, 2}, "relu",
+                                {.strides = {2, 1}, .padding = "same", .output_padding = std::array<int64_t, 2>{1, 0}});
+       },
+       {{2, 4, 5, 3}}},
+      {"Conv2DTranspose", [] { return Conv2DTranspose(2, 2, "", {.dilation_rate = {2, 2}, .use_bias = false}); }, {{1, 4, 4, 2}}},
+      {"UpSampling2D", [] { return UpSampling2D({2, 3}, "bilinear"); }, {{2, 3, 4, 2}}},
+      {"Resizing", [] { return Resizing(5, 7, {.interpolation = "nearest"}); }, {{2, 3, 4, 2}}},
       {"Rescaling", [] { return Rescaling(1.f / 127.5f, -1.f); }, {{2, 4, 4, 1}}, DType::u8},
       {"Activation", [] { return Activation("gelu"); }, {{2, 5}}},
       {"Activation", [] { return Activation(""); }, {{2, 5}}},
