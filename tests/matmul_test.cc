@@ -84,7 +84,11 @@ TEST(Matmul, BadInputNamesShapes) {
     EXPECT_NE(m.find("[2, 3]"), std::string::npos) << m;
     EXPECT_NE(m.find("[4, 5]"), std::string::npos) << m;
   }
-  EXPECT_THROW(matmul(Tensor::zeros({3}), Tensor::zeros({3, 2})), std::invalid_argument);
+  // A vector is a row on the left (numpy's rule), but its length must still be the inner one;
+  // a scalar is no operand.
+  EXPECT_EQ(matmul(Tensor::zeros({3}), Tensor::zeros({3, 2})).shape(), (Shape{2}));
+  EXPECT_THROW(matmul(Tensor::zeros({4}), Tensor::zeros({3, 2})), std::invalid_argument);
+  EXPECT_THROW(matmul(Tensor::zeros({}), Tensor::zeros({3, 2})), std::invalid_argument);
   EXPECT_THROW(matmul(Tensor::zeros({2, 3, 4}), Tensor::zeros({3, 4, 5})), std::invalid_argument);
   EXPECT_THROW(matmul(Tensor::zeros({2, 3}), Tensor::zeros({3, 2}, DType::bf16)), std::invalid_argument);
   EXPECT_THROW(linear(Tensor::zeros({2, 3}), Tensor::zeros({4, 5}), Tensor()), std::invalid_argument);

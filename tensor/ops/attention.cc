@@ -11,6 +11,7 @@
 #include "tensor/ops/matmul.h"
 #include "tensor/ops/recorder.h"
 #include "tensor/ops/reduce.h"
+#include "tensor/ops/softmax.h"
 #include "tensor/random.h"
 
 namespace kiln {
@@ -331,9 +332,14 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
     Tensor mask_f32 = mask_as_f32(mask);
     RowMasks masks(mask_f32, options.mask_kind, options.causal, geo, scores.shape());
     const int64_t rows = geo.lead * geo.tq, tk = geo.tk;
-    float* sp = scores.numel() ? scores.data<float>() : nullptr;
+    if (!mask.defined() && !options.causal) {
+      // Nothing to mask: oneDNN's vectorized softmax instead of the masked loop.
+      if (scores.numel()) scores = softmax(scores, -1);
+    } else {
+      float* sp = scores.numel() ? scores.data<float>() : nullptr;
 #pragma omp parallel for if (rows * tk > (1 << 14))
-    for (int64_t r = 0; r < rows; ++r) softmax_row(sp + r * tk, r, tk, masks);
+      for (int64_t r = 0; r < rows; ++r) softmax_row(sp + r * tk, r, tk, masks);
+    }
     weights = dt == DType::f32 ? scores : cast(scores, dt);
     Tensor used = weights;
     if (dropout && scores.numel()) {
