@@ -5,7 +5,7 @@
 // The 28x28 grey images are zero-padded to 32x32 inside the model (MobileNetV3 needs at least
 // 32x32). The model rescales the u8 pixels to [-1, 1] first (Keras's include_preprocessing,
 // done here before the padding), so the padding folds into the stem convolution when traced.
-//   bazel run -c opt //examples:mobilenet_v3_fashion_mnist -- [--epochs 5] [--batch_size 64]
+//   bazel run -c opt //examples:mobilenet_v3_fashion_mnist -- [--epochs 5] [--batch_size 32]
 //       [--alpha 1.0] [--minimalistic 1] [--out /tmp/mobilenet_v3_fashion_mnist] [--smoke]
 // Writes <out>.onnx (fp32), <out>.kgraph (the fp32 InferenceModel, which ONNX Runtime should
 // match within 1e-4 on the same images: examples_test checks it) and <out>_int8.kgraph.
@@ -36,7 +36,8 @@ int main(int argc, char** argv) {
   try {
     bool smoke = examples::switch_flag(argc, argv, "smoke");
     int64_t epochs = examples::int_flag(argc, argv, "epochs", smoke ? 1 : 5);
-    int64_t batch_size = examples::int_flag(argc, argv, "batch_size", 64);
+    // Keras's default; the BatchNormalization moving statistics (momentum 0.999) need the steps.
+    int64_t batch_size = examples::int_flag(argc, argv, "batch_size", 32);
     double alpha = std::stod(examples::flag(argc, argv, "alpha", "1.0"));
     // Minimalistic (ReLU, 3x3 depthwise, no squeeze-excite) by default: the int8 plan of the full
     // model (squeeze-excite, hard-swish) crashes today; --minimalistic 0 trains the full one.
