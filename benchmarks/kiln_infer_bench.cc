@@ -5,16 +5,20 @@
 //   prints "calls=<n> p50_us=<v> p99_us=<v> images_per_sec=<v>"
 //   kiln_infer_bench --model cnn --export_onnx model.onnx [--int8]   writes the same model
 //     (same seed; --int8: the quantized model as QDQ ONNX)
+//   kiln_infer_bench --model cnn --export_calibration images.f32   writes the calibration images
+//     quant::quantize uses here, raw f32 row-major, for ONNX Runtime's quantize_static
 // The model's weights come from a fixed seed, so every engine (and ONNX Runtime, through the
 // exported file) runs the same network on the same input.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "benchmarks/inference_models.h"
 #include "runtime_export/inference_model.h"
+#include "tensor/ops/ops.h"
 #include "tensor/threading.h"
 
 namespace {
@@ -39,6 +43,19 @@ int main(int argc, char** argv) {
     const std::string onnx = arg(argc, argv, "export_onnx", "");
     bool int8_export = false;
     for (int i = 1; i < argc; ++i) int8_export = int8_export || std::string(argv[i]) == "--int8";
+    const std::string calibration = arg(argc, argv, "export_calibration", "");
+    if (!calibration.empty()) {
+      kiln::Tensor images = kiln::cast(kiln::bench::calibration_images(model_name), kiln::DType::f32);
+      std::vector<float> v = images.to_vector();
+      std::FILE* f = std::fopen(calibration.c_str(), "wb");
+      bool written = f && std::fwrite(v.data(), sizeof(float), v.size(), f) == v.size();
+      if (f && std::fclose(f) != 0) written = false;
+      if (!written) {
+        throw std::runtime_error("cannot write the calibration images to '" + calibration + "'");
+      }
+      std::printf("calibration=%s images=%lld\n", calibration.c_str(), (long long)images.shape()[0]);
+      return 0;
+    }
     if (!onnx.empty()) {
       kiln::bench::export_inference_model(*model, model_name, onnx, int8_export);
       std::printf("exported=%s\n", onnx.c_str());
@@ -57,7 +74,8 @@ int main(int argc, char** argv) {
       traced = kiln::bench::quantize_inference_model(*model, model_name);
       call = [&] { traced->run(x); };
     } else if (engine == "inference") {
-      traced = kiln::runtime_export::trace(*model, kiln::bench::inference_input(model_name, 2, 1),
+      traced = kiln::runtime_export::trace(*model,
+                                           kiln::bench::inference_input(model_name, kiln::bench::trace_batch(model_name), 1),
                                            {.dtype = dtype == "bf16" ? kiln::DType::bf16 : kiln::DType::f32});
       call = [&] { traced->run(x); };
     } else {

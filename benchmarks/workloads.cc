@@ -19,7 +19,10 @@ namespace kiln::bench {
 Shape workload_input_shape(const std::string& model) {
   if (model == "mlp" || model == "cnn") return {28, 28, 1};
   if (model == "resnet18") return {32, 32, 3};
-  throw std::invalid_argument("unknown benchmark model '" + model + "' (expected mlp, cnn or resnet18)");
+  // As MOBILENET_INPUT in the PyTorch twin (benchmarks/torch_mobilenet_v3.py).
+  if (model == "mobilenet_v3_small") return {128, 128, 3};
+  throw std::invalid_argument("unknown benchmark model '" + model +
+                              "' (expected mlp, cnn, resnet18 or mobilenet_v3_small)");
 }
 
 void flush_denormals() {
@@ -41,6 +44,12 @@ TrainWorkload make_train_workload(const std::string& model, const std::string& d
   if (model == "mlp") w.model = nn::applications::fashion_mnist_mlp();
   if (model == "cnn") w.model = nn::applications::keras_cnn();
   if (model == "resnet18") w.model = nn::applications::resnet18(in);
+  if (model == "mobilenet_v3_small") {
+    // Keras's MobileNetV3Small with 10 classes, returning logits; pixels in [0, 255] are
+    // rescaled inside (as in the twin).
+    w.model = nn::applications::mobilenet_v3_small(
+        {.input_shape = in, .classes = 10, .classifier_activation = ""});
+  }
   nn::set_global_policy("float32");
   Shape xs{batch};
   xs.insert(xs.end(), in.begin(), in.end());

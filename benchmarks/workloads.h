@@ -1,5 +1,6 @@
 #pragma once
-// Training-step workloads shared by the benchmarks: the MLP, the Keras CNN and ResNet-18,
+// Training-step workloads shared by the benchmarks: the MLP, the Keras CNN, ResNet-18 and
+// MobileNetV3Small,
 // each one Adam step on a fixed random batch (as the PyTorch twin in torch_train_bench.py).
 #include <memory>
 #include <string>
@@ -30,7 +31,8 @@ struct TrainWorkload {
 // step went from 0.09 to 0.8 ms between steps 300 and 3000, which no real training shows.
 void flush_denormals();
 
-// model: "mlp" (28x28x1), "cnn" (28x28x1), "resnet18" (32x32x3); dtype "f32" or "bf16" (mixed
+// model: "mlp" (28x28x1), "cnn" (28x28x1), "resnet18" (32x32x3), "mobilenet_v3_small"
+// (128x128x3, Keras's MobileNetV3Small, 10 classes); dtype "f32" or "bf16" (mixed
 // precision policy). Throws for unknown names.
 // Per-step averages of a pass of training steps run with onednn::profiler on.
 struct StepProfile {

@@ -10,6 +10,11 @@ EXAMPLES = {
     "distributed_fit": ["//dist"],
     "fashion_mnist_cnn": [],
     "fashion_mnist_mlp": [],
+    "mobilenet_v3_fashion_mnist": [
+        "//quant",
+        "//runtime_export",
+        "//runtime_export/onnx",
+    ],
     "quantize_with_accuracy_control": [
         "//quant",
         "//runtime_export",

@@ -50,7 +50,7 @@ def main():
     for app, shape, alpha, minimalistic, include_top, classes in CASES:
         m = build(app, shape, alpha, minimalistic, include_top, classes)
         trainable = sum(int(v.numpy().size) for v in m.trainable_weights)
-        print('{"%s", {%d, %d, %d}, %gf, %s, %s, %d, %d, %d},' % (
+        print('{"%s", {%d, %d, %d}, %r, %s, %s, %d, %d, %d},' % (
             app, shape[0], shape[1], shape[2], alpha, str(minimalistic).lower(), str(include_top).lower(), classes,
             m.count_params(), trainable))
 
