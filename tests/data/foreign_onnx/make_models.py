@@ -33,6 +33,36 @@ def randomize_batchnorm(model, seed):
             m.running_var.copy_(torch.rand(n, generator=g) * 0.5 + 0.75)
             m.weight.data.copy_(torch.rand(n, generator=g) * 0.5 + 0.75)
             m.bias.data.copy_(torch.randn(n, generator=g) * 0.1)
+        elif isinstance(m, torch.nn.Linear):
+            # torchvision's N(0, 0.01) classifier gives logits near 1e-2, too small for a 1e-4 check to mean much.
+            m.weight.data.copy_(torch.randn(m.weight.shape, generator=g) / m.in_features ** 0.5)
+
+
+class TinyTorchOps(torch.nn.Module):
+    """A few-KB model with the ops torch.onnx.export writes for the nets above: a fuzz seed."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, stride=2, padding=1, groups=1)
+        self.dw = torch.nn.Conv2d(4, 4, 3, padding=2, dilation=2, groups=4)
+        self.bn = torch.nn.BatchNorm2d(4)
+        self.fc = torch.nn.Linear(4 * 2 * 2, 3)
+        self.drop = torch.nn.Dropout(0.5)
+
+    def forward(self, x):
+        y = torch.nn.functional.hardswish(self.conv(x))
+        y = y * torch.nn.functional.hardsigmoid(self.dw(y).mean((2, 3), keepdim=True))
+        y = torch.nn.functional.relu6(self.bn(y))
+        y = torch.nn.functional.max_pool2d(y, 2)
+        return self.fc(self.drop(torch.flatten(y, 1)))
+
+
+def write_fuzz_seed(path):
+    torch.manual_seed(2)
+    model = TinyTorchOps().eval()
+    torch.onnx.export(model, (torch.randn(1, 3, 8, 8),), path, opset_version=17, dynamo=False,
+                      do_constant_folding=False, input_names=["input"], output_names=["logits"],
+                      dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
 
 
 def main():
@@ -49,6 +79,8 @@ def main():
                           input_names=["input"], output_names=["logits"],
                           dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
         # The dynamo exporter needs onnxscript, which the peers venv does not pin: not written yet.
+    fuzz_corpus = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "fuzz", "corpus", "onnx")
+    write_fuzz_seed(os.path.join(fuzz_corpus, "valid-exported-torch-0.onnx"))
 
 
 if __name__ == "__main__":
