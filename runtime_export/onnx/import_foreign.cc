@@ -3,6 +3,7 @@
 #include <stdexcept>
 
 #include "runtime_export/onnx/importer.h"
+#include "tensor/ops/cast.h"
 
 namespace kiln::runtime_export::onnx_io {
 
@@ -157,6 +158,17 @@ void Importer::constant(const onnx::NodeProto& n, NodeAttrs& a) {
   owned_constants_.push_back(std::move(t));
   inits_[out] = &owned_constants_.back();
   init_tensor(out);  // decoded now, so that a malformed constant is reported at this node
+}
+
+// A Cast of a constant to a float type stays a constant (torch writes Clip's bounds as
+// Constant -> Cast), so that ops reading constant inputs still see one.
+void Importer::cast_constant(const Ref& x, DType to, const std::string& output) {
+  if (output.empty() || refs_.count(output) || inits_.count(output)) fail("Cast redefines '" + output + "'");
+  Tensor t = kiln::cast(is_identity(x.perm) ? init_tensor(x.init) : permuted_copy(init_tensor(x.init), x.perm), to).clone_detached();
+  owned_constants_.emplace_back();
+  to_tensor_proto(t, output, &owned_constants_.back());
+  inits_[output] = &owned_constants_.back();
+  init_tensors_[output] = t;
 }
 
 }  // namespace kiln::runtime_export::onnx_io

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "runtime_export/onnx/importer.h"
+#include "tensor/ops/cast.h"
 #include "tensor/ops/conv.h"
 #include "tensor/ops/op_attrs.h"
 #include "tensor/ops/pool.h"
@@ -457,6 +458,7 @@ int Importer::node(const onnx::NodeProto& n) {
     a.done();
     Ref x = ref(n.input(0));
     DType from = dtype_of(x);
+    if (x.value < 0 && is_floating(from) && is_floating(to)) return cast_constant(x, to, n.output(0)), 1;
     if (from == to) {
       if (x.value < 0) x = Ref{materialize(x), "", identity_perm(rank_of(x))};
       define(n.output(0), x.value, x.perm);

@@ -344,6 +344,7 @@ class Importer {
   Ref scaled_constant(const Ref& c, float factor, const char* what);
   void dropout(const onnx::NodeProto& n, NodeAttrs& a);
   void constant(const onnx::NodeProto& n, NodeAttrs& a);
+  void cast_constant(const Ref& x, DType to, const std::string& output);
   void resize(const onnx::NodeProto& n, NodeAttrs& a);
   int cast_node(const Ref& x, DType to, const std::string& output);
   // Patterns: each returns the number of nodes it consumed (0: not this pattern).
