@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "runtime_export/onnx/importer.h"
+#include "tensor/ops/cast.h"
 #include "tensor/ops/conv.h"
 #include "tensor/ops/op_attrs.h"
 #include "tensor/ops/pool.h"
@@ -112,29 +113,6 @@ void Importer::batch_norm(const onnx::NodeProto& n, NodeAttrs& a) {
   call.set("epsilon", ops::AttrValue(double{eps})).set("relu", false);
   Shape s = in.shape;
   define(n.output(0), add_node(call, ins, nhwc_name(n.output(0)), s, in.dtype), r == 4 ? kToNchw : identity_perm(2));
-}
-
-void Importer::gemm(const onnx::NodeProto& n, NodeAttrs& a) {
-  want_inputs(n, 2, 3);
-  if (a.get_float("alpha", 1.f) != 1.f || a.get_float("beta", 1.f) != 1.f || a.get_int("transA", 0) != 0 ||
-      a.get_int("transB", 0) != 0) {
-    fail("only Gemm with alpha=1, beta=1 and no transposes is supported");
-  }
-  a.done();
-  int xv = materialize(ref(n.input(0))), wv = materialize(ref(n.input(1)));
-  const Shape xs = g_.values[xv].shape, ws = g_.values[wv].shape;
-  if (xs.size() != 2 || ws.size() != 2 || xs[1] != ws[0]) fail("Gemm of " + shape_str(xs) + " and " + shape_str(ws));
-  std::vector<int> ins{xv, wv};
-  if (n.input_size() == 3) {
-    int bv = materialize(ref(n.input(2)));
-    if (g_.values[bv].shape != Shape{ws[1]}) fail("Gemm bias " + shape_str(g_.values[bv].shape) + " is not [" + std::to_string(ws[1]) + "]");
-    ins.push_back(bv);
-  }
-  for (int i : ins) {
-    if (g_.values[i].dtype != DType::f32) fail("Gemm input '" + g_.values[i].name + "' is not FLOAT");
-  }
-  define(n.output(0), add_node(ops::Attrs("linear").set("activation", "none"), ins, n.output(0), {xs[0], ws[1]}, DType::f32),
-         identity_perm(2));
 }
 
 void Importer::matmul(const onnx::NodeProto& n) {
@@ -370,6 +348,9 @@ int Importer::node(const onnx::NodeProto& n) {
   if (op == "GlobalMaxPool" || op == "GlobalAveragePool") return global_pool(n, a), 1;
   if (op == "BatchNormalization") return batch_norm(n, a), 1;
   if (op == "Gemm") return gemm(n, a), 1;
+  if (op == "Flatten") return flatten(n, a), 1;
+  if (op == "Dropout") return dropout(n, a), 1;
+  if (op == "Constant") return constant(n, a), 1;
   if (op == "ReduceSum" || op == "ReduceMean" || op == "ReduceMax") return reduce(n, a), 1;
   if (op == "Reshape") return reshape(n, a), 1;
   if (op == "Concat") return concat(n, a), 1;
@@ -477,6 +458,7 @@ int Importer::node(const onnx::NodeProto& n) {
     a.done();
     Ref x = ref(n.input(0));
     DType from = dtype_of(x);
+    if (x.value < 0 && is_floating(from) && is_floating(to)) return cast_constant(x, to, n.output(0)), 1;
     if (from == to) {
       if (x.value < 0) x = Ref{materialize(x), "", identity_perm(rank_of(x))};
       define(n.output(0), x.value, x.perm);

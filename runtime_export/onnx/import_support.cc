@@ -65,7 +65,7 @@ ops::Support onnx_import_support(ops::OpKind kind) {
     case K::scaled_dot_product_attention: return unsupported("its exported pattern imports as its pieces (matmul, mul, add, softmax)");
     case K::square: return unsupported("imported as Mul(x, x)");
     case K::swish: return unsupported("imported as Sigmoid then Mul");
-    case K::affine: return unsupported("imported as Mul and Add");
+    case K::affine: return supported("HardSigmoid of other alpha/beta (affine + clip)");
     case K::fused_conv2d:
     case K::fused_linear:
       return unsupported("made by the inference passes, not imported");

@@ -4,6 +4,7 @@
 // exporter writes, onnx_import.cc the graph inputs, outputs and the file.
 #include <algorithm>
 #include <cmath>
+#include <deque>
 #include <limits>
 #include <map>
 #include <set>
@@ -55,6 +56,11 @@ class NodeAttrs {
     if (!take(k, onnx::AttributeProto::INTS)) return def;
     return std::vector<int64_t>(last_->ints().begin(), last_->ints().end());
   }
+  std::vector<float> get_floats(const std::string& k) {
+    if (!take(k, onnx::AttributeProto::FLOATS)) return {};
+    return std::vector<float>(last_->floats().begin(), last_->floats().end());
+  }
+  void mark_used(const std::string& k) { used_.insert(k); }
   void done() const {
     for (const auto& [k, a] : map_) {
       if (!used_.count(k)) throw std::invalid_argument(where_ + " has attribute '" + k + "', which Kiln does not support");
@@ -114,6 +120,7 @@ class Importer {
   std::map<std::string, Ref> refs_;
   std::map<std::string, const onnx::TensorProto*> inits_;
   std::map<std::string, Tensor> init_tensors_;
+  std::deque<onnx::TensorProto> owned_constants_;  // Constant nodes' values, which inits_ points at
   std::map<std::pair<std::string, Perm>, int> folded_;
   std::map<std::pair<int, Perm>, int> permuted_;
   std::set<std::string> names_;
@@ -331,6 +338,13 @@ class Importer {
   void layer_norm(const onnx::NodeProto& n, NodeAttrs& a);
   // import_upsampling.cc
   void conv_transpose(const onnx::NodeProto& n, NodeAttrs& a);
+  // import_foreign.cc
+  bool same_element_order(const Ref& x);
+  void flatten(const onnx::NodeProto& n, NodeAttrs& a);
+  Ref scaled_constant(const Ref& c, float factor, const char* what);
+  void dropout(const onnx::NodeProto& n, NodeAttrs& a);
+  void constant(const onnx::NodeProto& n, NodeAttrs& a);
+  void cast_constant(const Ref& x, DType to, const std::string& output);
   void resize(const onnx::NodeProto& n, NodeAttrs& a);
   int cast_node(const Ref& x, DType to, const std::string& output);
   // Patterns: each returns the number of nodes it consumed (0: not this pattern).
