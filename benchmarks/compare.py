@@ -260,9 +260,9 @@ def main():
 
     med = {k: statistics.median(v) for k, v in results.items()}
     cols = [("kiln", "Kiln")] + active
-    head = "| model | batch | dtype | Kiln img/s | " + " | ".join(
-        "%s img/s | Kiln / it" % label for _, label in active) + " | best peer | Kiln / best | target >= %.1fx |" % TARGET_VS_BEST
-    lines = [head, "|" + "---|" * (3 + 1 + 2 * len(active) + 3)]
+    head_cells = ["model", "batch", "dtype", "Kiln img/s"] + [c for _, label in active for c in (
+        "%s img/s" % label, "Kiln / it")] + ["best peer", "Kiln / best", "target >= %.1fx" % TARGET_VS_BEST]
+    lines = ["| " + " | ".join(head_cells) + " |", "|" + "---|" * len(head_cells)]
     peak_lines = ["| model | batch | dtype | GFLOP / step | peak used (GFLOP/s) | Kiln GFLOP/s | Kiln % of peak "
                   "| Kiln % of oneDNN matmul | best peer | its GFLOP/s | its % of peak | Kiln framework overhead % |",
                   "|" + "---|" * 12]
@@ -288,7 +288,7 @@ def main():
                 tail = "%s | %.2fx | %s" % (best[0], ratio, "met" if met else "**missed**")
             else:
                 tail = "n/a | n/a | no peer ran"
-            lines.append("| %s | %d | %s | %.0f | %s | %s |" % (w.model, w.batch, dtype, k_ips, " | ".join(cells), tail))
+            lines.append("| " + " | ".join([w.model, str(w.batch), dtype, "%.0f" % k_ips] + cells + [tail]) + " |")
             best_rows[key] = best
 
             gflop = flops[key] / 1e9
