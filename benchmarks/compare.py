@@ -127,8 +127,8 @@ def libtorch_binary():
     return binary, None
 
 
-def measure_peak(peak_bin, env):
-    r = subprocess.run([peak_bin], env=env, capture_output=True, text=True)
+def measure_peak(peak_bin, env, seconds):
+    r = subprocess.run([peak_bin, "--seconds", str(seconds)], env=env, capture_output=True, text=True)
     if r.returncode != 0:
         sys.exit("compare: peak_flops failed:\n%s%s" % (r.stdout, r.stderr))
     return {name: float(v) for name, v in re.findall(r"peak (\w+) gflops=([0-9.]+)", r.stdout)}
@@ -217,7 +217,7 @@ def main():
     print(setup)
     print("peers not run: " + ("; ".join(missing) if missing else "none"), flush=True)
 
-    peak = measure_peak(peak_bin, env)
+    peak = measure_peak(peak_bin, env, 0.1 if a.quick else 0.5)
     peak_line = "measured peak (GFLOP/s, %s threads): %s" % (
         threads, ", ".join("%s %.0f" % (k, v) for k, v in peak.items()))
     print(peak_line, flush=True)
