@@ -23,16 +23,17 @@ double elements(const graph::Value& v, int64_t batch) {
 double gemm_flops(const graph::Graph& g, const graph::Node& n, int64_t batch) {
   using ops::OpKind;
   const OpKind kind = n.call.kind();
-  const graph::Value& out = g.values[n.outputs[0]];
-  const graph::Value& w = g.values[n.inputs[1]];
+  // Only read by the GEMM-class cases, whose ops take at least two inputs (Graph::validate).
+  auto out = [&]() -> const graph::Value& { return g.values[n.outputs[0]]; };
+  auto w = [&]() -> const graph::Value& { return g.values[n.inputs[1]]; };
   switch (kind) {
     case OpKind::conv2d:
     case OpKind::fused_conv2d:
     case OpKind::qconv2d: {
       // out [N, OH, OW, O], w [KH, KW, C / groups, O]: each output element takes KH*KW*C/groups
       // multiply-adds, i.e. elements(w) / O.
-      const double per_output = elements(w, batch) / static_cast<double>(out.shape.back());
-      return 2.0 * elements(out, batch) * per_output;
+      const double per_output = elements(w(), batch) / static_cast<double>(out().shape.back());
+      return 2.0 * elements(out(), batch) * per_output;
     }
     case OpKind::linear:
     case OpKind::fused_linear:
@@ -40,8 +41,10 @@ double gemm_flops(const graph::Graph& g, const graph::Node& n, int64_t batch) {
     case OpKind::matmul: {
       // out [..., M, N]: each output element takes K multiply-adds, K the inner dimension of the
       // second operand ([..., K, N]).
-      const double k = static_cast<double>(w.shape[w.shape.size() - 2]);
-      return 2.0 * elements(out, batch) * k;
+      const Shape& ws = w().shape;
+      const int64_t k_dim = ws.size() >= 2 ? ws[ws.size() - 2] : ws.empty() ? 1 : ws[0];
+      const double k = static_cast<double>(k_dim == graph::kBatch ? batch : k_dim);
+      return 2.0 * elements(out(), batch) * k;
     }
     default:
       // Not a GEMM-class op: counted as no FLOPs (a default rather than a case per kind, so
