@@ -11,7 +11,8 @@ Kiln runs Model::predict, InferenceModel fp32 and bf16, and its int8 model (quan
 Every int8 engine calibrates on the same 256 Fashion-MNIST training images; every engine gets
 the same thread count (--threads) and batches 1 (p50/p99 latency), 32 and 256 (throughput).
 Engines alternate within each repetition (the first one rotates) and the tables show medians.
-Each engine's top-1 accuracy on the 10000 Fashion-MNIST test images is measured once.
+Each engine's top-1 accuracy on the 10000 Fashion-MNIST test images (--accuracy_images) is
+measured once.
 
 Targets checked:
   - InferenceModel fp32 >= 1.0x the best of ONNX Runtime fp32 and OpenVINO fp32, every row;
@@ -95,7 +96,9 @@ def main():
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--resnet_train_images", type=int, default=4096,
                     help="Fashion-MNIST training images ResNet-18 trains on (one epoch); the MLP and CNN use all 60000")
-    ap.add_argument("--quick", action="store_true", help="one repetition of 0.3 s, short training: a smoke run")
+    ap.add_argument("--accuracy_images", type=int, default=10000, help="test images each engine's accuracy is taken on")
+    ap.add_argument("--quick", action="store_true",
+                    help="one repetition of 0.3 s, short training, accuracy on 1000 images: a smoke run")
     ap.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
     a = ap.parse_args()
     models = [m for m in a.models.split(",") if m]
@@ -105,6 +108,9 @@ def main():
     if a.quick:
         a.reps, a.seconds = 1, 0.3
         train_images = {"mlp": 10000, "cnn": 10000, "resnet18": min(512, a.resnet_train_images)}
+        a.accuracy_images = min(a.accuracy_images, 1000)
+    if a.accuracy_images < 250 or a.accuracy_images % 250:
+        sys.exit("inference_compare: --accuracy_images must be a positive multiple of 250 (OpenVINO's static batch)")
     kiln = find([os.path.join(HERE, "kiln_infer_bench"), "bazel-bin/benchmarks/kiln_infer_bench"])
     peer_py = find([os.path.join(HERE, "peer_infer_bench.py"), "benchmarks/peer_infer_bench.py"])
     env = dict(os.environ)
@@ -124,7 +130,8 @@ def main():
         print("%s: training on %d Fashion-MNIST images, exporting, quantizing" % (m, train_images[m]), flush=True)
         run([kiln, "--model", m, "--train", weights, "--train_images", str(train_images[m]), "--epochs", "1"], env,
             "training " + m)
-        run([kiln, "--model", m, "--write_data", tmp], env, "writing data for " + m)
+        run([kiln, "--model", m, "--write_data", tmp, "--test_images", str(a.accuracy_images)], env,
+            "writing data for " + m)
         run([kiln, "--model", m, "--weights", weights, "--export_onnx", stem + ".onnx"], env, "export of " + m)
         files[(m, "ort")] = files[(m, "ov")] = stem + ".onnx"
         for col, e, _, kind in engines:
@@ -233,8 +240,9 @@ def main():
             failures.append("%s: Kiln int8 accuracy drop %.2f points > %.0f" % (m, 100 * drop, 100 * MAX_INT8_DROP))
     verdict = "all met" if not failures else "MISSED: " + "; ".join(failures)
     table = "\n".join(lines)
-    acc_table = ("Top-1 accuracy on the 10000 Fashion-MNIST test images (in brackets: points against the same "
-                 "engine family's fp32; Kiln's int8 and bf16 against InferenceModel fp32):\n\n" + "\n".join(acc_lines))
+    acc_table = ("Top-1 accuracy on the first %d Fashion-MNIST test images (in brackets: points against the same "
+                 "engine family's fp32; Kiln's int8 and bf16 against InferenceModel fp32):\n\n" % a.accuracy_images +
+                 "\n".join(acc_lines))
     notes = ("ORT int8 QDQ / QOp: onnxruntime.quantization.quantize_static (after quant_pre_process), per-channel s8 "
              "weights, u8 activations, minmax calibration. OpenVINO int8: nncf.quantize (default preset) on the "
              "same file. Kiln int8: quant::quantize, minmax. OpenVINO runs with INFERENCE_PRECISION_HINT=f32, one "

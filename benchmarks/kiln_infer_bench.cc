@@ -8,7 +8,7 @@
 // The model's weights come from a fixed seed, so every engine (and the peers, through the
 // exported file) runs the same network on the same input. For accuracy (Fashion-MNIST):
 //   --train W.weights [--train_images N] [--epochs E]   trains the model, writes its weights
-//   --write_data DIR [--calib_images 256]   writes DIR/<model>_calib.npy (the first training
+//   --write_data DIR [--calib_images 256] [--test_images 10000]   writes DIR/<model>_calib.npy (the first training
 //     images, the calibration set every int8 engine uses), <model>_test_x.npy, <model>_test_y.npy
 //     (the test set), all as the model's input
 //   --weights W.weights   runs the trained model; --calib DIR/<model>_calib.npy calibrates int8
@@ -62,8 +62,10 @@ int main(int argc, char** argv) {
       const std::string stem = data_dir + "/" + model_name;
       kiln::data::write_npy(stem + "_calib.npy",
                             kiln::bench::fashion_mnist_input(model_name, kiln::slice(fm.x_train, 0, 0, calib_images)));
-      kiln::data::write_npy(stem + "_test_x.npy", kiln::bench::fashion_mnist_input(model_name, fm.x_test));
-      kiln::data::write_npy(stem + "_test_y.npy", fm.y_test);
+      const int64_t test_images = std::min<int64_t>(std::stoll(arg(argc, argv, "test_images", "10000")), fm.x_test.shape()[0]);
+      kiln::data::write_npy(stem + "_test_x.npy",
+                            kiln::bench::fashion_mnist_input(model_name, kiln::slice(fm.x_test, 0, 0, test_images)));
+      kiln::data::write_npy(stem + "_test_y.npy", kiln::slice(fm.y_test, 0, 0, test_images));
       std::printf("wrote=%s_{calib,test_x,test_y}.npy\n", stem.c_str());
       return 0;
     }
