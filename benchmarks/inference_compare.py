@@ -203,7 +203,8 @@ def main():
                     failures.append("%s b%d: InferenceModel / %s %.2fx < 1.0x" % (m, b, best_fp32, r))
             if best_int8:
                 r = ips["Kiln int8"] / ips[best_int8]
-                int8_cell = "%.2fx (%s)" % (r, best_int8)
+                int8_cell = "%.2fx (%s; top-1 %.2f%% vs %.2f%%)" % (r, best_int8, 100 * accuracy[(m, "Kiln int8")],
+                                                                   100 * accuracy[(m, best_int8)])
                 if r < 1.0:
                     failures.append("%s b%d: Kiln int8 / %s %.2fx < 1.0x" % (m, b, best_int8, r))
             if b == 1:
