@@ -68,8 +68,10 @@ def run(cmd, env):
     out = subprocess.run(cmd, env=env, capture_output=True, text=True)
     values = parse(out.stdout)
     if out.returncode != 0 or "images_per_sec" not in values:
-        tail = (out.stderr.strip() or out.stdout.strip()).splitlines()[-1:] or ["no output"]
-        return None, "exit %d: %s" % (out.returncode, tail[0][:200])
+        lines = (out.stderr.strip() or out.stdout.strip()).splitlines() or ["no output"]
+        # A Python traceback ends with the error; a C++ program's message comes first.
+        line = lines[-1] if "Traceback" in out.stderr else lines[0]
+        return None, "exit %d: %s" % (out.returncode, line[:200])
     values["_stdout"] = out.stdout
     return values, None
 

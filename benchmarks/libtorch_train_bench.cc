@@ -85,7 +85,7 @@ struct ResNet18Impl : torch::nn::Module {
   }
   torch::Tensor forward(torch::Tensor x) {
     x = blocks->forward(stem->forward(x));
-    return head(torch::flatten(torch::adaptive_avg_pool2d(x, 1), 1));
+    return head(torch::flatten(torch::adaptive_avg_pool2d(x, {1, 1}), 1));
   }
 };
 TORCH_MODULE(ResNet18);
@@ -189,6 +189,9 @@ int main(int argc, char** argv) {
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     std::printf("images_per_sec=%.3f loss=%.4f libtorch=%s\n", steps * batch / secs, loss.item<float>(),
                 TORCH_VERSION);
+  } catch (const c10::Error& e) {  // its what() carries a C++ backtrace; the message is enough
+    std::fprintf(stderr, "libtorch_train_bench: %s\n", e.what_without_backtrace());
+    return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "libtorch_train_bench: %s\n", e.what());
     return 1;
