@@ -144,6 +144,11 @@ def machine_header(threads):
         model, yn("avx512f"), yn("avx512_vnni"), yn("avx512_bf16"), yn("amx_tile"), threads, date)
 
 
+def fmt_ips(v):
+    """Images/s with the digits that matter: ResNet-18 runs at tens of images/s, the MLP at tens of thousands."""
+    return "%.1f" % v if v < 100 else "%.0f" % v
+
+
 def peak_for(dtype, peak):
     """(peak GFLOP/s of the dtype's best FMA-class instruction, its name)."""
     if dtype == "bf16" and "dpbf16_avx512" in peak:
@@ -279,7 +284,7 @@ def main():
                 if ips is None:
                     cells.append("n/a | n/a")
                     continue
-                cells.append("%.0f | %.2fx" % (ips, k_ips / ips))
+                cells.append("%s | %.2fx" % (fmt_ips(ips), k_ips / ips))
                 if best is None or ips > best[1]:
                     best = (label, ips)
             if best:
@@ -290,7 +295,7 @@ def main():
                 tail = "%s | %.2fx | %s" % (best[0], ratio, "met" if met else "**missed**")
             else:
                 tail = "n/a | n/a | no peer ran"
-            lines.append("| " + " | ".join([w.model, str(w.batch), dtype, "%.0f" % k_ips] + cells + [tail]) + " |")
+            lines.append("| " + " | ".join([w.model, str(w.batch), dtype, fmt_ips(k_ips)] + cells + [tail]) + " |")
             best_rows[key] = best
 
             gflop = flops[key] / 1e9
