@@ -23,7 +23,7 @@ The peers come from .venv-peers (bash scripts/setup --peers); a peer that does n
 left out and the report says which. Writes benchmarks/results/inference.md and inference.png.
 
 Run: bazel run //benchmarks:inference -- [--reps 3] [--seconds 2] [--threads 2] [--quick]
-                                         [--models mlp,cnn,resnet18] [--resnet_train_images 4096]
+                                         [--models mlp,cnn,resnet18] [--resnet_train_images 8192]
 """
 import argparse
 import datetime
@@ -94,7 +94,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--models", default=",".join(MODELS))
-    ap.add_argument("--resnet_train_images", type=int, default=4096,
+    ap.add_argument("--resnet_train_images", type=int, default=8192,
                     help="Fashion-MNIST training images ResNet-18 trains on (one epoch); the MLP and CNN use all 60000")
     ap.add_argument("--accuracy_images", type=int, default=10000, help="test images each engine's accuracy is taken on")
     ap.add_argument("--quick", action="store_true",
