@@ -3,7 +3,7 @@
 # one command: builds, runs //benchmarks:compare and //benchmarks:inference (under the timing
 # lock, so no other benchmark overlaps), then copies benchmarks/results/compare.md and
 # inference.md into the docs' <!-- results: ... --> blocks. Run it on a quiet machine.
-#   bash benchmarks/regenerate.sh [--reps 3]        (about 45 minutes on 2 cores)
+#   bash benchmarks/regenerate.sh [--reps 3]        (an estimated 60-75 minutes on 2 cores)
 # Needs .venv-peers (bash scripts/setup --peers); a peer missing from it is named in the tables.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
