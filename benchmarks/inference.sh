@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bazel run //benchmarks:inference -- [--reps N] [--seconds S] [--quick]
+# bazel run //benchmarks:inference -- [--reps N] [--seconds S] [--quick] [--models mlp,cnn,resnet18]
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 if [[ -d "${RUNFILES_DIR:-}/kiln/benchmarks" ]]; then here="$RUNFILES_DIR/kiln/benchmarks"; fi

@@ -1,43 +1,57 @@
-"""Kiln's Model::predict, Kiln's InferenceModel and ONNX Runtime on the same exported model,
-side by side in one run (issue 8's benchmark).
+"""Kiln's inference engines against ONNX Runtime and OpenVINO, fp32 and int8, side by side in
+one run (issues 8, 9 and 25).
 
-For the MLP, the Keras CNN, ResNet-18 (32x32x3) and Keras's MobileNetV3Small (128x128x3): batch 1 (p50 and p99 latency) and batch
-256 (throughput), with 2 threads for every engine. Engines alternate within each repetition
-(the first one rotates), and the table shows medians over repetitions. It checks the targets:
-  - InferenceModel fp32 at least 1.5x Model::predict;
-  - InferenceModel fp32 at least 1.0x ONNX Runtime fp32 on every model and batch;
-  - at batch 1, InferenceModel's p99 under 2x its p50.
-INT8 rows (issue 9): Kiln int8 at least 2.5x Kiln fp32 on ResNet-18 at batch 32 and 2x on the
-CNN at batch 256, and faster than ONNX Runtime int8 (the QDQ export) on every row. Issue 21 adds
-ONNX Runtime's own int8: quantize_static (QDQ, per-channel) on the fp32 export, calibrated on
-the same 256 images as Kiln's (ort_quantize_static.py, which needs the onnx package:
---quant_python names an interpreter that has it; the default is the .venv's).
-Writes benchmarks/results/inference.md and inference.png (inference_<models>.md with --models).
+Every model (the MLP, the Keras CNN, ResNet-18 on 32x32x3) is first trained on Fashion-MNIST
+by Kiln (ResNet-18 on a subset: --resnet_train_images) and exported once to ONNX; every peer
+runs that same file:
+  ONNX Runtime fp32; ONNX Runtime int8 from its own quantize_static, QDQ per-channel and
+  QOperator (both shown; the faster one is the int8 comparison); OpenVINO fp32; OpenVINO int8
+  from NNCF.
+Kiln runs Model::predict, InferenceModel fp32 and bf16, and its int8 model (quant::quantize).
+Every int8 engine calibrates on the same 256 Fashion-MNIST training images; every engine gets
+the same thread count (--threads) and batches 1 (p50/p99 latency), 32 and 256 (throughput).
+Engines alternate within each repetition (the first one rotates) and the tables show medians.
+Each engine's top-1 accuracy on the 10000 Fashion-MNIST test images (--accuracy_images) is
+measured once.
 
-Run: bazel run //benchmarks:inference -- [--reps 3] [--seconds 2] [--quick] [--models cnn,mobilenet_v3_small]
-                                         [--quant_python PYTHON]
+Targets checked:
+  - InferenceModel fp32 >= 1.0x the best of ONNX Runtime fp32 and OpenVINO fp32, every row;
+  - Kiln int8 >= 1.0x the best peer int8, every row, at <= 1 point of accuracy drop from Kiln fp32;
+  - (issue 8) InferenceModel fp32 >= 1.5x Model::predict; at batch 1, p99 < 2x p50;
+  - (issue 9) Kiln int8 >= 2.5x Kiln fp32 on ResNet-18 b32, >= 2x on the CNN b256.
+The peers come from .venv-peers (bash scripts/setup --peers); a peer that does not import is
+left out and the report says which. Writes benchmarks/results/inference.md and inference.png.
+
+Run: bazel run //benchmarks:inference -- [--reps 3] [--seconds 2] [--threads 2] [--quick]
+                                         [--models mlp,cnn,resnet18] [--resnet_train_images 8192]
 """
 import argparse
 import datetime
 import os
-import platform
 import re
 import statistics
 import subprocess
 import sys
 import tempfile
 
+from bench_machine import cpu_info
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-MODELS = ["mlp", "cnn", "resnet18", "mobilenet_v3_small"]
+ROOT = os.environ.get("BUILD_WORKSPACE_DIRECTORY", os.getcwd())
+PEERS_PY = os.path.join(ROOT, ".venv-peers", "bin", "python")
+SETUP_HINT = "run `bash scripts/setup --peers`"
+MODELS = ["mlp", "cnn", "resnet18"]
 BATCHES = [1, 32, 256]
-# MobileNetV3Small's InferenceModel and ONNX file keep the batch size they were traced with
-# (64: its ZeroPadding2D layers trace as constants of the sample's batch; see inference_models.h).
-MODEL_BATCHES = {"mobilenet_v3_small": [64]}
-# (column, engine, dtype)
-ENGINES = [("Model::predict", "predict", "f32"), ("Model()", "call", "f32"),
-           ("InferenceModel", "inference", "f32"), ("ONNX Runtime", "ort", "f32"),
-           ("InferenceModel bf16", "inference", "bf16"), ("InferenceModel int8", "int8", "f32"),
-           ("ONNX Runtime int8", "ort_int8", "f32"), ("ORT quantize_static int8", "ort_static_int8", "f32")]
+# (column, engine, dtype, kind): kind "kiln" runs kiln_infer_bench; "peer" peer_infer_bench.py.
+ENGINES = [("Model::predict", "predict", "f32", "kiln"), ("InferenceModel", "inference", "f32", "kiln"),
+           ("InferenceModel bf16", "inference", "bf16", "kiln"), ("Kiln int8", "int8", "f32", "kiln"),
+           ("ORT fp32", "ort", "f32", "peer"), ("ORT int8 QDQ", "ort_qdq", "int8", "peer"),
+           ("ORT int8 QOp", "ort_qop", "int8", "peer"), ("OpenVINO fp32", "ov", "f32", "peer"),
+           ("OpenVINO int8", "ov_int8", "int8", "peer")]
+FP32_PEERS = ["ORT fp32", "OpenVINO fp32"]
+INT8_PEERS = ["ORT int8 QDQ", "ORT int8 QOp", "OpenVINO int8"]
+ACCURACY_COLUMNS = ["InferenceModel", "InferenceModel bf16", "Kiln int8"] + FP32_PEERS + INT8_PEERS
+MAX_INT8_DROP = 0.01  # one point of top-1 accuracy
 
 
 def find(cands):
@@ -47,192 +61,226 @@ def find(cands):
     sys.exit("inference_compare: cannot find any of " + ", ".join(cands))
 
 
-def venv_python():
-    root = os.environ.get("BUILD_WORKSPACE_DIRECTORY", os.getcwd())
-    py = os.path.join(root, ".venv", "bin", "python")
-    if not os.path.exists(py):
-        sys.exit("inference_compare: %s missing: run `bash scripts/setup` (it installs onnxruntime==1.31.1 there)" % py)
-    return py
-
-
-def parse(out, cmd):
-    m = dict(re.findall(r"(\w+)=(\S+)", out))
-    if "images_per_sec" not in m:
-        sys.exit("inference_compare: no result from %s:\n%s" % (" ".join(cmd), out))
-    return m
-
-
-def run(cmd, env):
+def run(cmd, env, what):
     r = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if r.returncode != 0:
-        sys.exit("inference_compare: %s failed:\n%s%s" % (" ".join(cmd), r.stdout, r.stderr))
-    return parse(r.stdout, cmd)
+        sys.exit("inference_compare: %s failed (%s):\n%s%s" % (what, " ".join(cmd), r.stdout[-2000:], r.stderr[-3000:]))
+    return dict(re.findall(r"(\w+)=(\S+)", r.stdout))
 
 
-def cpu_facts():
-    model = "unknown"
-    flags = set()
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name") and model == "unknown":
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-    wanted = ["avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8"]
-    have = [f for f in wanted if f in flags]
-    missing = [f for f in wanted if f not in flags]
-    return model, have, missing
+def probe_peers(env):
+    """{engine: None if usable, else why not}, and version strings."""
+    status, versions = {}, {}
+    peers = [e for _, e, _, k in ENGINES if k == "peer"]
+    if not os.path.exists(PEERS_PY):
+        return {e: "%s missing: %s" % (PEERS_PY, SETUP_HINT) for e in peers}, versions
+    for module, engines in (("onnxruntime", ["ort", "ort_qdq", "ort_qop"]), ("openvino", ["ov"]),
+                            ("nncf", ["ov_int8"])):
+        r = subprocess.run([PEERS_PY, "-c", "import %s as m; print(m.__version__)" % module], env=env,
+                           capture_output=True, text=True)
+        for e in engines:
+            status[e] = None if r.returncode == 0 else "%s does not import (%s): %s" % (
+                module, (r.stderr.strip().splitlines() or ["?"])[-1], SETUP_HINT)
+        if r.returncode == 0:
+            versions[module] = r.stdout.strip().splitlines()[-1].split("-")[0]
+    if status["ov"]:
+        status["ov_int8"] = status["ov"]
+    return status, versions
 
 
 def main():
-    global MODELS
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--quick", action="store_true", help="one repetition of 0.5 s: a smoke run")
-    ap.add_argument("--out", default=os.environ.get("BUILD_WORKSPACE_DIRECTORY", ".") + "/benchmarks/results")
-    ap.add_argument("--models", default="", help="comma-separated subset of " + ",".join(MODELS))
-    ap.add_argument("--quant_python", default="", help="interpreter with onnx + onnxruntime for quantize_static")
+    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--resnet_train_images", type=int, default=8192,
+                    help="Fashion-MNIST training images ResNet-18 trains on (one epoch); the MLP and CNN use all 60000")
+    ap.add_argument("--accuracy_images", type=int, default=10000, help="test images each engine's accuracy is taken on")
+    ap.add_argument("--quick", action="store_true",
+                    help="one repetition of 0.3 s, short training, accuracy on 1000 images: a smoke run")
+    ap.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
     a = ap.parse_args()
+    models = [m for m in a.models.split(",") if m]
+    if not models or any(m not in MODELS for m in models):
+        sys.exit("inference_compare: --models takes a comma-separated subset of " + ",".join(MODELS))
+    train_images = {"mlp": 60000, "cnn": 60000, "resnet18": a.resnet_train_images}
     if a.quick:
-        a.reps, a.seconds = 1, 0.5
-    stem = "inference"
-    if a.models:
-        wanted = a.models.split(",")
-        unknown = [m for m in wanted if m not in MODELS]
-        if unknown:
-            sys.exit("inference_compare: unknown --models %s (known: %s)" % (",".join(unknown), ",".join(MODELS)))
-        MODELS = wanted
-        stem += "_" + "_".join(wanted)
-    kiln = find([os.path.join(HERE, "kiln_infer_bench"), "benchmarks/kiln_infer_bench"])
-    ort_py = find([os.path.join(HERE, "ort_infer_bench.py"), "benchmarks/ort_infer_bench.py"])
-    quant_py = find([os.path.join(HERE, "ort_quantize_static.py"), "benchmarks/ort_quantize_static.py"])
-    py = venv_python()
+        a.reps, a.seconds = 1, 0.3
+        train_images = {"mlp": 10000, "cnn": 10000, "resnet18": min(512, a.resnet_train_images)}
+        a.accuracy_images = min(a.accuracy_images, 1000)
+    if a.accuracy_images < 250 or a.accuracy_images % 250:
+        sys.exit("inference_compare: --accuracy_images must be a positive multiple of 250 (OpenVINO's static batch)")
+    kiln = find([os.path.join(HERE, "kiln_infer_bench"), "bazel-bin/benchmarks/kiln_infer_bench"])
+    peer_py = find([os.path.join(HERE, "peer_infer_bench.py"), "benchmarks/peer_infer_bench.py"])
     env = dict(os.environ)
     env["OMP_NUM_THREADS"] = str(a.threads)
     env["KILN_THREAD_CONFIG_APPLIED"] = "1"
+    status, versions = probe_peers(env)
+    engines = [e for e in ENGINES if e[3] == "kiln" or status.get(e[1]) is None]
+    missing = ["%s (%s)" % (col, status[e]) for col, e, _, k in ENGINES if k == "peer" and status.get(e)]
+    print("peers not run: " + ("; ".join(missing) if missing else "none"), flush=True)
+
     tmp = tempfile.mkdtemp(prefix="kiln_inference_")
-    onnx, onnx_int8, onnx_static = {}, {}, {}
-    for m in MODELS:
-        onnx[m] = os.path.join(tmp, m + ".onnx")
-        onnx_int8[m] = os.path.join(tmp, m + "_int8.onnx")
-        onnx_static[m] = os.path.join(tmp, m + "_ort_int8.onnx")
-        calib = os.path.join(tmp, m + "_calibration.f32")
-        for path, extra in ((onnx[m], []), (onnx_int8[m], ["--int8"])):
-            r = subprocess.run([kiln, "--model", m, "--export_onnx", path] + extra, env=env, capture_output=True, text=True)
-            if r.returncode != 0:
-                sys.exit("inference_compare: export of %s failed:\n%s%s" % (m, r.stdout, r.stderr))
-        r = subprocess.run([kiln, "--model", m, "--export_calibration", calib], env=env, capture_output=True, text=True)
-        if r.returncode != 0:
-            sys.exit("inference_compare: calibration images of %s failed:\n%s%s" % (m, r.stdout, r.stderr))
-        r = subprocess.run([a.quant_python or py, quant_py, "--onnx", onnx[m], "--calibration", calib, "--out",
-                            onnx_static[m]], env=env, capture_output=True, text=True)
-        if r.returncode != 0:
-            sys.exit("inference_compare: quantize_static of %s failed:\n%s%s" % (m, r.stdout, r.stderr))
+    files, accuracy = {}, {}
+    for m in models:
+        stem = os.path.join(tmp, m)
+        weights, calib = stem + ".weights", stem + "_calib.npy"
+        test_x, test_y = stem + "_test_x.npy", stem + "_test_y.npy"
+        print("%s: training on %d Fashion-MNIST images, exporting, quantizing" % (m, train_images[m]), flush=True)
+        run([kiln, "--model", m, "--train", weights, "--train_images", str(train_images[m]), "--epochs", "1"], env,
+            "training " + m)
+        run([kiln, "--model", m, "--write_data", tmp, "--test_images", str(a.accuracy_images)], env,
+            "writing data for " + m)
+        run([kiln, "--model", m, "--weights", weights, "--export_onnx", stem + ".onnx"], env, "export of " + m)
+        files[(m, "ort")] = files[(m, "ov")] = stem + ".onnx"
+        for col, e, _, kind in engines:
+            if e in ("ort_qdq", "ort_qop", "ov_int8"):
+                path = stem + "_" + e + (".xml" if e == "ov_int8" else ".onnx")
+                run([PEERS_PY, peer_py, "--prepare", e, "--onnx", stem + ".onnx", "--calib", calib, "--out", path], env,
+                    "%s quantization of %s" % (col, m))
+                files[(m, e)] = path
+        for col, e, dtype, kind in engines:
+            if col not in ACCURACY_COLUMNS:
+                continue
+            if kind == "kiln":
+                cmd = [kiln, "--model", m, "--engine", e, "--dtype", dtype, "--weights", weights, "--calib", calib]
+            else:
+                cmd = [PEERS_PY, peer_py, "--engine", e, "--model_file", files[(m, e)], "--threads", str(a.threads)]
+            accuracy[(m, col)] = float(run(cmd + ["--accuracy_x", test_x, "--accuracy_y", test_y], env,
+                                           "accuracy of %s on %s" % (col, m))["accuracy"])
+        print("%s accuracy: %s" % (m, ", ".join("%s %.4f" % (c, accuracy[(m, c)]) for c, *_ in engines
+                                               if (m, c) in accuracy)), flush=True)
+        for key, value in (("weights", weights), ("calib", calib)):
+            files[(m, key)] = value
 
     results = {}
-    ort_version = "?"
     for rep in range(a.reps):
-        for m in MODELS:
-            for b in MODEL_BATCHES.get(m, BATCHES):
+        for m in models:
+            for b in BATCHES:
                 jobs = []
-                for col, engine, dtype in ENGINES:
-                    if engine.startswith("ort"):
-                        path = {"ort": onnx, "ort_int8": onnx_int8, "ort_static_int8": onnx_static}[engine][m]
-                        cmd = [py, ort_py, "--onnx", path, "--batch", str(b),
-                               "--seconds", str(a.seconds), "--threads", str(a.threads)]
+                for col, e, dtype, kind in engines:
+                    if kind == "kiln":
+                        cmd = [kiln, "--model", m, "--engine", e, "--dtype", dtype, "--batch", str(b), "--seconds",
+                               str(a.seconds), "--weights", files[(m, "weights")], "--calib", files[(m, "calib")]]
                     else:
-                        cmd = [kiln, "--model", m, "--engine", engine, "--dtype", dtype, "--batch", str(b),
-                               "--seconds", str(a.seconds)]
+                        cmd = [PEERS_PY, peer_py, "--engine", e, "--model_file", files[(m, e)], "--batch", str(b),
+                               "--seconds", str(a.seconds), "--threads", str(a.threads)]
                     jobs.append((col, cmd))
                 k = rep % len(jobs)
                 for col, cmd in jobs[k:] + jobs[:k]:
-                    r = run(cmd, env)
-                    ort_version = r.get("ort_version", ort_version)
-                    results.setdefault((m, b, col), []).append(r)
+                    results.setdefault((m, b, col), []).append(run(cmd, env, "%s on %s b%d" % (col, m, b)))
         print("repetition %d/%d done" % (rep + 1, a.reps), flush=True)
 
     def med(m, b, col, key):
         return statistics.median(float(r[key]) for r in results[(m, b, col)])
 
-    cpu, have, missing = cpu_facts()
-    date = datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC")
-    head = ("CPU: %s; flags: %s (absent: %s); %d threads per engine; %s; ONNX Runtime %s (PyPI); "
-            "%d repetitions of %.1f s, medians; %s" % (cpu, " ".join(have), " ".join(missing) or "none", a.threads,
-                                                         date, ort_version, a.reps, a.seconds, platform.node()))
-    cols = [c for c, _, _ in ENGINES]
-    lines = ["| model | batch | metric | " + " | ".join(cols) + " | Inference / predict | Inference / ORT | p99 / p50 (Inference) |",
-             "|" + "---|" * (len(cols) + 6)]
+    cpu, flags = cpu_info()
+    wanted = ["avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8"]
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    head = ("CPU: %s; flags: %s (absent: %s); %d threads per engine; %s; peers: ONNX Runtime %s, OpenVINO %s, "
+            "NNCF %s (.venv-peers, PyPI); Kiln: oneDNN 2.6 (Debian); %d repetition(s) of %.1f s, medians" % (
+                cpu, " ".join(f for f in wanted if f in flags), " ".join(f for f in wanted if f not in flags) or "none",
+                a.threads, date, versions.get("onnxruntime", "n/a"), versions.get("openvino", "n/a"),
+                versions.get("nncf", "n/a"), a.reps, a.seconds))
+    cols = [c for c, *_ in engines]
+    fp32_peers = [c for c in FP32_PEERS if c in cols]
+    int8_peers = [c for c in INT8_PEERS if c in cols]
+    lines = ["| model | batch | metric | " + " | ".join(cols) + " | InferenceModel / best fp32 peer "
+             "| Kiln int8 / best int8 peer | InferenceModel / predict |", "|" + "---|" * (len(cols) + 6)]
     failures = []
-    int8_cells = ["| model | batch | Kiln int8 / Kiln f32 | Kiln int8 / ORT int8 (Kiln's QDQ) | "
-                  "Kiln int8 / ORT int8 (quantize_static) |", "|---|---|---|---|---|"]
-    for m in MODELS:
-        for b in MODEL_BATCHES.get(m, BATCHES):
+    for m in models:
+        for b in BATCHES:
             ips = {c: med(m, b, c, "images_per_sec") for c in cols}
             vs_predict = ips["InferenceModel"] / ips["Model::predict"]
-            vs_ort = ips["InferenceModel"] / ips["ONNX Runtime"]
-            tail = ""
+            best_fp32 = max(fp32_peers, key=lambda c: ips[c]) if fp32_peers else None
+            best_int8 = max(int8_peers, key=lambda c: ips[c]) if int8_peers else None
+            fp32_cell = int8_cell = "n/a (no peer)"
+            if best_fp32:
+                r = ips["InferenceModel"] / ips[best_fp32]
+                fp32_cell = "%.2fx (%s)" % (r, best_fp32)
+                if r < 1.0:
+                    failures.append("%s b%d: InferenceModel / %s %.2fx < 1.0x" % (m, b, best_fp32, r))
+            if best_int8:
+                r = ips["Kiln int8"] / ips[best_int8]
+                int8_cell = "%.2fx (%s; top-1 %.2f%% vs %.2f%%)" % (r, best_int8, 100 * accuracy[(m, "Kiln int8")],
+                                                                   100 * accuracy[(m, best_int8)])
+                if r < 1.0:
+                    failures.append("%s b%d: Kiln int8 / %s %.2fx < 1.0x" % (m, b, best_int8, r))
             if b == 1:
                 p50 = {c: med(m, b, c, "p50_us") for c in cols}
                 p99 = {c: med(m, b, c, "p99_us") for c in cols}
                 tail_ratio = p99["InferenceModel"] / p50["InferenceModel"]
-                tail = "%.2f" % tail_ratio
-                lines.append("| %s | 1 | p50 / p99 latency (us) | %s | %.2fx | %.2fx | %s |" % (
-                    m, " | ".join("%.1f / %.1f" % (p50[c], p99[c]) for c in cols), vs_predict, vs_ort, tail))
+                lines.append("| %s | 1 | p50 / p99 latency (us) | %s | %s | %s | %.2fx |" % (
+                    m, " | ".join("%.1f / %.1f" % (p50[c], p99[c]) for c in cols), fp32_cell, int8_cell, vs_predict))
                 if tail_ratio >= 2.0:
-                    failures.append("%s b1: p99/p50 %.2f >= 2" % (m, tail_ratio))
+                    failures.append("%s b1: InferenceModel p99/p50 %.2f >= 2" % (m, tail_ratio))
             else:
-                lines.append("| %s | %d | images/s | %s | %.2fx | %.2fx |  |" % (
-                    m, b, " | ".join("%.0f" % ips[c] for c in cols), vs_predict, vs_ort))
-            int8_vs_f32 = ips["InferenceModel int8"] / ips["InferenceModel"]
-            int8_vs_ort = ips["InferenceModel int8"] / ips["ONNX Runtime int8"]
-            int8_vs_static = ips["InferenceModel int8"] / ips["ORT quantize_static int8"]
-            int8_cells.append("| %s | %d | %.2fx | %.2fx | %.2fx |" % (m, b, int8_vs_f32, int8_vs_ort, int8_vs_static))
+                lines.append("| %s | %d | images/s | %s | %s | %s | %.2fx |" % (
+                    m, b, " | ".join("%.0f" % ips[c] for c in cols), fp32_cell, int8_cell, vs_predict))
+            int8_vs_f32 = ips["Kiln int8"] / ips["InferenceModel"]
             if m == "resnet18" and b == 32 and int8_vs_f32 < 2.5:
-                failures.append("resnet18 b32: int8/f32 %.2fx < 2.5x" % int8_vs_f32)
+                failures.append("resnet18 b32: Kiln int8 / Kiln f32 %.2fx < 2.5x" % int8_vs_f32)
             if m == "cnn" and b == 256 and int8_vs_f32 < 2.0:
-                failures.append("cnn b256: int8/f32 %.2fx < 2x" % int8_vs_f32)
-            if int8_vs_ort < 1.0:
-                failures.append("%s b%d: int8 vs ORT int8 %.2fx < 1.0x" % (m, b, int8_vs_ort))
-            if int8_vs_static < 1.0:
-                failures.append("%s b%d: int8 vs ORT quantize_static int8 %.2fx < 1.0x" % (m, b, int8_vs_static))
+                failures.append("cnn b256: Kiln int8 / Kiln f32 %.2fx < 2x" % int8_vs_f32)
             if vs_predict < 1.5:
-                failures.append("%s b%d: InferenceModel/predict %.2fx < 1.5x" % (m, b, vs_predict))
-            if vs_ort < 1.0:
-                failures.append("%s b%d: InferenceModel/ORT %.2fx < 1.0x" % (m, b, vs_ort))
+                failures.append("%s b%d: InferenceModel / predict %.2fx < 1.5x" % (m, b, vs_predict))
+    acc_cols = [c for c in ACCURACY_COLUMNS if c in cols]
+    acc_lines = ["| model | trained on | " + " | ".join(acc_cols) + " |", "|" + "---|" * (len(acc_cols) + 2)]
+    for m in models:
+        cells = []
+        for c in acc_cols:
+            v = accuracy[(m, c)]
+            base = accuracy[(m, "InferenceModel")] if c in ("Kiln int8", "InferenceModel bf16") else (
+                accuracy[(m, "ORT fp32")] if c.startswith("ORT int8") and "ORT fp32" in cols else (
+                    accuracy[(m, "OpenVINO fp32")] if c == "OpenVINO int8" and "OpenVINO fp32" in cols else None))
+            cells.append("%.2f%%" % (100 * v) + (" (%+.2f)" % (100 * (v - base)) if base is not None else ""))
+        acc_lines.append("| %s | %d images, 1 epoch | %s |" % (m, train_images[m], " | ".join(cells)))
+        drop = accuracy[(m, "InferenceModel")] - accuracy[(m, "Kiln int8")]
+        if drop > MAX_INT8_DROP:
+            failures.append("%s: Kiln int8 accuracy drop %.2f points > %.0f" % (m, 100 * drop, 100 * MAX_INT8_DROP))
     verdict = "all met" if not failures else "MISSED: " + "; ".join(failures)
-    table = "\n".join(lines) + "\n\nINT8 (quant::quantize, minmax calibration on 256 synthetic inputs; ONNX Runtime runs the QDQ export of the same int8 model, and its own quantize_static model from the same calibration images):\n\n" + "\n".join(int8_cells)
-    print(head)
-    print(table)
-    print("targets: " + verdict)
+    table = "\n".join(lines)
+    acc_table = ("Top-1 accuracy on the first %d Fashion-MNIST test images (in brackets: points against the same "
+                 "engine family's fp32; Kiln's int8 and bf16 against InferenceModel fp32):\n\n" % a.accuracy_images +
+                 "\n".join(acc_lines))
+    notes = ("ORT int8 QDQ / QOp: onnxruntime.quantization.quantize_static (after quant_pre_process), per-channel s8 "
+             "weights, u8 activations, minmax calibration. OpenVINO int8: nncf.quantize (default preset) on the "
+             "same file. Kiln int8: quant::quantize, minmax. OpenVINO runs with INFERENCE_PRECISION_HINT=f32, one "
+             "stream, the input reshaped to the batch; ONNX Runtime with ORT_ENABLE_ALL, one inter-op thread.")
+    peers_line = "peers not run: " + ("; ".join(missing) if missing else "none")
+    quick = "\n\n(--quick: a smoke run, not a measurement)" if a.quick else ""
+    report = "%s\n\n%s\n\n%s\n\n%s\n\n%s%s\n\ntargets: %s\n" % (head, peers_line, table, acc_table, notes, quick, verdict)
+    print(report)
     os.makedirs(a.out, exist_ok=True)
-    with open(os.path.join(a.out, stem + ".md"), "w") as f:
-        f.write("# Inference: Model::predict vs InferenceModel vs ONNX Runtime\n\n%s\n\n"
-                "Ratios compare throughput (images/s; at batch 1 that is 1 / mean latency).\n\n%s\n\ntargets: %s\n"
-                % (head, table, verdict))
+    md = os.path.join(a.out, "inference_quick.md" if a.quick else "inference.md")
+    with open(md, "w") as f:
+        f.write("# Inference: Kiln against ONNX Runtime and OpenVINO, fp32 and int8\n\n" + report)
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        print("matplotlib missing (python3-matplotlib): no chart written")
+        print("matplotlib missing (python3-matplotlib): no chart written; wrote %s" % md)
         return 0
-    groups = ["%s b%d" % (m, b) for m in MODELS for b in MODEL_BATCHES.get(m, BATCHES)]
-    fig, ax = plt.subplots(figsize=(10, 4.5))
-    width = 0.8 / len(cols)
-    for i, c in enumerate(cols):
-        vals = [med(m, b, c, "images_per_sec") / med(m, b, "ONNX Runtime", "images_per_sec") for m in MODELS for b in MODEL_BATCHES.get(m, BATCHES)]
+    groups = ["%s b%d" % (m, b) for m in models for b in BATCHES]
+    fig, ax = plt.subplots(figsize=(11, 4.5))
+    shown = [c for c in cols if c != "Model::predict"]
+    width = 0.8 / len(shown)
+    base = fp32_peers[0] if fp32_peers else "InferenceModel"
+    for i, c in enumerate(shown):
+        vals = [med(m, b, c, "images_per_sec") / med(m, b, base, "images_per_sec") for m in models for b in BATCHES]
         ax.bar([g + i * width for g in range(len(groups))], vals, width, label=c)
-    ax.set_xticks([g + width * (len(cols) - 1) / 2 for g in range(len(groups))])
-    ax.set_xticklabels(groups)
+    ax.set_xticks([g + width * (len(shown) - 1) / 2 for g in range(len(groups))])
+    ax.set_xticklabels(groups, fontsize=8)
     ax.axhline(1.0, color="gray", linewidth=0.8)
-    ax.set_ylabel("throughput relative to ONNX Runtime fp32")
-    ax.set_title("Inference, %d threads, %s" % (a.threads, cpu[:48]))
-    ax.legend(fontsize=8)
+    ax.set_ylabel("throughput relative to %s" % base)
+    ax.set_title("Inference, %d threads, %s, %s" % (a.threads, cpu[:48], date), fontsize=9)
+    ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    fig.savefig(os.path.join(a.out, stem + ".png"), dpi=110)
-    print("wrote %s/%s.md and %s.png" % (a.out, stem, stem))
+    png = os.path.join(a.out, "inference_quick.png" if a.quick else "inference.png")
+    fig.savefig(png, dpi=110)
+    print("wrote %s and %s" % (md, png))
     return 0
 
 

@@ -1,9 +1,13 @@
 #include "benchmarks/inference_models.h"
 
 #include <stdexcept>
+#include <vector>
 
-#include "nn/applications/applications.h"
+#include "data/fashion_mnist.h"
 #include "graph/trace.h"
+#include "nn/applications/applications.h"
+#include "nn/losses.h"
+#include "optim/optimizers.h"
 #include "quant/quantize.h"
 #include "runtime_export/onnx/onnx_export.h"
 #include "tensor/ops/ops.h"
@@ -13,19 +17,38 @@ namespace kiln::bench {
 
 Tensor inference_input(const std::string& name, int64_t batch, uint64_t seed) {
   if (name == "resnet18") return random_uniform({batch, 32, 32, 3}, -1.f, 1.f, seed);
-  if (name == "mobilenet_v3_small") return random_uniform({batch, 128, 128, 3}, 0.f, 255.f, seed);
   return cast(random_uniform({batch, 28, 28, 1}, 0.f, 255.f, seed), DType::u8);
 }
 
-std::shared_ptr<nn::Model> make_inference_model(const std::string& name, bool mixed_bf16) {
+Tensor fashion_mnist_input(const std::string& name, const Tensor& images) {
+  if (images.dtype() != DType::u8 || images.shape().size() != 4 || images.shape()[1] != 28 ||
+      images.shape()[2] != 28 || images.shape()[3] != 1) {
+    throw std::invalid_argument("fashion_mnist_input: expected u8 images [N, 28, 28, 1], got " + images.describe());
+  }
+  if (name != "resnet18") return images;
+  const int64_t n = images.shape()[0];
+  Tensor src = contiguous(images);
+  const uint8_t* in = src.data<uint8_t>();
+  std::vector<float> out(static_cast<size_t>(n) * 32 * 32 * 3, 0.f);
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t y = 0; y < 28; ++y) {
+      for (int64_t x = 0; x < 28; ++x) {
+        const float v = in[(i * 28 + y) * 28 + x] / 255.f;
+        float* px = &out[((i * 32 + y + 2) * 32 + x + 2) * 3];
+        px[0] = px[1] = px[2] = v;
+      }
+    }
+  }
+  return Tensor::from_vector(out, {n, 32, 32, 3});
+}
+
+std::shared_ptr<nn::Model> make_inference_model(const std::string& name, bool mixed_bf16, const std::string& weights) {
   set_global_seed(1);
   std::shared_ptr<nn::Model> model;
   if (name == "mlp") model = nn::applications::fashion_mnist_mlp();
   else if (name == "cnn") model = nn::applications::keras_cnn();
   else if (name == "resnet18") model = nn::applications::resnet18({32, 32, 3});
-  else if (name == "mobilenet_v3_small")
-    model = nn::applications::mobilenet_v3_small({.input_shape = {128, 128, 3}, .classes = 10});
-  else throw std::invalid_argument("unknown model '" + name + "' (mlp, cnn, resnet18 or mobilenet_v3_small)");
+  else throw std::invalid_argument("unknown model '" + name + "' (mlp, cnn or resnet18)");
   if (mixed_bf16) model->set_policy("mixed_bfloat16");
   (*model)(inference_input(name, 1, 0));
   uint64_t seed = 1000;
@@ -34,23 +57,41 @@ std::shared_ptr<nn::Model> make_inference_model(const std::string& name, bool mi
     if (n.find("moving_variance") != std::string::npos) v.assign(random_uniform(v.value().shape(), 0.5f, 1.5f, ++seed));
     if (n.find("moving_mean") != std::string::npos) v.assign(random_uniform(v.value().shape(), -0.2f, 0.2f, ++seed));
   }
+  if (!weights.empty()) model->load_weights(weights);
   return model;
 }
 
-Tensor calibration_images(const std::string& name) { return inference_input(name, 256, 99); }
-
-int64_t trace_batch(const std::string& name) { return name == "mobilenet_v3_small" ? 64 : 2; }
-
-std::unique_ptr<runtime_export::InferenceModel> quantize_inference_model(nn::Model& model, const std::string& name) {
-  data::Dataset calib = data::Dataset::from_tensor_slices(calibration_images(name)).batch(64);
-  return quant::quantize(model, calib);
+void train_on_fashion_mnist(nn::Model& model, const std::string& name, int64_t images, int64_t epochs,
+                            const std::string& path) {
+  data::FashionMnist fm = data::load_fashion_mnist();
+  const int64_t n = std::min<int64_t>(images, fm.x_train.shape()[0]);
+  if (n < 1 || epochs < 1) {
+    throw std::invalid_argument("train_on_fashion_mnist: need at least one image and one epoch, got " +
+                                std::to_string(images) + " images, " + std::to_string(epochs) + " epochs");
+  }
+  Tensor x = fashion_mnist_input(name, slice(fm.x_train, 0, 0, n));
+  Tensor y = slice(fm.y_train, 0, 0, n);
+  auto train = data::Dataset::from_tensor_slices(x, y).shuffle(n, 42).batch(32);
+  model.compile(optim::Adam(1e-3), nn::SparseCategoricalCrossentropy(/*from_logits=*/true), {"accuracy"});
+  model.fit(train, {.epochs = epochs, .verbose = 2});
+  model.save_weights(path);
 }
 
-void export_inference_model(nn::Model& model, const std::string& name, const std::string& path, bool int8) {
+std::unique_ptr<runtime_export::InferenceModel> quantize_inference_model(nn::Model& model, const std::string& name,
+                                                                         const Tensor& calibration) {
+  Tensor images = calibration.defined() ? calibration : inference_input(name, 256, 99);
+  data::Dataset calib = data::Dataset::from_tensor_slices(images).batch(64);
+  quant::QuantizeOptions options;
+  options.verbose = false;
+  return quant::quantize(model, calib, options);
+}
+
+void export_inference_model(nn::Model& model, const std::string& name, const std::string& path, bool int8,
+                            const Tensor& calibration) {
   if (int8) {
-    runtime_export::export_onnx(quantize_inference_model(model, name)->inference_graph(), path);
+    runtime_export::export_onnx(quantize_inference_model(model, name, calibration)->inference_graph(), path);
   } else {
-    runtime_export::export_onnx(graph::trace(model, inference_input(name, trace_batch(name), 1)), path);
+    runtime_export::export_onnx(graph::trace(model, inference_input(name, 2, 1)), path);
   }
 }
 

@@ -1,7 +1,7 @@
 #pragma once
-// The models the inference benchmark runs (the MLP, the Keras CNN, ResNet-18 on 32x32x3,
-// Keras's MobileNetV3Small on 128x128x3 with 10 classes),
-// built from a fixed seed so that every engine and ONNX Runtime run the same weights.
+// The models the inference benchmark runs (the MLP, the Keras CNN, ResNet-18 on 32x32x3),
+// built from a fixed seed so that every engine and the peers (through the exported file) run
+// the same weights; trained on Fashion-MNIST when accuracy is measured.
 #include <memory>
 #include <string>
 
@@ -10,22 +10,28 @@
 
 namespace kiln::bench {
 
-// name: "mlp", "cnn", "resnet18" or "mobilenet_v3_small"; mixed_bf16: the mixed_bfloat16 policy. BatchNorm
-// statistics get seeded non-trivial values (as after training).
-std::shared_ptr<nn::Model> make_inference_model(const std::string& name, bool mixed_bf16 = false);
-// u8 images for the MLP and CNN, f32 in [-1, 1] for ResNet-18, f32 in [0, 255] for MobileNetV3.
+// name: "mlp", "cnn" or "resnet18"; mixed_bf16: the mixed_bfloat16 policy. BatchNorm
+// statistics get seeded non-trivial values (as after training); trained weights, when given
+// (save_weights of train_on_fashion_mnist), replace every variable.
+std::shared_ptr<nn::Model> make_inference_model(const std::string& name, bool mixed_bf16 = false,
+                                                const std::string& weights = "");
+// u8 images for the MLP and CNN, f32 for ResNet-18.
 Tensor inference_input(const std::string& name, int64_t batch, uint64_t seed);
-// The 256 synthetic inputs (seeded) every int8 model here is calibrated on.
-Tensor calibration_images(const std::string& name);
-// The batch size of the sample each model is traced with (InferenceModel, ONNX export). It is
-// 64 for MobileNetV3Small, whose ZeroPadding2D layers trace with the sample's batch size fixed,
-// so it is benchmarked at that batch only (and calibrated in batches of 64, as the others); 2
-// (any batch runs) for the rest.
-int64_t trace_batch(const std::string& name);
-// The int8 model quant::quantize() makes, calibrated on calibration_images(name).
-std::unique_ptr<runtime_export::InferenceModel> quantize_inference_model(nn::Model& model, const std::string& name);
-// Writes the model as ONNX (runtime_export/onnx) for ONNX Runtime: f32, or with int8 the
+// Fashion-MNIST images (u8 [N, 28, 28, 1]) as the model's input: unchanged for the MLP and CNN
+// (they rescale themselves); for ResNet-18 scaled to [0, 1], zero-padded to 32x32 and repeated
+// over 3 channels (f32 [N, 32, 32, 3]). The peers get these same tensors (.npy).
+Tensor fashion_mnist_input(const std::string& name, const Tensor& images);
+// Trains the model (Adam 1e-3, batch 32, shuffled) on the first `images` Fashion-MNIST training
+// images for `epochs` epochs and writes its weights to `path`.
+void train_on_fashion_mnist(nn::Model& model, const std::string& name, int64_t images, int64_t epochs,
+                            const std::string& path);
+// The int8 model quant::quantize() makes (minmax): calibrated on `calibration` (the model's
+// input, any batch), or without it on 256 synthetic inputs (seeded).
+std::unique_ptr<runtime_export::InferenceModel> quantize_inference_model(nn::Model& model, const std::string& name,
+                                                                         const Tensor& calibration = Tensor());
+// Writes the model as ONNX (runtime_export/onnx) for the peers: f32, or with int8 the
 // quantized model as QDQ ONNX.
-void export_inference_model(nn::Model& model, const std::string& name, const std::string& path, bool int8 = false);
+void export_inference_model(nn::Model& model, const std::string& name, const std::string& path, bool int8 = false,
+                            const Tensor& calibration = Tensor());
 
 }  // namespace kiln::bench

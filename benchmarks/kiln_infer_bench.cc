@@ -5,20 +5,27 @@
 //   prints "calls=<n> p50_us=<v> p99_us=<v> images_per_sec=<v>"
 //   kiln_infer_bench --model cnn --export_onnx model.onnx [--int8]   writes the same model
 //     (same seed; --int8: the quantized model as QDQ ONNX)
-//   kiln_infer_bench --model cnn --export_calibration images.f32   writes the calibration images
-//     quant::quantize uses here, raw f32 row-major, for ONNX Runtime's quantize_static
-// The model's weights come from a fixed seed, so every engine (and ONNX Runtime, through the
-// exported file) runs the same network on the same input.
+// The model's weights come from a fixed seed, so every engine (and the peers, through the
+// exported file) runs the same network on the same input. For accuracy (Fashion-MNIST):
+//   --train W.weights [--train_images N] [--epochs E]   trains the model, writes its weights
+//   --write_data DIR [--calib_images 256] [--test_images 10000]   writes DIR/<model>_calib.npy (the first training
+//     images, the calibration set every int8 engine uses), <model>_test_x.npy, <model>_test_y.npy
+//     (the test set), all as the model's input
+//   --weights W.weights   runs the trained model; --calib DIR/<model>_calib.npy calibrates int8
+//     on those images (and --export_onnx --int8 too)
+//   --accuracy_x X.npy --accuracy_y Y.npy   instead of timing, prints "accuracy=<top-1>" of
+//     the engine on that set
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "benchmarks/inference_models.h"
-#include "runtime_export/inference_model.h"
+#include "data/fashion_mnist.h"
+#include "data/npy.h"
 #include "tensor/ops/ops.h"
+#include "runtime_export/inference_model.h"
 #include "tensor/threading.h"
 
 namespace {
@@ -39,48 +46,78 @@ int main(int argc, char** argv) {
     const std::string engine = arg(argc, argv, "engine", "inference");
     // Model::predict in bf16 is the mixed-precision policy; the InferenceModel traces the f32
     // model and runs it in bf16.
-    auto model = kiln::bench::make_inference_model(model_name, engine != "inference" && dtype == "bf16");
+    const std::string weights = arg(argc, argv, "weights", "");
+    auto model = kiln::bench::make_inference_model(model_name, engine != "inference" && dtype == "bf16", weights);
+    const std::string train = arg(argc, argv, "train", "");
+    if (!train.empty()) {
+      kiln::bench::train_on_fashion_mnist(*model, model_name, std::stoll(arg(argc, argv, "train_images", "60000")),
+                                          std::stoll(arg(argc, argv, "epochs", "1")), train);
+      std::printf("trained=%s\n", train.c_str());
+      return 0;
+    }
+    const std::string data_dir = arg(argc, argv, "write_data", "");
+    if (!data_dir.empty()) {
+      kiln::data::FashionMnist fm = kiln::data::load_fashion_mnist();
+      const int64_t calib_images = std::stoll(arg(argc, argv, "calib_images", "256"));
+      const std::string stem = data_dir + "/" + model_name;
+      kiln::data::write_npy(stem + "_calib.npy",
+                            kiln::bench::fashion_mnist_input(model_name, kiln::slice(fm.x_train, 0, 0, calib_images)));
+      const int64_t test_images = std::min<int64_t>(std::stoll(arg(argc, argv, "test_images", "10000")), fm.x_test.shape()[0]);
+      kiln::data::write_npy(stem + "_test_x.npy",
+                            kiln::bench::fashion_mnist_input(model_name, kiln::slice(fm.x_test, 0, 0, test_images)));
+      kiln::data::write_npy(stem + "_test_y.npy", kiln::slice(fm.y_test, 0, 0, test_images));
+      std::printf("wrote=%s_{calib,test_x,test_y}.npy\n", stem.c_str());
+      return 0;
+    }
+    const std::string calib_path = arg(argc, argv, "calib", "");
+    const kiln::Tensor calib = calib_path.empty() ? kiln::Tensor() : kiln::data::read_npy(calib_path);
     const std::string onnx = arg(argc, argv, "export_onnx", "");
     bool int8_export = false;
     for (int i = 1; i < argc; ++i) int8_export = int8_export || std::string(argv[i]) == "--int8";
-    const std::string calibration = arg(argc, argv, "export_calibration", "");
-    if (!calibration.empty()) {
-      kiln::Tensor images = kiln::cast(kiln::bench::calibration_images(model_name), kiln::DType::f32);
-      std::vector<float> v = images.to_vector();
-      std::FILE* f = std::fopen(calibration.c_str(), "wb");
-      bool written = f && std::fwrite(v.data(), sizeof(float), v.size(), f) == v.size();
-      if (f && std::fclose(f) != 0) written = false;
-      if (!written) {
-        throw std::runtime_error("cannot write the calibration images to '" + calibration + "'");
-      }
-      std::printf("calibration=%s images=%lld\n", calibration.c_str(), (long long)images.shape()[0]);
-      return 0;
-    }
     if (!onnx.empty()) {
-      kiln::bench::export_inference_model(*model, model_name, onnx, int8_export);
+      kiln::bench::export_inference_model(*model, model_name, onnx, int8_export, calib);
       std::printf("exported=%s\n", onnx.c_str());
       return 0;
     }
     const int64_t batch = std::stoll(arg(argc, argv, "batch", "1"));
     const double seconds = std::stod(arg(argc, argv, "seconds", "3"));
-    kiln::Tensor x = kiln::bench::inference_input(model_name, batch, 7);
-    std::function<void()> call;
+    std::function<kiln::Tensor(const kiln::Tensor&)> infer;
     std::unique_ptr<kiln::runtime_export::InferenceModel> traced;
     if (engine == "predict") {
-      call = [&] { model->predict(x, batch); };
+      infer = [&](const kiln::Tensor& in) { return model->predict(in, in.shape()[0]); };
     } else if (engine == "call") {
-      call = [&] { (*model)(x); };
+      infer = [&](const kiln::Tensor& in) { return (*model)(in); };
     } else if (engine == "int8") {
-      traced = kiln::bench::quantize_inference_model(*model, model_name);
-      call = [&] { traced->run(x); };
+      traced = kiln::bench::quantize_inference_model(*model, model_name, calib);
+      infer = [&](const kiln::Tensor& in) { return traced->run(in); };
     } else if (engine == "inference") {
-      traced = kiln::runtime_export::trace(*model,
-                                           kiln::bench::inference_input(model_name, kiln::bench::trace_batch(model_name), 1),
+      traced = kiln::runtime_export::trace(*model, kiln::bench::inference_input(model_name, 2, 1),
                                            {.dtype = dtype == "bf16" ? kiln::DType::bf16 : kiln::DType::f32});
-      call = [&] { traced->run(x); };
+      infer = [&](const kiln::Tensor& in) { return traced->run(in); };
     } else {
       throw std::invalid_argument("unknown engine '" + engine + "' (predict, call, inference or int8)");
     }
+    const std::string accuracy_x = arg(argc, argv, "accuracy_x", "");
+    if (!accuracy_x.empty()) {
+      kiln::Tensor x = kiln::data::read_npy(accuracy_x);
+      kiln::Tensor y = kiln::data::read_npy(arg(argc, argv, "accuracy_y", ""));
+      const int64_t n = x.shape()[0];
+      if (y.dtype() != kiln::DType::s32 || y.shape() != kiln::Shape{n}) {
+        throw std::invalid_argument("--accuracy_y must hold s32 labels [" + std::to_string(n) + "], got " + y.describe());
+      }
+      int64_t correct = 0;
+      for (int64_t start = 0; start < n; start += 256) {
+        const int64_t end = std::min(n, start + 256);
+        kiln::Tensor predicted = kiln::contiguous(kiln::argmax(kiln::cast(infer(kiln::slice(x, 0, start, end)),
+                                                                          kiln::DType::f32), -1));
+        const int32_t* p = predicted.data<int32_t>();
+        for (int64_t i = start; i < end; ++i) correct += p[i - start] == y.data<int32_t>()[i];
+      }
+      std::printf("accuracy=%.4f images=%lld\n", static_cast<double>(correct) / n, static_cast<long long>(n));
+      return 0;
+    }
+    kiln::Tensor x = kiln::bench::inference_input(model_name, batch, 7);
+    std::function<void()> call = [&] { infer(x); };
     for (int i = 0; i < 5; ++i) call();
     std::vector<double> us;
     auto start = Clock::now();

@@ -1,6 +1,7 @@
 // Times training steps of one workload and prints "images_per_sec=<value>" (for compare.py),
 // then runs as many steps again with onednn::profiler on and prints where a step's time goes:
 // wall, oneDNN primitives, Kiln's own kernels, and the framework's overhead (the rest).
+// First it prints the step's FLOPs counted from the model's graph (benchmarks/flop_count.h).
 //   kiln_train_bench --model cnn --dtype bf16 --batch 32 --steps 50 --warmup 5 [--isa avx512_core] [--optimize 1]
 //                    [--profile_steps N]   (default: --steps; 0 skips the profiled pass)
 //                    [--conv_algorithm direct|winograd|fastest]   (kiln::set_conv_algorithm)
@@ -15,7 +16,9 @@
 #include <string>
 #include <vector>
 
+#include "benchmarks/flop_count.h"
 #include "benchmarks/workloads.h"
+#include "graph/trace.h"
 #include "nn/optimize.h"
 #include "tensor/ops/conv.h"
 #include "tensor/onednn/isa.h"
@@ -54,6 +57,11 @@ int main(int argc, char** argv) {
     int steps = std::stoi(arg(argc, argv, "steps", "50"));
     int warmup = std::stoi(arg(argc, argv, "warmup", "5"));
     auto w = kiln::bench::make_train_workload(arg(argc, argv, "model", "mlp"), arg(argc, argv, "dtype", "f32"), batch);
+    {
+      // The step's arithmetic, from the model's graph (before kiln::optimize repacks kernels).
+      kiln::bench::StepFlops f = kiln::bench::count_step_flops(kiln::graph::trace(*w.model, w.x), batch);
+      std::printf("flops_per_step=%.6g forward_flops=%.6g backward_flops=%.6g\n", f.training(), f.forward, f.backward);
+    }
     if (arg(argc, argv, "optimize", "0") == "1") {
       std::printf("%s\n", kiln::optimize(*w.model, *w.optimizer).describe().c_str());
     }

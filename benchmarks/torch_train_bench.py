@@ -1,20 +1,23 @@
 """PyTorch twin of kiln_train_bench: the same models, batch, loss and optimizer, one Adam step
-per iteration on a fixed random batch. Prints "images_per_sec=<value>".
-mobilenet_v3_small is Keras's MobileNetV3Small (benchmarks/torch_mobilenet_v3.py), which needs
-a PyTorch 2.x (compare.py --torch_python).
+per iteration on a fixed random batch. Prints "images_per_sec=<value>" (and, under --mode compile,
+"compile_s=<value>": the first step's time beyond a steady step, excluded from images_per_sec).
 
-  python3 torch_train_bench.py --model cnn --dtype bf16 --batch 32 --steps 50 --warmup 5 --threads 2
+  .venv-peers/bin/python torch_train_bench.py --model cnn --dtype bf16 --batch 32 --steps 50 --warmup 5
+                                              --threads 2 --mode eager|ipex|compile
 
 Conv nets run channels_last (NHWC, as Kiln); --dtype bf16 uses torch.autocast(bfloat16), the
-PyTorch counterpart of Keras' mixed_bfloat16 policy (fp32 master weights).
+PyTorch counterpart of Keras' mixed_bfloat16 policy (fp32 master weights). Each mode is that
+peer's fastest documented training setup:
+  eager:   torch.optim.Adam(fused=True) (ATen's fused CPU Adam, one kernel for all parameters);
+  ipex:    intel_extension_for_pytorch.optimize(model, optimizer, dtype) (its fused Adam, weight
+           prepacking, bf16 master-weight split under --dtype bf16);
+  compile: torch.compile(model) (inductor, forward and backward) with the fused Adam.
 """
 import argparse
 import time
 
 import torch
 import torch.nn as nn
-
-from torch_mobilenet_v3 import MOBILENET_INPUT, mobilenet_v3_small
 
 
 def keras_cnn():
@@ -73,6 +76,7 @@ def main():
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--mode", default="eager", choices=["eager", "ipex", "compile"])
     a = p.parse_args()
     # As kiln_train_bench: one fixed batch drives the loss to ~0 and Adam's moments into the
     # denormal range within a few hundred steps; flush them (before any thread starts, so the
@@ -83,7 +87,9 @@ def main():
     if a.model == "resnet18":
         model, x = ResNet18(), torch.rand(a.batch, 3, 32, 32)
     elif a.model == "mobilenet_v3_small":
-        # The model rescales [0, 255] pixels itself (Keras's include_preprocessing).
+        # Keras's MobileNetV3Small (benchmarks/torch_mobilenet_v3.py); it rescales [0, 255] pixels
+        # itself (Keras's include_preprocessing).
+        from torch_mobilenet_v3 import MOBILENET_INPUT, mobilenet_v3_small
         h, w, c = MOBILENET_INPUT
         model, x = mobilenet_v3_small(in_channels=c, classes=10), torch.rand(a.batch, c, h, w) * 255
     else:
@@ -95,9 +101,16 @@ def main():
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
     y = torch.arange(a.batch) % 10
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loss_fn = nn.CrossEntropyLoss()
     model.train()
+    if a.mode == "ipex":
+        import intel_extension_for_pytorch as ipex
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        model, opt = ipex.optimize(model, optimizer=opt, dtype=torch.bfloat16 if a.dtype == "bf16" else torch.float32)
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+    if a.mode == "compile":
+        model = torch.compile(model)
+    loss_fn = nn.CrossEntropyLoss()
 
     def step():
         opt.zero_grad(set_to_none=True)
@@ -108,13 +121,17 @@ def main():
         opt.step()
         return loss
 
-    for _ in range(a.warmup):
+    first = time.perf_counter()
+    step()
+    first = time.perf_counter() - first
+    for _ in range(a.warmup - 1):
         step()
     start = time.perf_counter()
     for _ in range(a.steps):
         loss = step()
     secs = time.perf_counter() - start
-    print("images_per_sec=%.3f loss=%.4f" % (a.steps * a.batch / secs, loss.item()))
+    extra = " compile_s=%.2f" % max(0.0, first - secs / a.steps) if a.mode == "compile" else ""
+    print("images_per_sec=%.3f loss=%.4f torch=%s%s" % (a.steps * a.batch / secs, loss.item(), torch.__version__, extra))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,23 @@
+"""The training workloads //benchmarks:compare runs, one row each per dtype.
+
+A workload names a model every twin knows by the same name: kiln_train_bench
+(benchmarks/workloads.cc), torch_train_bench.py (PyTorch eager, IPEX, torch.compile) and
+libtorch_train_bench.cc. Adding a workload (MobileNetV3, ViT, LSTM, ...) is one line here plus
+the model in each twin; a twin that does not know the model fails with its own message, and
+compare shows "n/a" in that peer's cell and prints the message, instead of stopping.
+"""
+import collections
+
+# model: the name every twin takes (--model); batch; steps: timed steps per run (before --quick,
+# which divides them by 10), chosen so that one run takes about a second on 2 cores.
+Workload = collections.namedtuple("Workload", "model batch steps")
+
+WORKLOADS = [
+    Workload("mlp", 32, 3000),
+    Workload("cnn", 32, 400),
+    Workload("cnn", 128, 120),
+    Workload("resnet18", 32, 12),
+    # Keras's MobileNetV3Small on 128x128x3 (issue 21; target 1.5x in f32 and bf16).
+    Workload("mobilenet_v3_small", 32, 16),
+    Workload("mobilenet_v3_small", 128, 5),
+]
