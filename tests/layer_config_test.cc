@@ -129,6 +129,8 @@ std::vector<Row> rows() {
        [] { return LayerNormalization({.epsilon = 1e-5f, .center = false, .gamma_initializer = "glorot_uniform"}); },
        {{2, 3, 6}}},
       {"Masking", [] { return Masking(0.25f); }, {{2, 4, 3}}},
+      {"MultiHeadAttention", [] { return MultiHeadAttention(2, 3, {.value_dim = 4, .output_shape = {5}}); },
+       {{2, 4, 6}, {2, 3, 6}}},
       {"GlobalAveragePooling1D", [] { return GlobalAveragePooling1D(true); }, {{2, 5, 3}}},
       {"GlobalMaxPooling1D", [] { return GlobalMaxPooling1D(); }, {{2, 5, 3}}},
       // Issue 21: activations, pooling, merge and shape layers.
