@@ -7,6 +7,8 @@
 #include <iterator>
 #include <limits>
 #include <map>
+#include <string>
+#include <vector>
 
 #include "autograd/gradient_tape.h"
 #include "tensor/ops/id_table.h"
@@ -228,6 +230,42 @@ TEST(PrimitiveCacheKey, DistinguishesExactValuesAndDescribesItself) {
   KeyBuilder copy = long_key;
   EXPECT_EQ(copy.view(), long_key.view());
   EXPECT_NE(long_key.describe().find("|99"), std::string::npos);
+}
+
+// Regression: the key once held only dims and blocking, so an int8 weight layout with s8s8
+// compensation and the same layout without shared one reorder, and packing the second wrote
+// the first's compensation (4 bytes per output channel) past its buffer (MobileNetV3's int8
+// plan: a 1x1 expand conv on s8 input, then the squeeze-excite 1x1 conv of the same shape on
+// u8 input).
+TEST(PrimitiveCacheKey, SeparatesLayoutsThatDifferOnlyInCompensationOrPadding) {
+  using onednn::KeyBuilder;
+  using tag = dnnl::memory::format_tag;
+  const dnnl::memory::dims dims{48, 16, 1, 1};
+  dnnl::memory::desc plain(dims, dnnl::memory::data_type::s8, tag::AcdB16a4b), compensated = plain;
+  compensated.data.extra.flags = dnnl_memory_extra_flag_compensation_conv_s8s8;
+  compensated.data.extra.compensation_mask = 1;  // per output channel
+  ASSERT_GT(compensated.get_size(), plain.get_size());
+  EXPECT_NE(KeyBuilder("reorder").add(plain).view(), KeyBuilder("reorder").add(compensated).view());
+  dnnl::memory::desc padded({40, 16, 1, 1}, dnnl::memory::data_type::s8, tag::AcdB16a4b),
+      unpadded({40, 16, 1, 1}, dnnl::memory::data_type::s8, tag::AcdB16a4b);
+  unpadded.data.padded_dims[0] = 40;  // not a layout oneDNN makes; only the key matters here
+  EXPECT_NE(KeyBuilder("d").add(padded).view(), KeyBuilder("d").add(unpadded).view());
+  EXPECT_NE(KeyBuilder("d").add(compensated).describe().find("x1m1"), std::string::npos)
+      << KeyBuilder("d").add(compensated).describe();
+
+  // Both reorders through the cache, compensated first: the second writes only its own bytes.
+  const auto& engine = onednn::cpu_engine();
+  dnnl::memory::desc hwio(dims, dnnl::memory::data_type::s8, tag::cdba);
+  std::vector<int8_t> kernel(48 * 16, 3);
+  dnnl::memory from(hwio, engine, kernel.data());
+  std::vector<uint8_t> big(compensated.get_size());
+  onednn::reorder("packing_test", from, dnnl::memory(compensated, engine, big.data()));
+  constexpr size_t kGuard = 1024;
+  std::vector<uint8_t> small(plain.get_size() + kGuard, 0xAB);
+  onednn::reorder("packing_test", from, dnnl::memory(plain, engine, small.data()));
+  size_t touched = 0;
+  for (size_t i = plain.get_size(); i < small.size(); ++i) touched += small[i] != 0xAB;
+  EXPECT_EQ(touched, 0u) << "the reorder wrote past the " << plain.get_size() << "-byte uncompensated layout";
 }
 
 TEST(IdMap, AgreesWithStdMapThroughInsertsErasesAndGrowth) {

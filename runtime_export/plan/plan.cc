@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <stdexcept>
 
 #include "runtime_export/plan/builder.h"
 #include "tensor/ops/registry.h"
@@ -48,6 +49,13 @@ const Tensor& PackedWeights::get(int value, const Tensor& source, const dnnl::me
   dnnl::memory to;
   Tensor packed = onednn::buffer_for(want, DType::u8, &to);
   Tensor dense = source.is_contiguous() ? source : source.clone_detached();
+  // The reorder reads source_desc's bytes from the tensor: a kernel whose shape or dtype
+  // disagrees with the node's (a crafted graph file) must stop here, not read past it.
+  if (source_desc.get_size() > dense.nbytes() || source_desc.data_type() != onednn::to_dnnl(source.dtype())) {
+    throw std::invalid_argument("inference: weight value " + std::to_string(value) + " is " + source.describe() +
+                                ", but its layer reads it as " + std::to_string(source_desc.get_size()) +
+                                " bytes of oneDNN data type " + std::to_string(static_cast<int>(source_desc.data_type())));
+  }
   dnnl::memory from(source_desc, onednn::cpu_engine(), dense.raw_data());
   onednn::reorder("inference_weights", from, to);
   return packed_.emplace(key, packed).first->second;

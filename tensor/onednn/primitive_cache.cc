@@ -102,6 +102,28 @@ KeyBuilder& KeyBuilder::add(const dnnl::memory::desc& d) {
     put_value(static_cast<int32_t>(b.inner_nblks));
     put(b.inner_blks, b.inner_nblks * sizeof(int64_t));
     put(b.inner_idxs, b.inner_nblks * sizeof(int64_t));
+  } else if (c.format_kind != dnnl_format_kind_any && c.format_kind != dnnl_format_kind_undef) {
+    put(&c.format_desc, sizeof(c.format_desc));  // opaque layouts (wino, rnn_packed): every field counts
+  }
+  // Padding, offsets and the extra fields change the bytes a primitive reads and writes: two
+  // descriptors alike in dims and blocking but not here must not share a primitive. (An s8
+  // weight layout with s8s8 compensation has the same blocking as one without, and a reorder
+  // built for the first writes the compensation past the end of the second's buffer.) Most
+  // descriptors have none of these, so one tag byte keeps their keys as short as before.
+  bool padded = c.offset0 != 0;
+  for (int i = 0; i < c.ndims; ++i) padded = padded || c.padded_dims[i] != c.dims[i] || c.padded_offsets[i] != 0;
+  put_value(static_cast<char>(padded ? 'P' : 'p'));
+  if (padded) {
+    put_value(static_cast<int64_t>(c.offset0));
+    put(c.padded_dims, c.ndims * sizeof(int64_t));
+    put(c.padded_offsets, c.ndims * sizeof(int64_t));
+  }
+  const dnnl_memory_extra_desc_t& e = c.extra;
+  put_value(static_cast<uint64_t>(e.flags));
+  if (e.flags != dnnl_memory_extra_flag_none) {
+    put_value(static_cast<int32_t>(e.compensation_mask));
+    put_value(static_cast<float>(e.scale_adjust));
+    put_value(static_cast<int32_t>(e.asymm_compensation_mask));
   }
   return *this;
 }
@@ -151,6 +173,18 @@ std::string KeyBuilder::describe() const {
           out += "b" + r.dims(nblks) + "@" + r.dims(nblks);
         } else {
           out += "k" + std::to_string(kind);
+          if (kind != dnnl_format_kind_any && kind != dnnl_format_kind_undef) r.at += sizeof(dnnl_memory_desc_t::format_desc);
+        }
+        if (r.get<char>() == 'P') {  // one read per statement: operands of + are unsequenced
+          out += "o" + std::to_string(r.get<int64_t>());
+          out += "p" + r.dims(nd);
+          out += "@" + r.dims(nd);
+        }
+        if (auto flags = r.get<uint64_t>()) {
+          out += "x" + std::to_string(flags);
+          out += "m" + std::to_string(r.get<int32_t>());
+          out += "a" + std::to_string(r.get<float>());
+          out += "z" + std::to_string(r.get<int32_t>());
         }
         break;
       }
