@@ -91,20 +91,12 @@ class DepthwiseConv2DImpl : public LayerImpl {
 Layer from_config(const Config& config) {
   ConfigReader r(config, "DepthwiseConv2D config");
   BaseLayerConfig base = read_base_config(r);
-  if (!r.has("kernel_size")) r.fail("kernel_size", "is required");
-  std::array<int64_t, 2> kernel = r.pair("kernel_size", {1, 1}, 1, kMaxConfigSize);
   DepthwiseConv2DOptions opt;
-  opt.strides = r.pair("strides", opt.strides, 1, kMaxConfigSize);
-  opt.padding = read_padding(r, opt.padding);
+  Conv2DCommonConfig common = read_conv2d_common(r, opt);
   opt.depth_multiplier = r.integer("depth_multiplier", opt.depth_multiplier, 1, kMaxConfigSize);
-  read_data_format(r);
-  opt.dilation_rate = r.pair("dilation_rate", opt.dilation_rate, 1, kMaxConfigSize);
-  std::string activation = read_activation(r, "activation", "linear");
-  opt.use_bias = r.boolean("use_bias", opt.use_bias);
   opt.depthwise_initializer = read_initializer(r, "depthwise_initializer", opt.depthwise_initializer);
-  opt.bias_initializer = read_initializer(r, "bias_initializer", opt.bias_initializer);
   r.finish();
-  return with_base_config(DepthwiseConv2D(kernel, activation, opt, base.name), base);
+  return with_base_config(DepthwiseConv2D(common.kernel_size, common.activation, opt, base.name), base);
 }
 
 const bool registered = register_builtin_layer("DepthwiseConv2D", from_config);
