@@ -13,6 +13,7 @@
 #include "runtime_export/onnx/onnx_import.h"
 #include "tests/ort_runner.h"
 #include "tests/temp_path.h"
+#include "tests/tensor_compare.h"
 
 namespace kiln {
 namespace {
@@ -33,14 +34,7 @@ Tensor fill(const Shape& shape, double a, double b) {
   return Tensor::from_vector(v, shape);
 }
 
-float max_abs_diff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape()) << a.describe() << " vs " << b.describe();
-  if (a.shape() != b.shape()) return INFINITY;
-  std::vector<float> x = a.to_vector(), y = b.to_vector();
-  float m = 0;
-  for (size_t i = 0; i < x.size(); ++i) m = std::max(m, std::fabs(x[i] - y[i]));
-  return m;
-}
+using kiln::testing::max_abs_diff;
 
 void expect_keras_output(Layer layer, const Shape& x_shape, const std::vector<float>& want, int64_t params) {
   Tensor x = fill(x_shape, 0.37, 0.1);

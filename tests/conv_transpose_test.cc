@@ -16,6 +16,7 @@
 #include "tests/gradcheck.h"
 #include "tests/ort_runner.h"
 #include "tests/temp_path.h"
+#include "tests/tensor_compare.h"
 #include "tests/upsampling_reference.h"
 
 namespace kiln {
@@ -24,14 +25,7 @@ namespace {
 using namespace kiln::nn;
 using testing::rand_tensor;
 
-float max_abs_diff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  if (a.shape() != b.shape()) return INFINITY;
-  std::vector<float> x = cast(a, DType::f32).to_vector(), y = cast(b, DType::f32).to_vector();
-  float m = 0;
-  for (size_t i = 0; i < x.size(); ++i) m = std::max(m, std::fabs(x[i] - y[i]));
-  return m;
-}
+using kiln::testing::max_abs_diff;
 
 struct Geometry {
   Shape x, w;

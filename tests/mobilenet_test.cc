@@ -14,6 +14,7 @@
 #include "tests/gradcheck.h"
 #include "tests/ort_runner.h"
 #include "tests/temp_path.h"
+#include "tests/tensor_compare.h"
 
 namespace kiln {
 namespace {
@@ -59,13 +60,7 @@ int64_t numel(const std::vector<Variable>& vars) {
   return n;
 }
 
-float max_abs_diff(const Tensor& a, const Tensor& b) {
-  std::vector<float> x = cast(a, DType::f32).to_vector(), y = cast(b, DType::f32).to_vector();
-  EXPECT_EQ(x.size(), y.size());
-  float d = 0;
-  for (size_t i = 0; i < x.size() && i < y.size(); ++i) d = std::max(d, std::fabs(x[i] - y[i]));
-  return d;
-}
+using kiln::testing::max_abs_diff;
 
 TEST(MobileNet, ParameterCountsMatchKeras) {
   ASSERT_GE(std::size(kKerasCounts), 20u);

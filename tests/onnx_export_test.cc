@@ -21,6 +21,7 @@
 #include "runtime_export/onnx/onnx_import.h"
 #include "tests/ort_runner.h"
 #include "tests/temp_path.h"
+#include "tests/tensor_compare.h"
 
 namespace kiln {
 namespace {
@@ -29,14 +30,7 @@ using namespace kiln::nn;
 using kiln::testing::temp_path;
 namespace fs = std::filesystem;
 
-float max_abs_diff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape()) << a.describe() << " vs " << b.describe();
-  if (a.shape() != b.shape()) return INFINITY;
-  std::vector<float> x = a.to_vector(), y = b.to_vector();
-  float m = 0;
-  for (size_t i = 0; i < x.size(); ++i) m = std::max(m, std::fabs(x[i] - y[i]));
-  return m;
-}
+using kiln::testing::max_abs_diff;
 
 // Export, check, run in ONNX Runtime and compare; then import and compare. Returns the graph
 // imported back.

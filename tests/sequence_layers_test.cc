@@ -15,6 +15,7 @@
 #include "tests/gradcheck.h"
 #include "tests/ort_runner.h"
 #include "tests/temp_path.h"
+#include "tests/tensor_compare.h"
 
 namespace kiln {
 namespace {
@@ -22,13 +23,7 @@ namespace {
 using namespace kiln::nn;
 using testing::temp_path;
 
-float max_abs_diff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  std::vector<float> x = cast(a, DType::f32).to_vector(), y = cast(b, DType::f32).to_vector();
-  float m = 0;
-  for (size_t i = 0; i < x.size() && i < y.size(); ++i) m = std::max(m, std::fabs(x[i] - y[i]));
-  return m;
-}
+using kiln::testing::max_abs_diff;
 
 bool bitwise_equal(const Tensor& a, const Tensor& b) {
   return a.shape() == b.shape() && a.dtype() == b.dtype() && a.to_vector() == b.to_vector();

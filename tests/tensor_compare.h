@@ -1,0 +1,12 @@
+#pragma once
+// Comparing tensors in tests.
+#include "tensor/tensor.h"
+
+namespace kiln::testing {
+
+// The largest |a - b| over all elements, compared in f32 (any float dtype). Different shapes
+// fail the test (naming both) and give infinity; so does a NaN on one side only, which a plain
+// std::max over the differences would skip.
+float max_abs_diff(const Tensor& a, const Tensor& b);
+
+}  // namespace kiln::testing
