@@ -14,6 +14,7 @@
 #include "runtime_export/onnx/onnx_export.h"
 #include "runtime_export/onnx/onnx_import.h"
 #include "tests/gradcheck.h"
+#include "tests/onnx_round_trip.h"
 #include "tests/ort_runner.h"
 #include "tests/temp_path.h"
 #include "tests/tensor_compare.h"
@@ -256,15 +257,7 @@ TEST(Conv2DTransposeLayer, OnnxRuntimeAndImportRoundTrip) {
   auto model = small_model();
   graph::Graph g = graph::trace(*model, rand_tensor({2, 5, 6, 3}, 21));
   Tensor x = rand_tensor({3, 5, 6, 3}, 22);
-  Tensor expected = g.run(x);
-  std::string path = testing::temp_path("conv_transpose.onnx");
-  runtime_export::export_onnx(g, path);
-  testing::onnx_checker(path);
-  auto ort = testing::run_onnx_runtime(path, {x});
-  ASSERT_TRUE(ort.has_value());
-  EXPECT_LE(max_abs_diff((*ort)[0], expected), 1e-4f);
-  graph::Graph back = runtime_export::import_onnx(path);
-  EXPECT_LE(max_abs_diff(back.run(x), expected), 1e-5f);
+  graph::Graph back = testing::expect_onnx_round_trip(g, {x}, "conv_transpose");
   int transposed = 0;
   for (const auto& n : back.nodes) transposed += n.call.op() == "conv_transpose2d";
   EXPECT_EQ(transposed, 2);

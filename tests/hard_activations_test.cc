@@ -13,6 +13,7 @@
 #include "runtime_export/onnx/onnx_import.h"
 #include "tensor/ops/ops.h"
 #include "tensor/random.h"
+#include "tests/onnx_round_trip.h"
 #include "tests/ort_runner.h"
 #include "tests/temp_path.h"
 
@@ -119,18 +120,7 @@ TEST(HardActivations, Int8ConvEpilogues) {
 // Exports standalone and fused forms; ONNX Runtime must agree within 1e-4, the imported graph
 // within 1e-5.
 void check_onnx(const graph::Graph& g, const Tensor& x, const std::string& name) {
-  const std::vector<Tensor> want = g.run(std::vector<Tensor>{x});
-  const std::string path = kiln::testing::temp_path(name + ".onnx");
-  runtime_export::export_onnx(g, path);
-  kiln::testing::onnx_checker(path);
-  if (auto ort = kiln::testing::run_onnx_runtime(path, {x})) {
-    ASSERT_EQ(ort->size(), want.size());
-    for (size_t i = 0; i < want.size(); ++i) EXPECT_LE(max_abs_diff((*ort)[i], want[i]), 1e-4) << name << " ORT";
-  }
-  graph::Graph back = runtime_export::import_onnx(path);
-  std::vector<Tensor> again = back.run(std::vector<Tensor>{x});
-  ASSERT_EQ(again.size(), want.size());
-  for (size_t i = 0; i < want.size(); ++i) EXPECT_LE(max_abs_diff(again[i], want[i]), 1e-5) << name << " import";
+  kiln::testing::expect_onnx_round_trip(g, {x}, name);
 }
 
 TEST(HardActivations, OnnxRoundTrip) {

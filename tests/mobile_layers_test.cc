@@ -17,6 +17,7 @@
 #include "runtime_export/onnx/onnx_export.h"
 #include "runtime_export/onnx/onnx_import.h"
 #include "tests/gradcheck.h"
+#include "tests/onnx_round_trip.h"
 #include "tests/ort_runner.h"
 #include "tests/temp_path.h"
 
@@ -255,15 +256,7 @@ TEST(MobileLayers, FunctionalModelThroughEveryPath) {
   runtime_export::InferenceModel fast(g);
   EXPECT_LE(max_abs_diff(fast.run(x), want), 1e-5) << fast.describe_plan({x.shape()});
 
-  const std::string path = kiln::testing::temp_path("mobile_layers.onnx");
-  runtime_export::export_onnx(g, path);
-  kiln::testing::onnx_checker(path);
-  if (auto ort = kiln::testing::run_onnx_runtime(path, {x})) {
-    ASSERT_EQ(ort->size(), 1u);
-    EXPECT_LE(max_abs_diff((*ort)[0], want), 1e-4);
-  }
-  graph::Graph back = runtime_export::import_onnx(path);
-  EXPECT_LE(max_abs_diff(back.run(x), want), 1e-5);
+  graph::Graph back = kiln::testing::expect_onnx_round_trip(g, {x}, "mobile_layers");
   bool global_max = false;
   for (const auto& n : back.nodes) {
     if (n.call.op() == "max_pool2d" && n.call.get_ints("pool_size") == std::vector<int64_t>{6, 6}) global_max = true;

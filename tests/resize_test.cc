@@ -17,6 +17,7 @@
 #include "runtime_export/onnx/onnx_export.h"
 #include "runtime_export/onnx/onnx_import.h"
 #include "tests/gradcheck.h"
+#include "tests/onnx_round_trip.h"
 #include "tests/ort_runner.h"
 #include "tests/temp_path.h"
 #include "tests/tensor_compare.h"
@@ -166,15 +167,7 @@ TEST(ResizingLayers, OnnxRuntimeAndImportRoundTrip) {
   auto model = small_model();
   graph::Graph g = graph::trace(*model, rand_tensor({2, 4, 5, 3}, 21));
   Tensor x = rand_tensor({3, 4, 5, 3}, 22);
-  Tensor y = g.run(x);
-  std::string path = testing::temp_path("resize.onnx");
-  runtime_export::export_onnx(g, path);
-  testing::onnx_checker(path);
-  auto ort = testing::run_onnx_runtime(path, {x});
-  ASSERT_TRUE(ort.has_value());
-  EXPECT_LE(max_abs_diff((*ort)[0], y), 1e-4f);
-  graph::Graph back = runtime_export::import_onnx(path);
-  EXPECT_LE(max_abs_diff(back.run(x), y), 1e-5f);
+  graph::Graph back = testing::expect_onnx_round_trip(g, {x}, "resize");
   int resizes = 0;
   for (const auto& n : back.nodes) resizes += n.call.op() == "resize2d";
   EXPECT_EQ(resizes, 4);
