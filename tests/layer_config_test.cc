@@ -233,6 +233,18 @@ TEST(LayerConfig, DenseConfigUsesKerasNames) {
   EXPECT_EQ(pool->config().at("strides"), Config::pair({2, 2}));  // resolved as Keras stores it
 }
 
+// Keras 3.15.1 stores a layer's activation as the function, so aliases come back under the
+// function's name (Dense(activation="swish").get_config()["activation"] == "silu"), while the
+// Activation layer keeps the string it was given (Activation("swish") -> "swish").
+TEST(LayerConfig, ActivationAliasesSerializeAsKerasDoes) {
+  EXPECT_EQ(Dense(3, "swish")->config().at("activation"), Config("silu"));
+  EXPECT_EQ(Dense(3, "hard_swish")->config().at("activation"), Config("hard_silu"));
+  EXPECT_EQ(Dense(3)->config().at("activation"), Config("linear"));
+  EXPECT_EQ(Conv2D(2, 3, "hard_swish")->config().at("activation"), Config("hard_silu"));
+  EXPECT_EQ(DepthwiseConv2D(3, "swish")->config().at("activation"), Config("silu"));
+  EXPECT_EQ(Activation("hard_swish")->config().at("activation"), Config("hard_swish"));
+}
+
 TEST(LayerConfig, FromConfigTakesKerasDefaults) {
   Layer d = layer_from_config("Dense", parse_config_json(R"({"units": 3})", "x"));
   EXPECT_EQ(d->config().at("activation").as_string(), "linear");

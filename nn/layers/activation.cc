@@ -28,6 +28,13 @@ Tensor apply_activation(const std::string& name, const Tensor& x) {
                               "leaky_relu, relu6, hard_sigmoid, hard_silu, hard_swish, mish or linear)");
 }
 
+std::string activation_config_name(const std::string& name) {
+  if (name.empty()) return "linear";
+  if (name == "swish") return "silu";
+  if (name == "hard_swish") return "hard_silu";
+  return name;
+}
+
 void check_activation_name(const std::string& name) {
   static const char* known[] = {"",          "linear",     "relu",         "gelu",      "sigmoid",
                                 "tanh",      "softmax",    "log_softmax",  "elu",       "swish",

@@ -9,11 +9,11 @@
 namespace kiln::nn {
 namespace {
 
-class Conv1DImpl : public LayerImpl {
+class Conv1DImpl : public ActivatedConvLayer {
  public:
   Conv1DImpl(int64_t filters, int64_t kernel, const std::string& activation, const Conv1DOptions& opt,
              const std::string& name)
-      : LayerImpl("conv1d", name), filters_(filters), kernel_size_(kernel), activation_(activation), opt_(opt) {
+      : ActivatedConvLayer("conv1d", name, activation), filters_(filters), kernel_size_(kernel), opt_(opt) {
     if (filters <= 0 || kernel <= 0 || opt.strides <= 0 || opt.dilation_rate <= 0 || opt.groups <= 0) {
       throw std::invalid_argument("Conv1D: filters, kernel_size, strides, dilation_rate and groups must be positive");
     }
@@ -90,18 +90,11 @@ class Conv1DImpl : public LayerImpl {
     return n * static_cast<double>(kernel_size_) * static_cast<double>(in[0][2] / opt_.groups);
   }
 
-  Tensor call(const std::vector<Tensor>& in, bool) override { return activation_.finish(convolve(in[0], conv_)); }
-  bool fuses_relu() const override { return activation_.fuses_relu(); }
-  Tensor call_with_relu(const std::vector<Tensor>& in, bool training) override {
-    if (!fuses_relu()) return LayerImpl::call_with_relu(in, training);
-    Conv2dAttrs with_relu = conv_;
-    with_relu.activation = FusedActivation::relu;
-    return convolve(in[0], with_relu);
-  }
 
  private:
+  const Conv2dAttrs& output_conv() const override { return conv_; }
   // [N, steps, C] as [N, 1, steps, C], the kernel [K, C/g, F] as [1, K, C/g, F]: the same bytes.
-  Tensor convolve(const Tensor& x, const Conv2dAttrs& conv) {
+  Tensor convolve(const Tensor& x, const Conv2dAttrs& conv) override {
     expect_rank(x, 3, 3);
     const Shape& s = x.shape();
     const Tensor& k = kernel_.value();
@@ -112,7 +105,6 @@ class Conv1DImpl : public LayerImpl {
 
   int64_t filters_;
   int64_t kernel_size_;
-  ConvActivation activation_;
   Conv1DOptions opt_;
   Conv2dAttrs conv_;
   Variable kernel_, bias_;

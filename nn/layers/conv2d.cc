@@ -2,27 +2,26 @@
 
 #include <stdexcept>
 
-#include "nn/layers/activation.h"
+#include "nn/layers/conv_activation.h"
 #include "nn/layers/layer_config.h"
 #include "tensor/ops/ops.h"
 
 namespace kiln::nn {
 namespace {
 
-class Conv2DImpl : public LayerImpl {
+class Conv2DImpl : public ActivatedConvLayer {
  public:
   Conv2DImpl(int64_t filters, std::array<int64_t, 2> kernel, const std::string& activation, const Conv2DOptions& opt,
              const std::string& name)
-      : LayerImpl("conv2d", name), filters_(filters), kernel_size_(kernel), activation_(activation), opt_(opt) {
+      : ActivatedConvLayer("conv2d", name, activation), filters_(filters), kernel_size_(kernel), opt_(opt) {
     if (filters <= 0 || kernel[0] <= 0 || kernel[1] <= 0) {
       throw std::invalid_argument("Conv2D: filters and kernel_size must be positive");
     }
-    check_activation_name(activation);
     conv_.strides = opt.strides;
     conv_.padding = padding_from_name(opt.padding);
     conv_.dilation = opt.dilation_rate;
     conv_.groups = opt.groups;
-    conv_.activation = activation == "relu" ? FusedActivation::relu : FusedActivation::none;
+    conv_.activation = activation_.fused();
   }
 
   void build(const std::vector<Shape>& shapes) override {
@@ -58,7 +57,7 @@ class Conv2DImpl : public LayerImpl {
     c.set("data_format", "channels_last");
     c.set("dilation_rate", Config::pair(opt_.dilation_rate));
     c.set("groups", opt_.groups);
-    c.set("activation", activation_.empty() ? "linear" : activation_);
+    c.set("activation", activation_.config_name());
     c.set("use_bias", opt_.use_bias);
     c.set("kernel_initializer", opt_.kernel_initializer);
     c.set("bias_initializer", opt_.bias_initializer);
@@ -83,20 +82,10 @@ class Conv2DImpl : public LayerImpl {
            static_cast<double>(in[0][3] / opt_.groups);
   }
 
-  Tensor call(const std::vector<Tensor>& in, bool) override {
-    Tensor y = convolve(in[0], conv_);
-    return conv_.activation == FusedActivation::relu ? y : apply_activation(activation_, y);
-  }
-  bool fuses_relu() const override { return activation_.empty() || activation_ == "linear" || activation_ == "relu"; }
-  Tensor call_with_relu(const std::vector<Tensor>& in, bool training) override {
-    if (!fuses_relu()) return LayerImpl::call_with_relu(in, training);
-    Conv2dAttrs with_relu = conv_;
-    with_relu.activation = FusedActivation::relu;
-    return convolve(in[0], with_relu);
-  }
 
  private:
-  Tensor convolve(const Tensor& x, const Conv2dAttrs& conv) {
+  const Conv2dAttrs& output_conv() const override { return conv_; }
+  Tensor convolve(const Tensor& x, const Conv2dAttrs& conv) override {
     expect_rank(x, 4, 4);
     Tensor b = opt_.use_bias ? bias_.value() : Tensor();
     // The f32 bias goes to oneDNN as is, also under bf16 compute (one op fewer each way).
@@ -119,7 +108,6 @@ class Conv2DImpl : public LayerImpl {
   std::array<int64_t, 2> kernel_size_;
   Shape input_shape_;    // as built
   bool packed_ = false;  // kiln::optimize asked for the blocked kernel layout
-  std::string activation_;
   Conv2DOptions opt_;
   Conv2dAttrs conv_;
   Variable kernel_, bias_;

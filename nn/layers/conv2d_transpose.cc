@@ -53,7 +53,7 @@ class Conv2DTransposeImpl : public LayerImpl {
     c.set("output_padding", opt_.output_padding ? Config::pair(*opt_.output_padding) : Config());
     c.set("data_format", "channels_last");
     c.set("dilation_rate", Config::pair(opt_.dilation_rate));
-    c.set("activation", activation_.empty() ? "linear" : activation_);
+    c.set("activation", activation_config_name(activation_));
     c.set("use_bias", opt_.use_bias);
     c.set("kernel_initializer", opt_.kernel_initializer);
     c.set("bias_initializer", opt_.bias_initializer);

@@ -30,7 +30,7 @@ class DenseImpl : public LayerImpl {
   Config config() const override {
     Config c = LayerImpl::config();
     c.set("units", units_);
-    c.set("activation", activation_.empty() ? "linear" : activation_);
+    c.set("activation", activation_config_name(activation_));
     c.set("use_bias", opt_.use_bias);
     c.set("kernel_initializer", opt_.kernel_initializer);
     c.set("bias_initializer", opt_.bias_initializer);

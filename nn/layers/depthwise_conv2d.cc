@@ -9,11 +9,11 @@
 namespace kiln::nn {
 namespace {
 
-class DepthwiseConv2DImpl : public LayerImpl {
+class DepthwiseConv2DImpl : public ActivatedConvLayer {
  public:
   DepthwiseConv2DImpl(std::array<int64_t, 2> kernel, const std::string& activation, const DepthwiseConv2DOptions& opt,
                       const std::string& name)
-      : LayerImpl("depthwise_conv2d", name), kernel_size_(kernel), activation_(activation), opt_(opt) {
+      : ActivatedConvLayer("depthwise_conv2d", name, activation), kernel_size_(kernel), opt_(opt) {
     if (kernel[0] <= 0 || kernel[1] <= 0 || opt.depth_multiplier <= 0) {
       throw std::invalid_argument("DepthwiseConv2D: kernel_size and depth_multiplier must be positive");
     }
@@ -66,23 +66,15 @@ class DepthwiseConv2DImpl : public LayerImpl {
     return n * static_cast<double>(kernel_size_[0]) * static_cast<double>(kernel_size_[1]);
   }
 
-  Tensor call(const std::vector<Tensor>& in, bool) override { return activation_.finish(convolve(in[0], conv_)); }
-  bool fuses_relu() const override { return activation_.fuses_relu(); }
-  Tensor call_with_relu(const std::vector<Tensor>& in, bool training) override {
-    if (!fuses_relu()) return LayerImpl::call_with_relu(in, training);
-    Conv2dAttrs with_relu = conv_;
-    with_relu.activation = FusedActivation::relu;
-    return convolve(in[0], with_relu);
-  }
 
  private:
-  Tensor convolve(const Tensor& x, const Conv2dAttrs& conv) {
+  const Conv2dAttrs& output_conv() const override { return conv_; }
+  Tensor convolve(const Tensor& x, const Conv2dAttrs& conv) override {
     expect_rank(x, 4, 4);
     return depthwise_conv2d(x, kernel_.value(), opt_.use_bias ? bias_.value() : Tensor(), conv);
   }
 
   std::array<int64_t, 2> kernel_size_;
-  ConvActivation activation_;
   DepthwiseConv2DOptions opt_;
   Conv2dAttrs conv_;
   Variable kernel_, bias_;

@@ -9,11 +9,11 @@
 namespace kiln::nn {
 namespace {
 
-class SeparableConv2DImpl : public LayerImpl {
+class SeparableConv2DImpl : public ActivatedConvLayer {
  public:
   SeparableConv2DImpl(int64_t filters, std::array<int64_t, 2> kernel, const std::string& activation,
                       const SeparableConv2DOptions& opt, const std::string& name)
-      : LayerImpl("separable_conv2d", name), filters_(filters), kernel_size_(kernel), activation_(activation), opt_(opt) {
+      : ActivatedConvLayer("separable_conv2d", name, activation), filters_(filters), kernel_size_(kernel), opt_(opt) {
     if (filters <= 0 || kernel[0] <= 0 || kernel[1] <= 0 || opt.depth_multiplier <= 0) {
       throw std::invalid_argument("SeparableConv2D: filters, kernel_size and depth_multiplier must be positive");
     }
@@ -70,17 +70,10 @@ class SeparableConv2DImpl : public LayerImpl {
     return pixels * mid * (static_cast<double>(kernel_size_[0] * kernel_size_[1]) + static_cast<double>(filters_));
   }
 
-  Tensor call(const std::vector<Tensor>& in, bool) override { return activation_.finish(convolve(in[0], pointwise_)); }
-  bool fuses_relu() const override { return activation_.fuses_relu(); }
-  Tensor call_with_relu(const std::vector<Tensor>& in, bool training) override {
-    if (!fuses_relu()) return LayerImpl::call_with_relu(in, training);
-    Conv2dAttrs with_relu = pointwise_;
-    with_relu.activation = FusedActivation::relu;
-    return convolve(in[0], with_relu);
-  }
 
  private:
-  Tensor convolve(const Tensor& x, const Conv2dAttrs& pointwise) {
+  const Conv2dAttrs& output_conv() const override { return pointwise_; }
+  Tensor convolve(const Tensor& x, const Conv2dAttrs& pointwise) override {
     expect_rank(x, 4, 4);
     Tensor h = depthwise_conv2d(x, depthwise_kernel_.value(), Tensor(), depthwise_);
     return conv2d(h, pointwise_kernel_.value(), opt_.use_bias ? bias_.value() : Tensor(), pointwise);
@@ -88,7 +81,6 @@ class SeparableConv2DImpl : public LayerImpl {
 
   int64_t filters_;
   std::array<int64_t, 2> kernel_size_;
-  ConvActivation activation_;
   SeparableConv2DOptions opt_;
   Conv2dAttrs depthwise_, pointwise_;
   Variable depthwise_kernel_, pointwise_kernel_, bias_;
