@@ -44,6 +44,32 @@ TEST_P(ReduceTest, SumMeanMaxForwardAndGradients) {
 INSTANTIATE_TEST_SUITE_P(Ops, ReduceTest, ::testing::ValuesIn(kReduceCases),
                          [](const auto& info) { return std::string(info.param.name); });
 
+// Kiln's own sum kernel takes every reduction over one contiguous run of axes, parallel over the
+// kept rows where there are enough ([N, H, W, C] -> [N, 1, 1, C], a squeeze-excite gradient) and
+// over chunks of the run otherwise ([N*H*W, C] -> [C], a bias gradient): large cases of both,
+// in f32 and bf16, against the f64 reference.
+TEST(Reduce, LargeSumsOverMiddleAndLeadingAxes) {
+  struct Case {
+    Shape shape;
+    std::vector<int> axes;
+  };
+  for (const Case& c : {Case{{32, 8, 8, 144}, {1, 2}}, Case{{3, 40, 40, 24}, {1, 2}}, Case{{6400, 72}, {0}},
+                        Case{{2, 70000}, {1}}}) {
+    SCOPED_TRACE(shape_str(c.shape));
+    for (bool mean : {false, true}) {
+      auto f = [&](const std::vector<Tensor>& x) {
+        return mean ? reduce_mean(x[0], c.axes, true) : reduce_sum(x[0], c.axes, true);
+      };
+      auto r = [&](const std::vector<ref::RefTensor>& x) {
+        return ref::reduce(x[0], c.axes, true, mean ? ref::Reduce::mean : ref::Reduce::sum);
+      };
+      Tensor x = rand_tensor(c.shape, 52);
+      expect_forward_matches(f, r, {x}, {1e-4, 1e-4});
+      expect_forward_matches(f, r, {x}, {5e-2, 2e-2}, DType::bf16);
+    }
+  }
+}
+
 TEST(Reduce, MaxSplitsGradientBetweenTies) {
   Tensor x = Tensor::from_vector({1, 3, 3, 2}, {4});
   GradientTape tape;
