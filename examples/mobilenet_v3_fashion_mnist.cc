@@ -43,6 +43,9 @@ int main(int argc, char** argv) {
     // the full one (squeeze-excite, hard-swish), whose int8 plan runs since the primitive cache
     // key tells int8 weight layouts with and without compensation apart.
     bool minimalistic = examples::int_flag(argc, argv, "minimalistic", 1) != 0;
+    const int64_t image_size = examples::int_flag(argc, argv, "image_size", 56);
+    const float learning_rate = std::stof(examples::flag(argc, argv, "learning_rate", "0.001"));
+    const std::string schedule = examples::flag(argc, argv, "schedule", "cosine");
     std::string out = examples::flag(argc, argv, "out", "/tmp/mobilenet_v3_fashion_mnist");
     set_global_seed(examples::int_flag(argc, argv, "seed", 1234));
     std::cout << cpu::isa_report() << "\n";
@@ -55,18 +58,21 @@ int main(int argc, char** argv) {
     const int64_t eval_batch = smoke ? 256 : 500;
     auto test = data::Dataset::from_tensor_slices(fm.x_test, fm.y_test).batch(eval_batch);
 
-    nn::SymbolicTensor images = nn::Input({28, 28, 1}, DType::u8);
-    nn::SymbolicTensor scaled = nn::Rescaling(1.f / 127.5f, -1.f, "rescaling")(images);
-    nn::SymbolicTensor padded = nn::ZeroPadding2D(2, "pad_to_32")(scaled);
-    auto model = nn::applications::mobilenet_v3_small({.alpha = alpha,
-                                                       .minimalistic = minimalistic,
-                                                       .input_tensor = padded,
-                                                       .classes = 10,
-                                                       .classifier_activation = "",
-                                                       .include_preprocessing = false});
-    std::printf("MobileNetV3Small alpha %.2f%s: %lld parameters\n", alpha, minimalistic ? " minimalistic" : "",
+    auto model = nn::applications::fashion_mnist_mobilenet_v3_small(
+        {.image_size = image_size, .alpha = alpha, .minimalistic = minimalistic});
+    std::printf("MobileNetV3Small alpha %.2f%s on %lldx%lld images: %lld parameters\n", alpha,
+                minimalistic ? " minimalistic" : "", (long long)image_size, (long long)image_size,
                 (long long)model->count_params());
-    model->compile(optim::Adam(1e-3), nn::SparseCategoricalCrossentropy(/*from_logits=*/true), {"accuracy"});
+    // Keras's CosineDecay over the whole run, so the last epoch trains at a small rate and the
+    // BatchNormalization moving statistics catch up with the weights they are evaluated with.
+    const int64_t steps = epochs * ((fm.x_train.shape()[0] + batch_size - 1) / batch_size);
+    optim::AdamOptions adam{.learning_rate = learning_rate};
+    if (schedule == "cosine") {
+      adam = optim::AdamOptions{.schedule = std::make_shared<optim::CosineDecay>(learning_rate, steps)};
+    } else if (schedule != "constant") {
+      throw std::invalid_argument("--schedule takes 'cosine' or 'constant', got '" + schedule + "'");
+    }
+    model->compile(optim::Adam(adam), nn::SparseCategoricalCrossentropy(/*from_logits=*/true), {"accuracy"});
     auto start = std::chrono::steady_clock::now();
     model->fit(train, {.epochs = epochs, .validation_data = test, .verbose = 2});
     double train_s = seconds_since(start);
