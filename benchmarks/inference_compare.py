@@ -1,9 +1,11 @@
 """Kiln's inference engines against ONNX Runtime and OpenVINO, fp32 and int8, side by side in
 one run (issues 8, 9 and 25).
 
-Every model (the MLP, the Keras CNN, ResNet-18 on 32x32x3) is first trained on Fashion-MNIST
-by Kiln (ResNet-18 on a subset: --resnet_train_images) and exported once to ONNX; every peer
-runs that same file:
+Every model (the MLP, the Keras CNN, ResNet-18 on 32x32x3; with --models, also
+mobilenet_v3_small, the mobilenet_v3_fashion_mnist example's MobileNetV3Small) is first trained
+on Fashion-MNIST by Kiln (one epoch; ResNet-18 on a subset: --resnet_train_images;
+MobileNetV3Small for 3 epochs with the example's cosine-decayed rate: --mobilenet_epochs) and
+exported to ONNX; every peer runs that same file:
   ONNX Runtime fp32; ONNX Runtime int8 from its own quantize_static, QDQ per-channel and
   QOperator (both shown; the faster one is the int8 comparison); OpenVINO fp32; OpenVINO int8
   from NNCF.
@@ -12,7 +14,9 @@ Every int8 engine calibrates on the same 256 Fashion-MNIST training images; ever
 the same thread count (--threads) and batches 1 (p50/p99 latency), 32 and 256 (throughput).
 Engines alternate within each repetition (the first one rotates) and the tables show medians.
 Each engine's top-1 accuracy on the 10000 Fashion-MNIST test images (--accuracy_images) is
-measured once.
+measured once. MobileNetV3Small's traced models run only at the batch they were traced with
+(its ZeroPadding2D layers trace as zero constants of that batch), so it is traced, exported and
+quantized once per batch (1, 32, 256, and 250 for accuracy), every engine alike.
 
 Targets checked:
   - InferenceModel fp32 >= 1.0x the best of ONNX Runtime fp32 and OpenVINO fp32, every row;
@@ -20,10 +24,13 @@ Targets checked:
   - (issue 8) InferenceModel fp32 >= 1.5x Model::predict; at batch 1, p99 < 2x p50;
   - (issue 9) Kiln int8 >= 2.5x Kiln fp32 on ResNet-18 b32, >= 2x on the CNN b256.
 The peers come from .venv-peers (bash scripts/setup --peers); a peer that does not import is
-left out and the report says which. Writes benchmarks/results/inference.md and inference.png.
+left out and the report says which. Writes benchmarks/results/<report>.md and <report>.png
+(--report, default inference).
 
 Run: bazel run //benchmarks:inference -- [--reps 3] [--seconds 2] [--threads 2] [--quick]
                                          [--models mlp,cnn,resnet18] [--resnet_train_images 8192]
+                                         [--mobilenet_train_images 60000] [--report inference]
+  MobileNetV3Small alone: --models mobilenet_v3_small --report inference_mobilenet
 """
 import argparse
 import datetime
@@ -40,8 +47,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.environ.get("BUILD_WORKSPACE_DIRECTORY", os.getcwd())
 PEERS_PY = os.path.join(ROOT, ".venv-peers", "bin", "python")
 SETUP_HINT = "run `bash scripts/setup --peers`"
-MODELS = ["mlp", "cnn", "resnet18"]
+MODELS = ["mlp", "cnn", "resnet18", "mobilenet_v3_small"]
+DEFAULT_MODELS = ["mlp", "cnn", "resnet18"]
 BATCHES = [1, 32, 256]
+# Models whose traced files run only at their traced batch (inference_models.h: traced_batch).
+FIXED_BATCH_MODELS = {"mobilenet_v3_small"}
+ACCURACY_BATCH = 250  # peer_infer_bench.py's and kiln_infer_bench's
 # (column, engine, dtype, kind): kind "kiln" runs kiln_infer_bench; "peer" peer_infer_bench.py.
 ENGINES = [("Model::predict", "predict", "f32", "kiln"), ("InferenceModel", "inference", "f32", "kiln"),
            ("InferenceModel bf16", "inference", "bf16", "kiln"), ("Kiln int8", "int8", "f32", "kiln"),
@@ -93,9 +104,15 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--models", default=",".join(DEFAULT_MODELS))
     ap.add_argument("--resnet_train_images", type=int, default=8192,
                     help="Fashion-MNIST training images ResNet-18 trains on (one epoch); the MLP and CNN use all 60000")
+    ap.add_argument("--mobilenet_train_images", type=int, default=60000,
+                    help="Fashion-MNIST training images MobileNetV3Small trains on")
+    ap.add_argument("--mobilenet_epochs", type=int, default=3,
+                    help="MobileNetV3Small's epochs (the others train one): after one, its BatchNormalization "
+                         "moving statistics (momentum 0.999) still trail the weights and every engine scores 10%%")
+    ap.add_argument("--report", default="inference", help="name of the .md and .png written under --out")
     ap.add_argument("--accuracy_images", type=int, default=10000, help="test images each engine's accuracy is taken on")
     ap.add_argument("--quick", action="store_true",
                     help="one repetition of 0.3 s, short training, accuracy on 1000 images: a smoke run")
@@ -104,12 +121,17 @@ def main():
     models = [m for m in a.models.split(",") if m]
     if not models or any(m not in MODELS for m in models):
         sys.exit("inference_compare: --models takes a comma-separated subset of " + ",".join(MODELS))
-    train_images = {"mlp": 60000, "cnn": 60000, "resnet18": a.resnet_train_images}
+    train_images = {"mlp": 60000, "cnn": 60000, "resnet18": a.resnet_train_images,
+                    "mobilenet_v3_small": a.mobilenet_train_images}
+    epochs = {m: 1 for m in MODELS}
+    epochs["mobilenet_v3_small"] = a.mobilenet_epochs
     if a.quick:
         a.reps, a.seconds = 1, 0.3
-        train_images = {"mlp": 10000, "cnn": 10000, "resnet18": min(512, a.resnet_train_images)}
+        epochs = {m: 1 for m in MODELS}
+        train_images = {"mlp": 10000, "cnn": 10000, "resnet18": min(512, a.resnet_train_images),
+                        "mobilenet_v3_small": min(512, a.mobilenet_train_images)}
         a.accuracy_images = min(a.accuracy_images, 1000)
-    if a.accuracy_images < 250 or a.accuracy_images % 250:
+    if a.accuracy_images < ACCURACY_BATCH or a.accuracy_images % ACCURACY_BATCH:
         sys.exit("inference_compare: --accuracy_images must be a positive multiple of 250 (OpenVINO's static batch)")
     kiln = find([os.path.join(HERE, "kiln_infer_bench"), "bazel-bin/benchmarks/kiln_infer_bench"])
     peer_py = find([os.path.join(HERE, "peer_infer_bench.py"), "benchmarks/peer_infer_bench.py"])
@@ -123,30 +145,46 @@ def main():
 
     tmp = tempfile.mkdtemp(prefix="kiln_inference_")
     files, accuracy = {}, {}
+
+    def model_args(m, kind, e, batch):
+        """The arguments that pick the model file (peers) or the traced batch (Kiln) for `batch`."""
+        tb = batch if m in FIXED_BATCH_MODELS else None
+        if kind == "peer":
+            return ["--model_file", files[(m, e, tb)]]
+        return ["--trace_batch", str(tb)] if tb else []
+
     for m in models:
         stem = os.path.join(tmp, m)
         weights, calib = stem + ".weights", stem + "_calib.npy"
         test_x, test_y = stem + "_test_x.npy", stem + "_test_y.npy"
-        print("%s: training on %d Fashion-MNIST images, exporting, quantizing" % (m, train_images[m]), flush=True)
-        run([kiln, "--model", m, "--train", weights, "--train_images", str(train_images[m]), "--epochs", "1"], env,
-            "training " + m)
+        print("%s: training on %d Fashion-MNIST images for %d epoch(s), exporting, quantizing" % (
+            m, train_images[m], epochs[m]), flush=True)
+        run([kiln, "--model", m, "--train", weights, "--train_images", str(train_images[m]), "--epochs",
+             str(epochs[m])], env, "training " + m)
         run([kiln, "--model", m, "--write_data", tmp, "--test_images", str(a.accuracy_images)], env,
             "writing data for " + m)
-        run([kiln, "--model", m, "--weights", weights, "--export_onnx", stem + ".onnx"], env, "export of " + m)
-        files[(m, "ort")] = files[(m, "ov")] = stem + ".onnx"
-        for col, e, _, kind in engines:
-            if e in ("ort_qdq", "ort_qop", "ov_int8"):
-                path = stem + "_" + e + (".xml" if e == "ov_int8" else ".onnx")
-                run([PEERS_PY, peer_py, "--prepare", e, "--onnx", stem + ".onnx", "--calib", calib, "--out", path], env,
-                    "%s quantization of %s" % (col, m))
-                files[(m, e)] = path
+        # One file per batch for a fixed-batch model (None: one file runs every batch).
+        for tb in (BATCHES + [ACCURACY_BATCH]) if m in FIXED_BATCH_MODELS else [None]:
+            suffix = "_b%d" % tb if tb else ""
+            fixed = ["--trace_batch", str(tb)] if tb else []
+            onnx = stem + suffix + ".onnx"
+            run([kiln, "--model", m, "--weights", weights, "--export_onnx", onnx] + fixed, env, "export of " + m)
+            files[(m, "ort", tb)] = files[(m, "ov", tb)] = onnx
+            for col, e, _, kind in engines:
+                if e in ("ort_qdq", "ort_qop", "ov_int8"):
+                    path = stem + suffix + "_" + e + (".xml" if e == "ov_int8" else ".onnx")
+                    run([PEERS_PY, peer_py, "--prepare", e, "--onnx", onnx, "--calib", calib, "--out", path] +
+                        (["--calib_batch", str(tb)] if tb else []), env, "%s quantization of %s" % (col, m))
+                    files[(m, e, tb)] = path
+
         for col, e, dtype, kind in engines:
             if col not in ACCURACY_COLUMNS:
                 continue
             if kind == "kiln":
                 cmd = [kiln, "--model", m, "--engine", e, "--dtype", dtype, "--weights", weights, "--calib", calib]
             else:
-                cmd = [PEERS_PY, peer_py, "--engine", e, "--model_file", files[(m, e)], "--threads", str(a.threads)]
+                cmd = [PEERS_PY, peer_py, "--engine", e, "--threads", str(a.threads)]
+            cmd += model_args(m, kind, e, ACCURACY_BATCH)
             accuracy[(m, col)] = float(run(cmd + ["--accuracy_x", test_x, "--accuracy_y", test_y], env,
                                            "accuracy of %s on %s" % (col, m))["accuracy"])
         print("%s accuracy: %s" % (m, ", ".join("%s %.4f" % (c, accuracy[(m, c)]) for c, *_ in engines
@@ -164,9 +202,9 @@ def main():
                         cmd = [kiln, "--model", m, "--engine", e, "--dtype", dtype, "--batch", str(b), "--seconds",
                                str(a.seconds), "--weights", files[(m, "weights")], "--calib", files[(m, "calib")]]
                     else:
-                        cmd = [PEERS_PY, peer_py, "--engine", e, "--model_file", files[(m, e)], "--batch", str(b),
-                               "--seconds", str(a.seconds), "--threads", str(a.threads)]
-                    jobs.append((col, cmd))
+                        cmd = [PEERS_PY, peer_py, "--engine", e, "--batch", str(b), "--seconds", str(a.seconds),
+                               "--threads", str(a.threads)]
+                    jobs.append((col, cmd + model_args(m, kind, e, b)))
                 k = rep % len(jobs)
                 for col, cmd in jobs[k:] + jobs[:k]:
                     results.setdefault((m, b, col), []).append(run(cmd, env, "%s on %s b%d" % (col, m, b)))
@@ -235,7 +273,8 @@ def main():
                 accuracy[(m, "ORT fp32")] if c.startswith("ORT int8") and "ORT fp32" in cols else (
                     accuracy[(m, "OpenVINO fp32")] if c == "OpenVINO int8" and "OpenVINO fp32" in cols else None))
             cells.append("%.2f%%" % (100 * v) + (" (%+.2f)" % (100 * (v - base)) if base is not None else ""))
-        acc_lines.append("| %s | %d images, 1 epoch | %s |" % (m, train_images[m], " | ".join(cells)))
+        acc_lines.append("| %s | %d images, %d epoch%s | %s |" % (m, train_images[m], epochs[m],
+                                                                "s" if epochs[m] > 1 else "", " | ".join(cells)))
         drop = accuracy[(m, "InferenceModel")] - accuracy[(m, "Kiln int8")]
         if drop > MAX_INT8_DROP:
             failures.append("%s: Kiln int8 accuracy drop %.2f points > %.0f" % (m, 100 * drop, 100 * MAX_INT8_DROP))
@@ -253,7 +292,7 @@ def main():
     report = "%s\n\n%s\n\n%s\n\n%s\n\n%s%s\n\ntargets: %s\n" % (head, peers_line, table, acc_table, notes, quick, verdict)
     print(report)
     os.makedirs(a.out, exist_ok=True)
-    md = os.path.join(a.out, "inference_quick.md" if a.quick else "inference.md")
+    md = os.path.join(a.out, a.report + ("_quick.md" if a.quick else ".md"))
     with open(md, "w") as f:
         f.write("# Inference: Kiln against ONNX Runtime and OpenVINO, fp32 and int8\n\n" + report)
     try:
@@ -278,7 +317,7 @@ def main():
     ax.set_title("Inference, %d threads, %s, %s" % (a.threads, cpu[:48], date), fontsize=9)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    png = os.path.join(a.out, "inference_quick.png" if a.quick else "inference.png")
+    png = os.path.join(a.out, a.report + ("_quick.png" if a.quick else ".png"))
     fig.savefig(png, dpi=110)
     print("wrote %s and %s" % (md, png))
     return 0

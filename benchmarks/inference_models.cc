@@ -48,7 +48,8 @@ std::shared_ptr<nn::Model> make_inference_model(const std::string& name, bool mi
   if (name == "mlp") model = nn::applications::fashion_mnist_mlp();
   else if (name == "cnn") model = nn::applications::keras_cnn();
   else if (name == "resnet18") model = nn::applications::resnet18({32, 32, 3});
-  else throw std::invalid_argument("unknown model '" + name + "' (mlp, cnn or resnet18)");
+  else if (name == "mobilenet_v3_small") model = nn::applications::fashion_mnist_mobilenet_v3_small();
+  else throw std::invalid_argument("unknown model '" + name + "' (mlp, cnn, resnet18 or mobilenet_v3_small)");
   if (mixed_bf16) model->set_policy("mixed_bfloat16");
   (*model)(inference_input(name, 1, 0));
   uint64_t seed = 1000;
@@ -71,27 +72,47 @@ void train_on_fashion_mnist(nn::Model& model, const std::string& name, int64_t i
   }
   Tensor x = fashion_mnist_input(name, slice(fm.x_train, 0, 0, n));
   Tensor y = slice(fm.y_train, 0, 0, n);
-  auto train = data::Dataset::from_tensor_slices(x, y).shuffle(n, 42).batch(32);
-  model.compile(optim::Adam(1e-3), nn::SparseCategoricalCrossentropy(/*from_logits=*/true), {"accuracy"});
+  constexpr int64_t kBatch = 32;
+  auto train = data::Dataset::from_tensor_slices(x, y).shuffle(n, 42).batch(kBatch);
+  optim::AdamOptions adam{.learning_rate = 1e-3f};
+  if (name == "mobilenet_v3_small") {
+    // The example's recipe: its BatchNormalization moving statistics (Keras's momentum 0.999)
+    // trail weights that still move fast at a constant rate (test accuracy near chance after
+    // one epoch), so the rate decays to zero over the run (Keras CosineDecay).
+    const int64_t steps = epochs * ((n + kBatch - 1) / kBatch);
+    adam = optim::AdamOptions{.schedule = std::make_shared<optim::CosineDecay>(1e-3f, steps)};
+  }
+  model.compile(optim::Adam(adam), nn::SparseCategoricalCrossentropy(/*from_logits=*/true), {"accuracy"});
   model.fit(train, {.epochs = epochs, .verbose = 2});
   model.save_weights(path);
 }
 
+int64_t traced_batch(const std::string& name, int64_t trace_batch) {
+  return name == "mobilenet_v3_small" && trace_batch > 0 ? trace_batch : 0;
+}
+
 std::unique_ptr<runtime_export::InferenceModel> quantize_inference_model(nn::Model& model, const std::string& name,
-                                                                         const Tensor& calibration) {
+                                                                         const Tensor& calibration, int64_t trace_batch) {
   Tensor images = calibration.defined() ? calibration : inference_input(name, 256, 99);
-  data::Dataset calib = data::Dataset::from_tensor_slices(images).batch(64);
+  const int64_t fixed = traced_batch(name, trace_batch);
+  if (fixed > images.shape()[0]) {
+    throw std::invalid_argument("quantize_inference_model: " + std::to_string(images.shape()[0]) +
+                                " calibration images do not fill one batch of " + std::to_string(fixed));
+  }
+  data::Dataset calib = data::Dataset::from_tensor_slices(images).batch(fixed ? fixed : 64, /*drop_remainder=*/fixed > 0);
   quant::QuantizeOptions options;
   options.verbose = false;
   return quant::quantize(model, calib, options);
 }
 
 void export_inference_model(nn::Model& model, const std::string& name, const std::string& path, bool int8,
-                            const Tensor& calibration) {
+                            const Tensor& calibration, int64_t trace_batch) {
   if (int8) {
-    runtime_export::export_onnx(quantize_inference_model(model, name, calibration)->inference_graph(), path);
+    runtime_export::export_onnx(quantize_inference_model(model, name, calibration, trace_batch)->inference_graph(),
+                                path);
   } else {
-    runtime_export::export_onnx(graph::trace(model, inference_input(name, 2, 1)), path);
+    const int64_t fixed = traced_batch(name, trace_batch);
+    runtime_export::export_onnx(graph::trace(model, inference_input(name, fixed ? fixed : 2, 1)), path);
   }
 }
 

@@ -14,7 +14,9 @@
 //   --weights W.weights   runs the trained model; --calib DIR/<model>_calib.npy calibrates int8
 //     on those images (and --export_onnx --int8 too)
 //   --accuracy_x X.npy --accuracy_y Y.npy   instead of timing, prints "accuracy=<top-1>" of
-//     the engine on that set
+//     the engine on that set, in batches of 250
+//   --trace_batch B   traces (inference, int8, --export_onnx) at batch B: MobileNetV3Small's
+//     traced models run only at the batch they were traced with (inference_models.h)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -69,13 +71,14 @@ int main(int argc, char** argv) {
       std::printf("wrote=%s_{calib,test_x,test_y}.npy\n", stem.c_str());
       return 0;
     }
+    const int64_t trace_batch = std::stoll(arg(argc, argv, "trace_batch", "0"));
     const std::string calib_path = arg(argc, argv, "calib", "");
     const kiln::Tensor calib = calib_path.empty() ? kiln::Tensor() : kiln::data::read_npy(calib_path);
     const std::string onnx = arg(argc, argv, "export_onnx", "");
     bool int8_export = false;
     for (int i = 1; i < argc; ++i) int8_export = int8_export || std::string(argv[i]) == "--int8";
     if (!onnx.empty()) {
-      kiln::bench::export_inference_model(*model, model_name, onnx, int8_export, calib);
+      kiln::bench::export_inference_model(*model, model_name, onnx, int8_export, calib, trace_batch);
       std::printf("exported=%s\n", onnx.c_str());
       return 0;
     }
@@ -88,10 +91,11 @@ int main(int argc, char** argv) {
     } else if (engine == "call") {
       infer = [&](const kiln::Tensor& in) { return (*model)(in); };
     } else if (engine == "int8") {
-      traced = kiln::bench::quantize_inference_model(*model, model_name, calib);
+      traced = kiln::bench::quantize_inference_model(*model, model_name, calib, trace_batch);
       infer = [&](const kiln::Tensor& in) { return traced->run(in); };
     } else if (engine == "inference") {
-      traced = kiln::runtime_export::trace(*model, kiln::bench::inference_input(model_name, 2, 1),
+      const int64_t fixed = kiln::bench::traced_batch(model_name, trace_batch);
+      traced = kiln::runtime_export::trace(*model, kiln::bench::inference_input(model_name, fixed ? fixed : 2, 1),
                                            {.dtype = dtype == "bf16" ? kiln::DType::bf16 : kiln::DType::f32});
       infer = [&](const kiln::Tensor& in) { return traced->run(in); };
     } else {
@@ -106,8 +110,10 @@ int main(int argc, char** argv) {
         throw std::invalid_argument("--accuracy_y must hold s32 labels [" + std::to_string(n) + "], got " + y.describe());
       }
       int64_t correct = 0;
-      for (int64_t start = 0; start < n; start += 256) {
-        const int64_t end = std::min(n, start + 256);
+      // The peers' batch (OpenVINO runs one static shape; 250 divides the 10000 test images).
+      constexpr int64_t kAccuracyBatch = 250;
+      for (int64_t start = 0; start < n; start += kAccuracyBatch) {
+        const int64_t end = std::min(n, start + kAccuracyBatch);
         kiln::Tensor predicted = kiln::contiguous(kiln::argmax(kiln::cast(infer(kiln::slice(x, 0, start, end)),
                                                                           kiln::DType::f32), -1));
         const int32_t* p = predicted.data<int32_t>();

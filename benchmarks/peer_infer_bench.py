@@ -8,8 +8,10 @@
 Every int8 peer calibrates on the same images as Kiln's int8 model (the .npy kiln_infer_bench
 writes).
 
-  peer_infer_bench.py --prepare ort_qdq --onnx m.onnx --calib calib.npy --out m_qdq.onnx
-      makes the engine's model file (ort_qdq, ort_qop: a quantized .onnx; ov_int8: an OpenVINO .xml)
+  peer_infer_bench.py --prepare ort_qdq --onnx m.onnx --calib calib.npy --out m_qdq.onnx [--calib_batch B]
+      makes the engine's model file (ort_qdq, ort_qop: a quantized .onnx; ov_int8: an OpenVINO .xml);
+      --calib_batch feeds the calibration images in whole batches of B (a file that runs only at
+      the batch it was traced with), else in batches of 32 (ONNX Runtime) or 1 (NNCF)
   peer_infer_bench.py --engine ort --model_file m.onnx --batch 32 --seconds 2 --threads 2
       prints "calls=<n> p50_us=<v> p99_us=<v> images_per_sec=<v> version=<v>" like kiln_infer_bench
   peer_infer_bench.py --engine ov_int8 --model_file m_int8.xml --accuracy_x x.npy --accuracy_y y.npy
@@ -26,6 +28,15 @@ ENGINES = ["ort", "ort_qdq", "ort_qop", "ov", "ov_int8"]
 ACCURACY_BATCH = 250  # divides Fashion-MNIST's 10000 test images: OpenVINO runs one static shape
 
 
+def calibration_batches(calib, default, fixed):
+    """The calibration images in batches of `fixed` (whole batches only), else of `default`."""
+    if not fixed:
+        return [calib[i:i + default] for i in range(0, len(calib), default)]
+    if fixed > len(calib):
+        raise SystemExit("peer_infer_bench: %d calibration images do not fill one batch of %d" % (len(calib), fixed))
+    return [calib[i:i + fixed] for i in range(0, len(calib) - fixed + 1, fixed)]
+
+
 def prepare(a):
     calib = np.load(a.calib)
     if a.prepare in ("ort_qdq", "ort_qop"):
@@ -34,7 +45,7 @@ def prepare(a):
 
         class Reader(CalibrationDataReader):
             def __init__(self, name):
-                self.batches = iter([{name: calib[i:i + 32]} for i in range(0, len(calib), 32)])
+                self.batches = iter([{name: b} for b in calibration_batches(calib, 32, a.calib_batch)])
 
             def get_next(self):
                 return next(self.batches, None)
@@ -52,8 +63,9 @@ def prepare(a):
         import nncf
         import openvino as ov
         model = ov.Core().read_model(a.onnx)
-        dataset = nncf.Dataset([calib[i:i + 1] for i in range(len(calib))])
-        quantized = nncf.quantize(model, dataset, subset_size=len(calib))
+        batches = calibration_batches(calib, 1, a.calib_batch)
+        dataset = nncf.Dataset(batches)
+        quantized = nncf.quantize(model, dataset, subset_size=len(batches))
         ov.save_model(quantized, a.out)
     else:
         raise SystemExit("peer_infer_bench: --prepare takes ort_qdq, ort_qop or ov_int8, got %s" % a.prepare)
@@ -137,6 +149,7 @@ def main():
     ap.add_argument("--onnx")
     ap.add_argument("--calib")
     ap.add_argument("--out")
+    ap.add_argument("--calib_batch", type=int, default=0)
     ap.add_argument("--engine", choices=ENGINES)
     ap.add_argument("--model_file")
     ap.add_argument("--batch", type=int, default=1)

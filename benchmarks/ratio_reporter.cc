@@ -18,7 +18,17 @@ void RatioReporter::ReportRuns(const std::vector<Run>& runs) {
     std::string name = r.run_name.str();
     auto it = best_.find(name);
     best_[name] = it == best_.end() ? ns : std::min(it->second, ns);
+    for (const auto& [counter, value] : r.counters) {
+      const std::string key = name + "/" + counter;
+      auto c = lowest_counter_.find(key);
+      lowest_counter_[key] = c == lowest_counter_.end() ? value.value : std::min(c->second, value.value);
+    }
   }
+}
+
+double RatioReporter::lowest_counter(const std::string& name, const std::string& counter) const {
+  auto it = lowest_counter_.find(name + "/" + counter);
+  return it == lowest_counter_.end() ? 0.0 : it->second;
 }
 
 double RatioReporter::best_ns(const std::string& name) const {

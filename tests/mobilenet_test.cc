@@ -138,6 +138,37 @@ TEST(MobileNet, InputTensorKeepsTheLayersBeforeIt) {
   EXPECT_EQ((*model)(x).shape(), (Shape{3, 10}));
 }
 
+// The example's and inference benchmark's model: 28x28 u8 images brought to image_size inside the
+// model, by zero padding (32), UpSampling2D (multiples of 28) or Resizing (anything else).
+TEST(MobileNet, FashionMnistModelBringsImagesToItsSize) {
+  const int64_t plain = applications::mobilenet_v3_small(
+                            {.input_shape = {32, 32, 1}, .minimalistic = true, .classes = 10})
+                            ->count_params();
+  for (auto [size, layer] : std::vector<std::pair<int64_t, std::string>>{
+           {32, "pad_to_32"}, {56, "upsample_to_56"}, {84, "upsample_to_84"}, {48, "resize_to_48"}}) {
+    SCOPED_TRACE(size);
+    auto model = applications::fashion_mnist_mobilenet_v3_small({.image_size = size});
+    EXPECT_EQ(model->count_params(), plain);  // the resize adds no weights
+    std::vector<std::string> names;
+    for (const Layer& l : model->layers()) names.push_back(l->name());
+    ASSERT_GE(names.size(), 2u);
+    EXPECT_EQ(names[0], "rescaling");
+    EXPECT_EQ(names[1], layer);
+    Tensor x = cast(rand_tensor({2, 28, 28, 1}, 6, 0.f, 255.f), DType::u8);
+    EXPECT_EQ((*model)(x).shape(), (Shape{2, 10}));
+  }
+  EXPECT_THROW(
+      {
+        try {
+          applications::fashion_mnist_mobilenet_v3_small({.image_size = 28});
+        } catch (const std::invalid_argument& e) {
+          EXPECT_NE(std::string(e.what()).find("image_size 28 is below 32"), std::string::npos) << e.what();
+          throw;
+        }
+      },
+      std::invalid_argument);
+}
+
 void expect_training_step_finite(Model& model, const Shape& image) {
   optim::Adam adam(1e-3f);
   SparseCategoricalCrossentropy loss_fn(/*from_logits=*/false);
