@@ -160,26 +160,88 @@ int Importer::gelu_tanh_torch(const onnx::NodeProto& n) {
   return 9;
 }
 
+bool Importer::read_only_by(const std::string& value, std::initializer_list<const onnx::NodeProto*> readers) const {
+  for (const auto& other : gp_.node()) {
+    if (std::find(readers.begin(), readers.end(), &other) != readers.end()) continue;
+    for (const auto& in : other.input()) {
+      if (in == value) return false;
+    }
+  }
+  for (const auto& o : gp_.output()) {
+    if (o.name() == value) return false;
+  }
+  return true;
+}
+
 int Importer::silu(const onnx::NodeProto& n) {
   // Sigmoid(x) -> Mul(x, .) in either operand order, when nothing else reads the Sigmoid.
   if (n.op_type() != "Sigmoid" || n.input_size() != 1 || n.output_size() != 1 || n.attribute_size()) return 0;
   const std::string &x = n.input(0), &s = n.output(0);
   const onnx::NodeProto* m = next(1);
   if (!is(m, "Mul", {x, s}) && !is(m, "Mul", {s, x})) return 0;
-  for (const auto& other : gp_.node()) {
-    if (&other == m) continue;
-    for (const auto& in : other.input()) {
-      if (in == s) return 0;
-    }
-  }
-  for (const auto& o : gp_.output()) {
-    if (o.name() == s) return 0;
-  }
+  if (!read_only_by(s, {m})) return 0;
   onnx::NodeProto probe;
   probe.add_input(x);
   probe.add_output(m->output(0));
   unary(probe, eltwise("swish", 1.f));
   return 2;
+}
+
+int Importer::layer_norm_decomposed(const onnx::NodeProto& n) {
+  // torch.onnx's LayerNorm before opset 17 (which has LayerNormalization), over the last axis:
+  // ReduceMean(x) -> Sub(x, .) -> Pow(., 2) -> ReduceMean -> Add(eps) -> Sqrt -> Div(d, .)
+  // -> Mul(., w) -> Add(., b)
+  if (n.input_size() != 1 || !refs_.count(n.input(0))) return 0;
+  const int64_t last = rank_of(refs_.at(n.input(0))) - 1;  // x's, and so the variance's
+  auto last_axis_mean = [&](const onnx::NodeProto* m, const std::string& in) {
+    if (!m || m->op_type() != "ReduceMean" || m->input_size() != 1 || m->input(0) != in || m->output_size() != 1 ||
+        !m->domain().empty()) {
+      return false;
+    }
+    for (const auto& a : m->attribute()) {
+      bool ok = (a.name() == "axes" && a.type() == onnx::AttributeProto::INTS && a.ints_size() == 1 &&
+                 (a.ints(0) == -1 || a.ints(0) == last)) ||
+                (a.name() == "keepdims" && a.type() == onnx::AttributeProto::INT && a.i() == 1);
+      if (!ok) return false;
+    }
+    return std::any_of(m->attribute().begin(), m->attribute().end(), [](const auto& a) { return a.name() == "axes"; });
+  };
+  if (opset_ >= 18 || !last_axis_mean(&n, n.input(0))) return 0;
+  const std::string& x = n.input(0);
+  auto other = [&](const onnx::NodeProto* m, const char* op, const std::string& a) -> std::string {
+    if (!is(m, op, {"", ""})) return "";
+    if (m->input(0) == a) return m->input(1);
+    if (m->input(1) == a) return m->input(0);
+    return "";
+  };
+  const onnx::NodeProto *sub = next(1), *pw = next(2), *var = next(3), *add = next(4), *sq = next(5), *div = next(6),
+                        *mul = next(7), *bias = next(8);
+  if (!is(sub, "Sub", {x, n.output(0)}) || !is(pw, "Pow", {sub->output(0), ""}) || !is_scalar_const(pw->input(1), 2.f) ||
+      !last_axis_mean(var, pw->output(0)) || !is(add, "Add", {var->output(0), ""}) || !inits_.count(add->input(1)) ||
+      !is(sq, "Sqrt", {add->output(0)}) || !is(div, "Div", {sub->output(0), sq->output(0)})) {
+    return 0;
+  }
+  const std::string w = other(mul, "Mul", div->output(0)), b = other(bias, "Add", mul ? mul->output(0) : "");
+  const Shape channels{shape_of(refs_.at(x)).back()};
+  for (const std::string& p : {w, b}) {
+    if (p.empty() || !inits_.count(p) || inits_.at(p)->data_type() != onnx::TensorProto::FLOAT || shape_of(ref(p)) != channels) return 0;
+  }
+  const Tensor& eps = init_tensor(add->input(1));
+  if (eps.numel() != 1 || eps.dtype() != DType::f32) return 0;
+  for (const onnx::NodeProto* m : {&n, sub, pw, var, add, sq, div, mul}) {
+    if (!read_only_by(m->output(0), {sub, pw, var, add, sq, div, mul, bias})) return 0;
+  }
+  onnx::NodeProto probe;
+  probe.set_op_type("LayerNormalization");
+  for (const std::string& in : {x, w, b}) probe.add_input(in);
+  probe.add_output(bias->output(0));
+  auto* e = probe.add_attribute();
+  e->set_name("epsilon");
+  e->set_type(onnx::AttributeProto::FLOAT);
+  e->set_f(eps.to_vector()[0]);
+  NodeAttrs a(probe, where_);
+  layer_norm(probe, a);
+  return 9;
 }
 
 }  // namespace kiln::runtime_export::onnx_io

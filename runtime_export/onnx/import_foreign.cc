@@ -109,6 +109,7 @@ void Importer::dropout(const onnx::NodeProto& n, NodeAttrs& a) {
     fail("Dropout takes 1 to 3 inputs and 1 or 2 outputs");
   }
   a.get_int("seed", 0);  // only drawn in training mode
+  if (opset_ < 12) a.get_float("ratio", 0.5f);  // an attribute before opset 12; unused at inference
   a.done();
   if (n.output_size() == 2 && !n.output(1).empty()) fail("Dropout's mask output is not supported (inference only)");
   if (n.input_size() == 3 && !n.input(2).empty()) {

@@ -365,6 +365,9 @@ class Importer {
   int include_pad_scale(int avg, const std::vector<int64_t>& pads, const std::vector<int64_t>& kernel,
                         const std::vector<int64_t>& strides, const Shape& nhwc_in);
   int silu(const onnx::NodeProto& n);  // Sigmoid(x) -> Mul(x, .): Kiln's swish
+  int layer_norm_decomposed(const onnx::NodeProto& n);  // torch's LayerNorm before opset 17
+  // Whether no node but `readers` (and no graph output) reads `value`: a pattern may drop it.
+  bool read_only_by(const std::string& value, std::initializer_list<const onnx::NodeProto*> readers) const;
   int gelu_tanh_torch(const onnx::NodeProto& n);
   // Patterns: each returns the number of nodes it consumed (0: not this pattern).
   int gelu_erf(const onnx::NodeProto& n);
