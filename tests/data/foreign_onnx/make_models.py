@@ -2,7 +2,9 @@
 
 Runs in the peers venv (scripts/setup --peers pins torch 2.8.0, torchvision 0.23.0, onnx 1.23.2);
 CI never runs it, it reads the checked-in outputs. For each model NAME it writes NAME.onnx, the
-fixed input NAME.input.npy (float32 NCHW) and PyTorch's output NAME.output.npy (float32).
+fixed input NAME.input.npy (float32 NCHW) and PyTorch's output NAME.output.npy (float32); the
+CNNs of write_cnn_models are NAME.opsetK.onnx at several opsets beside one input and output,
+plus convnext.external.onnx (+ .data) and mobilenet_v3_small.dynamo.onnx (dynamo exporter).
 Usage: .venv-peers/bin/python tests/data/foreign_onnx/make_models.py [out_dir]
 """
 import os
