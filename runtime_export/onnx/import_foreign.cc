@@ -109,6 +109,7 @@ void Importer::dropout(const onnx::NodeProto& n, NodeAttrs& a) {
     fail("Dropout takes 1 to 3 inputs and 1 or 2 outputs");
   }
   a.get_int("seed", 0);  // only drawn in training mode
+  if (opset_ < 12) a.get_float("ratio", 0.5f);  // an attribute before opset 12; unused at inference
   a.done();
   if (n.output_size() == 2 && !n.output(1).empty()) fail("Dropout's mask output is not supported (inference only)");
   if (n.input_size() == 3 && !n.input(2).empty()) {
@@ -157,7 +158,9 @@ void Importer::constant(const onnx::NodeProto& n, NodeAttrs& a) {
   t.set_name(out);
   owned_constants_.push_back(std::move(t));
   inits_[out] = &owned_constants_.back();
-  init_tensor(out);  // decoded now, so that a malformed constant is reported at this node
+  // Decoded now, so that a malformed constant is reported at this node.
+  if (owned_constants_.back().data_type() == onnx::TensorProto::INT64) int64_values(owned_constants_.back());
+  else init_tensor(out);
 }
 
 // A Cast of a constant to a float type stays a constant (torch writes Clip's bounds as

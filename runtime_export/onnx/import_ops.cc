@@ -52,17 +52,18 @@ void Importer::pool(const onnx::NodeProto& n, NodeAttrs& a) {
   if (rank_of(x) != 4) fail("pooling wants an NCHW input, got " + shape_str(shape_of(x)));
   const bool max = n.op_type() == "MaxPool";
   if (a.get_string("auto_pad", "NOTSET") != "NOTSET") fail("auto_pad is not supported");
-  if (a.get_int("ceil_mode", 0) != 0) fail("ceil_mode is not supported");
+  const bool ceil_mode = a.get_int("ceil_mode", 0) != 0;
   if (max && a.get_int("storage_order", 0) != 0) fail("storage_order is not supported");
   auto kernel = pair_attr(a, "kernel_shape", {0, 0});
   auto strides = pair_attr(a, "strides", {1, 1});
-  if (max && pair_attr(a, "dilations", {1, 1}) != std::vector<int64_t>{1, 1}) fail("dilated pooling is not supported");
+  const std::vector<int64_t> dilations = pair_attr(a, "dilations", {1, 1});  // AveragePool's from opset 19
+  if (dilations != std::vector<int64_t>{1, 1}) fail("attribute 'dilations' " + ints_str(dilations) + ": dilated pooling is not supported");
+  const bool include_pad = !max && a.get_int("count_include_pad", 0) != 0;
   int xv = materialize(x, kToNhwc);
   const Shape xs = g_.values[xv].shape;
-  const ImportedPadding padding = padding_of(a.get_ints("pads", {0, 0, 0, 0}), xs, kernel, strides, {1, 1});
-  if (!max && a.get_int("count_include_pad", 0) != 0 && padding.padding != Padding::valid) {
-    fail("count_include_pad=1 with padding (Kiln averages over the real cells only)");
-  }
+  const std::vector<int64_t> pads = a.get_ints("pads", {0, 0, 0, 0});
+  ImportedPadding padding = padding_of(pads, xs, kernel, strides, {1, 1});  // checks pads
+  if (ceil_mode) padding = padding_of(ceil_mode_pads(pads, xs, kernel, strides), xs, kernel, strides, {1, 1});
   a.done();
   if (g_.values[xv].dtype != DType::f32) fail("pooling input is not FLOAT");
   ops::Attrs call(max ? "max_pool2d" : "avg_pool2d");
@@ -70,7 +71,9 @@ void Importer::pool(const onnx::NodeProto& n, NodeAttrs& a) {
   padding.set_on(call);
   const Pool2dPlan geometry = plan_pool2d(xs, ops::parse_attrs<Pool2dAttrs>(call), call.op().c_str(), shape_str(xs));
   Shape out{xs[0], geometry.h.out, geometry.w.out, xs[3]};
-  define(n.output(0), add_node(call, {xv}, nhwc_name(n.output(0)), out, DType::f32), kToNchw);
+  int v = add_node(call, {xv}, nhwc_name(n.output(0)), out, DType::f32);
+  if (include_pad) v = include_pad_scale(v, pads, kernel, strides, xs);
+  define(n.output(0), v, kToNchw);
 }
 
 // One window over the whole (static) image: Kiln's global pools are such pools.
@@ -169,14 +172,17 @@ void Importer::binary(const onnx::NodeProto& n, const std::string& kind, const s
 
 void Importer::reduce(const onnx::NodeProto& n, NodeAttrs& a) {
   const bool sum = n.op_type() == "ReduceSum";
-  want_inputs(n, 1, sum ? 2 : 1);
+  bool noop = false;
+  std::vector<int64_t> axes = reduce_axes(n, a, &noop);
   Ref x = ref(n.input(0));
   const int r = rank_of(x);
-  std::vector<int64_t> axes = sum ? (n.input_size() == 2 ? int64_input(n.input(1), "axes") : std::vector<int64_t>{})
-                                  : a.get_ints("axes", {});
   const bool keep = a.get_int("keepdims", 1) != 0;
-  if (sum && a.get_int("noop_with_empty_axes", 0) != 0) fail("noop_with_empty_axes is not supported");
   a.done();
+  if (noop) {  // noop_with_empty_axes=1 and no axes: the input as it is
+    if (x.value < 0) x = Ref{materialize(x), "", identity_perm(r)};
+    define(n.output(0), x.value, x.perm);
+    return;
+  }
   if (axes.empty()) {
     for (int i = 0; i < r; ++i) axes.push_back(i);
   }
@@ -184,8 +190,9 @@ void Importer::reduce(const onnx::NodeProto& n, NodeAttrs& a) {
   for (int64_t ax : axes) {
     if (!onnx_axes.insert(axis(ax, r)).second) fail("axes " + ints_str(axes) + " repeat an axis");
   }
-  // keepdims leaves the axis order alone, so a permuted value stays permuted.
-  int xv = keep ? x.value : -1;
+  // Reduced in Kiln's layout: keepdims leaves the axis order alone, and without it the
+  // remaining axes keep their relative order, so a permuted value needs no transpose.
+  int xv = x.value;
   Perm perm = x.perm;
   if (xv < 0) {
     xv = materialize(x);
@@ -197,23 +204,42 @@ void Importer::reduce(const onnx::NodeProto& n, NodeAttrs& a) {
   const graph::Value& in = g_.values[xv];
   if (!is_floating(in.dtype)) fail("reduction of " + std::string(dtype_name(in.dtype)));
   Shape s;
+  std::vector<int> kept;  // Kiln axes left, in Kiln order
   for (int i = 0; i < r; ++i) {
     bool reduced = std::find(kiln_axes.begin(), kiln_axes.end(), i) != kiln_axes.end();
-    if (!reduced) s.push_back(in.shape[i]);
+    if (!reduced) s.push_back(in.shape[i]), kept.push_back(i);
     else if (keep) s.push_back(1);
+  }
+  Perm out_perm = perm;
+  if (!keep) {
+    out_perm.clear();
+    for (int i = 0; i < r; ++i) {
+      if (onnx_axes.count(i)) continue;
+      out_perm.push_back(static_cast<int>(std::find(kept.begin(), kept.end(), perm[i]) - kept.begin()));
+    }
   }
   const char* kind = sum ? "reduce_sum" : n.op_type() == "ReduceMean" ? "reduce_mean" : "reduce_max";
   ops::Attrs call(kind);
   call.set("axes", kiln_axes).set("keepdims", keep);
-  define(n.output(0), add_node(call, {xv}, nhwc_name(n.output(0)), s, in.dtype), keep ? perm : identity_perm(s.size()));
+  define(n.output(0), add_node(call, {xv}, nhwc_name(n.output(0)), s, in.dtype), out_perm);
 }
 
 void Importer::reshape(const onnx::NodeProto& n, NodeAttrs& a) {
   want_inputs(n, 2, 2);
-  if (a.get_int("allowzero", 0) != 0) fail("allowzero=1 is not supported");
+  const bool allowzero = a.get_int("allowzero", 0) != 0;
   a.done();
-  int xv = materialize(ref(n.input(0)));
+  Ref x = ref(n.input(0));
   std::vector<int64_t> target = int64_input(n.input(1), "shape");
+  // A permuted value whose elements are already in ONNX's order (NHWC [N, 1, 1, C] seen as
+  // NCHW) reshapes as it is, unless a 0 would copy a dimension the permutation moved.
+  bool as_is = x.value >= 0 && same_element_order(x);
+  for (size_t i = 0; as_is && i < target.size(); ++i) {
+    as_is = target[i] != 0 || (i < x.perm.size() && shape_of(x)[i] == g_.values[x.value].shape[i]);
+  }
+  int xv = as_is ? x.value : materialize(x);
+  // allowzero=1 (the dynamo exporter's) reads a 0 as an empty dimension, not a copy: the
+  // same reshape when the target has no 0.
+  if (allowzero && std::count(target.begin(), target.end(), 0)) fail("allowzero=1 with a 0 in shape " + ints_str(target) + " is not supported");
   const graph::Value& in = g_.values[xv];
   if (target.size() > kMaxRank) fail("reshape to rank " + std::to_string(target.size()));
   // The batch must be carried by a 0 ("copy this dimension"), never folded into another one.
@@ -337,6 +363,9 @@ int Importer::node(const onnx::NodeProto& n) {
   if (int k = gelu_erf(n)) return k;
   if (int k = gelu_tanh(n)) return k;
   if (int k = mish(n)) return k;
+  if (int k = silu(n)) return k;
+  if (int k = gelu_tanh_torch(n)) return k;
+  if (int k = layer_norm_decomposed(n)) return k;
   if (int k = compare_then_cast(n)) return k;
   if (op == "Clip" && n.input_size() > 0 && refs_.count(n.input(0)) && !is_floating(dtype_of(ref(n.input(0))))) {
     return clip_then_cast(n);
@@ -358,6 +387,10 @@ int Importer::node(const onnx::NodeProto& n) {
   if (op == "LayerNormalization") return layer_norm(n, a), 1;
   if (op == "ConvTranspose") return conv_transpose(n, a), 1;
   if (op == "Resize") return resize(n, a), 1;
+  // opset-dependent CNN ops (import_cnn.cc)
+  if (op == "Softmax" || op == "LogSoftmax") return softmax(n, a), 1;
+  if (op == "Gelu") return gelu(n, a), 1;
+  if (op == "Reciprocal") return reciprocal(n, a), 1;
   if (op == "Transpose") {
     want_inputs(n, 1, 1);
     Ref x = ref(n.input(0));
@@ -418,19 +451,6 @@ int Importer::node(const onnx::NodeProto& n) {
     want_inputs(n, 2, 2);
     a.done();
     unary(n, eltwise("pow", 1.f, scalar_input(n.input(1), "Pow exponent")));
-    return 1;
-  }
-  if (op == "Softmax" || op == "LogSoftmax") {
-    want_inputs(n, 1, 1);
-    Ref x = ref(n.input(0));
-    int64_t ax = axis(a.get_int("axis", -1), rank_of(x));
-    a.done();
-    if (x.value < 0) x = Ref{materialize(x), "", identity_perm(rank_of(x))};
-    const graph::Value& in = g_.values[x.value];
-    if (!is_floating(in.dtype)) fail(op + " of " + dtype_name(in.dtype));
-    ops::Attrs call(op == "Softmax" ? "softmax" : "log_softmax");
-    call.set("axis", ops::AttrValue(int64_t{x.perm[ax]}));
-    define(n.output(0), add_node(call, {x.value}, nhwc_name(n.output(0)), in.shape, in.dtype), x.perm);
     return 1;
   }
   static const std::map<std::string, const char*> kBinary = {{"Add", "add"}, {"Sub", "sub"}, {"Mul", "mul"},

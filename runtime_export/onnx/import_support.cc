@@ -25,13 +25,13 @@ ops::Support onnx_import_support(ops::OpKind kind) {
     case K::matmul: return supported("MatMul");
     case K::linear: return supported("Gemm");
     case K::conv2d: return supported("Conv (any pads, group)");
-    case K::max_pool2d: return supported("MaxPool (any pads below the kernel)");
-    case K::avg_pool2d: return supported("AveragePool (any pads below the kernel, count_include_pad=0)");
+    case K::max_pool2d: return supported("MaxPool (any pads below the kernel, ceil_mode)");
+    case K::avg_pool2d: return supported("AveragePool (any pads below the kernel, ceil_mode, count_include_pad)");
     case K::batch_norm_inference: return supported("BatchNormalization");
-    case K::softmax: return supported("Softmax");
-    case K::log_softmax: return supported("LogSoftmax");
+    case K::softmax: return supported("Softmax (2-D coercion before opset 13)");
+    case K::log_softmax: return supported("LogSoftmax (2-D coercion before opset 13)");
     case K::reduce_sum: return supported("ReduceSum");
-    case K::reduce_mean: return supported("ReduceMean");
+    case K::reduce_mean: return supported("ReduceMean (axes attribute, or input from opset 18)");
     case K::reduce_max: return supported("ReduceMax");
     case K::argmax: return supported("ArgMax + Cast");
     case K::cast: return supported("Cast (Round, Clip)");
@@ -45,8 +45,8 @@ ops::Support onnx_import_support(ops::OpKind kind) {
     case K::conv_transpose2d: return supported("ConvTranspose (explicit pads, output_padding; no auto_pad or group)");
     case K::resize2d: return supported("Resize (nearest/linear, 4-D, half_pixel or asymmetric nearest)");
     case K::relu: return supported("Relu, LeakyRelu");
-    case K::gelu_tanh: return supported("GELU's tanh form");
-    case K::gelu_erf: return supported("GELU's erf form");
+    case K::gelu_tanh: return supported("GELU's tanh form, Gelu approximate=tanh (opset 20)");
+    case K::gelu_erf: return supported("GELU's erf form, Gelu (opset 20)");
     case K::sigmoid: return supported("Sigmoid");
     case K::tanh: return supported("Tanh");
     case K::exp: return supported("Exp");
@@ -56,7 +56,7 @@ ops::Support onnx_import_support(ops::OpKind kind) {
     case K::elu: return supported("Elu");
     case K::softplus: return supported("Softplus");
     case K::clip: return supported("Clip");
-    case K::pow: return supported("Pow (scalar exponent)");
+    case K::pow: return supported("Pow (scalar exponent), Reciprocal");
     case K::relu6: return supported("Clip(0, 6)");
     case K::hard_sigmoid: return supported("HardSigmoid (alpha 1/6, beta 0.5; others as affine + clip)");
     case K::hard_swish: return supported("HardSwish");
@@ -64,7 +64,7 @@ ops::Support onnx_import_support(ops::OpKind kind) {
     case K::add_relu: return unsupported("imported as Add then Relu");
     case K::scaled_dot_product_attention: return unsupported("its exported pattern imports as its pieces (matmul, mul, add, softmax)");
     case K::square: return unsupported("imported as Mul(x, x)");
-    case K::swish: return unsupported("imported as Sigmoid then Mul");
+    case K::swish: return supported("Sigmoid + Mul(x, .) (SiLU)");
     case K::affine: return supported("HardSigmoid of other alpha/beta (affine + clip)");
     case K::fused_conv2d:
     case K::fused_linear:

@@ -111,11 +111,17 @@ inline Shape broadcast(const Shape& a, const Shape& b, const std::string& where)
 
 class Importer {
  public:
-  explicit Importer(const onnx::GraphProto& gp) : gp_(gp) {}
+  // `opset`: the default domain's version, which decides several ops' semantics.
+  Importer(const onnx::GraphProto& gp, int64_t opset) : gp_(gp), opset_(opset) {}
   Graph run();
 
  private:
   const onnx::GraphProto& gp_;
+  const int64_t opset_;
+  // The nodes in the order they are imported: Constant nodes first (they have no inputs), so
+  // that the multi-node patterns see the ops next to each other, as exporters interleave
+  // their constants between them. order_[i] is the node's index in the file.
+  std::vector<int> order_;
   Graph g_;
   std::map<std::string, Ref> refs_;
   std::map<std::string, const onnx::TensorProto*> inits_;
@@ -247,7 +253,7 @@ class Importer {
     if (n.output_size() != 1) fail("has " + std::to_string(n.output_size()) + " outputs, expected 1");
   }
   const onnx::NodeProto* next(int k) const {
-    return index_ + k < gp_.node_size() ? &gp_.node(index_ + k) : nullptr;
+    return index_ + k < static_cast<int>(order_.size()) ? &gp_.node(order_[index_ + k]) : nullptr;
   }
   static bool is(const onnx::NodeProto* n, const char* op, std::initializer_list<std::string> ins) {
     if (!n || n->op_type() != op || n->output_size() != 1 || n->input_size() != static_cast<int>(ins.size()) ||
@@ -347,6 +353,22 @@ class Importer {
   void cast_constant(const Ref& x, DType to, const std::string& output);
   void resize(const onnx::NodeProto& n, NodeAttrs& a);
   int cast_node(const Ref& x, DType to, const std::string& output);
+  // import_cnn.cc: opset-dependent CNN ops
+  void softmax(const onnx::NodeProto& n, NodeAttrs& a);   // Softmax, LogSoftmax (2-D coercion before 13)
+  void gelu(const onnx::NodeProto& n, NodeAttrs& a);      // Gelu (opset 20)
+  void reciprocal(const onnx::NodeProto& n, NodeAttrs& a);
+  std::vector<int64_t> reduce_axes(const onnx::NodeProto& n, NodeAttrs& a, bool* noop);
+  // Pooling pads with ceil_mode's extra bottom/right window folded in, and, for AveragePool
+  // with count_include_pad=1, the constant that rescales Kiln's real-cells average.
+  std::vector<int64_t> ceil_mode_pads(const std::vector<int64_t>& pads, const Shape& nhwc,
+                                      const std::vector<int64_t>& kernel, const std::vector<int64_t>& strides);
+  int include_pad_scale(int avg, const std::vector<int64_t>& pads, const std::vector<int64_t>& kernel,
+                        const std::vector<int64_t>& strides, const Shape& nhwc_in);
+  int silu(const onnx::NodeProto& n);  // Sigmoid(x) -> Mul(x, .): Kiln's swish
+  int layer_norm_decomposed(const onnx::NodeProto& n);  // torch's LayerNorm before opset 17
+  // Whether no node but `readers` (and no graph output) reads `value`: a pattern may drop it.
+  bool read_only_by(const std::string& value, std::initializer_list<const onnx::NodeProto*> readers) const;
+  int gelu_tanh_torch(const onnx::NodeProto& n);
   // Patterns: each returns the number of nodes it consumed (0: not this pattern).
   int gelu_erf(const onnx::NodeProto& n);
   int gelu_tanh(const onnx::NodeProto& n);

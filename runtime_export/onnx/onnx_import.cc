@@ -1,9 +1,11 @@
 #include "runtime_export/onnx/onnx_import.h"
 
+#include <filesystem>
 #include <limits>
 #include <stdexcept>
 
 #include "base/files.h"
+#include "runtime_export/onnx/external_data.h"
 #include "runtime_export/onnx/importer.h"
 #include "tensor/allocator.h"
 #include "tensor/ops/quantized.h"
@@ -37,9 +39,14 @@ Graph Importer::run() {
     g_.inputs.push_back(v);
     refs_[in.name()] = Ref{v, "", identity_perm(static_cast<int>(s.size()))};
   }
-  for (index_ = 0; index_ < gp_.node_size();) {
-    const onnx::NodeProto& n = gp_.node(index_);
-    where_ = "node " + std::to_string(index_) + " ('" + n.name() + "', " + n.op_type() + ")";
+  for (bool constants : {true, false}) {
+    for (int i = 0; i < gp_.node_size(); ++i) {
+      if ((gp_.node(i).op_type() == "Constant" && gp_.node(i).domain().empty()) == constants) order_.push_back(i);
+    }
+  }
+  for (index_ = 0; index_ < static_cast<int>(order_.size());) {
+    const onnx::NodeProto& n = gp_.node(order_[index_]);
+    where_ = "node " + std::to_string(order_[index_]) + " ('" + n.name() + "', " + n.op_type() + ")";
     index_ += node(n);
   }
   if (gp_.output_size() == 0) throw std::invalid_argument("the graph has no outputs");
@@ -76,12 +83,15 @@ Graph Importer::run() {
 }  // namespace onnx_io
 
 namespace {
-constexpr int kOpset = 17;
-constexpr int kMaxIrVersion = 8;
+// Opset 11 is the oldest torch.onnx.export still writes by default for CNNs; 21 (IR 10) the newest
+// the importer's opset-dependent ops (Softmax, ReduceMean, Gelu, ...) are written for.
+constexpr int kMinOpset = 11;
+constexpr int kMaxOpset = 21;
+constexpr int kMaxIrVersion = 10;
 }  // namespace
 
 
-graph::Graph parse_onnx(std::string_view bytes, const std::string& source) {
+graph::Graph parse_onnx(std::string_view bytes, const std::string& source, const std::string& model_dir) {
   auto error = [&](const std::string& msg) { return std::invalid_argument("onnx '" + source + "': " + msg); };
   if (bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max())) throw error("file is over 2 GiB");
   onnx::ModelProto model;
@@ -92,9 +102,15 @@ graph::Graph parse_onnx(std::string_view bytes, const std::string& source) {
     throw error("IR version " + std::to_string(model.ir_version()) + "; Kiln reads 3 to " + std::to_string(kMaxIrVersion));
   }
   bool default_domain = false;
+  int64_t opset = 0;
   for (const auto& o : model.opset_import()) {
     if (o.domain().empty() || o.domain() == "ai.onnx") {
-      if (o.version() != kOpset) throw error("opset " + std::to_string(o.version()) + "; Kiln reads opset " + std::to_string(kOpset));
+      if (o.version() < kMinOpset || o.version() > kMaxOpset) {
+        throw error("opset " + std::to_string(o.version()) + "; Kiln reads opsets " + std::to_string(kMinOpset) + " to " +
+                    std::to_string(kMaxOpset));
+      }
+      if (default_domain) throw error("the default domain's opset is declared twice");
+      opset = o.version();
       default_domain = true;
     } else {
       throw error("opset domain '" + o.domain() + "' is not supported");
@@ -104,7 +120,8 @@ graph::Graph parse_onnx(std::string_view bytes, const std::string& source) {
   if (model.functions_size()) throw error("model-local functions are not supported");
   if (!model.has_graph()) throw error("no graph");
   try {
-    return onnx_io::Importer(model.graph()).run();
+    onnx_io::load_external_data(model, model_dir);
+    return onnx_io::Importer(model.graph(), opset).run();
   } catch (const AllocationError&) {
     throw;
   } catch (const std::invalid_argument& e) {
@@ -125,7 +142,8 @@ graph::Graph import_onnx(const std::string& path) {
   } catch (const std::exception&) {
     throw std::invalid_argument("onnx '" + path + "' cannot be opened");
   }
-  return parse_onnx(bytes, path);
+  std::string dir = std::filesystem::path(path).parent_path().string();
+  return parse_onnx(bytes, path, dir.empty() ? "." : dir);
 }
 
 }  // namespace kiln::runtime_export

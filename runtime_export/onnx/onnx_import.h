@@ -8,8 +8,10 @@
 
 namespace kiln::runtime_export {
 
-// Reads an ONNX model that export_onnx wrote back into a Graph whose outputs equal the
-// original's: IR version <= 8, the default domain at opset 17, and the node patterns the
+// Reads an ONNX model that export_onnx or another exporter (torch.onnx.export, TorchScript or
+// dynamo) wrote into a Graph whose outputs equal the original's: IR version <= 10, the default
+// domain at opsets 11 to 21 (each op read with its opset's semantics), weights inline or in
+// external data files beside the model, and the node patterns the
 // exporter writes (Conv/Gemm/MatMul + Add + activation, GELU in erf or tanh form,
 // Clip + Cast for saturating casts, comparisons and ArgMax followed by a Cast). Transposes are folded
 // into the values they permute, so NHWC -> NCHW -> NHWC pairs cancel and Conv weights come back
@@ -21,7 +23,8 @@ namespace kiln::runtime_export {
 graph::Graph import_onnx(const std::string& path);
 // Which ONNX ops import_onnx turns into each op kind, or why it never makes that kind.
 ops::Support onnx_import_support(ops::OpKind kind);
-// The same over bytes in memory; `source` names them in errors.
-graph::Graph parse_onnx(std::string_view bytes, const std::string& source);
+// The same over bytes in memory; `source` names them in errors. External data is read from
+// `model_dir` (import_onnx passes the model file's directory); with none it is refused.
+graph::Graph parse_onnx(std::string_view bytes, const std::string& source, const std::string& model_dir = "");
 
 }  // namespace kiln::runtime_export

@@ -1,8 +1,30 @@
-// Fuzz target for the ONNX importer (runtime_export/onnx/onnx_import.h). An accepted model must
+// Fuzz target for the ONNX importer (runtime_export/onnx/onnx_import.h), external data included.
+// An accepted model must
 // give a valid graph whose constants are sound tensors and which, fed a small input, runs or
 // fails cleanly: a hostile model reaches the ops with hostile attributes.
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <vector>
+
 #include "runtime_export/onnx/onnx_import.h"
 #include "tests/fuzz/fuzz_support.h"
+
+// The model directory every fuzz input is imported from: external data resolves against it,
+// and it holds one file, weights.data, of 1024 small floats (kiln_fuzz_onnx_external_bytes).
+const std::string& kiln_fuzz_onnx_dir() {
+  static const std::string dir = [] {
+    namespace fs = std::filesystem;
+    const fs::path d = fs::temp_directory_path() / ("kiln_fuzz_onnx_" + std::to_string(getpid()));
+    fs::create_directories(d);
+    std::vector<float> v(1024);
+    for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>(i % 17) * 0.125f - 1.f;
+    std::ofstream(d / "weights.data", std::ios::binary).write(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float));
+    return d.string();
+  }();
+  return dir;
+}
 
 int kiln_fuzz_onnx(const uint8_t* data, size_t size) {
   using namespace kiln;
@@ -10,7 +32,7 @@ int kiln_fuzz_onnx(const uint8_t* data, size_t size) {
   const std::string source = "fuzz-input.onnx";
   std::string_view bytes(reinterpret_cast<const char*>(data), size);
   graph::Graph g;
-  if (!fuzz::accepts(kFormat, source, [&] { g = runtime_export::parse_onnx(bytes, source); })) return 0;
+  if (!fuzz::accepts(kFormat, source, [&] { g = runtime_export::parse_onnx(bytes, source, kiln_fuzz_onnx_dir()); })) return 0;
   for (const graph::Constant& c : g.constants) fuzz::check_tensor(kFormat, c.tensor);
   try {
     g.validate();

@@ -21,6 +21,7 @@
 #include "tests/fuzz/mutators.h"
 
 int kiln_fuzz_onnx(const uint8_t* data, size_t size);  // onnx_fuzz_target.cc
+const std::string& kiln_fuzz_onnx_dir();                 // holds weights.data, 4096 bytes
 
 namespace kiln::fuzz {
 namespace {
@@ -77,6 +78,54 @@ int64_t interesting(Rng& r) {
   static const int64_t kValues[] = {0, 1, -1, 2, 3, 4, 7, 64, 255, 256, -2, 1 << 20, int64_t{1} << 31, int64_t{1} << 40,
                                     INT64_MAX, INT64_MIN};
   return r.chance(70) ? kValues[r.below(std::size(kValues))] : static_cast<int64_t>(interesting_int(r));
+}
+
+// The seed with its FLOAT initializers moved into `file` (external data) in the fuzz target's
+// model directory, the same bytes at their offsets.
+std::string external_seed(const std::string& seed, const std::string& file) {
+  onnx::ModelProto m;
+  if (!m.ParseFromString(seed)) return seed;
+  std::string data;
+  for (auto& t : *m.mutable_graph()->mutable_initializer()) {
+    if (t.data_type() != onnx::TensorProto::FLOAT || !t.has_raw_data()) continue;
+    const std::string offset = std::to_string(data.size()), length = std::to_string(t.raw_data().size());
+    data += t.raw_data();
+    t.clear_raw_data();
+    t.set_data_location(onnx::TensorProto::EXTERNAL);
+    for (auto [k, v] : {std::pair<std::string, std::string>{"location", file}, {"offset", offset}, {"length", length}}) {
+      auto* e = t.add_external_data();
+      e->set_key(k);
+      e->set_value(v);
+    }
+  }
+  std::ofstream(kiln_fuzz_onnx_dir() + "/" + file, std::ios::binary) << data;
+  return m.SerializeAsString();
+}
+
+// An initializer's external data entries edited: locations that escape or do not exist,
+// offsets and lengths past the file, unknown or missing keys.
+void mutate_external(onnx::ModelProto& m, Rng& r) {
+  auto* gp = m.mutable_graph();
+  if (!gp->initializer_size()) return;
+  auto* t = gp->mutable_initializer(r.below(gp->initializer_size()));
+  if (t->external_data_size() == 0 || r.chance(20)) {
+    t->set_data_location(onnx::TensorProto::EXTERNAL);
+    if (r.chance(70)) t->clear_raw_data();
+    auto* e = t->add_external_data();
+    e->set_key("location");
+    e->set_value("weights.data");
+    return;
+  }
+  auto* e = t->mutable_external_data(r.below(t->external_data_size()));
+  static const char* kLocations[] = {"weights.data", "seed9.data", "../weights.data", "/etc/passwd", "./weights.data", "absent.data",
+                                     "", ".", "sub/../weights.data", "weights.data/x"};
+  static const char* kKeys[] = {"location", "offset", "length", "checksum", "basepath", ""};
+  switch (r.below(4)) {
+    case 0: e->set_value(kLocations[r.below(std::size(kLocations))]); break;
+    case 1: e->set_value(std::to_string(interesting(r))); break;
+    case 2: e->set_key(kKeys[r.below(std::size(kKeys))]); break;
+    default: t->mutable_external_data()->DeleteSubrange(static_cast<int>(r.below(t->external_data_size())), 1); break;
+  }
 }
 
 // One structural edit of a decoded model.
@@ -188,9 +237,16 @@ TEST(OnnxFuzz, SeedsLoadAndMutationsNeverCrash) {
   size_t checked_in = 0;
   std::vector<std::string> seeds = driver_seeds(exported_seeds(), "onnx", "valid-exported", "onnx", &checked_in);
   EXPECT_GT(checked_in, 0u) << "no checked-in corpus under tests/fuzz/corpus/onnx";
+  for (const std::string& s : exported_seeds()) seeds.push_back(external_seed(s, "seed" + std::to_string(seeds.size()) + ".data"));
   for (size_t i = 0; i < seeds.size(); ++i) {
     g_label = "seed " + std::to_string(i);
-    EXPECT_EQ(kiln_fuzz_onnx(reinterpret_cast<const uint8_t*>(seeds[i].data()), seeds[i].size()), 1) << g_label;
+    if (kiln_fuzz_onnx(reinterpret_cast<const uint8_t*>(seeds[i].data()), seeds[i].size()) == 1) continue;
+    try {
+      runtime_export::parse_onnx(seeds[i], g_label, kiln_fuzz_onnx_dir()).run(std::vector<Tensor>{});
+      ADD_FAILURE() << g_label << " rejected";
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << g_label << " rejected: " << e.what();
+    }
   }
   const char* env = std::getenv("KILN_FUZZ_CASES");
   const int cases = env ? std::atoi(env) : 3000;
@@ -203,7 +259,10 @@ TEST(OnnxFuzz, SeedsLoadAndMutationsNeverCrash) {
     std::string in = seed;
     onnx::ModelProto m;
     if (r.chance(75) && m.ParseFromString(seed)) {
-      for (size_t k = 1 + r.below(3); k > 0; --k) mutate_model(m, r);
+      for (size_t k = 1 + r.below(3); k > 0; --k) {
+        if (r.chance(15)) mutate_external(m, r);
+        else mutate_model(m, r);
+      }
       in = m.SerializeAsString();
       ++structural;
     } else {
