@@ -302,9 +302,9 @@ TEST(OnnxImport, CorruptTruncatedAndUnsupportedFilesAreClearErrors) {
     }
     return nullptr;
   };
-  expect_invalid([&] { runtime_export::parse_onnx(edited([](auto& m) { m.mutable_opset_import(0)->set_version(13); }), "m.onnx"); },
-                 {"m.onnx", "opset 13"});
-  expect_invalid([&] { runtime_export::parse_onnx(edited([](auto& m) { m.set_ir_version(9); }), "m.onnx"); }, {"IR version 9"});
+  expect_invalid([&] { runtime_export::parse_onnx(edited([](auto& m) { m.mutable_opset_import(0)->set_version(10); }), "m.onnx"); },
+                 {"m.onnx", "opset 10"});
+  expect_invalid([&] { runtime_export::parse_onnx(edited([](auto& m) { m.set_ir_version(11); }), "m.onnx"); }, {"IR version 11"});
   expect_invalid([&] { runtime_export::parse_onnx(edited([&](auto& m) { find_node(m, "Softmax")->set_op_type("Hardmax"); }), "m.onnx"); },
                  {"m.onnx", "Hardmax"});
   expect_invalid([&] {

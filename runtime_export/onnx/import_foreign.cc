@@ -157,7 +157,9 @@ void Importer::constant(const onnx::NodeProto& n, NodeAttrs& a) {
   t.set_name(out);
   owned_constants_.push_back(std::move(t));
   inits_[out] = &owned_constants_.back();
-  init_tensor(out);  // decoded now, so that a malformed constant is reported at this node
+  // Decoded now, so that a malformed constant is reported at this node.
+  if (owned_constants_.back().data_type() == onnx::TensorProto::INT64) int64_values(owned_constants_.back());
+  else init_tensor(out);
 }
 
 // A Cast of a constant to a float type stays a constant (torch writes Clip's bounds as

@@ -22,7 +22,8 @@ Graph Importer::run() {
     if (inits_.count(in.name())) continue;  // IR < 4 lists initializers as inputs too
     if (!in.type().has_tensor_type()) fail("is not a tensor");
     const auto& tt = in.type().tensor_type();
-    DType dtype = kiln_dtype(tt.elem_type(), where_);
+    // Token ids: torch writes INT64, Kiln has no 64-bit integers and gathers with s32.
+    DType dtype = tt.elem_type() == onnx::TensorProto::INT64 ? DType::s32 : kiln_dtype(tt.elem_type(), where_);
     if (!tt.has_shape()) fail("has no shape");
     Shape s;
     for (int d = 0; d < tt.shape().dim_size(); ++d) {
@@ -37,14 +38,20 @@ Graph Importer::run() {
     g_.inputs.push_back(v);
     refs_[in.name()] = Ref{v, "", identity_perm(static_cast<int>(s.size()))};
   }
-  for (index_ = 0; index_ < gp_.node_size();) {
-    const onnx::NodeProto& n = gp_.node(index_);
-    where_ = "node " + std::to_string(index_) + " ('" + n.name() + "', " + n.op_type() + ")";
+  for (bool constants : {true, false}) {
+    for (int i = 0; i < gp_.node_size(); ++i) {
+      if ((gp_.node(i).op_type() == "Constant" && gp_.node(i).domain().empty()) == constants) order_.push_back(i);
+    }
+  }
+  for (index_ = 0; index_ < static_cast<int>(order_.size());) {
+    const onnx::NodeProto& n = gp_.node(order_[index_]);
+    where_ = "node " + std::to_string(order_[index_]) + " ('" + n.name() + "', " + n.op_type() + ")";
     index_ += node(n);
   }
   if (gp_.output_size() == 0) throw std::invalid_argument("the graph has no outputs");
   for (const auto& o : gp_.output()) {
     where_ = "graph output '" + o.name() + "'";
+    if (views_.count(o.name())) ref(o.name());  // a view laid out as a plain value
     auto it = refs_.find(o.name());
     if (it == refs_.end()) fail("is never computed");
     int v = materialize(it->second);
@@ -56,7 +63,9 @@ Graph Importer::run() {
         bool ok = tt.shape().dim_size() == static_cast<int>(val.shape.size());
         for (int d = 0; ok && d < tt.shape().dim_size(); ++d) {
           const auto& dim = tt.shape().dim(d);
-          ok = dim.has_dim_value() ? dim.dim_value() == val.shape[d] : val.shape[d] == kBatch;
+          // A named dimension past the batch is one the exporter did not work out (torch names
+          // [batch, seq] outputs' seq so): any computed size fits it.
+          ok = dim.has_dim_value() ? dim.dim_value() == val.shape[d] : val.shape[d] == kBatch || d > 0;
         }
         if (!ok) fail("has a declared shape other than the computed " + shape_str(val.shape));
       }
@@ -76,8 +85,11 @@ Graph Importer::run() {
 }  // namespace onnx_io
 
 namespace {
-constexpr int kOpset = 17;
-constexpr int kMaxIrVersion = 8;
+// Opset 11 is the oldest torch.onnx.export still writes by default for CNNs; 21 (IR 10) the newest
+// the importer's opset-dependent ops (Softmax, ReduceMean, Gelu, ...) are written for.
+constexpr int kMinOpset = 11;
+constexpr int kMaxOpset = 21;
+constexpr int kMaxIrVersion = 10;
 }  // namespace
 
 
@@ -92,9 +104,15 @@ graph::Graph parse_onnx(std::string_view bytes, const std::string& source) {
     throw error("IR version " + std::to_string(model.ir_version()) + "; Kiln reads 3 to " + std::to_string(kMaxIrVersion));
   }
   bool default_domain = false;
+  int64_t opset = 0;
   for (const auto& o : model.opset_import()) {
     if (o.domain().empty() || o.domain() == "ai.onnx") {
-      if (o.version() != kOpset) throw error("opset " + std::to_string(o.version()) + "; Kiln reads opset " + std::to_string(kOpset));
+      if (o.version() < kMinOpset || o.version() > kMaxOpset) {
+        throw error("opset " + std::to_string(o.version()) + "; Kiln reads opsets " + std::to_string(kMinOpset) + " to " +
+                    std::to_string(kMaxOpset));
+      }
+      if (default_domain) throw error("the default domain's opset is declared twice");
+      opset = o.version();
       default_domain = true;
     } else {
       throw error("opset domain '" + o.domain() + "' is not supported");
@@ -104,7 +122,7 @@ graph::Graph parse_onnx(std::string_view bytes, const std::string& source) {
   if (model.functions_size()) throw error("model-local functions are not supported");
   if (!model.has_graph()) throw error("no graph");
   try {
-    return onnx_io::Importer(model.graph()).run();
+    return onnx_io::Importer(model.graph(), opset).run();
   } catch (const AllocationError&) {
     throw;
   } catch (const std::invalid_argument& e) {
