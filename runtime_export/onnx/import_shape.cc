@@ -132,7 +132,7 @@ int Importer::fold(const onnx::NodeProto& n) {
     }
   }
   // A batch-sized target for a constant: the data op (a class token expanded to [N, 1, E]).
-  if ((op == "Reshape" || op == "Expand") && folded(n.input(1)).has_batch()) return 0;
+  if ((op == "Reshape" || op == "Expand") && n.input_size() == 2 && folded(n.input(1)).has_batch()) return 0;
   NodeAttrs a(n, where_);
   auto in = [&](int i) {
     if (i >= n.input_size() || n.input(i).empty()) fail("input " + std::to_string(i) + " is missing");

@@ -465,6 +465,14 @@ void Importer::expand(const onnx::NodeProto& n, NodeAttrs& a) {
   Shape out = broadcast(xs, statics, where_);
   const bool has_batch = !xs.empty() && xs.size() == r && xs[0] == kBatch;
   if (out != xs) {
+    int64_t count = 1;
+    for (int64_t d : statics) {
+      if (d != 0 && count > kMaxFoldedElements / d) {
+        fail("Expand to " + sym_str(t.ints) + ": Kiln expands by adding a zeros constant of the target's shape, at most " +
+             std::to_string(kMaxFoldedElements) + " elements");
+      }
+      count *= d;
+    }
     Tensor zeros = Tensor::zeros(statics, dtype);
     int zv = add_value(n.output(0) + "_zeros", statics, dtype);
     g_.constants.push_back({zv, false, zeros});
@@ -563,30 +571,34 @@ int Importer::shape_and_view_node(const onnx::NodeProto& n) {
   if (int k = fold(n)) return k;
   if (int k = layer_norm_decomposed(n)) return k;
   const std::string& op = n.op_type();
-  const bool computed = n.input_size() > 0 && (refs_.count(n.input(0)) || views_.count(n.input(0)));
+  // Inputs past the node's own read as omitted (""), so that a malformed node reaches the
+  // handler's own arity check instead of protobuf's.
+  static const std::string kOmitted;
+  auto input = [&](int i) -> const std::string& { return i < n.input_size() ? n.input(i) : kOmitted; };
+  const bool computed = refs_.count(input(0)) || views_.count(input(0));
   NodeAttrs a(n, where_);
-  if (op == "Identity" && n.input_size() == 1 && n.output_size() == 1 && inits_.count(n.input(0))) {
+  if (op == "Identity" && n.input_size() == 1 && n.output_size() == 1 && inits_.count(input(0))) {
     // torch writes one initializer per distinct value and Identity nodes for the equal ones:
     // they stay constants, so that weights are still seen as weights.
     a.done();
     const std::string& out = n.output(0);
     if (out.empty() || refs_.count(out) || inits_.count(out) || views_.count(out) || folded_values_.count(out)) fail("redefines '" + out + "'");
-    inits_[out] = inits_.at(n.input(0));
+    inits_[out] = inits_.at(input(0));
     return 1;
   }
-  if (op == "Reshape" && (computed || inits_.count(n.input(0)))) return reshape_node(n, a), 1;
+  if (op == "Reshape" && (computed || inits_.count(input(0)))) return reshape_node(n, a), 1;
   if ((op == "Squeeze" || op == "Unsqueeze") && computed) return squeeze(n, a), 1;
   if (op == "Split" && computed) return split(n, a), 1;
-  if (op == "Expand" && (computed || inits_.count(n.input(0))) && is_folded(n.input(1)) && folded(n.input(1)).has_batch()) return expand(n, a), 1;
-  if (op == "Gather" && computed && n.input_size() == 2 && is_folded(n.input(1)) &&
-      (views_.count(n.input(0)) || !is_identity(refs_.at(n.input(0)).perm))) {
+  if (op == "Expand" && (computed || inits_.count(input(0))) && is_folded(input(1)) && folded(input(1)).has_batch()) return expand(n, a), 1;
+  if (op == "Gather" && computed && n.input_size() == 2 && is_folded(input(1)) &&
+      (views_.count(input(0)) || !is_identity(refs_.at(input(0)).perm))) {
     return gather_view(n, a), 1;
   }
-  if (op == "Transpose" && views_.count(n.input(0))) {
+  if (op == "Transpose" && views_.count(input(0))) {
     want_inputs(n, 1, 1);
     std::vector<int64_t> p = a.get_ints("perm", {});
     a.done();
-    const View v = views_.at(n.input(0));
+    const View v = views_.at(input(0));
     if (p.empty()) {
       for (size_t g = v.groups.size(); g-- > 0;) p.push_back(static_cast<int64_t>(g));
     }
@@ -596,17 +608,17 @@ int Importer::shape_and_view_node(const onnx::NodeProto& n) {
     define_view(n.output(0), transpose_view(v, Perm(p.begin(), p.end())));
     return 1;
   }
-  if (op == "MatMul" && computed && n.input_size() == 2 && inits_.count(n.input(1)) && !refs_.count(n.input(1))) {
+  if (op == "MatMul" && computed && n.input_size() == 2 && inits_.count(input(1)) && !refs_.count(input(1))) {
     want_inputs(n, 2, 2);
     a.done();
-    if (rank_of(ref(n.input(1))) == 2) return matmul_rowwise(n), 1;
+    if (rank_of(ref(input(1))) == 2) return matmul_rowwise(n), 1;
     return 0;
   }
-  if (op == "Gemm" && views_.count(n.input(0))) return gemm_rowwise(n, a), 1;
-  if (op == "Identity" && views_.count(n.input(0))) {
+  if (op == "Gemm" && views_.count(input(0))) return gemm_rowwise(n, a), 1;
+  if (op == "Identity" && views_.count(input(0))) {
     want_inputs(n, 1, 1);
     a.done();
-    define_view(n.output(0), views_.at(n.input(0)));
+    define_view(n.output(0), views_.at(input(0)));
     return 1;
   }
   return 0;
