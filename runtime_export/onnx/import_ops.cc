@@ -224,65 +224,6 @@ void Importer::reduce(const onnx::NodeProto& n, NodeAttrs& a) {
   define(n.output(0), add_node(call, {xv}, nhwc_name(n.output(0)), s, in.dtype), out_perm);
 }
 
-void Importer::reshape(const onnx::NodeProto& n, NodeAttrs& a) {
-  want_inputs(n, 2, 2);
-  const bool allowzero = a.get_int("allowzero", 0) != 0;
-  a.done();
-  Ref x = ref(n.input(0));
-  std::vector<int64_t> target = int64_input(n.input(1), "shape");
-  // A permuted value whose elements are already in ONNX's order (NHWC [N, 1, 1, C] seen as
-  // NCHW) reshapes as it is, unless a 0 would copy a dimension the permutation moved.
-  bool as_is = x.value >= 0 && same_element_order(x);
-  for (size_t i = 0; as_is && i < target.size(); ++i) {
-    as_is = target[i] != 0 || (i < x.perm.size() && shape_of(x)[i] == g_.values[x.value].shape[i]);
-  }
-  int xv = as_is ? x.value : materialize(x);
-  // allowzero=1 (the dynamo exporter's) reads a 0 as an empty dimension, not a copy: the
-  // same reshape when the target has no 0.
-  if (allowzero && std::count(target.begin(), target.end(), 0)) fail("allowzero=1 with a 0 in shape " + ints_str(target) + " is not supported");
-  const graph::Value& in = g_.values[xv];
-  if (target.size() > kMaxRank) fail("reshape to rank " + std::to_string(target.size()));
-  // The batch must be carried by a 0 ("copy this dimension"), never folded into another one.
-  Shape out(target.size());
-  int infer = -1;
-  int64_t known = 1, total = 1;
-  int batch_in = 0, batch_out = 0;
-  for (int64_t d : in.shape) {
-    if (d == kBatch) ++batch_in;
-    else total *= d;  // bounded: the value's shape was checked when it was made
-  }
-  for (size_t i = 0; i < target.size(); ++i) {
-    int64_t d = target[i];
-    if (d == 0) {
-      if (i >= in.shape.size()) fail("reshape copies dimension " + std::to_string(i) + " of " + shape_str(in.shape));
-      d = in.shape[i];
-    } else if (d == -1) {
-      if (infer >= 0) fail("reshape target " + ints_str(target) + " has two -1");
-      infer = static_cast<int>(i);
-      continue;
-    } else if (d < 0) {
-      fail("reshape target " + ints_str(target) + " has a negative dimension");
-    }
-    out[i] = d;
-    if (d == kBatch) {
-      ++batch_out;
-    } else if (d != 0 && known > std::numeric_limits<int64_t>::max() / d) {
-      fail("reshape target " + ints_str(target) + " overflows");
-    } else {
-      known *= d;
-    }
-  }
-  if (batch_in != batch_out) fail("reshape to " + ints_str(target) + " does not keep the batch dimension of " + shape_str(in.shape));
-  if (infer >= 0) {
-    if (known == 0 || total % known != 0) fail("cannot reshape " + shape_str(in.shape) + " to " + ints_str(target));
-    out[infer] = total / known;
-  } else if (known != total) {
-    fail("cannot reshape " + shape_str(in.shape) + " to " + ints_str(target));
-  }
-  define(n.output(0), add_node(ops::Attrs("reshape").set("shape", target), {xv}, n.output(0), out, in.dtype),
-         identity_perm(out.size()));
-}
-
 void Importer::slice(const onnx::NodeProto& n) {
   want_inputs(n, 3, 5);
   Ref x = ref(n.input(0));
@@ -360,6 +301,7 @@ int Importer::cast_node(const Ref& x, DType to, const std::string& output) {
 int Importer::node(const onnx::NodeProto& n) {
   const std::string& op = n.op_type();
   if (!n.domain().empty()) fail("domain '" + n.domain() + "' is not supported");
+  if (int k = shape_and_view_node(n)) return k;  // import_shape.cc, import_view.cc
   if (int k = gelu_erf(n)) return k;
   if (int k = gelu_tanh(n)) return k;
   if (int k = mish(n)) return k;
@@ -381,7 +323,6 @@ int Importer::node(const onnx::NodeProto& n) {
   if (op == "Dropout") return dropout(n, a), 1;
   if (op == "Constant") return constant(n, a), 1;
   if (op == "ReduceSum" || op == "ReduceMean" || op == "ReduceMax") return reduce(n, a), 1;
-  if (op == "Reshape") return reshape(n, a), 1;
   if (op == "Concat") return concat(n, a), 1;
   if (op == "Gather") return gather(n, a), 1;
   if (op == "LayerNormalization") return layer_norm(n, a), 1;

@@ -7,12 +7,14 @@
 #include <deque>
 #include <limits>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <stdexcept>
 #include <vector>
 
 #include "graph/graph.h"
+#include "runtime_export/onnx/folded.h"
 #include "runtime_export/onnx/layout.h"
 #include "runtime_export/onnx/onnx_import.h"
 #include "runtime_export/onnx/onnx_tensor.h"
@@ -171,6 +173,12 @@ class Importer {
     if (name.empty()) fail("an omitted optional input where Kiln needs one");
     auto it = refs_.find(name);
     if (it != refs_.end()) return it->second;
+    if (auto v = views_.find(name); v != views_.end()) {  // laid out once for the ops that need a plain value
+      Ref r = flat(v->second, name);
+      views_.erase(v);
+      return refs_[name] = r;
+    }
+    if (folded_values_.count(name)) fail("'" + name + "' " + sym_str(folded_values_.at(name).ints) + " depends on the batch size and is used as data");
     auto in = inits_.find(name);
     if (in == inits_.end()) fail("input '" + name + "' is not computed before this node, nor an input or initializer");
     if (in->second->data_type() == onnx::TensorProto::INT64) fail("INT64 initializer '" + name + "' used as data");
@@ -212,7 +220,7 @@ class Importer {
   // A computed result: ONNX sees Kiln value v through perm.
   void define(const std::string& name, int v, const Perm& perm) {
     if (name.empty()) fail("an output without a name");
-    if (refs_.count(name) || inits_.count(name)) fail("value '" + name + "' is defined twice");
+    if (refs_.count(name) || inits_.count(name) || views_.count(name) || folded_values_.count(name)) fail("value '" + name + "' is defined twice");
     refs_[name] = Ref{v, "", perm};
   }
   // Kiln's name for a value ONNX calls `onnx_name` but which Kiln holds in NHWC.
@@ -336,7 +344,6 @@ class Importer {
   void matmul(const onnx::NodeProto& n);
   void binary(const onnx::NodeProto& n, const std::string& kind, const std::string& output, DType out_dtype);
   void reduce(const onnx::NodeProto& n, NodeAttrs& a);
-  void reshape(const onnx::NodeProto& n, NodeAttrs& a);
   void slice(const onnx::NodeProto& n);
   void concat(const onnx::NodeProto& n, NodeAttrs& a);
   // import_sequence.cc
@@ -377,6 +384,47 @@ class Importer {
   int argmax_then_cast(const onnx::NodeProto& n, NodeAttrs& a);
   int clip_then_cast(const onnx::NodeProto& n);
   int node(const onnx::NodeProto& n);
+
+  // Transformer exports (torch.onnx): import_shape.cc folds shape subgraphs (folded.h);
+  // import_view.cc carries Reshape/Transpose chains as views; import_layer_norm_pattern.cc.
+  struct View {  // ONNX dim j: the product of group j's dims of permute(value, perm)
+    int value = -1;
+    Perm perm;
+    std::vector<int> groups;
+  };
+  std::map<std::string, Folded> folded_values_;
+  std::map<std::string, View> views_;
+  std::set<int> absorbed_;  // nodes a pattern has imported already
+  std::map<std::string, std::vector<int>> readers_;
+  bool is_folded(const std::string& name);
+  Folded folded(const std::string& name);
+  void define_folded(const std::string& name, Folded f);
+  std::vector<SymInt> sym_shape(const std::string& name);
+  std::vector<int64_t> axes_of(const onnx::NodeProto& n, NodeAttrs& a, int input, int since_opset);
+  int fold(const onnx::NodeProto& n);
+  View view_of(const std::string& name);
+  std::vector<SymInt> view_dims(const View& v);
+  void define_view(const std::string& name, const View& v);
+  int kiln_reshape(int value, const Shape& shape, const std::string& name);
+  View in_u_order(const View& v, const std::string& name);
+  View merged(View v, bool only_last, const std::string& name);
+  Ref flat(const View& v, const std::string& name);
+  View transpose_view(const View& v, const Perm& p);
+  View reshape_view(const View& v, const std::vector<SymInt>& target, const std::string& name);
+  std::vector<SymInt> reshape_target(const std::vector<SymInt>& in, std::vector<SymInt> target, bool allowzero);
+  void reshape_node(const onnx::NodeProto& n, NodeAttrs& a);
+  void squeeze(const onnx::NodeProto& n, NodeAttrs& a);  // Squeeze, Unsqueeze
+  void gather_view(const onnx::NodeProto& n, NodeAttrs& a);
+  void matmul_rowwise(const onnx::NodeProto& n);
+  void gemm_rowwise(const onnx::NodeProto& n, NodeAttrs& a);
+  void expand(const onnx::NodeProto& n, NodeAttrs& a);
+  int batch_zeros(int rank, DType dtype);
+  void split(const onnx::NodeProto& n, NodeAttrs& a);
+  int shape_and_view_node(const onnx::NodeProto& n);
+  const std::vector<int>& readers(const std::string& name);
+  const onnx::NodeProto* sole_reader(const std::string& name, const char* op, int* index);
+  std::optional<float> scalar_ahead(const std::string& name);
+  int layer_norm_decomposed(const onnx::NodeProto& n);
 };
 
 }  // namespace kiln::runtime_export::onnx_io

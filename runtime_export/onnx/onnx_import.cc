@@ -24,7 +24,8 @@ Graph Importer::run() {
     if (inits_.count(in.name())) continue;  // IR < 4 lists initializers as inputs too
     if (!in.type().has_tensor_type()) fail("is not a tensor");
     const auto& tt = in.type().tensor_type();
-    DType dtype = kiln_dtype(tt.elem_type(), where_);
+    // Token ids: torch writes INT64, Kiln has no 64-bit integers and gathers with s32.
+    DType dtype = tt.elem_type() == onnx::TensorProto::INT64 ? DType::s32 : kiln_dtype(tt.elem_type(), where_);
     if (!tt.has_shape()) fail("has no shape");
     Shape s;
     for (int d = 0; d < tt.shape().dim_size(); ++d) {
@@ -52,6 +53,7 @@ Graph Importer::run() {
   if (gp_.output_size() == 0) throw std::invalid_argument("the graph has no outputs");
   for (const auto& o : gp_.output()) {
     where_ = "graph output '" + o.name() + "'";
+    if (views_.count(o.name())) ref(o.name());  // a view laid out as a plain value
     auto it = refs_.find(o.name());
     if (it == refs_.end()) fail("is never computed");
     int v = materialize(it->second);
@@ -63,7 +65,9 @@ Graph Importer::run() {
         bool ok = tt.shape().dim_size() == static_cast<int>(val.shape.size());
         for (int d = 0; ok && d < tt.shape().dim_size(); ++d) {
           const auto& dim = tt.shape().dim(d);
-          ok = dim.has_dim_value() ? dim.dim_value() == val.shape[d] : val.shape[d] == kBatch;
+          // A named dimension past the batch is one the exporter did not work out (torch names
+          // [batch, seq] outputs' seq so): any computed size fits it.
+          ok = dim.has_dim_value() ? dim.dim_value() == val.shape[d] : val.shape[d] == kBatch || d > 0;
         }
         if (!ok) fail("has a declared shape other than the computed " + shape_str(val.shape));
       }

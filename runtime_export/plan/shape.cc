@@ -18,6 +18,7 @@ bool Builder::cast(const graph::Node& n) {
   int x = value_[n.inputs[0]];
   DType to = ops::parse_attrs_of<ops::OpKind::cast>(n.call).dtype;
   if (!is_float(to)) return false;  // integer casts truncate; oneDNN's reorder rounds
+  if (!is_float(t(x).dtype)) return false;  // s32 -> bf16 has no oneDNN 2.6 reorder: the eager cast
   DType target = p_.float_dtype();
   if (t(x).dtype == target) {
     value_[n.outputs[0]] = x;
