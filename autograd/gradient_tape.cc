@@ -5,6 +5,7 @@
 
 #include "tensor/ops/binary.h"
 #include "tensor/ops/cast.h"
+#include "tensor/row_sparse.h"
 
 namespace kiln {
 namespace {
@@ -192,7 +193,11 @@ std::vector<Tensor> GradientTape::gradient(const Tensor& target, const std::vect
           throw std::logic_error(std::string("backward of ") + node.op() + " produced gradient " +
                                  in_grads[k].describe() + " that does not match " + g->describe());
         }
-        Tensor sum = add(*g, cast(in_grads[k], g->dtype()));  // add() leaves grads alone: g stays valid
+        // Two row-sparse gradients (a table gathered twice) add up sparsely; add() would
+        // densify them.
+        Tensor sum = is_row_sparse(*g) && is_row_sparse(in_grads[k])
+                         ? row_sparse_add(*g, cast(in_grads[k], g->dtype()))
+                         : add(*g, cast(in_grads[k], g->dtype()));  // add() leaves grads alone: g stays valid
         *g = std::move(sum);
       }
     }

@@ -1,20 +1,29 @@
 // One training step of an embedding table (vocab 50,000 x 256, a batch of 32 x 128 tokens,
-// loss = sum(rows * fixed weights), Adam) two ways, alternating in this one process:
-//   gather:  tensor/ops/gather.h, whose gradient is a scatter-add into the rows used;
-//   one_hot: the dense formulation Kiln had before (one_hot(ids) @ table), whose forward
-//            builds a [tokens, vocab] one-hot and whose gradient is a [vocab, tokens] matmul.
-// Prints the CPU, the best step time of each, their ratio, and the allocator's bytes in use
-// above the baseline at the larger of two points: after the forward (the tape holds what the
-// backward needs: one_hot's [tokens, vocab]) and after the gradient (the [vocab, dim] gradient).
+// loss = sum(rows * fixed weights)) several ways, alternating in this one process:
+//   gather:        tensor/ops/gather.h, whose gradient is row-sparse (tensor/row_sparse.h):
+//                  the rows used, duplicates summed, applied by the optimizer from those rows;
+//   gather dense:  the same gradient made dense (plain()) before the optimizer, which is what
+//                  Kiln did before the row-sparse gradient: a [vocab, dim] scatter-add target;
+//   one_hot:       the dense formulation (one_hot(ids) @ table), whose forward builds a
+//                  [tokens, vocab] one-hot and whose gradient is a [vocab, tokens] matmul.
+// With Adam (Keras's dense formula: every row's moments decay, so the update still sweeps the
+// table) and with plain SGD (which touches only the rows used; one_hot is left out there).
+// Prints the CPU, the best step time of each, their ratios, and the allocator's bytes in use
+// above the baseline at the largest of: after the forward (the tape holds what the backward
+// needs: one_hot's [tokens, vocab]), after the gradient, and after making it dense.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <iterator>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "autograd/gradient_tape.h"
 #include "benchmarks/machine.h"
 #include "optim/adam.h"
+#include "optim/sgd.h"
 #include "tensor/allocator.h"
 #include "tensor/ops/ops.h"
 #include "tensor/random.h"
@@ -32,7 +41,7 @@ struct Result {
 
 template <typename Lookup>
 void step(Variable& table, optim::Optimizer& opt, const Tensor& ids, const Tensor& weights, Lookup lookup,
-          Result& r) {
+          bool densify, Result& r) {
   const size_t before = allocator_stats().bytes_in_use;
   auto t0 = std::chrono::steady_clock::now();
   {
@@ -41,12 +50,20 @@ void step(Variable& table, optim::Optimizer& opt, const Tensor& ids, const Tenso
     Tensor loss = reduce_sum(rows * weights);
     const size_t forward_peak = allocator_stats().bytes_in_use;
     std::vector<Tensor> grads = tape.gradient(loss, std::vector<Variable>{table});
+    if (densify) grads[0] = grads[0].plain();
     const size_t peak = std::max(forward_peak, allocator_stats().bytes_in_use);
     r.peak_mb = std::max(r.peak_mb, (static_cast<double>(peak) - static_cast<double>(before)) / 1e6);
     opt.apply_gradients(grads, {table});
   }
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   r.best_ms = std::min(r.best_ms, ms);
+}
+
+double max_diff(const Variable& a, const Variable& b) {
+  std::vector<float> va = a.value().to_vector(), vb = b.value().to_vector();
+  double diff = 0;
+  for (size_t i = 0; i < va.size(); ++i) diff = std::max(diff, static_cast<double>(std::fabs(va[i] - vb[i])));
+  return diff;
 }
 
 }  // namespace
@@ -57,9 +74,7 @@ int main(int argc, char** argv) {
   cpu::ThreadConfig threads = cpu::apply_best_known_config(argc, argv);
   std::printf("%s\n", bench::machine_header(threads.omp_num_threads).c_str());
   const int repeats = 5;
-  Variable table_a(random_uniform({kVocab, kDim}, -0.05f, 0.05f, 1), "gather/embeddings");
-  Variable table_b(table_a.value().clone_detached(), "one_hot/embeddings");
-  optim::Adam adam_a(1e-3f), adam_b(1e-3f);
+  Tensor start = random_uniform({kVocab, kDim}, -0.05f, 0.05f, 1);
   Tensor ids = cast(random_uniform({kBatch, kSteps}, 0.f, static_cast<float>(kVocab), 2), DType::s32);
   Tensor weights = random_uniform({kBatch, kSteps, kDim}, -1.f, 1.f, 3);
   auto by_gather = [](const Tensor& t, const Tensor& i) { return gather(t, i, 0); };
@@ -67,22 +82,62 @@ int main(int argc, char** argv) {
     Tensor hot = one_hot(reshape(i, {kBatch * kSteps}), kVocab);  // [tokens, vocab]
     return reshape(matmul(hot, t), {kBatch, kSteps, kDim});
   };
-  Result a, b;
-  for (int k = 0; k < repeats; ++k) {
-    step(table_a, adam_a, ids, weights, by_gather, a);
-    step(table_b, adam_b, ids, weights, by_one_hot, b);
+  struct Way {
+    const char* name;
+    bool one_hot, densify;
+  };
+  const Way ways[] = {{"gather", false, false}, {"gather dense", false, true}, {"one_hot", true, false}};
+  struct Run {
+    Variable table;
+    std::unique_ptr<optim::Optimizer> opt;
+    Result r;
+  };
+  std::vector<std::vector<Run>> runs(2);  // [Adam, SGD][way]
+  for (int o = 0; o < 2; ++o) {
+    for (const Way& w : ways) {
+      std::unique_ptr<optim::Optimizer> opt;
+      if (o == 0) {
+        opt = std::make_unique<optim::Adam>(1e-3f);
+      } else {
+        opt = std::make_unique<optim::SGD>(0.1f);
+      }
+      runs[o].push_back({Variable(start.clone_detached(), std::string(w.name) + "/embeddings"), std::move(opt), {}});
+    }
   }
-  // Both ways compute the same step: the tables stay equal up to float summation order.
-  std::vector<float> va = table_a.value().to_vector(), vb = table_b.value().to_vector();
-  double diff = 0;
-  for (size_t i = 0; i < va.size(); ++i) diff = std::max(diff, static_cast<double>(std::fabs(va[i] - vb[i])));
-  std::printf("embedding step: vocab %lld x dim %lld, batch %lld x %lld tokens, Adam; best of %d\n",
+  for (int k = 0; k < repeats; ++k) {
+    for (int o = 0; o < 2; ++o) {
+      for (size_t w = 0; w < std::size(ways); ++w) {
+        if (o == 1 && ways[w].one_hot) continue;  // seconds a step; measured with Adam
+        Run& run = runs[o][w];
+        if (ways[w].one_hot) {
+          step(run.table, *run.opt, ids, weights, by_one_hot, ways[w].densify, run.r);
+        } else {
+          step(run.table, *run.opt, ids, weights, by_gather, ways[w].densify, run.r);
+        }
+      }
+    }
+  }
+  std::printf("embedding step: vocab %lld x dim %lld, batch %lld x %lld tokens; best of %d\n",
               static_cast<long long>(kVocab), static_cast<long long>(kDim), static_cast<long long>(kBatch),
               static_cast<long long>(kSteps), repeats);
-  std::printf("%-8s %10s %14s\n", "lookup", "step ms", "peak MB above");
-  std::printf("%-8s %10.2f %14.1f\n", "gather", a.best_ms, a.peak_mb);
-  std::printf("%-8s %10.2f %14.1f\n", "one_hot", b.best_ms, b.peak_mb);
-  std::printf("one_hot/gather: time %.2fx, peak memory %.2fx; tables differ by at most %.3g after %d steps\n",
-              b.best_ms / a.best_ms, b.peak_mb / a.peak_mb, diff, repeats);
+  const char* opt_names[] = {"Adam", "SGD"};
+  std::printf("%-6s %-13s %10s %14s\n", "optim", "lookup", "step ms", "peak MB above");
+  for (int o = 0; o < 2; ++o) {
+    for (size_t w = 0; w < std::size(ways); ++w) {
+      if (o == 1 && ways[w].one_hot) continue;
+      std::printf("%-6s %-13s %10.2f %14.1f\n", opt_names[o], ways[w].name, runs[o][w].r.best_ms, runs[o][w].r.peak_mb);
+    }
+  }
+  // Every way computes the same steps: the tables agree up to float summation order.
+  const Result &adam_sparse = runs[0][0].r, &adam_dense = runs[0][1].r, &adam_hot = runs[0][2].r;
+  std::printf("Adam: gather dense/gather time %.2fx, peak memory %.2fx; one_hot/gather time %.2fx, peak memory %.2fx; "
+              "tables differ by at most %.3g (dense) and %.3g (one_hot) after %d steps\n",
+              adam_dense.best_ms / adam_sparse.best_ms, adam_dense.peak_mb / adam_sparse.peak_mb,
+              adam_hot.best_ms / adam_sparse.best_ms, adam_hot.peak_mb / adam_sparse.peak_mb,
+              max_diff(runs[0][0].table, runs[0][1].table), max_diff(runs[0][0].table, runs[0][2].table), repeats);
+  const Result &sgd_sparse = runs[1][0].r, &sgd_dense = runs[1][1].r;
+  std::printf("SGD: gather dense/gather time %.2fx, peak memory %.2fx; tables differ by at most %.3g after %d steps\n",
+              sgd_dense.best_ms / sgd_sparse.best_ms, sgd_dense.peak_mb / sgd_sparse.peak_mb,
+              max_diff(runs[1][0].table, runs[1][1].table), repeats);
   return 0;
 }

@@ -109,7 +109,10 @@ void GradientReducer::pack(size_t index, const Tensor& gradient) {
                                   vars_[index].name() + "' of shape " + vars_[index].value().describe());
     }
     defined_[index] = true;
-    Tensor g = gradient.dtype() == DType::f32 && gradient.is_contiguous() ? gradient : cast(gradient, DType::f32);
+    // The allreduce sums whole buckets, so a row-sparse gradient (an embedding's) is made
+    // dense here: data-parallel training's one dense fallback for it.
+    Tensor g = gradient.is_packed() ? cast(gradient, DType::f32).plain() : gradient;
+    if (g.dtype() != DType::f32 || !g.is_contiguous()) g = cast(g, DType::f32);
     if (!g.is_contiguous()) g = g.clone_detached();
     const float* src = g.data<float>();
     if (options_.bf16_communication) {

@@ -4,6 +4,8 @@ examples_test also fails when an examples/*.cc with a main() is missing here."""
 
 # name: the extra deps beyond //:kiln, :example_flags and //nn/applications.
 EXAMPLES = {
+    # Character-level transformer LM; its smoke run is compared with a PyTorch twin's losses.
+    "char_lm": [],
     "custom_training_loop": [],
     # Data-parallel training on Open MPI (dist/): the example relaunches itself under mpirun.
     "distributed_custom_loop": ["//dist"],

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -110,8 +111,45 @@ ExampleCheck trained(const std::string& label) {
   }};
 }
 
+std::vector<double> read_losses(const std::string& path) {
+  std::istringstream text(base::read_file(path));
+  std::vector<double> out;
+  for (double v; text >> v;) out.push_back(v);
+  return out;
+}
+
+// char_lm --smoke trains from the checked-in initial weights with PyTorch's Adam convention;
+// its 100 losses must follow the PyTorch twin's curve (examples/testdata/char_lm/README.md
+// says how both were made and why the tolerance grows with the step).
+ExampleCheck char_lm_matches_torch_twin() {
+  const std::string twin = "examples/testdata/char_lm";
+  return {.args = [twin](const std::string& out) {
+            return std::vector<std::string>{"--initial_weights", twin, "--pytorch_adam", "--losses_out",
+                                            out + "/losses.txt"};
+          },
+          .verify = [twin](const ExampleRun& run, const std::string& out) {
+            ASSERT_NE(run.output.find("35149 characters, 76 distinct"), std::string::npos)
+                << "the corpus is not the GPL-3 text the twin's curve was made from (see " << twin
+                << "/README.md):\n" << run.output;
+            std::vector<double> kiln = read_losses(out + "/losses.txt"), torch = read_losses(twin + "/torch_losses.txt");
+            ASSERT_EQ(torch.size(), 100u);
+            ASSERT_EQ(kiln.size(), torch.size()) << run.output;
+            double worst = 0;
+            for (size_t i = 0; i < kiln.size(); ++i) {
+              const double step = static_cast<double>(i + 1), tolerance = 1e-5 * (1 + step / 10);
+              const double relative = std::fabs(kiln[i] - torch[i]) / torch[i];
+              worst = std::max(worst, relative);
+              EXPECT_LE(relative, tolerance) << "step " << step << ": Kiln's loss " << kiln[i] << ", PyTorch's " << torch[i];
+            }
+            std::printf("char_lm vs its PyTorch twin over 100 steps: largest relative difference %.3g\n", worst);
+            EXPECT_LT(kiln.back(), kiln.front() - 1.0) << "the loss did not fall";
+            EXPECT_NE(run.output.find("sample (temperature"), std::string::npos) << run.output;
+          }};
+}
+
 const std::map<std::string, ExampleCheck>& checks() {
   static const std::map<std::string, ExampleCheck> table = {
+      {"char_lm", char_lm_matches_torch_twin()},
       {"fashion_mnist_mlp", trained("test accuracy")},
       {"fashion_mnist_cnn", trained("test accuracy")},
       {"custom_training_loop", trained("validation accuracy")},

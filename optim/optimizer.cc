@@ -9,11 +9,20 @@
 #include "tensor/ops/cast.h"
 #include "tensor/ops/common.h"
 #include "tensor/isa_clones.h"
+#include "tensor/row_sparse.h"
 
 namespace kiln::optim {
 namespace {
 
 Tensor f32_dense(const Tensor& g) { return detail::dense(cast(g, DType::f32)); }
+
+// g as f32 in its own layout: a packed (blocked or row-sparse) f32 tensor as it is, a
+// row-sparse one of another dtype as f32 rows, anything else row-major.
+Tensor f32_in_layout(const Tensor& g) {
+  if (g.is_packed() && g.dtype() == DType::f32) return g;
+  if (is_row_sparse(g)) return cast(g, DType::f32);
+  return f32_dense(g);
+}
 
 // Optimizer state is updated as flat f32 arrays; a packed variable's array includes its block
 // padding, which stays zero (zero gradient, zero slots) through every update rule.
@@ -49,7 +58,7 @@ KILN_ISA_CLONES double sum_squares_flat(const float* p, int64_t n) {
 }
 
 double sum_squares(const Tensor& g) {
-  Tensor d = g.is_packed() && g.dtype() == DType::f32 ? g : f32_dense(g);
+  Tensor d = f32_in_layout(g);
   Flat f = flat(d);
   constexpr int64_t kChunk = 1 << 15;
   if (f.n <= kChunk) return sum_squares_flat(f.p, f.n);
@@ -61,7 +70,7 @@ double sum_squares(const Tensor& g) {
 
 // A copy of g (f32, g's layout) times factor.
 Tensor scaled(const Tensor& g, float factor) {
-  Tensor d = g.is_packed() && g.dtype() == DType::f32 ? g : f32_dense(g);
+  Tensor d = f32_in_layout(g);
   Tensor out = d.is_packed() ? Tensor::empty_packed(d.shape(), DType::f32, d.packed_layout()) : Tensor::empty(d.shape(), DType::f32);
   Flat src = flat(d), dst = flat(out);
   for (int64_t i = 0; i < src.n; ++i) dst.p[i] = src.p[i] * factor;
@@ -228,7 +237,12 @@ void Optimizer::apply_gradients(const std::vector<Tensor>& grads_in, const std::
   for (size_t i = 0; i < vars.size(); ++i) {
     if (!grads[i].defined()) continue;
     const Tensor& w = vars[i].value();
-    Tensor g = conform(grads[i], w);
+    // A row-sparse gradient (an embedding's) stays sparse through clipping and the update,
+    // which then reads no dense gradient. Two cases fall back to a dense one: packed weights,
+    // and pytorch_style weight decay, whose L2 term w * weight_decay is dense.
+    const bool l2_term = decays(vars[i]) && base_.weight_decay_style == WeightDecayStyle::l2_in_gradient;
+    const bool sparse = is_row_sparse(grads[i]) && !w.is_packed() && !l2_term;
+    Tensor g = sparse ? cast(grads[i], DType::f32) : conform(grads[i], w);  // conform densifies
     if (clip.clipnorm > 0) {
       float norm = static_cast<float>(std::sqrt(sum_squares(g)));
       if (norm > clip.clipnorm) g = scaled(g, clip.clipnorm / norm);
@@ -247,9 +261,13 @@ void Optimizer::apply_gradients(const std::vector<Tensor>& grads_in, const std::
       }
     }
     std::vector<Tensor>& slots = slots_for(vars[i]);
-    Slice slice{flat(w).p, flat(g).p, work_slots_.size(), slots.size(), flat(w).n, decay};
-    for (const Tensor& slot : slots) work_slots_.push_back(flat(slot).p);
-    work_.push_back(slice);
+    if (sparse) {
+      add_row_sparse_slices(w, g, slots, decay);
+    } else {
+      Slice slice{flat(w).p, flat(g).p, work_slots_.size(), slots.size(), flat(w).n, decay};
+      for (const Tensor& slot : slots) work_slots_.push_back(flat(slot).p);
+      work_.push_back(slice);
+    }
     work_grads_.push_back(std::move(g));
   }
   run_fused_update(lr, step);
@@ -258,6 +276,44 @@ void Optimizer::apply_gradients(const std::vector<Tensor>& grads_in, const std::
   }
   work_grads_.clear();
   iterations_ = step;
+}
+
+// A row-sparse gradient's update, as slices: each run of consecutive stored rows reads its
+// rows; the rows between (zero gradient) read a shared zero buffer of at most kZeroChunk
+// elements per slice, so every row gets the dense rule's numbers (Keras applies Adam's and
+// momentum's dense formula to sparse gradients: untouched rows' moments decay) without a dense
+// gradient. An optimizer for which a zero gradient changes nothing (plain SGD) skips them, as
+// TensorFlow's sparse SGD update does, unless weight decay must reach every row.
+void Optimizer::add_row_sparse_slices(const Tensor& w, const Tensor& g, const std::vector<Tensor>& slots,
+                                      float decay) {
+  constexpr int64_t kZeroChunk = 1 << 14;
+  const RowSparseLayout& layout = *row_sparse_layout(g);
+  const std::vector<int32_t>& rows = layout.rows();
+  const int64_t width = layout.row_elements();
+  float* weights = w.data<float>();
+  const float* values = static_cast<const float*>(g.packed_data());
+  auto add = [&](int64_t first_element, int64_t n, const float* grad) {
+    work_.push_back(Slice{weights + first_element, grad, work_slots_.size(), slots.size(), n, decay});
+    for (const Tensor& slot : slots) work_slots_.push_back(slot.data<float>() + first_element);
+  };
+  const bool skip_untouched = decay == 0.f && zero_gradient_changes_nothing();
+  auto add_untouched = [&](int64_t first_row, int64_t end_row) {
+    if (skip_untouched) return;
+    if (zero_gradient_.empty()) zero_gradient_.assign(kZeroChunk, 0.f);
+    for (int64_t e = first_row * width, end = end_row * width; e < end; e += kZeroChunk) {
+      add(e, std::min(kZeroChunk, end - e), zero_gradient_.data());
+    }
+  };
+  int64_t next_row = 0;
+  for (size_t k = 0; k < rows.size();) {
+    size_t run_end = k + 1;
+    while (run_end < rows.size() && rows[run_end] == rows[run_end - 1] + 1) ++run_end;
+    add_untouched(next_row, rows[k]);
+    add(rows[k] * width, static_cast<int64_t>(run_end - k) * width, values + static_cast<int64_t>(k) * width);
+    next_row = rows[run_end - 1] + 1;
+    k = run_end;
+  }
+  add_untouched(next_row, layout.dense_rows());
 }
 
 // One parallel region for every variable of the step (a multi-tensor update): the elements of

@@ -52,6 +52,9 @@ constexpr int64_t kMaxIterations = (int64_t{1} << 62) - 1;
 // learning-rate schedule, gradient clipping and weight decay, in Keras's order: clip the
 // gradients, decay the weights, then run the optimizer's own step. Updates run as fused loops
 // over f32 master weights; gradients of another float dtype (bf16) are upcast first.
+// A row-sparse gradient (tensor/row_sparse.h: an embedding's, from gather) is clipped and
+// applied from its rows alone, with the numbers of the dense rule and no dense gradient (see
+// add_row_sparse_slices); packed weights and pytorch_style L2 decay densify it.
 class Optimizer {
  public:
   Optimizer(std::string name, BaseOptions options);
@@ -101,6 +104,9 @@ class Optimizer {
   // variables into slices that several threads update at once, so update() must start no
   // threads of its own. slots holds one pointer per slot name; step is 1-based.
   virtual void update(float* w, const float* g, float* const* slots, int64_t n, float lr, int64_t step) = 0;
+  // True when update() with a zero gradient changes neither the weights nor the slots (plain
+  // SGD): a row-sparse gradient's update then skips the rows it does not hold.
+  virtual bool zero_gradient_changes_nothing() const { return false; }
 
  private:
   std::vector<Tensor>& slots_for(const Variable& var);
@@ -115,6 +121,7 @@ class Optimizer {
     float decay;  // decoupled weight decay factor lr * weight_decay, or 0
   };
   void run_fused_update(float lr, int64_t step);
+  void add_row_sparse_slices(const Tensor& w, const Tensor& g, const std::vector<Tensor>& slots, float decay);
 
   std::string name_;
   BaseOptions base_;
@@ -123,6 +130,7 @@ class Optimizer {
   std::vector<Slice> work_;         // reused across steps: no heap traffic per step
   std::vector<float*> work_slots_;  // every slice's slot pointers, likewise reused
   std::vector<Tensor> work_grads_;  // keeps converted gradients alive during the update
+  std::vector<float> zero_gradient_;  // what row-sparse updates read for rows they do not hold
 };
 
 // Joint L2 norm of all defined gradients, and the gradients scaled to at most max_norm.

@@ -36,6 +36,7 @@ class SGD : public Optimizer {
  protected:
   std::vector<std::string> slot_names() const override;
   void update(float* w, const float* g, float* const* slots, int64_t n, float lr, int64_t step) override;
+  bool zero_gradient_changes_nothing() const override { return options_.momentum == 0; }
 
  private:
   SGDOptions options_;

@@ -16,7 +16,8 @@ struct EmbeddingOptions {
 // keras.layers.Embedding: integer indices [batch, ...] in [0, input_dim) -> rows of the
 // weight `embeddings` [input_dim, output_dim], shaped [batch, ..., output_dim]. Float inputs
 // are cast to s32 first, as Keras does; an index outside [0, input_dim) throws naming it.
-// The gradient is a scatter-add into the rows the batch used (tensor/ops/gather.h).
+// The gradient is a scatter-add into the rows the batch used (tensor/ops/gather.h), row-sparse
+// (tensor/row_sparse.h): the optimizers apply it from those rows.
 Layer Embedding(int64_t input_dim, int64_t output_dim, const EmbeddingOptions& options = {},
                 const std::string& name = "");
 

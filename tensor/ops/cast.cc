@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "tensor/bf16.h"
+#include "tensor/row_sparse.h"
 #include "tensor/ops/recorder.h"
 #include "tensor/ops/common.h"
 #include "tensor/onednn/engine.h"
@@ -44,17 +45,21 @@ void truncate_from(const Tensor& src, Tensor& out) {
 Tensor cast(const Tensor& x, DType dtype) {
   detail::check_defined(x, "cast", "input");
   if (x.dtype() == dtype) return x;
-  Tensor out = Tensor::empty(x.shape(), dtype);
-  if (x.numel() == 0) return out;
-  Tensor src = detail::dense(x);
-  if (is_floating(x.dtype()) && !is_floating(dtype)) {
-    if (x.dtype() == DType::bf16) {
-      truncate_from<bf16>(src, out);
+  // A row-sparse tensor (an embedding's gradient) converts its stored rows and stays sparse.
+  const bool row_sparse = is_row_sparse(x) && is_floating(dtype);
+  Tensor out = row_sparse ? row_sparse_cast(x, dtype) : Tensor::empty(x.shape(), dtype);
+  if (!row_sparse) {
+    if (x.numel() == 0) return out;
+    Tensor src = detail::dense(x);
+    if (is_floating(x.dtype()) && !is_floating(dtype)) {
+      if (x.dtype() == DType::bf16) {
+        truncate_from<bf16>(src, out);
+      } else {
+        truncate_from<float>(src, out);
+      }
     } else {
-      truncate_from<float>(src, out);
+      onednn::reorder("cast", onednn::memory_of(src), onednn::memory_of(out));
     }
-  } else {
-    onednn::reorder("cast", onednn::memory_of(src), onednn::memory_of(out));
   }
   ops::Attrs call("cast");
   call.set("dtype", dtype_name(dtype));

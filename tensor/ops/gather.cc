@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "tensor/bf16.h"
+#include "tensor/row_sparse.h"
 #include "tensor/onednn/profiler.h"
 #include "tensor/ops/common.h"
 #include "tensor/ops/recorder.h"
@@ -87,6 +88,55 @@ Tensor gather_backward(const Tensor& grad_in, const std::vector<int32_t>& ids, c
   return out;
 }
 
+// The gradient of a table gathered on its first axis, row-sparse (tensor/row_sparse.h): only
+// the rows the indices used, each the sum of its occurrences' output-gradient rows. The rows
+// are summed in f32 in index order, starting from zero, as the dense scatter-add does, so the
+// two give the same bits; then rounded to the table's dtype. No [rows, ...] temporary.
+Tensor gather_backward_rows(const Tensor& grad_in, const std::vector<int32_t>& ids, const Shape& table_shape,
+                            DType dtype, const GatherGeometry& g) {
+  onednn::profiler::KernelScope timed;
+  Tensor grad = detail::dense(grad_in);
+  const int64_t n = static_cast<int64_t>(ids.size());
+  std::vector<int32_t> order(ids.size());
+  for (int64_t j = 0; j < n; ++j) order[j] = static_cast<int32_t>(j);
+  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return ids[a] < ids[b]; });
+  std::vector<int32_t> rows;
+  std::vector<int64_t> first;  // rows[r] gathers order[first[r] .. first[r + 1])
+  for (int64_t k = 0; k < n; ++k) {
+    if (k == 0 || ids[order[k]] != ids[order[k - 1]]) {
+      rows.push_back(ids[order[k]]);
+      first.push_back(k);
+    }
+  }
+  first.push_back(n);
+  const int64_t used = static_cast<int64_t>(rows.size());
+  Shape values_shape = table_shape;
+  values_shape[0] = used;
+  Tensor acc = Tensor::empty(values_shape, DType::f32);
+  float* dst = acc.data<float>();
+  const bool f32_grad = grad.dtype() == DType::f32;
+  const void* src = grad.raw_data();
+#pragma omp parallel for schedule(static) if (n * g.inner > (1 << 16))
+  for (int64_t r = 0; r < used; ++r) {
+    float* d = dst + r * g.inner;
+    std::fill(d, d + g.inner, 0.f);
+    for (int64_t k = first[r]; k < first[r + 1]; ++k) {
+      const int64_t row = static_cast<int64_t>(order[k]) * g.inner;
+      if (f32_grad) {
+        const float* s = static_cast<const float*>(src) + row;
+        for (int64_t e = 0; e < g.inner; ++e) d[e] += s[e];
+      } else {
+        const bf16* s = static_cast<const bf16*>(src) + row;
+        for (int64_t e = 0; e < g.inner; ++e) d[e] += static_cast<float>(s[e]);
+      }
+    }
+  }
+  if (dtype == DType::f32) return make_row_sparse(table_shape, std::move(rows), acc);
+  Tensor values = Tensor::empty(values_shape, dtype);
+  values.copy_from(acc);
+  return make_row_sparse(table_shape, std::move(rows), values);
+}
+
 }  // namespace
 
 Tensor gather(const Tensor& table, const Tensor& indices, int axis) {
@@ -122,7 +172,10 @@ Tensor gather(const Tensor& table, const Tensor& indices, int axis) {
     call.set("axis", g.axis);
     autograd::record(call, {table, indices}, {out}, [=](const std::vector<Tensor>& grads) -> std::vector<Tensor> {
       if (!differentiable || !autograd::needs_input_grad(0)) return {Tensor(), Tensor()};
-      Tensor d_table = gather_backward(grads[0], *shared_ids, table_shape, dtype, g);
+      // On the first axis (embedding lookups) the gradient is row-sparse; on another axis one
+      // index's values are strided through the table, and the gradient is dense.
+      Tensor d_table = g.axis == 0 ? gather_backward_rows(grads[0], *shared_ids, table_shape, dtype, g)
+                                    : gather_backward(grads[0], *shared_ids, table_shape, dtype, g);
       autograd::record_without_second_order("gather_backward", {grads[0]}, {d_table});
       return {d_table, Tensor()};
     });

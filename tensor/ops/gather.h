@@ -10,6 +10,9 @@ namespace kiln {
 // does, not wrapped). table: any dtype; axis may be negative, from the end.
 // The gradient goes to the table only: a scatter-add of the output gradient into the rows the
 // indices used (duplicates add up), in the table's dtype (bf16 tables add up in f32 first).
+// Gathered on axis 0 (an embedding lookup) the gradient is a row-sparse tensor
+// (tensor/row_sparse.h) holding only those rows: no dense [rows, ...] temporary; on another
+// axis it is dense.
 Tensor gather(const Tensor& table, const Tensor& indices, int axis = 0);
 
 }  // namespace kiln
