@@ -358,6 +358,7 @@ int Importer::node(const onnx::NodeProto& n) {
   if (op == "LayerNormalization") return layer_norm(n, a), 1;
   if (op == "ConvTranspose") return conv_transpose(n, a), 1;
   if (op == "Resize") return resize(n, a), 1;
+  if (op == "Pad") return pad(n, a), 1;
   if (op == "Transpose") {
     want_inputs(n, 1, 1);
     Ref x = ref(n.input(0));

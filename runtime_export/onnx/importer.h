@@ -346,6 +346,7 @@ class Importer {
   void constant(const onnx::NodeProto& n, NodeAttrs& a);
   void cast_constant(const Ref& x, DType to, const std::string& output);
   void resize(const onnx::NodeProto& n, NodeAttrs& a);
+  void pad(const onnx::NodeProto& n, NodeAttrs& a);  // import_pad.cc
   int cast_node(const Ref& x, DType to, const std::string& output);
   // Patterns: each returns the number of nodes it consumed (0: not this pattern).
   int gelu_erf(const onnx::NodeProto& n);
