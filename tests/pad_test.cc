@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include "runtime_export/onnx/onnx_tensor.h"  // the onnx protos
 
+#include <cmath>
 #include <fstream>
 
 #include "data/dataset.h"
@@ -184,7 +185,13 @@ TEST(ZeroPadding, TracedAtOneBatchRunsAtAnother) {
   EXPECT_EQ(fast.fallback_steps({x.shape()}), 1) << fast.describe_plan({x.shape()});
   runtime_export::InferenceModel fast_bf16(g, {.dtype = DType::bf16});
   EXPECT_LE(max_abs_diff(fast_bf16.run(x), want), 0.1f);
-  testing::expect_onnx_round_trip(g, {x}, "zero_padding");
+  // No ONNX Runtime check here: its PadFusion folds a zero Pad into the MaxPool after it, whose
+  // padding is -inf (ONNX Runtime 1.31, checked 2026-12-05: Pad 0 + MaxPool 3x3 of all -1 gives
+  // -1 optimized, 0 with ORT_DISABLE_ALL). The export itself is checked in
+  // EveryModeExportsToOnnxRuntimeAndImportsBack; here, the import gives the same graph back.
+  std::string path = testing::temp_path("zero_padding.onnx");
+  runtime_export::export_onnx(g, path);
+  EXPECT_LE(max_abs_diff(runtime_export::import_onnx(path).run(x), want), 1e-5f);
 }
 
 TEST(ZeroPadding, MobileNetV3StemPadsFoldIntoConvs) {
