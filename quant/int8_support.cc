@@ -19,6 +19,9 @@ Int8Role int8_role(ops::OpKind kind) {
       return Int8Role::dense;
     case K::max_pool2d:
     case K::reshape:
+    // Padding copies values; a constant pad's value is quantized like the data it pads
+    // (quantize_graph), so zero padding writes the zero point.
+    case K::pad:
       return Int8Role::passthrough;
     case K::qconv2d:
     case K::qlinear:

@@ -16,6 +16,16 @@ namespace {
 Int8Role role_of(const graph::Node& n) { return int8_role(n.call.kind()); }
 bool int8_passthrough(const graph::Node& n) { return role_of(n) == Int8Role::passthrough; }
 
+// A passthrough node's call on int8 data: a constant pad writes its value quantized with the
+// data's scale (zero point 0), so zero padding stays zero.
+ops::Attrs int8_call(const ops::Attrs& call, const ActivationQuant& q) {
+  if (!call.is(ops::OpKind::pad)) return call;
+  PadAttrs p = ops::parse_attrs_of<ops::OpKind::pad>(call);
+  const double lo = q.dtype == DType::u8 ? 0 : -128, hi = q.dtype == DType::u8 ? 255 : 127;
+  p.value = std::clamp(std::nearbyint(p.value / q.scale), lo, hi);
+  return to_attrs(p);
+}
+
 bool is_quantizable(const graph::Graph& g, const graph::Node& n) {
   if (role_of(n) != Int8Role::conv && role_of(n) != Int8Role::dense) return false;
   if (n.outputs.size() != 1 || g.values[n.inputs[0]].dtype != DType::f32) return false;
@@ -166,7 +176,7 @@ graph::Graph quantize_graph(const graph::Graph& in, const std::map<int, Activati
     if (int8_passthrough(n) && twin != int8_of.end() && !options.keep_float.count(static_cast<int>(k))) {
       auto [x8, xq] = twin->second;
       int out8 = new_value(n.outputs[0], xq.dtype, "/q");
-      nodes.push_back({n.call, {x8}, {out8}});
+      nodes.push_back({int8_call(n.call, xq), {x8}, {out8}});
       int8_of[n.outputs[0]] = {out8, xq};
       dequantize(out8, xq, n.outputs[0]);
       continue;

@@ -108,6 +108,7 @@ std::vector<Row> rows() {
       {"Dropout", [] { return Dropout(0.5f); }, {{4, 10}}},  // a drawn seed, stored resolved
       {"Flatten", [] { return Flatten(); }, {{2, 3, 4, 5}}},
       {"ZeroPadding2D", [] { return ZeroPadding2D({{{1, 2}, {0, 3}}}); }, {{2, 4, 5, 3}}},
+      {"ZeroPadding1D", [] { return ZeroPadding1D({2, 1}); }, {{2, 4, 3}}},
       {"Conv2DTranspose",
        [] {
          return Conv2DTranspose(3, {3, 2}, "relu",

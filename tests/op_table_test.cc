@@ -30,8 +30,10 @@
 #include "autograd/gradient_tape.h"
 #include "graph/trace.h"
 #include "tensor/ops/ops.h"
+#include "tensor/ops/op_attrs.h"
 #include "tensor/ops/registry.h"
 #include "tests/gradcheck.h"
+#include "tests/pad_reference.h"
 #include "tests/upsampling_reference.h"
 
 namespace kiln {
@@ -803,6 +805,15 @@ const std::vector<Row>& rows() {
            [](const std::vector<Tensor>&) {
              return std::vector<std::vector<Tensor>>{{Tensor::zeros({3, 4, 3})}, {Tensor::zeros({2, 3, 4, 3}, DType::s32)}};
            }},
+      // numpy.pad's modes on any rank; negative amounts crop. Any dtype pads (int8 data too), so
+      // only a wrong rank is bad input.
+      {.op = "pad",
+       .cases = {{to_attrs(PadAttrs{{0, 1, 2, 0}, {0, 2, 1, 0}, PadMode::constant, 0}), {In{.shape = {2, 3, 4, 3}}}},
+                 {to_attrs(PadAttrs{{1, -1}, {2, 1}, PadMode::constant, -0.5}), {In{.shape = {3, 4}, .transposed = true}}},
+                 {to_attrs(PadAttrs{{0, 4, 1}, {0, 3, 2}, PadMode::reflect, 0}), {In{.shape = {2, 3, 4}}}},
+                 {to_attrs(PadAttrs{{2, 0, 3}, {1, 0, -1}, PadMode::edge, 0}), {In{.shape = {2, 3, 4}}}}},
+       .ref = [](const Refs& x, const Attrs& a) { return ref::pad(x[0], ops::parse_attrs<PadAttrs>(a)); },
+       .bad = [](const std::vector<Tensor>&) { return std::vector<std::vector<Tensor>>{{Tensor::zeros({3, 4, 3})}}; }},
 
       // Embedding lookup: rows of the table at s32 indices of any shape, on any axis; the
       // table's gradient is a scatter-add (indices repeat in these shapes, so rows add up).

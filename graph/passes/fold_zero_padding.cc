@@ -6,6 +6,7 @@
 #include "graph/passes/dead_code.h"
 #include "tensor/ops/fused.h"
 #include "tensor/ops/op_attrs.h"
+#include "tensor/ops/pad.h"
 
 namespace kiln::graph::passes {
 namespace {
@@ -22,26 +23,45 @@ bool is_zero_literal(const graph::Graph& g, int value) {
   return true;
 }
 
-// A concat along H (axis 1) or W (axis 2) of rank-4 values holding one value between zero
-// literals: that value and the zeros before and after it along the axis.
+// Zero padding of H and/or W around one value, as {top, left, bottom, right}, written either
+// as a pad node (constant 0, nothing on N or C, no cropping) or as a concat along H (axis 1) or
+// W (axis 2) of rank-4 values holding one value between zero literals (what ZeroPadding2D traced
+// to before the pad op, still in saved graphs).
 struct ZeroPad {
-  int axis = 0, source = -1;
-  int64_t before = 0, after = 0;
+  bool axes[3] = {false, false, false};  // which spatial axes (1: H, 2: W) it pads
+  int source = -1;
+  Pads2d pads{0, 0, 0, 0};
 };
+std::optional<ZeroPad> zero_pad_node(const graph::Node& n) {
+  const PadAttrs a = ops::parse_attrs_of<K::pad>(n.call);
+  if (a.mode != PadMode::constant || a.value != 0 || a.before.size() != 4) return std::nullopt;
+  if (a.before[0] || a.after[0] || a.before[3] || a.after[3]) return std::nullopt;
+  ZeroPad p;
+  p.source = n.inputs[0];
+  for (int axis = 1; axis <= 2; ++axis) {
+    if (a.before[axis] < 0 || a.after[axis] < 0) return std::nullopt;
+    p.axes[axis] = a.before[axis] > 0 || a.after[axis] > 0;
+    p.pads[axis - 1] = a.before[axis];
+    p.pads[axis + 1] = a.after[axis];
+  }
+  return p;
+}
 std::optional<ZeroPad> zero_pad_of(const graph::Graph& g, const graph::Node& n) {
-  if (!n.call.is(K::concat) || n.outputs.size() != 1) return std::nullopt;
+  if (n.outputs.size() != 1) return std::nullopt;
+  if (n.call.is(K::pad)) return zero_pad_node(n);
+  if (!n.call.is(K::concat)) return std::nullopt;
   const Shape& out = g.values[n.outputs[0]].shape;
   if (out.size() != 4) return std::nullopt;
   int axis = ops::parse_attrs_of<K::concat>(n.call).axis;
   if (axis < 0) axis += 4;
   if (axis != 1 && axis != 2) return std::nullopt;
   ZeroPad p;
-  p.axis = axis;
+  p.axes[axis] = true;
   for (int v : n.inputs) {
     const int64_t size = g.values[v].shape[axis];
     if (size < 0) return std::nullopt;
     if (is_zero_literal(g, v)) {
-      (p.source < 0 ? p.before : p.after) += size;
+      p.pads[p.source < 0 ? axis - 1 : axis + 1] += size;
     } else if (p.source < 0) {
       p.source = v;
     } else {
@@ -105,7 +125,7 @@ graph::Graph fold_zero_padding(const graph::Graph& in) {
     graph::Node& reader = g.nodes[k];
     const K kind = reader.call.kind();
     if (kind != K::conv2d && kind != K::fused_conv2d && kind != K::max_pool2d) continue;
-    // Walk up through at most one padding concat per spatial axis.
+    // Walk up through at most one padding node per spatial axis.
     Pads2d zero{0, 0, 0, 0};
     std::vector<int> concats;
     int source = reader.inputs[0];
@@ -113,10 +133,9 @@ graph::Graph fold_zero_padding(const graph::Graph& in) {
     while (producer[source] >= 0 && concats.size() < 2) {
       const int c = producer[source];
       std::optional<ZeroPad> p = zero_pad_of(g, g.nodes[c]);
-      if (!p || seen[p->axis] || erase[c] || uses[source] != 1) break;
-      seen[p->axis] = true;
-      zero[p->axis - 1] += p->before;
-      zero[p->axis + 1] += p->after;
+      if (!p || (seen[1] && p->axes[1]) || (seen[2] && p->axes[2]) || erase[c] || uses[source] != 1) break;
+      for (int axis = 1; axis <= 2; ++axis) seen[axis] = seen[axis] || p->axes[axis];
+      for (int i = 0; i < 4; ++i) zero[i] += p->pads[i];
       concats.push_back(c);
       source = p->source;
     }

@@ -3,9 +3,9 @@
 
 namespace kiln::graph::passes {
 
-// Folds zero padding written as concatenation with zero blocks (what ZeroPadding2D traces to:
-// concat along H and/or W of literal all-zero constants around one value) into the explicit
-// pads of the convolution or pooling that alone reads it, so the padded copy is never made.
+// Folds zero padding of H and W (a pad node with constant 0, what ZeroPadding2D traces to, or
+// the concatenation with literal zero blocks it traced to before) into the explicit pads of the
+// convolution or pooling that alone reads it, so the padded copy is never made.
 //   conv2d, fused_conv2d: always (a convolution's padding is zeros).
 //   max_pool2d: only when the padded value is provably non-negative (it comes out of a ReLU,
 //     a ReLU epilogue, or an op whose results are >= 0), and each pad stays below the pool

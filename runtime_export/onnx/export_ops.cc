@@ -351,6 +351,7 @@ Exporter::Rule Exporter::rule(ops::OpKind kind) {
     case K::layer_norm: return {&Exporter::write_layer_norm, "LayerNormalization (opset 17)"};
     case K::conv_transpose2d: return {&Exporter::write_conv_transpose, "ConvTranspose (pads, output_padding)"};
     case K::resize2d: return {&Exporter::write_resize, "Resize (half_pixel; nearest rounds half up)"};
+    case K::pad: return {&Exporter::write_pad, "Pad (pads and constant_value inputs, opset 11+)"};
     KILN_ELTWISE_OPS(KILN_OP_CASE)
     return {&Exporter::write_eltwise_node, "element-wise (GELU written out)"};
   }

@@ -268,6 +268,7 @@ class Exporter {
   // export_upsampling.cc
   void write_conv_transpose(const Node& n);
   void write_resize(const Node& n);
+  void write_pad(const Node& n);  // export_pad.cc
   // export_quantized.cc: the int8 nodes as QDQ.
   void write_quantize(const Node& n);
   void write_quantized_layer(const Node& n);

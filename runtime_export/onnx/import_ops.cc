@@ -332,6 +332,7 @@ int Importer::node(const onnx::NodeProto& n) {
   if (op == "Softmax" || op == "LogSoftmax") return softmax(n, a), 1;
   if (op == "Gelu") return gelu(n, a), 1;
   if (op == "Reciprocal") return reciprocal(n, a), 1;
+  if (op == "Pad") return pad(n, a), 1;
   if (op == "Transpose") {
     want_inputs(n, 1, 1);
     Ref x = ref(n.input(0));

@@ -44,6 +44,7 @@ ops::Support onnx_import_support(ops::OpKind kind) {
     case K::layer_norm: return supported("LayerNormalization (last axis, with B)");
     case K::conv_transpose2d: return supported("ConvTranspose (explicit pads, output_padding; no auto_pad or group)");
     case K::resize2d: return supported("Resize (nearest/linear, 4-D, half_pixel or asymmetric nearest)");
+    case K::pad: return supported("Pad (constant/reflect/edge, opsets 2-21 forms incl. axes; not the batch axis)");
     case K::relu: return supported("Relu, LeakyRelu");
     case K::gelu_tanh: return supported("GELU's tanh form, Gelu approximate=tanh (opset 20)");
     case K::gelu_erf: return supported("GELU's erf form, Gelu (opset 20)");

@@ -359,6 +359,7 @@ class Importer {
   void constant(const onnx::NodeProto& n, NodeAttrs& a);
   void cast_constant(const Ref& x, DType to, const std::string& output);
   void resize(const onnx::NodeProto& n, NodeAttrs& a);
+  void pad(const onnx::NodeProto& n, NodeAttrs& a);  // import_pad.cc
   int cast_node(const Ref& x, DType to, const std::string& output);
   // import_cnn.cc: opset-dependent CNN ops
   void softmax(const onnx::NodeProto& n, NodeAttrs& a);   // Softmax, LogSoftmax (2-D coercion before 13)

@@ -106,6 +106,9 @@ Builder::Rule Builder::rule(ops::OpKind kind) {
       return {nullptr, "eager op"};
     case K::conv_transpose2d: return {&Builder::conv_transpose, "oneDNN deconvolution"};
     case K::resize2d: return {&Builder::resize, "oneDNN resampling"};
+    // A copy with index arithmetic, no oneDNN primitive; a zero pad that feeds a convolution
+    // (or a max pool of non-negative values) is folded into its pads before (fold_zero_padding).
+    case K::pad: return {nullptr, "eager op (a zero pad before a conv folds into its pads)"};
   }
   throw std::logic_error(std::string("op kind ") + ops::op_kind_name(kind) + " has no decision in the inference plan");
 }

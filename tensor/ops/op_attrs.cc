@@ -314,6 +314,18 @@ Resize2dAttrs parse_attrs<Resize2dAttrs>(const Attrs& a) {
   return {{s[0], s[1]}, r.named("interpolation", interpolation_from_name)};
 }
 
+template <>
+PadAttrs parse_attrs<PadAttrs>(const Attrs& a) {
+  Reader r(a);
+  PadAttrs o;
+  o.before = r.ints("before", -1, -kMaxGeometry, kMaxGeometry);
+  o.after = r.ints("after", static_cast<int>(o.before.size()), -kMaxGeometry, kMaxGeometry);
+  o.mode = r.named("mode", pad_mode_from_name);
+  o.value = r.finite("value");
+  o.value = a.get_float("value");  // the double the eager op wrote (finite() checked it fits a float)
+  return o;
+}
+
 void check_attrs(const Attrs& a) {
   switch (a.kind()) {
 #define KILN_CHECK_ATTRS(name, attrs, ...) \

@@ -12,6 +12,7 @@
 #include "tensor/ops/conv_transpose.h"
 #include "tensor/ops/eltwise.h"
 #include "tensor/ops/fused.h"
+#include "tensor/ops/pad.h"
 #include "tensor/ops/pool.h"
 #include "tensor/ops/quantized.h"
 #include "tensor/ops/resize.h"

@@ -476,6 +476,21 @@ Types concat_type(const Types& in, int axis) {
   return one({first.dtype, out});
 }
 
+// The batch keeps its size: padding or cropping it is refused, as slicing it is.
+Types pad_type(const ValueType& x, const PadAttrs& a) {
+  Shape s = x.shape;
+  if (batched(x)) {
+    if (!a.before.empty() && (a.before[0] != 0 || (a.after.size() > 0 && a.after[0] != 0))) {
+      batch_axis("pad", x, "a pad (" + std::to_string(a.before[0]) + ", " +
+                               std::to_string(a.after.empty() ? 0 : a.after[0]) + ")");
+    }
+    s[0] = 1;
+  }
+  Shape out = padded_shape(s, x.dtype, a, describe(x));
+  if (batched(x)) out[0] = kSymbolicBatch;
+  return one({x.dtype, out});
+}
+
 template <OpKind K, typename F>
 InferFn typed(F f) {
   return [f](const Types& in, const Attrs& a) { return f(in, parse_attrs<AttrsOf<K>>(a)); };
@@ -612,6 +627,8 @@ InferFn infer_of(OpKind kind) {
       return typed<K::conv_transpose2d>([](const Types& in, const ConvTranspose2dAttrs& a) { return conv_transpose_type(in, a); });
     case K::resize2d:
       return typed<K::resize2d>([](const Types& in, const Resize2dAttrs& a) { return resize_type(in[0], a); });
+    case K::pad:
+      return typed<K::pad>([](const Types& in, const PadAttrs& a) { return pad_type(in[0], a); });
     KILN_ELTWISE_OPS(KILN_OP_CASE) {
       std::string op = op_kind_name(kind);
       const bool parameterless = eltwise_takes_no_parameters(*eltwise_kind_of(kind));

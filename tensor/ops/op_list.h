@@ -89,6 +89,7 @@
   X(layer_norm, LayerNormAttrs, 3, 3, true)                  \
   X(conv_transpose2d, ConvTranspose2dAttrs, 2, 3, true)      \
   X(resize2d, Resize2dAttrs, 1, 1, true)                     \
+  X(pad, PadAttrs, 1, 1, true)                               \
   KILN_ELTWISE_OPS(X)
 
 // `case OpKind::name:` for each op of a sub-list: KILN_ELTWISE_OPS(KILN_OP_CASE).

@@ -146,6 +146,8 @@ RunFn run_of(OpKind kind) {
       });
     case K::resize2d:
       return typed<K::resize2d>([](const Inputs& in, const Resize2dAttrs& a) { return resize2d(in[0], a); });
+    case K::pad:
+      return typed<K::pad>([](const Inputs& in, const PadAttrs& a) { return pad(in[0], a); });
     KILN_ELTWISE_OPS(KILN_OP_CASE) {
       EltwiseKind e = *eltwise_kind_of(kind);
       return [e](const Inputs& in, const Attrs& a) {

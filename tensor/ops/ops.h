@@ -12,6 +12,7 @@
 #include "tensor/ops/matmul.h"
 #include "tensor/ops/layer_norm.h"
 #include "tensor/ops/norm.h"
+#include "tensor/ops/pad.h"
 #include "tensor/ops/pool.h"
 #include "tensor/ops/quantized.h"
 #include "tensor/ops/reduce.h"

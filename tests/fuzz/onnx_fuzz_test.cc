@@ -69,6 +69,15 @@ std::vector<std::string> exported_seeds() {
         return std::vector<Tensor>{resize2d(y, {{5, 4}, Interpolation::nearest})};
       },
       {random_uniform({2, 3, 4, 2}, -1.f, 1.f, 10)}, {{"kt", kt}, {"kt2", kt2}, {"b", b}}));
+  // Pad in each mode, cropping too, on an NCHW value (after a conv) and on a rank-3 one.
+  graphs.push_back(graph::trace(
+      [&](const std::vector<Tensor>& in) {
+        Tensor y = pad(conv2d(in[0], k, b, Conv2dAttrs{.padding = Padding::same}), {{0, 1, 2, 0}, {0, 2, -1, 0}, PadMode::reflect});
+        y = pad(y, {{0, 0, 1, 0}, {0, 1, 0, 0}, PadMode::constant, 0.5});
+        Tensor z = pad(reshape(in[0], {in[0].shape()[0], 8, 4}), {{0, 2, -1}, {0, 1, 2}, PadMode::edge});
+        return std::vector<Tensor>{y, z};
+      },
+      {random_uniform({2, 4, 4, 2}, -1.f, 1.f, 11)}, {{"k", k}, {"b", b}}));
   std::vector<std::string> out;
   for (const auto& gr : graphs) out.push_back(runtime_export::serialize_onnx(gr));
   return out;
@@ -132,7 +141,7 @@ void mutate_external(onnx::ModelProto& m, Rng& r) {
 void mutate_model(onnx::ModelProto& m, Rng& r) {
   static const char* kOps[] = {"Conv", "Gemm", "MatMul", "Add", "Mul", "Relu", "Transpose", "Reshape", "Slice",
                                "Concat", "Softmax", "ReduceMean", "ReduceSum", "MaxPool", "AveragePool", "Cast",
-                               "BatchNormalization", "Erf", "Round", "Clip", "ArgMax", "Expand", "Identity", "Pow", "Bogus"};
+                               "BatchNormalization", "Erf", "Round", "Clip", "ArgMax", "Expand", "Identity", "Pow", "Pad", "Bogus"};
   auto* gp = m.mutable_graph();
   switch (r.below(10)) {
     case 0:
@@ -216,7 +225,7 @@ void mutate_model(onnx::ModelProto& m, Rng& r) {
         n->mutable_attribute()->DeleteSubrange(static_cast<int>(r.below(n->attribute_size())), 1);
       } else {
         auto* a = n->add_attribute();
-        static const char* kNames[] = {"axis", "perm", "pads", "strides", "group", "keepdims", "to", "alpha", "epsilon"};
+        static const char* kNames[] = {"axis", "perm", "pads", "strides", "group", "keepdims", "to", "alpha", "epsilon", "value"};
         a->set_name(kNames[r.below(std::size(kNames))]);
         a->set_type(r.chance(50) ? onnx::AttributeProto::INT : onnx::AttributeProto::INTS);
         a->set_i(interesting(r));
