@@ -113,6 +113,7 @@ ExampleCheck trained(const std::string& label) {
 const std::map<std::string, ExampleCheck>& checks() {
   static const std::map<std::string, ExampleCheck> table = {
       {"fashion_mnist_mlp", trained("test accuracy")},
+      {"lstm_fashion_mnist", trained("test accuracy")},
       {"fashion_mnist_cnn", trained("test accuracy")},
       {"custom_training_loop", trained("validation accuracy")},
       {"trainer_subclass", trained("final validation accuracy")},

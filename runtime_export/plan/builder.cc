@@ -106,6 +106,9 @@ Builder::Rule Builder::rule(ops::OpKind kind) {
       return {nullptr, "eager op"};
     case K::conv_transpose2d: return {&Builder::conv_transpose, "oneDNN deconvolution"};
     case K::resize2d: return {&Builder::resize, "oneDNN resampling"};
+    // The eager op is oneDNN's RNN primitives already (inference prop kind, no workspace).
+    KILN_RNN_OPS(KILN_OP_CASE)
+    return {nullptr, "eager op (oneDNN LSTM / linear-before-reset GRU / vanilla RNN, f32)"};
   }
   throw std::logic_error(std::string("op kind ") + ops::op_kind_name(kind) + " has no decision in the inference plan");
 }
