@@ -14,6 +14,7 @@ namespace {
 // (what modified Gram-Schmidt gives), over the kernel flattened to [prod(leading), last];
 // transposed when that is wider than tall. Recurrent kernels' default.
 Tensor orthogonal(const Shape& shape, uint64_t seed) {
+  if (numel(shape) == 0) return Tensor::zeros(shape);  // nothing to draw (read_initializer's name check)
   if (shape.size() < 2) throw std::invalid_argument("orthogonal initializer needs rank >= 2, got " + shape_str(shape));
   const int64_t cols = shape.back(), rows = cols > 0 ? numel(shape) / cols : 0;
   const int64_t n = std::max(rows, cols), k = std::min(rows, cols);

@@ -6,6 +6,7 @@
 
 #include <cstdio>
 
+#include "base/files.h"
 #include "base/json.h"
 #include "graph/trace.h"
 #include "kiln.h"

@@ -80,22 +80,22 @@ void Exporter::write_rnn(const Node& n) {
   auto* node = emit(op, ins, outs);
   set_attr(node, "hidden_size", u);
   if (kind == ops::OpKind::gru) set_attr(node, "linear_before_reset", int64_t{1});
-  std::string y = outs[0];
-  if (a.go_backwards) {
-    // ONNX's reverse direction leaves Y at the input's positions; Keras's is in reading order.
+  std::string btu = tmp("y_batch_first"), y = tmp("y_reshaped");
+  set_attr(emit("Transpose", {outs[0]}, {btu}), "perm", std::vector<int64_t>{2, 0, 1, 3});
+  if (!a.go_backwards) {
+    emit("Reshape", {btu, int64s({0, t, u})}, {out(n.outputs[0], false)});
+  } else {
+    // ONNX's reverse direction leaves Y at the input's positions; Keras's is in reading order
+    // (gathered on the batch-first value, where the importer keeps the batch leading).
     auto* d = node->add_attribute();
     d->set_name("direction");
     d->set_type(onnx::AttributeProto::STRING);
     d->set_s("reverse");
+    emit("Reshape", {btu, int64s({0, t, u})}, {y});
     std::vector<int64_t> last_first;
     for (int64_t k = t - 1; k >= 0; --k) last_first.push_back(k);
-    std::string reversed = tmp("y_reading_order");
-    set_attr(emit("Gather", {y, int64s(last_first)}, {reversed}), "axis", int64_t{0});
-    y = reversed;
+    set_attr(emit("Gather", {y, int64s(last_first)}, {out(n.outputs[0], false)}), "axis", int64_t{1});
   }
-  std::string btu = tmp("y_batch_first");
-  set_attr(emit("Transpose", {y}, {btu}), "perm", std::vector<int64_t>{2, 0, 1, 3});
-  emit("Reshape", {btu, int64s({0, t, u})}, {out(n.outputs[0], false)});
   for (size_t k = 1; k < n.outputs.size(); ++k) {
     std::string b1u = tmp("state_batch_first");
     set_attr(emit("Transpose", {outs[k]}, {b1u}), "perm", std::vector<int64_t>{1, 0, 2});
