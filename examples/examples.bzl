@@ -12,6 +12,7 @@ EXAMPLES = {
     "distributed_fit": ["//dist"],
     "fashion_mnist_cnn": [],
     "fashion_mnist_mlp": [],
+    "lstm_fashion_mnist": [],
     "mobilenet_v3_fashion_mnist": [
         "//quant",
         "//runtime_export",

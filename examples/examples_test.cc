@@ -151,6 +151,7 @@ const std::map<std::string, ExampleCheck>& checks() {
   static const std::map<std::string, ExampleCheck> table = {
       {"char_lm", char_lm_matches_torch_twin()},
       {"fashion_mnist_mlp", trained("test accuracy")},
+      {"lstm_fashion_mnist", trained("test accuracy")},
       {"fashion_mnist_cnn", trained("test accuracy")},
       {"custom_training_loop", trained("validation accuracy")},
       {"trainer_subclass", trained("final validation accuracy")},

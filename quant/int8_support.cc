@@ -67,6 +67,11 @@ Int8Role int8_role(ops::OpKind kind) {
     case K::conv_transpose2d:
     case K::resize2d:
       return Int8Role::float_only;
+    // Recurrent layers stay f32: oneDNN 2.6's int8 RNN is LSTM-only forward with its own
+    // scales per gate, which calibration here does not produce; Dense layers around them
+    // still quantize.
+    KILN_RNN_OPS(KILN_OP_CASE)
+    return Int8Role::float_only;
   }
   throw std::logic_error(std::string("op kind ") + ops::op_kind_name(kind) + " has no decision in quantize_graph");
 }

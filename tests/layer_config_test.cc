@@ -132,6 +132,11 @@ std::vector<Row> rows() {
       {"Masking", [] { return Masking(0.25f); }, {{2, 4, 3}}},
       {"MultiHeadAttention", [] { return MultiHeadAttention(2, 3, {.value_dim = 4, .output_shape = {5}}); },
        {{2, 4, 6}, {2, 3, 6}}},
+      // Issue 22: recurrent layers.
+      {"LSTM", [] { return LSTM(4, {.use_bias = false, .return_sequences = true, .go_backwards = true}); }, {{2, 5, 3}}},
+      {"GRU", [] { return GRU(3, {.kernel_initializer = "he_uniform"}); }, {{2, 5, 3}}},
+      {"SimpleRNN", [] { return SimpleRNN(3, {.return_sequences = true}); }, {{2, 5, 3}}},
+      {"Bidirectional", [] { return Bidirectional(LSTM(3, {.return_sequences = true}), "ave"); }, {{2, 5, 3}}},
       {"GlobalAveragePooling1D", [] { return GlobalAveragePooling1D(true); }, {{2, 5, 3}}},
       {"GlobalMaxPooling1D", [] { return GlobalMaxPooling1D(); }, {{2, 5, 3}}},
       // Issue 21: activations, pooling, merge and shape layers.
@@ -278,7 +283,7 @@ TEST(LayerConfig, BadConfigsAreClearErrors) {
       {"Dense", R"({"units": "10"})", "'units' must be an integer"},
       {"Dense", R"({"units": 2, "kernel_regularizer": null})", "unknown key 'kernel_regularizer'"},
       {"Dense", R"({"units": 2, "activation": "swoosh"})", "unknown activation 'swoosh'"},
-      {"Dense", R"({"units": 2, "kernel_initializer": "orthogonal"})", "unknown initializer 'orthogonal'"},
+      {"Dense", R"({"units": 2, "kernel_initializer": "variance_scaling"})", "unknown initializer 'variance_scaling'"},
       {"Dense", R"({"units": 2, "dtype": "float16"})", "unknown dtype policy 'float16'"},
       {"Dense", R"({"units": 2, "name": ""})", "'name' must be a non-empty string"},
       {"Dense", R"({"units": 2, "trainable": 1})", "'trainable' must be true or false"},

@@ -34,6 +34,7 @@
 #include "tensor/ops/registry.h"
 #include "tests/gradcheck.h"
 #include "tests/pad_reference.h"
+#include "tests/rnn_reference.h"
 #include "tests/upsampling_reference.h"
 
 namespace kiln {
@@ -300,6 +301,35 @@ Row attention_row() {
                                       a.get_int("causal") != 0, a.get_string("mask_kind") == "boolean");
               },
           .bf16 = Tolerance{5e-2, 3e-2},
+          .grad = Tolerance{2e-3, 2e-3}};
+}
+
+// x [2, 5, 3], units 4: without initial states; with them read backwards; zero outputs for a
+// mask (none here) on a strided input.
+Row rnn_row(const std::string& name, int gates) {
+  const int64_t u = 4, b = 2, t = 5, i = 3;
+  In x{.shape = {b, t, i}}, kernel{.shape = {i, gates * u}, .low = -0.6f, .high = 0.6f};
+  In recurrent{.shape = {u, gates * u}, .low = -0.6f, .high = 0.6f};
+  In bias{.shape = name == "lstm" ? Shape{4 * u} : name == "gru" ? Shape{2, 3 * u} : Shape{u}, .low = -0.5f, .high = 0.5f};
+  In state{.shape = {b, u}};
+  std::vector<In> with_states{x, kernel, recurrent, bias, state};
+  if (name == "lstm") with_states.push_back(state);
+  auto attrs = [name](bool initial, bool backwards, bool zero) {
+    return Attrs(name).set("initial_state", initial).set("go_backwards", backwards).set("zero_output_for_mask", zero);
+  };
+  return {.op = name,
+          .cases = {{attrs(false, false, false), {x, kernel, recurrent, bias}},
+                    {attrs(true, true, false), with_states},
+                    {attrs(false, false, true), {In{.shape = {b, t, i}, .transposed = true}, kernel, recurrent, bias}}},
+          .ref =
+              [name](const Refs& v, const Attrs& a) {
+                const bool initial = a.get_int("initial_state") != 0;
+                ref::RnnRefOptions o{name, a.get_int("go_backwards") != 0, a.get_int("zero_output_for_mask") != 0};
+                return ref::rnn(o, v[0], v[1], v[2], v[3], initial ? &v[4] : nullptr,
+                                initial && name == "lstm" ? &v[5] : nullptr, nullptr)[0];
+              },
+          .f32 = Tolerance{2e-5, 2e-4},
+          .bf16 = Tolerance{5e-2, 5e-2},
           .grad = Tolerance{2e-3, 2e-3}};
 }
 
@@ -855,6 +885,12 @@ const std::vector<Row>& rows() {
                                                      with(good, 0, Tensor::scalar(1.f))};   // a scalar table
            }},
 
+      // Recurrent layers (tensor/ops/rnn.h) against Keras's step loop; the reference gives the
+      // sequence (tests/rnn_test.cc checks the final states, masks and each gradient).
+      rnn_row("lstm", 4),
+      rnn_row("gru", 3),
+      rnn_row("simple_rnn", 1),
+
       // Over the last axis, as Keras's LayerNormalization(axis=-1); gamma and beta stay f32.
       {.op = "layer_norm",
        .cases = {{Attrs("layer_norm").set("epsilon", 1e-3f),
@@ -969,11 +1005,15 @@ Refs refs_of(const std::vector<Tensor>& inputs) {
   return r;
 }
 
-Tensor run(const Case& c, const std::vector<Tensor>& inputs) {
+// Every output (the recurrent ops give the sequence and the final states).
+std::vector<Tensor> run_all(const Case& c, const std::vector<Tensor>& inputs) {
   std::vector<Tensor> out = ops::run_op(c.attrs, inputs);
-  if (out.size() != 1) throw std::logic_error(c.attrs.op() + " returned " + std::to_string(out.size()) + " outputs");
-  return out[0];
+  if (out.empty()) throw std::logic_error(c.attrs.op() + " returned no output");
+  return out;
 }
+
+// The first output, which the row's reference gives.
+Tensor run(const Case& c, const std::vector<Tensor>& inputs) { return run_all(c, inputs)[0]; }
 
 std::string describe(const Case& c, const std::vector<Tensor>& inputs) {
   std::string s = c.attrs.op() + "(";
@@ -1077,7 +1117,7 @@ void check_trace(const Row& row, size_t k) {
   const Case& c = row.cases[k];
   std::vector<Tensor> inputs = make_inputs(c, k, DType::f32);
   SCOPED_TRACE(describe(c, inputs));
-  Tensor eager = run(c, inputs);
+  std::vector<Tensor> eager = run_all(c, inputs);
   std::vector<std::pair<std::string, Tensor>> constants;
   for (size_t i = 1; i < inputs.size(); ++i) constants.emplace_back("arg" + std::to_string(i), inputs[i]);
   graph::Graph g =
@@ -1087,8 +1127,8 @@ void check_trace(const Row& row, size_t k) {
   EXPECT_EQ(g.nodes[0].call.op(), row.op) << g.to_string();
   EXPECT_EQ(g.nodes[0].inputs.size(), inputs.size()) << g.to_string();
   std::vector<Tensor> replay = g.run(std::vector<Tensor>{inputs[0]});
-  ASSERT_EQ(replay.size(), 1u);
-  EXPECT_TRUE(bitwise_equal(replay[0], eager)) << g.to_string();
+  ASSERT_EQ(replay.size(), eager.size());
+  for (size_t o = 0; o < eager.size(); ++o) EXPECT_TRUE(bitwise_equal(replay[o], eager[o])) << g.to_string();
 }
 
 std::vector<ops::ValueType> types_of(const std::vector<Tensor>& inputs) {
@@ -1105,10 +1145,10 @@ void check_infer(const Row& row, size_t k) {
     const Case& c = row.cases[k];
     std::vector<Tensor> inputs = make_inputs(c, k, dtype);
     SCOPED_TRACE(describe(c, inputs));
-    Tensor eager = run(c, inputs);
+    std::vector<Tensor> eager = run_all(c, inputs);
     std::vector<ops::ValueType> inferred = ops::infer_op(c.attrs, types_of(inputs));
-    ASSERT_EQ(inferred.size(), 1u);
-    EXPECT_EQ(ops::describe(inferred[0]), eager.describe());
+    ASSERT_EQ(inferred.size(), eager.size());
+    for (size_t o = 0; o < eager.size(); ++o) EXPECT_EQ(ops::describe(inferred[o]), eager[o].describe());
   }
 }
 

@@ -21,3 +21,6 @@
 #include "nn/layers/conv1d.h"
 #include "nn/layers/depthwise_conv2d.h"
 #include "nn/layers/separable_conv2d.h"
+// Recurrent family (issue 22).
+#include "nn/layers/bidirectional.h"
+#include "nn/layers/recurrent.h"

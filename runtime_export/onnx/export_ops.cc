@@ -352,6 +352,9 @@ Exporter::Rule Exporter::rule(ops::OpKind kind) {
     case K::conv_transpose2d: return {&Exporter::write_conv_transpose, "ConvTranspose (pads, output_padding)"};
     case K::resize2d: return {&Exporter::write_resize, "Resize (half_pixel; nearest rounds half up)"};
     case K::pad: return {&Exporter::write_pad, "Pad (pads and constant_value inputs, opset 11+)"};
+    case K::lstm: return {&Exporter::write_rnn, "LSTM (gates iofc) between Transposes; no mask"};
+    case K::gru: return {&Exporter::write_rnn, "GRU (linear_before_reset=1) between Transposes; no mask"};
+    case K::simple_rnn: return {&Exporter::write_rnn, "RNN (Tanh) between Transposes; no mask"};
     KILN_ELTWISE_OPS(KILN_OP_CASE)
     return {&Exporter::write_eltwise_node, "element-wise (GELU written out)"};
   }
@@ -359,8 +362,10 @@ Exporter::Rule Exporter::rule(ops::OpKind kind) {
 }
 
 void Exporter::write(const Node& n) {
-  if (n.outputs.size() != 1) fail("expected one output, got " + std::to_string(n.outputs.size()));
   if (!n.call.registered()) fail("op '" + n.call.op() + "' is not a registered op kind");
+  const ops::OpKind kind = n.call.kind();
+  const bool recurrent = kind == ops::OpKind::lstm || kind == ops::OpKind::gru || kind == ops::OpKind::simple_rnn;
+  if (n.outputs.size() != 1 && !recurrent) fail("expected one output, got " + std::to_string(n.outputs.size()));
   Rule r = rule(n.call.kind());
   if (!r.write) fail(std::string("op '") + n.call.op() + "' is not supported: " + r.onnx);
   (this->*r.write)(n);

@@ -265,6 +265,8 @@ class Exporter {
   // export_sequence.cc
   void write_gather(const Node& n);
   void write_layer_norm(const Node& n);
+  // export_recurrent.cc
+  void write_rnn(const Node& n);
   // export_upsampling.cc
   void write_conv_transpose(const Node& n);
   void write_resize(const Node& n);

@@ -325,6 +325,7 @@ int Importer::node(const onnx::NodeProto& n) {
   if (op == "ReduceSum" || op == "ReduceMean" || op == "ReduceMax") return reduce(n, a), 1;
   if (op == "Concat") return concat(n, a), 1;
   if (op == "Gather") return gather(n, a), 1;
+  if (op == "LSTM" || op == "GRU" || op == "RNN") return recurrent(n, a), 1;
   if (op == "LayerNormalization") return layer_norm(n, a), 1;
   if (op == "ConvTranspose") return conv_transpose(n, a), 1;
   if (op == "Resize") return resize(n, a), 1;

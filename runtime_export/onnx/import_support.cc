@@ -43,6 +43,9 @@ ops::Support onnx_import_support(ops::OpKind kind) {
     case K::gather: return supported("Gather (INT64 constant indices become s32)");
     case K::layer_norm: return supported("LayerNormalization (last axis, with B)");
     case K::conv_transpose2d: return supported("ConvTranspose (explicit pads, output_padding; no auto_pad or group)");
+    case K::lstm: return supported("LSTM (forward or reverse, layout 0, constant W, R, B; no sequence_lens, no peepholes)");
+    case K::gru: return supported("GRU (linear_before_reset=1, forward or reverse, layout 0, constant W, R, B; no sequence_lens)");
+    case K::simple_rnn: return supported("RNN (Tanh, forward or reverse, layout 0, constant W, R, B; no sequence_lens)");
     case K::resize2d: return supported("Resize (nearest/linear, 4-D, half_pixel or asymmetric nearest)");
     case K::pad: return supported("Pad (constant/reflect/edge, opsets 2-21 forms incl. axes; not the batch axis)");
     case K::relu: return supported("Relu, LeakyRelu");

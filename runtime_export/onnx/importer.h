@@ -349,6 +349,7 @@ class Importer {
   // import_sequence.cc
   void gather(const onnx::NodeProto& n, NodeAttrs& a);
   void layer_norm(const onnx::NodeProto& n, NodeAttrs& a);
+  void recurrent(const onnx::NodeProto& n, NodeAttrs& a);  // LSTM, GRU, RNN: import_recurrent.cc
   // import_upsampling.cc
   void conv_transpose(const onnx::NodeProto& n, NodeAttrs& a);
   // import_foreign.cc

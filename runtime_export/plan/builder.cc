@@ -109,6 +109,9 @@ Builder::Rule Builder::rule(ops::OpKind kind) {
     // A copy with index arithmetic, no oneDNN primitive; a zero pad that feeds a convolution
     // (or a max pool of non-negative values) is folded into its pads before (fold_zero_padding).
     case K::pad: return {nullptr, "eager op (a zero pad before a conv folds into its pads)"};
+    // The eager op is oneDNN's RNN primitives already (inference prop kind, no workspace).
+    KILN_RNN_OPS(KILN_OP_CASE)
+    return {nullptr, "eager op (oneDNN LSTM / linear-before-reset GRU / vanilla RNN, f32)"};
   }
   throw std::logic_error(std::string("op kind ") + ops::op_kind_name(kind) + " has no decision in the inference plan");
 }

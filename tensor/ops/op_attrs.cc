@@ -291,6 +291,12 @@ AttentionAttrs parse_attrs<AttentionAttrs>(const Attrs& a) {
 }
 
 template <>
+RnnAttrs parse_attrs<RnnAttrs>(const Attrs& a) {
+  Reader r(a);
+  return {r.flag("initial_state"), r.flag("go_backwards"), r.flag("zero_output_for_mask")};
+}
+
+template <>
 ConvTranspose2dAttrs parse_attrs<ConvTranspose2dAttrs>(const Attrs& a) {
   Reader r(a);
   ConvTranspose2dAttrs o;

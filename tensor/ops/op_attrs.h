@@ -93,6 +93,13 @@ struct AttentionAttrs {
   AttentionMask mask_kind = AttentionMask::boolean;
 };
 
+// lstm, gru, simple_rnn (tensor/ops/rnn.h's RnnOptions).
+struct RnnAttrs {
+  bool initial_state = false;  // the initial states follow the bias among the inputs
+  bool go_backwards = false;
+  bool zero_output_for_mask = false;
+};
+
 // Parses `a` as T, checking types and ranges (see each struct).
 template <typename T>
 T parse_attrs(const Attrs& a);

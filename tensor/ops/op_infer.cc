@@ -362,6 +362,46 @@ Types layer_norm_type(const Types& in) {
   return one(in[0]);
 }
 
+// tensor/ops/rnn.cc's checks on types: Keras's layouts, states [B, U], mask f32 [B, T].
+Types rnn_type(OpKind kind, const Types& in, const RnnAttrs& a) {
+  const std::string name = op_kind_name(kind);
+  const char* op = name.c_str();
+  const size_t states = !a.initial_state ? 0 : kind == OpKind::lstm ? 2 : 1;
+  if (in.size() < 4 + states || in.size() > 5 + states) {
+    throw std::invalid_argument(name + ": " + std::to_string(in.size()) + " inputs, expected 4 + " +
+                                std::to_string(states) + " initial states (initial_state=" +
+                                std::to_string(a.initial_state) + ") + an optional mask");
+  }
+  const int gates = kind == OpKind::lstm ? 4 : kind == OpKind::gru ? 3 : 1;
+  const ValueType& x = in[0];
+  check_floating(x, op);
+  check_rank(x, 3, op, "input");
+  for (size_t k = 1; k < 4 + states; ++k) check_floating(in[k], op);
+  const ValueType& kernel = in[1];
+  if (rank(kernel) != 2 || kernel.shape[0] != x.shape[2] || kernel.shape[1] % gates != 0 || kernel.shape[1] == 0) {
+    throw std::invalid_argument(name + ": kernel must be [" + std::to_string(x.shape[2]) + ", " + std::to_string(gates) +
+                                " * units] with units >= 1 for input " + describe(x) + ", got " + describe(kernel));
+  }
+  const int64_t u = kernel.shape[1] / gates, b = x.shape[0], t = x.shape[1];
+  auto expect = [&](const ValueType& v, const Shape& want, const char* what) {
+    if (v.shape != want) {
+      throw std::invalid_argument(name + ": " + what + " must be " + describe(ValueType{v.dtype, want}) +
+                                  "-shaped for input " + describe(x) + " and kernel " + describe(kernel) + ", got " +
+                                  describe(v));
+    }
+  };
+  expect(in[2], {u, gates * u}, "recurrent_kernel");
+  expect(in[3], kind == OpKind::lstm ? Shape{4 * u} : kind == OpKind::gru ? Shape{2, 3 * u} : Shape{u}, "bias");
+  for (size_t k = 4; k < 4 + states; ++k) expect(in[k], {b, u}, "an initial state");
+  if (in.size() > 4 + states && (in.back().dtype != DType::f32 || in.back().shape != Shape{b, t})) {
+    throw std::invalid_argument(name + ": mask must be f32 [batch, time] for input " + describe(x) + ", got " +
+                                describe(in.back()));
+  }
+  Types out{{x.dtype, {b, t, u}}, {x.dtype, {b, u}}};
+  if (kind == OpKind::lstm) out.push_back({x.dtype, {b, u}});
+  return out;
+}
+
 // reshape's shape resolution (shape_ops.cc) with trace's symbolic batch: 0 copies the input's
 // dimension, the batch included, and the element counts outside the batch must agree.
 Types reshape_type(const ValueType& x, const ReshapeAttrs& a) {
@@ -629,6 +669,8 @@ InferFn infer_of(OpKind kind) {
       return typed<K::resize2d>([](const Types& in, const Resize2dAttrs& a) { return resize_type(in[0], a); });
     case K::pad:
       return typed<K::pad>([](const Types& in, const PadAttrs& a) { return pad_type(in[0], a); });
+    KILN_RNN_OPS(KILN_OP_CASE)
+    return [kind](const Types& in, const Attrs& a) { return rnn_type(kind, in, parse_attrs<RnnAttrs>(a)); };
     KILN_ELTWISE_OPS(KILN_OP_CASE) {
       std::string op = op_kind_name(kind);
       const bool parameterless = eltwise_takes_no_parameters(*eltwise_kind_of(kind));

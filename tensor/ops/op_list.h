@@ -55,6 +55,14 @@
   X(hard_swish, EltwiseAttrs, 1, 1, true)   \
   X(mish, EltwiseAttrs, 1, 1, true)
 
+// Recurrent layers over a whole sequence (tensor/ops/rnn.h): x, kernel, recurrent_kernel,
+// bias, the initial states (LSTM: h and c), then an optional mask; outputs the sequence and
+// the final states.
+#define KILN_RNN_OPS(X)                  \
+  X(lstm, RnnAttrs, 4, 7, true)          \
+  X(gru, RnnAttrs, 4, 6, true)           \
+  X(simple_rnn, RnnAttrs, 4, 6, true)
+
 #define KILN_OPS(X)                                          \
   KILN_BINARY_OPS(X)                                         \
   X(matmul, NoAttrs, 2, 2, true)                             \
@@ -90,6 +98,7 @@
   X(conv_transpose2d, ConvTranspose2dAttrs, 2, 3, true)      \
   X(resize2d, Resize2dAttrs, 1, 1, true)                     \
   X(pad, PadAttrs, 1, 1, true)                               \
+  KILN_RNN_OPS(X)                                            \
   KILN_ELTWISE_OPS(X)
 
 // `case OpKind::name:` for each op of a sub-list: KILN_ELTWISE_OPS(KILN_OP_CASE).

@@ -33,6 +33,21 @@ RunFn reduce(Tensor (*fn)(const Tensor&, const std::vector<int>&, bool)) {
   };
 }
 
+// The inputs after the bias: the initial states when the node has them, then the mask.
+Outputs run_rnn_node(OpKind kind, const Inputs& in, const RnnAttrs& a) {
+  const size_t states = !a.initial_state ? 0 : kind == OpKind::lstm ? 2 : 1;
+  if (in.size() < 4 + states || in.size() > 5 + states) {
+    throw std::invalid_argument(std::string(op_kind_name(kind)) + ": " + std::to_string(in.size()) +
+                                " inputs, expected 4 + " + std::to_string(states) +
+                                " initial states (initial_state=" + std::to_string(a.initial_state) + ") + an optional mask");
+  }
+  const RnnOptions o{.go_backwards = a.go_backwards, .zero_output_for_mask = a.zero_output_for_mask};
+  Tensor h0 = optional_input(in, states ? 4 : in.size()), mask = optional_input(in, 4 + states);
+  if (kind == OpKind::lstm) return lstm(in[0], in[1], in[2], in[3], h0, optional_input(in, states ? 5 : in.size()), mask, o);
+  if (kind == OpKind::gru) return gru(in[0], in[1], in[2], in[3], h0, mask, o);
+  return simple_rnn(in[0], in[1], in[2], in[3], h0, mask, o);
+}
+
 RunFn run_of(OpKind kind) {
   using K = OpKind;
   switch (kind) {
@@ -148,6 +163,8 @@ RunFn run_of(OpKind kind) {
       return typed<K::resize2d>([](const Inputs& in, const Resize2dAttrs& a) { return resize2d(in[0], a); });
     case K::pad:
       return typed<K::pad>([](const Inputs& in, const PadAttrs& a) { return pad(in[0], a); });
+    KILN_RNN_OPS(KILN_OP_CASE)
+    return [kind](const Inputs& in, const Attrs& attrs) { return run_rnn_node(kind, in, parse_attrs<RnnAttrs>(attrs)); };
     KILN_ELTWISE_OPS(KILN_OP_CASE) {
       EltwiseKind e = *eltwise_kind_of(kind);
       return [e](const Inputs& in, const Attrs& a) {

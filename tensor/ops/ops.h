@@ -17,5 +17,6 @@
 #include "tensor/ops/quantized.h"
 #include "tensor/ops/reduce.h"
 #include "tensor/ops/resize.h"
+#include "tensor/ops/rnn.h"
 #include "tensor/ops/shape_ops.h"
 #include "tensor/ops/softmax.h"
