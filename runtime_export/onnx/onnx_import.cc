@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "base/files.h"
+#include "graph/passes/dead_code.h"
 #include "runtime_export/onnx/importer.h"
 #include "tensor/allocator.h"
 #include "tensor/ops/quantized.h"
@@ -17,6 +18,7 @@ Graph Importer::run() {
     if (t.name().empty()) throw std::invalid_argument("an initializer has no name");
   }
   if (gp_.sparse_initializer_size()) throw std::invalid_argument("sparse initializers are not supported");
+  count_readers();
   for (const auto& in : gp_.input()) {
     where_ = "graph input '" + in.name() + "'";
     if (inits_.count(in.name())) continue;  // IR < 4 lists initializers as inputs too
@@ -45,6 +47,7 @@ Graph Importer::run() {
   if (gp_.output_size() == 0) throw std::invalid_argument("the graph has no outputs");
   for (const auto& o : gp_.output()) {
     where_ = "graph output '" + o.name() + "'";
+    if (!refs_.count(o.name()) && dequantized_.count(o.name())) materialize_dequantized(o.name());
     auto it = refs_.find(o.name());
     if (it == refs_.end()) fail("is never computed");
     int v = materialize(it->second);
@@ -68,6 +71,8 @@ Graph Importer::run() {
     g_.outputs.push_back(v);
   }
   // Quantization parameters taken from initializers are checked here as a graph file's are.
+  // QDQ import leaves the float twins of what it moved to int8 (weights, dequantize nodes) unread.
+  if (saw_qdq_) g_ = graph::eliminate_dead_code(g_);
   g_.validate();
   return g_;
 }
