@@ -101,9 +101,9 @@ graph::Graph parse_onnx(std::string_view bytes, const std::string& source) {
     if (o.domain().empty() || o.domain() == "ai.onnx") {
       if (o.version() != kOpset) throw error("opset " + std::to_string(o.version()) + "; Kiln reads opset " + std::to_string(kOpset));
       default_domain = true;
-    } else {
-      throw error("opset domain '" + o.domain() + "' is not supported");
     }
+    // Other domains may be imported without being used (quant_pre_process adds ai.onnx.ml):
+    // a node in one is refused where it appears, naming the node.
   }
   if (!default_domain) throw error("no opset for the default domain");
   if (model.functions_size()) throw error("model-local functions are not supported");
