@@ -23,6 +23,12 @@ EXAMPLES = {
         "//runtime_export",
         "//runtime_export/onnx",
     ],
+    # Imports torchvision's resnet10 as torch.onnx.export wrote it (tests/data/foreign_onnx).
+    "run_foreign_onnx": [
+        "//quant",
+        "//runtime_export",
+        "//runtime_export/onnx",
+    ],
     "trace_and_export": [
         "//runtime_export",
         "//runtime_export/onnx",
@@ -30,11 +36,17 @@ EXAMPLES = {
     "trainer_subclass": [],
 }
 
+# name: files an example reads (its default --model, say).
+EXAMPLE_DATA = {
+    "run_foreign_onnx": ["//tests/data/foreign_onnx:models"],
+}
+
 def example_binaries():
     for name, deps in EXAMPLES.items():
         native.cc_binary(
             name = name,
             srcs = [name + ".cc"],
+            data = EXAMPLE_DATA.get(name, []),
             deps = [
                 ":example_flags",
                 "//:kiln",

@@ -220,6 +220,28 @@ const std::map<std::string, ExampleCheck>& checks() {
               auto int8_model = runtime_export::load_inference_model(out + "/mobilenet_int8.kgraph");
               EXPECT_EQ(int8_model->run(fm.x_test).shape(), (Shape{256, 10}));
             }}},
+      {"run_foreign_onnx",
+       {.args = [](const std::string& out) { return std::vector<std::string>{"--out", out + "/foreign_int8"}; },
+        .verify =
+            [](const ExampleRun& run, const std::string& out) {
+              EXPECT_NE(run.output.find("logits [64, 10]"), std::string::npos) << run.output;
+              double f32 = printed(run, number_after("f32 accuracy")), int8 = printed(run, number_after("int8 accuracy"));
+              EXPECT_EQ(f32, 1.0) << "the labels are the fp32 model's own answers:\n" << run.output;
+              EXPECT_GE(int8, f32 * 0.95 - 1e-4) << "the accuracy criterion (5% relative) was not kept:\n" << run.output;
+              // The saved int8 model runs, and ONNX Runtime running its QDQ export picks the same
+              // classes on the example's images (random_normal, seed 7).
+              Tensor x = random_normal({64, 3, 32, 32}, 0.f, 1.f, 7);
+              auto saved = runtime_export::load_inference_model(out + "/foreign_int8.kgraph");
+              Tensor kiln_logits = saved->run(x);
+              ASSERT_EQ(kiln_logits.shape(), (Shape{64, 10}));
+              auto ort = testing::run_onnx_runtime(out + "/foreign_int8.onnx", {x});
+              ASSERT_TRUE(ort && ort->size() == 1);
+              std::vector<int32_t> a = argmax(kiln_logits, -1).to_int32(), b = argmax((*ort)[0], -1).to_int32();
+              int same = 0;
+              for (size_t i = 0; i < a.size(); ++i) same += a[i] == b.at(i);
+              std::printf("ONNX Runtime (QDQ export) and Kiln int8 agree on %d/%zu images\n", same, a.size());
+              EXPECT_GE(same, 60) << run.output;
+            }}},
       {"quantize_with_accuracy_control",
        {.args = [](const std::string& out) { return std::vector<std::string>{"--out", out + "/cnn_int8"}; },
         .verify =

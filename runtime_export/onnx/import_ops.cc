@@ -314,6 +314,11 @@ int Importer::node(const onnx::NodeProto& n) {
   }
   NodeAttrs a(n, where_);
   if (op == "ArgMax") return argmax_then_cast(n, a);
+  // QDQ (import_qdq.cc)
+  if (op == "QuantizeLinear") return quantize(n, a), 1;
+  if (op == "DequantizeLinear") return dequantize(n, a), 1;
+  if ((op == "Conv" || op == "Gemm" || op == "MatMul") && int8_layer(n, a)) return 1;
+  if ((op == "MaxPool" || op == "Flatten") && int8_passthrough(n, a)) return 1;
   if (op == "Conv") return conv(n, a), 1;
   if (op == "MaxPool" || op == "AveragePool") return pool(n, a), 1;
   if (op == "GlobalMaxPool" || op == "GlobalAveragePool") return global_pool(n, a), 1;

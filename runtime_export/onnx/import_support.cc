@@ -73,11 +73,10 @@ ops::Support onnx_import_support(ops::OpKind kind) {
     case K::fused_conv2d:
     case K::fused_linear:
       return unsupported("made by the inference passes, not imported");
-    case K::quantize_linear:
-    case K::dequantize_linear:
-    case K::qconv2d:
-    case K::qlinear:
-      return unsupported("QDQ import is not implemented");
+    case K::quantize_linear: return supported("QuantizeLinear (per tensor)");
+    case K::dequantize_linear: return supported("DequantizeLinear (per tensor; per axis on initializers)");
+    case K::qconv2d: return supported("DequantizeLinear -> Conv (s8 weights, weight zero points 0) [-> QuantizeLinear]");
+    case K::qlinear: return supported("DequantizeLinear -> Gemm / MatMul (s8 weights, weight zero points 0) [-> QuantizeLinear]");
     case K::batch_norm: return unsupported("a training op");
     case K::sparse_softmax_cross_entropy: return unsupported("a loss: training only");
     case K::one_hot: return unsupported("no ONNX mapping in Kiln's importer");

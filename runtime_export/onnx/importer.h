@@ -171,6 +171,7 @@ class Importer {
   }
   Ref ref(const std::string& name) {
     if (name.empty()) fail("an omitted optional input where Kiln needs one");
+    if (!refs_.count(name) && dequantized_.count(name)) materialize_dequantized(name);
     auto it = refs_.find(name);
     if (it != refs_.end()) return it->second;
     if (auto v = views_.find(name); v != views_.end()) {  // laid out once for the ops that need a plain value
@@ -427,6 +428,31 @@ class Importer {
   const onnx::NodeProto* sole_reader(const std::string& name, const char* op, int* index);
   std::optional<float> scalar_ahead(const std::string& name);
   int layer_norm_decomposed(const onnx::NodeProto& n);
+  // import_qdq.cc: QuantizeLinear / DequantizeLinear, as ONNX Runtime's quantize_static (QDQ
+  // format) and Kiln's own int8 export write them.
+  struct Dequantized {  // an int8 value that ONNX reads dequantized; materialized on first f32 use
+    Ref q;
+    float scale;
+    int32_t zero_point;
+  };
+  struct QuantizedConstant {  // DequantizeLinear of an initializer (which is also folded to f32)
+    std::string q_init;
+    std::vector<float> scales;
+    std::vector<int32_t> zero_points;
+    int64_t axis;  // -1: per tensor
+  };
+  std::map<std::string, Dequantized> dequantized_;
+  std::map<std::string, QuantizedConstant> quantized_constants_;
+  std::map<int, int> dequantize_source_;  // f32 value of a dequantize_linear node -> its int8 input
+  std::map<int, size_t> int8_layer_of_;   // f32 output value of a qconv2d / qlinear -> its node
+  std::map<std::string, int> reader_counts_;  // how many node inputs and graph outputs read each name
+  bool saw_qdq_ = false;
+  void count_readers();
+  void quantize(const onnx::NodeProto& n, NodeAttrs& a);
+  void dequantize(const onnx::NodeProto& n, NodeAttrs& a);
+  void materialize_dequantized(const std::string& name);
+  bool int8_layer(const onnx::NodeProto& n, NodeAttrs& a);        // Conv, Gemm, MatMul on QDQ inputs
+  bool int8_passthrough(const onnx::NodeProto& n, NodeAttrs& a);  // MaxPool, Flatten on a QDQ input
 };
 
 }  // namespace kiln::runtime_export::onnx_io

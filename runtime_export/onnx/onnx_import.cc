@@ -6,6 +6,7 @@
 
 #include "base/files.h"
 #include "runtime_export/onnx/external_data.h"
+#include "graph/passes/dead_code.h"
 #include "runtime_export/onnx/importer.h"
 #include "tensor/allocator.h"
 #include "tensor/ops/quantized.h"
@@ -19,6 +20,7 @@ Graph Importer::run() {
     if (t.name().empty()) throw std::invalid_argument("an initializer has no name");
   }
   if (gp_.sparse_initializer_size()) throw std::invalid_argument("sparse initializers are not supported");
+  count_readers();
   for (const auto& in : gp_.input()) {
     where_ = "graph input '" + in.name() + "'";
     if (inits_.count(in.name())) continue;  // IR < 4 lists initializers as inputs too
@@ -54,6 +56,7 @@ Graph Importer::run() {
   for (const auto& o : gp_.output()) {
     where_ = "graph output '" + o.name() + "'";
     if (views_.count(o.name())) ref(o.name());  // a view laid out as a plain value
+    if (!refs_.count(o.name()) && dequantized_.count(o.name())) materialize_dequantized(o.name());
     auto it = refs_.find(o.name());
     if (it == refs_.end()) fail("is never computed");
     int v = materialize(it->second);
@@ -79,6 +82,8 @@ Graph Importer::run() {
     g_.outputs.push_back(v);
   }
   // Quantization parameters taken from initializers are checked here as a graph file's are.
+  // QDQ import leaves the float twins of what it moved to int8 (weights, dequantize nodes) unread.
+  if (saw_qdq_) g_ = graph::eliminate_dead_code(g_);
   g_.validate();
   return g_;
 }
@@ -116,9 +121,9 @@ graph::Graph parse_onnx(std::string_view bytes, const std::string& source, const
       if (default_domain) throw error("the default domain's opset is declared twice");
       opset = o.version();
       default_domain = true;
-    } else {
-      throw error("opset domain '" + o.domain() + "' is not supported");
     }
+    // Other domains may be imported without being used (quant_pre_process adds ai.onnx.ml):
+    // a node in one is refused where it appears, naming the node.
   }
   if (!default_domain) throw error("no opset for the default domain");
   if (model.functions_size()) throw error("model-local functions are not supported");

@@ -276,6 +276,57 @@ def write_transformer_fuzz_seeds(corpus):
     torch.onnx.export(bert, (ids, mask), os.path.join(corpus, "valid-exported-torch-bert-0.onnx"), opset_version=17,
                       dynamo=False, input_names=["input_ids", "attention_mask"], output_names=["hidden"],
                       dynamic_axes={n: {0: "batch"} for n in ("input_ids", "attention_mask", "hidden")})
+QDQ_VARIANTS = {
+    # ONNX Runtime's defaults for CNNs on x86: u8 activations with zero points (asymmetric).
+    "qdq_u8": {"activation_type": "QUInt8", "extra_options": {}},
+    # s8 activations, symmetric (zero point 0 everywhere).
+    "qdq_s8": {"activation_type": "QInt8", "extra_options": {"ActivationSymmetric": True}},
+}
+
+
+def write_qdq_models(out, name="mobilenet_v3_small", images=8):
+    """NAME.qdq_u8.onnx / NAME.qdq_s8.onnx: NAME.onnx quantized by ONNX Runtime's own quantize_static
+    (QDQ format, per-channel s8 weights, calibrated on `images` random images), with
+    NAME.qdq.input.npy (`images` other images) and ONNX Runtime's outputs on it, NAME.VARIANT.output.npy."""
+    import onnxruntime
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    float_model = os.path.join(out, name + ".onnx")
+    shape = np.load(os.path.join(out, name + ".input.npy")).shape[1:]
+    calibration = np.random.default_rng(300).standard_normal((images,) + shape).astype(np.float32)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter([{"input": calibration[i:i + 1]} for i in range(images)])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    x = np.random.default_rng(301).standard_normal((images,) + shape).astype(np.float32)
+    np.save(os.path.join(out, name + ".qdq.input.npy"), x)
+    for variant, options in QDQ_VARIANTS.items():
+        path = os.path.join(out, name + "." + variant + ".onnx")
+        quantize_static(float_model, path, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=getattr(QuantType, options["activation_type"]), weight_type=QuantType.QInt8,
+                        extra_options=options["extra_options"])
+        session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+        np.save(os.path.join(out, name + "." + variant + ".output.npy"), session.run(None, {"input": x})[0])
+
+
+def write_qdq_fuzz_seed(float_seed, path):
+    """The fuzz seed above quantized by ONNX Runtime (QDQ, u8 activations): a QDQ fuzz seed of a few KB."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            g = np.random.default_rng(302)
+            self.batches = iter([{"input": g.standard_normal((1, 3, 8, 8)).astype(np.float32)} for _ in range(4)])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    quantize_static(float_seed, path, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
 
 
 def main():
@@ -298,6 +349,9 @@ def main():
     fuzz_corpus = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "fuzz", "corpus", "onnx")
     write_fuzz_seed(os.path.join(fuzz_corpus, "valid-exported-torch-0.onnx"))
     write_transformer_fuzz_seeds(fuzz_corpus)
+    write_qdq_models(out)
+    write_qdq_fuzz_seed(os.path.join(fuzz_corpus, "valid-exported-torch-0.onnx"),
+                        os.path.join(fuzz_corpus, "valid-exported-torch-qdq-0.onnx"))
 
 
 if __name__ == "__main__":
