@@ -21,3 +21,5 @@
 #include "nn/layers/conv1d.h"
 #include "nn/layers/depthwise_conv2d.h"
 #include "nn/layers/separable_conv2d.h"
+// Vision transformer pieces (issue 22).
+#include "nn/layers/position_embedding.h"
