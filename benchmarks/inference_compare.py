@@ -24,6 +24,7 @@ left out and the report says which. Writes benchmarks/results/inference.md and i
 
 Run: bazel run //benchmarks:inference -- [--reps 3] [--seconds 2] [--threads 2] [--quick]
                                          [--models mlp,cnn,resnet18] [--resnet_train_images 8192]
+                                         [--models vit --report_name inference_vit]
 """
 import argparse
 import datetime
@@ -41,6 +42,8 @@ ROOT = os.environ.get("BUILD_WORKSPACE_DIRECTORY", os.getcwd())
 PEERS_PY = os.path.join(ROOT, ".venv-peers", "bin", "python")
 SETUP_HINT = "run `bash scripts/setup --peers`"
 MODELS = ["mlp", "cnn", "resnet18"]
+# Issue 22's ViT (examples/vit_fashion_mnist), run on request: --models vit --report_name inference_vit.
+OPTIONAL_MODELS = ["vit"]
 BATCHES = [1, 32, 256]
 # (column, engine, dtype, kind): kind "kiln" runs kiln_infer_bench; "peer" peer_infer_bench.py.
 ENGINES = [("Model::predict", "predict", "f32", "kiln"), ("InferenceModel", "inference", "f32", "kiln"),
@@ -100,14 +103,19 @@ def main():
     ap.add_argument("--quick", action="store_true",
                     help="one repetition of 0.3 s, short training, accuracy on 1000 images: a smoke run")
     ap.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
+    ap.add_argument("--report_name", default="inference",
+                    help="the report's file name without .md/.png (e.g. inference_vit for --models vit)")
+    ap.add_argument("--vit_train_images", type=int, default=60000, help="Fashion-MNIST images the ViT trains on")
     a = ap.parse_args()
     models = [m for m in a.models.split(",") if m]
-    if not models or any(m not in MODELS for m in models):
-        sys.exit("inference_compare: --models takes a comma-separated subset of " + ",".join(MODELS))
+    if not models or any(m not in MODELS + OPTIONAL_MODELS for m in models):
+        sys.exit("inference_compare: --models takes a comma-separated subset of " + ",".join(MODELS + OPTIONAL_MODELS))
     train_images = {"mlp": 60000, "cnn": 60000, "resnet18": a.resnet_train_images}
+    train_images["vit"] = a.vit_train_images
     if a.quick:
         a.reps, a.seconds = 1, 0.3
         train_images = {"mlp": 10000, "cnn": 10000, "resnet18": min(512, a.resnet_train_images)}
+        train_images["vit"] = min(2048, a.vit_train_images)
         a.accuracy_images = min(a.accuracy_images, 1000)
     if a.accuracy_images < 250 or a.accuracy_images % 250:
         sys.exit("inference_compare: --accuracy_images must be a positive multiple of 250 (OpenVINO's static batch)")
@@ -253,7 +261,7 @@ def main():
     report = "%s\n\n%s\n\n%s\n\n%s\n\n%s%s\n\ntargets: %s\n" % (head, peers_line, table, acc_table, notes, quick, verdict)
     print(report)
     os.makedirs(a.out, exist_ok=True)
-    md = os.path.join(a.out, "inference_quick.md" if a.quick else "inference.md")
+    md = os.path.join(a.out, a.report_name + ("_quick.md" if a.quick else ".md"))
     with open(md, "w") as f:
         f.write("# Inference: Kiln against ONNX Runtime and OpenVINO, fp32 and int8\n\n" + report)
     try:
@@ -278,7 +286,7 @@ def main():
     ax.set_title("Inference, %d threads, %s, %s" % (a.threads, cpu[:48], date), fontsize=9)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
-    png = os.path.join(a.out, "inference_quick.png" if a.quick else "inference.png")
+    png = os.path.join(a.out, a.report_name + ("_quick.png" if a.quick else ".png"))
     fig.savefig(png, dpi=110)
     print("wrote %s and %s" % (md, png))
     return 0
