@@ -25,6 +25,11 @@ EXAMPLES = {
         "//runtime_export/onnx",
     ],
     "trainer_subclass": [],
+    "vit_fashion_mnist": [
+        "//quant",
+        "//runtime_export",
+        "//runtime_export/onnx",
+    ],
 }
 
 def example_binaries():
