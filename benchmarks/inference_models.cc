@@ -42,14 +42,19 @@ Tensor fashion_mnist_input(const std::string& name, const Tensor& images) {
   return Tensor::from_vector(out, {n, 32, 32, 3});
 }
 
+// Issue 22: the ViT of examples/vit_fashion_mnist (4x4 patches, dim 64, 4 blocks of 4 heads,
+// MLP 128; u8 images like the MLP and CNN).
+std::shared_ptr<nn::Model> make_vit() { return nn::applications::vision_transformer(); }
+
 std::shared_ptr<nn::Model> make_inference_model(const std::string& name, bool mixed_bf16, const std::string& weights) {
   set_global_seed(1);
   std::shared_ptr<nn::Model> model;
-  if (name == "mlp") model = nn::applications::fashion_mnist_mlp();
+  if (name == "vit") model = make_vit();
+  else if (name == "mlp") model = nn::applications::fashion_mnist_mlp();
   else if (name == "cnn") model = nn::applications::keras_cnn();
   else if (name == "resnet18") model = nn::applications::resnet18({32, 32, 3});
   else if (name == "mobilenet_v3_small") model = nn::applications::fashion_mnist_mobilenet_v3_small();
-  else throw std::invalid_argument("unknown model '" + name + "' (mlp, cnn, resnet18 or mobilenet_v3_small)");
+  else throw std::invalid_argument("unknown model '" + name + "' (mlp, cnn, resnet18, mobilenet_v3_small or vit)");
   if (mixed_bf16) model->set_policy("mixed_bfloat16");
   (*model)(inference_input(name, 1, 0));
   uint64_t seed = 1000;

@@ -11,12 +11,12 @@
 
 namespace kiln::bench {
 
-// name: "mlp", "cnn", "resnet18" or "mobilenet_v3_small"; mixed_bf16: the mixed_bfloat16 policy. BatchNorm
+// name: "mlp", "cnn", "resnet18", "mobilenet_v3_small" or "vit" (issue 22's ViT); mixed_bf16: the mixed_bfloat16 policy. BatchNorm
 // statistics get seeded non-trivial values (as after training); trained weights, when given
 // (save_weights of train_on_fashion_mnist), replace every variable.
 std::shared_ptr<nn::Model> make_inference_model(const std::string& name, bool mixed_bf16 = false,
                                                 const std::string& weights = "");
-// u8 images for the MLP, the CNN and MobileNetV3Small, f32 for ResNet-18.
+// u8 images for the MLP, the CNN, MobileNetV3Small and the ViT, f32 for ResNet-18.
 Tensor inference_input(const std::string& name, int64_t batch, uint64_t seed);
 // Fashion-MNIST images (u8 [N, 28, 28, 1]) as the model's input: unchanged for the MLP, the CNN
 // and MobileNetV3Small (they rescale themselves); for ResNet-18 scaled to [0, 1], zero-padded to 32x32 and repeated

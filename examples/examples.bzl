@@ -34,6 +34,11 @@ EXAMPLES = {
         "//runtime_export/onnx",
     ],
     "trainer_subclass": [],
+    "vit_fashion_mnist": [
+        "//quant",
+        "//runtime_export",
+        "//runtime_export/onnx",
+    ],
 }
 
 # name: files an example reads (its default --model, say).

@@ -242,6 +242,43 @@ const std::map<std::string, ExampleCheck>& checks() {
               std::printf("ONNX Runtime (QDQ export) and Kiln int8 agree on %d/%zu images\n", same, a.size());
               EXPECT_GE(same, 60) << run.output;
             }}},
+      {"vit_fashion_mnist",
+       {.args = [](const std::string& out) { return std::vector<std::string>{"--out", out + "/vit"}; },
+        .verify =
+            [](const ExampleRun& run, const std::string& out) {
+              double eager = printed(run, number_after("test accuracy +Model"));
+              double traced = printed(run, number_after("InferenceModel fp32"));
+              double bf16 = printed(run, number_after("bf16"));
+              EXPECT_GT(eager, kTrainedAccuracy) << run.output;
+              EXPECT_NEAR(traced, eager, kOneImage + 1e-4) << run.output;
+              EXPECT_NEAR(bf16, eager, 0.05) << run.output;
+              double f32 = printed(run, number_after("f32 accuracy")), int8 = printed(run, number_after("int8 accuracy"));
+              EXPECT_NEAR(f32, eager, 1e-4) << run.output;
+              EXPECT_GE(int8, f32 * 0.99 - 1e-4) << "the accuracy criterion (1% relative) was not kept:\n" << run.output;
+              // ONNX Runtime runs the exported file within 1e-4 of the fp32 InferenceModel, at a
+              // batch other than the traced one (the batch stays free).
+              data::FashionMnist fm = load_example_data(/*smoke=*/true);
+              auto fp32 = runtime_export::load_inference_model(out + "/vit.kgraph");
+              Tensor kiln_logits = fp32->run(fm.x_test);
+              auto ort = testing::run_onnx_runtime(out + "/vit.onnx", {fm.x_test});
+              ASSERT_TRUE(ort && ort->size() == 1);
+              std::vector<float> a = kiln_logits.to_vector(), b = (*ort)[0].to_vector();
+              ASSERT_EQ(a.size(), b.size());
+              float diff = 0;
+              for (size_t i = 0; i < a.size(); ++i) diff = std::max(diff, std::fabs(a[i] - b[i]));
+              std::printf("ONNX Runtime vs Kiln fp32 on the smoke test set: max abs diff %.3g\n", diff);
+              EXPECT_LE(diff, 1e-4f);
+              // The int8 model: LayerNorm and attention read f32, every Dense runs as qlinear.
+              auto int8_model = runtime_export::load_inference_model(out + "/vit_int8.kgraph");
+              EXPECT_EQ(int8_model->run(fm.x_test).shape(), (Shape{kSmokeTestImages, 10}));
+              int qlinear = 0, float_linear = 0;
+              for (const auto& n : int8_model->inference_graph().nodes) {
+                qlinear += n.call.op() == "qlinear";
+                float_linear += n.call.op() == "linear" || n.call.op() == "fused_linear";
+              }
+              std::printf("int8 ViT: %d qlinear, %d float linear\n", qlinear, float_linear);
+              EXPECT_GT(qlinear, 0);
+            }}},
       {"quantize_with_accuracy_control",
        {.args = [](const std::string& out) { return std::vector<std::string>{"--out", out + "/cnn_int8"}; },
         .verify =

@@ -139,6 +139,8 @@ std::vector<Row> rows() {
       {"Bidirectional", [] { return Bidirectional(LSTM(3, {.return_sequences = true}), "ave"); }, {{2, 5, 3}}},
       {"GlobalAveragePooling1D", [] { return GlobalAveragePooling1D(true); }, {{2, 5, 3}}},
       {"GlobalMaxPooling1D", [] { return GlobalMaxPooling1D(); }, {{2, 5, 3}}},
+      // Issue 22's ViT: a sequence shorter than sequence_length reads the first rows.
+      {"AddPositionEmbedding", [] { return AddPositionEmbedding(7, "he_uniform"); }, {{2, 5, 3}}},
       // Issue 21: activations, pooling, merge and shape layers.
       {"Activation", [] { return Activation("hard_silu"); }, {{2, 5}}},
       {"ReLU", [] { return ReLU(); }, {{2, 5}}},

@@ -5,3 +5,4 @@
 #include "nn/applications/mobilenet_v2.h"
 #include "nn/applications/mobilenet_v3.h"
 #include "nn/applications/resnet.h"
+#include "nn/applications/vision_transformer.h"

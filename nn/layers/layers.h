@@ -24,3 +24,5 @@
 // Recurrent family (issue 22).
 #include "nn/layers/bidirectional.h"
 #include "nn/layers/recurrent.h"
+// Vision transformer pieces (issue 22).
+#include "nn/layers/position_embedding.h"

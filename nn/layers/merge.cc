@@ -24,6 +24,16 @@ class MergeImpl : public LayerImpl {
   int num_inputs() const override { return -1; }
   std::string class_name() const override { return class_name_; }
   Tensor call(const std::vector<Tensor>& in, bool) override { return merge(aligned(in)); }
+  // Keras's Merge layers support masking. Its compute_mask: the element-wise OR of the inputs'
+  // masks when every input has one, else no mask. Masks align as their values do (a lower
+  // rank gains 1s after the batch) and broadcast as they do.
+  Tensor compute_mask(const std::vector<Tensor>& in, const std::vector<Tensor>& masks) const override {
+    if (masks.empty() || !all_masked(in, masks)) return Tensor();
+    std::vector<Tensor> m = aligned_masks(in, masks);
+    Tensor out = m[0];
+    for (size_t i = 1; i < m.size(); ++i) out = maximum(out, m[i]);
+    return out;
+  }
   std::optional<Shape> compute_output_shape(const std::vector<Shape>& in) const override {
     try {
       return merged_shape(in);
@@ -51,6 +61,36 @@ class MergeImpl : public LayerImpl {
       Shape s = x.shape();
       s.insert(s.begin() + 1, rank - s.size(), 1);
       out.push_back(reshape(x, s));
+    }
+    return out;
+  }
+
+  // True when every input has a mask; throws when the counts differ.
+  bool all_masked(const std::vector<Tensor>& in, const std::vector<Tensor>& masks) const {
+    if (masks.size() != in.size()) {
+      throw std::invalid_argument("layer '" + name() + "' (" + class_name_ + "): " + std::to_string(masks.size()) +
+                                  " masks for " + std::to_string(in.size()) + " inputs");
+    }
+    for (const Tensor& m : masks) {
+      if (!m.defined()) return false;
+    }
+    return true;
+  }
+
+  // The defined masks reshaped as aligned() reshapes their values (undefined ones stay so).
+  std::vector<Tensor> aligned_masks(const std::vector<Tensor>& in, const std::vector<Tensor>& masks) const {
+    size_t rank = 0;
+    for (const Tensor& x : in) rank = std::max(rank, static_cast<size_t>(x.ndim()));
+    std::vector<Tensor> out;
+    for (size_t i = 0; i < masks.size(); ++i) {
+      const size_t missing = rank - static_cast<size_t>(in[i].ndim());
+      if (!masks[i].defined() || missing == 0) {
+        out.push_back(masks[i]);
+        continue;
+      }
+      Shape s = masks[i].shape();
+      s.insert(s.begin() + std::min<size_t>(1, s.size()), missing, 1);
+      out.push_back(reshape(masks[i], s));
     }
     return out;
   }
@@ -111,12 +151,50 @@ class AddImpl : public MergeImpl {
   }
 };
 
+// Keras's ops.where(mask, a, b) for a 0/1 mask: exact for finite a and b (an inf or NaN at a
+// step the mask drops still reaches the output, as NaN: Kiln propagates them everywhere).
+Tensor select(const Tensor& mask, const Tensor& a, const Tensor& b) {
+  return a * mask + b * (Tensor::scalar(1.f, mask.dtype()) - mask);
+}
+
+// All-ones of `shape`, whose batch (shape[0]) is that of `mask`, computed from it so that a
+// traced graph keeps its batch dimension free (a literal of ones would fix it to the
+// sample's). Exact: a mask holds only 0 and 1.
+Tensor kept_like(const Tensor& mask, const Shape& shape) {
+  std::vector<int> rest;
+  for (int i = 1; i < mask.ndim(); ++i) rest.push_back(i);
+  Tensor per_row = rest.empty() ? mask : reduce_max(mask, rest, /*keepdims=*/true);
+  Tensor ones_per_row = per_row * Tensor::scalar(0.f) + Tensor::scalar(1.f);
+  Shape tail = shape;
+  tail[0] = 1;
+  return tail == Shape(shape.size(), 1) ? ones_per_row : ones_per_row * Tensor::ones(tail);
+}
+
+// How a merge treats the values at masked steps (Keras's _merge_function of each layer).
+enum class MaskedValues {
+  kept,            // Add, Subtract, Average: the values merge as they are
+  skipped,         // Maximum, Minimum (_apply_merge_op_and_or_mask): a masked step takes the other side's value
+  one_then_zero,   // Multiply: a masked factor is 1, and a step no input keeps is 0
+};
+
 // The element-wise merges whose step is one binary op folded over the inputs.
 class FoldImpl : public MergeImpl {
  public:
   using Step = Tensor (*)(const Tensor&, const Tensor&);
-  FoldImpl(const char* type_name, const char* class_name, Step step, const std::string& name, size_t max_inputs = SIZE_MAX)
-      : MergeImpl(type_name, class_name, name, max_inputs), step_(step) {}
+  FoldImpl(const char* type_name, const char* class_name, Step step, const std::string& name, size_t max_inputs = SIZE_MAX,
+           MaskedValues masked = MaskedValues::kept)
+      : MergeImpl(type_name, class_name, name, max_inputs), step_(step), masked_(masked) {}
+
+  Tensor call_with_mask(const std::vector<Tensor>& in_raw, const std::vector<Tensor>& masks_raw, bool) override {
+    std::vector<Tensor> in = aligned(in_raw);
+    if (masked_ == MaskedValues::kept) return merge(in);
+    all_masked(in_raw, masks_raw);  // checks the count
+    std::vector<Tensor> masks = aligned_masks(in_raw, masks_raw);
+    for (Tensor& m : masks) {
+      if (m.defined()) m = mask_for_value(m, in[0].dtype());
+    }
+    return masked_ == MaskedValues::skipped ? merge_skipping(in, masks) : multiply_masked(in, masks);
+  }
 
  protected:
   Tensor merge(const std::vector<Tensor>& in) const override {
@@ -126,7 +204,38 @@ class FoldImpl : public MergeImpl {
   }
 
  private:
+  // Keras's _apply_merge_op_and_or_mask, step by step; the running mask ends at the first
+  // input without one.
+  Tensor merge_skipping(const std::vector<Tensor>& in, const std::vector<Tensor>& masks) const {
+    Tensor out = in[0], out_mask = masks[0];
+    for (size_t i = 1; i < in.size(); ++i) {
+      Tensor x = in[i];
+      if (masks[i].defined()) x = select(masks[i], x, out);
+      if (out_mask.defined()) out = select(out_mask, out, x);
+      out_mask = masks[i].defined() && out_mask.defined() ? maximum(out_mask, masks[i]) : Tensor();
+      out = step_(out, x);
+    }
+    return out;
+  }
+
+  // Keras's Multiply._merge_function.
+  Tensor multiply_masked(const std::vector<Tensor>& in, const std::vector<Tensor>& masks) const {
+    bool all = true;
+    for (const Tensor& m : masks) all = all && m.defined();
+    Tensor out, out_mask;
+    for (size_t i = 0; i < in.size(); ++i) {
+      Tensor x = in[i];
+      if (masks[i].defined()) {
+        x = select(masks[i], x, Tensor::scalar(1.f, x.dtype()));
+        if (all) out_mask = out_mask.defined() ? maximum(out_mask, masks[i]) : masks[i];
+      }
+      out = out.defined() ? step_(out, x) : x;
+    }
+    return all ? out * out_mask : out;
+  }
+
   Step step_;
+  MaskedValues masked_;
 };
 
 class AverageImpl : public MergeImpl {
@@ -146,6 +255,36 @@ class ConcatenateImpl : public MergeImpl {
   ConcatenateImpl(int axis, const std::string& name) : MergeImpl("concatenate", "Concatenate", name), axis_(axis) {}
   Config config() const override { return LayerImpl::config().set("axis", axis_); }
   int axis() const { return axis_; }
+
+  // Keras's Concatenate.compute_mask: an input without a mask counts as all kept; the masks
+  // (each broadcast over its input's features) join along the axis and a step is kept where
+  // any of its features is. So along the features axis the result is the OR of the masks,
+  // along another axis their concatenation.
+  Tensor compute_mask(const std::vector<Tensor>& in, const std::vector<Tensor>& masks) const override {
+    if (masks.empty() || !any_mask(masks)) return Tensor();
+    all_masked(in, masks);  // checks the count
+    const int rank = in[0].ndim();
+    const size_t a = resolved_axis(rank, {});
+    Tensor some;  // a defined mask, for the batch of the all-kept ones
+    for (const Tensor& m : masks) {
+      if (m.defined()) some = m;
+    }
+    if (a + 1 == static_cast<size_t>(rank)) {
+      Tensor out;
+      for (const Tensor& m : masks) {
+        if (!m.defined()) return kept_like(some, some.shape());
+        out = out.defined() ? maximum(out, m) : m;
+      }
+      return out;
+    }
+    std::vector<Tensor> parts;
+    for (size_t i = 0; i < masks.size(); ++i) {
+      Shape s = in[i].shape();
+      s.pop_back();
+      parts.push_back(masks[i].defined() ? masks[i] : a == 0 ? Tensor::ones(s) : kept_like(some, s));
+    }
+    return parts.size() == 1 ? parts[0] : concat(parts, static_cast<int>(a));
+  }
 
  protected:
   Tensor merge(const std::vector<Tensor>& in) const override {
@@ -217,10 +356,16 @@ Layer Add(const std::string& name) { return Layer(std::make_shared<AddImpl>(name
 Layer Subtract(const std::string& name) {
   return Layer(std::make_shared<FoldImpl>("subtract", "Subtract", sub_step, name, 2));
 }
-Layer Multiply(const std::string& name) { return Layer(std::make_shared<FoldImpl>("multiply", "Multiply", mul_step, name)); }
+Layer Multiply(const std::string& name) {
+  return Layer(std::make_shared<FoldImpl>("multiply", "Multiply", mul_step, name, SIZE_MAX, MaskedValues::one_then_zero));
+}
 Layer Average(const std::string& name) { return Layer(std::make_shared<AverageImpl>(name)); }
-Layer Maximum(const std::string& name) { return Layer(std::make_shared<FoldImpl>("maximum", "Maximum", max_step, name)); }
-Layer Minimum(const std::string& name) { return Layer(std::make_shared<FoldImpl>("minimum", "Minimum", min_step, name)); }
+Layer Maximum(const std::string& name) {
+  return Layer(std::make_shared<FoldImpl>("maximum", "Maximum", max_step, name, SIZE_MAX, MaskedValues::skipped));
+}
+Layer Minimum(const std::string& name) {
+  return Layer(std::make_shared<FoldImpl>("minimum", "Minimum", min_step, name, SIZE_MAX, MaskedValues::skipped));
+}
 Layer Concatenate(int axis, const std::string& name) { return Layer(std::make_shared<ConcatenateImpl>(axis, name)); }
 
 }  // namespace kiln::nn
