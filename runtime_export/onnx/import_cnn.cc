@@ -187,7 +187,7 @@ int Importer::silu(const onnx::NodeProto& n) {
   return 2;
 }
 
-int Importer::layer_norm_decomposed(const onnx::NodeProto& n) {
+int Importer::layer_norm_in_file_order(const onnx::NodeProto& n) {
   // torch.onnx's LayerNorm before opset 17 (which has LayerNormalization), over the last axis:
   // ReduceMean(x) -> Sub(x, .) -> Pow(., 2) -> ReduceMean -> Add(eps) -> Sqrt -> Div(d, .)
   // -> Mul(., w) -> Add(., b)
