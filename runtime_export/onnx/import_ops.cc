@@ -307,7 +307,6 @@ int Importer::node(const onnx::NodeProto& n) {
   if (int k = mish(n)) return k;
   if (int k = silu(n)) return k;
   if (int k = gelu_tanh_torch(n)) return k;
-  if (int k = layer_norm_in_file_order(n)) return k;
   if (int k = compare_then_cast(n)) return k;
   if (op == "Clip" && n.input_size() > 0 && refs_.count(n.input(0)) && !is_floating(dtype_of(ref(n.input(0))))) {
     return clip_then_cast(n);

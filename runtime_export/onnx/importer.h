@@ -375,7 +375,6 @@ class Importer {
   int include_pad_scale(int avg, const std::vector<int64_t>& pads, const std::vector<int64_t>& kernel,
                         const std::vector<int64_t>& strides, const Shape& nhwc_in);
   int silu(const onnx::NodeProto& n);  // Sigmoid(x) -> Mul(x, .): Kiln's swish
-  int layer_norm_in_file_order(const onnx::NodeProto& n);  // torch's LayerNorm before opset 17, node by node
   // Whether no node but `readers` (and no graph output) reads `value`: a pattern may drop it.
   bool read_only_by(const std::string& value, std::initializer_list<const onnx::NodeProto*> readers) const;
   int gelu_tanh_torch(const onnx::NodeProto& n);
