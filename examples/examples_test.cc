@@ -203,7 +203,6 @@ const std::map<std::string, ExampleCheck>& checks() {
               EXPECT_NEAR(f32, eager, 1e-4) << run.output;
               EXPECT_GE(int8, f32 * 0.99 - 1e-4) << "the accuracy criterion (1% relative) was not kept:\n" << run.output;
               // ONNX Runtime runs the exported file within 1e-4 of the fp32 InferenceModel.
-              // (The example traces with batches of 256 under --smoke: see its comment on ZeroPadding2D.)
               data::FashionMnist fm = load_example_data(/*smoke=*/true);
               fm.x_test = slice(fm.x_test, 0, 0, 256);
               fm.y_test = slice(fm.y_test, 0, 0, 256);

@@ -64,9 +64,8 @@ int main(int argc, char** argv) {
 
     data::FashionMnist fm = examples::load_example_data(smoke);
     auto train = data::Dataset::from_tensor_slices(fm.x_train, fm.y_train).shuffle(60000, 42).batch(batch_size).prefetch(2);
-    // One batch size for everything traced: ZeroPadding2D (before each strided depthwise conv)
-    // traces its zero blocks as constants of the sample's batch size, so the InferenceModels
-    // and the ONNX file keep the batch size they were traced with.
+    // The evaluation batch; the traced InferenceModels and the ONNX file run at any batch
+    // (ZeroPadding2D traces to one `pad` node, which folds into the next convolution).
     const int64_t eval_batch = smoke ? 256 : 500;
     auto test = data::Dataset::from_tensor_slices(fm.x_test, fm.y_test).batch(eval_batch);
 

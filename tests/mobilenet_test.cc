@@ -249,8 +249,7 @@ TEST(MobileNet, SaveLoadTraceAndOnnxRuntimeAgree) {
     auto rebuilt = model_from_config(model.class_name(), model.config());
     EXPECT_EQ(rebuilt->config(), model.config());
 
-    // The sample holds the whole batch: ZeroPadding2D's zero blocks trace as constants of the
-    // sample's batch size, so the traced graph keeps that batch size.
+    // Traced on the whole batch (ZeroPadding2D traces to a `pad` node, so any batch would do).
     auto traced = runtime_export::trace(model, x);
     float traced_diff = max_abs_diff(traced->predict(x), want);
     std::printf("%s: InferenceModel vs Model::predict max abs diff %.3g\n", c.name.c_str(), traced_diff);
