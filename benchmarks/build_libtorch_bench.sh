@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the LibTorch C++ twin of kiln_train_bench (benchmarks/libtorch_train_bench.cc) with g++
+# Builds the LibTorch C++ twin of kiln_train_bench (benchmarks/libtorch_train_bench.cc, which
+# includes benchmarks/libtorch_mobilenet_v3.h from the workspace root) with g++
 # against the torch wheel in .venv-peers (bash scripts/setup --peers): its headers, libtorch_cpu.so
 # and libc10.so, with the wheel's C++ ABI. Not a Bazel target, so CI never needs the wheel;
 # //benchmarks:compare runs this when the binary is missing or older than its source.
@@ -15,7 +16,7 @@ fi
 read -r torch_dir abi < <("$py" -c 'import os, torch; print(os.path.dirname(torch.__file__), int(torch._C._GLIBCXX_USE_CXX11_ABI))' 2>/dev/null)
 mkdir -p "$(dirname "$out")"
 g++ -std=c++17 -O2 -DNDEBUG -D_GLIBCXX_USE_CXX11_ABI="$abi" \
-  -isystem "$torch_dir/include" -isystem "$torch_dir/include/torch/csrc/api/include" \
+  -I "$repo" -isystem "$torch_dir/include" -isystem "$torch_dir/include/torch/csrc/api/include" \
   "$repo/benchmarks/libtorch_train_bench.cc" -o "$out.tmp" \
   -L"$torch_dir/lib" -Wl,--no-as-needed -ltorch_cpu -lc10 -Wl,--as-needed -Wl,-rpath,"$torch_dir/lib"
 mv "$out.tmp" "$out"

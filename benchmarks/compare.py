@@ -119,8 +119,9 @@ def libtorch_binary():
     if src_root is None:
         return None, "benchmarks/libtorch_train_bench.cc not found under %s" % ROOT
     binary = os.path.join(src_root, "out", "libtorch_train_bench")
-    src = os.path.join(src_root, "benchmarks", "libtorch_train_bench.cc")
-    if not os.path.exists(binary) or os.path.getmtime(binary) < os.path.getmtime(src):
+    sources = [os.path.join(src_root, "benchmarks", f) for f in ("libtorch_train_bench.cc", "libtorch_mobilenet_v3.h")]
+    newest_source = max(os.path.getmtime(s) for s in sources if os.path.exists(s))
+    if not os.path.exists(binary) or os.path.getmtime(binary) < newest_source:
         print("compare: building the LibTorch twin (benchmarks/build_libtorch_bench.sh, about 2 minutes)", flush=True)
         r = subprocess.run(["bash", os.path.join(src_root, "benchmarks", "build_libtorch_bench.sh"), binary],
                            capture_output=True, text=True)

@@ -1,15 +1,18 @@
 // LibTorch C++ twin of kiln_train_bench (and of torch_train_bench.py): the same models, batch,
 // loss and Adam step on a fixed random batch, with no Python in the way. Prints
 // "images_per_sec=<value>" for compare.py.
-//   libtorch_train_bench --model cnn --dtype bf16 --batch 32 --steps 50 --warmup 5 --threads 2
-//                        --adam plain|fused
+//   libtorch_train_bench --model mlp|cnn|resnet18|mobilenet_v3_small --dtype bf16 --batch 32
+//                        --steps 50 --warmup 5 --threads 2 --adam plain|fused
 //   --adam plain: torch::optim::Adam (LibTorch's C++ optimizer, one tensor at a time);
 //   --adam fused: ATen's fused CPU kernel at::_fused_adam_ over all parameters (what Python's
 //   torch.optim.Adam(fused=True) calls).
+// MobileNetV3Small lives in benchmarks/libtorch_mobilenet_v3.h.
 // Built by benchmarks/build_libtorch_bench.sh against the torch wheel in .venv-peers (its
 // headers and libtorch_cpu.so); not a Bazel target, so CI never needs the wheel.
 #include <ATen/autocast_mode.h>
 #include <torch/torch.h>
+
+#include "benchmarks/libtorch_mobilenet_v3.h"
 
 #include <chrono>
 #include <cstdio>
@@ -147,8 +150,17 @@ int main(int argc, char** argv) {
       forward = [net](torch::Tensor t) mutable { return net->forward(t); };
       x = torch::rand({batch, 3, 32, 32});
       scale = 1.0;
+    } else if (model_name == "mobilenet_v3_small") {
+      // Keras's MobileNetV3Small, 10 classes; it rescales [0, 255] pixels itself.
+      libtorch_bench::MobileNetV3Small net(libtorch_bench::kMobileNetChannels, 10);
+      module = net.ptr();
+      forward = [net](torch::Tensor t) mutable { return net->forward(t); };
+      x = torch::rand({batch, libtorch_bench::kMobileNetChannels, libtorch_bench::kMobileNetHeight,
+                       libtorch_bench::kMobileNetWidth}) *
+          255;
+      scale = 1.0;
     } else {
-      throw std::invalid_argument("--model must be mlp, cnn or resnet18, got " + model_name);
+      throw std::invalid_argument("--model must be mlp, cnn, resnet18 or mobilenet_v3_small, got " + model_name);
     }
     if (model_name != "mlp") {  // NHWC, as Kiln and the Python twin
       torch::NoGradGuard no_grad;
@@ -187,8 +199,10 @@ int main(int argc, char** argv) {
     torch::Tensor loss;
     for (int i = 0; i < steps; ++i) loss = step();
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    std::printf("images_per_sec=%.3f loss=%.4f libtorch=%s\n", steps * batch / secs, loss.item<float>(),
-                TORCH_VERSION);
+    int64_t param_count = 0;
+    for (const auto& p : params) param_count += p.numel();
+    std::printf("images_per_sec=%.3f loss=%.4f params=%lld libtorch=%s\n", steps * batch / secs, loss.item<float>(),
+                static_cast<long long>(param_count), TORCH_VERSION);
   } catch (const c10::Error& e) {  // its what() carries a C++ backtrace; the message is enough
     std::fprintf(stderr, "libtorch_train_bench: %s\n", e.what_without_backtrace());
     return 1;
