@@ -354,7 +354,8 @@ def main():
     profile_text = "\n\n".join(profiles)
     run_failures = "\n".join("- %s on %s b%d %s: %s" % (p, m, b, d, why) for ((m, b, d), p), why in failures_run.items())
     legend = ("Kiln / it: Kiln's images/s over that peer's (above 1: Kiln faster). GFLOP / step: the multiply-adds "
-              "of matmul, linear and conv (x2) in the forward pass and the gradients a step computes, counted from "
+              "of matmul, linear, conv, attention (q k^T and the weighted sum) and the LSTM/GRU/RNN input and state "
+              "products (x2) in the forward pass and the gradients a step computes, counted from "
               "the model's graph (benchmarks/flop_count.h); % of peak against the measured peak of the dtype's "
               "instruction (f32: FMA, bf16: vdpbf16ps); Kiln framework overhead: the share of a step outside "
               "oneDNN primitives and Kiln's kernels (kiln::onednn::profiler pass).")

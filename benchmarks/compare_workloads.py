@@ -20,4 +20,10 @@ WORKLOADS = [
     # Keras's MobileNetV3Small on 128x128x3 (issue 21; target 1.5x in f32 and bf16).
     Workload("mobilenet_v3_small", 32, 16),
     Workload("mobilenet_v3_small", 128, 5),
+    # The ViT of examples/vit_fashion_mnist.cc and an LSTM(128) classifier over the 28 rows of an
+    # image (issues 22 and 25; twins in benchmarks/torch_sequence_models.py).
+    Workload("vit", 32, 60),
+    Workload("vit", 128, 10),
+    Workload("lstm", 32, 400),
+    Workload("lstm", 128, 100),
 ]

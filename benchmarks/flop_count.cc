@@ -46,10 +46,57 @@ double gemm_flops(const graph::Graph& g, const graph::Node& n, int64_t batch) {
       const double k = static_cast<double>(k_dim == graph::kBatch ? batch : k_dim);
       return 2.0 * elements(out(), batch) * k;
     }
+    case OpKind::scaled_dot_product_attention: {
+      // q [..., T, dk], k [..., S, dk], v [..., S, dv]: the scores q k^T take T*S*dk
+      // multiply-adds per head, the weighted sum of v T*S*dv.
+      const Shape& q = g.values[n.inputs[0]].shape;
+      const Shape& v = g.values[n.inputs[2]].shape;
+      const double heads_by_queries = elements(g.values[n.inputs[0]], batch) / static_cast<double>(q.back());
+      const double keys = static_cast<double>(v[v.size() - 2]);
+      return 2.0 * heads_by_queries * keys * static_cast<double>(q.back() + v.back());
+    }
+    case OpKind::lstm:
+    case OpKind::gru:
+    case OpKind::simple_rnn: {
+      // x [N, T, F], kernel [F, G*U], recurrent_kernel [U, G*U]: each step of each row
+      // multiplies the input by the kernel and the state by the recurrent kernel.
+      const Shape& x = g.values[n.inputs[0]].shape;
+      const double rows_by_steps = elements(g.values[n.inputs[0]], batch) / static_cast<double>(x.back());
+      return 2.0 * rows_by_steps * (elements(w(), batch) + elements(g.values[n.inputs[2]], batch));
+    }
     default:
       // Not a GEMM-class op: counted as no FLOPs (a default rather than a case per kind, so
       // that a new op needs no decision here; a new GEMM-class op adds its case above).
       return 0;
+  }
+}
+
+// The backward FLOPs of a node whose forward costs `fwd`.
+double backward_flops(const graph::Graph& g, const graph::Node& n, double fwd, const std::vector<bool>& needs_grad) {
+  using ops::OpKind;
+  auto grad = [&](size_t i) { return i < n.inputs.size() && needs_grad[n.inputs[i]]; };
+  switch (n.call.kind()) {
+    case OpKind::scaled_dot_product_attention:
+      // Four products as large as the forward's two: dP = dO v^T and dv = P^T dO (the forward's
+      // second), dq = dS k and dk = dS^T q (its first).
+      return grad(0) || grad(1) || grad(2) ? 2.0 * fwd : 0;
+    case OpKind::lstm:
+    case OpKind::gru:
+    case OpKind::simple_rnn: {
+      // The weights' gradients (as much as the forward), the state's gradient through the
+      // recurrent kernel at every step, and the input's gradient when the input needs one.
+      if (!(grad(0) || grad(1) || grad(2))) return 0;
+      const double kernel = elements(g.values[n.inputs[1]], 1), recurrent = elements(g.values[n.inputs[2]], 1);
+      const double per_weight = fwd / (kernel + recurrent);
+      return fwd + per_weight * recurrent + (grad(0) ? per_weight * kernel : 0);
+    }
+    default: {
+      double f = 0;
+      for (size_t i = 0; i < 2; ++i) {
+        if (grad(i)) f += fwd;
+      }
+      return f;
+    }
   }
 }
 
@@ -70,9 +117,7 @@ StepFlops count_step_flops(const graph::Graph& g, int64_t batch) {
     const double fwd = gemm_flops(g, n, batch);
     if (fwd == 0) continue;
     f.forward += fwd;
-    for (size_t i = 0; i < 2 && i < n.inputs.size(); ++i) {
-      if (needs_grad[n.inputs[i]]) f.backward += fwd;
-    }
+    f.backward += backward_flops(g, n, fwd, needs_grad);
   }
   return f;
 }

@@ -1,7 +1,8 @@
 // Times training steps of one workload and prints "images_per_sec=<value>" (for compare.py),
 // then runs as many steps again with onednn::profiler on and prints where a step's time goes:
 // wall, oneDNN primitives, Kiln's own kernels, and the framework's overhead (the rest).
-// First it prints the step's FLOPs counted from the model's graph (benchmarks/flop_count.h).
+// First it prints the step's FLOPs counted from the model's graph (benchmarks/flop_count.h) and
+// the model's trainable parameter count (to check a twin against).
 //   kiln_train_bench --model cnn --dtype bf16 --batch 32 --steps 50 --warmup 5 [--isa avx512_core] [--optimize 1]
 //                    [--profile_steps N]   (default: --steps; 0 skips the profiled pass)
 //                    [--conv_algorithm direct|winograd|fastest]   (kiln::set_conv_algorithm)
@@ -61,6 +62,9 @@ int main(int argc, char** argv) {
       // The step's arithmetic, from the model's graph (before kiln::optimize repacks kernels).
       kiln::bench::StepFlops f = kiln::bench::count_step_flops(kiln::graph::trace(*w.model, w.x), batch);
       std::printf("flops_per_step=%.6g forward_flops=%.6g backward_flops=%.6g\n", f.training(), f.forward, f.backward);
+      int64_t trainable = 0;
+      for (const auto& v : w.model->trainable_variables()) trainable += v.value().numel();
+      std::printf("trainable_params=%lld\n", static_cast<long long>(trainable));
     }
     if (arg(argc, argv, "optimize", "0") == "1") {
       std::printf("%s\n", kiln::optimize(*w.model, *w.optimizer).describe().c_str());

@@ -70,7 +70,7 @@ class ResNet18(nn.Module):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--model", default="mlp", choices=["mlp", "cnn", "resnet18", "mobilenet_v3_small"])
+    p.add_argument("--model", default="mlp", choices=["mlp", "cnn", "resnet18", "mobilenet_v3_small", "vit", "lstm"])
     p.add_argument("--dtype", default="f32", choices=["f32", "bf16"])
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--steps", type=int, default=50)
@@ -92,22 +92,32 @@ def main():
         from torch_mobilenet_v3 import MOBILENET_INPUT, mobilenet_v3_small
         h, w, c = MOBILENET_INPUT
         model, x = mobilenet_v3_small(in_channels=c, classes=10), torch.rand(a.batch, c, h, w) * 255
+    elif a.model == "vit":
+        # examples/vit_fashion_mnist.cc's ViT (benchmarks/torch_sequence_models.py).
+        from torch_sequence_models import VisionTransformer
+        model, x = VisionTransformer(), torch.rand(a.batch, 1, 28, 28) * 255
+    elif a.model == "lstm":
+        # LSTM(128) over the 28 rows of a 28x28 image, then Linear(128, 10).
+        from torch_sequence_models import LstmClassifier
+        model, x = LstmClassifier(), torch.rand(a.batch, 28, 28)
     else:
         model = mlp() if a.model == "mlp" else keras_cnn()
         x = torch.rand(a.batch, 1, 28, 28) * 255
-    scale = 1.0 if a.model in ("resnet18", "mobilenet_v3_small") else 1.0 / 255
-    conv = a.model != "mlp"
+    scale = 1.0 if a.model in ("resnet18", "mobilenet_v3_small", "lstm") else 1.0 / 255
+    conv = a.model not in ("mlp", "lstm")
     if conv:
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
     y = torch.arange(a.batch) % 10
     model.train()
+    # The LSTM twin holds PyTorch's second bias frozen (Keras's LSTM has one).
+    trainable = [p for p in model.parameters() if p.requires_grad]
     if a.mode == "ipex":
         import intel_extension_for_pytorch as ipex
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        opt = torch.optim.Adam(trainable, lr=1e-3)
         model, opt = ipex.optimize(model, optimizer=opt, dtype=torch.bfloat16 if a.dtype == "bf16" else torch.float32)
     else:
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+        opt = torch.optim.Adam(trainable, lr=1e-3, fused=True)
     if a.mode == "compile":
         model = torch.compile(model)
     loss_fn = nn.CrossEntropyLoss()

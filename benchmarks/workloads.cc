@@ -10,19 +10,24 @@
 
 #include "autograd/gradient_tape.h"
 #include "nn/applications/applications.h"
+#include "nn/applications/vision_transformer.h"
+#include "nn/layers/layers.h"
 #include "nn/policy.h"
 #include "tensor/onednn/profiler.h"
+#include "tensor/ops/cast.h"
 #include "tensor/random.h"
 
 namespace kiln::bench {
 
 Shape workload_input_shape(const std::string& model) {
-  if (model == "mlp" || model == "cnn") return {28, 28, 1};
+  if (model == "mlp" || model == "cnn" || model == "vit") return {28, 28, 1};
+  // Fashion-MNIST's 28 rows as a 28-step sequence of 28 features.
+  if (model == "lstm") return {28, 28};
   if (model == "resnet18") return {32, 32, 3};
   // As MOBILENET_INPUT in the PyTorch twin (benchmarks/torch_mobilenet_v3.py).
   if (model == "mobilenet_v3_small") return {128, 128, 3};
   throw std::invalid_argument("unknown benchmark model '" + model +
-                              "' (expected mlp, cnn, resnet18 or mobilenet_v3_small)");
+                              "' (expected mlp, cnn, resnet18, mobilenet_v3_small, vit or lstm)");
 }
 
 void flush_denormals() {
@@ -50,11 +55,21 @@ TrainWorkload make_train_workload(const std::string& model, const std::string& d
     w.model = nn::applications::mobilenet_v3_small(
         {.input_shape = in, .classes = 10, .classifier_activation = ""});
   }
+  if (model == "vit") {
+    // examples/vit_fashion_mnist.cc's ViT (the default options): u8 pixels rescaled inside,
+    // 4x4 patches -> 49 tokens of 64, 4 pre-norm blocks of 4 heads, gelu MLP 128, 10 logits.
+    w.model = nn::applications::vision_transformer();
+  }
+  if (model == "lstm") {
+    w.model = std::make_unique<nn::Sequential>(std::vector<nn::Layer>{nn::LSTM(128), nn::Dense(10)}, "lstm");
+  }
   nn::set_global_policy("float32");
   Shape xs{batch};
   xs.insert(xs.end(), in.begin(), in.end());
-  float high = model == "resnet18" ? 1.f : 255.f;
+  float high = model == "resnet18" || model == "lstm" ? 1.f : 255.f;
   w.x = random_uniform(xs, 0.f, high, 2);
+  // The ViT's input is u8 pixels (its Input's dtype), as the example feeds it.
+  if (model == "vit") w.x = cast(w.x, DType::u8);
   std::vector<int32_t> labels(batch);
   for (int64_t i = 0; i < batch; ++i) labels[i] = static_cast<int32_t>(i % 10);
   w.y = Tensor::from_int32(labels, {batch});

@@ -1,6 +1,6 @@
 #pragma once
-// Training-step workloads shared by the benchmarks: the MLP, the Keras CNN, ResNet-18 and
-// MobileNetV3Small,
+// Training-step workloads shared by the benchmarks: the MLP, the Keras CNN, ResNet-18,
+// MobileNetV3Small, a small ViT and an LSTM classifier,
 // each one Adam step on a fixed random batch (as the PyTorch twin in torch_train_bench.py).
 #include <memory>
 #include <string>
@@ -13,7 +13,7 @@ namespace kiln::bench {
 
 struct TrainWorkload {
   std::string model_name;
-  std::unique_ptr<nn::Model> model;
+  std::shared_ptr<nn::Model> model;  // shared: some applications (vision_transformer) return one
   std::unique_ptr<optim::Optimizer> optimizer;
   nn::SparseCategoricalCrossentropy loss{/*from_logits=*/true};
   Tensor x, y;
@@ -32,7 +32,8 @@ struct TrainWorkload {
 void flush_denormals();
 
 // model: "mlp" (28x28x1), "cnn" (28x28x1), "resnet18" (32x32x3), "mobilenet_v3_small"
-// (128x128x3, Keras's MobileNetV3Small, 10 classes); dtype "f32" or "bf16" (mixed
+// (128x128x3, Keras's MobileNetV3Small, 10 classes), "vit" (28x28x1 u8, the ViT of
+// examples/vit_fashion_mnist.cc), "lstm" ([28, 28]: LSTM(128), Dense(10)); dtype "f32" or "bf16" (mixed
 // precision policy). Throws for unknown names.
 // Per-step averages of a pass of training steps run with onednn::profiler on.
 struct StepProfile {

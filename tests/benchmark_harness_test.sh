@@ -20,6 +20,16 @@ if "$bench/compare" --quick --models mlp --peers tensorflow --out "$out" > "$out
 fi
 grep -q "unknown peer(s) tensorflow" "$out/bad.log" || { cat "$out/bad.log"; exit 1; }
 
+# The sequence workloads train, count their FLOPs and have their PyTorch twins' trainable
+# parameter counts (benchmarks/torch_sequence_models.py prints 138890 and 81674).
+for model_params in vit:138890 lstm:81674; do
+  model="${model_params%%:*}"
+  printed=$("$bench/kiln_train_bench" --model "$model" --batch 4 --steps 2 --warmup 1 --profile_steps 0)
+  [[ "$printed" == *"trainable_params=${model_params#*:}"* && "$printed" == *images_per_sec=* ]] ||
+    { echo "$model: $printed"; exit 1; }
+  [[ "$printed" =~ flops_per_step=[1-9] ]] || { echo "$model counted no FLOPs: $printed"; exit 1; }
+done
+
 infer="$bench/kiln_infer_bench"
 "$infer" --model mlp --train "$out/mlp.weights" --train_images 2048 --epochs 1 > /dev/null
 "$infer" --model mlp --write_data "$out" --calib_images 64 > /dev/null

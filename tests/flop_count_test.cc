@@ -5,6 +5,8 @@
 
 #include "graph/trace.h"
 #include "nn/applications/applications.h"
+#include "nn/applications/vision_transformer.h"
+#include "nn/layers/layers.h"
 #include "tensor/ops/ops.h"
 #include "tensor/random.h"
 
@@ -38,6 +40,40 @@ TEST(FlopCountTest, ConvolutionsCountKernelElementsPerOutputPixel) {
   bench::StepFlops f = bench::count_step_flops(g, 8);
   EXPECT_DOUBLE_EQ(f.forward, c1 + c2 + c3 + d1 + d2);
   EXPECT_DOUBLE_EQ(f.backward, 2 * (c1 + c2 + c3 + d1 + d2) - c1);
+}
+
+TEST(FlopCountTest, LstmCountsInputAndStateProductsAndTheStateGradientEveryStep) {
+  nn::Sequential model({nn::LSTM(128), nn::Dense(10)});
+  Tensor x = random_uniform({2, 28, 28}, 0.f, 1.f, 1);
+  model(x);
+  graph::Graph g = graph::trace(model, x);
+  const double b = 8, steps = 28, features = 28, units = 128;
+  const double input = 2 * b * steps * features * 4 * units, state = 2 * b * steps * units * 4 * units;
+  const double dense = 2 * b * units * 10;
+  bench::StepFlops f = bench::count_step_flops(g, 8);
+  EXPECT_DOUBLE_EQ(f.forward, input + state + dense);
+  // The LSTM's weight gradients and its state gradient through time, not its input's (the
+  // sequence is the graph's input); the Dense's kernel and data gradients.
+  EXPECT_DOUBLE_EQ(f.backward, (input + state) + state + 2 * dense);
+}
+
+TEST(FlopCountTest, AttentionCountsScoresAndWeightedSumTwiceBackward) {
+  nn::applications::VisionTransformerOptions o;
+  o.depth = 1;
+  auto model = nn::applications::vision_transformer(o);
+  Tensor x = cast(random_uniform({2, 28, 28, 1}, 0.f, 255.f, 1), DType::u8);
+  (*model)(x);
+  graph::Graph g = graph::trace(*model, x);
+  const double b = 4, tokens = 49, dim = 64, heads = 4, key_dim = 16;
+  const double patches = 2 * b * tokens * dim * 16;  // 4x4x1 patches to 64
+  const double projections = 4 * (2 * b * tokens * dim * dim);  // q, k, v and output
+  const double attention = 2 * b * heads * tokens * tokens * (key_dim + key_dim);
+  const double mlp = 2 * (2 * b * tokens * dim * 128), head = 2 * b * dim * 10;
+  bench::StepFlops f = bench::count_step_flops(g, 4);
+  EXPECT_DOUBLE_EQ(f.forward, patches + projections + attention + mlp + head);
+  // Every product after the patch embedding passes gradients to both operands; the patch
+  // embedding only to its kernel (its input is the image).
+  EXPECT_DOUBLE_EQ(f.backward, patches + 2 * (projections + attention + mlp + head));
 }
 
 TEST(FlopCountTest, RejectsANonPositiveBatch) {
