@@ -160,15 +160,9 @@ int Importer::gelu_tanh_torch(const onnx::NodeProto& n) {
   return 9;
 }
 
-bool Importer::read_only_by(const std::string& value, std::initializer_list<const onnx::NodeProto*> readers) const {
-  for (const auto& other : gp_.node()) {
-    if (std::find(readers.begin(), readers.end(), &other) != readers.end()) continue;
-    for (const auto& in : other.input()) {
-      if (in == value) return false;
-    }
-  }
-  for (const auto& o : gp_.output()) {
-    if (o.name() == value) return false;
+bool Importer::read_only_by(const std::string& value, std::initializer_list<const onnx::NodeProto*> nodes) {
+  for (int i : readers(value)) {
+    if (i < 0 || std::find(nodes.begin(), nodes.end(), &gp_.node(i)) == nodes.end()) return false;  // -1: a graph output
   }
   return true;
 }

@@ -33,12 +33,10 @@ bool is_int8(DType d) { return d == DType::u8 || d == DType::s8; }
 
 }  // namespace
 
-void Importer::count_readers() {
+void Importer::note_qdq_nodes() {
   for (const auto& n : gp_.node()) {
-    for (const auto& in : n.input()) ++reader_counts_[in];
     if (n.op_type() == "QuantizeLinear" || n.op_type() == "DequantizeLinear") saw_qdq_ = true;
   }
-  for (const auto& o : gp_.output()) ++reader_counts_[o.name()];
 }
 
 // Scale and zero point inputs of a QuantizeLinear / DequantizeLinear: the scales as floats,
@@ -151,7 +149,7 @@ void Importer::quantize(const onnx::NodeProto& n, NodeAttrs& a) {
   Ref x = ref(n.input(0));
   if (dtype_of(x) != DType::f32) fail("input is " + std::string(dtype_name(dtype_of(x))) + ", expected FLOAT");
   auto layer = x.value >= 0 ? int8_layer_of_.find(x.value) : int8_layer_of_.end();
-  if (layer != int8_layer_of_.end() && zp == 0 && reader_counts_[n.input(0)] == 1) {
+  if (layer != int8_layer_of_.end() && zp == 0 && readers(n.input(0)).size() == 1) {
     bool other_reader = false;
     for (const auto& node : g_.nodes) {
       for (int i : node.inputs) other_reader |= i == x.value;

@@ -376,7 +376,7 @@ class Importer {
                         const std::vector<int64_t>& strides, const Shape& nhwc_in);
   int silu(const onnx::NodeProto& n);  // Sigmoid(x) -> Mul(x, .): Kiln's swish
   // Whether no node but `readers` (and no graph output) reads `value`: a pattern may drop it.
-  bool read_only_by(const std::string& value, std::initializer_list<const onnx::NodeProto*> readers) const;
+  bool read_only_by(const std::string& value, std::initializer_list<const onnx::NodeProto*> nodes);
   int gelu_tanh_torch(const onnx::NodeProto& n);
   // Patterns: each returns the number of nodes it consumed (0: not this pattern).
   int gelu_erf(const onnx::NodeProto& n);
@@ -444,9 +444,8 @@ class Importer {
   std::map<std::string, QuantizedConstant> quantized_constants_;
   std::map<int, int> dequantize_source_;  // f32 value of a dequantize_linear node -> its int8 input
   std::map<int, size_t> int8_layer_of_;   // f32 output value of a qconv2d / qlinear -> its node
-  std::map<std::string, int> reader_counts_;  // how many node inputs and graph outputs read each name
   bool saw_qdq_ = false;
-  void count_readers();
+  void note_qdq_nodes();  // sets saw_qdq_
   void quantize(const onnx::NodeProto& n, NodeAttrs& a);
   void dequantize(const onnx::NodeProto& n, NodeAttrs& a);
   void materialize_dequantized(const std::string& name);

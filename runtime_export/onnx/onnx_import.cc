@@ -20,7 +20,7 @@ Graph Importer::run() {
     if (t.name().empty()) throw std::invalid_argument("an initializer has no name");
   }
   if (gp_.sparse_initializer_size()) throw std::invalid_argument("sparse initializers are not supported");
-  count_readers();
+  note_qdq_nodes();
   for (const auto& in : gp_.input()) {
     where_ = "graph input '" + in.name() + "'";
     if (inits_.count(in.name())) continue;  // IR < 4 lists initializers as inputs too
