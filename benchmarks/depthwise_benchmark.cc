@@ -249,5 +249,5 @@ int main(int argc, char** argv) {
     std::printf("%-34s %10.3f %10.3f %9.3f  %s\n", dt ? "depthwise vs grouped bf16" : "depthwise vs grouped f32",
                 kiln_ns * 1e-6, grouped_ns * 1e-6, kiln_ns / grouped_ns, ok ? "ok" : "SLOWER");
   }
-  return all_ok ? 0 : 3;
+  return kiln::bench::verdict_status(all_ok);
 }

@@ -17,10 +17,12 @@
 #include <cstdio>
 #include <iterator>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "autograd/gradient_tape.h"
+#include "benchmarks/args.h"
 #include "benchmarks/machine.h"
 #include "optim/adam.h"
 #include "optim/sgd.h"
@@ -32,7 +34,7 @@
 namespace kiln {
 namespace {
 
-constexpr int64_t kVocab = 50000, kDim = 256, kBatch = 32, kSteps = 128;
+constexpr int64_t kDim = 256, kBatch = 32, kSteps = 128;
 
 struct Result {
   double best_ms = 1e30;
@@ -73,13 +75,21 @@ int main(int argc, char** argv) {
   using namespace kiln;
   cpu::ThreadConfig threads = cpu::apply_best_known_config(argc, argv);
   std::printf("%s\n", bench::machine_header(threads.omp_num_threads).c_str());
-  const int repeats = 5;
-  Tensor start = random_uniform({kVocab, kDim}, -0.05f, 0.05f, 1);
-  Tensor ids = cast(random_uniform({kBatch, kSteps}, 0.f, static_cast<float>(kVocab), 2), DType::s32);
+  // --vocab and --repeats shrink the run for CI's smoke test (benchmarks/smoke_*_test.sh).
+  int64_t vocab = 0, repeats = 0;
+  try {
+    vocab = bench::arg_int(argc, argv, "vocab", 50000, 1);
+    repeats = bench::arg_int(argc, argv, "repeats", 5, 1);
+  } catch (const std::invalid_argument& e) {
+    std::fprintf(stderr, "embedding_benchmark: %s\n", e.what());
+    return 1;
+  }
+  Tensor start = random_uniform({vocab, kDim}, -0.05f, 0.05f, 1);
+  Tensor ids = cast(random_uniform({kBatch, kSteps}, 0.f, static_cast<float>(vocab), 2), DType::s32);
   Tensor weights = random_uniform({kBatch, kSteps, kDim}, -1.f, 1.f, 3);
   auto by_gather = [](const Tensor& t, const Tensor& i) { return gather(t, i, 0); };
-  auto by_one_hot = [](const Tensor& t, const Tensor& i) {
-    Tensor hot = one_hot(reshape(i, {kBatch * kSteps}), kVocab);  // [tokens, vocab]
+  auto by_one_hot = [vocab](const Tensor& t, const Tensor& i) {
+    Tensor hot = one_hot(reshape(i, {kBatch * kSteps}), vocab);  // [tokens, vocab]
     return reshape(matmul(hot, t), {kBatch, kSteps, kDim});
   };
   struct Way {
@@ -118,8 +128,8 @@ int main(int argc, char** argv) {
     }
   }
   std::printf("embedding step: vocab %lld x dim %lld, batch %lld x %lld tokens; best of %d\n",
-              static_cast<long long>(kVocab), static_cast<long long>(kDim), static_cast<long long>(kBatch),
-              static_cast<long long>(kSteps), repeats);
+              static_cast<long long>(vocab), static_cast<long long>(kDim), static_cast<long long>(kBatch),
+              static_cast<long long>(kSteps), static_cast<int>(repeats));
   const char* opt_names[] = {"Adam", "SGD"};
   std::printf("%-6s %-13s %10s %14s\n", "optim", "lookup", "step ms", "peak MB above");
   for (int o = 0; o < 2; ++o) {
@@ -134,10 +144,11 @@ int main(int argc, char** argv) {
               "tables differ by at most %.3g (dense) and %.3g (one_hot) after %d steps\n",
               adam_dense.best_ms / adam_sparse.best_ms, adam_dense.peak_mb / adam_sparse.peak_mb,
               adam_hot.best_ms / adam_sparse.best_ms, adam_hot.peak_mb / adam_sparse.peak_mb,
-              max_diff(runs[0][0].table, runs[0][1].table), max_diff(runs[0][0].table, runs[0][2].table), repeats);
+              max_diff(runs[0][0].table, runs[0][1].table), max_diff(runs[0][0].table, runs[0][2].table),
+              static_cast<int>(repeats));
   const Result &sgd_sparse = runs[1][0].r, &sgd_dense = runs[1][1].r;
   std::printf("SGD: gather dense/gather time %.2fx, peak memory %.2fx; tables differ by at most %.3g after %d steps\n",
               sgd_dense.best_ms / sgd_sparse.best_ms, sgd_dense.peak_mb / sgd_sparse.peak_mb,
-              max_diff(runs[1][0].table, runs[1][1].table), repeats);
+              max_diff(runs[1][0].table, runs[1][1].table), static_cast<int>(repeats));
   return 0;
 }

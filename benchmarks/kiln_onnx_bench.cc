@@ -4,7 +4,9 @@
 //             int8 (quant::quantize of the imported graph, minmax, calibrated on --calib),
 //             qdq (InferenceModel of a QDQ file, e.g. ONNX Runtime's quantize_static output)
 //   prints "calls=<n> p50_us=<v> p99_us=<v> images_per_sec=<v>" as kiln_infer_bench does;
-//   --accuracy_x X.npy --accuracy_y Y.npy prints "accuracy=<top-1>" instead of timing.
+//   --accuracy_x X.npy --accuracy_y Y.npy prints "accuracy=<top-1>" instead of timing;
+//   --accuracy_x X.npy --predictions_out P.npy writes the top-1 class of each image (s32), the
+//   agreement reference when ONNX Runtime is not there to give one.
 // The input is uniform in [-1, 1] in the file's input shape with the batch set, as
 // peer_infer_bench.py feeds ONNX Runtime.
 #include <algorithm>
@@ -53,18 +55,29 @@ int main(int argc, char** argv) {
     }
     const std::string accuracy_x = arg(argc, argv, "accuracy_x", "");
     if (!accuracy_x.empty()) {
-      Tensor x = data::read_npy(accuracy_x), y = data::read_npy(arg(argc, argv, "accuracy_y", ""));
+      Tensor x = data::read_npy(accuracy_x);
       const int64_t n = x.shape()[0];
-      if (y.dtype() != DType::s32 || y.shape() != Shape{n}) {
-        throw std::invalid_argument("--accuracy_y must hold s32 labels [" + std::to_string(n) + "], got " + y.describe());
+      const std::string predictions_out = arg(argc, argv, "predictions_out", "");
+      std::vector<int32_t> labels;
+      if (predictions_out.empty()) {
+        Tensor y = data::read_npy(arg(argc, argv, "accuracy_y", ""));
+        if (y.dtype() != DType::s32 || y.shape() != Shape{n}) {
+          throw std::invalid_argument("--accuracy_y must hold s32 labels [" + std::to_string(n) + "], got " + y.describe());
+        }
+        labels = y.to_int32();
       }
-      std::vector<int32_t> labels = y.to_int32();
-      int64_t correct = 0;
+      std::vector<int32_t> predicted;
       for (int64_t start = 0; start < n; start += 256) {
-        const int64_t end = std::min(n, start + 256);
-        std::vector<int32_t> predicted = argmax(model->run(slice(x, 0, start, end)), -1).to_int32();
-        for (int64_t i = start; i < end; ++i) correct += predicted[i - start] == labels[i];
+        std::vector<int32_t> batch = argmax(model->run(slice(x, 0, start, std::min(n, start + 256))), -1).to_int32();
+        predicted.insert(predicted.end(), batch.begin(), batch.end());
       }
+      if (!predictions_out.empty()) {
+        data::write_npy(predictions_out, Tensor::from_int32(predicted, {n}));
+        std::printf("predictions=%lld\n", static_cast<long long>(n));
+        return 0;
+      }
+      int64_t correct = 0;
+      for (int64_t i = 0; i < n; ++i) correct += predicted[i] == labels[i];
       std::printf("accuracy=%.4f images=%lld\n", static_cast<double>(correct) / n, static_cast<long long>(n));
       return 0;
     }

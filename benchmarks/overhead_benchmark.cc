@@ -128,5 +128,5 @@ int main(int argc, char** argv) {
                   kiln * 1e-6, raw * 1e-6, overhead * 100, ok ? "ok" : "OVER TARGET");
     }
   }
-  return all_ok ? 0 : 3;
+  return kiln::bench::verdict_status(all_ok);
 }

@@ -1,6 +1,9 @@
 #include "benchmarks/ratio_reporter.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 
 namespace kiln::bench {
 
@@ -36,13 +39,25 @@ double RatioReporter::best_ns(const std::string& name) const {
   return it == best_.end() ? 0.0 : it->second;
 }
 
-
 bool run_benchmarks(int argc, char** argv, RatioReporter& reporter) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return false;
   benchmark::RunSpecifiedBenchmarks(&reporter);
   benchmark::Shutdown();
   return true;
+}
+
+bool smoke_run() {
+  const char* smoke = std::getenv("KILN_BENCH_SMOKE");
+  return smoke != nullptr && std::strcmp(smoke, "1") == 0;
+}
+
+int verdict_status(bool met) {
+  if (smoke_run()) {
+    std::printf("KILN_BENCH_SMOKE=1: a smoke run; the targets above were not checked\n");
+    return 0;
+  }
+  return met ? 0 : 3;
 }
 
 }  // namespace kiln::bench

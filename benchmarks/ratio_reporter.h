@@ -26,4 +26,13 @@ class RatioReporter : public benchmark::ConsoleReporter {
 // Runs every registered benchmark with reporter; returns false on bad flags.
 bool run_benchmarks(int argc, char** argv, RatioReporter& reporter);
 
+// KILN_BENCH_SMOKE=1 marks a CI smoke run (benchmarks/smoke_*_test.sh): a tiny
+// --benchmark_min_time, so every code path and table still runs, but its timings mean nothing
+// and no speed target may decide the exit status (the project forbids timed tests).
+bool smoke_run();
+
+// The exit status of a binary whose speed targets were all met (met) or not: 0 or 3; in a smoke
+// run always 0, after saying the verdict was not checked.
+int verdict_status(bool met);
+
 }  // namespace kiln::bench

@@ -1,5 +1,5 @@
 // Data-parallel scaling on this host (dist/, Open MPI over shared memory):
-//   bazel run -c opt //benchmarks:scaling -- [--reps 3] [--steps 20] [--resnet_steps 4]
+//   bazel run -c opt //benchmarks:scaling -- [--reps 3] [--steps 20] [--resnet_steps 4] [--models cnn,resnet18]
 // (--two_hosts: the same step over two emulated hosts and shaped links; scaling_two_hosts.h)
 // 1. Training throughput of the Keras CNN (global batch 64) and ResNet-18 (global batch 32):
 //    1 process x C threads against N processes x C/N threads, each N that divides the cores;
@@ -22,6 +22,7 @@
 #include <map>
 #include <numeric>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -86,6 +87,24 @@ int main(int argc, char** argv) {
     const int steps = std::stoi(arg(argc, argv, "steps", "20"));
     const int resnet_steps = std::stoi(arg(argc, argv, "resnet_steps", "4"));
     const int small_bucket_mb = std::stoi(arg(argc, argv, "small_bucket_mb", "4"));
+    struct Model {
+      std::string name;
+      int64_t batch;
+      int steps;
+    };
+    // --models cnn leaves ResNet-18 out (CI's smoke run, benchmarks/smoke_scaling_test.sh).
+    std::vector<Model> models;
+    std::stringstream wanted(arg(argc, argv, "models", "cnn,resnet18"));
+    for (std::string name; std::getline(wanted, name, ',');) {
+      if (name == "cnn") {
+        models.push_back({"cnn", 64, steps});
+      } else if (name == "resnet18") {
+        models.push_back({"resnet18", 32, resnet_steps});
+      } else {
+        throw std::invalid_argument("--models takes a comma-separated subset of cnn,resnet18, got '" + name + "'");
+      }
+    }
+    if (models.empty()) throw std::invalid_argument("--models names no model");
     // Ranks are pinned to fewer cores: they take the launcher's count, so that they reach
     // the same launch calls.
     const int cores = in_rank ? std::atoi(std::getenv("KILN_SCALING_CORES"))
@@ -106,12 +125,6 @@ int main(int argc, char** argv) {
       for (int n : ns) std::printf(", %d", n);
       std::printf("}, %d reps\n", reps);
     }
-    struct Model {
-      std::string name;
-      int64_t batch;
-      int steps;
-    };
-    const std::vector<Model> models = {{"cnn", 64, steps}, {"resnet18", 32, resnet_steps}};
     for (int rep = 0; rep < reps; ++rep) {
       for (const Model& m : models) {
         if (!in_rank) {
