@@ -30,5 +30,5 @@ WORKLOADS = [
     # 128, 4 heads, 4 blocks; issue 22; twin: examples/char_lm_torch_twin.py's CharLm). Its
     # "images" are windows of 64 characters; batch 32 is the example's.
     Workload("lm", 8, 40),
-    Workload("lm", 32, 10),
+    Workload("lm", 32, 8),
 ]
