@@ -24,9 +24,10 @@ The header names the CPU, its flags, threads, every peer's version and the date.
 
 Run: bazel run //benchmarks:compare -- [--reps 3] [--quick] [--models mlp,cnn] [--peers eager,ipex,...]
                                        [--kiln_optimize] [--kiln_conv_algorithm direct|winograd|fastest]
-                                       [--out DIR]
+                                       [--out DIR] [--name NAME]
 Results go to compare.md / compare.png, or compare_<options>.md / .png when Kiln runs with
-non-default options (kiln::optimize, kiln::set_conv_algorithm), or with --quick.
+non-default options (kiln::optimize, kiln::set_conv_algorithm), or with --quick; --name NAME
+writes NAME.md / NAME.png instead (a run of some workloads, say, beside the full table).
 """
 import argparse
 import datetime
@@ -188,6 +189,7 @@ def main():
     ap.add_argument("--kiln_conv_algorithm", default="direct", choices=["direct", "winograd", "fastest"],
                     help="kiln::set_conv_algorithm for Kiln's side (PyTorch has no such choice on CPU)")
     ap.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
+    ap.add_argument("--name", default="", help="the results' file name without .md / .png (default: compare[_options])")
     a = ap.parse_args()
     if a.quick:
         a.reps = 1
@@ -228,7 +230,9 @@ def main():
         setup += "; Kiln's side runs with set_conv_algorithm(%s)" % a.kiln_conv_algorithm
     options = (["optimize"] if a.kiln_optimize else []) + (
         [a.kiln_conv_algorithm] if a.kiln_conv_algorithm != "direct" else []) + (["quick"] if a.quick else [])
-    stem = "compare" + "".join("_" + o for o in options)
+    stem = a.name or "compare" + "".join("_" + o for o in options)
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", stem):
+        sys.exit("compare: --name %r must be a plain file name (letters, digits, _ . -)" % stem)
     print(header)
     print(setup)
     print("peers not run: " + ("; ".join(missing) if missing else "none"), flush=True)

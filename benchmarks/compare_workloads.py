@@ -26,4 +26,9 @@ WORKLOADS = [
     Workload("vit", 128, 10),
     Workload("lstm", 32, 400),
     Workload("lstm", 128, 100),
+    # examples/char_lm.cc's causal transformer LM at its defaults (64 characters per window, dim
+    # 128, 4 heads, 4 blocks; issue 22; twin: examples/char_lm_torch_twin.py's CharLm). Its
+    # "images" are windows of 64 characters; batch 32 is the example's.
+    Workload("lm", 8, 40),
+    Workload("lm", 32, 8),
 ]

@@ -60,7 +60,7 @@ int main(int argc, char** argv) {
     auto w = kiln::bench::make_train_workload(arg(argc, argv, "model", "mlp"), arg(argc, argv, "dtype", "f32"), batch);
     {
       // The step's arithmetic, from the model's graph (before kiln::optimize repacks kernels).
-      kiln::bench::StepFlops f = kiln::bench::count_step_flops(kiln::graph::trace(*w.model, w.x), batch);
+      kiln::bench::StepFlops f = kiln::bench::count_step_flops(kiln::graph::trace(*w.model, w.inputs()), batch);
       std::printf("flops_per_step=%.6g forward_flops=%.6g backward_flops=%.6g\n", f.training(), f.forward, f.backward);
       int64_t trainable = 0;
       for (const auto& v : w.model->trainable_variables()) trainable += v.value().numel();

@@ -1,6 +1,7 @@
 """The sequence workloads of the training benchmark in PyTorch: the ViT of
-examples/vit_fashion_mnist.cc (kiln::nn::applications::vision_transformer, default options) and
-the LSTM classifier of benchmarks/workloads.cc, each with Kiln's trainable parameter count.
+examples/vit_fashion_mnist.cc (kiln::nn::applications::vision_transformer, default options),
+the LSTM classifier of benchmarks/workloads.cc and the character-level transformer LM of
+examples/char_lm.cc, each with Kiln's trainable parameter count.
 
 ViT: a 4x4 stride-4 Conv2d patch embedding (49 tokens of 64), a learned position embedding,
 4 pre-norm nn.TransformerEncoderLayer blocks (4 heads, so key_dim 16; exact-gelu MLP of 128; no
@@ -11,14 +12,25 @@ The input is [N, 1, 28, 28] pixels in [0, 255], rescaled by the caller (as Kiln'
 LSTM: nn.LSTM(28, 128, batch_first=True) over the 28 rows of an image, its last hidden state
 into Linear(128, 10). PyTorch's LSTM has two biases (input and hidden) where Keras's has one;
 the hidden one is held at zero and frozen, so both sides train the same 80,384 LSTM weights.
-python3 torch_sequence_models.py prints both models' trainable parameter counts.
+
+LM: CharLm of examples/char_lm_torch_twin.py (the twin whose losses examples_test compares with
+char_lm's step by step) at char_lm's default sizes: 76 characters (the GPL-3 text's), a context
+of 64, dim 128, 4 heads, 4 blocks, MLP 512; 821,068 trainable parameters on both sides.
+python3 torch_sequence_models.py prints the models' trainable parameter counts.
 """
+import os
+import sys
+
 import torch
 import torch.nn as nn
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples"))
+from char_lm_torch_twin import CharLm  # noqa: E402
 
 VIT_TOKENS, VIT_DIM, VIT_DEPTH, VIT_HEADS, VIT_MLP, VIT_PATCH = 49, 64, 4, 4, 128, 4
 VIT_LAYER_NORM_EPSILON = 1e-6
 LSTM_UNITS = 128
+LM_VOCAB, LM_CONTEXT, LM_DIM, LM_HEADS, LM_BLOCKS = 76, 64, 128, 4, 4
 
 
 class VisionTransformer(nn.Module):
@@ -59,6 +71,11 @@ class LstmClassifier(nn.Module):
         return self.head(h[-1])
 
 
+def char_lm():
+    """[N, 64] character ids -> [N, 64, 76] logits; the positions are generated inside."""
+    return CharLm(LM_VOCAB, LM_DIM, LM_HEADS, LM_BLOCKS, LM_CONTEXT)
+
+
 def trainable_parameters(model):
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
@@ -66,3 +83,4 @@ def trainable_parameters(model):
 if __name__ == "__main__":
     print("vit trainable parameters: %d" % trainable_parameters(VisionTransformer()))
     print("lstm trainable parameters: %d" % trainable_parameters(LstmClassifier()))
+    print("lm trainable parameters: %d" % trainable_parameters(char_lm()))

@@ -70,7 +70,7 @@ class ResNet18(nn.Module):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--model", default="mlp", choices=["mlp", "cnn", "resnet18", "mobilenet_v3_small", "vit", "lstm"])
+    p.add_argument("--model", default="mlp", choices=["mlp", "cnn", "resnet18", "mobilenet_v3_small", "vit", "lstm", "lm"])
     p.add_argument("--dtype", default="f32", choices=["f32", "bf16"])
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--steps", type=int, default=50)
@@ -100,15 +100,24 @@ def main():
         # LSTM(128) over the 28 rows of a 28x28 image, then Linear(128, 10).
         from torch_sequence_models import LstmClassifier
         model, x = LstmClassifier(), torch.rand(a.batch, 28, 28)
+    elif a.model == "lm":
+        # examples/char_lm.cc's transformer (benchmarks/torch_sequence_models.py): random character
+        # ids and a random next-character label per position, as kiln_train_bench's.
+        from torch_sequence_models import LM_CONTEXT, LM_VOCAB, char_lm
+        model, x = char_lm(), torch.randint(0, LM_VOCAB, (a.batch, LM_CONTEXT))
     else:
         model = mlp() if a.model == "mlp" else keras_cnn()
         x = torch.rand(a.batch, 1, 28, 28) * 255
     scale = 1.0 if a.model in ("resnet18", "mobilenet_v3_small", "lstm") else 1.0 / 255
-    conv = a.model not in ("mlp", "lstm")
+    if a.model == "lm":
+        scale = None  # character ids, not pixels
+    conv = a.model not in ("mlp", "lstm", "lm")
     if conv:
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
     y = torch.arange(a.batch) % 10
+    if a.model == "lm":
+        y = torch.randint(0, LM_VOCAB, (a.batch * LM_CONTEXT,))  # one label per position
     model.train()
     # The LSTM twin holds PyTorch's second bias frozen (Keras's LSTM has one).
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -125,8 +134,8 @@ def main():
     def step():
         opt.zero_grad(set_to_none=True)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.dtype == "bf16"):
-            out = model(x * scale)
-        loss = loss_fn(out.float(), y)
+            out = model(x if scale is None else x * scale)
+        loss = loss_fn(out.float().reshape(-1, out.shape[-1]), y)
         loss.backward()
         opt.step()
         return loss

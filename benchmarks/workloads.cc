@@ -15,19 +15,25 @@
 #include "nn/policy.h"
 #include "tensor/onednn/profiler.h"
 #include "tensor/ops/cast.h"
+#include "tensor/ops/shape_ops.h"
 #include "tensor/random.h"
 
 namespace kiln::bench {
+namespace {
+// examples/char_lm.cc's defaults; 76 is the number of distinct characters of its corpus.
+constexpr int64_t kLmContext = 64, kLmVocab = 76;
+}  // namespace
 
 Shape workload_input_shape(const std::string& model) {
   if (model == "mlp" || model == "cnn" || model == "vit") return {28, 28, 1};
   // Fashion-MNIST's 28 rows as a 28-step sequence of 28 features.
   if (model == "lstm") return {28, 28};
+  if (model == "lm") return {kLmContext};
   if (model == "resnet18") return {32, 32, 3};
   // As MOBILENET_INPUT in the PyTorch twin (benchmarks/torch_mobilenet_v3.py).
   if (model == "mobilenet_v3_small") return {128, 128, 3};
   throw std::invalid_argument("unknown benchmark model '" + model +
-                              "' (expected mlp, cnn, resnet18, mobilenet_v3_small, vit or lstm)");
+                              "' (expected mlp, cnn, resnet18, mobilenet_v3_small, vit, lstm or lm)");
 }
 
 void flush_denormals() {
@@ -63,6 +69,16 @@ TrainWorkload make_train_workload(const std::string& model, const std::string& d
   if (model == "lstm") {
     w.model = std::make_unique<nn::Sequential>(std::vector<nn::Layer>{nn::LSTM(128), nn::Dense(10)}, "lstm");
   }
+  if (model == "lm") {
+    w.model = nn::applications::char_transformer_lm({.vocab = kLmVocab, .context = kLmContext});
+    nn::set_global_policy("float32");
+    // Random characters and next-character labels: the step's cost does not depend on them.
+    w.x = cast(random_uniform({batch, kLmContext}, 0.f, kLmVocab - 0.01f, 2), DType::s32);
+    w.y = cast(random_uniform({batch, kLmContext}, 0.f, kLmVocab - 0.01f, 3), DType::s32);
+    w.more_inputs = {nn::applications::lm_positions(batch, kLmContext)};
+    w.optimizer = std::make_unique<optim::Adam>(1e-3f);
+    return w;
+  }
   nn::set_global_policy("float32");
   Shape xs{batch};
   xs.insert(xs.end(), in.begin(), in.end());
@@ -78,6 +94,12 @@ TrainWorkload make_train_workload(const std::string& model, const std::string& d
   return w;
 }
 
+std::vector<Tensor> TrainWorkload::inputs() const {
+  std::vector<Tensor> all{x};
+  all.insert(all.end(), more_inputs.begin(), more_inputs.end());
+  return all;
+}
+
 float TrainWorkload::step() {
   using clock = std::chrono::steady_clock;
   auto ms = [](clock::time_point a, clock::time_point b) { return std::chrono::duration<double, std::milli>(b - a).count(); };
@@ -87,7 +109,12 @@ float TrainWorkload::step() {
   auto t0 = clock::now(), t1 = t0, t2 = t0;
   {
     GradientTape tape;
-    l = loss(y, (*model)(x, /*training=*/true));
+    Tensor out = model->call(inputs(), /*training=*/true)[0];
+    if (y.shape().size() > 1) {
+      l = loss(reshape(y, {-1}), reshape(out, {y.numel(), out.shape().back()}));
+    } else {
+      l = loss(y, out);
+    }
     t1 = clock::now();
     grads = tape.gradient(l, vars);
     t2 = clock::now();

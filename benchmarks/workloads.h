@@ -1,9 +1,10 @@
 #pragma once
 // Training-step workloads shared by the benchmarks: the MLP, the Keras CNN, ResNet-18,
-// MobileNetV3Small, a small ViT and an LSTM classifier,
+// MobileNetV3Small, a small ViT, an LSTM classifier and a character-level transformer LM,
 // each one Adam step on a fixed random batch (as the PyTorch twin in torch_train_bench.py).
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "nn/model.h"
 #include "nn/losses.h"
@@ -17,6 +18,10 @@ struct TrainWorkload {
   std::unique_ptr<optim::Optimizer> optimizer;
   nn::SparseCategoricalCrossentropy loss{/*from_logits=*/true};
   Tensor x, y;
+  // The model's inputs after x (the LM's positions); y holds one label per row of the model's
+  // output (the LM's: one per position, its logits flattened to [rows, vocab] for the loss).
+  std::vector<Tensor> more_inputs;
+  std::vector<Tensor> inputs() const;
 
   // One forward, backward and optimizer step; returns the loss.
   float step();
@@ -33,7 +38,9 @@ void flush_denormals();
 
 // model: "mlp" (28x28x1), "cnn" (28x28x1), "resnet18" (32x32x3), "mobilenet_v3_small"
 // (128x128x3, Keras's MobileNetV3Small, 10 classes), "vit" (28x28x1 u8, the ViT of
-// examples/vit_fashion_mnist.cc), "lstm" ([28, 28]: LSTM(128), Dense(10)); dtype "f32" or "bf16" (mixed
+// examples/vit_fashion_mnist.cc), "lstm" ([28, 28]: LSTM(128), Dense(10)), "lm" (examples/char_lm.cc's
+// causal transformer at its defaults: [64] character ids of a 76-character vocabulary, the GPL-3
+// text's, plus their positions; dim 128, 4 heads, 4 blocks; a label per position); dtype "f32" or "bf16" (mixed
 // precision policy). Throws for unknown names.
 // Per-step averages of a pass of training steps run with onednn::profiler on.
 struct StepProfile {

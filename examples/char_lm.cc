@@ -3,11 +3,12 @@
 // /usr/share/common-licenses/GPL-3, then sampled from.
 //   bazel run -c opt //examples:char_lm -- [--steps 1500] [--smoke] [--temperature 0.8]
 //
-// The model is a GPT-style decoder in Keras layers: Embedding for the characters plus a
-// learned position embedding (an Embedding over the positions 0..T-1, the second input), then
-// pre-norm blocks x += MultiHeadAttention(LN(x), use_causal_mask), x += Dense(Dense(LN(x),
-// gelu)), a final LayerNormalization and a Dense to the vocabulary; sparse categorical
-// cross-entropy over every position.
+// The model is a GPT-style decoder in Keras layers (nn/applications/char_transformer_lm.h, also
+// the `lm` workload of //benchmarks:compare): Embedding for the characters plus a learned
+// position embedding (an Embedding over the positions 0..T-1, the second input), then pre-norm
+// blocks x += MultiHeadAttention(LN(x), use_causal_mask), x += Dense(Dense(LN(x), gelu)), a final
+// LayerNormalization and a Dense to the vocabulary; sparse categorical cross-entropy over every
+// position.
 //
 // The PyTorch twin (examples/char_lm_torch_twin.py) trains the same model from the same
 // initial weights on the same batches: --save_initial DIR writes the weights (.npy, with a
@@ -29,6 +30,7 @@
 #include "data/npy.h"
 #include "examples/example_flags.h"
 #include "kiln.h"
+#include "nn/applications/char_transformer_lm.h"
 
 namespace {
 
@@ -94,33 +96,6 @@ Batch next_batch(const Corpus& c, const LmConfig& cfg, uint64_t& stream) {
   return {Tensor::from_int32(x, {cfg.batch, cfg.seq}), Tensor::from_int32(y, {cfg.batch, cfg.seq})};
 }
 
-Tensor positions(int64_t batch, int64_t seq) {
-  std::vector<int32_t> p(batch * seq);
-  for (int64_t i = 0; i < batch * seq; ++i) p[i] = static_cast<int32_t>(i % seq);
-  return Tensor::from_int32(p, {batch, seq});
-}
-
-std::unique_ptr<Model> build_model(const LmConfig& cfg, int64_t vocab) {
-  SymbolicTensor tokens = Input({cfg.seq}, DType::s32);
-  SymbolicTensor where = Input({cfg.seq}, DType::s32);
-  SymbolicTensor x = Add("embed")({Embedding(vocab, cfg.dim, {}, "token_embedding")(tokens),
-                                   Embedding(cfg.seq, cfg.dim, {}, "position_embedding")(where)});
-  for (int64_t b = 0; b < cfg.blocks; ++b) {
-    const std::string p = "block" + std::to_string(b) + "_";
-    SymbolicTensor h = LayerNormalization({}, p + "attention_norm")(x);
-    h = MultiHeadAttention(cfg.heads, cfg.dim / cfg.heads, {.use_causal_mask = true}, p + "attention")({h, h});
-    x = Add(p + "attention_residual")({x, h});
-    h = LayerNormalization({}, p + "mlp_norm")(x);
-    h = Dense(4 * cfg.dim, "gelu", {}, p + "mlp_up")(h);
-    h = Dense(cfg.dim, "", {}, p + "mlp_down")(h);
-    x = Add(p + "mlp_residual")({x, h});
-  }
-  x = LayerNormalization({}, "final_norm")(x);
-  SymbolicTensor logits = Dense(vocab, "", {}, "logits")(x);
-  return std::make_unique<Model>(std::vector<SymbolicTensor>{tokens, where}, std::vector<SymbolicTensor>{logits},
-                                 "char_lm");
-}
-
 // Every variable as DIR/NNN.npy, and DIR/manifest.txt with "NNN.npy name" per line.
 void save_initial(const Model& model, const std::string& dir) {
   std::ostringstream manifest;
@@ -173,7 +148,7 @@ std::string generate(Model& model, const Corpus& c, const LmConfig& cfg, const s
   if (!(temperature > 0)) throw std::invalid_argument("--temperature must be > 0, got " + std::to_string(temperature));
   std::string out;
   uint64_t stream = seed;
-  const Tensor where = positions(1, cfg.seq);
+  const Tensor where = applications::lm_positions(1, cfg.seq);
   for (int64_t n = 0; n < count; ++n) {
     const int64_t used = std::min<int64_t>(cfg.seq, static_cast<int64_t>(context.size()));
     std::vector<int32_t> window(cfg.seq, 0);
@@ -234,8 +209,8 @@ int main(int argc, char** argv) {
     const int64_t vocab = static_cast<int64_t>(corpus.vocab.size());
     std::printf("corpus %s (Debian's base-files): %zu characters, %lld distinct\n", corpus_path.c_str(),
                 corpus.ids.size(), (long long)vocab);
-    std::unique_ptr<Model> model = build_model(cfg, vocab);
-    model->call({Tensor::zeros({1, cfg.seq}, DType::s32), positions(1, cfg.seq)}, false);  // builds the weights
+    std::shared_ptr<Model> model = applications::char_transformer_lm(
+        {.vocab = vocab, .context = cfg.seq, .dim = cfg.dim, .heads = cfg.heads, .blocks = cfg.blocks});
     std::printf("model: dim %lld, %lld heads, %lld blocks, context %lld, %lld parameters\n", (long long)cfg.dim,
                 (long long)cfg.heads, (long long)cfg.blocks, (long long)cfg.seq, (long long)model->count_params());
     const std::string init_in = examples::flag(argc, argv, "initial_weights", "");
@@ -248,7 +223,7 @@ int main(int argc, char** argv) {
                                                              .pytorch_style = true}
                                        : optim::AdamOptions{.learning_rate = cfg.learning_rate});
     SparseCategoricalCrossentropy loss_fn(/*from_logits=*/true);
-    const Tensor where = positions(cfg.batch, cfg.seq);
+    const Tensor where = applications::lm_positions(cfg.batch, cfg.seq);
     std::vector<double> losses;
     const std::vector<Variable> vars = model->trainable_variables();
     for (int64_t step = 0; step < cfg.steps; ++step) {

@@ -103,12 +103,20 @@ struct ExampleCheck {
   std::function<void(const ExampleRun& run, const std::string& out)> verify;
   // Also run it as the ranks of the user's mpirun (each rank prints; the checks read the last).
   bool under_user_mpirun = false;
+  // Also run it with each of these flag sets (after args), as SmokeRun.<example>_<key>, with
+  // the same verify: the other choices of a flag that changes what is trained (--cell gru).
+  std::map<std::string, std::vector<std::string>> variants;
 };
 
 ExampleCheck trained(const std::string& label) {
   return {.verify = [label](const ExampleRun& run, const std::string&) {
     EXPECT_GT(printed(run, number_after(label)), kTrainedAccuracy) << run.output;
   }};
+}
+
+ExampleCheck with_variants(ExampleCheck check, std::map<std::string, std::vector<std::string>> variants) {
+  check.variants = std::move(variants);
+  return check;
 }
 
 std::vector<double> read_losses(const std::string& path) {
@@ -151,7 +159,7 @@ const std::map<std::string, ExampleCheck>& checks() {
   static const std::map<std::string, ExampleCheck> table = {
       {"char_lm", char_lm_matches_torch_twin()},
       {"fashion_mnist_mlp", trained("test accuracy")},
-      {"lstm_fashion_mnist", trained("test accuracy")},
+      {"lstm_fashion_mnist", with_variants(trained("test accuracy"), {{"gru", {"--cell", "gru"}}})},
       {"fashion_mnist_cnn", trained("test accuracy")},
       {"custom_training_loop", trained("validation accuracy")},
       {"trainer_subclass", trained("final validation accuracy")},
@@ -306,22 +314,28 @@ const std::map<std::string, ExampleCheck>& checks() {
 
 class SmokeRun : public ::testing::Test {
  public:
-  SmokeRun(std::string name, Launch launch) : name_(std::move(name)), launch_(launch) {}
+  SmokeRun(std::string name, Launch launch, std::vector<std::string> extra_args = {})
+      : name_(std::move(name)), launch_(launch), extra_args_(std::move(extra_args)) {}
   void TestBody() override {
     auto check = checks().find(name_);
     ASSERT_NE(check, checks().end()) << "examples_test has no check for the example '" << name_
                                      << "': add one to checks() in examples/examples_test.cc";
     std::string out = testing::temp_path(name_ + "_out");
     fs::create_directories(out);
-    ExampleRun run = run_example(name_, launch_, check->second.args(out));
-    std::printf("%s --smoke: exit status %d\n%s\n", name_.c_str(), run.exit_code, run.output.c_str());
-    ASSERT_EQ(run.exit_code, 0) << name_ << " --smoke failed:\n" << run.output;
+    std::vector<std::string> args = check->second.args(out);
+    args.insert(args.end(), extra_args_.begin(), extra_args_.end());
+    std::string shown = name_ + " --smoke";
+    for (const std::string& a : extra_args_) shown += " " + a;
+    ExampleRun run = run_example(name_, launch_, args);
+    std::printf("%s: exit status %d\n%s\n", shown.c_str(), run.exit_code, run.output.c_str());
+    ASSERT_EQ(run.exit_code, 0) << shown << " failed:\n" << run.output;
     check->second.verify(run, out);
   }
 
  private:
   std::string name_;
   Launch launch_;
+  std::vector<std::string> extra_args_;
 };
 
 // Every examples/*.cc that defines main() (the sources come as data through glob) is in the
@@ -365,7 +379,14 @@ int main(int argc, char** argv) {
     ::testing::RegisterTest("SmokeRun", name.c_str(), nullptr, nullptr, __FILE__, __LINE__,
                             [name]() -> ::testing::Test* { return new kiln::examples::SmokeRun(name, Launch::self); });
     auto check = kiln::examples::checks().find(name);
-    if (check == kiln::examples::checks().end() || !check->second.under_user_mpirun) continue;
+    if (check == kiln::examples::checks().end()) continue;
+    for (const auto& [variant, args] : check->second.variants) {
+      ::testing::RegisterTest("SmokeRun", (name + "_" + variant).c_str(), nullptr, nullptr, __FILE__, __LINE__,
+                              [name, args]() -> ::testing::Test* {
+                                return new kiln::examples::SmokeRun(name, Launch::self, args);
+                              });
+    }
+    if (!check->second.under_user_mpirun) continue;
     ::testing::RegisterTest("SmokeRun", (name + "_under_mpirun").c_str(), nullptr, nullptr, __FILE__, __LINE__,
                             [name]() -> ::testing::Test* { return new kiln::examples::SmokeRun(name, Launch::user_mpirun); });
   }

@@ -1,6 +1,7 @@
 // keras.applications architectures: ResNet-50's size against Keras's and one training step.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "kiln.h"
@@ -84,6 +85,33 @@ TEST(Applications, ResNet50TrainingStepStaysFinite) {
     for (float w : v.value().to_vector()) ASSERT_TRUE(std::isfinite(w)) << v.name() << " not finite";
   }
   EXPECT_TRUE(std::isfinite((*model)(x, /*training=*/true).to_vector()[0]));
+}
+
+// examples/char_lm.cc's transformer: its size against the PyTorch twin's (CharLm of
+// examples/char_lm_torch_twin.py at these sizes counts 821,068 trainable parameters), one
+// logit per vocabulary entry at every position, causality, and errors naming the option.
+TEST(Applications, CharTransformerLmMatchesItsTwinAndIsCausal) {
+  auto model = applications::char_transformer_lm({.vocab = 76, .context = 64});
+  EXPECT_EQ(numel(model->trainable_variables()), 821068);
+  auto small = applications::char_transformer_lm({.vocab = 11, .context = 6, .dim = 8, .heads = 2, .blocks = 2});
+  Tensor tokens = Tensor::from_int32({1, 2, 3, 4, 5, 6, 1, 2, 3, 9, 9, 9}, {2, 6});
+  Tensor logits = small->call({tokens, applications::lm_positions(2, 6)}, false)[0];
+  ASSERT_EQ(logits.shape(), (Shape{2, 6, 11}));
+  // The rows share their first three characters; a causal model gives them the same first
+  // three positions' logits and different later ones.
+  std::vector<float> v = logits.to_vector();
+  for (int i = 0; i < 3 * 11; ++i) EXPECT_FLOAT_EQ(v[i], v[6 * 11 + i]) << i;
+  float later = 0;
+  for (int i = 3 * 11; i < 6 * 11; ++i) later = std::max(later, std::fabs(v[i] - v[6 * 11 + i]));
+  EXPECT_GT(later, 1e-4f);
+  EXPECT_EQ(applications::lm_positions(2, 3).to_int32(), (std::vector<int32_t>{0, 1, 2, 0, 1, 2}));
+  try {
+    applications::char_transformer_lm({.vocab = 10, .dim = 10, .heads = 4});
+    ADD_FAILURE() << "heads 4 with dim 10 was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("heads 4 does not divide dim 10"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(applications::char_transformer_lm({}), std::invalid_argument);  // no vocab
 }
 
 TEST(Applications, ZeroPadding2DPadsEachSideAndPassesGradientsBack) {

@@ -21,8 +21,8 @@ fi
 grep -q "unknown peer(s) tensorflow" "$out/bad.log" || { cat "$out/bad.log"; exit 1; }
 
 # The sequence workloads train, count their FLOPs and have their PyTorch twins' trainable
-# parameter counts (benchmarks/torch_sequence_models.py prints 138890 and 81674).
-for model_params in vit:138890 lstm:81674; do
+# parameter counts (benchmarks/torch_sequence_models.py prints 138890, 81674 and 821068).
+for model_params in vit:138890 lstm:81674 lm:821068; do
   model="${model_params%%:*}"
   printed=$("$bench/kiln_train_bench" --model "$model" --batch 4 --steps 2 --warmup 1 --profile_steps 0)
   [[ "$printed" == *"trainable_params=${model_params#*:}"* && "$printed" == *images_per_sec=* ]] ||

@@ -76,6 +76,21 @@ TEST(FlopCountTest, AttentionCountsScoresAndWeightedSumTwiceBackward) {
   EXPECT_DOUBLE_EQ(f.backward, patches + 2 * (projections + attention + mlp + head));
 }
 
+TEST(FlopCountTest, CharLmCountsItsProductsAndNotItsEmbeddingLookups) {
+  auto model = nn::applications::char_transformer_lm({.vocab = 76, .context = 64, .blocks = 1});
+  std::vector<Tensor> x{Tensor::zeros({2, 64}, DType::s32), nn::applications::lm_positions(2, 64)};
+  graph::Graph g = graph::trace(*model, x);
+  const double b = 4, t = 64, dim = 128, heads = 4, key_dim = 32, vocab = 76;
+  const double projections = 4 * (2 * b * t * dim * dim);
+  // The causal mask hides half the scores, but the whole square is computed and counted.
+  const double attention = 2 * b * heads * t * t * (key_dim + key_dim);
+  const double mlp = 2 * (2 * b * t * dim * 4 * dim), logits = 2 * b * t * dim * vocab;
+  bench::StepFlops f = bench::count_step_flops(g, 4);
+  EXPECT_DOUBLE_EQ(f.forward, projections + attention + mlp + logits);
+  // The embeddings are variables, so every product passes gradients to both operands.
+  EXPECT_DOUBLE_EQ(f.backward, 2 * (projections + attention + mlp + logits));
+}
+
 TEST(FlopCountTest, RejectsANonPositiveBatch) {
   auto model = nn::applications::fashion_mnist_mlp();
   Tensor x = cast(random_uniform({1, 28, 28, 1}, 0.f, 255.f, 1), DType::u8);
