@@ -32,6 +32,7 @@ Run: bazel run //benchmarks:inference -- [--reps 3] [--seconds 2] [--threads 2] 
                                          [--mobilenet_train_images 60000] [--report inference]
   MobileNetV3Small alone: --models mobilenet_v3_small --report inference_mobilenet
   ViT alone: --models vit --report inference_vit [--vit_train_images 60000]
+  LSTM alone: --models lstm --report inference_lstm [--lstm_train_images 60000]
 """
 import argparse
 import datetime
@@ -48,7 +49,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.environ.get("BUILD_WORKSPACE_DIRECTORY", os.getcwd())
 PEERS_PY = os.path.join(ROOT, ".venv-peers", "bin", "python")
 SETUP_HINT = "run `bash scripts/setup --peers`"
-MODELS = ["mlp", "cnn", "resnet18", "mobilenet_v3_small", "vit"]
+MODELS = ["mlp", "cnn", "resnet18", "mobilenet_v3_small", "vit", "lstm"]
 DEFAULT_MODELS = ["mlp", "cnn", "resnet18"]
 BATCHES = [1, 32, 256]
 # Models whose traced files run only at their traced batch (inference_models.h: traced_batch).
@@ -119,12 +120,14 @@ def main():
                     help="one repetition of 0.3 s, short training, accuracy on 1000 images: a smoke run")
     ap.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "results"))
     ap.add_argument("--vit_train_images", type=int, default=60000, help="Fashion-MNIST images the ViT trains on")
+    ap.add_argument("--lstm_train_images", type=int, default=60000, help="Fashion-MNIST images the LSTM trains on")
     a = ap.parse_args()
     models = [m for m in a.models.split(",") if m]
     if not models or any(m not in MODELS for m in models):
         sys.exit("inference_compare: --models takes a comma-separated subset of " + ",".join(MODELS))
     train_images = {"mlp": 60000, "cnn": 60000, "resnet18": a.resnet_train_images,
-                    "mobilenet_v3_small": a.mobilenet_train_images, "vit": a.vit_train_images}
+                    "mobilenet_v3_small": a.mobilenet_train_images, "vit": a.vit_train_images,
+                    "lstm": a.lstm_train_images}
     epochs = {m: 1 for m in MODELS}
     epochs["mobilenet_v3_small"] = a.mobilenet_epochs
     if a.quick:
@@ -132,7 +135,7 @@ def main():
         epochs = {m: 1 for m in MODELS}
         train_images = {"mlp": 10000, "cnn": 10000, "resnet18": min(512, a.resnet_train_images),
                         "mobilenet_v3_small": min(512, a.mobilenet_train_images),
-                        "vit": min(2048, a.vit_train_images)}
+                        "vit": min(2048, a.vit_train_images), "lstm": min(2048, a.lstm_train_images)}
         a.accuracy_images = min(a.accuracy_images, 1000)
     if a.accuracy_images < ACCURACY_BATCH or a.accuracy_images % ACCURACY_BATCH:
         sys.exit("inference_compare: --accuracy_images must be a positive multiple of 250 (OpenVINO's static batch)")

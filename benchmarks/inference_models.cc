@@ -6,6 +6,7 @@
 #include "data/fashion_mnist.h"
 #include "graph/trace.h"
 #include "nn/applications/applications.h"
+#include "nn/layers/layers.h"
 #include "nn/losses.h"
 #include "optim/optimizers.h"
 #include "quant/quantize.h"
@@ -17,6 +18,7 @@ namespace kiln::bench {
 
 Tensor inference_input(const std::string& name, int64_t batch, uint64_t seed) {
   if (name == "resnet18") return random_uniform({batch, 32, 32, 3}, -1.f, 1.f, seed);
+  if (name == "lstm") return random_uniform({batch, 28, 28}, 0.f, 1.f, seed);
   return cast(random_uniform({batch, 28, 28, 1}, 0.f, 255.f, seed), DType::u8);
 }
 
@@ -25,8 +27,9 @@ Tensor fashion_mnist_input(const std::string& name, const Tensor& images) {
       images.shape()[2] != 28 || images.shape()[3] != 1) {
     throw std::invalid_argument("fashion_mnist_input: expected u8 images [N, 28, 28, 1], got " + images.describe());
   }
-  if (name != "resnet18") return images;
   const int64_t n = images.shape()[0];
+  if (name == "lstm") return reshape(cast(images, DType::f32), {n, 28, 28}) * (1.f / 255.f);
+  if (name != "resnet18") return images;
   Tensor src = contiguous(images);
   const uint8_t* in = src.data<uint8_t>();
   std::vector<float> out(static_cast<size_t>(n) * 32 * 32 * 3, 0.f);
@@ -46,6 +49,12 @@ Tensor fashion_mnist_input(const std::string& name, const Tensor& images) {
 // MLP 128; u8 images like the MLP and CNN).
 std::shared_ptr<nn::Model> make_vit() { return nn::applications::vision_transformer(); }
 
+// Issue 22: the training benchmark's LSTM classifier (benchmarks/workloads.cc): image rows as
+// 28 steps of 28 features in [0, 1], LSTM(128), Dense(10).
+std::shared_ptr<nn::Model> make_lstm() {
+  return std::make_shared<nn::Sequential>(std::vector<nn::Layer>{nn::LSTM(128), nn::Dense(10)}, "lstm");
+}
+
 std::shared_ptr<nn::Model> make_inference_model(const std::string& name, bool mixed_bf16, const std::string& weights) {
   set_global_seed(1);
   std::shared_ptr<nn::Model> model;
@@ -54,7 +63,8 @@ std::shared_ptr<nn::Model> make_inference_model(const std::string& name, bool mi
   else if (name == "cnn") model = nn::applications::keras_cnn();
   else if (name == "resnet18") model = nn::applications::resnet18({32, 32, 3});
   else if (name == "mobilenet_v3_small") model = nn::applications::fashion_mnist_mobilenet_v3_small();
-  else throw std::invalid_argument("unknown model '" + name + "' (mlp, cnn, resnet18, mobilenet_v3_small or vit)");
+  else if (name == "lstm") model = make_lstm();
+  else throw std::invalid_argument("unknown model '" + name + "' (mlp, cnn, resnet18, mobilenet_v3_small, vit or lstm)");
   if (mixed_bf16) model->set_policy("mixed_bfloat16");
   (*model)(inference_input(name, 1, 0));
   uint64_t seed = 1000;

@@ -11,15 +11,17 @@
 
 namespace kiln::bench {
 
-// name: "mlp", "cnn", "resnet18", "mobilenet_v3_small" or "vit" (issue 22's ViT); mixed_bf16: the mixed_bfloat16 policy. BatchNorm
+// name: "mlp", "cnn", "resnet18", "mobilenet_v3_small", "vit" (issue 22's ViT) or "lstm" (issue 22's
+// LSTM(128) + Dense(10) over 28 rows of 28 pixels, the training benchmark's); mixed_bf16: the mixed_bfloat16 policy. BatchNorm
 // statistics get seeded non-trivial values (as after training); trained weights, when given
 // (save_weights of train_on_fashion_mnist), replace every variable.
 std::shared_ptr<nn::Model> make_inference_model(const std::string& name, bool mixed_bf16 = false,
                                                 const std::string& weights = "");
-// u8 images for the MLP, the CNN, MobileNetV3Small and the ViT, f32 for ResNet-18.
+// u8 images for the MLP, the CNN, MobileNetV3Small and the ViT, f32 for ResNet-18 and the LSTM
+// ([batch, 28, 28] in [0, 1]).
 Tensor inference_input(const std::string& name, int64_t batch, uint64_t seed);
 // Fashion-MNIST images (u8 [N, 28, 28, 1]) as the model's input: unchanged for the MLP, the CNN
-// and MobileNetV3Small (they rescale themselves); for ResNet-18 scaled to [0, 1], zero-padded to 32x32 and repeated
+// and MobileNetV3Small (they rescale themselves); for the LSTM scaled to [0, 1] as [N, 28, 28]; for ResNet-18 scaled to [0, 1], zero-padded to 32x32 and repeated
 // over 3 channels (f32 [N, 32, 32, 3]). The peers get these same tensors (.npy).
 Tensor fashion_mnist_input(const std::string& name, const Tensor& images);
 // Trains the model (Adam 1e-3, batch 32, shuffled; MobileNetV3Small with the rate decaying to 0

@@ -1,6 +1,6 @@
 // Times inference of one model with one Kiln engine, for inference_compare.py:
 //   kiln_infer_bench --model cnn --engine inference --dtype f32 --batch 1 --seconds 3
-//     model: mlp, cnn, resnet18, vit (benchmarks/inference_models.h)
+//     model: mlp, cnn, resnet18, mobilenet_v3_small, vit, lstm (benchmarks/inference_models.h)
 //     engine: predict (Model::predict), call (Model::operator()), inference (InferenceModel),
 //             int8 (quant::quantize, calibrated on 256 synthetic inputs)
 //   prints "calls=<n> p50_us=<v> p99_us=<v> images_per_sec=<v>"

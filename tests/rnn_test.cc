@@ -4,10 +4,13 @@
 // all-padding rows, zero outputs) and the errors for what oneDNN cannot run.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <string>
 #include <vector>
 
+#include "tensor/onednn/isa.h"
 #include "tensor/ops/ops.h"
+#include "tensor/ops/rnn_primitive.h"
 #include "tests/gradcheck.h"
 #include "tests/rnn_reference.h"
 
@@ -90,6 +93,46 @@ TEST_P(RnnOp, EveryOutputMatchesTheStepLoop) {
       testing::expect_forward_matches(f, r, in, Tolerance{2e-5, 2e-4});
       testing::expect_forward_matches(f, r, in, Tolerance{4e-2, 4e-2}, DType::bf16);
       testing::expect_gradients_match(f, r, in, Tolerance{2e-3, 2e-3});
+    }
+  }
+}
+
+// bf16 x runs oneDNN's bf16 RNN where the CPU has avx512_core_bf16: its outputs against the
+// f32 path on the same bf16 values, and its gradients (through the casts, so the inputs stay
+// f32) against central differences of the double reference. bf16 keeps 8 significant bits
+// and the states round to bf16 at every step, hence 5e-2.
+TEST_P(RnnOp, Bf16RunsNativelyAndMatchesTheF32PathAndTheReference) {
+  const std::string cell = GetParam();
+  const int outputs = cell == "lstm" ? 3 : 2;
+  uint64_t seed = 500;
+  auto in_bf16 = [](const std::vector<Tensor>& x) {
+    std::vector<Tensor> out;
+    for (const Tensor& t : x) out.push_back(cast(t, DType::bf16));
+    return out;
+  };
+  for (const Config& c : configs()) {
+    SCOPED_TRACE(cell + " " + c.name);
+    std::vector<Tensor> in = make_inputs(cell, c.states, seed += 10);
+    cpu::clear_impl_log();
+    std::vector<Tensor> native = run_cell(cell, in_bf16(in), c);
+    if (rnn_detail::native_bf16_rnn()) {
+      // Primitives are cached, so a repeated shape logs nothing: each one logged must be bf16.
+      for (const auto& r : cpu::impl_log()) {
+        if (r.op == "rnn_forward") EXPECT_NE(r.key.find("bf16"), std::string::npos) << r.key;
+      }
+    }
+    std::vector<Tensor> rounded;  // the bf16 values in f32: the f32 path's inputs
+    for (const Tensor& t : in_bf16(in)) rounded.push_back(cast(t, DType::f32));
+    std::vector<Tensor> f32 = run_cell(cell, rounded, c);
+    for (int o = 0; o < outputs; ++o) {
+      SCOPED_TRACE("output " + std::to_string(o));
+      EXPECT_EQ(native[o].dtype(), DType::bf16);
+      std::vector<float> a = cast(native[o], DType::f32).to_vector(), b = f32[o].to_vector();
+      ASSERT_EQ(a.size(), b.size());
+      for (size_t k = 0; k < a.size(); ++k) EXPECT_NEAR(a[k], b[k], 3e-2 + 3e-2 * std::abs(b[k])) << k;
+      auto f = [&](const std::vector<Tensor>& x) { return cast(run_cell(cell, in_bf16(x), c)[o], DType::f32); };
+      auto r = [&](const std::vector<RefTensor>& x) { return run_ref(cell, x, c)[o]; };
+      testing::expect_gradients_match(f, r, in, Tolerance{5e-2, 5e-2});
     }
   }
 }

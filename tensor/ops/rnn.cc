@@ -1,5 +1,6 @@
 #include "tensor/ops/rnn.h"
 
+#include <cstring>
 #include <map>
 #include <memory>
 #include <stdexcept>
@@ -94,17 +95,27 @@ int64_t check_inputs(RnnCell cell, const RnnInputs& in) {
 // A contiguous f32 tensor's bytes under another shape (not recorded: the op's own buffers).
 Tensor view_as(const Tensor& t, const Shape& shape) { return t.alias(shape, contiguous_strides(shape), t.offset()); }
 
-Tensor as_f32(const Tensor& t) { return detail::dense(t.dtype() == DType::f32 ? t : cast(t, DType::f32)); }
+Tensor as_dtype(const Tensor& t, DType dtype) { return detail::dense(t.dtype() == dtype ? t : cast(t, dtype)); }
+Tensor as_f32(const Tensor& t) { return as_dtype(t, DType::f32); }
+
+// Element rows of a contiguous tensor as bytes (f32 or bf16 alike).
+struct Rows {
+  char* base;
+  size_t elem;
+  explicit Rows(const Tensor& t) : base(static_cast<char*>(t.raw_data())), elem(dtype_size(t.dtype())) {}
+  char* at(int64_t element) const { return base + element * static_cast<int64_t>(elem); }
+  void copy(const Rows& from, int64_t from_element, int64_t to_element, int64_t count) const {
+    std::memcpy(at(to_element), from.at(from_element), count * elem);
+  }
+};
 
 // [B, T, C] with the time axis reversed.
 Tensor reverse_time(const Tensor& x) {
   const int64_t b = x.shape()[0], t = x.shape()[1], c = x.numel() / std::max<int64_t>(1, b * t);
-  Tensor out = Tensor::empty(x.shape());
-  const float* src = x.data<float>();
-  float* dst = out.data<float>();
+  Tensor out = Tensor::empty(x.shape(), x.dtype());
+  const Rows src(x), dst(out);
   for (int64_t r = 0; r < b; ++r)
-    for (int64_t s = 0; s < t; ++s)
-      std::copy_n(src + (r * t + s) * c, c, dst + (r * t + (t - 1 - s)) * c);
+    for (int64_t s = 0; s < t; ++s) dst.copy(src, (r * t + s) * c, (r * t + (t - 1 - s)) * c, c);
   return out;
 }
 
@@ -187,17 +198,17 @@ std::vector<Group> group_rows(const Tensor& mask, int64_t b, int64_t t, const ch
 // src [B, T, C] rows `rows`, steps [start, end) -> [rows, end - start, C].
 Tensor gather_steps(const Tensor& src, const Group& g) {
   const int64_t t = src.shape()[1], c = src.shape()[2], len = g.end - g.start;
-  Tensor out = Tensor::empty({static_cast<int64_t>(g.rows.size()), len, c});
-  const float* s = src.data<float>();
-  float* o = out.data<float>();
-  for (size_t k = 0; k < g.rows.size(); ++k) std::copy_n(s + (g.rows[k] * t + g.start) * c, len * c, o + k * len * c);
+  Tensor out = Tensor::empty({static_cast<int64_t>(g.rows.size()), len, c}, src.dtype());
+  const Rows s(src), o(out);
+  for (size_t k = 0; k < g.rows.size(); ++k) o.copy(s, (g.rows[k] * t + g.start) * c, k * len * c, len * c);
   return out;
 }
 
 Tensor gather_rows(const Tensor& src, const std::vector<int64_t>& rows) {
   const int64_t c = src.shape()[1];
-  Tensor out = Tensor::empty({static_cast<int64_t>(rows.size()), c});
-  for (size_t k = 0; k < rows.size(); ++k) std::copy_n(src.data<float>() + rows[k] * c, c, out.data<float>() + k * c);
+  Tensor out = Tensor::empty({static_cast<int64_t>(rows.size()), c}, src.dtype());
+  const Rows s(src), o(out);
+  for (size_t k = 0; k < rows.size(); ++k) o.copy(s, rows[k] * c, k * c, c);
   return out;
 }
 
@@ -207,38 +218,45 @@ struct Saved {
   int64_t b, t, i, u;
   RnnWeights w;
   std::vector<Group> groups;
-  Tensor h0, c0;  // f32
+  Tensor h0, c0;  // h0 in the pass's dtype, c0 f32
+  DType data;     // the pass's dtype (rnn_detail::RnnWeights)
   DType x_dtype, kernel_dtype, recurrent_dtype, bias_dtype, h0_dtype, c0_dtype;
 };
 
-// The run's f32 outputs in reading order: sequence, h, c.
+// The run's outputs in reading order: sequence and h in the pass's dtype, LSTM's c in f32.
 std::vector<Tensor> assemble(const Saved& s) {
   const int64_t t = s.t, u = s.u;
   const bool lstm = rnn_detail::has_cell_state(s.cell);
-  Tensor seq = Tensor::empty({s.b, t, u}), h = Tensor::empty({s.b, u}), c;
+  Tensor seq = Tensor::empty({s.b, t, u}, s.data), h = Tensor::empty({s.b, u}, s.data), c;
   if (lstm) c = Tensor::empty({s.b, u});
-  float* sp = seq.data<float>();
+  const Rows seq_rows(seq), h_rows(h), h0_rows(s.h0);
+  std::vector<char> zeros(u * seq_rows.elem, 0);  // bf16's and f32's zero are all-zero bytes
   for (const Group& g : s.groups) {
     if (g.whole) {
-      std::copy_n(g.pass.y.data<float>(), seq.numel(), sp);
+      seq.copy_from(g.pass.y);
       h.copy_from(g.pass.h);
       if (lstm) c.copy_from(g.pass.c);
       continue;
     }
     const int64_t len = g.end - g.start;
+    const Rows y_rows = len ? Rows(g.pass.y) : seq_rows, hend_rows = len ? Rows(g.pass.h) : h0_rows;
     for (size_t k = 0; k < g.rows.size(); ++k) {
       const int64_t r = g.rows[k];
-      const float* h0 = s.h0.data<float>() + r * u;
-      const float* hend = len ? g.pass.h.data<float>() + k * u : h0;
-      const float* cend = !lstm ? nullptr : len ? g.pass.c.data<float>() + k * u : s.c0.data<float>() + r * u;
+      const char* h0 = h0_rows.at(r * u);
+      const char* hend = len ? hend_rows.at(k * u) : h0;
       for (int64_t step = 0; step < t; ++step) {
-        float* o = sp + (r * t + step) * u;
-        if (step >= g.start && step < g.end) std::copy_n(g.pass.y.data<float>() + (k * len + step - g.start) * u, u, o);
-        else if (s.options.zero_output_for_mask) std::fill_n(o, u, 0.f);
-        else std::copy_n(step < g.start ? h0 : hend, u, o);
+        char* o = seq_rows.at((r * t + step) * u);
+        const char* from = step >= g.start && step < g.end ? y_rows.at((k * len + step - g.start) * u)
+                           : s.options.zero_output_for_mask ? zeros.data()
+                           : step < g.start                  ? h0
+                                                              : hend;
+        std::memcpy(o, from, u * seq_rows.elem);
       }
-      std::copy_n(hend, u, h.data<float>() + r * u);
-      if (lstm) std::copy_n(cend, u, c.data<float>() + r * u);
+      std::memcpy(h_rows.at(r * u), hend, u * h_rows.elem);
+      if (lstm) {
+        const float* cend = len ? g.pass.c.data<float>() + k * u : s.c0.data<float>() + r * u;
+        std::copy_n(cend, u, c.data<float>() + r * u);
+      }
     }
   }
   std::vector<Tensor> out{seq, h};
@@ -248,7 +266,7 @@ std::vector<Tensor> assemble(const Saved& s) {
 
 Tensor zeros_if_undefined(const Tensor& g, const Shape& shape) { return g.defined() ? as_f32(g) : Tensor::zeros(shape); }
 
-Tensor in_dtype(const Tensor& t, DType dtype) { return dtype == DType::f32 ? t : cast(t, dtype); }
+Tensor in_dtype(const Tensor& t, DType dtype) { return t.dtype() == dtype ? t : cast(t, dtype); }
 
 std::vector<Tensor> backward(const Saved& s, const std::vector<Tensor>& grads, bool has_mask, bool initial_state) {
   const int64_t b = s.b, t = s.t, u = s.u;
@@ -328,16 +346,18 @@ std::vector<Tensor> run_rnn(RnnCell cell, const RnnInputs& in, const RnnOptions&
   s.bias_dtype = in.bias.dtype();
   s.h0_dtype = initial_state ? in.h0.dtype() : DType::f32;
   s.c0_dtype = initial_state && lstm ? in.c0.dtype() : DType::f32;
+  // bf16 input runs oneDNN's bf16 RNN where the CPU has it, else f32 arithmetic on its values.
+  s.data = in.x.dtype() == DType::bf16 && rnn_detail::native_bf16_rnn() ? DType::bf16 : DType::f32;
   std::vector<Tensor> outputs;
   {
     autograd::QuietScope quiet;
-    Tensor x = as_f32(in.x), mask = in.mask.defined() ? detail::dense(in.mask) : Tensor();
+    Tensor x = as_dtype(in.x, s.data), mask = in.mask.defined() ? detail::dense(in.mask) : Tensor();
     if (options.go_backwards) {
       x = reverse_time(x);
       if (mask.defined()) mask = view_as(reverse_time(view_as(mask, {s.b, s.t, 1})), {s.b, s.t});
     }
-    s.w = {as_f32(in.kernel), as_f32(in.recurrent_kernel), onednn_bias(cell, as_f32(in.bias), u)};
-    s.h0 = initial_state ? as_f32(in.h0) : Tensor::zeros({s.b, u});
+    s.w = {as_dtype(in.kernel, s.data), as_dtype(in.recurrent_kernel, s.data), onednn_bias(cell, as_f32(in.bias), u)};
+    s.h0 = initial_state ? as_dtype(in.h0, s.data) : Tensor::zeros({s.b, u}, s.data);
     if (lstm) s.c0 = initial_state ? as_f32(in.c0) : Tensor::zeros({s.b, u});
     s.groups = group_rows(mask, s.b, s.t, op);
     for (Group& g : s.groups) {

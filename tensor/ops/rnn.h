@@ -28,9 +28,13 @@ struct RnnOptions {
 // As a graph node: inputs x, kernel, recurrent_kernel, bias, then the initial states when the
 // attribute initial_state is 1, then the mask when there is one.
 // Returns {sequence [B, T, U], final h [B, U]} (LSTM: and final c [B, U]), in x's dtype.
-// The arithmetic is f32 (bf16 inputs and weights are cast on the way in: oneDNN 2.6's bf16
-// RNN was not measured against it here). Gradients flow to x, the weights, the bias and the
-// initial states (oneDNN's backward primitives; not twice); the mask gets none.
+// x's dtype picks the arithmetic: f32 x runs oneDNN's f32 RNN (bf16 weights and states are
+// cast up); bf16 x runs oneDNN 2.6's bf16 RNN where the CPU has avx512_core_bf16 (weights
+// and h states cast to bf16; the bias, LSTM's c and every gradient stay f32, as oneDNN takes
+// them) and, on other CPUs, the f32 RNN on the bf16 values. Gradients flow to x, the
+// weights, the bias and the initial states (oneDNN's backward primitives; not twice); the
+// mask gets none. Primitives are cached per (cell, dtype, rows, steps) in an LRU of their own
+// (rnn_primitive_cache.h: kRnnPrimitiveCacheCapacity).
 //
 // lstm: bias [4U]. Keras's LSTM (activation tanh, recurrent_activation sigmoid).
 std::vector<Tensor> lstm(const Tensor& x, const Tensor& kernel, const Tensor& recurrent_kernel, const Tensor& bias,
