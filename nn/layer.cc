@@ -164,7 +164,15 @@ const std::vector<Tensor>& LayerImpl::prepare(const std::vector<Tensor>& inputs_
   return inputs;
 }
 
+void LayerImpl::expect_one_output() const {
+  if (num_outputs() != 1) {
+    throw std::invalid_argument("layer '" + name_ + "' (" + class_name() + ") has " + std::to_string(num_outputs()) +
+                                " outputs: call it with Layer::outputs(), which returns them all");
+  }
+}
+
 Tensor LayerImpl::invoke(const std::vector<Tensor>& inputs_in, bool training, bool with_relu) {
+  expect_one_output();
   std::vector<Tensor> storage;
   const std::vector<Tensor>& inputs = prepare(inputs_in, storage);
   return with_relu ? call_with_relu(inputs, training) : call(inputs, training);
@@ -172,6 +180,32 @@ Tensor LayerImpl::invoke(const std::vector<Tensor>& inputs_in, bool training, bo
 
 MaskedTensor LayerImpl::invoke_masked(const std::vector<Tensor>& inputs_in, const std::vector<Tensor>& masks,
                                       bool training, bool with_relu) {
+  expect_one_output();
+  check_masks(inputs_in, masks);
+  std::vector<Tensor> storage;
+  const std::vector<Tensor>& inputs = prepare(inputs_in, storage);
+  return call_and_mask(inputs, masks, training, with_relu);
+}
+
+std::vector<MaskedTensor> LayerImpl::invoke_outputs(const std::vector<Tensor>& inputs_in,
+                                                    const std::vector<Tensor>& masks, bool training) {
+  check_masks(inputs_in, masks);
+  std::vector<Tensor> storage;
+  const std::vector<Tensor>& inputs = prepare(inputs_in, storage);
+  std::vector<MaskedTensor> outs = call_outputs(inputs, masks, training);
+  if (outs.size() != static_cast<size_t>(num_outputs())) {
+    throw std::logic_error("layer '" + name_ + "' (" + class_name() + ") gave " + std::to_string(outs.size()) +
+                           " outputs, its num_outputs() says " + std::to_string(num_outputs()));
+  }
+  return outs;
+}
+
+std::vector<MaskedTensor> LayerImpl::call_outputs(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks,
+                                                  bool training) {
+  return {call_and_mask(inputs, masks, training, false)};
+}
+
+void LayerImpl::check_masks(const std::vector<Tensor>& inputs_in, const std::vector<Tensor>& masks) const {
   if (!masks.empty() && masks.size() != inputs_in.size()) {
     throw std::invalid_argument("layer '" + name_ + "': " + std::to_string(masks.size()) + " masks for " +
                                 std::to_string(inputs_in.size()) + " inputs");
@@ -187,9 +221,6 @@ MaskedTensor LayerImpl::invoke_masked(const std::vector<Tensor>& inputs_in, cons
                                   "; a mask is f32 and shaped as its value without the last axis");
     }
   }
-  std::vector<Tensor> storage;
-  const std::vector<Tensor>& inputs = prepare(inputs_in, storage);
-  return call_and_mask(inputs, masks, training, with_relu);
 }
 
 MaskedTensor LayerImpl::call_and_mask(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks,
@@ -293,5 +324,24 @@ MaskedTensor Layer::call_masked(const std::vector<MaskedTensor>& xs, bool traini
 SymbolicTensor Layer::operator()(const SymbolicTensor& x) const { return SymbolicTensor::apply(*this, {x}); }
 
 SymbolicTensor Layer::operator()(const std::vector<SymbolicTensor>& xs) const { return SymbolicTensor::apply(*this, xs); }
+
+std::vector<Tensor> Layer::outputs(const std::vector<Tensor>& xs, bool training) const {
+  std::vector<Tensor> values;
+  for (MaskedTensor& o : impl().invoke_outputs(xs, {}, training)) values.push_back(std::move(o.value));
+  return values;
+}
+
+std::vector<MaskedTensor> Layer::call_masked_outputs(const std::vector<MaskedTensor>& xs, bool training) const {
+  std::vector<Tensor> values, masks;
+  for (const MaskedTensor& x : xs) {
+    values.push_back(x.value);
+    masks.push_back(x.mask);
+  }
+  return impl().invoke_outputs(values, masks, training);
+}
+
+std::vector<SymbolicTensor> Layer::outputs(const std::vector<SymbolicTensor>& xs) const {
+  return SymbolicTensor::apply_all(*this, xs);
+}
 
 }  // namespace kiln::nn

@@ -54,6 +54,13 @@ class LayerImpl {
   virtual MaskedTensor call_and_mask(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks,
                                      bool training, bool with_relu);
 
+  // Layers with several outputs (Keras's LSTM(return_state=True): [output, state_h, state_c];
+  // Bidirectional(merge_mode=None)) say how many and give them all, with their masks, from
+  // call_outputs(); call() and the single-output paths (invoke, operator()) refuse them.
+  virtual int num_outputs() const { return 1; }
+  virtual std::vector<MaskedTensor> call_outputs(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks,
+                                                 bool training);
+
   // relu(call(inputs)), computed in one oneDNN primitive by layers that say fuses_relu()
   // (BatchNormalization, Add, and Conv2D without an activation or with a ReLU one).
   // The fold_relu pass (nn/passes/fold_relu.h) decides when a model uses it.
@@ -84,6 +91,9 @@ class LayerImpl {
   // or one per input.
   MaskedTensor invoke_masked(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks, bool training,
                              bool with_relu = false);
+  // Every output (one for most layers): builds and casts as invoke(), then call_outputs().
+  std::vector<MaskedTensor> invoke_outputs(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks,
+                                           bool training);
 
   const std::string& name() const { return name_; }
   const std::string& type_name() const { return type_name_; }
@@ -123,6 +133,8 @@ class LayerImpl {
   // Casts floating inputs to the compute dtype (into `storage` when any needs it) and builds
   // on the first call; returns the inputs to call with.
   const std::vector<Tensor>& prepare(const std::vector<Tensor>& inputs, std::vector<Tensor>& storage);
+  void check_masks(const std::vector<Tensor>& inputs, const std::vector<Tensor>& masks) const;
+  void expect_one_output() const;
 };
 
 // A cheap handle to a layer: copies refer to the same layer and weights. Calling it on tensors
@@ -141,6 +153,12 @@ class Layer {
   MaskedTensor call_masked(const std::vector<MaskedTensor>& xs, bool training = false) const;
   SymbolicTensor operator()(const SymbolicTensor& x) const;
   SymbolicTensor operator()(const std::vector<SymbolicTensor>& xs) const;
+  // Every output of a layer with several (LSTM(return_state=true) gives {output, h, c}); for
+  // a recurrent layer the inputs after the first are its initial states (Keras's
+  // initial_state=[h, c]). The eager form drops the masks; call_masked_outputs keeps them.
+  std::vector<Tensor> outputs(const std::vector<Tensor>& xs, bool training = false) const;
+  std::vector<MaskedTensor> call_masked_outputs(const std::vector<MaskedTensor>& xs, bool training = false) const;
+  std::vector<SymbolicTensor> outputs(const std::vector<SymbolicTensor>& xs) const;
 
   // Sets this layer's dtype policy ("float32", "mixed_bfloat16") before it is built; chainable:
   // Dense(10).with_policy("float32") keeps a classifier head in f32 under mixed precision.

@@ -20,9 +20,9 @@ LayerGraph LayerGraph::from_symbolic(const std::vector<SymbolicTensor>& inputs,
   using SNode = SymbolicTensor::Node;
   LayerGraph g;
   std::unordered_map<const SNode*, size_t> index;
-  auto add = [&](const SNode* s, std::vector<size_t> inbound) {
+  auto add = [&](const SNode* s, std::vector<Ref> inbound) {
     index[s] = g.nodes.size();
-    g.nodes.push_back({s->layer, std::move(inbound), s->shape, s->dtype});
+    g.nodes.push_back({s->layer, std::move(inbound), s->outputs[0].shape, s->outputs[0].dtype, s->outputs.size()});
   };
   for (const SymbolicTensor& in : inputs) {
     if (!in.node()) throw std::invalid_argument("Model '" + model_name + "': an input is an empty symbolic tensor");
@@ -52,13 +52,13 @@ LayerGraph LayerGraph::from_symbolic(const std::vector<SymbolicTensor>& inputs,
         if (!index.count(child)) stack.push_back({child, 0});
         continue;
       }
-      std::vector<size_t> inbound;
-      for (const SymbolicTensor& in : s->inputs) inbound.push_back(index.at(in.node().get()));
+      std::vector<Ref> inbound;
+      for (const SymbolicTensor& in : s->inputs) inbound.push_back({index.at(in.node().get()), in.output_index()});
       const SNode* done = s;
       stack.pop_back();
       add(done, std::move(inbound));
     }
-    g.outputs.push_back(index.at(out.node().get()));
+    g.outputs.push_back({index.at(out.node().get()), out.output_index()});
   }
   return g;
 }
@@ -74,8 +74,10 @@ std::vector<MaskedTensor> run_layer_graph_masked(const LayerGraph& graph, const 
   if (plan.steps.size() != graph.nodes.size() || inputs.size() != graph.inputs.size()) {
     throw std::logic_error("run_layer_graph: the plan or the inputs do not fit the graph");
   }
-  std::vector<MaskedTensor> values(graph.nodes.size());
-  for (size_t i = 0; i < inputs.size(); ++i) values[graph.inputs[i]] = inputs[i];
+  // Each node's outputs (one but for layers with several).
+  std::vector<std::vector<MaskedTensor>> values(graph.nodes.size());
+  for (size_t i = 0; i < inputs.size(); ++i) values[graph.inputs[i]] = {inputs[i]};
+  auto value = [&](const LayerGraph::Ref& r) -> const MaskedTensor& { return values[r.node].at(r.output); };
   std::vector<Tensor> args, masks;
   for (size_t n = 0; n < graph.nodes.size(); ++n) {
     const LayerGraph::Node& node = graph.nodes[n];
@@ -83,24 +85,27 @@ std::vector<MaskedTensor> run_layer_graph_masked(const LayerGraph& graph, const 
       case FusedPlan::Step::input:
         break;
       case FusedPlan::Step::forward_input:
-        values[n] = values[node.inbound[0]];
+        values[n] = {value(node.inbound[0])};
         break;
       case FusedPlan::Step::run:
       case FusedPlan::Step::run_with_relu: {
         args.clear();
         masks.clear();
-        for (size_t in : node.inbound) {
-          args.push_back(values[in].value);
-          masks.push_back(values[in].mask);
+        for (const LayerGraph::Ref& in : node.inbound) {
+          args.push_back(value(in).value);
+          masks.push_back(value(in).mask);
         }
-        values[n] = node.layer.impl().invoke_masked(args, masks, training,
-                                                    plan.steps[n] == FusedPlan::Step::run_with_relu);
+        if (plan.steps[n] == FusedPlan::Step::run_with_relu) {
+          values[n] = {node.layer.impl().invoke_masked(args, masks, training, /*with_relu=*/true)};
+        } else {
+          values[n] = node.layer.impl().invoke_outputs(args, masks, training);
+        }
         break;
       }
     }
   }
   std::vector<MaskedTensor> outs;
-  for (size_t o : graph.outputs) outs.push_back(values[o]);
+  for (const LayerGraph::Ref& o : graph.outputs) outs.push_back(value(o));
   return outs;
 }
 

@@ -15,15 +15,23 @@ namespace kiln::nn {
 // chain of the same kind, so code that walks models treats both alike. A layer called twice
 // (shared weights) appears at two nodes.
 struct LayerGraph {
+  // One output of a node: a layer with several outputs (LSTM(return_state=true)) is one node
+  // whose readers name which output they take (Keras's [layer, node index, tensor index]).
+  struct Ref {
+    size_t node = 0;
+    size_t output = 0;
+    bool operator==(const Ref&) const = default;
+  };
   struct Node {
-    Layer layer;                  // undefined for a model input
-    std::vector<size_t> inbound;  // the nodes this call reads, in argument order
-    Shape shape;                  // output shape without the batch dimension
-    DType dtype = DType::f32;
+    Layer layer;               // undefined for a model input
+    std::vector<Ref> inbound;  // what this call reads, in argument order
+    Shape shape;               // output 0's shape without the batch dimension
+    DType dtype = DType::f32;  // output 0's dtype
+    size_t num_outputs = 1;
   };
   std::vector<Node> nodes;     // topological: inputs first, then each node after those it reads
   std::vector<size_t> inputs;  // the model's inputs, in the order it takes them
-  std::vector<size_t> outputs;
+  std::vector<Ref> outputs;
 
   bool is_input(size_t node) const { return !nodes[node].layer.defined(); }
   // Distinct layers in the order of their first call.

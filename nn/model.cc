@@ -453,9 +453,9 @@ const LayerGraph& Sequential::graph() const {
   Tensor x = Tensor::zeros(s, input->second);
   for (const Layer& l : layers_) {
     x = l(x, false);
-    g->nodes.push_back({l, {g->nodes.size() - 1}, Shape(x.shape().begin() + 1, x.shape().end()), x.dtype()});
+    g->nodes.push_back({l, {LayerGraph::Ref{g->nodes.size() - 1, 0}}, Shape(x.shape().begin() + 1, x.shape().end()), x.dtype()});
   }
-  g->outputs = {g->nodes.size() - 1};
+  g->outputs = {LayerGraph::Ref{g->nodes.size() - 1, 0}};
   chain_ = g;
   return *chain_;
 }

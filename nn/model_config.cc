@@ -74,10 +74,12 @@ std::string model_name(ConfigReader& r, const char* fallback) {
 // --- Functional ---
 
 struct Ref {
-  size_t entry, node;
+  size_t entry, node, tensor;
 };
 
-Config ref_config(const std::string& name, size_t node) { return Config::list({name, static_cast<int64_t>(node), 0}); }
+Config ref_config(const std::string& name, size_t node, size_t tensor) {
+  return Config::list({name, static_cast<int64_t>(node), static_cast<int64_t>(tensor)});
+}
 
 struct Entry {
   std::string name;
@@ -87,7 +89,7 @@ struct Entry {
   size_t num_calls = 0;  // known before `calls` is filled, so references can be checked
   std::vector<std::vector<Ref>> calls;
   Layer layer;
-  std::vector<SymbolicTensor> outputs;  // one per call (the input tensor for an InputLayer)
+  std::vector<std::vector<SymbolicTensor>> outputs;  // each call's (the input tensor for an InputLayer)
 };
 
 Ref read_ref(const Config& v, const std::unordered_map<std::string, size_t>& by_name, const std::vector<Entry>& entries,
@@ -105,8 +107,21 @@ Ref read_ref(const Config& v, const std::unordered_map<std::string, size_t>& by_
     throw std::invalid_argument(owner + " refers to node " + std::to_string(node) + " of layer '" + e.name + "', which has " +
                                 std::to_string(calls));
   }
-  if (v[2].as_int() != 0) throw std::invalid_argument(owner + ": layer '" + e.name + "' has one output tensor (index 0)");
-  return {it->second, static_cast<size_t>(node)};
+  // The tensor index is checked against the layer's outputs once the layer exists (tensor_of).
+  if (v[2].as_int() < 0 || v[2].as_int() > kMaxConfigSize) {
+    throw std::invalid_argument(owner + ": tensor index " + std::to_string(v[2].as_int()) + " of layer '" + e.name +
+                                "' is out of range");
+  }
+  return {it->second, static_cast<size_t>(node), static_cast<size_t>(v[2].as_int())};
+}
+
+const SymbolicTensor& tensor_of(const Ref& ref, const std::vector<Entry>& entries, const std::string& owner) {
+  const std::vector<SymbolicTensor>& outs = entries[ref.entry].outputs[ref.node];
+  if (ref.tensor >= outs.size()) {
+    throw std::invalid_argument(owner + " refers to tensor " + std::to_string(ref.tensor) + " of layer '" +
+                                entries[ref.entry].name + "', which has " + std::to_string(outs.size()) + " output(s)");
+  }
+  return outs[ref.tensor];
 }
 
 std::shared_ptr<Model> functional_from_config(const Config& config) {
@@ -188,7 +203,7 @@ std::shared_ptr<Model> functional_from_config(const Config& config) {
       if (ic.string("name", e.name) != e.name) ic.fail("name", "differs from the entry's name '" + e.name + "'");
       ic.finish();
       check_input_limits(shape, dtype, e.name);
-      e.outputs.push_back(Input(shape, dtype));
+      e.outputs.push_back({Input(shape, dtype)});
     } else {
       e.layer = layer_from_config(e.class_name, *e.class_config);
       if (e.layer->name() != e.name) {
@@ -228,8 +243,9 @@ std::shared_ptr<Model> functional_from_config(const Config& config) {
     ready.pop_front();
     Entry& e = entries[c.entry];
     std::vector<SymbolicTensor> args;
-    for (const Ref& ref : e.calls[c.index]) args.push_back(entries[ref.entry].outputs[ref.node]);
-    e.outputs[c.index] = e.layer(args);
+    const std::string where = owner + ", call " + std::to_string(c.index) + " of '" + e.name + "'";
+    for (const Ref& ref : e.calls[c.index]) args.push_back(tensor_of(ref, entries, where));
+    e.outputs[c.index] = e.layer.outputs(args);
     ++done;
     for (size_t d : c.dependents) {
       if (--calls[d].waiting == 0) ready.push_back(d);
@@ -244,8 +260,8 @@ std::shared_ptr<Model> functional_from_config(const Config& config) {
     }
   }
   std::vector<SymbolicTensor> inputs, outputs;
-  for (const Ref& in : ins) inputs.push_back(entries[in.entry].outputs[0]);
-  for (const Ref& out : outs) outputs.push_back(entries[out.entry].outputs[out.node]);
+  for (const Ref& in : ins) inputs.push_back(tensor_of(in, entries, owner + " 'input_layers'"));
+  for (const Ref& out : outs) outputs.push_back(tensor_of(out, entries, owner + " 'output_layers'"));
   auto model = std::make_shared<Model>(inputs, outputs, name);
   std::set<const LayerImpl*> used;
   for (const Layer& l : model->layers()) used.insert(l.ptr().get());
@@ -415,7 +431,7 @@ Config Model::config() const {
     for (size_t n = 0; n < g.nodes.size(); ++n) {
       if (g.nodes[n].layer.ptr() != l.ptr()) continue;
       Config call = Config::list();
-      for (size_t in : g.nodes[n].inbound) call.push_back(ref_config(node_name[in], node_index[in]));
+      for (const LayerGraph::Ref& in : g.nodes[n].inbound) call.push_back(ref_config(node_name[in.node], node_index[in.node], in.output));
       inbound.push_back(call);
     }
     Config entry = Config::map();
@@ -423,8 +439,8 @@ Config Model::config() const {
     list.push_back(entry);
   }
   Config ins = Config::list(), outs = Config::list();
-  for (size_t in : g.inputs) ins.push_back(ref_config(node_name[in], node_index[in]));
-  for (size_t out : g.outputs) outs.push_back(ref_config(node_name[out], node_index[out]));
+  for (size_t in : g.inputs) ins.push_back(ref_config(node_name[in], node_index[in], 0));
+  for (const LayerGraph::Ref& out : g.outputs) outs.push_back(ref_config(node_name[out.node], node_index[out.node], out.output));
   Config c = Config::map();
   c.set("name", name_).set("layers", list).set("input_layers", ins).set("output_layers", outs);
   return c;

@@ -51,13 +51,13 @@ Config ModelLayer::config() const {
 std::optional<Shape> ModelLayer::compute_output_shape(const std::vector<Shape>& in) const {
   if (!model_->is_functional()) return std::nullopt;
   const LayerGraph& g = model_->graph();
-  if (in.size() != g.inputs.size() || g.outputs.size() != 1) return std::nullopt;
+  if (in.size() != g.inputs.size() || g.outputs.size() != 1 || g.outputs[0].output != 0) return std::nullopt;
   for (size_t i = 0; i < in.size(); ++i) {
     const Shape& want = g.nodes[g.inputs[i]].shape;
     if (in[i].size() != want.size() + 1 || !std::equal(want.begin(), want.end(), in[i].begin() + 1)) return std::nullopt;
   }
   Shape out{in[0][0]};
-  const Shape& o = g.nodes[g.outputs[0]].shape;
+  const Shape& o = g.nodes[g.outputs[0].node].shape;
   out.insert(out.end(), o.begin(), o.end());
   return out;
 }
@@ -75,9 +75,10 @@ double ModelLayer::compute_cost(const std::vector<Shape>& in) const {
   for (const LayerGraph::Node& node : g->nodes) {
     if (!node.layer.defined()) continue;
     std::vector<Shape> shapes;
-    for (size_t i : node.inbound) {
+    for (const LayerGraph::Ref& r : node.inbound) {
+      // Output 0's shape stands for the others (a recurrent layer's states are smaller).
       Shape s{in[0][0]};
-      s.insert(s.end(), g->nodes[i].shape.begin(), g->nodes[i].shape.end());
+      s.insert(s.end(), g->nodes[r.node].shape.begin(), g->nodes[r.node].shape.end());
       shapes.push_back(s);
     }
     total += node.layer->compute_cost(shapes);

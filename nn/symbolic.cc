@@ -25,14 +25,22 @@ SymbolicTensor SymbolicTensor::input(const Shape& shape, DType dtype) {
   check_shape_valid(shape, "Input");
   SymbolicTensor t;
   t.node_ = std::make_shared<Node>();
-  t.node_->shape = shape;
-  t.node_->dtype = dtype;
+  t.node_->outputs.push_back({shape, dtype, std::nullopt});
   return t;
 }
 
 // The layer is built and its output shape found by running it once on a batch of one zero
 // example, as Keras builds layers when they are called on symbolic inputs.
 SymbolicTensor SymbolicTensor::apply(const Layer& layer, const std::vector<SymbolicTensor>& inputs) {
+  if (layer.defined() && layer->num_outputs() != 1) {
+    throw std::invalid_argument("layer '" + layer->name() + "' (" + layer->class_name() + ") has " +
+                                std::to_string(layer->num_outputs()) +
+                                " outputs: call it with Layer::outputs(), which returns them all");
+  }
+  return apply_all(layer, inputs)[0];
+}
+
+std::vector<SymbolicTensor> SymbolicTensor::apply_all(const Layer& layer, const std::vector<SymbolicTensor>& inputs) {
   if (inputs.empty()) throw std::invalid_argument("layer '" + layer->name() + "' called on no inputs");
   std::vector<Shape> shapes;
   for (const SymbolicTensor& in : inputs) {
@@ -53,7 +61,7 @@ SymbolicTensor SymbolicTensor::apply(const Layer& layer, const std::vector<Symbo
   for (size_t i = 0; i < inputs.size(); ++i) {
     probes.push_back(Tensor::zeros(shapes[i], inputs[i].dtype()));
     // Probe masks keep every step, so that a masked mean over the probe is a number.
-    if (const std::optional<Shape>& ms = inputs[i].node_->mask_shape) {
+    if (const std::optional<Shape>& ms = inputs[i].spec().mask_shape) {
       Shape s{1};
       s.insert(s.end(), ms->begin(), ms->end());
       probe_masks.push_back(Tensor::ones(s, DType::f32));
@@ -61,17 +69,23 @@ SymbolicTensor SymbolicTensor::apply(const Layer& layer, const std::vector<Symbo
       probe_masks.push_back(Tensor());
     }
   }
-  MaskedTensor result = layer.impl().invoke_masked(probes, probe_masks, /*training=*/false);
-  const Tensor& out = result.value;
-  if (limits) limits->take_activation(out.shape(), out.dtype(), layer->name());
-  SymbolicTensor t;
-  t.node_ = std::make_shared<Node>();
-  t.node_->layer = layer;
-  t.node_->inputs = inputs;
-  t.node_->shape = Shape(out.shape().begin() + 1, out.shape().end());
-  t.node_->dtype = out.dtype();
-  if (result.mask.defined()) t.node_->mask_shape = Shape(result.mask.shape().begin() + 1, result.mask.shape().end());
-  return t;
+  std::vector<MaskedTensor> results = layer.impl().invoke_outputs(probes, probe_masks, /*training=*/false);
+  auto node = std::make_shared<Node>();
+  node->layer = layer;
+  node->inputs = inputs;
+  for (const MaskedTensor& result : results) {
+    const Tensor& out = result.value;
+    if (limits) limits->take_activation(out.shape(), out.dtype(), layer->name());
+    Output o{Shape(out.shape().begin() + 1, out.shape().end()), out.dtype(), std::nullopt};
+    if (result.mask.defined()) o.mask_shape = Shape(result.mask.shape().begin() + 1, result.mask.shape().end());
+    node->outputs.push_back(std::move(o));
+  }
+  std::vector<SymbolicTensor> ts(results.size());
+  for (size_t k = 0; k < ts.size(); ++k) {
+    ts[k].node_ = node;
+    ts[k].output_index_ = k;
+  }
+  return ts;
 }
 
 SymbolicTensor Input(const Shape& shape, DType dtype) { return SymbolicTensor::input(shape, dtype); }

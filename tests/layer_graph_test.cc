@@ -40,16 +40,17 @@ TEST(LayerGraph, FunctionalModelExposesNodesInboundAndShapes) {
   const LayerGraph& g = model.graph();
   ASSERT_EQ(g.nodes.size(), 6u);
   EXPECT_EQ(g.inputs, (std::vector<size_t>{0}));
-  EXPECT_EQ(g.outputs, (std::vector<size_t>{5}));
+  using Refs = std::vector<LayerGraph::Ref>;
+  EXPECT_EQ(g.outputs, (Refs{{5, 0}}));
   EXPECT_TRUE(g.is_input(0));
   EXPECT_EQ(g.nodes[0].shape, (Shape{8, 8, 3}));
   EXPECT_EQ(g.nodes[1].layer.ptr(), conv.ptr());
-  EXPECT_EQ(g.nodes[1].inbound, (std::vector<size_t>{0}));
+  EXPECT_EQ(g.nodes[1].inbound, (Refs{{0, 0}}));
   EXPECT_EQ(g.nodes[1].shape, (Shape{8, 8, 4}));
-  EXPECT_EQ(g.nodes[3].inbound, (std::vector<size_t>{2, 2}));  // Add reads the ReLU twice
+  EXPECT_EQ(g.nodes[3].inbound, (Refs{{2, 0}, {2, 0}}));  // Add reads the ReLU twice
   EXPECT_EQ(g.nodes[5].shape, (Shape{2}));
   for (size_t n = 0; n < g.nodes.size(); ++n) {
-    for (size_t i : g.nodes[n].inbound) EXPECT_LT(i, n);  // topological
+    for (const LayerGraph::Ref& i : g.nodes[n].inbound) EXPECT_LT(i.node, n);  // topological
   }
   EXPECT_EQ(g.layers().size(), 5u);
   EXPECT_EQ(model.class_name(), "Functional");
@@ -64,12 +65,12 @@ TEST(LayerGraph, SequentialIsAChainOfTheSameKind) {
   EXPECT_TRUE(g.is_input(0));
   EXPECT_EQ(g.nodes[0].shape, (Shape{10, 10, 1}));
   for (size_t n = 1; n < 5; ++n) {
-    EXPECT_EQ(g.nodes[n].inbound, (std::vector<size_t>{n - 1}));
+    EXPECT_EQ(g.nodes[n].inbound, (std::vector<LayerGraph::Ref>{{n - 1, 0}}));
     EXPECT_EQ(g.nodes[n].layer.ptr(), model.layers()[n - 1].ptr());
   }
   EXPECT_EQ(g.nodes[1].shape, (Shape{8, 8, 8}));
   EXPECT_EQ(g.nodes[4].shape, (Shape{10}));
-  EXPECT_EQ(g.outputs, (std::vector<size_t>{4}));
+  EXPECT_EQ(g.outputs, (std::vector<LayerGraph::Ref>{{4, 0}}));
   // The graph runs the model: the same bits as calling it.
   Tensor x = rand_tensor({3, 10, 10, 1}, 4);
   EXPECT_TRUE(same_bits(run_layer_graph(g, FusedPlan::plain(g), {x}, false)[0], model(x)));

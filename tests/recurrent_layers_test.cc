@@ -156,8 +156,8 @@ TEST(Recurrent, RefusedOptionsNameThemselves) {
   expect_refused([] { LSTM(3, {.stateful = true}); }, "stateful=true is not supported");
   expect_refused([] { GRU(3, {.reset_after = false}); }, "reset_after=false");
   expect_refused([] { SimpleRNN(3, {.activation = "relu"}); }, "activation 'relu'");
-  expect_refused([] { LSTM(3, {.dropout = 0.5f}); }, "dropout");
-  expect_refused([] { LSTM(3, {.return_state = true}); }, "return_state=true");
+  expect_refused([] { LSTM(3, {.recurrent_dropout = 0.5f}); }, "LSTM: recurrent_dropout=0.5");
+  expect_refused([] { GRU(3, {.dropout = 1.f}); }, "GRU: dropout must be in [0, 1)");
   expect_refused([] { Bidirectional(LSTM(3), "none"); }, "merge_mode 'none'");
   expect_refused([] { Bidirectional(Dense(3)); }, "wraps LSTM, GRU or SimpleRNN");
   // A mask with a hole cannot run on oneDNN's primitive: the row is named.
