@@ -43,6 +43,11 @@ Builder::Rule Builder::rule(ops::OpKind kind) {
     case K::avg_pool2d:
       return {&Builder::pool, "oneDNN pooling (f32, bf16, int8)"};
     case K::reshape: return {&Builder::reshape, "a view"};
+    case K::permute: return {&Builder::permute, "a strided view"};
+    // Without a mask or the causal flag: two oneDNN matmuls reading q, k and v through their
+    // strides, k transposed by strides, and a softmax between them.
+    case K::scaled_dot_product_attention:
+      return {&Builder::attention, "oneDNN matmul, softmax, matmul (no mask, not causal)"};
     case K::cast: return {&Builder::cast, "reorder (float casts)"};
     case K::add:
     case K::add_relu:
@@ -91,13 +96,11 @@ Builder::Rule Builder::rule(ops::OpKind kind) {
     case K::greater_equal:
     case K::less:
     case K::matmul:
-    case K::scaled_dot_product_attention:  // one fused op already: its own kernels
     case K::batch_norm:
     case K::sparse_softmax_cross_entropy:
     KILN_REDUCE_OPS(KILN_OP_CASE)
     case K::argmax:
     case K::one_hot:
-    case K::permute:
     case K::slice:
     case K::contiguous:
     case K::identity:

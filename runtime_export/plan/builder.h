@@ -1,7 +1,9 @@
 #pragma once
 // Builds a Plan's steps node by node: one case per op kind (builder.cc), one file per op
 // family for the nodes that become oneDNN primitives, the eager op for the rest.
+#include <optional>
 #include <set>
+#include <utility>
 #include <vector>
 
 #include "graph/graph.h"
@@ -34,12 +36,21 @@ class Builder {
   dnnl::primitive_attr epilogue_attr(bool residual, Epilogue act);
   int bias_tensor(const graph::Node& n, int64_t channels, const memory::dims& dims);
   int unflattened(int dst2d, const Shape& shape);
+  bool buffer_free_after_this_node(int id) const;
 
   // conv.cc, linear.cc, pool.cc, shape.cc, elementwise.cc, softmax.cc, batch_norm.cc
   bool conv(const graph::Node& n);
   bool linear(const graph::Node& n);
   bool pool(const graph::Node& n);
   bool reshape(const graph::Node& n);
+  bool permute(const graph::Node& n);
+  // attention.cc
+  bool attention(const graph::Node& n);
+  // A tensor's plain (unblocked) form and its Kiln strides: itself when already strided.
+  std::pair<int, Strides> strided(int id);
+  // The permutation of the one node that reads `value`, when that node is a permute: a
+  // producer can lay its result out so that the permute is plain.
+  std::optional<std::vector<int>> sole_permute_reader(int value) const;
   bool cast(const graph::Node& n);
   bool binary(const graph::Node& n);
   bool eltwise(const graph::Node& n);

@@ -20,6 +20,7 @@ bool Builder::linear(const graph::Node& n) {
   const bool has_bias = n.inputs.size() > 2;
   memory::desc bias_md = has_bias ? memory::desc({1, Nout}, memory::data_type::f32, tag::ab) : memory::desc();
   const bool residual = n.inputs.size() > 3;
+  if (residual && numel(t(value_[n.inputs[3]]).shape) != M * Nout) return false;  // the eager op names it
   dnnl::matmul::primitive_desc pd;
   try {
     pd = dnnl::matmul::primitive_desc(dnnl::matmul::desc(src_md, w_any, bias_md, dst_md),
@@ -45,10 +46,10 @@ bool Builder::linear(const graph::Node& n) {
       r2d = p_.alias(r, {M, Nout}, dst_md);
       aliased_.insert(r);
     }
-    if (r2d == r && last_read_[n.inputs[3]] == node_ && t(r).home == Home::slot && t(r).alias_of < 0 &&
-        !aliased_.count(r) && t(r).desc == dst_md) {
-      dst2d = r;
-      p_.forget_reorders_of(r);
+    if (buffer_free_after_this_node(r) && p_.root(r) != p_.root(src)) {
+      // The sum post-op accumulates into the residual's own bytes.
+      dst2d = r2d;
+      p_.forget_reorders_of_root(p_.root(r));
     } else {
       dst2d = p_.new_slot({M, Nout}, p_.float_dtype(), dst_md);
       auto rpd = dnnl::reorder::primitive_desc(onednn::cpu_engine(), t(r2d).desc, onednn::cpu_engine(), dst_md,
@@ -62,6 +63,20 @@ bool Builder::linear(const graph::Node& n) {
   if (has_bias) bind.push_back({DNNL_ARG_BIAS, bias_tensor(n, Nout, {1, Nout})});
   p_.add_primitive("linear", pd, dnnl::matmul(pd), bind, fused || act != Epilogue::none);
   value_[n.outputs[0]] = unflattened(dst2d, ys);
+  return true;
+}
+
+// Whether a node may overwrite tensor id's bytes now: a plan buffer that no value read after
+// this node (the graph's outputs included) lives in, whichever view of it that value is.
+bool Builder::buffer_free_after_this_node(int id) const {
+  const int root = p_.root(id);
+  if (t(root).home != Home::slot || !plain_strides(t(id).shape, t(id).desc) ||
+      plain_strides(t(id).shape, t(id).desc) != contiguous_strides(t(id).shape)) {
+    return false;
+  }
+  for (size_t v = 0; v < value_.size(); ++v) {
+    if (value_[v] >= 0 && last_read_[v] > node_ && p_.root(value_[v]) == root) return false;
+  }
   return true;
 }
 

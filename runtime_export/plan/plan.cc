@@ -34,6 +34,58 @@ memory::desc with_dtype(const memory::desc& d, DType dtype) {
   return memory::desc(c);
 }
 
+namespace {
+
+// Kiln axis of each oneDNN dim under dnnl_dims' convention.
+std::vector<int> kiln_axis_of_dnnl_dim(size_t rank) {
+  if (rank == 4) return {0, 3, 1, 2};
+  std::vector<int> axes(rank);
+  for (size_t i = 0; i < rank; ++i) axes[i] = static_cast<int>(i);
+  return axes;
+}
+
+// A size-1 axis may have any stride: give it the row-major one, so that layouts which differ
+// only there compare equal.
+Strides canonical_strides(const Shape& s, const Strides& strides) {
+  Strides out = strides;
+  const Strides row_major = contiguous_strides(s);
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == 1) out[i] = row_major[i];
+  }
+  return out;
+}
+
+}  // namespace
+
+memory::desc strided_desc(const Shape& s, const Strides& strides, DType dtype) {
+  const Strides st = canonical_strides(s, strides);
+  if (s.empty() || st == contiguous_strides(s)) return plain_desc(s, dtype);
+  const std::vector<int> axis = kiln_axis_of_dnnl_dim(s.size());
+  memory::dims dnnl_strides(s.size());
+  for (size_t j = 0; j < s.size(); ++j) dnnl_strides[j] = st[axis[j]];
+  return memory::desc(dnnl_dims(s), onednn::to_dnnl(dtype), dnnl_strides);
+}
+
+std::optional<Strides> plain_strides(const Shape& s, const memory::desc& d) {
+  const dnnl_memory_desc_t& c = d.data;
+  if (s.empty() || c.ndims != static_cast<int>(s.size()) || c.format_kind != dnnl_blocked ||
+      c.format_desc.blocking.inner_nblks != 0 || c.offset0 != 0) {
+    return std::nullopt;
+  }
+  const std::vector<int> axis = kiln_axis_of_dnnl_dim(s.size());
+  Strides st(s.size());
+  for (size_t j = 0; j < s.size(); ++j) {
+    if (c.dims[j] != s[axis[j]]) return std::nullopt;
+    st[axis[j]] = c.format_desc.blocking.strides[j];
+  }
+  return canonical_strides(s, st);
+}
+
+memory::desc matmul_desc(const Shape& s, const Strides& strides, DType dtype) {
+  return memory::desc(memory::dims(s.begin(), s.end()), onednn::to_dnnl(dtype),
+                      memory::dims(strides.begin(), strides.end()));
+}
+
 }  // namespace plan_detail
 
 using namespace plan_detail;

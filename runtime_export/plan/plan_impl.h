@@ -31,6 +31,14 @@ inline bool is_int8(DType d) { return d == DType::u8 || d == DType::s8; }
 // The same layout with another element type (int8 data in the blocked layout of the f32
 // tensor it was quantized from, and back).
 memory::desc with_dtype(const memory::desc& d, DType dtype);
+// Strided (unblocked) layouts, for views such as a permute: Kiln axis i steps by strides[i]
+// elements. strided_desc follows dnnl_dims' convention (4-D as {N, C, H, W}) and gives
+// plain_desc itself when the strides are row-major, so a permute that undoes another is plain
+// again; plain_strides reads such a desc back (nullopt for blocked layouts or an offset).
+memory::desc strided_desc(const Shape& s, const Strides& strides, DType dtype);
+std::optional<Strides> plain_strides(const Shape& s, const memory::desc& d);
+// The same strides in oneDNN's matmul convention: dims in Kiln's order whatever the rank.
+memory::desc matmul_desc(const Shape& s, const Strides& strides, DType dtype);
 
 enum class Home { slot, constant, input, output };
 
@@ -135,6 +143,11 @@ struct Plan::Impl {
   void forget_reorders_of(int t) {
     for (auto it = reordered.begin(); it != reordered.end();) {
       it = it->first.first == t ? reordered.erase(it) : std::next(it);
+    }
+  }
+  void forget_reorders_of_root(int r) {
+    for (auto it = reordered.begin(); it != reordered.end();) {
+      it = root(it->first.first) == r ? reordered.erase(it) : std::next(it);
     }
   }
   int as_plain(int t, DType dtype) { return as_desc(t, plan_detail::plain_desc(tensors[t].shape, dtype), dtype); }
