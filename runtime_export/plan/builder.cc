@@ -43,6 +43,7 @@ Builder::Rule Builder::rule(ops::OpKind kind) {
     case K::avg_pool2d:
       return {&Builder::pool, "oneDNN pooling (f32, bf16, int8)"};
     case K::reshape: return {&Builder::reshape, "a view"};
+    case K::permute: return {&Builder::permute, "a strided view (its reader reorders it)"};
     case K::cast: return {&Builder::cast, "reorder (float casts)"};
     case K::add:
     case K::add_relu:
@@ -97,7 +98,6 @@ Builder::Rule Builder::rule(ops::OpKind kind) {
     KILN_REDUCE_OPS(KILN_OP_CASE)
     case K::argmax:
     case K::one_hot:
-    case K::permute:
     case K::slice:
     case K::contiguous:
     case K::identity:

@@ -40,6 +40,7 @@ class Builder {
   bool linear(const graph::Node& n);
   bool pool(const graph::Node& n);
   bool reshape(const graph::Node& n);
+  bool permute(const graph::Node& n);
   bool cast(const graph::Node& n);
   bool binary(const graph::Node& n);
   bool eltwise(const graph::Node& n);
