@@ -9,6 +9,7 @@
 #include "nn/batch_rows.h"
 #include "quant/quantize_graph.h"
 #include "graph/passes/optimize_for_inference.h"
+#include "quant/dense_matmuls.h"
 #include "tensor/ops/ops.h"
 
 namespace kiln::quant {
@@ -140,7 +141,7 @@ std::unique_ptr<InferenceModel> quantize(const graph::Graph& traced, const data:
     throw std::invalid_argument("quantize: the calibration data's batches are " + x_calib.describe() +
                                 ", but the graph's input takes " + graph::value_type(traced.values[traced.inputs[0]]));
   }
-  graph::Graph g = graph::passes::optimize_for_inference(traced);
+  graph::Graph g = graph::passes::optimize_for_inference(dense_matmuls_as_linear(traced));
   QuantizationReport local;
   QuantizationReport& rep = report ? *report : local;
   rep = {};

@@ -338,6 +338,7 @@ class Importer {
   }
 
   void conv(const onnx::NodeProto& n, NodeAttrs& a);
+  DType pooled_dtype(DType x, bool max);
   void pool(const onnx::NodeProto& n, NodeAttrs& a);
   void global_pool(const onnx::NodeProto& n, NodeAttrs& a);  // GlobalMaxPool, GlobalAveragePool
   void batch_norm(const onnx::NodeProto& n, NodeAttrs& a);
