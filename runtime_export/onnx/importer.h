@@ -451,6 +451,7 @@ class Importer {
   void dequantize(const onnx::NodeProto& n, NodeAttrs& a);
   void materialize_dequantized(const std::string& name);
   bool int8_layer(const onnx::NodeProto& n, NodeAttrs& a);        // Conv, Gemm, MatMul on QDQ inputs
+  int int8_source_of_layer_input();
   bool int8_passthrough(const onnx::NodeProto& n, NodeAttrs& a);  // MaxPool, Flatten on a QDQ input
 };
 
