@@ -1,6 +1,7 @@
 #include "quant/calibrate.h"
 
 #include <algorithm>
+#include <functional>
 #include <optional>
 #include <stdexcept>
 
@@ -9,25 +10,41 @@
 namespace kiln::quant {
 namespace {
 
-void check_batch(const graph::Value& input, const data::Batch& b, int64_t index) {
-  auto fail = [&](const std::string& what) {
-    throw std::invalid_argument("observe: the graph input '" + input.name + "' expects " + graph::value_type(input) +
-                                ", calibration batch " + std::to_string(index) + " " + what);
-  };
-  if (!b.x.defined()) fail("has no x");
-  if (!graph::accepts(input, b.x)) fail("is " + b.x.describe());
-  if (b.x.ndim() == 0 || b.x.shape()[0] == 0) fail("is " + b.x.describe() + " (no examples)");
+// A batch's tensors, one per graph input, against the graph's inputs.
+void check_batch(const graph::Graph& g, const std::vector<Tensor>& xs, int64_t index) {
+  if (xs.size() != g.inputs.size()) {
+    throw std::invalid_argument("observe: calibration batch " + std::to_string(index) + " has " + std::to_string(xs.size()) +
+                                " tensors for the graph's " + std::to_string(g.inputs.size()) + " inputs");
+  }
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const graph::Value& input = g.values[g.inputs[i]];
+    auto fail = [&](const std::string& what) {
+      throw std::invalid_argument("observe: the graph input '" + input.name + "' expects " + graph::value_type(input) +
+                                  ", calibration batch " + std::to_string(index) + " " + what);
+    };
+    if (!xs[i].defined()) fail("has no x");
+    if (!graph::accepts(input, xs[i])) fail("is " + xs[i].describe());
+    if (xs[i].ndim() == 0 || xs[i].shape()[0] == 0) fail("is " + xs[i].describe() + " (no examples)");
+    if (xs[i].shape()[0] != xs[0].shape()[0]) fail("is " + xs[i].describe() + ", another batch size than its first input's");
+  }
+}
+
+void check_options(const CalibrationOptions& options) {
+  if (options.max_batches == 0 || options.max_batches < -1) {
+    throw std::invalid_argument("observe: max_batches = " + std::to_string(options.max_batches) +
+                                " must be positive, or -1 for the whole dataset");
+  }
+  // Fail on bad options before running anything.
+  (void)threshold(HistogramObserver(), options.method, options.threshold_options());
 }
 
 void check_dataset(const graph::Graph& g, const data::Dataset& calib, const CalibrationOptions& options) {
   if (g.inputs.size() != 1) {
     throw std::invalid_argument("observe: the graph has " + std::to_string(g.inputs.size()) +
-                                " inputs; calibration supports graphs with exactly one input");
+                                " inputs; a Dataset calibrates graphs with exactly one input (pass one std::vector<Tensor> "
+                                "per batch, a tensor per input, for several)");
   }
-  if (options.max_batches == 0 || options.max_batches < -1) {
-    throw std::invalid_argument("observe: max_batches = " + std::to_string(options.max_batches) +
-                                " must be positive, or -1 for the whole dataset");
-  }
+  check_options(options);
   if (!calib.batched()) {
     throw std::invalid_argument("observe: the calibration dataset is not batched; call .batch(n) on it first");
   }
@@ -48,15 +65,9 @@ std::vector<int> last_uses(const graph::Graph& g) {
   return last;
 }
 
-}  // namespace
-
-Calibration observe(const graph::Graph& g, const data::Dataset& calib, const CalibrationOptions& options) {
-  check_dataset(g, calib, options);
+Calibration observe_batches(const graph::Graph& g, const std::function<std::optional<std::vector<Tensor>>()>& next,
+                            const CalibrationOptions& options) {
   g.validate();
-  // Fail on bad options before running anything.
-  (void)threshold(HistogramObserver(), options.method, options.threshold_options());
-
-  const int input = g.inputs[0];
   const std::vector<int> last = last_uses(g);
   std::vector<bool> is_constant(g.values.size(), false);
   for (const graph::Constant& c : g.constants) is_constant[c.value] = true;
@@ -67,14 +78,15 @@ Calibration observe(const graph::Graph& g, const data::Dataset& calib, const Cal
   };
 
   std::vector<Tensor> env(g.values.size());
-  data::BatchIterator it = calib.begin_iteration();
   while (options.max_batches < 0 || result.batches < options.max_batches) {
-    std::optional<data::Batch> batch = it.next();
-    if (!batch) break;
-    check_batch(g.values[input], *batch, result.batches);
+    std::optional<std::vector<Tensor>> xs = next();
+    if (!xs) break;
+    check_batch(g, *xs, result.batches);
     for (const graph::Constant& c : g.constants) env[c.value] = c.tensor;
-    env[input] = batch->x;
-    observe_value(input, batch->x);
+    for (size_t i = 0; i < xs->size(); ++i) {
+      env[g.inputs[i]] = (*xs)[i];
+      observe_value(g.inputs[i], (*xs)[i]);
+    }
     for (size_t k = 0; k < g.nodes.size(); ++k) {
       const graph::Node& node = g.nodes[k];
       std::vector<Tensor> args;
@@ -95,7 +107,7 @@ Calibration observe(const graph::Graph& g, const data::Dataset& calib, const Cal
     }
     std::fill(env.begin(), env.end(), Tensor());
     ++result.batches;
-    result.examples += batch->x.shape()[0];
+    result.examples += (*xs)[0].shape()[0];
   }
   if (result.batches == 0) throw std::invalid_argument("observe: the calibration dataset is empty");
 
@@ -112,6 +124,29 @@ Calibration observe(const graph::Graph& g, const data::Dataset& calib, const Cal
   }
   return result;
 }
+
+}  // namespace
+
+Calibration observe(const graph::Graph& g, const data::Dataset& calib, const CalibrationOptions& options) {
+  check_dataset(g, calib, options);
+  data::BatchIterator it = calib.begin_iteration();
+  return observe_batches(g, [&]() -> std::optional<std::vector<Tensor>> {
+    std::optional<data::Batch> b = it.next();
+    if (!b) return std::nullopt;
+    return std::vector<Tensor>{b->x};
+  }, options);
+}
+
+Calibration observe(const graph::Graph& g, const std::vector<std::vector<Tensor>>& batches, const CalibrationOptions& options) {
+  check_options(options);
+  if (batches.empty()) throw std::invalid_argument("observe: no calibration batches");
+  size_t next = 0;
+  return observe_batches(g, [&]() -> std::optional<std::vector<Tensor>> {
+    if (next == batches.size()) return std::nullopt;
+    return batches[next++];
+  }, options);
+}
+
 
 std::map<int, QuantParams> activation_params(const graph::Graph& g, const Calibration& calibration,
                                              const CalibrationOptions& options) {

@@ -35,11 +35,17 @@ struct Calibration {
 // Runs every batch of calib (up to options.max_batches) through g node by node with the
 // eager ops (ops::run_op) and updates one observer per floating value. calib must be batched;
 // each batch's x feeds the graph's single input (labels, if any, are ignored). Throws
-// std::invalid_argument naming what is wrong for: a graph with several inputs (not supported),
+// std::invalid_argument naming what is wrong for: a graph with several inputs (use the overload below),
 // an invalid graph, an unbatched, empty or infinite (without max_batches) dataset,
 // max_batches == 0 or < -1, and a batch whose dtype, rank or non-batch dims differ from the
 // graph input ("... expects u8[N, 28, 28, 1], batch 0 is f32[32, 28, 28]").
 Calibration observe(const graph::Graph& g, const data::Dataset& calib, const CalibrationOptions& options = {});
+// The same for a graph with any number of inputs: each batch holds one tensor per graph
+// input, in Graph::inputs order, all with the same batch size (a BERT's input_ids and
+// attention_mask). Throws std::invalid_argument for no batches, or a batch with another
+// number of tensors, a tensor the input does not accept, or mismatched batch sizes.
+Calibration observe(const graph::Graph& g, const std::vector<std::vector<Tensor>>& batches,
+                    const CalibrationOptions& options = {});
 
 // activation_params() for every observed value with options.method. Throws
 // std::invalid_argument naming the value when its observer saw no finite value.

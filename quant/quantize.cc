@@ -4,11 +4,13 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 
 #include "graph/trace.h"
 #include "nn/batch_rows.h"
 #include "quant/quantize_graph.h"
 #include "graph/passes/optimize_for_inference.h"
+#include "quant/dense_matmuls.h"
 #include "tensor/ops/ops.h"
 
 namespace kiln::quant {
@@ -76,15 +78,14 @@ std::map<int, ActivationQuant> activation_quant(const graph::Graph& g, const Cal
 // Output error of the calibration batch with only node k quantized: how much that layer
 // alone costs.
 std::vector<std::pair<double, int>> sensitivities(const graph::Graph& g, const std::map<int, ActivationQuant>& act,
-                                                  const Tensor& x) {
+                                                  const std::vector<Tensor>& x) {
   std::vector<int> candidates = quantizable_nodes(g);
-  Tensor reference = InferenceModel(g, {.optimize = false}).run(x);
-  std::vector<float> ref = reference.to_vector();
+  std::vector<float> ref = InferenceModel(g, {.optimize = false}).run(x)[0].to_vector();
   std::vector<std::pair<double, int>> out;
   for (int k : candidates) {
     std::set<int> others(candidates.begin(), candidates.end());
     others.erase(k);
-    std::vector<float> got = InferenceModel(quantize_graph(g, act, {.keep_float = others}), {.optimize = false}).run(x).to_vector();
+    std::vector<float> got = InferenceModel(quantize_graph(g, act, {.keep_float = others}), {.optimize = false}).run(x)[0].to_vector();
     double mse = 0;
     for (size_t i = 0; i < ref.size(); ++i) mse += (double(got[i]) - ref[i]) * (double(got[i]) - ref[i]);
     out.push_back({mse / std::max<size_t>(ref.size(), 1), k});
@@ -132,15 +133,18 @@ double top1_accuracy(const Tensor& predictions, const Tensor& labels) {
   return pred.empty() ? 0.0 : double(hits) / pred.size();
 }
 
-std::unique_ptr<InferenceModel> quantize(const graph::Graph& traced, const data::Dataset& calib,
-                                         const QuantizeOptions& options, QuantizationReport* report) {
-  check_options(options);
-  Tensor x_calib = first_batch(calib, "calibration");
-  if (traced.inputs.size() == 1 && !graph::accepts(traced.values[traced.inputs[0]], x_calib)) {
-    throw std::invalid_argument("quantize: the calibration data's batches are " + x_calib.describe() +
-                                ", but the graph's input takes " + graph::value_type(traced.values[traced.inputs[0]]));
-  }
-  graph::Graph g = graph::passes::optimize_for_inference(traced);
+namespace {
+
+// What quantize() calibrates with: observe() over the caller's data, and the first batch's
+// inputs (for the layer sensitivities).
+struct CalibrationSource {
+  std::function<Calibration(const graph::Graph&, const CalibrationOptions&)> observe;
+  std::vector<Tensor> first_inputs;
+};
+
+std::unique_ptr<InferenceModel> quantize_with(const graph::Graph& traced, const CalibrationSource& calib,
+                                              const QuantizeOptions& options, QuantizationReport* report) {
+  graph::Graph g = graph::passes::optimize_for_inference(dense_matmuls_as_linear(traced));
   QuantizationReport local;
   QuantizationReport& rep = report ? *report : local;
   rep = {};
@@ -153,7 +157,7 @@ std::unique_ptr<InferenceModel> quantize(const graph::Graph& traced, const data:
     if (it != ranges.end()) return it->second;
     CalibrationOptions c = options.calibration;
     c.method = method;
-    return ranges[method] = activation_quant(g, observe(g, calib, c), c);
+    return ranges[method] = activation_quant(g, calib.observe(g, c), c);
   };
   auto build = [&](CalibrationMethod method, const std::set<int>& keep) {
     if (options.precision == DType::bf16) return std::make_unique<InferenceModel>(g, runtime_export::InferenceOptions{.dtype = DType::bf16, .optimize = false});
@@ -223,7 +227,7 @@ std::unique_ptr<InferenceModel> quantize(const graph::Graph& traced, const data:
     const CalibrationMethod m = options.calibration.method;
     std::string base = precision + " " + calibration_method_name(m);
     if (!try_config(base, m, {}) && !out_of_budget()) {
-      std::vector<std::pair<double, int>> order = sensitivities(g, ranges_for(m), x_calib);
+      std::vector<std::pair<double, int>> order = sensitivities(g, ranges_for(m), calib.first_inputs);
       std::set<int> keep;
       std::string kept;
       for (const auto& [error, node] : order) {
@@ -246,6 +250,33 @@ std::unique_ptr<InferenceModel> quantize(const graph::Graph& traced, const data:
     throw AccuracyNotMet(what, *best, rep.baseline);
   }
   return chosen;
+}
+
+}  // namespace
+
+std::unique_ptr<InferenceModel> quantize(const graph::Graph& traced, const data::Dataset& calib,
+                                         const QuantizeOptions& options, QuantizationReport* report) {
+  check_options(options);
+  Tensor x_calib = first_batch(calib, "calibration");
+  if (traced.inputs.size() == 1 && !graph::accepts(traced.values[traced.inputs[0]], x_calib)) {
+    throw std::invalid_argument("quantize: the calibration data's batches are " + x_calib.describe() +
+                                ", but the graph's input takes " + graph::value_type(traced.values[traced.inputs[0]]));
+  }
+  return quantize_with(traced, {[&](const graph::Graph& g, const CalibrationOptions& c) { return observe(g, calib, c); }, {x_calib}},
+                       options, report);
+}
+
+std::unique_ptr<InferenceModel> quantize(const graph::Graph& traced, const std::vector<std::vector<Tensor>>& calib,
+                                         const QuantizeOptions& options, QuantizationReport* report) {
+  check_options(options);
+  if (calib.empty()) throw std::invalid_argument("quantize: no calibration batches");
+  if (!options.metric.empty() || options.metric_fn) {
+    throw std::invalid_argument("quantize: accuracy control evaluates eval_data, a Dataset of one input per example; "
+                                "a graph calibrated with per-input batches (this one has " + std::to_string(traced.inputs.size()) +
+                                " inputs) is quantized without a metric");
+  }
+  return quantize_with(traced, {[&](const graph::Graph& g, const CalibrationOptions& c) { return observe(g, calib, c); }, calib[0]},
+                       options, report);
 }
 
 std::unique_ptr<InferenceModel> quantize(nn::Model& model, const data::Dataset& calib, const QuantizeOptions& options,

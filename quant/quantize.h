@@ -80,6 +80,14 @@ std::unique_ptr<runtime_export::InferenceModel> quantize(const graph::Graph& gra
                                                          const QuantizeOptions& options = {},
                                                          QuantizationReport* report = nullptr);
 
+// The same for a graph with several inputs (a BERT's input_ids and attention_mask): each
+// calibration batch holds one tensor per graph input (quant::observe's overload). Without
+// accuracy control: a metric is refused (eval_data feeds one input).
+std::unique_ptr<runtime_export::InferenceModel> quantize(const graph::Graph& graph,
+                                                         const std::vector<std::vector<Tensor>>& calib,
+                                                         const QuantizeOptions& options = {},
+                                                         QuantizationReport* report = nullptr);
+
 // Top-1 accuracy of scores [N, C] against sparse labels [N] / [N, 1] or one-hot [N, C].
 double top1_accuracy(const Tensor& predictions, const Tensor& labels);
 

@@ -46,6 +46,13 @@ void Importer::conv(const onnx::NodeProto& n, NodeAttrs& a) {
   define(n.output(0), add_node(call, ins, nhwc_name(n.output(0)), out, DType::f32), kToNchw);
 }
 
+// Max pooling also runs on int8 data as it is (ONNX MaxPool takes INT8 and UINT8 from opset
+// 12, and Kiln's own QDQ export writes it between int8 layers); average pooling is FLOAT only.
+DType Importer::pooled_dtype(DType x, bool max) {
+  if (x == DType::f32 || (max && (x == DType::u8 || x == DType::s8))) return x;
+  fail(std::string(max ? "max" : "average") + " pooling input is " + dtype_name(x) + ", not FLOAT" + (max ? ", INT8 or UINT8" : ""));
+}
+
 void Importer::pool(const onnx::NodeProto& n, NodeAttrs& a) {
   want_inputs(n, 1, 1);
   Ref x = ref(n.input(0));
@@ -65,13 +72,13 @@ void Importer::pool(const onnx::NodeProto& n, NodeAttrs& a) {
   ImportedPadding padding = padding_of(pads, xs, kernel, strides, {1, 1});  // checks pads
   if (ceil_mode) padding = padding_of(ceil_mode_pads(pads, xs, kernel, strides), xs, kernel, strides, {1, 1});
   a.done();
-  if (g_.values[xv].dtype != DType::f32) fail("pooling input is not FLOAT");
+  const DType dtype = pooled_dtype(g_.values[xv].dtype, max);
   ops::Attrs call(max ? "max_pool2d" : "avg_pool2d");
   call.set("pool_size", kernel).set("strides", strides);
   padding.set_on(call);
   const Pool2dPlan geometry = plan_pool2d(xs, ops::parse_attrs<Pool2dAttrs>(call), call.op().c_str(), shape_str(xs));
   Shape out{xs[0], geometry.h.out, geometry.w.out, xs[3]};
-  int v = add_node(call, {xv}, nhwc_name(n.output(0)), out, DType::f32);
+  int v = add_node(call, {xv}, nhwc_name(n.output(0)), out, dtype);
   if (include_pad) v = include_pad_scale(v, pads, kernel, strides, xs);
   define(n.output(0), v, kToNchw);
 }
@@ -85,11 +92,12 @@ void Importer::global_pool(const onnx::NodeProto& n, NodeAttrs& a) {
   int xv = materialize(x, kToNhwc);
   const Shape xs = g_.values[xv].shape;
   check_window(xs, Shape{xs[1], xs[2]});
-  if (g_.values[xv].dtype != DType::f32) fail("pooling input is not FLOAT");
+  const bool max = n.op_type() == "GlobalMaxPool";
+  const DType dtype = pooled_dtype(g_.values[xv].dtype, max);
   const std::vector<int64_t> window{xs[1], xs[2]};
-  ops::Attrs call(n.op_type() == "GlobalMaxPool" ? "max_pool2d" : "avg_pool2d");
+  ops::Attrs call(max ? "max_pool2d" : "avg_pool2d");
   call.set("pool_size", window).set("strides", window).set("padding", "valid");
-  define(n.output(0), add_node(call, {xv}, nhwc_name(n.output(0)), Shape{xs[0], 1, 1, xs[3]}, DType::f32), kToNchw);
+  define(n.output(0), add_node(call, {xv}, nhwc_name(n.output(0)), Shape{xs[0], 1, 1, xs[3]}, dtype), kToNchw);
 }
 
 void Importer::batch_norm(const onnx::NodeProto& n, NodeAttrs& a) {

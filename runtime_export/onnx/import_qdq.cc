@@ -230,10 +230,10 @@ bool Importer::int8_layer(const onnx::NodeProto& n, NodeAttrs& a) {
   if (op == "Conv") conv(n, a);
   else if (op == "Gemm") gemm(n, a);
   else matmul(n);
+  if (g_.nodes.size() == first) return true;
+  const int x8 = int8_source_of_layer_input();
+  if (x8 < 0) return true;  // ran in f32 as built
   graph::Node& node = g_.nodes.back();
-  auto source = dequantize_source_.find(node.inputs[0]);
-  if (g_.nodes.size() == first || source == dequantize_source_.end()) return true;  // ran in f32 as built
-  const int x8 = source->second;
   Tensor kiln_w8 = permuted_copy(w8, to_kiln);
   const Tensor kiln_w = g_.constant_for(node.inputs[1])->tensor;
   if (kiln_w8.shape() != kiln_w.shape()) fail("int8 weights " + kiln_w8.describe() + " do not match " + kiln_w.describe());
@@ -270,6 +270,27 @@ bool Importer::int8_layer(const onnx::NodeProto& n, NodeAttrs& a) {
   layer.inputs = inputs;
   int8_layer_of_[out] = g_.nodes.size() - 1;
   return true;
+}
+
+// The int8 value the layer just built (the last node) can read instead of its dequantized
+// input, or -1. An NCHW file's first Conv reads its dequantized input through the transpose
+// to NHWC: the transpose commutes with the dequantization, so it moves onto the int8 data.
+int Importer::int8_source_of_layer_input() {
+  const int x = g_.nodes.back().inputs[0];
+  if (auto source = dequantize_source_.find(x); source != dequantize_source_.end()) return source->second;
+  const graph::Node* permute = nullptr;
+  for (const auto& node : g_.nodes) {
+    if (node.outputs.size() == 1 && node.outputs[0] == x && node.call.is(ops::OpKind::permute)) permute = &node;
+  }
+  if (!permute) return -1;
+  auto source = dequantize_source_.find(permute->inputs[0]);
+  if (source == dequantize_source_.end()) return -1;
+  graph::Node layer = g_.nodes.back();
+  g_.nodes.pop_back();
+  const ops::Attrs call = permute->call;
+  const int q = add_node(call, {source->second}, g_.values[x].name + "/int8", g_.values[x].shape, g_.values[source->second].dtype);
+  g_.nodes.push_back(std::move(layer));
+  return q;
 }
 
 // MaxPool and Flatten of dequantized data: built as float nodes, then moved onto the int8 data.

@@ -338,6 +338,7 @@ class Importer {
   }
 
   void conv(const onnx::NodeProto& n, NodeAttrs& a);
+  DType pooled_dtype(DType x, bool max);
   void pool(const onnx::NodeProto& n, NodeAttrs& a);
   void global_pool(const onnx::NodeProto& n, NodeAttrs& a);  // GlobalMaxPool, GlobalAveragePool
   void batch_norm(const onnx::NodeProto& n, NodeAttrs& a);
@@ -450,6 +451,7 @@ class Importer {
   void dequantize(const onnx::NodeProto& n, NodeAttrs& a);
   void materialize_dequantized(const std::string& name);
   bool int8_layer(const onnx::NodeProto& n, NodeAttrs& a);        // Conv, Gemm, MatMul on QDQ inputs
+  int int8_source_of_layer_input();
   bool int8_passthrough(const onnx::NodeProto& n, NodeAttrs& a);  // MaxPool, Flatten on a QDQ input
 };
 
