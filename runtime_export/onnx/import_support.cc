@@ -49,7 +49,7 @@ ops::Support onnx_import_support(ops::OpKind kind) {
     case K::resize2d: return supported("Resize (nearest/linear, 4-D, half_pixel or asymmetric nearest)");
     case K::pad: return supported("Pad (constant/reflect/edge, opsets 2-21 forms incl. axes; not the batch axis)");
     case K::where: return supported("Where on run-time values (masked_fill, torch.where)");
-    case K::logical_not: return supported("Not, Cast to BOOL (twice), Xor");
+    case K::logical_not: return supported("Not, Xor, Cast to BOOL (as Not(Not(x)))");
     case K::logical_and: return supported("And");
     case K::logical_or: return supported("Or, LessOrEqual");
     case K::erf: return supported("Erf (outside the GELU pattern)");
