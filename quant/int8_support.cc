@@ -67,6 +67,14 @@ Int8Role int8_role(ops::OpKind kind) {
     case K::conv_transpose2d:
     case K::resize2d:
       return Int8Role::float_only;
+    // Masks and their select, and erf, run in f32 between int8 layers (the int8 values
+    // dequantize before them): a 1/0 mask has nothing to quantize.
+    case K::where:
+    case K::logical_not:
+    case K::logical_and:
+    case K::logical_or:
+    case K::erf:
+      return Int8Role::float_only;
     // Recurrent layers stay f32: oneDNN 2.6's int8 RNN is LSTM-only forward with its own
     // scales per gate, which calibration here does not produce; Dense layers around them
     // still quantize.

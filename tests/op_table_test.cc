@@ -845,6 +845,31 @@ const std::vector<Row>& rows() {
        .ref = [](const Refs& x, const Attrs& a) { return ref::pad(x[0], ops::parse_attrs<PadAttrs>(a)); },
        .bad = [](const std::vector<Tensor>&) { return std::vector<std::vector<Tensor>>{{Tensor::zeros({3, 4, 3})}}; }},
 
+      // Issue 23: the select torch's masked_fill and torch.where export to (a 1/0 condition, no
+      // gradient to it), the boolean ops on 1/0 values (no gradient), and erf.
+      {.op = "where",
+       .cases = {{Attrs("where"), {In{.shape = {3, 4}, .low = 0.f, .high = 2.f, .integral = true, .grad = false},
+                                   In{.shape = {3, 4}}, In{.shape = {3, 4}, .transposed = true}}},
+                 {Attrs("where"), {In{.shape = {2, 1, 4}, .low = 0.f, .high = 2.f, .integral = true, .grad = false},
+                                   In{.shape = {2, 3, 4}}, In{.shape = {4}}}}},
+       .ref =
+           [](const Refs& x, const Attrs&) {
+             RefTensor a = ref::binary(x[0], x[1], [](double c, double v) { return c != 0 ? v : 0.0; });
+             RefTensor b = ref::binary(x[0], x[2], [](double c, double v) { return c != 0 ? 0.0 : v; });
+             return ref::binary(a, b, [](double p, double q) { return p + q; });
+           }},
+      {.op = "logical_not",
+       .cases = {{Attrs("logical_not"), {In{.shape = {3, 4}, .low = -2.f, .high = 3.f, .integral = true}}},
+                 {Attrs("logical_not"), {In{.shape = {3, 4}, .low = -2.f, .high = 3.f, .integral = true, .transposed = true}}}},
+       .ref = [](const Refs& x, const Attrs&) { return ref::unary(x[0], [](double v) { return v != 0 ? 0.0 : 1.0; }); },
+       .differentiable = false},
+      comparison_row("logical_and", [](double a, double b) { return a != 0 && b != 0; }),
+      comparison_row("logical_or", [](double a, double b) { return a != 0 || b != 0; }),
+      {.op = "erf",
+       .cases = {{Attrs("erf"), {In{.shape = {3, 17}, .low = -3.f, .high = 3.f}}},
+                 {Attrs("erf"), {In{.shape = {4, 5}, .low = -2.f, .high = 2.f, .transposed = true}}}},
+       .ref = [](const Refs& x, const Attrs&) { return ref::unary(x[0], [](double v) { return std::erf(v); }); }},
+
       // Embedding lookup: rows of the table at s32 indices of any shape, on any axis; the
       // table's gradient is a scatter-add (indices repeat in these shapes, so rows add up).
       {.op = "gather",

@@ -352,6 +352,11 @@ Exporter::Rule Exporter::rule(ops::OpKind kind) {
     case K::conv_transpose2d: return {&Exporter::write_conv_transpose, "ConvTranspose (pads, output_padding)"};
     case K::resize2d: return {&Exporter::write_resize, "Resize (half_pixel; nearest rounds half up)"};
     case K::pad: return {&Exporter::write_pad, "Pad (pads and constant_value inputs, opset 11+)"};
+    case K::where: return {&Exporter::write_logical, "Cast to BOOL + Where"};
+    case K::logical_not: return {&Exporter::write_logical, "Cast to BOOL + Not + Cast"};
+    case K::logical_and: return {&Exporter::write_logical, "Cast to BOOL + And + Cast"};
+    case K::logical_or: return {&Exporter::write_logical, "Cast to BOOL + Or + Cast"};
+    case K::erf: return {&Exporter::write_logical, "Erf"};
     case K::lstm: return {&Exporter::write_rnn, "LSTM (gates iofc) between Transposes; no mask"};
     case K::gru: return {&Exporter::write_rnn, "GRU (linear_before_reset=1) between Transposes; no mask"};
     case K::simple_rnn: return {&Exporter::write_rnn, "RNN (Tanh) between Transposes; no mask"};

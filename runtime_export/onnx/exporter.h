@@ -271,6 +271,7 @@ class Exporter {
   void write_conv_transpose(const Node& n);
   void write_resize(const Node& n);
   void write_pad(const Node& n);  // export_pad.cc
+  void write_logical(const Node& n);  // export_logical.cc: where, the logical ops, erf
   // export_quantized.cc: the int8 nodes as QDQ.
   void write_quantize(const Node& n);
   void write_quantized_layer(const Node& n);

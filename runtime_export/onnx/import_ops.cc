@@ -315,7 +315,7 @@ int Importer::node(const onnx::NodeProto& n) {
   if (int k = mish(n)) return k;
   if (int k = silu(n)) return k;
   if (int k = gelu_tanh_torch(n)) return k;
-  if (int k = compare_then_cast(n)) return k;
+  if (int k = logical_node(n)) return k;  // import_logical.cc
   if (op == "Clip" && n.input_size() > 0 && refs_.count(n.input(0)) && !is_floating(dtype_of(ref(n.input(0))))) {
     return clip_then_cast(n);
   }

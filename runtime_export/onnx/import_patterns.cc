@@ -66,25 +66,6 @@ int Importer::mish(const onnx::NodeProto& n) {
   return 3;
 }
 
-int Importer::compare_then_cast(const onnx::NodeProto& n) {
-  static const std::map<std::string, std::string> kKinds = {
-      {"Equal", "equal"}, {"Greater", "greater"}, {"GreaterOrEqual", "greater_equal"}, {"Less", "less"}};
-  auto kind = kKinds.find(n.op_type());
-  if (kind == kKinds.end()) return 0;
-  want_inputs(n, 2, 2);
-  if (n.attribute_size()) fail(n.op_type() + " takes no attributes");
-  const onnx::NodeProto* c = next(1);
-  if (!c || c->op_type() != "Cast" || c->input_size() != 1 || c->input(0) != n.output(0) || c->output_size() != 1) {
-    fail(n.op_type() + " must be followed by a Cast of its result (Kiln comparisons give 1 or 0 in the input's dtype)");
-  }
-  NodeAttrs ca(*c, where_ + " (its Cast)");
-  DType to = kiln_dtype(static_cast<int32_t>(ca.get_int("to", 0)), where_ + " Cast");
-  ca.done();
-  if (to != dtype_of(ref(n.input(0)))) fail(n.op_type() + " is cast to " + dtype_name(to) + ", not to its input's dtype");
-  binary(n, kind->second, c->output(0), to);
-  return 2;
-}
-
 int Importer::argmax_then_cast(const onnx::NodeProto& n, NodeAttrs& a) {
   want_inputs(n, 1, 1);
   Ref x = ref(n.input(0));

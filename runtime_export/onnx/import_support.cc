@@ -18,10 +18,10 @@ ops::Support onnx_import_support(ops::OpKind kind) {
     case K::div: return supported("Div");
     case K::maximum: return supported("Max");
     case K::minimum: return supported("Min");
-    case K::equal: return supported("Equal + Cast");
-    case K::greater: return supported("Greater + Cast");
-    case K::greater_equal: return supported("GreaterOrEqual + Cast");
-    case K::less: return supported("Less + Cast");
+    case K::equal: return supported("Equal (INT64/BOOL operands compared in f32), Xor");
+    case K::greater: return supported("Greater");
+    case K::greater_equal: return supported("GreaterOrEqual");
+    case K::less: return supported("Less, LessOrEqual (Less or Equal)");
     case K::matmul: return supported("MatMul");
     case K::linear: return supported("Gemm");
     case K::conv2d: return supported("Conv (any pads, group)");
@@ -48,6 +48,11 @@ ops::Support onnx_import_support(ops::OpKind kind) {
     case K::simple_rnn: return supported("RNN (Tanh, forward or reverse, layout 0, constant W, R, B; no sequence_lens)");
     case K::resize2d: return supported("Resize (nearest/linear, 4-D, half_pixel or asymmetric nearest)");
     case K::pad: return supported("Pad (constant/reflect/edge, opsets 2-21 forms incl. axes; not the batch axis)");
+    case K::where: return supported("Where on run-time values (masked_fill, torch.where)");
+    case K::logical_not: return supported("Not, Xor, Cast to BOOL (as Not(Not(x)))");
+    case K::logical_and: return supported("And");
+    case K::logical_or: return supported("Or, LessOrEqual");
+    case K::erf: return supported("Erf (outside the GELU pattern)");
     case K::relu: return supported("Relu, LeakyRelu");
     case K::gelu_tanh: return supported("GELU's tanh form, Gelu approximate=tanh (opset 20)");
     case K::gelu_erf: return supported("GELU's erf form, Gelu (opset 20)");

@@ -383,10 +383,14 @@ class Importer {
   int gelu_erf(const onnx::NodeProto& n);
   int gelu_tanh(const onnx::NodeProto& n);
   int mish(const onnx::NodeProto& n);  // Softplus -> Tanh -> Mul(x, .): Mish before opset 18
-  int compare_then_cast(const onnx::NodeProto& n);
   int argmax_then_cast(const onnx::NodeProto& n, NodeAttrs& a);
   int clip_then_cast(const onnx::NodeProto& n);
   int node(const onnx::NodeProto& n);
+  // import_logical.cc: Where, Not, And, Or, Xor, the comparisons, Erf, Cast to BOOL on run-time values
+  std::set<std::string> booleans_;  // ONNX values Kiln holds as 1/0 (BOOL inputs, comparisons, logical ops)
+  int float_operand(const std::string& name);
+  bool is_float_value(const std::string& name);
+  int logical_node(const onnx::NodeProto& n);
 
   // Transformer exports (torch.onnx): import_shape.cc folds shape subgraphs (folded.h);
   // import_view.cc carries Reshape/Transpose chains as views; import_layer_norm_pattern.cc.

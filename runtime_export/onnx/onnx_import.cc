@@ -27,7 +27,11 @@ Graph Importer::run() {
     if (!in.type().has_tensor_type()) fail("is not a tensor");
     const auto& tt = in.type().tensor_type();
     // Token ids: torch writes INT64, Kiln has no 64-bit integers and gathers with s32.
-    DType dtype = tt.elem_type() == onnx::TensorProto::INT64 ? DType::s32 : kiln_dtype(tt.elem_type(), where_);
+    // BOOL (an attention mask): u8 holding 1/0, read as Kiln's f32 booleans (import_logical.cc).
+    const bool boolean = tt.elem_type() == onnx::TensorProto::BOOL;
+    DType dtype = tt.elem_type() == onnx::TensorProto::INT64 ? DType::s32
+                  : boolean                                   ? DType::u8
+                                                              : kiln_dtype(tt.elem_type(), where_);
     if (!tt.has_shape()) fail("has no shape");
     Shape s;
     for (int d = 0; d < tt.shape().dim_size(); ++d) {
@@ -41,6 +45,7 @@ Graph Importer::run() {
     int v = add_value(in.name(), s, dtype);
     g_.inputs.push_back(v);
     refs_[in.name()] = Ref{v, "", identity_perm(static_cast<int>(s.size()))};
+    if (boolean) booleans_.insert(in.name());
   }
   for (bool constants : {true, false}) {
     for (int i = 0; i < gp_.node_size(); ++i) {

@@ -113,6 +113,13 @@ Builder::Rule Builder::rule(ops::OpKind kind) {
     // (or a max pool of non-negative values) is folded into its pads before (fold_zero_padding).
     case K::pad: return {nullptr, "eager op (a zero pad before a conv folds into its pads)"};
     // The eager op is oneDNN's RNN primitives already (inference prop kind, no workspace).
+    // Kiln's broadcasting kernels (oneDNN 2.6 has no select, boolean ops or erf).
+    case K::where:
+    case K::logical_not:
+    case K::logical_and:
+    case K::logical_or:
+    case K::erf:
+      return {nullptr, "eager op (Kiln's kernel: oneDNN 2.6 has no select, boolean op or erf)"};
     KILN_RNN_OPS(KILN_OP_CASE)
     return {nullptr, "eager op (oneDNN LSTM / linear-before-reset GRU / vanilla RNN, f32)"};
   }

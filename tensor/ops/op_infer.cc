@@ -669,6 +669,19 @@ InferFn infer_of(OpKind kind) {
       return typed<K::resize2d>([](const Types& in, const Resize2dAttrs& a) { return resize_type(in[0], a); });
     case K::pad:
       return typed<K::pad>([](const Types& in, const PadAttrs& a) { return pad_type(in[0], a); });
+    case K::where:
+      return [](const Types& in, const Attrs&) {
+        if (!is_floating(in[0].dtype) && in[0].dtype != DType::u8) {
+          throw std::invalid_argument("where: the condition must be f32, bf16 or u8 (1/0), got " + describe(in[0]));
+        }
+        ValueType values = binary_type({in[1], in[2]}, "where")[0];
+        return one({values.dtype, broadcast_shapes(in[0].shape, values.shape, "where")});
+      };
+    case K::logical_not:
+      return [](const Types& in, const Attrs&) { return check_floating(in[0], "logical_not"), one(in[0]); };
+    case K::logical_and: return binary("logical_and");
+    case K::logical_or: return binary("logical_or");
+    case K::erf: return [](const Types& in, const Attrs&) { return check_floating(in[0], "erf"), one(in[0]); };
     KILN_RNN_OPS(KILN_OP_CASE)
     return [kind](const Types& in, const Attrs& a) { return rnn_type(kind, in, parse_attrs<RnnAttrs>(a)); };
     KILN_ELTWISE_OPS(KILN_OP_CASE) {

@@ -98,6 +98,11 @@
   X(conv_transpose2d, ConvTranspose2dAttrs, 2, 3, true)      \
   X(resize2d, Resize2dAttrs, 1, 1, true)                     \
   X(pad, PadAttrs, 1, 1, true)                               \
+  X(where, NoAttrs, 3, 3, true)                              \
+  X(logical_not, NoAttrs, 1, 1, false)                       \
+  X(logical_and, NoAttrs, 2, 2, false)                       \
+  X(logical_or, NoAttrs, 2, 2, false)                        \
+  X(erf, NoAttrs, 1, 1, true)                                \
   KILN_RNN_OPS(X)                                            \
   KILN_ELTWISE_OPS(X)
 

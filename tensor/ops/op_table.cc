@@ -163,6 +163,11 @@ RunFn run_of(OpKind kind) {
       return typed<K::resize2d>([](const Inputs& in, const Resize2dAttrs& a) { return resize2d(in[0], a); });
     case K::pad:
       return typed<K::pad>([](const Inputs& in, const PadAttrs& a) { return pad(in[0], a); });
+    case K::where: return [](const Inputs& in, const Attrs&) { return Outputs{where(in[0], in[1], in[2])}; };
+    case K::logical_not: return [](const Inputs& in, const Attrs&) { return Outputs{logical_not(in[0])}; };
+    case K::logical_and: return binary(logical_and);
+    case K::logical_or: return binary(logical_or);
+    case K::erf: return [](const Inputs& in, const Attrs&) { return Outputs{erf(in[0])}; };
     KILN_RNN_OPS(KILN_OP_CASE)
     return [kind](const Inputs& in, const Attrs& attrs) { return run_rnn_node(kind, in, parse_attrs<RnnAttrs>(attrs)); };
     KILN_ELTWISE_OPS(KILN_OP_CASE) {

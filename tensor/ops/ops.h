@@ -20,3 +20,6 @@
 #include "tensor/ops/rnn.h"
 #include "tensor/ops/shape_ops.h"
 #include "tensor/ops/softmax.h"
+#include "tensor/ops/where.h"
+#include "tensor/ops/logical.h"
+#include "tensor/ops/erf.h"

@@ -276,6 +276,101 @@ def write_transformer_fuzz_seeds(corpus):
     torch.onnx.export(bert, (ids, mask), os.path.join(corpus, "valid-exported-torch-bert-0.onnx"), opset_version=17,
                       dynamo=False, input_names=["input_ids", "attention_mask"], output_names=["hidden"],
                       dynamic_axes={n: {0: "batch"} for n in ("input_ids", "attention_mask", "hidden")})
+
+class MaskedAttention(torch.nn.Module):
+    """One BERT-style self-attention block over hidden states, masked as PyTorch code writes it:
+    scores.masked_fill(padding, -inf) (ONNX Where with a -inf constant), the padding read from an
+    INT64 attention_mask (mask == 0: Equal) or a BOOL one (~mask: Not, and mask & (h > 0): And),
+    a torch.where leaky activation (Greater, Where) and a standalone torch.erf."""
+
+    def __init__(self, hidden=16, heads=2):
+        super().__init__()
+        self.heads, self.head_dim = heads, hidden // heads
+        self.qkv = torch.nn.Linear(hidden, 3 * hidden)
+        self.o = torch.nn.Linear(hidden, hidden)
+        self.ln = torch.nn.LayerNorm(hidden)
+
+    def forward(self, x, attention_mask):
+        b, t, _ = x.shape
+        q, k, v = self.qkv(x).view(b, t, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim)
+        if attention_mask.dtype == torch.bool:
+            padding = ~attention_mask[:, None, None, :]
+        else:
+            padding = attention_mask[:, None, None, :] == 0
+        scores = scores.masked_fill(padding, float("-inf"))
+        ctx = (torch.softmax(scores, dim=-1) @ v).permute(0, 2, 1, 3).reshape(b, t, -1)
+        h = self.ln(x + self.o(ctx))
+        positive = h > 0
+        if attention_mask.dtype == torch.bool:
+            positive = positive & attention_mask[:, :, None]
+        return torch.where(positive, h, 0.1 * h) + torch.erf(h)
+
+
+class ErfNet(torch.nn.Module):
+    """A standalone Erf between two Linears (no GELU around it)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = torch.nn.Linear(6, 8), torch.nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.b(torch.erf(self.a(x)))
+
+
+def write_mask_models(out):
+    """masked_attention.{int64,bool}.opset{14,17,18}.onnx (TorchScript exporter) and
+    .dynamo.onnx (dynamo exporter, opset 18), exported at batch 2, with a batch-3 input, its
+    INT64 mask (padded tails of lengths 0, 2 and 4) and PyTorch's outputs for both mask dtypes; erf_net.opset17.onnx and
+    erf_net.dynamo.onnx with theirs. Each file a few KB."""
+    import warnings
+    warnings.filterwarnings("ignore")
+    torch.manual_seed(7)
+    model = MaskedAttention().eval()
+    g = torch.Generator().manual_seed(310)
+    x_export, x = torch.randn(2, 6, 16, generator=g), torch.randn(3, 6, 16, generator=g)
+    mask = torch.ones(3, 6, dtype=torch.int64)
+    for i, pad in enumerate((0, 2, 4)):
+        if pad:
+            mask[i, 6 - pad:] = 0
+    np.save(os.path.join(out, "masked_attention.input.npy"), x.numpy())
+    np.save(os.path.join(out, "masked_attention.mask.npy"), mask.numpy())  # the BOOL models read it != 0
+    batch = torch.export.Dim("batch")
+    for kind, m in (("int64", mask), ("bool", mask.bool())):
+        with torch.no_grad():
+            np.save(os.path.join(out, "masked_attention.%s.output.npy" % kind), model(x, m).numpy())
+        args = (x_export, m[:2])
+        names = {"input_names": ["x", "attention_mask"], "output_names": ["y"]}
+        for opset in (14, 17, 18):
+            torch.onnx.export(model, args, os.path.join(out, "masked_attention.%s.opset%d.onnx" % (kind, opset)),
+                              opset_version=opset, dynamo=False,
+                              dynamic_axes={"x": {0: "batch"}, "attention_mask": {0: "batch"}, "y": {0: "batch"}}, **names)
+        program = torch.onnx.export(model, args, dynamo=True, opset_version=18, dynamic_shapes=({0: batch}, {0: batch}),
+                                    **names)
+        program.save(os.path.join(out, "masked_attention.%s.dynamo.onnx" % kind))
+    torch.manual_seed(8)
+    erf = ErfNet().eval()
+    x_export, x = torch.randn(2, 6, generator=g), torch.randn(4, 6, generator=g)
+    np.save(os.path.join(out, "erf_net.input.npy"), x.numpy())
+    with torch.no_grad():
+        np.save(os.path.join(out, "erf_net.output.npy"), erf(x).numpy())
+    names = {"input_names": ["x"], "output_names": ["y"]}
+    torch.onnx.export(erf, (x_export,), os.path.join(out, "erf_net.opset17.onnx"), opset_version=17, dynamo=False,
+                      dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, **names)
+    torch.onnx.export(erf, (x_export,), dynamo=True, opset_version=18, dynamic_shapes=({0: batch},),
+                      **names).save(os.path.join(out, "erf_net.dynamo.onnx"))
+
+
+def write_mask_fuzz_seed(corpus):
+    """The BOOL-mask block at hidden 4, one head: Where, Not, And, Greater, Erf in a few KB."""
+    torch.manual_seed(9)
+    model = MaskedAttention(hidden=4, heads=1).eval()
+    mask = torch.tensor([[True, True, False]] * 2)
+    torch.onnx.export(model, (torch.randn(2, 3, 4), mask), os.path.join(corpus, "valid-exported-torch-mask-0.onnx"),
+                      opset_version=17, dynamo=False, input_names=["x", "attention_mask"], output_names=["y"],
+                      dynamic_axes={"x": {0: "batch"}, "attention_mask": {0: "batch"}, "y": {0: "batch"}})
+
+
 QDQ_VARIANTS = {
     # ONNX Runtime's defaults for CNNs on x86: u8 activations with zero points (asymmetric).
     "qdq_u8": {"activation_type": "QUInt8", "extra_options": {}},
@@ -330,6 +425,12 @@ def write_qdq_fuzz_seed(float_seed, path):
 
 
 def main():
+    fuzz_corpus = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "fuzz", "corpus", "onnx")
+    if len(sys.argv) > 1 and sys.argv[1] == "--masks":  # only the masked-attention and Erf models (issue 23)
+        out = sys.argv[2] if len(sys.argv) > 2 else os.path.dirname(os.path.abspath(__file__))
+        write_mask_models(out)
+        write_mask_fuzz_seed(fuzz_corpus)
+        return
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.dirname(os.path.abspath(__file__))
     for i, (name, model, shape) in enumerate(models()):
         randomize_batchnorm(model, 100 + i)
@@ -346,7 +447,8 @@ def main():
             write_dynamo_export(model, x, os.path.join(out, name + ".dynamo.onnx"))
     write_cnn_models(out)
     write_transformer_models(out)
-    fuzz_corpus = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "fuzz", "corpus", "onnx")
+    write_mask_models(out)
+    write_mask_fuzz_seed(fuzz_corpus)
     write_fuzz_seed(os.path.join(fuzz_corpus, "valid-exported-torch-0.onnx"))
     write_transformer_fuzz_seeds(fuzz_corpus)
     write_qdq_models(out)
