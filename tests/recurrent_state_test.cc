@@ -15,6 +15,7 @@
 #include "graph/trace.h"
 #include "kiln.h"
 #include "nn/layer_registry.h"
+#include "nn/model_config.h"
 #include "runtime_export/inference_model.h"
 #include "tests/onnx_round_trip.h"
 #include "tests/temp_path.h"
@@ -239,7 +240,7 @@ TEST(RecurrentState, StateOutputsAndBothDirectionsAsModelOutputs) {
   save_model(*model, path);
   std::vector<Tensor> loaded = load_model(path)->call({x}, false);
   graph::Graph g = graph::trace(*model, slice(x, 0, 0, 2));
-  std::vector<Tensor> run = g.run({x});
+  std::vector<Tensor> run = g.run(std::vector<Tensor>{x});
   ASSERT_EQ(run.size(), 3u);
   for (size_t k = 0; k < 3; ++k) {
     EXPECT_TRUE(bitwise_equal(loaded[k], want[k])) << k;
