@@ -247,6 +247,15 @@ TEST(RecurrentState, StateOutputsAndBothDirectionsAsModelOutputs) {
     EXPECT_TRUE(bitwise_equal(run[k], want[k])) << k;
   }
   testing::expect_onnx_round_trip(g, {x}, "states");
+  // merge_mode null is None (two outputs); absent is Keras's default, concat.
+  Config bi = Bidirectional(GRU(2), std::nullopt)->config(), without = Config::map();
+  EXPECT_EQ(layer_from_config("Bidirectional", bi)->num_outputs(), 2);
+  for (const std::string& key : bi.keys()) {
+    if (key != "merge_mode") without.set(key, bi.at(key));
+  }
+  Layer concat = layer_from_config("Bidirectional", without);
+  EXPECT_EQ(concat->num_outputs(), 1);
+  EXPECT_EQ(concat->config().at("merge_mode").as_string(), "concat");
   // A config's tensor index past the layer's outputs is refused, naming it.
   Config bad = c;
   Config outs = Config::list({Config::list({"gru", 0, 2})});
