@@ -389,7 +389,7 @@ TEST(LoadModel, FunctionalGraphErrorsAreCaught) {
       {arch(dense("a", R"([["in", 0, 0]])") + ", " + dense("b", R"([["zz", 0, 0]])"), R"(["b", 0, 0])"),
        "unknown layer 'zz'"},
       {arch(dense("a", R"([["in", 0, 0]])") + ", " + dense("b", R"([["a", 3, 0]])"), R"(["b", 0, 0])"), "node 3 of layer 'a'"},
-      {arch(dense("a", R"([["in", 0, 0]])") + ", " + dense("b", R"([["a", 0, 1]])"), R"(["b", 0, 0])"), "one output tensor"},
+      {arch(dense("a", R"([["in", 0, 0]])") + ", " + dense("b", R"([["a", 0, 1]])"), R"(["b", 0, 0])"), "refers to tensor 1 of layer 'a', which has 1 output(s)"},
       {arch(dense("a", R"([["in", 0, 0]])") + ", " + dense("a", R"([["a", 0, 0]])"), R"(["a", 0, 0])"), "two layers are named 'a'"},
       {arch(dense("a", R"([["in", 0, 0]])") + ", " + dense("b", R"([["in", 0, 0]])"), R"(["b", 0, 0])"),
        "'a' does not lead to any output"},

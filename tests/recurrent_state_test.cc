@@ -15,6 +15,7 @@
 #include "graph/trace.h"
 #include "kiln.h"
 #include "nn/layer_registry.h"
+#include "nn/model_config.h"
 #include "runtime_export/inference_model.h"
 #include "tests/onnx_round_trip.h"
 #include "tests/temp_path.h"
@@ -239,13 +240,22 @@ TEST(RecurrentState, StateOutputsAndBothDirectionsAsModelOutputs) {
   save_model(*model, path);
   std::vector<Tensor> loaded = load_model(path)->call({x}, false);
   graph::Graph g = graph::trace(*model, slice(x, 0, 0, 2));
-  std::vector<Tensor> run = g.run({x});
+  std::vector<Tensor> run = g.run(std::vector<Tensor>{x});
   ASSERT_EQ(run.size(), 3u);
   for (size_t k = 0; k < 3; ++k) {
     EXPECT_TRUE(bitwise_equal(loaded[k], want[k])) << k;
     EXPECT_TRUE(bitwise_equal(run[k], want[k])) << k;
   }
   testing::expect_onnx_round_trip(g, {x}, "states");
+  // merge_mode null is None (two outputs); absent is Keras's default, concat.
+  Config bi = Bidirectional(GRU(2), std::nullopt)->config(), without = Config::map();
+  EXPECT_EQ(layer_from_config("Bidirectional", bi)->num_outputs(), 2);
+  for (const std::string& key : bi.keys()) {
+    if (key != "merge_mode") without.set(key, bi.at(key));
+  }
+  Layer concat = layer_from_config("Bidirectional", without);
+  EXPECT_EQ(concat->num_outputs(), 1);
+  EXPECT_EQ(concat->config().at("merge_mode").as_string(), "concat");
   // A config's tensor index past the layer's outputs is refused, naming it.
   Config bad = c;
   Config outs = Config::list({Config::list({"gru", 0, 2})});

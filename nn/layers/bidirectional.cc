@@ -180,8 +180,9 @@ Layer read_wrapped(ConfigReader& r, const char* key) {
 Layer from_config(const Config& config) {
   ConfigReader r(config, "Bidirectional config");
   BaseLayerConfig base = read_base_config(r);
-  std::optional<std::string> merge_mode;
-  if (r.optional("merge_mode")) merge_mode = r.string("merge_mode");
+  // Absent: Keras's default, concat; null: None, both outputs.
+  std::optional<std::string> merge_mode = "concat";
+  if (r.has("merge_mode")) merge_mode = r.optional("merge_mode") ? std::optional(r.string("merge_mode")) : std::nullopt;
   Layer forward = read_wrapped(r, "layer");
   std::optional<Layer> backward;
   if (r.optional("backward_layer")) backward = read_wrapped(r, "backward_layer");
