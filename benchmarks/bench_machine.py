@@ -2,6 +2,7 @@
 import os
 import re
 import subprocess
+import sys
 
 
 def cpu_info():
@@ -35,3 +36,20 @@ def kiln_thread_env(kiln_bin):
         env.setdefault(k, v)
     env["KILN_THREAD_CONFIG_APPLIED"] = "1"
     return env, out.strip()
+
+
+def first_existing(candidates, driver):
+    """The first path of `candidates` that exists; else exits naming them and the driver."""
+    for p in candidates:
+        if os.path.exists(p):
+            return p
+    sys.exit("%s: cannot find any of %s" % (driver, ", ".join(candidates)))
+
+
+def run_tool(cmd, env, what, driver):
+    """Runs cmd; its stdout's key=value pairs as a dict. A failure exits with `what`, the command
+    and the end of its output."""
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit("%s: %s failed (%s):\n%s%s" % (driver, what, " ".join(cmd), r.stdout[-2000:], r.stderr[-3000:]))
+    return dict(re.findall(r"(\w+)=(\S+)", r.stdout))

@@ -22,13 +22,12 @@ Run: bazel run -c opt //benchmarks:foreign_onnx -- [--reps 3] [--seconds 2] [--t
 import argparse
 import datetime
 import os
-import re
 import statistics
 import subprocess
 import sys
 import tempfile
 
-from bench_machine import cpu_info
+from bench_machine import cpu_info, first_existing, run_tool
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.environ.get("BUILD_WORKSPACE_DIRECTORY", os.getcwd())
@@ -68,17 +67,11 @@ np.save(x_path, np.random.default_rng(12).standard_normal([n] + shape).astype(np
 
 
 def find(cands):
-    for p in cands:
-        if os.path.exists(p):
-            return p
-    sys.exit("foreign_onnx_bench: cannot find any of " + ", ".join(cands))
+    return first_existing(cands, "foreign_onnx_bench")
 
 
 def run(cmd, env, what):
-    r = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    if r.returncode != 0:
-        sys.exit("foreign_onnx_bench: %s failed (%s):\n%s%s" % (what, " ".join(cmd), r.stdout[-2000:], r.stderr[-3000:]))
-    return dict(re.findall(r"(\w+)=(\S+)", r.stdout))
+    return run_tool(cmd, env, what, "foreign_onnx_bench")
 
 
 def main():

@@ -37,13 +37,12 @@ Run: bazel run //benchmarks:inference -- [--reps 3] [--seconds 2] [--threads 2] 
 import argparse
 import datetime
 import os
-import re
 import statistics
 import subprocess
 import sys
 import tempfile
 
-from bench_machine import cpu_info
+from bench_machine import cpu_info, first_existing, run_tool
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.environ.get("BUILD_WORKSPACE_DIRECTORY", os.getcwd())
@@ -68,17 +67,11 @@ MAX_INT8_DROP = 0.01  # one point of top-1 accuracy
 
 
 def find(cands):
-    for p in cands:
-        if os.path.exists(p):
-            return p
-    sys.exit("inference_compare: cannot find any of " + ", ".join(cands))
+    return first_existing(cands, "inference_compare")
 
 
 def run(cmd, env, what):
-    r = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    if r.returncode != 0:
-        sys.exit("inference_compare: %s failed (%s):\n%s%s" % (what, " ".join(cmd), r.stdout[-2000:], r.stderr[-3000:]))
-    return dict(re.findall(r"(\w+)=(\S+)", r.stdout))
+    return run_tool(cmd, env, what, "inference_compare")
 
 
 def probe_peers(env):
