@@ -279,8 +279,10 @@ int Importer::int8_source_of_layer_input() {
   const int x = g_.nodes.back().inputs[0];
   if (auto source = dequantize_source_.find(x); source != dequantize_source_.end()) return source->second;
   const graph::Node* permute = nullptr;
-  for (const auto& node : g_.nodes) {
-    if (node.outputs.size() == 1 && node.outputs[0] == x && node.call.is(ops::OpKind::permute)) permute = &node;
+  for (auto it = g_.nodes.rbegin() + 1; it != g_.nodes.rend(); ++it) {  // the producer of x
+    if (it->outputs.size() != 1 || it->outputs[0] != x) continue;
+    if (it->call.is(ops::OpKind::permute)) permute = &*it;
+    break;
   }
   if (!permute) return -1;
   auto source = dequantize_source_.find(permute->inputs[0]);
