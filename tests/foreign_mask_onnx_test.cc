@@ -10,7 +10,7 @@
 #include <cstdio>
 #include <string>
 
-#include <onnx/onnx_pb.h>
+#include "runtime_export/onnx/onnx_tensor.h"  // the ONNX protos, as the importer includes them
 
 #include "data/npy.h"
 #include "graph/graph.h"
