@@ -10,6 +10,8 @@
 #include <cstdio>
 #include <string>
 
+#include "runtime_export/onnx/onnx_tensor.h"  // the ONNX protos, as the importer includes them
+
 #include "data/npy.h"
 #include "graph/graph.h"
 #include "runtime_export/inference_model.h"
@@ -90,6 +92,68 @@ INSTANTIATE_TEST_SUITE_P(TorchOnnx, ForeignMask,
 TEST(ForeignErf, StandaloneErfMatchesPyTorch) {
   const Tensor x = data::read_npy(kDir + "erf_net.input.npy"), want = data::read_npy(kDir + "erf_net.output.npy");
   for (const char* file : {"erf_net.opset17.onnx", "erf_net.dynamo.onnx"}) expect_matches(file, {x}, want);
+}
+
+// Cast to BOOL of float values (nonzero and NaN are true), Xor, LessOrEqual (false for NaN) and
+// Or, hand-built, on a BOOL model input too; and Where choosing among INT64 values is refused.
+TEST(ForeignMask, CastToBoolXorLessOrEqualAndOrOnRunTimeValues) {
+  onnx::ModelProto m;
+  m.set_ir_version(8);
+  m.add_opset_import()->set_version(17);
+  onnx::GraphProto* g = m.mutable_graph();
+  auto input = [&](const std::string& name, int elem) {
+    auto* t = g->add_input();
+    t->set_name(name);
+    auto* tt = t->mutable_type()->mutable_tensor_type();
+    tt->set_elem_type(elem);
+    tt->mutable_shape()->add_dim()->set_dim_param("N");
+    tt->mutable_shape()->add_dim()->set_dim_value(5);
+  };
+  auto node = [&](const std::string& op, std::vector<std::string> in, const std::string& out, int cast_to = -1) {
+    auto* n = g->add_node();
+    n->set_op_type(op);
+    n->set_name(op + "_" + out);
+    for (const auto& i : in) n->add_input(i);
+    n->add_output(out);
+    if (cast_to >= 0) {
+      auto* a = n->add_attribute();
+      a->set_name("to");
+      a->set_type(onnx::AttributeProto::INT);
+      a->set_i(cast_to);
+    }
+  };
+  input("x", onnx::TensorProto::FLOAT);
+  input("y", onnx::TensorProto::FLOAT);
+  input("keep", onnx::TensorProto::BOOL);
+  node("Cast", {"x"}, "xb", onnx::TensorProto::BOOL);
+  node("Cast", {"y"}, "yb", onnx::TensorProto::BOOL);
+  node("Xor", {"xb", "yb"}, "differ");
+  node("LessOrEqual", {"x", "y"}, "le");
+  node("Or", {"differ", "le"}, "either");
+  node("And", {"either", "keep"}, "both");
+  node("Cast", {"both"}, "out", onnx::TensorProto::FLOAT);
+  g->add_output()->set_name("out");
+  graph::Graph imported = runtime_export::parse_onnx(m.SerializeAsString(), "built.onnx");
+  const float nan = std::nanf("");
+  Tensor x = Tensor::from_vector({0.f, 2.f, nan, 3.f, -1.f}, {1, 5}), y = Tensor::from_vector({0.f, 0.f, 1.f, 1.f, 0.f}, {1, 5});
+  Tensor keep = cast(Tensor::from_vector({1.f, 1.f, 1.f, 1.f, 0.f}, {1, 5}), DType::u8);
+  // differ: 0 1 0 0 1; le: 1 0 0 0 1; either: 1 1 0 0 1; and keep: 1 1 0 0 0.
+  EXPECT_EQ(imported.run({x, y, keep})[0].to_vector(), (std::vector<float>{1, 1, 0, 0, 0}));
+
+  g->mutable_input(0)->mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::INT64);
+  g->mutable_input(1)->mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::INT64);
+  g->clear_node();
+  g->clear_output();
+  node("Greater", {"x", "y"}, "gt");
+  node("Where", {"gt", "x", "y"}, "out");
+  g->add_output()->set_name("out");
+  try {
+    runtime_export::parse_onnx(m.SerializeAsString(), "built.onnx");
+    FAIL() << "accepted";
+  } catch (const std::invalid_argument& e) {
+    const std::string what = e.what();
+    for (const char* word : {"built.onnx", "Where", "non-FLOAT", "'x'"}) EXPECT_NE(what.find(word), std::string::npos) << what;
+  }
 }
 
 }  // namespace

@@ -38,7 +38,8 @@ int Importer::float_operand(const std::string& name) {
   const graph::Value in = g_.values[v];  // a copy: add_node grows g_.values
   if (in.dtype == DType::f32) return v;
   if (in.dtype == DType::bf16) fail("'" + name + "' is bf16; the importer works in f32");
-  return add_node(ops::Attrs("cast").set("dtype", "f32"), {v}, in.name + "_f32", in.shape, DType::f32);
+  if (auto it = float_copy_.find(v); it != float_copy_.end()) return it->second;
+  return float_copy_[v] = add_node(ops::Attrs("cast").set("dtype", "f32"), {v}, in.name + "_f32", in.shape, DType::f32);
 }
 
 bool Importer::is_float_value(const std::string& name) {

@@ -388,6 +388,7 @@ class Importer {
   int node(const onnx::NodeProto& n);
   // import_logical.cc: Where, Not, And, Or, Xor, the comparisons, Erf, Cast to BOOL on run-time values
   std::set<std::string> booleans_;  // ONNX values Kiln holds as 1/0 (BOOL inputs, comparisons, logical ops)
+  std::map<int, int> float_copy_;  // an s32/u8 value -> its f32 cast, made once however often read
   int float_operand(const std::string& name);
   bool is_float_value(const std::string& name);
   int logical_node(const onnx::NodeProto& n);
