@@ -74,6 +74,17 @@ def run(cmd, env, what):
     return run_tool(cmd, env, what, "inference_compare")
 
 
+def try_peer(cmd, env):
+    """A peer's run: its key=value dict, or None and the last line of its error. A peer that fails
+    on one model (OpenVINO cannot compile NNCF's int8 LSTM, for instance) loses that model's
+    cells, not the whole report."""
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if r.returncode != 0:
+        lines = [l for l in (r.stderr + r.stdout).strip().splitlines() if l.strip()]
+        return None, (lines[-1][:200] if lines else "exit status %d" % r.returncode)
+    return dict(re.findall(r"(\w+)=(\S+)", r.stdout)), None
+
+
 def probe_peers(env):
     """{engine: None if usable, else why not}, and version strings."""
     status, versions = {}, {}
@@ -144,6 +155,10 @@ def main():
 
     tmp = tempfile.mkdtemp(prefix="kiln_inference_")
     files, accuracy = {}, {}
+    failed = {}  # (model, column) -> why that peer could not run that model
+
+    def runs(m, col):
+        return (m, col) not in failed
 
     def model_args(m, kind, e, batch):
         """The arguments that pick the model file (peers) or the traced batch (Kiln) for `batch`."""
@@ -172,20 +187,32 @@ def main():
             for col, e, _, kind in engines:
                 if e in ("ort_qdq", "ort_qop", "ov_int8"):
                     path = stem + suffix + "_" + e + (".xml" if e == "ov_int8" else ".onnx")
-                    run([PEERS_PY, peer_py, "--prepare", e, "--onnx", onnx, "--calib", calib, "--out", path] +
-                        (["--calib_batch", str(tb)] if tb else []), env, "%s quantization of %s" % (col, m))
+                    if not runs(m, col):
+                        continue
+                    _, err = try_peer([PEERS_PY, peer_py, "--prepare", e, "--onnx", onnx, "--calib", calib, "--out",
+                                       path] + (["--calib_batch", str(tb)] if tb else []), env)
+                    if err:
+                        failed[(m, col)] = "quantization failed: " + err
+                        print("%s on %s: %s" % (col, m, failed[(m, col)]), flush=True)
                     files[(m, e, tb)] = path
 
         for col, e, dtype, kind in engines:
-            if col not in ACCURACY_COLUMNS:
+            if col not in ACCURACY_COLUMNS or not runs(m, col):
                 continue
             if kind == "kiln":
                 cmd = [kiln, "--model", m, "--engine", e, "--dtype", dtype, "--weights", weights, "--calib", calib]
             else:
                 cmd = [PEERS_PY, peer_py, "--engine", e, "--threads", str(a.threads)]
-            cmd += model_args(m, kind, e, ACCURACY_BATCH)
-            accuracy[(m, col)] = float(run(cmd + ["--accuracy_x", test_x, "--accuracy_y", test_y], env,
-                                           "accuracy of %s on %s" % (col, m))["accuracy"])
+            cmd += model_args(m, kind, e, ACCURACY_BATCH) + ["--accuracy_x", test_x, "--accuracy_y", test_y]
+            if kind == "kiln":
+                accuracy[(m, col)] = float(run(cmd, env, "accuracy of %s on %s" % (col, m))["accuracy"])
+                continue
+            out, err = try_peer(cmd, env)
+            if err:
+                failed[(m, col)] = "failed: " + err
+                print("%s on %s: %s" % (col, m, failed[(m, col)]), flush=True)
+            else:
+                accuracy[(m, col)] = float(out["accuracy"])
         print("%s accuracy: %s" % (m, ", ".join("%s %.4f" % (c, accuracy[(m, c)]) for c, *_ in engines
                                                if (m, c) in accuracy)), flush=True)
         for key, value in (("weights", weights), ("calib", calib)):
@@ -197,6 +224,8 @@ def main():
             for b in BATCHES:
                 jobs = []
                 for col, e, dtype, kind in engines:
+                    if not runs(m, col):
+                        continue
                     if kind == "kiln":
                         cmd = [kiln, "--model", m, "--engine", e, "--dtype", dtype, "--batch", str(b), "--seconds",
                                str(a.seconds), "--weights", files[(m, "weights")], "--calib", files[(m, "calib")]]
@@ -206,11 +235,24 @@ def main():
                     jobs.append((col, cmd + model_args(m, kind, e, b)))
                 k = rep % len(jobs)
                 for col, cmd in jobs[k:] + jobs[:k]:
-                    results.setdefault((m, b, col), []).append(run(cmd, env, "%s on %s b%d" % (col, m, b)))
+                    if not runs(m, col):
+                        continue  # failed at an earlier batch of this repetition
+                    if col in dict((c, 1) for c, _, _, kind in engines if kind == "kiln"):
+                        results.setdefault((m, b, col), []).append(run(cmd, env, "%s on %s b%d" % (col, m, b)))
+                        continue
+                    out, err = try_peer(cmd, env)
+                    if err:
+                        failed[(m, col)] = "failed at batch %d: %s" % (b, err)
+                        print("%s on %s: %s" % (col, m, failed[(m, col)]), flush=True)
+                    else:
+                        results.setdefault((m, b, col), []).append(out)
         print("repetition %d/%d done" % (rep + 1, a.reps), flush=True)
 
     def med(m, b, col, key):
         return statistics.median(float(r[key]) for r in results[(m, b, col)])
+
+    def ran(m, b, col):
+        return runs(m, col) and (m, b, col) in results
 
     cpu, flags = cpu_info()
     wanted = ["avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8"]
@@ -228,10 +270,12 @@ def main():
     failures = []
     for m in models:
         for b in BATCHES:
-            ips = {c: med(m, b, c, "images_per_sec") for c in cols}
+            ips = {c: med(m, b, c, "images_per_sec") for c in cols if ran(m, b, c)}
             vs_predict = ips["InferenceModel"] / ips["Model::predict"]
-            best_fp32 = max(fp32_peers, key=lambda c: ips[c]) if fp32_peers else None
-            best_int8 = max(int8_peers, key=lambda c: ips[c]) if int8_peers else None
+            fp32_here = [c for c in fp32_peers if c in ips]
+            int8_here = [c for c in int8_peers if c in ips]
+            best_fp32 = max(fp32_here, key=lambda c: ips[c]) if fp32_here else None
+            best_int8 = max(int8_here, key=lambda c: ips[c]) if int8_here else None
             fp32_cell = int8_cell = "n/a (no peer)"
             if best_fp32:
                 r = ips["InferenceModel"] / ips[best_fp32]
@@ -245,16 +289,18 @@ def main():
                 if r < 1.0:
                     failures.append("%s b%d: Kiln int8 / %s %.2fx < 1.0x" % (m, b, best_int8, r))
             if b == 1:
-                p50 = {c: med(m, b, c, "p50_us") for c in cols}
-                p99 = {c: med(m, b, c, "p99_us") for c in cols}
+                p50 = {c: med(m, b, c, "p50_us") for c in ips}
+                p99 = {c: med(m, b, c, "p99_us") for c in ips}
                 tail_ratio = p99["InferenceModel"] / p50["InferenceModel"]
                 lines.append("| %s | 1 | p50 / p99 latency (us) | %s | %s | %s | %.2fx |" % (
-                    m, " | ".join("%.1f / %.1f" % (p50[c], p99[c]) for c in cols), fp32_cell, int8_cell, vs_predict))
+                    m, " | ".join("%.1f / %.1f" % (p50[c], p99[c]) if c in ips else "n/a" for c in cols), fp32_cell,
+                    int8_cell, vs_predict))
                 if tail_ratio >= 2.0:
                     failures.append("%s b1: InferenceModel p99/p50 %.2f >= 2" % (m, tail_ratio))
             else:
                 lines.append("| %s | %d | images/s | %s | %s | %s | %.2fx |" % (
-                    m, b, " | ".join("%.0f" % ips[c] for c in cols), fp32_cell, int8_cell, vs_predict))
+                    m, b, " | ".join("%.0f" % ips[c] if c in ips else "n/a" for c in cols), fp32_cell, int8_cell,
+                    vs_predict))
             int8_vs_f32 = ips["Kiln int8"] / ips["InferenceModel"]
             if m == "resnet18" and b == 32 and int8_vs_f32 < 2.5:
                 failures.append("resnet18 b32: Kiln int8 / Kiln f32 %.2fx < 2.5x" % int8_vs_f32)
@@ -267,10 +313,13 @@ def main():
     for m in models:
         cells = []
         for c in acc_cols:
+            if (m, c) not in accuracy:
+                cells.append("n/a")
+                continue
             v = accuracy[(m, c)]
             base = accuracy[(m, "InferenceModel")] if c in ("Kiln int8", "InferenceModel bf16") else (
-                accuracy[(m, "ORT fp32")] if c.startswith("ORT int8") and "ORT fp32" in cols else (
-                    accuracy[(m, "OpenVINO fp32")] if c == "OpenVINO int8" and "OpenVINO fp32" in cols else None))
+                accuracy.get((m, "ORT fp32")) if c.startswith("ORT int8") else (
+                    accuracy.get((m, "OpenVINO fp32")) if c == "OpenVINO int8" else None))
             cells.append("%.2f%%" % (100 * v) + (" (%+.2f)" % (100 * (v - base)) if base is not None else ""))
         acc_lines.append("| %s | %d images, %d epoch%s | %s |" % (m, train_images[m], epochs[m],
                                                                 "s" if epochs[m] > 1 else "", " | ".join(cells)))
@@ -287,6 +336,9 @@ def main():
              "same file. Kiln int8: quant::quantize, minmax. OpenVINO runs with INFERENCE_PRECISION_HINT=f32, one "
              "stream, the input reshaped to the batch; ONNX Runtime with ORT_ENABLE_ALL, one inter-op thread.")
     peers_line = "peers not run: " + ("; ".join(missing) if missing else "none")
+    if failed:
+        peers_line += "\n\npeers that failed on a model (n/a in its cells): " + "; ".join(
+            "%s on %s: %s" % (c, m, why) for (m, c), why in sorted(failed.items()))
     quick = "\n\n(--quick: a smoke run, not a measurement)" if a.quick else ""
     report = "%s\n\n%s\n\n%s\n\n%s\n\n%s%s\n\ntargets: %s\n" % (head, peers_line, table, acc_table, notes, quick, verdict)
     print(report)
@@ -307,7 +359,8 @@ def main():
     width = 0.8 / len(shown)
     base = fp32_peers[0] if fp32_peers else "InferenceModel"
     for i, c in enumerate(shown):
-        vals = [med(m, b, c, "images_per_sec") / med(m, b, base, "images_per_sec") for m in models for b in BATCHES]
+        vals = [med(m, b, c, "images_per_sec") / med(m, b, base, "images_per_sec") if ran(m, b, c) and ran(m, b, base)
+                else 0.0 for m in models for b in BATCHES]
         ax.bar([g + i * width for g in range(len(groups))], vals, width, label=c)
     ax.set_xticks([g + width * (len(shown) - 1) / 2 for g in range(len(groups))])
     ax.set_xticklabels(groups, fontsize=8)
