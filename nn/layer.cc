@@ -29,6 +29,12 @@ thread_local int64_t t_training_step = -1;
 void set_training_step(int64_t step) { t_training_step = step; }
 int64_t training_step() { return t_training_step; }
 
+uint64_t dropout_call_seed(uint64_t layer_seed, std::atomic<int64_t>& own_calls) {
+  int64_t step = t_training_step;
+  if (step < 0) step = own_calls.fetch_add(1);  // a custom loop: fresh masks every call
+  return layer_seed * 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(step) * 0xbf58476d1ce4e5b9ull + 1;
+}
+
 LayerImpl::LayerImpl(const std::string& type_name, const std::string& name)
     : type_name_(type_name), name_(name.empty() ? unique_layer_name(type_name) : name), policy_(global_policy()) {}
 

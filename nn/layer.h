@@ -220,4 +220,8 @@ class ScopedBuildLimits {
 void set_training_step(int64_t step);
 int64_t training_step();
 
+// The seed of one training call's dropout draws, mixed from the layer's resolved seed and the
+// training step, or `own_calls` (the layer's counter, incremented here) outside a Trainer.
+uint64_t dropout_call_seed(uint64_t layer_seed, std::atomic<int64_t>& own_calls);
+
 }  // namespace kiln::nn

@@ -11,6 +11,7 @@
 #include "kiln.h"
 #include "quant/quantize.h"
 #include "runtime_export/inference_model.h"
+#include "tests/tensor_compare.h"
 
 #if defined(__SANITIZE_THREAD__)
 // oneDNN is not TSan-instrumented: its internal caches synchronise through code TSan cannot
@@ -22,6 +23,8 @@ extern "C" const char* __tsan_default_suppressions() { return "race:libdnnl.so\n
 namespace kiln {
 namespace {
 
+using testing::bitwise_equal;
+
 using namespace kiln::nn;
 
 #ifdef KILN_SANITIZER
@@ -29,10 +32,6 @@ constexpr int kCallsPerThread = 3;  // sanitizers run 5-20x slower; the races sh
 #else
 constexpr int kCallsPerThread = 25;
 #endif
-
-bool bitwise_equal(const Tensor& a, const Tensor& b) {
-  return a.shape() == b.shape() && a.dtype() == b.dtype() && std::memcmp(a.raw_data(), b.raw_data(), a.nbytes()) == 0;
-}
 
 Tensor images(int64_t n, uint64_t seed, int64_t side = 12) { return random_uniform({n, side, side, 3}, -1.f, 1.f, seed); }
 

@@ -20,12 +20,15 @@
 #include "runtime_export/inference_model.h"
 #include "runtime_export/onnx/onnx_export.h"
 #include "tensor/ops/ops.h"
+#include "tests/json_tensor.h"
 #include "tests/gradcheck.h"
 #include "tests/ort_runner.h"
 #include "tests/temp_path.h"
 
 namespace kiln {
 namespace {
+
+using testing::tensor_of_json;
 
 using base::Json;
 using testing::rand_tensor;
@@ -39,27 +42,6 @@ void expect_close(const Tensor& a, const Tensor& b, double atol, double rtol, co
       ADD_FAILURE() << what << " [" << i << "]: " << x[i] << " vs " << y[i];
     }
   }
-}
-
-// A nested JSON list of numbers as a tensor.
-Tensor tensor_of(const Json& j) {
-  Shape shape;
-  const Json* level = &j;
-  while (level->is_list()) {
-    shape.push_back(static_cast<int64_t>(level->size()));
-    if (level->size() == 0) break;
-    level = &(*level)[0];
-  }
-  std::vector<float> values;
-  std::function<void(const Json&)> walk = [&](const Json& x) {
-    if (x.is_list()) {
-      for (const Json& e : x.items()) walk(e);
-    } else {
-      values.push_back(static_cast<float>(x.as_number()));
-    }
-  };
-  walk(j);
-  return Tensor::from_vector(values, shape);
 }
 
 const Json& reference() {
@@ -95,7 +77,7 @@ nn::Layer keras_layer(const Json& c, const Tensor& query, const Tensor& value) {
     for (size_t i = 0; i < weights.keys().size(); ++i) {
       const std::string& k = weights.keys()[i];
       if (k.substr(k.find('/') + 1) != path) continue;
-      Tensor w = tensor_of(weights.items()[i]);
+      Tensor w = tensor_of_json(weights.items()[i]);
       EXPECT_EQ(w.shape(), v.shape()) << path;  // Keras's layout
       v.assign(w);
       found = true;
@@ -109,25 +91,25 @@ class KerasReference : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(KerasReference, OutputAndScoresMatch) {
   const Json& c = keras_case(GetParam());
-  Tensor query = tensor_of(c.at("query")), value = tensor_of(c.at("value"));
+  Tensor query = tensor_of_json(c.at("query")), value = tensor_of_json(c.at("value"));
   nn::Layer layer = keras_layer(c, query, value);
   nn::MultiHeadAttentionCall call{.query = query, .value = value};
-  if (c.has("attention_mask")) call.attention_mask = tensor_of(c.at("attention_mask"));
+  if (c.has("attention_mask")) call.attention_mask = tensor_of_json(c.at("attention_mask"));
   if (c.has("query_mask")) {
-    call.query_mask = tensor_of(c.at("query_mask"));
-    call.value_mask = tensor_of(c.at("value_mask"));
+    call.query_mask = tensor_of_json(c.at("query_mask"));
+    call.value_mask = tensor_of_json(c.at("value_mask"));
   }
   call.use_causal_mask = c.has("use_causal_mask");
-  Tensor expected = tensor_of(c.at("output"));
+  Tensor expected = tensor_of_json(c.at("output"));
   nn::MultiHeadAttentionResult fused = nn::multi_head_attention(layer, call);
   expect_close(fused.output, expected, 2e-5, 1e-4, "output");
   call.return_attention_scores = true;
   nn::MultiHeadAttentionResult with_scores = nn::multi_head_attention(layer, call);
   expect_close(with_scores.output, expected, 2e-5, 1e-4, "output with scores");
-  expect_close(with_scores.scores, tensor_of(c.at("scores")), 2e-6, 1e-4, "scores");
+  expect_close(with_scores.scores, tensor_of_json(c.at("scores")), 2e-6, 1e-4, "scores");
   // Keras's other path (ops.dot_product_attention) agrees wherever a query has a key left.
   if (c.has("output_fused") && !c.has("attention_mask") && !c.has("query_mask")) {
-    expect_close(fused.output, tensor_of(c.at("output_fused")), 2e-5, 1e-4, "Keras's fused path");
+    expect_close(fused.output, tensor_of_json(c.at("output_fused")), 2e-5, 1e-4, "Keras's fused path");
   }
 }
 

@@ -32,6 +32,7 @@
 #include "tensor/ops/ops.h"
 #include "tensor/ops/op_attrs.h"
 #include "tensor/ops/registry.h"
+#include "tests/tensor_compare.h"
 #include "tests/gradcheck.h"
 #include "tests/pad_reference.h"
 #include "tests/rnn_reference.h"
@@ -39,6 +40,8 @@
 
 namespace kiln {
 namespace {
+
+using testing::bitwise_equal;
 
 using ops::Attrs;
 using ref::RefTensor;
@@ -1126,12 +1129,6 @@ void check_no_gradient(const Row& row, size_t k) {
   if (!is_floating(y.dtype())) return;  // nothing to differentiate
   std::vector<Tensor> grads = tape.gradient(y, watched);
   for (size_t i = 0; i < grads.size(); ++i) EXPECT_FALSE(grads[i].defined()) << "input " << i << " gets a gradient";
-}
-
-bool bitwise_equal(const Tensor& a, const Tensor& b) {
-  if (a.shape() != b.shape() || a.dtype() != b.dtype()) return false;
-  Tensor x = a.clone_detached(), y = b.clone_detached();  // dense copies of possible views
-  return std::memcmp(x.raw_data(), y.raw_data(), x.nbytes()) == 0;
 }
 
 // trace() of the call gives one node (after dead-code elimination drops what the op computed

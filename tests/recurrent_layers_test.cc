@@ -13,6 +13,7 @@
 #include "nn/layer_registry.h"
 #include "runtime_export/inference_model.h"
 #include "runtime_export/onnx/onnx_export.h"
+#include "tests/json_tensor.h"
 #include "tests/onnx_round_trip.h"
 #include "tests/temp_path.h"
 #include "tests/tensor_compare.h"
@@ -20,32 +21,14 @@
 namespace kiln {
 namespace {
 
+using testing::tensor_of_json;
+
+using testing::bitwise_equal;
+
 using namespace kiln::nn;
 using base::Json;
 using testing::max_abs_diff;
 using testing::temp_path;
-
-bool bitwise_equal(const Tensor& a, const Tensor& b) {
-  return a.shape() == b.shape() && a.dtype() == b.dtype() && a.to_vector() == b.to_vector();
-}
-
-Tensor tensor_of(const Json& j) {
-  Shape shape;
-  for (const Json* x = &j; x->is_list(); x = &(*x)[0]) {
-    shape.push_back(static_cast<int64_t>(x->size()));
-    if (x->size() == 0) break;
-  }
-  std::vector<float> values;
-  std::function<void(const Json&)> walk = [&](const Json& x) {
-    if (x.is_list()) {
-      for (const Json& e : x.items()) walk(e);
-    } else {
-      values.push_back(static_cast<float>(x.as_number()));
-    }
-  };
-  walk(j);
-  return Tensor::from_vector(values, shape);
-}
 
 const Json& reference() {
   static const Json ref = base::parse_json(base::read_file("tests/data/recurrent/reference.json"), "reference.json");
@@ -84,7 +67,7 @@ void assign_keras_weights(Layer& layer, const Json& c) {
   const Json& weights = c.at("weights");
   ASSERT_EQ(vars.size(), weights.size());
   for (size_t i = 0; i < vars.size(); ++i) {
-    Tensor w = tensor_of(weights[i]);
+    Tensor w = tensor_of_json(weights[i]);
     const std::string path = c.at("weight_paths")[i].as_string();
     ASSERT_EQ(w.shape(), vars[i].shape()) << path << " vs " << vars[i].name();  // Keras's layout
     // The variable names end as Keras's paths do (kernel, recurrent_kernel, bias).
@@ -98,13 +81,13 @@ class KerasReference : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(KerasReference, OutputMatches) {
   const Json& c = keras_case(GetParam());
-  Tensor x = tensor_of(c.at("input"));
-  Tensor mask = c.has("mask") ? tensor_of(c.at("mask")) : Tensor();
+  Tensor x = tensor_of_json(c.at("input"));
+  Tensor mask = c.has("mask") ? tensor_of_json(c.at("mask")) : Tensor();
   Layer layer = keras_layer(c);
   layer(x);  // builds
   assign_keras_weights(layer, c);
   MaskedTensor out = layer.call_masked(MaskedTensor{x, mask});
-  Tensor want = tensor_of(c.at("output"));
+  Tensor want = tensor_of_json(c.at("output"));
   ASSERT_EQ(out.value.shape(), want.shape());
   const float diff = max_abs_diff(out.value, want);
   std::printf("%s: max abs diff vs Keras %.3g\n", GetParam().c_str(), diff);

@@ -17,6 +17,7 @@
 #include "nn/layer_registry.h"
 #include "nn/model_config.h"
 #include "runtime_export/inference_model.h"
+#include "tests/json_tensor.h"
 #include "tests/onnx_round_trip.h"
 #include "tests/temp_path.h"
 #include "tests/tensor_compare.h"
@@ -24,32 +25,14 @@
 namespace kiln {
 namespace {
 
+using testing::tensor_of_json;
+
+using testing::bitwise_equal;
+
 using namespace kiln::nn;
 using base::Json;
 using testing::max_abs_diff;
 using testing::temp_path;
-
-bool bitwise_equal(const Tensor& a, const Tensor& b) {
-  return a.shape() == b.shape() && a.dtype() == b.dtype() && a.to_vector() == b.to_vector();
-}
-
-Tensor tensor_of(const Json& j) {
-  Shape shape;
-  for (const Json* x = &j; x->is_list(); x = &(*x)[0]) {
-    shape.push_back(static_cast<int64_t>(x->size()));
-    if (x->size() == 0) break;
-  }
-  std::vector<float> values;
-  std::function<void(const Json&)> walk = [&](const Json& x) {
-    if (x.is_list()) {
-      for (const Json& e : x.items()) walk(e);
-    } else {
-      values.push_back(static_cast<float>(x.as_number()));
-    }
-  };
-  walk(j);
-  return Tensor::from_vector(values, shape);
-}
 
 const Json& reference() {
   static const Json ref =
@@ -93,7 +76,7 @@ Layer keras_layer(const Json& c) {
 void assign_all(const std::vector<Variable>& vars, const Json& weights) {
   ASSERT_EQ(vars.size(), weights.size());
   for (size_t i = 0; i < vars.size(); ++i) {
-    Tensor w = tensor_of(weights[i]);
+    Tensor w = tensor_of_json(weights[i]);
     ASSERT_EQ(w.shape(), vars[i].shape()) << vars[i].name();
     vars[i].assign(w);
   }
@@ -104,8 +87,8 @@ class KerasStateReference : public ::testing::TestWithParam<std::string> {};
 TEST_P(KerasStateReference, EveryOutputMatches) {
   const Json& c = keras_case(GetParam());
   std::vector<MaskedTensor> inputs;
-  for (const Json& in : c.at("inputs").items()) inputs.push_back({tensor_of(in), Tensor()});
-  if (c.has("mask")) inputs[0].mask = tensor_of(c.at("mask"));
+  for (const Json& in : c.at("inputs").items()) inputs.push_back({tensor_of_json(in), Tensor()});
+  if (c.has("mask")) inputs[0].mask = tensor_of_json(c.at("mask"));
   Layer layer = keras_layer(c);
   const Json& want = c.at("outputs");
   ASSERT_EQ(layer->num_outputs(), static_cast<int>(want.size()));
@@ -114,7 +97,7 @@ TEST_P(KerasStateReference, EveryOutputMatches) {
   std::vector<MaskedTensor> got = layer.call_masked_outputs(inputs);
   ASSERT_EQ(got.size(), want.size());
   for (size_t k = 0; k < got.size(); ++k) {
-    Tensor w = tensor_of(want[k]);
+    Tensor w = tensor_of_json(want[k]);
     ASSERT_EQ(got[k].value.shape(), w.shape()) << "output " << k;
     const float diff = max_abs_diff(got[k].value, w);
     std::printf("%s output %zu: max abs diff vs Keras %.3g\n", GetParam().c_str(), k, diff);
@@ -170,8 +153,8 @@ TEST(RecurrentState, Seq2SeqTrainsAsKeras) {
   const Json& r = reference().at("seq2seq");
   auto model = seq2seq(r);
   assign_all(model->variables(), r.at("weights"));
-  Tensor x = tensor_of(r.at("x")), y = tensor_of(r.at("y"));
-  const float before = max_abs_diff(model->predict(x), tensor_of(r.at("predict_before")));
+  Tensor x = tensor_of_json(r.at("x")), y = tensor_of_json(r.at("y"));
+  const float before = max_abs_diff(model->predict(x), tensor_of_json(r.at("predict_before")));
   std::printf("seq2seq predict vs Keras before training: max abs diff %.3g\n", before);
   EXPECT_LE(before, 2e-6f);
   model->compile(optim::SGD(0.2f), MeanSquaredError());
@@ -182,12 +165,12 @@ TEST(RecurrentState, Seq2SeqTrainsAsKeras) {
     std::printf("epoch %zu loss %.7f (Keras %.7f)\n", e, h.history["loss"][e], keras_loss[e].as_number());
     EXPECT_NEAR(h.history["loss"][e], keras_loss[e].as_number(), 2e-6);
   }
-  const float after = max_abs_diff(model->predict(x), tensor_of(r.at("predict_after")));
+  const float after = max_abs_diff(model->predict(x), tensor_of_json(r.at("predict_after")));
   std::printf("seq2seq predict vs Keras after 6 SGD steps: max abs diff %.3g\n", after);
   EXPECT_LE(after, 1e-5f);
   std::vector<Variable> vars = model->variables();
   for (size_t i = 0; i < vars.size(); ++i) {
-    EXPECT_LE(max_abs_diff(vars[i].value(), tensor_of(r.at("weights_after")[i])), 1e-5f) << vars[i].name();
+    EXPECT_LE(max_abs_diff(vars[i].value(), tensor_of_json(r.at("weights_after")[i])), 1e-5f) << vars[i].name();
   }
 }
 
@@ -195,7 +178,7 @@ TEST(RecurrentState, Seq2SeqConfigSaveLoadTraceAndOnnx) {
   set_global_seed(31);
   const Json& r = reference().at("seq2seq");
   auto model = seq2seq(r);
-  Tensor x = tensor_of(r.at("x"));
+  Tensor x = tensor_of_json(r.at("x"));
   Tensor want = model->predict(x);
   // Keras's reference to a tensor: [layer, node index, tensor index].
   Config c = model->config();

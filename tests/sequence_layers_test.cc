@@ -20,14 +20,12 @@
 namespace kiln {
 namespace {
 
+using testing::bitwise_equal;
+
 using namespace kiln::nn;
 using testing::temp_path;
 
 using kiln::testing::max_abs_diff;
-
-bool bitwise_equal(const Tensor& a, const Tensor& b) {
-  return a.shape() == b.shape() && a.dtype() == b.dtype() && a.to_vector() == b.to_vector();
-}
 
 // Token ids [rows, steps] with trailing zeros (padding) of different lengths per row.
 Tensor padded_ids(int64_t rows, int64_t steps, int64_t vocab, uint64_t seed) {

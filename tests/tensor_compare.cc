@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -21,6 +22,12 @@ float max_abs_diff(const Tensor& a, const Tensor& b) {
     if (!std::isnan(x[i])) m = std::max(m, std::fabs(x[i] - y[i]));
   }
   return m;
+}
+
+bool bitwise_equal(const Tensor& a, const Tensor& b) {
+  if (a.shape() != b.shape() || a.dtype() != b.dtype()) return false;
+  Tensor x = a.clone_detached(), y = b.clone_detached();
+  return std::memcmp(x.raw_data(), y.raw_data(), x.nbytes()) == 0;
 }
 
 }  // namespace kiln::testing

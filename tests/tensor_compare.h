@@ -9,4 +9,8 @@ namespace kiln::testing {
 // std::max over the differences would skip.
 float max_abs_diff(const Tensor& a, const Tensor& b);
 
+// Same shape, dtype and bytes (views compared by their dense copies): "bit for bit", as a save/
+// load or a trace promises; unlike ==, it tells -0 from 0 and equates identical NaNs.
+bool bitwise_equal(const Tensor& a, const Tensor& b);
+
 }  // namespace kiln::testing

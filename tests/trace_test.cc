@@ -9,18 +9,17 @@
 #include "graph/trace.h"
 #include "kiln.h"
 #include "nn/applications/applications.h"
+#include "tests/tensor_compare.h"
 #include "tests/temp_path.h"
 
 namespace kiln {
 namespace {
 
+using testing::bitwise_equal;
+
 using namespace kiln::nn;
 
 using kiln::testing::temp_path;
-
-bool bitwise_equal(const Tensor& a, const Tensor& b) {
-  return a.shape() == b.shape() && a.dtype() == b.dtype() && std::memcmp(a.raw_data(), b.raw_data(), a.nbytes()) == 0;
-}
 
 // Traces at batch 2, then checks the graph (and its saved-and-loaded copy) at batch 3.
 void expect_graph_equals_model(Model& model, const Shape& example_shape, DType dtype = DType::f32) {

@@ -24,13 +24,11 @@
 namespace kiln {
 namespace {
 
+using testing::bitwise_equal;
+
 using namespace kiln::nn;
 using testing::max_abs_diff;
 using testing::rand_tensor;
-
-bool bitwise_equal(const Tensor& a, const Tensor& b) {
-  return a.shape() == b.shape() && a.dtype() == b.dtype() && a.to_vector() == b.to_vector();
-}
 
 TEST(AddPositionEmbedding, AddsTheFirstRowsOfItsWeight) {
   set_global_seed(1);

@@ -20,10 +20,7 @@ class DropoutImpl : public LayerImpl {
   Tensor call(const std::vector<Tensor>& in, bool training) override {
     const Tensor& x = in[0];
     if (!training || rate_ == 0) return x;
-    int64_t step = training_step();
-    if (step < 0) step = own_calls_.fetch_add(1);  // a custom loop: fresh masks every call
-    uint64_t step_seed = seed_ * 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(step) * 0xbf58476d1ce4e5b9ull + 1;
-    RandomStream rs(step_seed);
+    RandomStream rs(dropout_call_seed(seed_, own_calls_));
     Tensor mask = Tensor::empty(x.shape(), DType::f32);
     float* m = mask.data<float>();
     const float keep_scale = 1.f / (1.f - rate_);

@@ -223,10 +223,8 @@ class MultiHeadAttentionImpl : public LayerImpl {
     Tensor mask = combined_mask(attention_mask, query_mask, value_mask, key_mask, b, t, s, q.dtype());
     AttentionOptions o{.scale = 1.0 / std::sqrt(static_cast<double>(key_dim_)), .causal = causal};
     if (training && opt_.dropout > 0.f) {
-      int64_t step = training_step();
-      if (step < 0) step = own_calls_.fetch_add(1);
       o.dropout_rate = opt_.dropout;
-      o.dropout_seed = seed_ * 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(step) * 0xbf58476d1ce4e5b9ull + 1;
+      o.dropout_seed = dropout_call_seed(seed_, own_calls_);
     }
     Tensor heads;
     if (want_scores) {

@@ -158,9 +158,7 @@ class RecurrentImpl : public LayerImpl {
 
   // Keras's get_dropout_mask: one [batch, 1, features] draw per call, broadcast over time.
   Tensor dropout_mask(const Tensor& x) {
-    int64_t step = training_step();
-    if (step < 0) step = own_calls_.fetch_add(1);  // a custom loop: fresh masks every call
-    RandomStream rs(seed_ * 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(step) * 0xbf58476d1ce4e5b9ull + 1);
+    RandomStream rs(dropout_call_seed(seed_, own_calls_));
     Tensor mask = Tensor::empty({x.shape()[0], 1, x.shape()[2]}, DType::f32);
     float* m = mask.data<float>();
     const float keep_scale = 1.f / (1.f - opt_.dropout);
