@@ -37,6 +37,7 @@ Run: bazel run //benchmarks:inference -- [--reps 3] [--seconds 2] [--threads 2] 
 import argparse
 import datetime
 import os
+import re
 import statistics
 import subprocess
 import sys
