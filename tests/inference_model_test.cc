@@ -133,7 +133,9 @@ TEST_P(InferenceMatchesModel, Fp32WithinOneEMinus4AtEveryBatchSize) {
   // Everything the models use has a kernel of the runtime's own, except what the
   // subclassed model does on purpose (softmax, slice, sigmoid, add).
   int fallbacks = inference->fallback_steps({with_batch(3, a.example)});
-  if (a.name != "subclassed") EXPECT_EQ(fallbacks, 0) << inference->describe_plan({with_batch(3, a.example)});
+  if (a.name != "subclassed") {
+    EXPECT_EQ(fallbacks, 0) << inference->describe_plan({with_batch(3, a.example)});
+  }
 }
 
 TEST_P(InferenceMatchesModel, Bf16WithinBf16Rounding) {
@@ -237,7 +239,9 @@ TEST(InferenceModel, NanAndInfinityPropagateAsInTheEagerModel) {
   for (size_t i = 0; i < want.size(); ++i) {
     EXPECT_EQ(std::isnan(want[i]), std::isnan(got[i])) << i;
     nans += std::isnan(want[i]);
-    if (!std::isnan(want[i])) EXPECT_NEAR(want[i], got[i], 1e-4);
+    if (!std::isnan(want[i])) {
+      EXPECT_NEAR(want[i], got[i], 1e-4);
+    }
   }
   EXPECT_GT(nans, 0);
 }

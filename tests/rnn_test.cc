@@ -118,7 +118,9 @@ TEST_P(RnnOp, Bf16RunsNativelyAndMatchesTheF32PathAndTheReference) {
     if (rnn_detail::native_bf16_rnn()) {
       // Primitives are cached, so a repeated shape logs nothing: each one logged must be bf16.
       for (const auto& r : cpu::impl_log()) {
-        if (r.op == "rnn_forward") EXPECT_NE(r.key.find("bf16"), std::string::npos) << r.key;
+        if (r.op == "rnn_forward") {
+          EXPECT_NE(r.key.find("bf16"), std::string::npos) << r.key;
+        }
       }
     }
     std::vector<Tensor> rounded;  // the bf16 values in f32: the f32 path's inputs
