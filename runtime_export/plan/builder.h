@@ -41,6 +41,11 @@ class Builder {
   // conv.cc, linear.cc, pool.cc, shape.cc, elementwise.cc, softmax.cc, batch_norm.cc
   bool conv(const graph::Node& n);
   bool linear(const graph::Node& n);
+  // Node n (bias n.inputs[2], residual n.inputs[3] where present) as one matmul of x's
+  // elements seen as [M, K] by the [K, N] kernel w, giving ys; linear and the convolutions that
+  // are one (conv.cc) share it. packed_variant as PackedWeights::get takes it.
+  bool dense_matmul(const graph::Node& n, int x, const Tensor& w, const Shape& ys, Epilogue act, bool post_ops,
+                    const std::string& packed_variant);
   bool pool(const graph::Node& n);
   bool reshape(const graph::Node& n);
   bool permute(const graph::Node& n);

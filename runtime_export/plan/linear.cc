@@ -11,8 +11,16 @@ bool Builder::linear(const graph::Node& n) {
                              : ops::epilogue_of(ops::parse_attrs_of<ops::OpKind::linear>(n.call).activation);
   int x = value_[n.inputs[0]];
   const Tensor w = t(value_[n.inputs[1]]).constant;
-  const Shape xs = t(x).shape;  // a copy: adding tensors moves them
+  const Shape xs = t(x).shape;
   if (xs.empty() || w.ndim() != 2 || xs.back() != w.shape()[0] || !is_float(t(x).dtype)) return false;
+  Shape ys = xs;
+  ys.back() = w.shape()[1];
+  return dense_matmul(n, x, w, ys, act, fused || act != Epilogue::none, "");
+}
+
+bool Builder::dense_matmul(const graph::Node& n, int x, const Tensor& w, const Shape& ys, Epilogue act, bool post_ops,
+                           const std::string& packed_variant) {
+  const Shape xs = t(x).shape;  // a copy: adding tensors moves them
   const int64_t K = w.shape()[0], Nout = w.shape()[1];
   const int64_t M = numel(xs) / std::max<int64_t>(K, 1);
   const auto dt = onednn::to_dnnl(p_.float_dtype());
@@ -33,10 +41,8 @@ bool Builder::linear(const graph::Node& n) {
   aliased_.insert(plain);
   PTensor wt{w.shape(), p_.float_dtype(), pd.weights_desc(), Home::constant};
   wt.constant = weights_.get(n.inputs[1], w, memory::desc({K, Nout}, onednn::to_dnnl(w.dtype()), tag::ab),
-                             pd.weights_desc());
+                             pd.weights_desc(), packed_variant);
   int wid = p_.add_tensor(std::move(wt));
-  Shape ys = xs;
-  ys.back() = Nout;
   int dst2d;
   if (residual) {
     int r = p_.as_plain(value_[n.inputs[3]], p_.float_dtype());
@@ -61,7 +67,7 @@ bool Builder::linear(const graph::Node& n) {
   }
   std::vector<std::pair<int, int>> bind{{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, wid}, {DNNL_ARG_DST, dst2d}};
   if (has_bias) bind.push_back({DNNL_ARG_BIAS, bias_tensor(n, Nout, {1, Nout})});
-  p_.add_primitive("linear", pd, dnnl::matmul(pd), bind, fused || act != Epilogue::none);
+  p_.add_primitive("linear", pd, dnnl::matmul(pd), bind, post_ops);
   value_[n.outputs[0]] = unflattened(dst2d, ys);
   return true;
 }

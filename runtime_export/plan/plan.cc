@@ -91,9 +91,9 @@ memory::desc matmul_desc(const Shape& s, const Strides& strides, DType dtype) {
 using namespace plan_detail;
 
 const Tensor& PackedWeights::get(int value, const Tensor& source, const dnnl::memory::desc& source_desc,
-                                 const dnnl::memory::desc& want) {
+                                 const dnnl::memory::desc& want, const std::string& variant) {
   const dnnl_memory_desc_t& c = want.data;
-  std::string key = std::to_string(value) + "|" +
+  std::string key = std::to_string(value) + "|" + variant + "|" +
                     std::string(reinterpret_cast<const char*>(&c), sizeof(c));
   std::lock_guard<std::mutex> lock(mu_);
   auto it = packed_.find(key);

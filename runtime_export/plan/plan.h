@@ -16,9 +16,10 @@ namespace kiln::runtime_export {
 class PackedWeights {
  public:
   // The constant `value` of the graph laid out as `want`, from `source` (its Kiln tensor) seen
-  // through `source_desc`. Packs on first use; later calls return the cached bytes.
+  // through `source_desc`. Packs on first use; later calls return the cached bytes. `variant`
+  // tells apart sources derived from one value that share a layout (cropped kernels).
   const Tensor& get(int value, const Tensor& source, const dnnl::memory::desc& source_desc,
-                    const dnnl::memory::desc& want);
+                    const dnnl::memory::desc& want, const std::string& variant = "");
 
  private:
   std::mutex mu_;
