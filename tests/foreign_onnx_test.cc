@@ -12,20 +12,15 @@
 #include "quant/quantize.h"
 #include "runtime_export/inference_model.h"
 #include "runtime_export/onnx/onnx_import.h"
+#include "tests/tensor_compare.h"
 
 namespace kiln {
 namespace {
 
+using testing::max_abs_diff;
+
 const std::string kDir = "tests/data/foreign_onnx/";
 
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  if (a.shape() != b.shape()) return INFINITY;
-  std::vector<float> x = a.to_vector(), y = b.to_vector();
-  double d = 0;
-  for (size_t i = 0; i < x.size(); ++i) d = std::max(d, std::fabs(double(x[i]) - y[i]));
-  return d;
-}
 double max_abs(const Tensor& a) {
   double m = 0;
   for (float v : a.to_vector()) m = std::max(m, std::fabs(double(v)));

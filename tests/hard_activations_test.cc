@@ -16,22 +16,17 @@
 #include "tests/onnx_round_trip.h"
 #include "tests/ort_runner.h"
 #include "tests/temp_path.h"
+#include "tests/tensor_compare.h"
 
 namespace kiln {
 namespace {
+
+using testing::max_abs_diff;
 
 using runtime_export::InferenceModel;
 
 const EltwiseKind kKinds[] = {EltwiseKind::relu6, EltwiseKind::hard_sigmoid, EltwiseKind::hard_swish,
                               EltwiseKind::mish};
-
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  std::vector<float> x = cast(a, DType::f32).to_vector(), y = cast(b, DType::f32).to_vector();
-  double m = 0;
-  for (size_t i = 0; i < x.size() && i < y.size(); ++i) m = std::max(m, std::fabs(double(x[i]) - double(y[i])));
-  return m;
-}
 
 std::string op_names(const graph::Graph& g) {
   std::string s;

@@ -11,18 +11,12 @@
 #include "runtime_export/inference_model.h"
 #include "tensor/ops/ops.h"
 #include "tensor/random.h"
+#include "tests/tensor_compare.h"
 
 namespace kiln {
 namespace {
 
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  if (a.shape() != b.shape()) return INFINITY;
-  std::vector<float> x = a.to_vector(), y = b.to_vector();
-  double d = 0;
-  for (size_t i = 0; i < x.size(); ++i) d = std::max(d, std::fabs(double(x[i]) - y[i]));
-  return d;
-}
+using testing::max_abs_diff;
 
 void expect_plan_matches_eager(const graph::TensorFunction& fn, const Tensor& x, const std::string& what) {
   graph::Graph g = graph::trace(fn, {x});

@@ -15,24 +15,15 @@
 #include "runtime_export/inference_model.h"
 #include "tensor/ops/ops.h"
 #include "tensor/random.h"
+#include "tests/tensor_compare.h"
 
 namespace kiln {
 namespace {
 
+using testing::max_abs_diff;
+
 using runtime_export::InferenceModel;
 using runtime_export::TraceOptions;
-
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  std::vector<float> x = a.to_vector(), y = b.to_vector();
-  double m = 0;
-  for (size_t i = 0; i < x.size() && i < y.size(); ++i) {
-    double d = std::fabs(double(x[i]) - double(y[i]));
-    if (std::isnan(d)) return INFINITY;
-    m = std::max(m, d);
-  }
-  return m;
-}
 
 double max_abs(const Tensor& a) {
   double m = 0;

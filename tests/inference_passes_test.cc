@@ -16,9 +16,12 @@
 #include "graph/passes/remove_identities.h"
 #include "tensor/ops/ops.h"
 #include "tensor/random.h"
+#include "tests/tensor_compare.h"
 
 namespace kiln {
 namespace {
+
+using testing::max_abs_diff;
 
 using namespace graph::passes;
 
@@ -26,14 +29,6 @@ int count(const graph::Graph& g, const std::string& op) {
   int n = 0;
   for (const auto& node : g.nodes) n += node.call.op() == op;
   return n;
-}
-
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  std::vector<float> x = a.to_vector(), y = b.to_vector();
-  EXPECT_EQ(x.size(), y.size());
-  double m = 0;
-  for (size_t i = 0; i < x.size(); ++i) m = std::max(m, std::fabs(double(x[i]) - double(y[i])));
-  return m;
 }
 
 void expect_same_outputs(const graph::Graph& before, const graph::Graph& after, const Tensor& x, double tol) {

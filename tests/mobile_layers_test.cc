@@ -20,9 +20,12 @@
 #include "tests/onnx_round_trip.h"
 #include "tests/ort_runner.h"
 #include "tests/temp_path.h"
+#include "tests/tensor_compare.h"
 
 namespace kiln {
 namespace {
+
+using testing::max_abs_diff;
 
 using namespace kiln::nn;
 using testing::expect_forward_matches;
@@ -31,14 +34,6 @@ using testing::rand_tensor;
 
 // Layers compute in their policy's dtype: bf16 checks run them under this one.
 constexpr const char* kBf16Policy = "mixed_bfloat16";
-
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  std::vector<float> x = cast(a, DType::f32).to_vector(), y = cast(b, DType::f32).to_vector();
-  double m = 0;
-  for (size_t i = 0; i < x.size() && i < y.size(); ++i) m = std::max(m, std::fabs(double(x[i]) - double(y[i])));
-  return m;
-}
 
 // Keras's definition: max_value above it, x above the threshold, else slope * (x - threshold).
 double keras_relu_ref(double x, std::optional<double> max_value, double slope, double threshold) {

@@ -12,9 +12,12 @@
 #include "quant/quantize.h"
 #include "runtime_export/inference_model.h"
 #include "tests/blobs.h"
+#include "tests/tensor_compare.h"
 
 namespace kiln {
 namespace {
+
+using testing::max_abs_diff;
 
 constexpr int64_t kBatch = 2, kBatches = 1000;
 constexpr int64_t kRows = kBatch * kBatches - 1;  // the last batch has one row
@@ -35,14 +38,6 @@ std::unique_ptr<nn::Sequential> trained_model() {
   model->compile(optim::Adam(1e-2), nn::SparseCategoricalCrossentropy(true), {"accuracy"});
   model->fit(testing::blobs(300, 1).batch(30), {.epochs = 3, .verbose = 0});
   return model;
-}
-
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  std::vector<float> x = a.to_vector(), y = b.to_vector();
-  EXPECT_EQ(x.size(), y.size());
-  double m = 0;
-  for (size_t i = 0; i < x.size() && i < y.size(); ++i) m = std::max(m, std::fabs(double(x[i]) - double(y[i])));
-  return m;
 }
 
 // predict over kBatches batches (from a tensor and from a dataset) equals one forward of every

@@ -16,22 +16,14 @@
 #include "tensor/ops/ops.h"
 #include "tensor/random.h"
 #include "tensor/row_sparse.h"
+#include "tests/tensor_compare.h"
 
 namespace kiln {
 namespace {
 
-Tensor rand_table(const Shape& shape, uint64_t seed) { return random_uniform(shape, -1.f, 1.f, seed); }
+using testing::max_abs_diff;
 
-float max_abs_diff(const Tensor& a, const Tensor& b) {
-  std::vector<float> x = a.to_vector(), y = b.to_vector();
-  EXPECT_EQ(x.size(), y.size());
-  float d = 0;
-  for (size_t i = 0; i < x.size() && i < y.size(); ++i) {
-    const float e = std::fabs(x[i] - y[i]);
-    d = std::isnan(e) ? INFINITY : std::max(d, e);
-  }
-  return d;
-}
+Tensor rand_table(const Shape& shape, uint64_t seed) { return random_uniform(shape, -1.f, 1.f, seed); }
 
 // d(sum(gather(table, ids) * weights)) / d table, dense, in double: the reference.
 std::vector<double> expected_gradient(const std::vector<int32_t>& ids, const Tensor& weights, int64_t rows, int64_t dim) {

@@ -13,20 +13,15 @@
 #include "kiln.h"
 #include "runtime_export/inference_model.h"
 #include "tensor/onednn/isa.h"
+#include "tests/tensor_compare.h"
 
 namespace kiln {
 namespace {
 
+using testing::max_abs_diff;
+
 using namespace kiln::nn;
 using runtime_export::InferenceModel;
-
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  std::vector<float> x = cast(a, DType::f32).to_vector(), y = cast(b, DType::f32).to_vector();
-  double m = 0;
-  for (size_t i = 0; i < x.size() && i < y.size(); ++i) m = std::max(m, std::fabs(double(x[i]) - double(y[i])));
-  return m;
-}
 
 // MobileNetV3's block: expand conv, depthwise-style conv, SE (pool, conv, relu, conv,
 // hard_sigmoid, multiply), project conv.
