@@ -1,36 +1,12 @@
 #include "tensor/onednn/primitive_cache.h"
 
 #include <cstdlib>
-#include <list>
-#include <mutex>
-#include <unordered_map>
 
 #include "tensor/onednn/engine.h"
 #include "tensor/onednn/isa.h"
 
 namespace kiln::onednn {
 namespace {
-
-// Lets the index be searched with the string_view of a KeyBuilder, without building a
-// std::string per lookup.
-struct KeyHash {
-  using is_transparent = void;
-  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-};
-
-struct Cache {
-  std::mutex mu;
-  size_t capacity = std::getenv("KILN_PRIMITIVE_CACHE_CAPACITY")
-                        ? std::stoul(std::getenv("KILN_PRIMITIVE_CACHE_CAPACITY"))
-                        : 1024;
-  std::list<std::pair<std::string, CachedPrimitive>> lru;  // front = most recent
-  std::unordered_map<std::string, decltype(lru)::iterator, KeyHash, std::equal_to<>> index;
-  uint64_t hits = 0, misses = 0;
-};
-Cache& cache() {
-  static Cache* c = new Cache();
-  return *c;
-}
 
 // Reads back what KeyBuilder wrote, for describe().
 struct Reader {
@@ -197,19 +173,20 @@ std::string KeyBuilder::describe() const {
   return out;
 }
 
-bool find_primitive(std::string_view key, CachedPrimitive* out) {
-  Cache& c = cache();
-  std::lock_guard<std::mutex> lock(c.mu);
-  auto it = c.index.find(key);
-  if (it == c.index.end()) return false;
-  c.hits++;
-  c.lru.splice(c.lru.begin(), c.lru, it->second);
+PrimitiveCache::PrimitiveCache(size_t capacity) : capacity_(capacity) {}
+
+bool PrimitiveCache::find(std::string_view key, CachedPrimitive* out) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = index_.find(key);
+  if (it == index_.end()) return false;
+  hits_++;
+  lru_.splice(lru_.begin(), lru_, it->second);
   *out = it->second->second;
   return true;
 }
 
-CachedPrimitive create_primitive(std::string_view op_name, const KeyBuilder& key,
-                                 const std::function<CachedPrimitive()>& make) {
+CachedPrimitive PrimitiveCache::create(std::string_view op_name, const KeyBuilder& key,
+                                       const std::function<CachedPrimitive()>& make) {
   std::string op(op_name);
   CachedPrimitive created;
   try {
@@ -222,18 +199,37 @@ CachedPrimitive create_primitive(std::string_view op_name, const KeyBuilder& key
                                 "between threads");
   }
   cpu::record_impl(op, created.pd.impl_info_str(), key.describe());
-  Cache& c = cache();
-  std::lock_guard<std::mutex> lock(c.mu);
-  c.misses++;
-  auto it = c.index.find(key.view());
-  if (it != c.index.end()) return it->second->second;  // another thread won the race
-  c.lru.emplace_front(key.str(), std::move(created));
-  c.index.emplace(c.lru.front().first, c.lru.begin());
-  while (c.lru.size() > c.capacity && c.capacity > 0) {
-    c.index.erase(c.lru.back().first);
-    c.lru.pop_back();
+  std::lock_guard<std::mutex> lock(mu_);
+  misses_++;
+  auto it = index_.find(key.view());
+  if (it != index_.end()) return it->second->second;  // another thread won the race
+  lru_.emplace_front(key.str(), std::move(created));
+  index_.emplace(lru_.front().first, lru_.begin());
+  while (lru_.size() > capacity_ && capacity_ > 0) {
+    index_.erase(lru_.back().first);
+    lru_.pop_back();
   }
-  return c.lru.front().second;
+  return lru_.front().second;
+}
+
+PrimitiveCacheStats PrimitiveCache::stats() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return {hits_, misses_, lru_.size(), capacity_};
+}
+
+PrimitiveCache& shared_primitive_cache() {
+  // Never destroyed: primitives may run during static teardown.
+  static PrimitiveCache* c = new PrimitiveCache(std::getenv("KILN_PRIMITIVE_CACHE_CAPACITY")
+                                                    ? std::stoul(std::getenv("KILN_PRIMITIVE_CACHE_CAPACITY"))
+                                                    : 1024);
+  return *c;
+}
+
+bool find_primitive(std::string_view key, CachedPrimitive* out) { return shared_primitive_cache().find(key, out); }
+
+CachedPrimitive create_primitive(std::string_view op, const KeyBuilder& key,
+                                 const std::function<CachedPrimitive()>& make) {
+  return shared_primitive_cache().create(op, key, make);
 }
 
 void reorder(const char* op, const dnnl::memory& from, const dnnl::memory& to) {
@@ -244,9 +240,6 @@ void reorder(const char* op, const dnnl::memory& from, const dnnl::memory& to) {
   execute(op, prim.primitive, {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}});
 }
 
-PrimitiveCacheStats primitive_cache_stats() {
-  std::lock_guard<std::mutex> lock(cache().mu);
-  return {cache().hits, cache().misses, cache().lru.size(), cache().capacity};
-}
+PrimitiveCacheStats primitive_cache_stats() { return shared_primitive_cache().stats(); }
 
 }  // namespace kiln::onednn

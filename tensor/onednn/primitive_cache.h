@@ -1,9 +1,12 @@
 #pragma once
 #include <cstring>
 #include <functional>
+#include <list>
+#include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 #include "tensor/tensor.h"
 
@@ -66,10 +69,38 @@ struct PrimitiveCacheStats {
   size_t capacity = 0;
 };
 
-// The cached primitive for key, if there is one (counts a hit, refreshes its LRU place).
+// Primitives by key, least recently used out past `capacity` (0: unbounded). The shared cache
+// below is one; an op whose keys vary with user data (the RNN's mask runs) keeps its own.
+class PrimitiveCache {
+ public:
+  explicit PrimitiveCache(size_t capacity);
+  // The cached primitive for key, if there is one (counts a hit, refreshes its LRU place).
+  bool find(std::string_view key, CachedPrimitive* out);
+  // Creates the primitive with make after a miss, caches it (LRU eviction) and logs its
+  // implementation through kiln::cpu's implementation log.
+  CachedPrimitive create(std::string_view op, const KeyBuilder& key, const std::function<CachedPrimitive()>& make);
+  PrimitiveCacheStats stats();
+
+ private:
+  // Lets the index be searched with the string_view of a KeyBuilder, without building a
+  // std::string per lookup.
+  struct KeyHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::mutex mu_;
+  const size_t capacity_;
+  std::list<std::pair<std::string, CachedPrimitive>> lru_;  // front = most recent
+  std::unordered_map<std::string, decltype(lru_)::iterator, KeyHash, std::equal_to<>> index_;
+  uint64_t hits_ = 0, misses_ = 0;
+};
+
+// The shared cache (KILN_PRIMITIVE_CACHE_CAPACITY entries, 1024 by default).
+PrimitiveCache& shared_primitive_cache();
+
+// The cached primitive for key in the shared cache, if there is one.
 bool find_primitive(std::string_view key, CachedPrimitive* out);
-// Creates the primitive with make after a miss, caches it (LRU eviction) and logs its
-// implementation through kiln::cpu's implementation log.
+// Creates the primitive with make after a miss, in the shared cache.
 CachedPrimitive create_primitive(std::string_view op, const KeyBuilder& key,
                                  const std::function<CachedPrimitive()>& make);
 

@@ -1,6 +1,5 @@
 #pragma once
 #include <cstddef>
-#include <cstdint>
 #include <functional>
 
 #include "tensor/onednn/primitive_cache.h"
@@ -18,10 +17,6 @@ inline constexpr size_t kRnnPrimitiveCacheCapacity = 64;
 onednn::CachedPrimitive rnn_cached(const char* op, const onednn::KeyBuilder& key,
                                    const std::function<onednn::CachedPrimitive()>& make);
 
-struct RnnPrimitiveCacheStats {
-  uint64_t hits = 0, misses = 0;
-  size_t size = 0, capacity = kRnnPrimitiveCacheCapacity;
-};
-RnnPrimitiveCacheStats rnn_primitive_cache_stats();
+onednn::PrimitiveCacheStats rnn_primitive_cache_stats();
 
 }  // namespace kiln::rnn_detail
