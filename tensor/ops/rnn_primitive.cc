@@ -1,5 +1,10 @@
 #include "tensor/ops/rnn_primitive.h"
 
+#include <omp.h>
+
+#include <algorithm>
+#include <array>
+#include <exception>
 #include <functional>
 #include <stdexcept>
 #include <string>
@@ -8,6 +13,7 @@
 #include "tensor/onednn/engine.h"
 #include "tensor/onednn/isa.h"
 #include "tensor/onednn/primitive_cache.h"
+#include "tensor/onednn/profiler.h"
 #include "tensor/ops/rnn_primitive_cache.h"
 
 namespace kiln::rnn_detail {
@@ -17,6 +23,8 @@ using md = dnnl::memory::desc;
 using tag = dnnl::memory::format_tag;
 constexpr auto kF32 = dnnl::memory::data_type::f32;
 constexpr auto kLeftToRight = dnnl::rnn_direction::unidirectional_left2right;
+// Fewest rows a chunk keeps when a pass is split (row_chunks).
+constexpr int64_t kMinRowsPerChunk = 8;
 
 struct Geometry {
   int64_t n, t, i, u;
@@ -146,27 +154,87 @@ dnnl::memory weights_for(const onednn::CachedPrimitive& p, int arg, const Tensor
   return out;
 }
 
-// Where the primitive adds a weight gradient (it accumulates): straight into the plain f32
-// accumulator when it wants that layout, else into a zeroed buffer of its own, which
-// add_back() then adds into the accumulator.
-dnnl::memory grad_for(const onednn::CachedPrimitive& p, int arg, const Tensor& into, const md& plain, Tensor* keep) {
+// Weights for a chunk's primitive: an earlier chunk's copy when it has the layout wanted
+// (equal chunks always do), else a new one kept in *kept.
+dnnl::memory shared_weights(const onednn::CachedPrimitive& p, int arg, const std::vector<dnnl::memory>& earlier,
+                            const Tensor& t, const md& plain, std::vector<Tensor>* kept) {
   const md want = arg_md(p, arg);
-  if (want == plain) return onednn::memory_of(into, plain);
-  dnnl::memory out;
-  *keep = onednn::buffer_for(want, DType::f32, &out);
-  keep->fill(0.f);
+  for (const dnnl::memory& m : earlier) {
+    if (m && m.get_desc() == want) return m;
+  }
+  Tensor keep;
+  dnnl::memory m = weights_for(p, arg, t, plain, &keep);
+  if (keep.defined()) kept->push_back(keep);
+  return m;
+}
+
+// `from` reordered into `to`'s layout and added to it (a reorder with a sum post-op: no
+// temporary, no second pass).
+void add_reordered(const dnnl::memory& from, const dnnl::memory& to) {
+  const md from_md = from.get_desc(), to_md = to.get_desc();
+  auto prim = onednn::cached<dnnl::reorder>("rnn_weights_grad", onednn::KeyBuilder("reorder_add").add(from_md).add(to_md), [&] {
+    dnnl::primitive_attr attr = onednn::default_attr();
+    dnnl::post_ops sum;
+    sum.append_sum(1.f);
+    attr.set_post_ops(sum);
+    return dnnl::reorder::primitive_desc(onednn::cpu_engine(), from_md, onednn::cpu_engine(), to_md, attr);
+  });
+  onednn::execute("rnn_weights_grad", prim.primitive, {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}});
+}
+
+// Rows [begin, end) of a contiguous batch-major tensor, without a copy.
+Tensor rows_of(const Tensor& t, int64_t begin, int64_t end) {
+  if (begin == 0 && end == t.shape()[0]) return t;
+  if (!t.is_contiguous()) throw std::logic_error("rnn: a chunk needs a contiguous tensor, got " + t.describe());
+  Shape shape = t.shape();
+  const int64_t row = t.numel() / shape[0];
+  shape[0] = end - begin;
+  return t.alias(shape, contiguous_strides(shape), t.offset() + begin * row);
+}
+
+thread_local int forced_chunks = 0;
+
+// The rows of each of `chunks` chunks: equal, the first ones a row longer where n does not divide.
+std::vector<std::pair<int64_t, int64_t>> chunk_bounds(int64_t n, int chunks) {
+  std::vector<std::pair<int64_t, int64_t>> out;
+  const int64_t base = n / chunks, longer = n % chunks;
+  int64_t begin = 0;
+  for (int k = 0; k < chunks; ++k) {
+    const int64_t end = begin + base + (k < longer ? 1 : 0);
+    out.push_back({begin, end});
+    begin = end;
+  }
   return out;
 }
 
-void add_back(const dnnl::memory& grad, const Tensor& keep, const md& plain, const Tensor& into) {
-  if (!keep.defined()) return;  // the primitive wrote into the accumulator itself
-  Tensor plain_grad = Tensor::empty(into.shape());
-  dnnl::memory dst = onednn::memory_of(plain_grad, plain);
-  onednn::reorder("rnn_weights_grad", grad, dst);
-  float* out = into.data<float>();
-  const float* in = plain_grad.data<float>();
-  const int64_t n = into.numel();
-  for (int64_t k = 0; k < n; ++k) out[k] += in[k];
+using ChunkArgs = std::unordered_map<int, dnnl::memory>;
+
+// Runs each chunk's primitive: alone on this thread's team for one chunk; otherwise all at
+// once, one chunk per thread, so each primitive runs single-threaded (oneDNN with OpenMP
+// runs a primitive on the calling thread alone inside an active parallel region). The
+// profiler counts the region once, as one primitive of `kind`.
+void run_chunks(const char* op, dnnl::primitive::kind kind, const std::vector<onednn::CachedPrimitive>& prims,
+                const std::vector<ChunkArgs>& args) {
+  const int n = static_cast<int>(prims.size());
+  if (n == 1) {
+    onednn::execute(op, prims[0].primitive, args[0]);
+    return;
+  }
+  std::vector<std::exception_ptr> errors(n);
+  onednn::profiler::Region timed;
+#pragma omp parallel for num_threads(n) schedule(static, 1)
+  for (int k = 0; k < n; ++k) {
+    onednn::profiler::Region counted_by_caller;  // keeps execute() from timing the chunk itself
+    try {
+      onednn::execute(op, prims[k].primitive, args[k]);
+    } catch (...) {
+      errors[k] = std::current_exception();
+    }
+  }
+  if (timed.timing()) onednn::profiler::add_primitive(static_cast<int>(kind), timed.elapsed());
+  for (const auto& e : errors) {
+    if (e) std::rethrow_exception(e);
+  }
 }
 
 }  // namespace
@@ -185,36 +253,64 @@ const char* cell_name(RnnCell cell) {
   return "?";
 }
 
+ForceRowChunks::ForceRowChunks(int chunks) : previous_(forced_chunks) { forced_chunks = chunks; }
+ForceRowChunks::~ForceRowChunks() { forced_chunks = previous_; }
+
+int row_chunks(int64_t rows, bool training) {
+  (void)training;
+  if (rows <= 1) return 1;
+  if (forced_chunks > 0) return static_cast<int>(std::min<int64_t>(forced_chunks, rows));
+  if (omp_in_parallel()) return 1;
+  const int64_t by_rows = rows / kMinRowsPerChunk;
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(omp_get_max_threads(), by_rows)));
+}
+
 RnnPass rnn_forward(RnnCell cell, const Tensor& x, const RnnWeights& w, const Tensor& h0, const Tensor& c0,
                     bool training) {
   const Geometry g = geometry_of(cell, x, w);
-  auto prim = forward_primitive(cell, g, training);
   RnnPass out;
   const DType data = x.dtype();
   out.y = Tensor::empty({g.n, g.t, g.u}, data);
   out.h = Tensor::empty({g.n, g.u}, data);
-  const md s = g.state(g.data), sc = g.state(kF32);
-  out.layer_read = weights_for(prim, DNNL_ARG_WEIGHTS_LAYER, w.layer, g.weights_layer(g.data, tag::ldigo), &out.layer_kept);
-  out.iter_read = weights_for(prim, DNNL_ARG_WEIGHTS_ITER, w.iter, g.weights_iter(g.data, tag::ldigo), &out.iter_kept);
-  std::unordered_map<int, dnnl::memory> args{
-      {DNNL_ARG_SRC_LAYER, onednn::memory_of(x, g.src(g.data))},
-      {DNNL_ARG_SRC_ITER, onednn::memory_of(h0, s)},
-      {DNNL_ARG_WEIGHTS_LAYER, out.layer_read},
-      {DNNL_ARG_WEIGHTS_ITER, out.iter_read},
-      {DNNL_ARG_BIAS, onednn::memory_of(w.bias, g.bias())},
-      {DNNL_ARG_DST_LAYER, onednn::memory_of(out.y, g.dst(g.data))},
-      {DNNL_ARG_DST_ITER, onednn::memory_of(out.h, s)}};
-  if (has_cell_state(cell)) {
-    out.c = Tensor::empty({g.n, g.u});
-    args[DNNL_ARG_SRC_ITER_C] = onednn::memory_of(c0, sc);
-    args[DNNL_ARG_DST_ITER_C] = onednn::memory_of(out.c, sc);
+  const bool lstm = has_cell_state(cell);
+  if (lstm) out.c = Tensor::empty({g.n, g.u});
+  const md wl_plain = g.weights_layer(g.data, tag::ldigo), wi_plain = g.weights_iter(g.data, tag::ldigo);
+  const dnnl::memory bias = onednn::memory_of(w.bias, g.bias());
+  std::vector<onednn::CachedPrimitive> prims;
+  std::vector<ChunkArgs> args;
+  std::vector<dnnl::memory> layer_reads, iter_reads;
+  for (auto [begin, end] : chunk_bounds(g.n, row_chunks(g.n, training))) {
+    Geometry gc = g;
+    gc.n = end - begin;
+    prims.push_back(forward_primitive(cell, gc, training));
+    const auto& prim = prims.back();
+    RnnChunk chunk;
+    chunk.begin = begin, chunk.end = end;
+    chunk.layer_read = shared_weights(prim, DNNL_ARG_WEIGHTS_LAYER, layer_reads, w.layer, wl_plain, &out.weights_kept);
+    chunk.iter_read = shared_weights(prim, DNNL_ARG_WEIGHTS_ITER, iter_reads, w.iter, wi_plain, &out.weights_kept);
+    layer_reads.push_back(chunk.layer_read);
+    iter_reads.push_back(chunk.iter_read);
+    const md s = gc.state(gc.data), sc = gc.state(kF32);
+    ChunkArgs a{{DNNL_ARG_SRC_LAYER, onednn::memory_of(rows_of(x, begin, end), gc.src(gc.data))},
+                {DNNL_ARG_SRC_ITER, onednn::memory_of(rows_of(h0, begin, end), s)},
+                {DNNL_ARG_WEIGHTS_LAYER, chunk.layer_read},
+                {DNNL_ARG_WEIGHTS_ITER, chunk.iter_read},
+                {DNNL_ARG_BIAS, bias},
+                {DNNL_ARG_DST_LAYER, onednn::memory_of(rows_of(out.y, begin, end), gc.dst(gc.data))},
+                {DNNL_ARG_DST_ITER, onednn::memory_of(rows_of(out.h, begin, end), s)}};
+    if (lstm) {
+      a[DNNL_ARG_SRC_ITER_C] = onednn::memory_of(rows_of(c0, begin, end), sc);
+      a[DNNL_ARG_DST_ITER_C] = onednn::memory_of(rows_of(out.c, begin, end), sc);
+    }
+    if (training) {
+      dnnl::memory ws;
+      chunk.workspace = onednn::buffer_for(prim.pd.workspace_desc(), DType::u8, &ws);
+      a[DNNL_ARG_WORKSPACE] = ws;
+    }
+    args.push_back(std::move(a));
+    out.chunks.push_back(std::move(chunk));
   }
-  if (training) {
-    dnnl::memory ws;
-    out.workspace = onednn::buffer_for(prim.pd.workspace_desc(), DType::u8, &ws);
-    args[DNNL_ARG_WORKSPACE] = ws;
-  }
-  onednn::execute("rnn_forward", prim.primitive, args);
+  run_chunks("rnn_forward", dnnl::primitive::kind::rnn, prims, args);
   return out;
 }
 
@@ -222,49 +318,81 @@ RnnInputGrads rnn_backward(RnnCell cell, const Tensor& x, const RnnWeights& w, c
                            const RnnPass& pass, const Tensor& dy, const Tensor& dh, const Tensor& dc,
                            RnnWeights* dw) {
   const Geometry g = geometry_of(cell, x, w);
-  auto prim = backward_primitive(cell, g);
+  const bool lstm = has_cell_state(cell);
   RnnInputGrads out;
   out.dx = Tensor::empty(x.shape());
   out.dh0 = Tensor::empty({g.n, g.u});
-  Tensor wl_keep, wi_keep, dwl_keep, dwi_keep, db_keep;
-  const md s = g.state(g.data), f = g.state(kF32);
+  if (lstm) out.dc0 = Tensor::empty({g.n, g.u});
   const md wl_plain = g.weights_layer(g.data, tag::ldigo), wi_plain = g.weights_iter(g.data, tag::ldigo);
   const md dwl_plain = g.weights_layer(kF32, tag::ldigo), dwi_plain = g.weights_iter(kF32, tag::ldigo);
-  // The forward's reordered weights serve again when the backward reads the same layout.
-  auto weights = [&](int arg, const dnnl::memory& read, const Tensor& plain_t, const md& plain, Tensor* keep) {
-    return read && arg_md(prim, arg) == read.get_desc() ? read : weights_for(prim, arg, plain_t, plain, keep);
-  };
-  dnnl::memory ws(prim.pd.workspace_desc(), onednn::cpu_engine(), pass.workspace.raw_data());
-  dnnl::memory dwl = grad_for(prim, DNNL_ARG_DIFF_WEIGHTS_LAYER, dw->layer, dwl_plain, &dwl_keep);
-  dnnl::memory dwi = grad_for(prim, DNNL_ARG_DIFF_WEIGHTS_ITER, dw->iter, dwi_plain, &dwi_keep);
-  dnnl::memory db = grad_for(prim, DNNL_ARG_DIFF_BIAS, dw->bias, g.bias(), &db_keep);
-  std::unordered_map<int, dnnl::memory> args{
-      {DNNL_ARG_SRC_LAYER, onednn::memory_of(x, g.src(g.data))},
-      {DNNL_ARG_SRC_ITER, onednn::memory_of(h0, s)},
-      {DNNL_ARG_WEIGHTS_LAYER, weights(DNNL_ARG_WEIGHTS_LAYER, pass.layer_read, w.layer, wl_plain, &wl_keep)},
-      {DNNL_ARG_WEIGHTS_ITER, weights(DNNL_ARG_WEIGHTS_ITER, pass.iter_read, w.iter, wi_plain, &wi_keep)},
-      {DNNL_ARG_BIAS, onednn::memory_of(w.bias, g.bias())},
-      {DNNL_ARG_DST_LAYER, onednn::memory_of(pass.y, g.dst(g.data))},
-      {DNNL_ARG_DST_ITER, onednn::memory_of(pass.h, s)},
-      {DNNL_ARG_WORKSPACE, ws},
-      {DNNL_ARG_DIFF_SRC_LAYER, onednn::memory_of(out.dx, g.src(kF32))},
-      {DNNL_ARG_DIFF_SRC_ITER, onednn::memory_of(out.dh0, f)},
-      {DNNL_ARG_DIFF_WEIGHTS_LAYER, dwl},
-      {DNNL_ARG_DIFF_WEIGHTS_ITER, dwi},
-      {DNNL_ARG_DIFF_BIAS, db},
-      {DNNL_ARG_DIFF_DST_LAYER, onednn::memory_of(dy, g.dst(kF32))},
-      {DNNL_ARG_DIFF_DST_ITER, onednn::memory_of(dh, f)}};
-  if (has_cell_state(cell)) {
-    out.dc0 = Tensor::empty({g.n, g.u});
-    args[DNNL_ARG_SRC_ITER_C] = onednn::memory_of(c0, f);
-    args[DNNL_ARG_DST_ITER_C] = onednn::memory_of(pass.c, f);
-    args[DNNL_ARG_DIFF_SRC_ITER_C] = onednn::memory_of(out.dc0, f);
-    args[DNNL_ARG_DIFF_DST_ITER_C] = onednn::memory_of(dc, f);
+  const dnnl::memory bias = onednn::memory_of(w.bias, g.bias());
+  std::vector<Tensor> kept;  // weights and gradient buffers the chunks' memories point into
+  std::vector<onednn::CachedPrimitive> prims;
+  std::vector<ChunkArgs> args;
+  // Per chunk, where it adds each weight gradient (dw itself for the first chunk where its
+  // primitive wants the plain layout).
+  std::vector<std::array<dnnl::memory, 3>> grads;
+  std::vector<dnnl::memory> layer_reads, iter_reads;
+  for (const RnnChunk& chunk : pass.chunks) {
+    layer_reads.push_back(chunk.layer_read);
+    iter_reads.push_back(chunk.iter_read);
   }
-  onednn::execute("rnn_backward", prim.primitive, args);
-  add_back(dwl, dwl_keep, dwl_plain, dw->layer);
-  add_back(dwi, dwi_keep, dwi_plain, dw->iter);
-  add_back(db, db_keep, g.bias(), dw->bias);
+  const std::array<int, 3> grad_args{DNNL_ARG_DIFF_WEIGHTS_LAYER, DNNL_ARG_DIFF_WEIGHTS_ITER, DNNL_ARG_DIFF_BIAS};
+  const std::array<const Tensor*, 3> grad_into{&dw->layer, &dw->iter, &dw->bias};
+  const std::array<md, 3> grad_plain{dwl_plain, dwi_plain, g.bias()};
+  for (const RnnChunk& chunk : pass.chunks) {
+    const int64_t begin = chunk.begin, end = chunk.end;
+    Geometry gc = g;
+    gc.n = end - begin;
+    prims.push_back(backward_primitive(cell, gc));
+    const auto& prim = prims.back();
+    const md s = gc.state(gc.data), f = gc.state(kF32);
+    std::array<dnnl::memory, 3> grad;
+    for (int k = 0; k < 3; ++k) {
+      const md want = arg_md(prim, grad_args[k]);
+      if (grads.empty() && want == grad_plain[k]) {
+        grad[k] = onednn::memory_of(*grad_into[k], grad_plain[k]);
+      } else {
+        kept.push_back(onednn::buffer_for(want, DType::f32, &grad[k]));
+        kept.back().fill(0.f);
+      }
+    }
+    grads.push_back(grad);
+    dnnl::memory ws(prim.pd.workspace_desc(), onednn::cpu_engine(), chunk.workspace.raw_data());
+    ChunkArgs a{{DNNL_ARG_SRC_LAYER, onednn::memory_of(rows_of(x, begin, end), gc.src(gc.data))},
+                {DNNL_ARG_SRC_ITER, onednn::memory_of(rows_of(h0, begin, end), s)},
+                {DNNL_ARG_WEIGHTS_LAYER, shared_weights(prim, DNNL_ARG_WEIGHTS_LAYER, layer_reads, w.layer, wl_plain, &kept)},
+                {DNNL_ARG_WEIGHTS_ITER, shared_weights(prim, DNNL_ARG_WEIGHTS_ITER, iter_reads, w.iter, wi_plain, &kept)},
+                {DNNL_ARG_BIAS, bias},
+                {DNNL_ARG_DST_LAYER, onednn::memory_of(rows_of(pass.y, begin, end), gc.dst(gc.data))},
+                {DNNL_ARG_DST_ITER, onednn::memory_of(rows_of(pass.h, begin, end), s)},
+                {DNNL_ARG_WORKSPACE, ws},
+                {DNNL_ARG_DIFF_SRC_LAYER, onednn::memory_of(rows_of(out.dx, begin, end), gc.src(kF32))},
+                {DNNL_ARG_DIFF_SRC_ITER, onednn::memory_of(rows_of(out.dh0, begin, end), f)},
+                {DNNL_ARG_DIFF_WEIGHTS_LAYER, grad[0]},
+                {DNNL_ARG_DIFF_WEIGHTS_ITER, grad[1]},
+                {DNNL_ARG_DIFF_BIAS, grad[2]},
+                {DNNL_ARG_DIFF_DST_LAYER, onednn::memory_of(rows_of(dy, begin, end), gc.dst(kF32))},
+                {DNNL_ARG_DIFF_DST_ITER, onednn::memory_of(rows_of(dh, begin, end), f)}};
+    // Later chunks' backward weights: this chunk's reordered copies serve them too.
+    layer_reads.push_back(a[DNNL_ARG_WEIGHTS_LAYER]);
+    iter_reads.push_back(a[DNNL_ARG_WEIGHTS_ITER]);
+    if (lstm) {
+      a[DNNL_ARG_SRC_ITER_C] = onednn::memory_of(rows_of(c0, begin, end), f);
+      a[DNNL_ARG_DST_ITER_C] = onednn::memory_of(rows_of(pass.c, begin, end), f);
+      a[DNNL_ARG_DIFF_SRC_ITER_C] = onednn::memory_of(rows_of(out.dc0, begin, end), f);
+      a[DNNL_ARG_DIFF_DST_ITER_C] = onednn::memory_of(rows_of(dc, begin, end), f);
+    }
+    args.push_back(std::move(a));
+  }
+  run_chunks("rnn_backward", dnnl::primitive::kind::rnn, prims, args);
+  // In chunk order, so the sum is the same every run.
+  for (int k = 0; k < 3; ++k) {
+    const dnnl::memory into = onednn::memory_of(*grad_into[k], grad_plain[k]);
+    for (const auto& grad : grads) {
+      if (grad[k].get_data_handle() != into.get_data_handle()) add_reordered(grad[k], into);
+    }
+  }
   return out;
 }
 

@@ -1,5 +1,6 @@
 #pragma once
 #include <oneapi/dnnl/dnnl.hpp>
+#include <vector>
 
 #include "tensor/tensor.h"
 
@@ -30,20 +31,50 @@ struct RnnWeights {
   Tensor layer, iter, bias;
 };
 
-// One left-to-right pass over x [n, t, I] (f32 or bf16, contiguous, t >= 1) from h0 (x's
-// dtype) and, for LSTM, c0 (f32) [n, U]: y [n, t, U] and the final h in x's dtype, the final
-// c in f32 and, for training, oneDNN's workspace and the weights in the layout the forward
-// primitive read them (the backward reuses them when it wants the same layout).
-struct RnnPass {
-  Tensor y, h, c, workspace;
-  Tensor layer_kept, iter_kept;  // reordered weights (undefined: the plain ones were read)
+// A pass's rows run as contiguous chunks, one per OpenMP thread, each chunk's primitive
+// single-threaded and all of them at once inside one parallel region: oneDNN 2.6 splits one
+// primitive's small per-step GEMMs over the threads and waits at a barrier every step, which
+// scaled badly at 2 threads (about half the FMA peak where 1 thread reaches 63%). The rule
+// (benchmarks/rnn_split_benchmark.cc measured it): one chunk per thread while every chunk keeps
+// at least kMinRowsPerChunk rows; one chunk inside another parallel region or with 1 thread.
+int row_chunks(int64_t rows, bool training);
+// Tests and benchmarks: row_chunks answers `chunks` (capped at the rows) on this thread while
+// this lives; 0 restores the rule.
+class ForceRowChunks {
+ public:
+  explicit ForceRowChunks(int chunks);
+  ~ForceRowChunks();
+  ForceRowChunks(const ForceRowChunks&) = delete;
+  ForceRowChunks& operator=(const ForceRowChunks&) = delete;
+
+ private:
+  int previous_;
+};
+
+// One chunk of a pass: rows [begin, end), its training workspace and the weights as its
+// forward primitive read them (chunks whose primitives want one layout share one copy).
+struct RnnChunk {
+  int64_t begin = 0, end = 0;
+  Tensor workspace;
   dnnl::memory layer_read, iter_read;
+};
+
+// One left-to-right pass over x [n, t, I] (f32 or bf16, contiguous, t >= 1) from h0 (x's
+// dtype) and, for LSTM, c0 (f32) [n, U], contiguous: y [n, t, U] and the final h in x's
+// dtype, the final c in f32 and, for training, each row chunk's workspace and weights as its
+// forward primitive read them (the backward reuses them when it wants the same layout).
+struct RnnPass {
+  Tensor y, h, c;
+  std::vector<RnnChunk> chunks;
+  std::vector<Tensor> weights_kept;  // reordered weights the chunks' memories point into
 };
 RnnPass rnn_forward(RnnCell cell, const Tensor& x, const RnnWeights& w, const Tensor& h0, const Tensor& c0,
                     bool training);
 
-// The backward of one rnn_forward(training=true) pass: dy [n, t, U], dh and dc [n, U], all f32
-// (dc undefined but for LSTM). Returns dx, dh0, dc0 (f32) and adds the weights' gradients
+// The backward of one rnn_forward(training=true) pass, chunk by chunk as the forward ran:
+// dy [n, t, U], dh and dc [n, U], all f32 and contiguous (dc undefined but for LSTM). Each
+// chunk adds its weight gradients into a buffer of its own, summed in chunk order afterwards,
+// so a split result is deterministic (and differs from the unsplit one by rounding only). Returns dx, dh0, dc0 (f32) and adds the weights' gradients
 // into *dw (shaped as RnnWeights, f32).
 struct RnnInputGrads {
   Tensor dx, dh0, dc0;
