@@ -316,9 +316,11 @@ std::vector<Tensor> backward(const Saved& s, const std::vector<Tensor>& grads, b
       if (lstm) std::copy_n(in.dc0.data<float>() + k * u, u, dc0.data<float>() + r * u);
     }
   }
-  if (s.options.go_backwards) dx = reverse_time(dx);
+  // An input with no gradient wanted (a model's data) skips its reversal and cast.
+  const bool dx_wanted = autograd::needs_input_grad(0);
+  if (dx_wanted && s.options.go_backwards) dx = reverse_time(dx);
   const int gates = rnn_detail::gate_count(s.cell);
-  std::vector<Tensor> out{in_dtype(dx, s.x_dtype), in_dtype(view_as(dw.layer, {s.i, gates * u}), s.kernel_dtype),
+  std::vector<Tensor> out{dx_wanted ? in_dtype(dx, s.x_dtype) : Tensor(), in_dtype(view_as(dw.layer, {s.i, gates * u}), s.kernel_dtype),
                           in_dtype(view_as(dw.iter, {u, gates * u}), s.recurrent_dtype),
                           in_dtype(keras_bias_grad(s.cell, dw.bias, u), s.bias_dtype)};
   if (initial_state) out.push_back(in_dtype(dh0, s.h0_dtype));

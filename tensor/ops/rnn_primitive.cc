@@ -78,7 +78,9 @@ typename Bwd::primitive_desc backward_pd(RnnCell cell, const Geometry& g) {
   // oneDNN 2.6's bf16 backward takes every diff_* in f32 (it refuses bf16 ones).
   const auto d = g.data;
   const md wl = g.weights_layer(d, tag::any), wi = g.weights_iter(d, tag::any);
-  const md dwl = g.weights_layer(kF32, tag::any), dwi = g.weights_iter(kF32, tag::any);
+  // Weight gradients plain (ldigo), as Kiln accumulates them: with tag::any oneDNN 2.6 pads
+  // their rows (512 -> 528 floats), which cost a reorder back per weight per step.
+  const md dwl = g.weights_layer(kF32, tag::ldigo), dwi = g.weights_iter(kF32, tag::ldigo);
   const md s = g.state(d), f = g.state(kF32), none;
   const md src = g.src(d), dst = g.dst(d), dsrc = g.src(kF32), ddst = g.dst(kF32), b = g.bias();
   const auto prop = dnnl::prop_kind::backward;
