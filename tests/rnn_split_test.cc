@@ -2,7 +2,8 @@
 // pass run as 2 or 3 concurrent row chunks against the same pass unsplit, through the public
 // ops and their gradients, for LSTM, GRU and SimpleRNN in f32 and bf16, with initial states,
 // go_backwards and masks (whose row groups are split in turn); and the rule that picks the
-// chunk count (never split with 1 thread, inside a parallel region or below 8 rows a chunk).
+// chunk count (one per thread and at least a row each; never split with 1 thread or inside a
+// parallel region).
 //
 // Not bitwise: each chunk's weight gradients are summed separately and then added (a different
 // order of the batch sum), and oneDNN's GEMMs may block a chunk's rows differently from the
@@ -136,20 +137,21 @@ TEST_P(RnnSplit, SplitRowsMatchTheUnsplitPassAndItsGradients) {
 
 INSTANTIATE_TEST_SUITE_P(Cells, RnnSplit, ::testing::Values("lstm", "gru", "simple_rnn"));
 
-TEST(RnnSplitRule, OneThreadOrAParallelRegionOrFewRowsNeverSplit) {
+TEST(RnnSplitRule, OneChunkPerThreadButNeverWithOneThreadOrInsideAParallelRegion) {
   const int threads = omp_get_max_threads();
   omp_set_num_threads(1);
-  EXPECT_EQ(rnn_detail::row_chunks(256, true), 1);
-  EXPECT_EQ(rnn_detail::row_chunks(256, false), 1);
+  EXPECT_EQ(rnn_detail::row_chunks(256), 1);
   omp_set_num_threads(2);
-  EXPECT_EQ(rnn_detail::row_chunks(256, true), 2);
-  EXPECT_EQ(rnn_detail::row_chunks(15, true), 1);
-  EXPECT_EQ(rnn_detail::row_chunks(16, true), 2);
+  EXPECT_EQ(rnn_detail::row_chunks(256), 2);
+  EXPECT_EQ(rnn_detail::row_chunks(2), 2);
+  EXPECT_EQ(rnn_detail::row_chunks(1), 1);
+  omp_set_num_threads(3);
+  EXPECT_EQ(rnn_detail::row_chunks(2), 2);  // never an empty chunk
   int inside = 0;
 #pragma omp parallel num_threads(2)
   {
 #pragma omp single
-    inside = omp_in_parallel() ? rnn_detail::row_chunks(256, true) : -1;
+    inside = omp_in_parallel() ? rnn_detail::row_chunks(256) : -1;
   }
   if (inside != -1) EXPECT_EQ(inside, 1);  // -1: the runtime gave the region one thread
   omp_set_num_threads(threads);

@@ -23,8 +23,6 @@ using md = dnnl::memory::desc;
 using tag = dnnl::memory::format_tag;
 constexpr auto kF32 = dnnl::memory::data_type::f32;
 constexpr auto kLeftToRight = dnnl::rnn_direction::unidirectional_left2right;
-// Fewest rows a chunk keeps when a pass is split (row_chunks).
-constexpr int64_t kMinRowsPerChunk = 8;
 
 struct Geometry {
   int64_t n, t, i, u;
@@ -258,13 +256,11 @@ const char* cell_name(RnnCell cell) {
 ForceRowChunks::ForceRowChunks(int chunks) : previous_(forced_chunks) { forced_chunks = chunks; }
 ForceRowChunks::~ForceRowChunks() { forced_chunks = previous_; }
 
-int row_chunks(int64_t rows, bool training) {
-  (void)training;
+int row_chunks(int64_t rows) {
   if (rows <= 1) return 1;
   if (forced_chunks > 0) return static_cast<int>(std::min<int64_t>(forced_chunks, rows));
   if (omp_in_parallel()) return 1;
-  const int64_t by_rows = rows / kMinRowsPerChunk;
-  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(omp_get_max_threads(), by_rows)));
+  return static_cast<int>(std::min<int64_t>(omp_get_max_threads(), rows));
 }
 
 RnnPass rnn_forward(RnnCell cell, const Tensor& x, const RnnWeights& w, const Tensor& h0, const Tensor& c0,
@@ -281,7 +277,7 @@ RnnPass rnn_forward(RnnCell cell, const Tensor& x, const RnnWeights& w, const Te
   std::vector<onednn::CachedPrimitive> prims;
   std::vector<ChunkArgs> args;
   std::vector<dnnl::memory> layer_reads, iter_reads;
-  for (auto [begin, end] : chunk_bounds(g.n, row_chunks(g.n, training))) {
+  for (auto [begin, end] : chunk_bounds(g.n, row_chunks(g.n))) {
     Geometry gc = g;
     gc.n = end - begin;
     prims.push_back(forward_primitive(cell, gc, training));

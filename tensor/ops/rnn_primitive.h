@@ -34,10 +34,11 @@ struct RnnWeights {
 // A pass's rows run as contiguous chunks, one per OpenMP thread, each chunk's primitive
 // single-threaded and all of them at once inside one parallel region: oneDNN 2.6 splits one
 // primitive's small per-step GEMMs over the threads and waits at a barrier every step, which
-// scaled badly at 2 threads (about half the FMA peak where 1 thread reaches 63%). The rule
-// (benchmarks/rnn_split_benchmark.cc measured it): one chunk per thread while every chunk keeps
-// at least kMinRowsPerChunk rows; one chunk inside another parallel region or with 1 thread.
-int row_chunks(int64_t rows, bool training);
+// scaled badly at 2 threads (about half the FMA peak where 1 thread reaches 63%). Rule: one
+// chunk per thread, at least a row each; one chunk with 1 thread or inside another parallel
+// region. benchmarks/rnn_split_benchmark.cc measured the split faster at every batch from 2
+// to 256, f32 and bf16, training and inference, at 2 threads.
+int row_chunks(int64_t rows);
 // Tests and benchmarks: row_chunks answers `chunks` (capped at the rows) on this thread while
 // this lives; 0 restores the rule.
 class ForceRowChunks {
