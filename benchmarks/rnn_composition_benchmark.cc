@@ -31,6 +31,7 @@
 #include "benchmarks/composed_lstm.h"
 #include "benchmarks/machine.h"
 #include "tensor/onednn/isa.h"
+#include "tensor/onednn/profiler.h"
 #include "tensor/ops/cast.h"
 #include "tensor/ops/rnn_primitive.h"
 #include "tensor/random.h"
@@ -172,6 +173,7 @@ struct Result {
   double ms[kColumns] = {};    // medians, by the clock the tables use (see main)
   double wall[kColumns] = {};  // medians of wall-clock time
   std::string validation, implementations;
+  std::string primitive_profile;  // where the primitive side's time goes
   bool valid = true;
 };
 
@@ -262,6 +264,29 @@ Result run_config(int64_t batch, DType dtype, const Options& o) {
     }
   }
   for (int c = 0; c < kColumns; ++c) r.ms[c] = median(samples[c]), r.wall[c] = median(wall_samples[c]);
+
+  // How much of the primitive side is oneDNN's RNN kernel itself rather than the weight
+  // reorders and allocations around it (onednn::profiler times every execute() by wall clock).
+  const int64_t profiled = std::min<int64_t>(o.reps, 20);
+  onednn::profiler::reset();
+  onednn::profiler::set_enabled(true);
+  double wall = 0;
+  for (int64_t k = 0; k < profiled; ++k) {
+    wall += time_ms([&] {
+              pass = rnn_detail::rnn_forward(RnnCell::lstm, in.x, w, in.h0, in.c0, true);
+              grads = rnn_detail::rnn_backward(RnnCell::lstm, in.x, w, in.h0, in.c0, pass, in.dy, in.dh, in.dc, &dw);
+            }).wall;
+  }
+  onednn::profiler::set_enabled(false);
+  const onednn::profiler::Totals totals = onednn::profiler::totals();
+  double rnn_ms = 0, reorder_ms = 0;
+  for (const auto& kind : totals.by_kind) {
+    if (kind.kind == "rnn") rnn_ms += kind.ms;
+    if (kind.kind == "reorder") reorder_ms += kind.ms;
+  }
+  std::snprintf(buf, sizeof buf, "rnn primitives %.0f%%, weight reorders %.0f%%, outside oneDNN %.0f%%", 100 * rnn_ms / wall,
+                100 * reorder_ms / wall, 100 * (wall - totals.primitive_ms - totals.kernel_ms) / wall);
+  r.primitive_profile = buf;
   return r;
 }
 
@@ -302,6 +327,10 @@ void print_tables(const std::vector<Result>& results, const char* clock) {
   std::printf("\ncomposed vs primitive, max |diff| / max |primitive's|:\n");
   for (const Result& r : results) {
     std::printf("%-10s %s%s\n", r.config.c_str(), r.validation.c_str(), r.valid ? "" : "  FAILED: not timed");
+  }
+  std::printf("\nthe primitive side's wall time, profiled over up to 20 more passes:\n");
+  for (const Result& r : results) {
+    if (r.valid) std::printf("%-10s %s\n", r.config.c_str(), r.primitive_profile.c_str());
   }
   std::printf("\noneDNN implementations:\n");
   for (const Result& r : results) std::printf("%-10s %s\n", r.config.c_str(), r.implementations.c_str());
