@@ -10,7 +10,8 @@
 //                  (Kiln's LSTM there reads the data: nothing wants dx), and dx apart.
 // Before timing, the composed pass is checked against the primitive's outputs and gradients
 // (exit 1 past the limit): both sides compute the same thing. Then each composed piece is
-// timed alone too, for the breakdown. Prints the CPU, every median and RNN / composed.
+// timed alone too, for the breakdown. Prints the CPU, every median and RNN / composed: of the
+// thread's CPU time at one thread (a loaded machine's preemption left out), else wall clock.
 //
 // bazel run -c opt //benchmarks:rnn_composition_benchmark -- [--batch 32,128] [--dtype f32,bf16]
 //     [--reps 100] [--warmup 10] [--matmul auto|no-brgemm]
@@ -20,8 +21,6 @@
 #include <ctime>
 #include <cstdio>
 #include <fstream>
-#include <functional>
-#include <map>
 #include <sstream>
 #include <stdexcept>
 #include <string>
