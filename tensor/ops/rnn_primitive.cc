@@ -9,6 +9,7 @@
 #include "tensor/onednn/isa.h"
 #include "tensor/onednn/primitive_cache.h"
 #include "tensor/ops/rnn_primitive_cache.h"
+#include "tensor/ops/rnn_small_batch.h"
 
 namespace kiln::rnn_detail {
 namespace {
@@ -187,6 +188,15 @@ const char* cell_name(RnnCell cell) {
 
 RnnPass rnn_forward(RnnCell cell, const Tensor& x, const RnnWeights& w, const Tensor& h0, const Tensor& c0,
                     bool training) {
+  geometry_of(cell, x, w);
+  if (!training && small_batch_rnn_wins(x.shape()[0], w.iter.shape()[0])) {
+    return small_batch_rnn_forward(cell, x, w, h0, c0);
+  }
+  return onednn_rnn_forward(cell, x, w, h0, c0, training);
+}
+
+RnnPass onednn_rnn_forward(RnnCell cell, const Tensor& x, const RnnWeights& w, const Tensor& h0, const Tensor& c0,
+                           bool training) {
   const Geometry g = geometry_of(cell, x, w);
   auto prim = forward_primitive(cell, g, training);
   RnnPass out;

@@ -39,8 +39,12 @@ struct RnnPass {
   Tensor layer_kept, iter_kept;  // reordered weights (undefined: the plain ones were read)
   dnnl::memory layer_read, iter_read;
 };
+// Inference at a small batch runs small_batch_rnn_forward (rnn_small_batch.h) instead of
+// oneDNN's primitive; onednn_rnn_forward always runs the primitive.
 RnnPass rnn_forward(RnnCell cell, const Tensor& x, const RnnWeights& w, const Tensor& h0, const Tensor& c0,
                     bool training);
+RnnPass onednn_rnn_forward(RnnCell cell, const Tensor& x, const RnnWeights& w, const Tensor& h0, const Tensor& c0,
+                           bool training);
 
 // The backward of one rnn_forward(training=true) pass: dy [n, t, U], dh and dc [n, U], all f32
 // (dc undefined but for LSTM). Returns dx, dh0, dc0 (f32) and adds the weights' gradients
