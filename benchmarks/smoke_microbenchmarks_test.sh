@@ -41,4 +41,7 @@ expect embedding "^Adam: gather dense/gather time [0-9.]+x"
 smoke graph_validate "$bench/graph_validate_bench" --rounds 1
 expect graph_validate "^validate: [0-9.]+ ms \(median of 1\)"
 expect graph_validate "^ratio validate / optimize_for_inference: [0-9.]+"
+smoke rnn_small_batch "$bench/rnn_small_batch" "$tiny"
+expect rnn_small_batch "^lstm +1 +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+x +[0-9.]+x"
+expect rnn_small_batch "^gru +64 +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+x +[0-9.]+x"
 echo PASS
