@@ -121,7 +121,7 @@ Builder::Rule Builder::rule(ops::OpKind kind) {
     case K::erf:
       return {nullptr, "eager op (Kiln's kernel: oneDNN 2.6 has no select, boolean op or erf)"};
     KILN_RNN_OPS(KILN_OP_CASE)
-    return {nullptr, "eager op (oneDNN LSTM / linear-before-reset GRU / vanilla RNN, f32)"};
+    return {nullptr, "eager op (Kiln's small-batch kernel up to 8 rows, else oneDNN LSTM / linear-before-reset GRU / vanilla RNN, f32)"};
   }
   throw std::logic_error(std::string("op kind ") + ops::op_kind_name(kind) + " has no decision in the inference plan");
 }

@@ -244,7 +244,9 @@ RnnPass small_batch_rnn_forward(RnnCell cell, const Tensor& x, const RnnWeights&
   if (t < 1 || n < 1) throw std::logic_error("small_batch_rnn_forward: empty input " + x.describe());
   const Tensor xf = as_f32(x), wl = as_f32(w.layer), wi = as_f32(w.iter), hf = h0.defined() ? as_f32(h0) : Tensor();
   const int64_t up = (u + kLanes - 1) / kLanes * kLanes;
-  Tensor xproj = Tensor::zeros({n * t, gates * up}), gate = Tensor::zeros({n, gates * up});
+  // Only the padding between u and up must start at zero (the kernel writes every other column).
+  auto scratch = [&](const Shape& shape) { return up == u ? Tensor::empty(shape) : Tensor::zeros(shape); };
+  Tensor xproj = scratch({n * t, gates * up}), gate = scratch({n, gates * up});
   Tensor h = Tensor::empty({2, n, up}), c = has_cell_state(cell) ? Tensor::empty({n, up}) : Tensor();
   RnnPass out;
   Tensor y = Tensor::empty({n, t, u}), h_out = Tensor::empty({n, u});
