@@ -228,33 +228,36 @@ Tensor as_f32(const Tensor& t) { return t.dtype() == DType::f32 ? t : cast(t, DT
 }  // namespace
 
 // From benchmarks/rnn_small_batch.cc (LSTM(128) and GRU(128), 28 steps, AMD EPYC Zen 5,
-// OMP_NUM_THREADS=2, load ~4 on 2 cores): oneDNN time / kernel time 1.6-4x at batch 1 to 8,
-// 0.3-1.5x at 16 and above; one thread ahead of two up to batch 4, two ahead at 8 for LSTM.
+// OMP_NUM_THREADS=2, two runs under load 4-5 on 2 cores): oneDNN time / kernel time 1.6-4.5x
+// at batch 1 to 8, 0.3-1.5x from 16 (LSTM below 1x); two threads lost to one at every batch
+// up to 4 in both runs and at 8 in one of them, so a team is kept for bigger products.
 bool small_batch_rnn_wins(int64_t n, int64_t u) { return n <= 8 && u <= 512; }
 
 int small_batch_rnn_threads(int64_t n, int64_t u) {
-  if (n < 8 || u < 2 * kLanes) return 1;
+  if (n * u < 2048 || u < 2 * kLanes) return 1;
   return std::max(1, omp_get_max_threads());
 }
 
-RnnPass small_batch_rnn_forward(RnnCell cell, const Tensor& x, const RnnWeights& w, const Tensor& h0,
-                                const Tensor& c0, int threads) {
-  const int64_t n = x.shape()[0], t = x.shape()[1], in = x.shape()[2], u = w.iter.shape()[0];
+SmallBatchRnnWeights prepare_small_batch_rnn(RnnCell cell, const RnnWeights& w) {
+  auto dense_f32 = [](const Tensor& t) { return as_f32(t).is_contiguous() ? as_f32(t) : as_f32(t).clone_detached(); };
+  return {cell, dense_f32(w.layer), dense_f32(w.iter), dense_f32(w.bias)};
+}
+
+void small_batch_rnn_run(const SmallBatchRnnWeights& w, const float* x, int64_t n, int64_t t, const float* h0,
+                         const float* c0, float* y, float* h_out, float* c_out, int threads) {
+  const RnnCell cell = w.cell;
+  const int64_t in = w.layer.shape()[0], u = w.iter.shape()[0];
   const int gates = gate_count(cell);
-  if (t < 1 || n < 1) throw std::logic_error("small_batch_rnn_forward: empty input " + x.describe());
-  const Tensor xf = as_f32(x), wl = as_f32(w.layer), wi = as_f32(w.iter), hf = h0.defined() ? as_f32(h0) : Tensor();
+  if (t < 1 || n < 1) throw std::logic_error("small_batch_rnn_run: empty input of " + std::to_string(n) + " rows, " +
+                                             std::to_string(t) + " steps");
   const int64_t up = (u + kLanes - 1) / kLanes * kLanes;
   // Only the padding between u and up must start at zero (the kernel writes every other column).
   auto scratch = [&](const Shape& shape) { return up == u ? Tensor::empty(shape) : Tensor::zeros(shape); };
   Tensor xproj = scratch({n * t, gates * up}), gate = scratch({n, gates * up});
   Tensor h = Tensor::empty({2, n, up}), c = has_cell_state(cell) ? Tensor::empty({n, up}) : Tensor();
-  RnnPass out;
-  Tensor y = Tensor::empty({n, t, u}), h_out = Tensor::empty({n, u});
-  if (has_cell_state(cell)) out.c = Tensor::empty({n, u});
-  Pass p{cell, n, t, in, u, up, gates, xf.data<float>(), wl.data<float>(), wi.data<float>(), w.bias.data<float>(),
-         hf.defined() ? hf.data<float>() : nullptr, has_cell_state(cell) && c0.defined() ? c0.data<float>() : nullptr, xproj.data<float>(), gate.data<float>(),
-         h.data<float>(), c.defined() ? c.data<float>() : nullptr, y.data<float>(), h_out.data<float>(),
-         out.c.defined() ? out.c.data<float>() : nullptr};
+  Pass p{cell, n, t, in, u, up, gates, x, w.layer.data<float>(), w.iter.data<float>(), w.bias.data<float>(),
+         h0, has_cell_state(cell) ? c0 : nullptr, xproj.data<float>(), gate.data<float>(), h.data<float>(),
+         c.defined() ? c.data<float>() : nullptr, y, h_out, has_cell_state(cell) ? c_out : nullptr};
   const int64_t vectors = up / kLanes;
   const int team = static_cast<int>(std::min<int64_t>(threads > 0 ? threads : small_batch_rnn_threads(n, u), vectors));
   if (team <= 1) {
@@ -267,8 +270,20 @@ RnnPass small_batch_rnn_forward(RnnCell cell, const Tensor& x, const RnnWeights&
       run_units(p, std::min(u, v0 * kLanes), std::min(u, v1 * kLanes));
     }
   }
+}
+
+RnnPass small_batch_rnn_forward(RnnCell cell, const Tensor& x, const RnnWeights& w, const Tensor& h0,
+                                const Tensor& c0, int threads) {
+  const int64_t n = x.shape()[0], t = x.shape()[1], u = w.iter.shape()[0];
+  const Tensor xf = as_f32(x), hf = h0.defined() ? as_f32(h0) : Tensor();
+  RnnPass out;
+  Tensor y = Tensor::empty({n, t, u}), h = Tensor::empty({n, u});
+  if (has_cell_state(cell)) out.c = Tensor::empty({n, u});
+  small_batch_rnn_run(prepare_small_batch_rnn(cell, w), xf.data<float>(), n, t, hf.defined() ? hf.data<float>() : nullptr,
+                      has_cell_state(cell) && c0.defined() ? c0.data<float>() : nullptr, y.data<float>(), h.data<float>(),
+                      out.c.defined() ? out.c.data<float>() : nullptr, threads);
   out.y = x.dtype() == DType::f32 ? y : cast(y, x.dtype());
-  out.h = x.dtype() == DType::f32 ? h_out : cast(h_out, x.dtype());
+  out.h = x.dtype() == DType::f32 ? h : cast(h, x.dtype());
   return out;
 }
 

@@ -15,6 +15,19 @@ namespace kiln::rnn_detail {
 RnnPass small_batch_rnn_forward(RnnCell cell, const Tensor& x, const RnnWeights& w, const Tensor& h0,
                                 const Tensor& c0, int threads = 0);
 
+// Weights as the kernel reads them, f32 and contiguous: the inference plan prepares them once
+// for constant weights (layer [I, G*U], iter [U, G*U], bias oneDNN's [bias gates, U]).
+struct SmallBatchRnnWeights {
+  RnnCell cell = RnnCell::lstm;
+  Tensor layer, iter, bias;
+};
+SmallBatchRnnWeights prepare_small_batch_rnn(RnnCell cell, const RnnWeights& w);
+
+// The pass on caller-owned f32 buffers: x [n, t, I], h0 and c0 [n, U] (null: zeros; c0 LSTM's
+// only) into y [n, t, U], h [n, U] and, for LSTM, c [n, U].
+void small_batch_rnn_run(const SmallBatchRnnWeights& w, const float* x, int64_t n, int64_t t, const float* h0,
+                         const float* c0, float* y, float* h, float* c, int threads = 0);
+
 // Whether small_batch_rnn_forward beats oneDNN's primitive for n rows of U units (measured
 // side by side by benchmarks/rnn_small_batch.cc).
 bool small_batch_rnn_wins(int64_t n, int64_t u);
