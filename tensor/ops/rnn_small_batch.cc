@@ -181,10 +181,11 @@ KILN_ISA_CLONES void run_units(const Pass& p, int64_t u0, int64_t u1) {
       gemm_rows(p.x, p.in, n * t, p.in, p.wl + g * u + u0, gu, width, p.bias + g * u + u0, 0,
                 p.xproj + g * up + u0, gup);
     }
+    // The padding starts at zero too: the cells then keep it finite (it is never read back).
     for (int64_t r = 0; r < n; ++r) {
-      for (int64_t j = u0; j < u1; ++j) {
-        p.h[r * up + j] = p.h0 ? p.h0[r * u + j] : 0.f;
-        if (p.c) p.c[r * up + j] = p.c0 ? p.c0[r * u + j] : 0.f;
+      for (int64_t j = u0; j < padded_end; ++j) {
+        p.h[r * up + j] = p.h0 && j < u ? p.h0[r * u + j] : 0.f;
+        if (p.c) p.c[r * up + j] = p.c0 && j < u ? p.c0[r * u + j] : 0.f;
       }
     }
   }
