@@ -8,6 +8,7 @@
 #include "tensor/onednn/primitive_cache.h"
 #include "tensor/ops/ops.h"
 #include "tensor/ops/rnn_primitive_cache.h"
+#include "tensor/ops/rnn_small_batch.h"
 #include "tests/gradcheck.h"
 
 namespace kiln {
@@ -16,19 +17,22 @@ namespace {
 using rnn_detail::kRnnPrimitiveCacheCapacity;
 using rnn_detail::rnn_primitive_cache_stats;
 
-constexpr int64_t kI = 2, kU = 3;
+// Rows enough for oneDNN's primitive: fewer take the small-batch kernel, which caches nothing.
+constexpr int64_t kI = 2, kU = 3, kRows = 16;
 const int64_t kSteps = static_cast<int64_t>(kRnnPrimitiveCacheCapacity) + 16;
 
-// One row whose first `length` steps are real: its own primitive (one row, `length` steps).
+// Rows whose first `length` steps are real: their own primitive (kRows rows, `length` steps).
 std::vector<Tensor> run_length(int64_t length) {
-  std::vector<float> mask(kSteps, 0.f);
-  for (int64_t s = 0; s < length; ++s) mask[s] = 1.f;
-  return simple_rnn(testing::rand_tensor({1, kSteps, kI}, 1), testing::rand_tensor({kI, kU}, 2),
+  std::vector<float> mask(kRows * kSteps, 0.f);
+  for (int64_t r = 0; r < kRows; ++r)
+    for (int64_t s = 0; s < length; ++s) mask[r * kSteps + s] = 1.f;
+  return simple_rnn(testing::rand_tensor({kRows, kSteps, kI}, 1), testing::rand_tensor({kI, kU}, 2),
                     testing::rand_tensor({kU, kU}, 3), testing::rand_tensor({kU}, 4), Tensor(),
-                    Tensor::from_vector(mask, {1, kSteps}));
+                    Tensor::from_vector(mask, {kRows, kSteps}));
 }
 
 TEST(RnnPrimitiveCache, StaysAtItsBoundUnderEverNewMaskLengths) {
+  ASSERT_FALSE(rnn_detail::small_batch_rnn_wins(kRows, kU));
   const size_t shared_before = onednn::primitive_cache_stats().size;
   const auto before = rnn_primitive_cache_stats();
   for (int64_t length = 1; length <= kSteps; ++length) run_length(length);

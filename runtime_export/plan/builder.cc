@@ -112,7 +112,6 @@ Builder::Rule Builder::rule(ops::OpKind kind) {
     // A copy with index arithmetic, no oneDNN primitive; a zero pad that feeds a convolution
     // (or a max pool of non-negative values) is folded into its pads before (fold_zero_padding).
     case K::pad: return {nullptr, "eager op (a zero pad before a conv folds into its pads)"};
-    // The eager op is oneDNN's RNN primitives already (inference prop kind, no workspace).
     // Kiln's broadcasting kernels (oneDNN 2.6 has no select, boolean ops or erf).
     case K::where:
     case K::logical_not:
@@ -121,7 +120,7 @@ Builder::Rule Builder::rule(ops::OpKind kind) {
     case K::erf:
       return {nullptr, "eager op (Kiln's kernel: oneDNN 2.6 has no select, boolean op or erf)"};
     KILN_RNN_OPS(KILN_OP_CASE)
-    return {nullptr, "eager op (oneDNN LSTM / linear-before-reset GRU / vanilla RNN, f32)"};
+    return {&Builder::recurrent, "Kiln's small-batch kernel on weights prepared once (f32, up to 8 rows, no mask, not go_backwards)"};
   }
   throw std::logic_error(std::string("op kind ") + ops::op_kind_name(kind) + " has no decision in the inference plan");
 }

@@ -73,6 +73,8 @@ class Builder {
   int quantized_bias(const graph::Node& n, const QuantizedEpilogue& q, const memory::dims& dims);
   int quantized_destination(int residual_value, const memory::desc& dst_desc, const Shape& shape, DType out_dtype,
                             float residual_scale);
+  // recurrent.cc
+  bool recurrent(const graph::Node& n);
   // Anything else runs the eager op.
   void fallback(const graph::Node& n);
 

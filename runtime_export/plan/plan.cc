@@ -217,6 +217,13 @@ void run_fallback(const Plan::Impl& p, const Step& s, Workspace& ws) {
   }
 }
 
+void run_kernel(const Step& s, Workspace& ws) {
+  std::vector<void*> reads, writes;
+  for (int id : s.reads) reads.push_back(ws.mems[id].get_data_handle());
+  for (int id : s.writes) writes.push_back(ws.mems[id].get_data_handle());
+  s.kernel(reads, writes);
+}
+
 }  // namespace
 
 Plan::Plan(const graph::Graph& graph, const std::vector<Shape>& input_shapes, PackedWeights& weights,
@@ -259,6 +266,9 @@ std::vector<Tensor> Plan::run(const std::vector<Tensor>& inputs) const {
       const Step& step = p.steps[s];
       if (step.has_prim) {
         step.prim.execute(stream, ws->args[s]);
+      } else if (step.kernel) {
+        stream.wait();
+        run_kernel(step, *ws);
       } else {
         stream.wait();
         run_fallback(p, step, *ws);
@@ -291,7 +301,7 @@ std::string Plan::describe() const {
 
 int Plan::fallback_steps() const {
   int n = 0;
-  for (const Step& s : impl_->steps) n += s.has_prim ? 0 : 1;
+  for (const Step& s : impl_->steps) n += s.has_prim || s.kernel ? 0 : 1;
   return n;
 }
 

@@ -1,5 +1,6 @@
 #pragma once
 // The inside of a Plan, shared by its builders (one file per op family) and its runner.
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -63,9 +64,11 @@ struct Step {
   bool has_prim = false;
   std::vector<std::pair<int, int>> bind;  // (DNNL_ARG_*, PTensor)
   memory::desc scratchpad;
-  // ... or an eager op (reads/writes Kiln-plain tensors).
+  // ... or an eager op (reads/writes Kiln-plain tensors) ...
   ops::Attrs call;
   std::vector<int> reads, writes;
+  // ... or, when set, a Kiln kernel on the buffers of reads and writes (recurrent.cc).
+  std::function<void(const std::vector<void*>& reads, const std::vector<void*>& writes)> kernel;
 };
 
 struct Workspace {

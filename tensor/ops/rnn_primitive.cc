@@ -15,6 +15,7 @@
 #include "tensor/onednn/primitive_cache.h"
 #include "tensor/onednn/profiler.h"
 #include "tensor/ops/rnn_primitive_cache.h"
+#include "tensor/ops/rnn_small_batch.h"
 
 namespace kiln::rnn_detail {
 namespace {
@@ -265,6 +266,15 @@ int row_chunks(int64_t rows) {
 
 RnnPass rnn_forward(RnnCell cell, const Tensor& x, const RnnWeights& w, const Tensor& h0, const Tensor& c0,
                     bool training) {
+  geometry_of(cell, x, w);  // its dtype checks hold for both paths
+  if (!training && small_batch_rnn_wins(x.shape()[0], w.iter.shape()[0])) {
+    return small_batch_rnn_forward(cell, x, w, h0, c0);
+  }
+  return onednn_rnn_forward(cell, x, w, h0, c0, training);
+}
+
+RnnPass onednn_rnn_forward(RnnCell cell, const Tensor& x, const RnnWeights& w, const Tensor& h0, const Tensor& c0,
+                           bool training) {
   const Geometry g = geometry_of(cell, x, w);
   RnnPass out;
   const DType data = x.dtype();

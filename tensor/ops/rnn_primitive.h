@@ -69,8 +69,12 @@ struct RnnPass {
   std::vector<RnnChunk> chunks;
   std::vector<Tensor> weights_kept;  // reordered weights the chunks' memories point into
 };
+// Inference at a small batch runs small_batch_rnn_forward (rnn_small_batch.h) instead of
+// oneDNN's primitive; onednn_rnn_forward always runs the primitive.
 RnnPass rnn_forward(RnnCell cell, const Tensor& x, const RnnWeights& w, const Tensor& h0, const Tensor& c0,
                     bool training);
+RnnPass onednn_rnn_forward(RnnCell cell, const Tensor& x, const RnnWeights& w, const Tensor& h0, const Tensor& c0,
+                           bool training);
 
 // The backward of one rnn_forward(training=true) pass, chunk by chunk as the forward ran:
 // dy [n, t, U], dh and dc [n, U], all f32 and contiguous (dc undefined but for LSTM). Each
