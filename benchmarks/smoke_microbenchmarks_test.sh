@@ -41,4 +41,12 @@ expect embedding "^Adam: gather dense/gather time [0-9.]+x"
 smoke graph_validate "$bench/graph_validate_bench" --rounds 1
 expect graph_validate "^validate: [0-9.]+ ms \(median of 1\)"
 expect graph_validate "^ratio validate / optimize_for_inference: [0-9.]+"
+# The composed LSTM is checked against oneDNN's before anything is timed (exit 1 on a
+# mismatch); both dtypes where the CPU runs bf16 natively, else it says bf16 was skipped.
+smoke rnn_composition "$bench/rnn_composition_benchmark" --batch 4 --reps 2 --warmup 1
+expect rnn_composition "^f32 b4 +[0-9.]+ +[0-9.]+ +[0-9.]+ \| +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+ \| +[0-9.]+x +[0-9.]+x$"
+expect rnn_composition "^f32 b4 +y [0-9.e+-]+, h .* \(limit 1e-04\)$"
+expect rnn_composition "^(bf16 b4 +y [0-9.e+-]+, h .*\(limit 5e-02\)|bf16: skipped, .*)$"
+smoke rnn_composition_no_brgemm "$bench/rnn_composition_benchmark" --batch 3 --dtype f32 --reps 1 --warmup 0 --matmul no-brgemm
+expect rnn_composition_no_brgemm "^f32 b3 +[0-9.]+ +[0-9.]+ +[0-9.]+ \| .* \| +[0-9.]+x +[0-9.]+x$"
 echo PASS

@@ -1,0 +1,101 @@
+#pragma once
+// An LSTM training pass composed of oneDNN matmul primitives (through Kiln's onednn helpers)
+// and the gate kernels of lstm_gate_kernels.h: the alternative to oneDNN's lstm_forward /
+// lstm_backward that benchmarks/rnn_composition_benchmark.cc times. Same cell, weights and
+// layouts as kiln::rnn_detail's (Keras's gate order i, f, c~, o; kernel [I, 4U], recurrent
+// kernel [U, 4U] in the pass's dtype, bias [4U] f32; x and y [B, T, .]; every gradient f32).
+//
+// Internally time-major, so that each step's rows are one dense block for its GEMM and the
+// weight gradients are two GEMMs over all T * B rows at once:
+//   forward:  G = x W + b for every step at once ([T B, I] x [I, 4U], f32 out), then per step
+//             G[t] += h[t-1] U (a sum post-op) and the gate kernel (h and y in the dtype);
+//   backward: per step, last first, the gate kernel (dG[t] in the dtype) and
+//             dh[t-1] = dG[t] U^T; then dU = H^T dG and dW = x^T dG over all steps, and
+//             optionally dx = dG W^T.
+// Each piece is a public method so that it can be timed alone; forward() and backward() run
+// them in order.
+#include <cstdint>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <string>
+
+#include "tensor/onednn/primitive_cache.h"
+#include "tensor/tensor.h"
+
+namespace kiln::bench {
+
+struct LstmShape {
+  int64_t batch = 0, steps = 0, inputs = 0, units = 0;
+  DType dtype = DType::f32;  // x, h, y and the weights; c, gate pre-activations, gradients f32
+};
+
+class ComposedLstm {
+ public:
+  // kernel [I, 4U] and recurrent [U, 4U] in shape.dtype, bias [4U] f32; kept by reference
+  // (Tensor handles), read at each pack. The gate kernels run on `threads` threads (oneDNN's
+  // GEMMs on OpenMP's). avoid_brgemm: each GEMM takes the first of oneDNN's implementations
+  // that is not brgemm (gemm:jit, where there is one) instead of oneDNN's first choice.
+  ComposedLstm(const LstmShape& shape, const Tensor& kernel, const Tensor& recurrent, const Tensor& bias,
+               int threads, bool avoid_brgemm);
+
+  // The whole forward: h0 in the dtype, c0 f32, both [B, U]; x [B, T, I].
+  void forward(const Tensor& x, const Tensor& h0, const Tensor& c0);
+  // The whole backward of the last forward without dx: dy [B, T, U], dh and dc [B, U], f32.
+  void backward(const Tensor& dy, const Tensor& dh, const Tensor& dc);
+
+  // The forward's pieces, in order.
+  void pack_forward_weights();          // W and U into the layouts the GEMMs want
+  void load(const Tensor& x, const Tensor& h0, const Tensor& c0);  // x to time-major, states in
+  void project_input();                 // G = x W + b
+  void recurrent_gemm(int64_t step);    // G[t] += h[t-1] U
+  void gates_forward(int64_t step);
+  // The backward's pieces, in order.
+  void pack_backward_weights();         // U^T
+  void start_backward(const Tensor& dh, const Tensor& dc);
+  void gates_backward(const Tensor& dy, int64_t step);
+  void recurrent_backward_gemm(int64_t step);  // dh[t-1] = dG[t] U^T
+  void recurrent_weight_grad();         // dU = H^T dG
+  void input_weight_grad();             // dW = x^T dG
+  // dx = dG W^T, back in [B, T, I] (W^T packed here: only a pass that wants dx pays for it).
+  void input_grad();
+
+  // Results (views of the internal buffers, valid until the next pass).
+  Tensor y() const { return y_; }
+  Tensor h() const;   // [B, U] in the dtype
+  Tensor c() const;   // [B, U] f32
+  Tensor dx() const { return dx_; }
+  Tensor dh0() const { return dh_recurrent_; }
+  Tensor dc0() const { return dc_; }
+  Tensor dkernel() const { return dkernel_; }
+  Tensor drecurrent() const { return drecurrent_; }
+  Tensor dbias() const { return dbias_; }
+
+  // oneDNN's implementation of each GEMM, "name=impl, ..." (brgemm, gemm:jit, ref, ...).
+  std::string implementations() const;
+
+ private:
+  struct Gemm {
+    const char* name;
+    onednn::CachedPrimitive prim;
+  };
+  Gemm make_gemm(const char* name, const dnnl::memory::desc& src, const dnnl::memory::desc& weights,
+                 const dnnl::memory::desc& dst, const dnnl::memory::desc& bias, bool accumulate);
+  // `plain` in the layout `gemm` wants for its weights, into *packed.
+  void pack(const Gemm& gemm, const Tensor& plain, Tensor* packed, dnnl::memory* packed_memory);
+
+  LstmShape s_;
+  int threads_;
+  bool avoid_brgemm_;
+  Tensor kernel_, recurrent_, bias_;
+  // Time-major buffers: x [T, B, I], gates [T, B, 4U] f32 (activations after the step's
+  // kernel), h [T + 1, B, U] (h0 first), c [T + 1, B, U] f32, dgates [T, B, 4U], dx [T, B, I].
+  Tensor x_tm_, gates_, h_all_, c_all_, dgates_, dx_tm_;
+  Tensor y_, dx_;                  // [B, T, .]
+  Tensor dh_recurrent_, dc_;       // [B, U] f32: the carried gradients, dh0 and dc0 at the end
+  Tensor dkernel_, drecurrent_, dbias_;
+  Gemm projection_gemm_, recurrent_gemm_, recurrent_backward_gemm_, recurrent_weights_gemm_, input_weights_gemm_,
+      dx_gemm_;
+  Tensor kernel_packed_, recurrent_packed_, recurrent_t_packed_, kernel_t_packed_;
+  dnnl::memory kernel_mem_, recurrent_mem_, recurrent_t_mem_, kernel_t_mem_;
+};
+
+}  // namespace kiln::bench
