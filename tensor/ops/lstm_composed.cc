@@ -91,13 +91,13 @@ ComposedLstm::Gemm ComposedLstm::make_gemm(const char* name, const md& src, cons
       sum.append_sum(1.f);
       attr.set_post_ops(sum);
     }
-    auto make = [&] {
-      auto desc = bias.is_zero() ? dnnl::matmul::desc(src, weights, dst) : dnnl::matmul::desc(src, weights, bias, dst);
-      return dnnl::matmul::primitive_desc(desc, attr, onednn::cpu_engine());
-    };
-    auto first = make();
+    // The descriptor outlives both primitive descriptors: oneDNN 2.6's implementation
+    // iterator (next_impl) reads the op descriptor it was made from.
+    const auto desc =
+        bias.is_zero() ? dnnl::matmul::desc(src, weights, dst) : dnnl::matmul::desc(src, weights, bias, dst);
+    dnnl::matmul::primitive_desc first(desc, attr, onednn::cpu_engine());
     if (!avoid_brgemm || std::string(first.impl_info_str()).rfind("brg", 0) != 0) return first;
-    auto next = make();
+    dnnl::matmul::primitive_desc next(desc, attr, onednn::cpu_engine());
     while (std::string(next.impl_info_str()).rfind("brg", 0) == 0 && next.next_impl()) {
     }
     return std::string(next.impl_info_str()).rfind("gemm", 0) == 0 ? next : first;
