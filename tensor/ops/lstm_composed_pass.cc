@@ -97,9 +97,8 @@ RnnPass composed_lstm_forward(const Tensor& x, const RnnWeights& w, const Tensor
   return out;
 }
 
-RnnInputGrads composed_lstm_backward(const Tensor& x, const RnnWeights& w, const RnnPass& pass, const Tensor& dy,
+RnnInputGrads composed_lstm_backward(const Tensor& x, const RnnPass& pass, const Tensor& dy,
                                      const Tensor& dh, const Tensor& dc, RnnWeights* dw, bool want_dx) {
-  (void)w;
   const int64_t n = x.shape()[0], u = pass.h.shape()[1];
   RnnInputGrads out;
   if (want_dx) out.dx = Tensor::empty(x.shape());

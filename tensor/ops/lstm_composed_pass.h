@@ -30,7 +30,7 @@ class ForceLstmTrainingPath {
 // As rnn_forward(RnnCell::lstm, ..., training=true) and rnn_backward for such a pass; dx is
 // computed only when want_dx (else undefined).
 RnnPass composed_lstm_forward(const Tensor& x, const RnnWeights& w, const Tensor& h0, const Tensor& c0);
-RnnInputGrads composed_lstm_backward(const Tensor& x, const RnnWeights& w, const RnnPass& pass, const Tensor& dy,
+RnnInputGrads composed_lstm_backward(const Tensor& x, const RnnPass& pass, const Tensor& dy,
                                      const Tensor& dh, const Tensor& dc, RnnWeights* dw, bool want_dx);
 
 }  // namespace kiln::rnn_detail

@@ -323,7 +323,7 @@ RnnInputGrads rnn_backward(RnnCell cell, const Tensor& x, const RnnWeights& w, c
                            RnnWeights* dw, bool want_dx) {
   const Geometry g = geometry_of(cell, x, w);
   if (!pass.chunks.empty() && pass.chunks.front().composed) {
-    return composed_lstm_backward(x, w, pass, dy, dh, dc, dw, want_dx);
+    return composed_lstm_backward(x, pass, dy, dh, dc, dw, want_dx);
   }
   const bool lstm = has_cell_state(cell);
   RnnInputGrads out;
