@@ -62,8 +62,7 @@ Tensor flat(const Tensor& t) { return t.alias({t.numel()}, {1}, t.offset()); }
 ForceLstmTrainingPath::ForceLstmTrainingPath(LstmTrainingPath path) : previous_(forced_path) { forced_path = path; }
 ForceLstmTrainingPath::~ForceLstmTrainingPath() { forced_path = previous_; }
 
-bool composed_lstm_training(int64_t rows) {
-  (void)rows;
+bool composed_lstm_training() {
   return forced_path != LstmTrainingPath::primitive;
 }
 

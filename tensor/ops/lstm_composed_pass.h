@@ -8,11 +8,13 @@
 
 namespace kiln::rnn_detail {
 
-// Whether an LSTM training pass of `rows` rows runs composed: always, unless a test or
-// benchmark forces a path (ForceLstmTrainingPath). At 2 threads with one chunk per thread the
-// composed pass was as fast or faster than the primitives at every measured batch (see
-// benchmarks/results/rnn_composition.md and docs/training.md).
-bool composed_lstm_training(int64_t rows);
+// Whether LSTM training passes run composed: always, unless a test or benchmark forces a path
+// (ForceLstmTrainingPath). At 1 thread the composed pass beat the primitives at every batch
+// (benchmarks/results/rnn_composition.md); at 2 threads, split one chunk per thread, too:
+// benchmarks/rnn_split_benchmark.cc's last table (best of 5, load average 3.4-3.8) read
+// primitive / composed 1.33x, 1.06x, 1.13x in f32 and 2.08x, 1.37x, 1.20x in bf16 at batch 8,
+// 32, 128 (and 2.8x at batch 2), so no batch or thread count picks the primitives.
+bool composed_lstm_training();
 
 enum class LstmTrainingPath { automatic, composed, primitive };
 // Tests and benchmarks: LSTM training passes on this thread take `path` while this lives.

@@ -271,7 +271,7 @@ int row_chunks(int64_t rows) {
 RnnPass rnn_forward(RnnCell cell, const Tensor& x, const RnnWeights& w, const Tensor& h0, const Tensor& c0,
                     bool training) {
   const Geometry g = geometry_of(cell, x, w);
-  if (cell == RnnCell::lstm && training && composed_lstm_training(g.n)) return composed_lstm_forward(x, w, h0, c0);
+  if (cell == RnnCell::lstm && training && composed_lstm_training()) return composed_lstm_forward(x, w, h0, c0);
   RnnPass out;
   const DType data = x.dtype();
   out.y = Tensor::empty({g.n, g.t, g.u}, data);

@@ -43,11 +43,11 @@ struct RnnWeights {
 // region. benchmarks/rnn_split_benchmark.cc measured the split faster at every batch from 2
 // to 256, f32 and bf16, training and inference, at 2 threads.
 int row_chunks(int64_t rows);
-// Tests and benchmarks: row_chunks answers `chunks` (capped at the rows) on this thread while
-// this lives; 0 restores the rule.
 // The rows [begin, end) of each of row_chunks(rows) chunks: equal, the first ones a row
 // longer where they do not divide.
 std::vector<std::pair<int64_t, int64_t>> row_chunk_bounds(int64_t rows);
+// Tests and benchmarks: row_chunks answers `chunks` (capped at the rows) on this thread while
+// this lives; 0 restores the rule.
 class ForceRowChunks {
  public:
   explicit ForceRowChunks(int chunks);
