@@ -38,6 +38,11 @@ for row in "Adam +gather" "Adam +gather dense" "Adam +one_hot" "SGD +gather" "SG
 done
 expect embedding "^Adam: gather dense/gather time [0-9.]+x"
 
+# bf16 rows print only where the CPU has a native bf16 RNN, so only f32 rows are expected.
+smoke rnn_split "$bench/rnn_split_benchmark" "$tiny"
+expect rnn_split "^training +f32 +32 +[0-9.]+ +[0-9.]+ +[0-9.]+x +[0-9]+"
+expect rnn_split "^inference +f32 +256 +[0-9.]+ +[0-9.]+ +[0-9.]+x +[0-9]+"
+
 smoke graph_validate "$bench/graph_validate_bench" --rounds 1
 expect graph_validate "^validate: [0-9.]+ ms \(median of 1\)"
 expect graph_validate "^ratio validate / optimize_for_inference: [0-9.]+"
