@@ -6,7 +6,7 @@
 // has avx512_core_bf16) bf16; threads from OMP_NUM_THREADS.
 //   RNN primitive: rnn_detail::rnn_forward (forward_training) and rnn_backward, as Kiln calls
 //                  them (dx included: oneDNN always computes it).
-//   composed:      benchmarks/composed_lstm.h end to end, forward and backward without dx
+//   composed:      tensor/ops/lstm_composed.h (what Kiln's LSTM trains on now) end to end, forward and backward without dx
 //                  (Kiln's LSTM there reads the data: nothing wants dx), and dx apart.
 // Before timing, the composed pass is checked against the primitive's outputs and gradients
 // (exit 1 past the limit): both sides compute the same thing. Then each composed piece is
@@ -14,7 +14,9 @@
 // thread's CPU time at one thread (a loaded machine's preemption left out), else wall clock.
 //
 // bazel run -c opt //benchmarks:rnn_composition_benchmark -- [--batch 32,128] [--dtype f32,bf16]
-//     [--reps 100] [--warmup 10] [--matmul auto|no-brgemm]
+//     [--reps 100] [--warmup 10] [--matmul rule|auto|no-brgemm]
+// (--matmul: the composed GEMMs' implementations, lstm_composed.h's LstmGemmChoice: Kiln's
+// rule, oneDNN's first choice, or the first non-brgemm one everywhere.)
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -27,11 +29,12 @@
 #include <vector>
 
 #include "benchmarks/args.h"
-#include "benchmarks/composed_lstm.h"
 #include "benchmarks/machine.h"
 #include "tensor/onednn/isa.h"
 #include "tensor/onednn/profiler.h"
 #include "tensor/ops/cast.h"
+#include "tensor/ops/lstm_composed.h"
+#include "tensor/ops/lstm_composed_pass.h"
 #include "tensor/ops/rnn_primitive.h"
 #include "tensor/random.h"
 #include "tensor/threading.h"
@@ -39,8 +42,9 @@
 namespace kiln {
 namespace {
 
-using bench::ComposedLstm;
-using bench::LstmShape;
+using rnn_detail::ComposedLstm;
+using rnn_detail::LstmGemmChoice;
+using rnn_detail::LstmShape;
 using rnn_detail::RnnCell;
 
 constexpr int64_t kSteps = 28, kInputs = 28, kUnits = 128;
@@ -179,7 +183,7 @@ struct Result {
 struct Options {
   int threads = 1;
   bool cpu_clock = true;
-  bool avoid_brgemm = false;
+  LstmGemmChoice matmul = LstmGemmChoice::rule;
   int64_t reps = 0, warmup = 0;
 };
 
@@ -191,7 +195,9 @@ Result run_config(int64_t batch, DType dtype, const Options& o) {
   rnn_detail::RnnWeights dw{Tensor::zeros({kInputs, 4 * kUnits}), Tensor::zeros({kUnits, 4 * kUnits}),
                             Tensor::zeros({4, kUnits})};
   ComposedLstm lstm(LstmShape{batch, kSteps, kInputs, kUnits, dtype}, in.kernel, in.recurrent, in.bias, o.threads,
-                    o.avoid_brgemm);
+                    o.matmul);
+  // The other side: oneDNN's LSTM primitives, as Kiln ran LSTM training before the composed LSTM.
+  rnn_detail::ForceLstmTrainingPath primitives(rnn_detail::LstmTrainingPath::primitive);
 
   // Same pass both ways: outputs and every gradient.
   rnn_detail::RnnPass pass = rnn_detail::rnn_forward(RnnCell::lstm, in.x, w, in.h0, in.c0, true);
@@ -354,11 +360,14 @@ int main(int argc, char** argv) {
     dtypes = dtypes_from(bench::arg_value(argc, argv, "dtype", "f32,bf16"));
     o.reps = bench::arg_int(argc, argv, "reps", 100, 1);
     o.warmup = bench::arg_int(argc, argv, "warmup", 10, 0);
-    const std::string matmul = bench::arg_value(argc, argv, "matmul", "auto");
-    if (matmul != "auto" && matmul != "no-brgemm") {
-      throw std::invalid_argument("--matmul must be auto (oneDNN's first choice) or no-brgemm, got '" + matmul + "'");
+    const std::string matmul = bench::arg_value(argc, argv, "matmul", "rule");
+    if (matmul != "rule" && matmul != "auto" && matmul != "no-brgemm") {
+      throw std::invalid_argument("--matmul must be rule (Kiln's), auto (oneDNN's first choice) or no-brgemm, got '" +
+                                  matmul + "'");
     }
-    o.avoid_brgemm = matmul == "no-brgemm";
+    o.matmul = matmul == "auto" ? LstmGemmChoice::onednn_first
+               : matmul == "no-brgemm" ? LstmGemmChoice::avoid_brgemm
+                                       : LstmGemmChoice::rule;
   } catch (const std::invalid_argument& e) {
     std::fprintf(stderr, "rnn_composition_benchmark: %s\n", e.what());
     return 1;
@@ -369,7 +378,9 @@ int main(int argc, char** argv) {
               "%lld reps after %lld warm-up, both sides alternating; composed GEMMs: %s\n",
               static_cast<long long>(kSteps), static_cast<long long>(kInputs), static_cast<long long>(kUnits),
               static_cast<long long>(o.reps), static_cast<long long>(o.warmup),
-              o.avoid_brgemm ? "first non-brgemm implementation (--matmul no-brgemm)" : "oneDNN's first choice");
+              o.matmul == LstmGemmChoice::avoid_brgemm   ? "first non-brgemm implementation (--matmul no-brgemm)"
+              : o.matmul == LstmGemmChoice::onednn_first ? "oneDNN's first choice (--matmul auto)"
+                                                         : "Kiln's rule (--matmul rule)");
   std::vector<Result> results;
   for (DType dtype : dtypes) {
     if (dtype == DType::bf16 && !rnn_detail::native_bf16_rnn()) {

@@ -3,7 +3,9 @@
 // rows (Fashion-MNIST as a sequence), f32 and, where the CPU has it, bf16, at batch 2 to 256;
 // a training pass (forward with workspace + backward) and an inference forward. Prints the CPU,
 // each time and unsplit time / split time, and the chunks row_chunks picks (its rule was read off
-// this table).
+// this table). Training passes run both ways LSTM training can (lstm_composed_pass.h): the
+// composed LSTM (what Kiln runs) and oneDNN's LSTM primitives, and a second table compares
+// them split.
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
@@ -13,6 +15,7 @@
 #include "benchmarks/machine.h"
 #include "benchmarks/ratio_reporter.h"
 #include "tensor/ops/cast.h"
+#include "tensor/ops/lstm_composed_pass.h"
 #include "tensor/ops/rnn_primitive.h"
 #include "tensor/random.h"
 #include "tensor/threading.h"
@@ -47,7 +50,8 @@ Case make_case(int64_t batch, DType dtype) {
 }
 
 // range(0): batch; range(1): 0 f32, 1 bf16; range(2): 0 inference forward, 1 training pass;
-// range(3): forced chunks (1: unsplit) or 0 for the rule.
+// range(3): forced chunks (1: unsplit) or 0 for the rule; range(4): 0 the composed LSTM for
+// training (Kiln's rule), 1 the primitives.
 void BM_Lstm(benchmark::State& s) {
   const DType dtype = s.range(1) ? DType::bf16 : DType::f32;
   if (dtype == DType::bf16 && !rnn_detail::native_bf16_rnn()) {
@@ -57,6 +61,8 @@ void BM_Lstm(benchmark::State& s) {
   const bool training = s.range(2) != 0;
   Case c = make_case(s.range(0), dtype);
   rnn_detail::ForceRowChunks chunks(static_cast<int>(s.range(3)));
+  rnn_detail::ForceLstmTrainingPath path(s.range(4) ? rnn_detail::LstmTrainingPath::primitive
+                                                    : rnn_detail::LstmTrainingPath::automatic);
   for (auto _ : s) {
     auto pass = rnn_detail::rnn_forward(RnnCell::lstm, c.x, c.w, c.h0, c.c0, training);
     if (training) {
@@ -70,9 +76,9 @@ void BM_Lstm(benchmark::State& s) {
   s.counters["chunks"] = rnn_detail::row_chunks(s.range(0));
 }
 
-std::string name_of(int64_t batch, int dtype, int training, int chunks) {
+std::string name_of(int64_t batch, int dtype, int training, int chunks, int primitive = 0) {
   return "BM_Lstm/" + std::to_string(batch) + "/" + std::to_string(dtype) + "/" + std::to_string(training) + "/" +
-         std::to_string(chunks) + "/real_time";
+         std::to_string(chunks) + "/" + std::to_string(primitive) + "/real_time";
 }
 
 void register_all() {
@@ -80,10 +86,13 @@ void register_all() {
     for (int64_t dtype : {0, 1})
       for (int64_t batch : kBatches)
         for (int64_t chunks : {1, 2})
-          benchmark::RegisterBenchmark("BM_Lstm", BM_Lstm)
-              ->Args({batch, dtype, training, chunks})
-              ->Unit(benchmark::kMicrosecond)
-              ->UseRealTime();
+          for (int64_t primitive : {0, 1}) {
+            if (primitive && !training) continue;
+            benchmark::RegisterBenchmark("BM_Lstm", BM_Lstm)
+                ->Args({batch, dtype, training, chunks, primitive})
+                ->Unit(benchmark::kMicrosecond)
+                ->UseRealTime();
+          }
 }
 
 }  // namespace
@@ -110,6 +119,17 @@ int main(int argc, char** argv) {
                     dtype ? "bf16" : "f32", static_cast<long long>(batch), whole * 1e-3, split * 1e-3, whole / split,
                     kiln::rnn_detail::row_chunks(batch));
       }
+    }
+  }
+  std::printf("\nLSTM training pass split in row_chunks: oneDNN's primitives vs the composed LSTM (best of repetitions)\n");
+  std::printf("%-5s %6s %14s %13s %20s\n", "dtype", "batch", "primitive us", "composed us", "primitive/composed");
+  for (int dtype : {0, 1}) {
+    for (int64_t batch : kiln::kBatches) {
+      const double primitive = reporter.best_ns(kiln::name_of(batch, dtype, 1, 2, 1));
+      const double composed = reporter.best_ns(kiln::name_of(batch, dtype, 1, 2, 0));
+      if (primitive == 0 || composed == 0) continue;
+      std::printf("%-5s %6lld %14.1f %13.1f %19.2fx\n", dtype ? "bf16" : "f32", static_cast<long long>(batch),
+                  primitive * 1e-3, composed * 1e-3, primitive / composed);
     }
   }
   return 0;

@@ -42,6 +42,7 @@ expect embedding "^Adam: gather dense/gather time [0-9.]+x"
 smoke rnn_split "$bench/rnn_split_benchmark" "$tiny"
 expect rnn_split "^training +f32 +32 +[0-9.]+ +[0-9.]+ +[0-9.]+x +[0-9]+"
 expect rnn_split "^inference +f32 +256 +[0-9.]+ +[0-9.]+ +[0-9.]+x +[0-9]+"
+expect rnn_split "^f32 +32 +[0-9.]+ +[0-9.]+ +[0-9.]+x$"
 
 smoke graph_validate "$bench/graph_validate_bench" --rounds 1
 expect graph_validate "^validate: [0-9.]+ ms \(median of 1\)"

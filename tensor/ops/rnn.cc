@@ -274,7 +274,10 @@ std::vector<Tensor> backward(const Saved& s, const std::vector<Tensor>& grads, b
   Tensor dseq = zeros_if_undefined(grads[0], {b, t, u});
   Tensor dh = zeros_if_undefined(grads[1], {b, u});
   Tensor dc = lstm ? zeros_if_undefined(grads[2], {b, u}) : Tensor();
-  Tensor dx = Tensor::zeros({b, t, s.i}), dh0 = Tensor::empty({b, u}), dc0;
+  // An input with no gradient wanted (a model's data) skips dx: the composed LSTM runs no dx
+  // GEMM, and nothing is reversed or cast.
+  const bool dx_wanted = autograd::needs_input_grad(0);
+  Tensor dx = dx_wanted ? Tensor::zeros({b, t, s.i}) : Tensor(), dh0 = Tensor::empty({b, u}), dc0;
   if (lstm) dc0 = Tensor::empty({b, u});
   RnnWeights dw{Tensor::zeros(s.w.layer.shape()), Tensor::zeros(s.w.iter.shape()), Tensor::zeros(s.w.bias.shape())};
   const bool carried = !s.options.zero_output_for_mask;
@@ -302,22 +305,22 @@ std::vector<Tensor> backward(const Saved& s, const std::vector<Tensor>& grads, b
     if (!g.whole) {
       for (size_t k = 0; k < g.rows.size(); ++k) add_carried(dh_g.data<float>() + k * u, g.rows[k], g.end, t);
     }
-    auto in = rnn_detail::rnn_backward(s.cell, g.x, s.w, g.h0, g.c0, g.pass, dy, dh_g, dc_g, &dw);
+    auto in = rnn_detail::rnn_backward(s.cell, g.x, s.w, g.h0, g.c0, g.pass, dy, dh_g, dc_g, &dw, dx_wanted);
     if (g.whole) {
       dx = in.dx, dh0 = in.dh0, dc0 = in.dc0;
       continue;
     }
     for (size_t k = 0; k < g.rows.size(); ++k) {
       const int64_t r = g.rows[k];
-      std::copy_n(in.dx.data<float>() + k * len * s.i, len * s.i, dx.data<float>() + (r * t + g.start) * s.i);
+      if (dx_wanted) {
+        std::copy_n(in.dx.data<float>() + k * len * s.i, len * s.i, dx.data<float>() + (r * t + g.start) * s.i);
+      }
       float* o = dh0.data<float>() + r * u;
       std::copy_n(in.dh0.data<float>() + k * u, u, o);
       add_carried(o, r, 0, g.start);
       if (lstm) std::copy_n(in.dc0.data<float>() + k * u, u, dc0.data<float>() + r * u);
     }
   }
-  // An input with no gradient wanted (a model's data) skips its reversal and cast.
-  const bool dx_wanted = autograd::needs_input_grad(0);
   if (dx_wanted && s.options.go_backwards) dx = reverse_time(dx);
   const int gates = rnn_detail::gate_count(s.cell);
   std::vector<Tensor> out{dx_wanted ? in_dtype(dx, s.x_dtype) : Tensor(), in_dtype(view_as(dw.layer, {s.i, gates * u}), s.kernel_dtype),

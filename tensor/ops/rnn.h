@@ -14,8 +14,11 @@ struct RnnOptions {
   bool zero_output_for_mask = false;
 };
 
-// Recurrent layers over a whole sequence on oneDNN's RNN primitives, with Keras's weight
-// layouts, so a Keras layer's weights go in as they are:
+// Recurrent layers over a whole sequence, with Keras's weight layouts, so a Keras layer's
+// weights go in as they are. They run on oneDNN's RNN primitives, except LSTM's training
+// passes (forward and backward when gradients are recorded), which run an LSTM composed of
+// oneDNN matmuls and Kiln's gate kernels (tensor/ops/lstm_composed.h), measured 1.2-1.5x
+// faster than oneDNN 2.6's LSTM primitives; GRU and SimpleRNN always run the primitives.
 //   x: [B, T, I], f32 or bf16; kernel [I, G*U], recurrent_kernel [U, G*U] with Keras's gate
 //   order (LSTM i, f, c, o; GRU z, r, h); h0 (and LSTM's c0): [B, U], the initial states,
 //   or undefined for zeros (LSTM: both or neither).
@@ -32,10 +35,10 @@ struct RnnOptions {
 // cast up); bf16 x runs oneDNN 2.6's bf16 RNN where the CPU has avx512_core_bf16 (weights
 // and h states cast to bf16; the bias, LSTM's c and every gradient stay f32, as oneDNN takes
 // them) and, on other CPUs, the f32 RNN on the bf16 values. Gradients flow to x, the
-// weights, the bias and the initial states (oneDNN's backward primitives; not twice); the
-// mask gets none. Primitives are cached per (cell, dtype, rows, steps) in an LRU of their own
-// (rnn_primitive_cache.h: kRnnPrimitiveCacheCapacity). Inference (nothing recorded) of a few
-// rows runs Kiln's own kernel instead of the primitive (rnn_small_batch.h).
+// weights, the bias and the initial states (not twice); the mask gets none. Primitives are
+// cached per (cell, dtype, rows, steps) in an LRU of their own (rnn_primitive_cache.h:
+// kRnnPrimitiveCacheCapacity). Inference (nothing recorded) of a few rows runs Kiln's own
+// kernel instead of the primitive (rnn_small_batch.h).
 //
 // lstm: bias [4U]. Keras's LSTM (activation tanh, recurrent_activation sigmoid).
 std::vector<Tensor> lstm(const Tensor& x, const Tensor& kernel, const Tensor& recurrent_kernel, const Tensor& bias,

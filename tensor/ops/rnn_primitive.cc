@@ -14,6 +14,7 @@
 #include "tensor/onednn/isa.h"
 #include "tensor/onednn/primitive_cache.h"
 #include "tensor/onednn/profiler.h"
+#include "tensor/ops/lstm_composed_pass.h"
 #include "tensor/ops/rnn_primitive_cache.h"
 #include "tensor/ops/rnn_small_batch.h"
 
@@ -257,6 +258,10 @@ const char* cell_name(RnnCell cell) {
 ForceRowChunks::ForceRowChunks(int chunks) : previous_(forced_chunks) { forced_chunks = chunks; }
 ForceRowChunks::~ForceRowChunks() { forced_chunks = previous_; }
 
+std::vector<std::pair<int64_t, int64_t>> row_chunk_bounds(int64_t rows) {
+  return chunk_bounds(rows, row_chunks(rows));
+}
+
 int row_chunks(int64_t rows) {
   if (rows <= 1) return 1;
   if (forced_chunks > 0) return static_cast<int>(std::min<int64_t>(forced_chunks, rows));
@@ -276,6 +281,7 @@ RnnPass rnn_forward(RnnCell cell, const Tensor& x, const RnnWeights& w, const Te
 RnnPass onednn_rnn_forward(RnnCell cell, const Tensor& x, const RnnWeights& w, const Tensor& h0, const Tensor& c0,
                            bool training) {
   const Geometry g = geometry_of(cell, x, w);
+  if (cell == RnnCell::lstm && training && composed_lstm_training()) return composed_lstm_forward(x, w, h0, c0);
   RnnPass out;
   const DType data = x.dtype();
   out.y = Tensor::empty({g.n, g.t, g.u}, data);
@@ -324,8 +330,11 @@ RnnPass onednn_rnn_forward(RnnCell cell, const Tensor& x, const RnnWeights& w, c
 
 RnnInputGrads rnn_backward(RnnCell cell, const Tensor& x, const RnnWeights& w, const Tensor& h0, const Tensor& c0,
                            const RnnPass& pass, const Tensor& dy, const Tensor& dh, const Tensor& dc,
-                           RnnWeights* dw) {
+                           RnnWeights* dw, bool want_dx) {
   const Geometry g = geometry_of(cell, x, w);
+  if (!pass.chunks.empty() && pass.chunks.front().composed) {
+    return composed_lstm_backward(x, pass, dy, dh, dc, dw, want_dx);
+  }
   const bool lstm = has_cell_state(cell);
   RnnInputGrads out;
   out.dx = Tensor::empty(x.shape());

@@ -1,10 +1,14 @@
 #pragma once
+#include <memory>
 #include <oneapi/dnnl/dnnl.hpp>
+#include <utility>
 #include <vector>
 
 #include "tensor/tensor.h"
 
 namespace kiln::rnn_detail {
+
+class ComposedLstm;
 
 // The cells of oneDNN's RNN primitives that Keras's recurrent layers are:
 //   lstm:       lstm_forward/backward, gates i, f, c~, o (Keras's order);
@@ -39,6 +43,9 @@ struct RnnWeights {
 // region. benchmarks/rnn_split_benchmark.cc measured the split faster at every batch from 2
 // to 256, f32 and bf16, training and inference, at 2 threads.
 int row_chunks(int64_t rows);
+// The rows [begin, end) of each of row_chunks(rows) chunks: equal, the first ones a row
+// longer where they do not divide.
+std::vector<std::pair<int64_t, int64_t>> row_chunk_bounds(int64_t rows);
 // Tests and benchmarks: row_chunks answers `chunks` (capped at the rows) on this thread while
 // this lives; 0 restores the rule.
 class ForceRowChunks {
@@ -52,14 +59,21 @@ class ForceRowChunks {
   int previous_;
 };
 
-// One chunk of a pass: rows [begin, end), its training workspace and the weights as its
-// forward primitive read them (chunks whose primitives want one layout share one copy).
+// One chunk of a pass: rows [begin, end) and what its backward needs, one of
+//   - the primitive ran: its training workspace and the weights as its forward primitive read
+//     them (chunks whose primitives want one layout share one copy);
+//   - an LSTM training pass ran composed (lstm_composed_pass.h): `composed`, which keeps
+//     every step's activations and states.
 struct RnnChunk {
   int64_t begin = 0, end = 0;
   Tensor workspace;
   dnnl::memory layer_read, iter_read;
+  std::shared_ptr<ComposedLstm> composed;
 };
 
+// LSTM training passes run composed (lstm_composed_pass.h: oneDNN matmuls and Kiln's gate
+// kernels, measured faster than oneDNN 2.6's LSTM primitives); LSTM inference and GRU and
+// SimpleRNN always run oneDNN's RNN primitives.
 // One left-to-right pass over x [n, t, I] (f32 or bf16, contiguous, t >= 1) from h0 (x's
 // dtype) and, for LSTM, c0 (f32) [n, U], contiguous: y [n, t, U] and the final h in x's
 // dtype, the final c in f32 and, for training, each row chunk's workspace and weights as its
@@ -79,13 +93,15 @@ RnnPass onednn_rnn_forward(RnnCell cell, const Tensor& x, const RnnWeights& w, c
 // The backward of one rnn_forward(training=true) pass, chunk by chunk as the forward ran:
 // dy [n, t, U], dh and dc [n, U], all f32 and contiguous (dc undefined but for LSTM). Each
 // chunk adds its weight gradients into a buffer of its own, summed in chunk order afterwards,
-// so a split result is deterministic (and differs from the unsplit one by rounding only). Returns dx, dh0, dc0 (f32) and adds the weights' gradients
-// into *dw (shaped as RnnWeights, f32).
+// so a split result is deterministic (and differs from the unsplit one by rounding only).
+// Returns dx (undefined when !want_dx and the pass ran composed: the primitives compute it
+// anyway), dh0, dc0 (f32) and adds the weights' gradients into *dw (shaped as RnnWeights,
+// f32, contiguous).
 struct RnnInputGrads {
   Tensor dx, dh0, dc0;
 };
 RnnInputGrads rnn_backward(RnnCell cell, const Tensor& x, const RnnWeights& w, const Tensor& h0, const Tensor& c0,
                            const RnnPass& pass, const Tensor& dy, const Tensor& dh, const Tensor& dc,
-                           RnnWeights* dw);
+                           RnnWeights* dw, bool want_dx = true);
 
 }  // namespace kiln::rnn_detail

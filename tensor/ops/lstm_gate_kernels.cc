@@ -1,11 +1,11 @@
-#include "benchmarks/lstm_gate_kernels.h"
+#include "tensor/ops/lstm_gate_kernels.h"
 
 #include <bit>
 #include <cstdint>
 
 #include "tensor/onednn/isa.h"
 
-namespace kiln::bench {
+namespace kiln::rnn_detail {
 namespace {
 
 #define KILN_INLINE inline __attribute__((always_inline))
@@ -13,21 +13,21 @@ namespace {
 // baseline build serves CPUs without it.
 #define KILN_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
 
-// Cephes' expf: 2^n * p(r) with r = x - n ln 2 split in two constants; a relative error near
-// 1e-7 over the clamped range, branch-free so that it vectorizes.
+// exp(x) = 2^n * p(r), r = x - n ln 2 in [-ln 2 / 2, ln 2 / 2] (ln 2 split in two constants),
+// p oneDNN's degree-5 minimax polynomial; branch-free so that it vectorizes. The clamp keeps
+// n in [-126, 127], where 2^n is a normal float.
 KILN_INLINE float exp_poly(float x) {
   x = x < -87.f ? -87.f : x > 88.f ? 88.f : x;
   // n = round(x / ln 2) by adding and taking away 1.5 * 2^23 (floor() vectorizes only
   // under -fno-trapping-math, which Kiln does not build with).
   const float n = (x * 1.44269504f + 12582912.f) - 12582912.f;
   const float r = x - n * 0.693359375f + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.f;
+  float p = 0.008289290592074394f;
+  p = p * r + 0.04189782217144966f;
+  p = p * r + 0.16667652130126953f;
+  p = p * r + 0.4999915063381195f;
+  p = p * r + 0.9999997019767761f;
+  p = p * r + 1.f;
   const uint32_t scale = static_cast<uint32_t>(static_cast<int32_t>(n) + 127) << 23;
   return p * std::bit_cast<float>(scale);
 }
@@ -157,4 +157,14 @@ void lstm_gates_backward(const GateBackwardStep& s, int64_t unit_begin, int64_t 
   }
 }
 
-}  // namespace kiln::bench
+void gate_exp(const float* x, float* out, int64_t n) {
+  for (int64_t k = 0; k < n; ++k) out[k] = exp_poly(x[k]);
+}
+void gate_sigmoid(const float* x, float* out, int64_t n) {
+  for (int64_t k = 0; k < n; ++k) out[k] = sigmoid(x[k]);
+}
+void gate_tanh(const float* x, float* out, int64_t n) {
+  for (int64_t k = 0; k < n; ++k) out[k] = tanh_poly(x[k]);
+}
+
+}  // namespace kiln::rnn_detail

@@ -1,17 +1,18 @@
 #pragma once
-// The elementwise half of one LSTM step, as a composed LSTM (matmul primitives for the GEMMs)
-// would run it after each recurrent GEMM: Keras's gates i, f, c~, o (sigmoid, sigmoid, tanh,
-// sigmoid), c' = f * c + i * c~, h' = o * tanh(c'). Plain loops the compiler vectorizes (an
-// AVX-512 build of them where the CPU has it), with a polynomial exp as oneDNN's kernels use;
-// they compute the real cell (benchmarks/rnn_composition_benchmark.cc checks the composed LSTM
-// against oneDNN's), so their time is the work a composed LSTM would pay.
+// The elementwise half of one LSTM step, which the composed LSTM (lstm_composed.h) runs after
+// each recurrent GEMM: Keras's gates i, f, c~, o (sigmoid, sigmoid, tanh, sigmoid),
+// c' = f * c + i * c~, h' = o * tanh(c'). Plain loops the compiler vectorizes (an AVX-512 build
+// of them where oneDNN's ISA cap allows it), with a degree-5 polynomial exp (oneDNN's own
+// kernels' coefficients): exp's relative error is under 2e-7 over the clamped range
+// (tests/lstm_composed_test.cc measures it, with sigmoid's and tanh's), a degree less than
+// Cephes' expf, whose polynomial was most of these kernels' time.
 // Each call covers the units [unit_begin, unit_end) of every batch row, so threads that take
 // disjoint unit ranges never write the same element (the bias gradient included).
 #include <omp.h>
 
 #include <cstdint>
 
-namespace kiln::bench {
+namespace kiln::rnn_detail {
 
 // One forward step. Rows are `batch` long runs: gates [batch, 4U], states [batch, U].
 struct GateForwardStep {
@@ -44,6 +45,12 @@ struct GateBackwardStep {
 };
 void lstm_gates_backward(const GateBackwardStep& s, int64_t unit_begin, int64_t unit_end);
 
+// The gate kernels' exp, sigmoid and tanh on n values (f32, the baseline build), for tests
+// that measure their error.
+void gate_exp(const float* x, float* out, int64_t n);
+void gate_sigmoid(const float* x, float* out, int64_t n);
+void gate_tanh(const float* x, float* out, int64_t n);
+
 // Runs body(unit_begin, unit_end) on `threads` OpenMP threads over disjoint ranges of units
 // (multiples of 16 where they divide), or inline for one thread.
 template <typename Body>
@@ -61,4 +68,4 @@ void over_unit_ranges(int64_t units, int threads, Body&& body) {
   }
 }
 
-}  // namespace kiln::bench
+}  // namespace kiln::rnn_detail

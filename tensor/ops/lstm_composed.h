@@ -1,8 +1,9 @@
 #pragma once
 // An LSTM training pass composed of oneDNN matmul primitives (through Kiln's onednn helpers)
-// and the gate kernels of lstm_gate_kernels.h: the alternative to oneDNN's lstm_forward /
-// lstm_backward that benchmarks/rnn_composition_benchmark.cc times. Same cell, weights and
-// layouts as kiln::rnn_detail's (Keras's gate order i, f, c~, o; kernel [I, 4U], recurrent
+// and the gate kernels of lstm_gate_kernels.h: what rnn_forward(training) and rnn_backward
+// run for the LSTM cell instead of oneDNN 2.6's lstm_forward / lstm_backward, which it beat
+// by 1.2-1.5x at one thread (benchmarks/results/rnn_composition.md). Same cell, weights and
+// layouts as rnn_primitive.h's (Keras's gate order i, f, c~, o; kernel [I, 4U], recurrent
 // kernel [U, 4U] in the pass's dtype, bias [4U] f32; x and y [B, T, .]; every gradient f32).
 //
 // Internally time-major, so that each step's rows are one dense block for its GEMM and the
@@ -11,8 +12,10 @@
 //             G[t] += h[t-1] U (a sum post-op) and the gate kernel (h and y in the dtype);
 //   backward: per step, last first, the gate kernel (dG[t] in the dtype) and
 //             dh[t-1] = dG[t] U^T; then dU = H^T dG and dW = x^T dG over all steps, and
-//             optionally dx = dG W^T.
-// Each piece is a public method so that it can be timed alone; forward() and backward() run
+//             only when x wants a gradient dx = dG W^T.
+// The forward keeps what the backward reads (x, every step's activations, h and c), so the
+// backward may run more than once. Each piece is a public method so that
+// benchmarks/rnn_composition_benchmark.cc can time it alone; forward() and backward() run
 // them in order.
 #include <cstdint>
 #include <oneapi/dnnl/dnnl.hpp>
@@ -21,21 +24,31 @@
 #include "tensor/onednn/primitive_cache.h"
 #include "tensor/tensor.h"
 
-namespace kiln::bench {
+namespace kiln::rnn_detail {
 
 struct LstmShape {
   int64_t batch = 0, steps = 0, inputs = 0, units = 0;
   DType dtype = DType::f32;  // x, h, y and the weights; c, gate pre-activations, gradients f32
 };
 
+// Which of oneDNN's matmul implementations each GEMM runs.
+//   rule: gemm:jit (the first implementation that is not brgemm) for every GEMM, except the
+//     bf16 backward's recurrent GEMM and dx, where brgemm stays. At one thread gemm:jit was
+//     faster for every other GEMM at f32 and bf16, b32 and b128 (up to 1.45x on the forward's
+//     recurrent GEMM), brgemm for those two in bf16 (dx 0.36 against 0.63 ms at b128); see
+//     benchmarks/results/rnn_composition.md. Where oneDNN offers no gemm:jit (its next choice
+//     would be a reference kernel) brgemm stays too.
+//   onednn_first: oneDNN's first choice everywhere (brgemm on AVX-512);
+//   avoid_brgemm: the rule without its bf16 exceptions (the benchmark's comparisons).
+enum class LstmGemmChoice { rule, onednn_first, avoid_brgemm };
+
 class ComposedLstm {
  public:
   // kernel [I, 4U] and recurrent [U, 4U] in shape.dtype, bias [4U] f32; kept by reference
   // (Tensor handles), read at each pack. The gate kernels run on `threads` threads (oneDNN's
-  // GEMMs on OpenMP's). avoid_brgemm: each GEMM takes the first of oneDNN's implementations
-  // that is not brgemm (gemm:jit, where there is one) instead of oneDNN's first choice.
+  // GEMMs on OpenMP's: one inside a parallel region).
   ComposedLstm(const LstmShape& shape, const Tensor& kernel, const Tensor& recurrent, const Tensor& bias,
-               int threads, bool avoid_brgemm);
+               int threads, LstmGemmChoice choice = LstmGemmChoice::rule);
 
   // The whole forward: h0 in the dtype, c0 f32, both [B, U]; x [B, T, I].
   void forward(const Tensor& x, const Tensor& h0, const Tensor& c0);
@@ -78,13 +91,13 @@ class ComposedLstm {
     onednn::CachedPrimitive prim;
   };
   Gemm make_gemm(const char* name, const dnnl::memory::desc& src, const dnnl::memory::desc& weights,
-                 const dnnl::memory::desc& dst, const dnnl::memory::desc& bias, bool accumulate);
+                 const dnnl::memory::desc& dst, const dnnl::memory::desc& bias, bool accumulate, bool brgemm_faster);
   // `plain` in the layout `gemm` wants for its weights, into *packed.
   void pack(const Gemm& gemm, const Tensor& plain, Tensor* packed, dnnl::memory* packed_memory);
 
   LstmShape s_;
   int threads_;
-  bool avoid_brgemm_;
+  LstmGemmChoice choice_;
   Tensor kernel_, recurrent_, bias_;
   // Time-major buffers: x [T, B, I], gates [T, B, 4U] f32 (activations after the step's
   // kernel), h [T + 1, B, U] (h0 first), c [T + 1, B, U] f32, dgates [T, B, 4U], dx [T, B, I].
@@ -98,4 +111,4 @@ class ComposedLstm {
   dnnl::memory kernel_mem_, recurrent_mem_, recurrent_t_mem_, kernel_t_mem_;
 };
 
-}  // namespace kiln::bench
+}  // namespace kiln::rnn_detail

@@ -1,12 +1,12 @@
-#include "benchmarks/composed_lstm.h"
+#include "tensor/ops/lstm_composed.h"
 
 #include <cstring>
 #include <stdexcept>
 
-#include "benchmarks/lstm_gate_kernels.h"
+#include "tensor/ops/lstm_gate_kernels.h"
 #include "tensor/onednn/engine.h"
 
-namespace kiln::bench {
+namespace kiln::rnn_detail {
 namespace {
 
 using md = dnnl::memory::desc;
@@ -37,14 +37,14 @@ char* bytes_of(const Tensor& t) { return static_cast<char*>(t.raw_data()); }
 }  // namespace
 
 ComposedLstm::ComposedLstm(const LstmShape& shape, const Tensor& kernel, const Tensor& recurrent, const Tensor& bias,
-                           int threads, bool avoid_brgemm)
-    : s_(shape), threads_(threads), avoid_brgemm_(avoid_brgemm), kernel_(kernel), recurrent_(recurrent), bias_(bias) {
+                           int threads, LstmGemmChoice choice)
+    : s_(shape), threads_(threads), choice_(choice), kernel_(kernel), recurrent_(recurrent), bias_(bias) {
   const int64_t b = s_.batch, t = s_.steps, i = s_.inputs, u = s_.units, g = 4 * u;
   const DType d = s_.dtype;
   if (kernel.shape() != Shape{i, g} || recurrent.shape() != Shape{u, g} || bias.shape() != Shape{g} ||
       kernel.dtype() != d || recurrent.dtype() != d || bias.dtype() != DType::f32 || !kernel.is_contiguous() ||
       !recurrent.is_contiguous() || !bias.is_contiguous()) {
-    throw std::invalid_argument("ComposedLstm: want kernel [" + std::to_string(i) + ", " + std::to_string(g) +
+    throw std::logic_error("lstm (composed): want kernel [" + std::to_string(i) + ", " + std::to_string(g) +
                                 "], recurrent [" + std::to_string(u) + ", " + std::to_string(g) + "] in " +
                                 dtype_name(d) + " and bias f32[" + std::to_string(g) + "], contiguous; got " +
                                 kernel.describe() + ", " + recurrent.describe() + ", " + bias.describe());
@@ -64,23 +64,25 @@ ComposedLstm::ComposedLstm(const LstmShape& shape, const Tensor& kernel, const T
   dbias_ = Tensor::empty({g});
 
   const auto dt = onednn::to_dnnl(d);
+  const bool bf16 = d == DType::bf16;
   projection_gemm_ = make_gemm("composed_lstm_projection", plain(t * b, i, dt), any_layout(i, g, dt), plain(t * b, g, kF32),
-                          plain(1, g, kF32), false);
-  recurrent_gemm_ = make_gemm("composed_lstm_recurrent", plain(b, u, dt), any_layout(u, g, dt), plain(b, g, kF32), md(), true);
+                          plain(1, g, kF32), false, false);
+  recurrent_gemm_ = make_gemm("composed_lstm_recurrent", plain(b, u, dt), any_layout(u, g, dt), plain(b, g, kF32), md(), true, false);
   recurrent_backward_gemm_ = make_gemm("composed_lstm_recurrent_backward", plain(b, g, dt), any_layout(g, u, dt),
-                                  plain(b, u, kF32), md(), false);
+                                  plain(b, u, kF32), md(), false, bf16);
   recurrent_weights_gemm_ = make_gemm("composed_lstm_recurrent_weight_grad", transposed(u, t * b, dt), plain(t * b, g, dt),
-                                 plain(u, g, kF32), md(), false);
+                                 plain(u, g, kF32), md(), false, false);
   input_weights_gemm_ = make_gemm("composed_lstm_input_weight_grad", transposed(i, t * b, dt), plain(t * b, g, dt),
-                             plain(i, g, kF32), md(), false);
+                             plain(i, g, kF32), md(), false, false);
   dx_gemm_ = make_gemm("composed_lstm_input_grad", plain(t * b, g, dt), any_layout(g, i, dt), plain(t * b, i, kF32), md(),
-                       false);
+                       false, bf16);
 }
 
 ComposedLstm::Gemm ComposedLstm::make_gemm(const char* name, const md& src, const md& weights, const md& dst,
-                                          const md& bias, bool accumulate) {
+                                          const md& bias, bool accumulate, bool brgemm_faster) {
+  const bool avoid_brgemm = choice_ == LstmGemmChoice::avoid_brgemm || (choice_ == LstmGemmChoice::rule && !brgemm_faster);
   onednn::KeyBuilder key(name);
-  key.add(src).add(weights).add(dst).add(int64_t{accumulate}).add(int64_t{avoid_brgemm_});
+  key.add(src).add(weights).add(dst).add(int64_t{accumulate}).add(int64_t{avoid_brgemm});
   if (!bias.is_zero()) key.add(bias);
   auto prim = onednn::cached<dnnl::matmul>(name, key, [&] {
     dnnl::primitive_attr attr = onednn::default_attr();
@@ -89,13 +91,16 @@ ComposedLstm::Gemm ComposedLstm::make_gemm(const char* name, const md& src, cons
       sum.append_sum(1.f);
       attr.set_post_ops(sum);
     }
-    auto desc = bias.is_zero() ? dnnl::matmul::desc(src, weights, dst) : dnnl::matmul::desc(src, weights, bias, dst);
-    dnnl::matmul::primitive_desc pd(desc, attr, onednn::cpu_engine());
-    if (avoid_brgemm_) {
-      while (std::string(pd.impl_info_str()).rfind("brg", 0) == 0 && pd.next_impl()) {
-      }
+    // The descriptor outlives both primitive descriptors: oneDNN 2.6's implementation
+    // iterator (next_impl) reads the op descriptor it was made from.
+    const auto desc =
+        bias.is_zero() ? dnnl::matmul::desc(src, weights, dst) : dnnl::matmul::desc(src, weights, bias, dst);
+    dnnl::matmul::primitive_desc first(desc, attr, onednn::cpu_engine());
+    if (!avoid_brgemm || std::string(first.impl_info_str()).rfind("brg", 0) != 0) return first;
+    dnnl::matmul::primitive_desc next(desc, attr, onednn::cpu_engine());
+    while (std::string(next.impl_info_str()).rfind("brg", 0) == 0 && next.next_impl()) {
     }
-    return pd;
+    return std::string(next.impl_info_str()).rfind("gemm", 0) == 0 ? next : first;
   });
   return {name, prim};
 }
@@ -122,7 +127,7 @@ void ComposedLstm::load(const Tensor& x, const Tensor& h0, const Tensor& c0) {
   if (x.shape() != Shape{b, t, i} || x.dtype() != s_.dtype || !x.is_contiguous() || h0.shape() != states ||
       h0.dtype() != s_.dtype || !h0.is_contiguous() || c0.shape() != states || c0.dtype() != DType::f32 ||
       !c0.is_contiguous()) {
-    throw std::invalid_argument("ComposedLstm: want x [" + std::to_string(b) + ", " + std::to_string(t) + ", " +
+    throw std::logic_error("lstm (composed): want x [" + std::to_string(b) + ", " + std::to_string(t) + ", " +
                                 std::to_string(i) + "] and h0 [" + std::to_string(b) + ", " + std::to_string(u) +
                                 "] in " + dtype_name(s_.dtype) + ", c0 f32, contiguous; got " + x.describe() + ", " +
                                 h0.describe() + ", " + c0.describe());
@@ -188,7 +193,7 @@ void ComposedLstm::start_backward(const Tensor& dh, const Tensor& dc) {
   const Shape states{s_.batch, s_.units};
   for (const Tensor* g : {&dh, &dc}) {
     if (g->shape() != states || g->dtype() != DType::f32 || !g->is_contiguous()) {
-      throw std::invalid_argument("ComposedLstm: want dh and dc f32[" + std::to_string(s_.batch) + ", " +
+      throw std::logic_error("lstm (composed): want dh and dc f32[" + std::to_string(s_.batch) + ", " +
                                   std::to_string(s_.units) + "], contiguous; got " + g->describe());
     }
   }
@@ -200,7 +205,7 @@ void ComposedLstm::start_backward(const Tensor& dh, const Tensor& dc) {
 void ComposedLstm::gates_backward(const Tensor& dy, int64_t step) {
   const int64_t b = s_.batch, t = s_.steps, u = s_.units;
   if (dy.shape() != Shape{b, t, u} || dy.dtype() != DType::f32 || !dy.is_contiguous()) {
-    throw std::invalid_argument("ComposedLstm: want dy f32[" + std::to_string(b) + ", " + std::to_string(t) + ", " +
+    throw std::logic_error("lstm (composed): want dy f32[" + std::to_string(b) + ", " + std::to_string(t) + ", " +
                                 std::to_string(u) + "], contiguous; got " + dy.describe());
   }
   GateBackwardStep gs;
@@ -276,4 +281,4 @@ std::string ComposedLstm::implementations() const {
   return out;
 }
 
-}  // namespace kiln::bench
+}  // namespace kiln::rnn_detail

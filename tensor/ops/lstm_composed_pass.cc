@@ -1,0 +1,131 @@
+#include "tensor/ops/lstm_composed_pass.h"
+
+#include <omp.h>
+
+#include <exception>
+#include <functional>
+#include <stdexcept>
+
+#include "tensor/onednn/profiler.h"
+#include "tensor/ops/lstm_composed.h"
+
+namespace kiln::rnn_detail {
+namespace {
+
+thread_local LstmTrainingPath forced_path = LstmTrainingPath::automatic;
+
+// Rows [begin, end) of a contiguous batch-major tensor, without a copy.
+Tensor rows_of(const Tensor& t, int64_t begin, int64_t end) {
+  if (begin == 0 && end == t.shape()[0]) return t;
+  if (!t.is_contiguous()) throw std::logic_error("lstm: a chunk needs a contiguous tensor, got " + t.describe());
+  Shape shape = t.shape();
+  const int64_t row = t.numel() / shape[0];
+  shape[0] = end - begin;
+  return t.alias(shape, contiguous_strides(shape), t.offset() + begin * row);
+}
+
+// body(k) for every chunk k: inline for one chunk, else one chunk per OpenMP thread, all at
+// once (each chunk's oneDNN calls then run single-threaded). The profiler counts the region
+// as one RNN primitive, as the primitives' split passes are counted.
+void over_chunks(int chunks, const std::function<void(int)>& body) {
+  if (chunks == 1) {
+    body(0);
+    return;
+  }
+  std::vector<std::exception_ptr> errors(chunks);
+  onednn::profiler::Region timed;
+#pragma omp parallel for num_threads(chunks) schedule(static, 1)
+  for (int k = 0; k < chunks; ++k) {
+    onednn::profiler::Region counted_by_caller;
+    try {
+      body(k);
+    } catch (...) {
+      errors[k] = std::current_exception();
+    }
+  }
+  if (timed.timing()) onednn::profiler::add_primitive(static_cast<int>(dnnl::primitive::kind::rnn), timed.elapsed());
+  for (const auto& e : errors) {
+    if (e) std::rethrow_exception(e);
+  }
+}
+
+void add_into(const Tensor& into, const Tensor& from) {
+  float* to = into.data<float>();
+  const float* f = from.data<float>();
+  for (int64_t k = 0, n = into.numel(); k < n; ++k) to[k] += f[k];
+}
+
+Tensor flat(const Tensor& t) { return t.alias({t.numel()}, {1}, t.offset()); }
+
+}  // namespace
+
+ForceLstmTrainingPath::ForceLstmTrainingPath(LstmTrainingPath path) : previous_(forced_path) { forced_path = path; }
+ForceLstmTrainingPath::~ForceLstmTrainingPath() { forced_path = previous_; }
+
+bool composed_lstm_training() {
+  return forced_path != LstmTrainingPath::primitive;
+}
+
+RnnPass composed_lstm_forward(const Tensor& x, const RnnWeights& w, const Tensor& h0, const Tensor& c0) {
+  const int64_t n = x.shape()[0], t = x.shape()[1], i = x.shape()[2], u = w.iter.shape()[0];
+  const DType data = x.dtype();
+  RnnPass out;
+  out.y = Tensor::empty({n, t, u}, data);
+  out.h = Tensor::empty({n, u}, data);
+  out.c = Tensor::empty({n, u});
+  const auto bounds = row_chunk_bounds(n);
+  const int chunks = static_cast<int>(bounds.size());
+  const int gate_threads = chunks == 1 && !omp_in_parallel() ? omp_get_max_threads() : 1;
+  const Tensor bias = flat(w.bias);
+  for (auto [begin, end] : bounds) {
+    RnnChunk chunk;
+    chunk.begin = begin, chunk.end = end;
+    chunk.composed = std::make_shared<ComposedLstm>(LstmShape{end - begin, t, i, u, data}, w.layer, w.iter, bias,
+                                                    gate_threads);
+    out.chunks.push_back(std::move(chunk));
+  }
+  over_chunks(chunks, [&](int k) {
+    const RnnChunk& chunk = out.chunks[k];
+    ComposedLstm& lstm = *chunk.composed;
+    lstm.forward(rows_of(x, chunk.begin, chunk.end), rows_of(h0, chunk.begin, chunk.end),
+                 rows_of(c0, chunk.begin, chunk.end));
+    rows_of(out.y, chunk.begin, chunk.end).copy_from(lstm.y());
+    rows_of(out.h, chunk.begin, chunk.end).copy_from(lstm.h());
+    rows_of(out.c, chunk.begin, chunk.end).copy_from(lstm.c());
+  });
+  return out;
+}
+
+RnnInputGrads composed_lstm_backward(const Tensor& x, const RnnPass& pass, const Tensor& dy,
+                                     const Tensor& dh, const Tensor& dc, RnnWeights* dw, bool want_dx) {
+  const int64_t n = x.shape()[0], u = pass.h.shape()[1];
+  RnnInputGrads out;
+  if (want_dx) out.dx = Tensor::empty(x.shape());
+  out.dh0 = Tensor::empty({n, u});
+  out.dc0 = Tensor::empty({n, u});
+  const int chunks = static_cast<int>(pass.chunks.size());
+  for (const RnnChunk& chunk : pass.chunks) {
+    if (!chunk.composed) throw std::logic_error("lstm: backward of a pass the composed LSTM did not run");
+  }
+  over_chunks(chunks, [&](int k) {
+    const RnnChunk& chunk = pass.chunks[k];
+    ComposedLstm& lstm = *chunk.composed;
+    lstm.backward(rows_of(dy, chunk.begin, chunk.end), rows_of(dh, chunk.begin, chunk.end),
+                  rows_of(dc, chunk.begin, chunk.end));
+    rows_of(out.dh0, chunk.begin, chunk.end).copy_from(lstm.dh0());
+    rows_of(out.dc0, chunk.begin, chunk.end).copy_from(lstm.dc0());
+    if (want_dx) {
+      lstm.input_grad();
+      rows_of(out.dx, chunk.begin, chunk.end).copy_from(lstm.dx());
+    }
+  });
+  // In chunk order, so a split result is the same every run.
+  for (const RnnChunk& chunk : pass.chunks) {
+    add_into(dw->layer, chunk.composed->dkernel());
+    add_into(dw->iter, chunk.composed->drecurrent());
+    add_into(dw->bias, chunk.composed->dbias());
+  }
+  return out;
+}
+
+}  // namespace kiln::rnn_detail
