@@ -275,13 +275,13 @@ RnnPass rnn_forward(RnnCell cell, const Tensor& x, const RnnWeights& w, const Te
   if (!training && small_batch_rnn_wins(x.shape()[0], w.iter.shape()[0])) {
     return small_batch_rnn_forward(cell, x, w, h0, c0);
   }
+  if (cell == RnnCell::lstm && training && composed_lstm_training()) return composed_lstm_forward(x, w, h0, c0);
   return onednn_rnn_forward(cell, x, w, h0, c0, training);
 }
 
 RnnPass onednn_rnn_forward(RnnCell cell, const Tensor& x, const RnnWeights& w, const Tensor& h0, const Tensor& c0,
                            bool training) {
   const Geometry g = geometry_of(cell, x, w);
-  if (cell == RnnCell::lstm && training && composed_lstm_training()) return composed_lstm_forward(x, w, h0, c0);
   RnnPass out;
   const DType data = x.dtype();
   out.y = Tensor::empty({g.n, g.t, g.u}, data);

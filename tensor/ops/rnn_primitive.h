@@ -83,8 +83,9 @@ struct RnnPass {
   std::vector<RnnChunk> chunks;
   std::vector<Tensor> weights_kept;  // reordered weights the chunks' memories point into
 };
-// Inference at a small batch runs small_batch_rnn_forward (rnn_small_batch.h) instead of
-// oneDNN's primitive; onednn_rnn_forward always runs the primitive.
+// Which code runs a pass: inference at a small batch, small_batch_rnn_forward
+// (rnn_small_batch.h); LSTM training, the composed LSTM (lstm_composed_pass.h); everything
+// else, and onednn_rnn_forward always, oneDNN's primitive.
 RnnPass rnn_forward(RnnCell cell, const Tensor& x, const RnnWeights& w, const Tensor& h0, const Tensor& c0,
                     bool training);
 RnnPass onednn_rnn_forward(RnnCell cell, const Tensor& x, const RnnWeights& w, const Tensor& h0, const Tensor& c0,
