@@ -20,20 +20,6 @@ RnnCell cell_of(ops::OpKind kind) {
 
 Tensor f32_of(const Tensor& t) { return (t.dtype() == DType::f32 ? t : kiln::cast(t, DType::f32)).clone_detached(); }
 
-// Keras's bias as oneDNN's [bias gates, U] (what the kernel reads): GRU's input and recurrent
-// biases of z and r add up, its recurrent h bias stays apart (linear-before-reset); the
-// other cells' bytes are already that layout.
-Tensor kernel_bias(RnnCell cell, const Tensor& keras, int64_t u) {
-  const Tensor b = f32_of(keras);
-  if (cell != RnnCell::gru) return b.alias({rnn_detail::bias_gate_count(cell), u}, contiguous_strides({rnn_detail::bias_gate_count(cell), u}), 0);
-  Tensor out = Tensor::empty({4, u});
-  const float* in = b.data<float>();  // [input z r h | recurrent z r h]
-  float* o = out.data<float>();
-  for (int64_t k = 0; k < 2 * u; ++k) o[k] = in[k] + in[3 * u + k];
-  for (int64_t k = 0; k < u; ++k) o[2 * u + k] = in[2 * u + k], o[3 * u + k] = in[5 * u + k];
-  return out;
-}
-
 }  // namespace
 
 bool Builder::recurrent(const graph::Node& n) {
@@ -65,7 +51,7 @@ bool Builder::recurrent(const graph::Node& n) {
   if (!rnn_detail::small_batch_rnn_wins(rows, u)) return false;
 
   auto weights = std::make_shared<rnn_detail::SmallBatchRnnWeights>(rnn_detail::prepare_small_batch_rnn(
-      cell, {f32_of(kernel), f32_of(recurrent), kernel_bias(cell, bias, u)}));
+      cell, {f32_of(kernel), f32_of(recurrent), rnn_detail::onednn_bias(cell, f32_of(bias), u)}));
   Step s;
   s.kind = "small-batch " + n.call.op();
   s.reads.push_back(p_.as_plain(value_[n.inputs[0]], DType::f32));

@@ -120,17 +120,6 @@ Tensor reverse_time(const Tensor& x) {
 }
 
 // Keras's bias in oneDNN's [bias gates, U]; GRU's input and recurrent biases of z and r add up.
-Tensor onednn_bias(RnnCell cell, const Tensor& bias, int64_t u) {
-  if (cell != RnnCell::gru) return view_as(bias, {rnn_detail::bias_gate_count(cell), u});
-  Tensor out = Tensor::empty({4, u});
-  const float* in = bias.data<float>();  // [input z r h | recurrent z r h]
-  float* o = out.data<float>();
-  for (int64_t k = 0; k < 2 * u; ++k) o[k] = in[k] + in[3 * u + k];
-  std::copy_n(in + 2 * u, u, o + 2 * u);
-  std::copy_n(in + 5 * u, u, o + 3 * u);
-  return out;
-}
-
 Tensor keras_bias_grad(RnnCell cell, const Tensor& grad, int64_t u) {
   if (cell != RnnCell::gru) return view_as(grad, bias_shape(cell, u));
   Tensor out = Tensor::empty({2, 3 * u});
@@ -361,7 +350,7 @@ std::vector<Tensor> run_rnn(RnnCell cell, const RnnInputs& in, const RnnOptions&
       x = reverse_time(x);
       if (mask.defined()) mask = view_as(reverse_time(view_as(mask, {s.b, s.t, 1})), {s.b, s.t});
     }
-    s.w = {as_dtype(in.kernel, s.data), as_dtype(in.recurrent_kernel, s.data), onednn_bias(cell, as_f32(in.bias), u)};
+    s.w = {as_dtype(in.kernel, s.data), as_dtype(in.recurrent_kernel, s.data), rnn_detail::onednn_bias(cell, as_f32(in.bias), u)};
     s.h0 = initial_state ? as_dtype(in.h0, s.data) : Tensor::zeros({s.b, u}, s.data);
     if (lstm) s.c0 = initial_state ? as_f32(in.c0) : Tensor::zeros({s.b, u});
     s.groups = group_rows(mask, s.b, s.t, op);

@@ -245,6 +245,18 @@ bool native_bf16_rnn() { return cpu::effective_isa() >= cpu::Isa::avx512_core_bf
 
 int gate_count(RnnCell cell) { return cell == RnnCell::lstm ? 4 : cell == RnnCell::gru ? 3 : 1; }
 int bias_gate_count(RnnCell cell) { return cell == RnnCell::simple_rnn ? 1 : 4; }
+Tensor onednn_bias(RnnCell cell, const Tensor& keras_bias, int64_t u) {
+  const Shape shape{bias_gate_count(cell), u};
+  if (cell != RnnCell::gru) return keras_bias.alias(shape, contiguous_strides(shape), keras_bias.offset());
+  Tensor out = Tensor::empty(shape);
+  const float* in = keras_bias.data<float>();  // [input z r h | recurrent z r h]
+  float* o = out.data<float>();
+  for (int64_t k = 0; k < 2 * u; ++k) o[k] = in[k] + in[3 * u + k];
+  std::copy_n(in + 2 * u, u, o + 2 * u);
+  std::copy_n(in + 5 * u, u, o + 3 * u);
+  return out;
+}
+
 bool has_cell_state(RnnCell cell) { return cell == RnnCell::lstm; }
 const char* cell_name(RnnCell cell) {
   switch (cell) {

@@ -20,6 +20,11 @@ enum class RnnCell { lstm, gru, simple_rnn };
 int gate_count(RnnCell cell);       // 4, 3, 1
 int bias_gate_count(RnnCell cell);  // 4, 4 (linear-before-reset's extra bias), 1
 bool has_cell_state(RnnCell cell);  // LSTM's c
+
+// Keras's f32 bias (contiguous) as oneDNN's [bias gates, U]: GRU's input and recurrent biases
+// of z and r add up and its recurrent h bias stays apart (linear-before-reset); the other
+// cells' bytes are already that layout (a view).
+Tensor onednn_bias(RnnCell cell, const Tensor& keras_bias, int64_t u);
 const char* cell_name(RnnCell cell);
 
 // The arithmetic a pass runs in, x's dtype: f32, or bf16 (oneDNN 2.6's bf16 RNN: x, the h
