@@ -14,13 +14,11 @@
 #include <string>
 #include <vector>
 
-#include "benchmarks/machine.h"
 #include "benchmarks/ratio_reporter.h"
 #include "tensor/onednn/engine.h"
 #include "tensor/onednn/primitive_cache.h"
 #include "tensor/ops/ops.h"
 #include "tensor/random.h"
-#include "tensor/threading.h"
 
 namespace kiln {
 namespace {
@@ -105,11 +103,8 @@ void register_all() {
 }  // namespace kiln
 
 int main(int argc, char** argv) {
-  kiln::cpu::ThreadConfig threads = kiln::cpu::apply_best_known_config(argc, argv);
-  std::printf("%s\n", kiln::bench::machine_header(threads.omp_num_threads).c_str());
-  kiln::register_all();
   kiln::bench::RatioReporter reporter;
-  if (!kiln::bench::run_benchmarks(argc, argv, reporter)) return 1;
+  if (!kiln::bench::run_benchmarks_with_header(argc, argv, kiln::register_all, reporter)) return 1;
   std::printf("\nscaled_dot_product_attention forward vs its raw oneDNN primitives (best of repetitions)\n");
   std::printf("%-22s %12s %14s %12s\n", "shape", "op us", "primitives us", "op/prims");
   for (size_t i = 0; i < kiln::kShapes.size(); ++i) {

@@ -13,13 +13,11 @@
 #include <string>
 #include <vector>
 
-#include "benchmarks/machine.h"
 #include "benchmarks/ratio_reporter.h"
 #include "tensor/onednn/engine.h"
 #include "tensor/onednn/primitive_cache.h"
 #include "tensor/ops/ops.h"
 #include "tensor/random.h"
-#include "tensor/threading.h"
 
 namespace kiln {
 namespace {
@@ -115,11 +113,8 @@ void register_all() {
 }  // namespace kiln
 
 int main(int argc, char** argv) {
-  kiln::cpu::ThreadConfig threads = kiln::cpu::apply_best_known_config(argc, argv);
-  std::printf("%s\n", kiln::bench::machine_header(threads.omp_num_threads).c_str());
-  kiln::register_all();
   kiln::bench::RatioReporter reporter;
-  if (!kiln::bench::run_benchmarks(argc, argv, reporter)) return 1;
+  if (!kiln::bench::run_benchmarks_with_header(argc, argv, kiln::register_all, reporter)) return 1;
   std::printf("\nconcat: Kiln's copy vs oneDNN chunked by %zu (best of repetitions)\n", kiln::kChunk);
   std::printf("%-10s %7s %12s %12s %14s\n", "shape", "inputs", "kiln us", "onednn us", "onednn/kiln");
   for (int layout : {0, 1}) {

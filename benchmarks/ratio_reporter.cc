@@ -5,6 +5,9 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "benchmarks/machine.h"
+#include "tensor/threading.h"
+
 namespace kiln::bench {
 
 void RatioReporter::ReportRuns(const std::vector<Run>& runs) {
@@ -45,6 +48,13 @@ bool run_benchmarks(int argc, char** argv, RatioReporter& reporter) {
   benchmark::RunSpecifiedBenchmarks(&reporter);
   benchmark::Shutdown();
   return true;
+}
+
+bool run_benchmarks_with_header(int argc, char** argv, void (*register_benchmarks)(), RatioReporter& reporter) {
+  const cpu::ThreadConfig threads = cpu::apply_best_known_config(argc, argv);
+  std::printf("%s\n", machine_header(threads.omp_num_threads).c_str());
+  register_benchmarks();
+  return run_benchmarks(argc, argv, reporter);
 }
 
 bool smoke_run() {

@@ -26,6 +26,11 @@ class RatioReporter : public benchmark::ConsoleReporter {
 // Runs every registered benchmark with reporter; returns false on bad flags.
 bool run_benchmarks(int argc, char** argv, RatioReporter& reporter);
 
+// The start of a ratio benchmark's main: the best known thread configuration
+// (kiln::cpu::apply_best_known_config), the machine header line with its thread count,
+// register_benchmarks(), then run_benchmarks. Returns false on bad flags.
+bool run_benchmarks_with_header(int argc, char** argv, void (*register_benchmarks)(), RatioReporter& reporter);
+
 // KILN_BENCH_SMOKE=1 marks a CI smoke run (benchmarks/smoke_*_test.sh): a tiny
 // --benchmark_min_time, so every code path and table still runs, but its timings mean nothing
 // and no speed target may decide the exit status (the project forbids timed tests).

@@ -12,12 +12,10 @@
 #include <string>
 #include <vector>
 
-#include "benchmarks/machine.h"
 #include "benchmarks/ratio_reporter.h"
 #include "tensor/ops/rnn_primitive.h"
 #include "tensor/ops/rnn_small_batch.h"
 #include "tensor/random.h"
-#include "tensor/threading.h"
 
 namespace kiln {
 namespace {
@@ -83,11 +81,8 @@ void register_all() {
 }  // namespace kiln
 
 int main(int argc, char** argv) {
-  kiln::cpu::ThreadConfig threads = kiln::cpu::apply_best_known_config(argc, argv);
-  std::printf("%s\n", kiln::bench::machine_header(threads.omp_num_threads).c_str());
-  kiln::register_all();
   kiln::bench::RatioReporter reporter;
-  if (!kiln::bench::run_benchmarks(argc, argv, reporter)) return 1;
+  if (!kiln::bench::run_benchmarks_with_header(argc, argv, kiln::register_all, reporter)) return 1;
   std::printf("\nrecurrent inference, %lld steps of %lld features, %lld units: kernel vs oneDNN's primitive (best of repetitions)\n",
               static_cast<long long>(kiln::kSteps), static_cast<long long>(kiln::kFeatures),
               static_cast<long long>(kiln::kUnits));

@@ -12,13 +12,11 @@
 #include <string>
 #include <vector>
 
-#include "benchmarks/machine.h"
 #include "benchmarks/ratio_reporter.h"
 #include "tensor/ops/cast.h"
 #include "tensor/ops/lstm_composed_pass.h"
 #include "tensor/ops/rnn_primitive.h"
 #include "tensor/random.h"
-#include "tensor/threading.h"
 
 namespace kiln {
 namespace {
@@ -99,11 +97,8 @@ void register_all() {
 }  // namespace kiln
 
 int main(int argc, char** argv) {
-  kiln::cpu::ThreadConfig threads = kiln::cpu::apply_best_known_config(argc, argv);
-  std::printf("%s\n", kiln::bench::machine_header(threads.omp_num_threads).c_str());
-  kiln::register_all();
   kiln::bench::RatioReporter reporter;
-  if (!kiln::bench::run_benchmarks(argc, argv, reporter)) return 1;
+  if (!kiln::bench::run_benchmarks_with_header(argc, argv, kiln::register_all, reporter)) return 1;
   std::printf("\nLSTM(%lld) over [batch, %lld, %lld]: unsplit vs split in 2 row chunks (best of repetitions)\n",
               static_cast<long long>(kiln::kUnits), static_cast<long long>(kiln::kSteps),
               static_cast<long long>(kiln::kFeatures));

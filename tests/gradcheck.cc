@@ -84,4 +84,18 @@ void expect_gradients_match(const KilnFn& f, const RefFn& r, const std::vector<T
   }
 }
 
+std::vector<Tensor> outputs_then_projected_gradients(GradientTape& tape, const std::vector<Tensor>& outputs,
+                                                     const std::vector<Tensor>& sources) {
+  Tensor loss;
+  uint64_t seed = 900;
+  for (const Tensor& y : outputs) {
+    Tensor term = reduce_sum(cast(y, DType::f32) * rand_tensor(y.shape(), seed++));
+    loss = loss.defined() ? loss + term : term;
+  }
+  std::vector<Tensor> result;
+  for (const Tensor& y : outputs) result.push_back(cast(y, DType::f32));
+  for (const Tensor& g : tape.gradient(loss, sources, Tensor(), UnconnectedGradients::zero)) result.push_back(g);
+  return result;
+}
+
 }  // namespace kiln::testing

@@ -4,6 +4,7 @@
 #include <functional>
 #include <vector>
 
+#include "autograd/gradient_tape.h"
 #include "tests/reference.h"
 
 namespace kiln::testing {
@@ -28,5 +29,10 @@ void expect_gradients_match(const KilnFn& f, const RefFn& r, const std::vector<T
                             Tolerance tol = {1e-3, 1e-3}, double step = 1e-6);
 // Random f32 tensor, uniform in [low, high), deterministic for a seed.
 Tensor rand_tensor(const Shape& shape, uint64_t seed, float low = -1.f, float high = 1.f);
+// For comparing two paths of an op with several outputs: the outputs in f32, then the tape's
+// gradients (f32, zeros where unconnected) of a fixed random projection of all of them,
+// sum_k sum(outputs[k] * R_k), with respect to sources (watched on tape).
+std::vector<Tensor> outputs_then_projected_gradients(GradientTape& tape, const std::vector<Tensor>& outputs,
+                                                     const std::vector<Tensor>& sources);
 
 }  // namespace kiln::testing

@@ -81,16 +81,7 @@ std::vector<Tensor> outputs_and_gradients(const std::string& cell, const std::ve
   std::vector<Tensor> out = cell == "lstm" ? lstm(x[0], x[1], x[2], x[3], h0, x.size() > 5 ? x[5] : Tensor(), mask, o)
                             : cell == "gru" ? gru(x[0], x[1], x[2], x[3], h0, mask, o)
                                             : simple_rnn(x[0], x[1], x[2], x[3], h0, mask, o);
-  Tensor loss;
-  uint64_t seed = 900;
-  for (const Tensor& y : out) {
-    Tensor term = reduce_sum(cast(y, DType::f32) * testing::rand_tensor(y.shape(), seed++));
-    loss = loss.defined() ? loss + term : term;
-  }
-  std::vector<Tensor> result;
-  for (const Tensor& y : out) result.push_back(cast(y, DType::f32));
-  for (const Tensor& g : tape.gradient(loss, in, Tensor(), UnconnectedGradients::zero)) result.push_back(g);
-  return result;
+  return testing::outputs_then_projected_gradients(tape, out, in);
 }
 
 const std::vector<Config>& configs() {
