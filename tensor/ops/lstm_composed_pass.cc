@@ -2,54 +2,14 @@
 
 #include <omp.h>
 
-#include <exception>
-#include <functional>
 #include <stdexcept>
 
-#include "tensor/onednn/profiler.h"
 #include "tensor/ops/lstm_composed.h"
 
 namespace kiln::rnn_detail {
 namespace {
 
 thread_local LstmTrainingPath forced_path = LstmTrainingPath::automatic;
-
-// Rows [begin, end) of a contiguous batch-major tensor, without a copy.
-Tensor rows_of(const Tensor& t, int64_t begin, int64_t end) {
-  if (begin == 0 && end == t.shape()[0]) return t;
-  if (!t.is_contiguous()) throw std::logic_error("lstm: a chunk needs a contiguous tensor, got " + t.describe());
-  Shape shape = t.shape();
-  const int64_t row = t.numel() / shape[0];
-  shape[0] = end - begin;
-  return t.alias(shape, contiguous_strides(shape), t.offset() + begin * row);
-}
-
-// body(k) for every chunk k: inline for one chunk, else one chunk per OpenMP thread, all at
-// once (each chunk's oneDNN calls then run single-threaded). The profiler counts the pass as
-// one RNN primitive, as it counts the primitives' passes, so that the gate kernels between
-// the matmuls are not read as framework overhead.
-void over_chunks(int chunks, const std::function<void(int)>& body) {
-  onednn::profiler::Region timed;
-  if (chunks == 1) {
-    body(0);
-    if (timed.timing()) onednn::profiler::add_primitive(static_cast<int>(dnnl::primitive::kind::rnn), timed.elapsed());
-    return;
-  }
-  std::vector<std::exception_ptr> errors(chunks);
-#pragma omp parallel for num_threads(chunks) schedule(static, 1)
-  for (int k = 0; k < chunks; ++k) {
-    onednn::profiler::Region counted_by_caller;
-    try {
-      body(k);
-    } catch (...) {
-      errors[k] = std::current_exception();
-    }
-  }
-  if (timed.timing()) onednn::profiler::add_primitive(static_cast<int>(dnnl::primitive::kind::rnn), timed.elapsed());
-  for (const auto& e : errors) {
-    if (e) std::rethrow_exception(e);
-  }
-}
 
 void add_into(const Tensor& into, const Tensor& from) {
   float* to = into.data<float>();
@@ -86,14 +46,14 @@ RnnPass composed_lstm_forward(const Tensor& x, const RnnWeights& w, const Tensor
                                                     gate_threads);
     out.chunks.push_back(std::move(chunk));
   }
-  over_chunks(chunks, [&](int k) {
+  run_row_chunks(chunks, [&](int k) {
     const RnnChunk& chunk = out.chunks[k];
     ComposedLstm& lstm = *chunk.composed;
-    lstm.forward(rows_of(x, chunk.begin, chunk.end), rows_of(h0, chunk.begin, chunk.end),
-                 rows_of(c0, chunk.begin, chunk.end));
-    rows_of(out.y, chunk.begin, chunk.end).copy_from(lstm.y());
-    rows_of(out.h, chunk.begin, chunk.end).copy_from(lstm.h());
-    rows_of(out.c, chunk.begin, chunk.end).copy_from(lstm.c());
+    lstm.forward(chunk_rows(x, chunk.begin, chunk.end), chunk_rows(h0, chunk.begin, chunk.end),
+                 chunk_rows(c0, chunk.begin, chunk.end));
+    chunk_rows(out.y, chunk.begin, chunk.end).copy_from(lstm.y());
+    chunk_rows(out.h, chunk.begin, chunk.end).copy_from(lstm.h());
+    chunk_rows(out.c, chunk.begin, chunk.end).copy_from(lstm.c());
   });
   return out;
 }
@@ -109,16 +69,16 @@ RnnInputGrads composed_lstm_backward(const Tensor& x, const RnnPass& pass, const
   for (const RnnChunk& chunk : pass.chunks) {
     if (!chunk.composed) throw std::logic_error("lstm: backward of a pass the composed LSTM did not run");
   }
-  over_chunks(chunks, [&](int k) {
+  run_row_chunks(chunks, [&](int k) {
     const RnnChunk& chunk = pass.chunks[k];
     ComposedLstm& lstm = *chunk.composed;
-    lstm.backward(rows_of(dy, chunk.begin, chunk.end), rows_of(dh, chunk.begin, chunk.end),
-                  rows_of(dc, chunk.begin, chunk.end));
-    rows_of(out.dh0, chunk.begin, chunk.end).copy_from(lstm.dh0());
-    rows_of(out.dc0, chunk.begin, chunk.end).copy_from(lstm.dc0());
+    lstm.backward(chunk_rows(dy, chunk.begin, chunk.end), chunk_rows(dh, chunk.begin, chunk.end),
+                  chunk_rows(dc, chunk.begin, chunk.end));
+    chunk_rows(out.dh0, chunk.begin, chunk.end).copy_from(lstm.dh0());
+    chunk_rows(out.dc0, chunk.begin, chunk.end).copy_from(lstm.dc0());
     if (want_dx) {
       lstm.input_grad();
-      rows_of(out.dx, chunk.begin, chunk.end).copy_from(lstm.dx());
+      chunk_rows(out.dx, chunk.begin, chunk.end).copy_from(lstm.dx());
     }
   });
   // In chunk order, so a split result is the same every run.

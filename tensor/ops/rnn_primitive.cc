@@ -184,16 +184,6 @@ void add_reordered(const dnnl::memory& from, const dnnl::memory& to) {
   onednn::execute("rnn_weights_grad", prim.primitive, {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}});
 }
 
-// Rows [begin, end) of a contiguous batch-major tensor, without a copy.
-Tensor rows_of(const Tensor& t, int64_t begin, int64_t end) {
-  if (begin == 0 && end == t.shape()[0]) return t;
-  if (!t.is_contiguous()) throw std::logic_error("rnn: a chunk needs a contiguous tensor, got " + t.describe());
-  Shape shape = t.shape();
-  const int64_t row = t.numel() / shape[0];
-  shape[0] = end - begin;
-  return t.alias(shape, contiguous_strides(shape), t.offset() + begin * row);
-}
-
 thread_local int forced_chunks = 0;
 
 // The rows of each of `chunks` chunks: equal, the first ones a row longer where n does not divide.
@@ -210,34 +200,6 @@ std::vector<std::pair<int64_t, int64_t>> chunk_bounds(int64_t n, int chunks) {
 }
 
 using ChunkArgs = std::unordered_map<int, dnnl::memory>;
-
-// Runs each chunk's primitive: alone on this thread's team for one chunk; otherwise all at
-// once, one chunk per thread, so each primitive runs single-threaded (oneDNN with OpenMP
-// runs a primitive on the calling thread alone inside an active parallel region). The
-// profiler counts the region once, as one primitive of `kind`.
-void run_chunks(const char* op, dnnl::primitive::kind kind, const std::vector<onednn::CachedPrimitive>& prims,
-                const std::vector<ChunkArgs>& args) {
-  const int n = static_cast<int>(prims.size());
-  if (n == 1) {
-    onednn::execute(op, prims[0].primitive, args[0]);
-    return;
-  }
-  std::vector<std::exception_ptr> errors(n);
-  onednn::profiler::Region timed;
-#pragma omp parallel for num_threads(n) schedule(static, 1)
-  for (int k = 0; k < n; ++k) {
-    onednn::profiler::Region counted_by_caller;  // keeps execute() from timing the chunk itself
-    try {
-      onednn::execute(op, prims[k].primitive, args[k]);
-    } catch (...) {
-      errors[k] = std::current_exception();
-    }
-  }
-  if (timed.timing()) onednn::profiler::add_primitive(static_cast<int>(kind), timed.elapsed());
-  for (const auto& e : errors) {
-    if (e) std::rethrow_exception(e);
-  }
-}
 
 }  // namespace
 
@@ -272,6 +234,37 @@ ForceRowChunks::~ForceRowChunks() { forced_chunks = previous_; }
 
 std::vector<std::pair<int64_t, int64_t>> row_chunk_bounds(int64_t rows) {
   return chunk_bounds(rows, row_chunks(rows));
+}
+
+Tensor chunk_rows(const Tensor& t, int64_t begin, int64_t end) {
+  if (begin == 0 && end == t.shape()[0]) return t;
+  if (!t.is_contiguous()) throw std::logic_error("rnn: a chunk needs a contiguous tensor, got " + t.describe());
+  Shape shape = t.shape();
+  const int64_t row = t.numel() / shape[0];
+  shape[0] = end - begin;
+  return t.alias(shape, contiguous_strides(shape), t.offset() + begin * row);
+}
+
+void run_row_chunks(int chunks, const std::function<void(int)>& body) {
+  onednn::profiler::Region timed;  // keeps the chunks' own primitives from being timed apart
+  std::vector<std::exception_ptr> errors(chunks);
+  if (chunks == 1) {
+    body(0);
+  } else {
+#pragma omp parallel for num_threads(chunks) schedule(static, 1)
+    for (int k = 0; k < chunks; ++k) {
+      onednn::profiler::Region counted_by_caller;  // the region's depth is per thread
+      try {
+        body(k);
+      } catch (...) {
+        errors[k] = std::current_exception();
+      }
+    }
+  }
+  if (timed.timing()) onednn::profiler::add_primitive(static_cast<int>(dnnl::primitive::kind::rnn), timed.elapsed());
+  for (const auto& e : errors) {
+    if (e) std::rethrow_exception(e);
+  }
 }
 
 int row_chunks(int64_t rows) {
@@ -317,16 +310,16 @@ RnnPass onednn_rnn_forward(RnnCell cell, const Tensor& x, const RnnWeights& w, c
     layer_reads.push_back(chunk.layer_read);
     iter_reads.push_back(chunk.iter_read);
     const md s = gc.state(gc.data), sc = gc.state(kF32);
-    ChunkArgs a{{DNNL_ARG_SRC_LAYER, onednn::memory_of(rows_of(x, begin, end), gc.src(gc.data))},
-                {DNNL_ARG_SRC_ITER, onednn::memory_of(rows_of(h0, begin, end), s)},
+    ChunkArgs a{{DNNL_ARG_SRC_LAYER, onednn::memory_of(chunk_rows(x, begin, end), gc.src(gc.data))},
+                {DNNL_ARG_SRC_ITER, onednn::memory_of(chunk_rows(h0, begin, end), s)},
                 {DNNL_ARG_WEIGHTS_LAYER, chunk.layer_read},
                 {DNNL_ARG_WEIGHTS_ITER, chunk.iter_read},
                 {DNNL_ARG_BIAS, bias},
-                {DNNL_ARG_DST_LAYER, onednn::memory_of(rows_of(out.y, begin, end), gc.dst(gc.data))},
-                {DNNL_ARG_DST_ITER, onednn::memory_of(rows_of(out.h, begin, end), s)}};
+                {DNNL_ARG_DST_LAYER, onednn::memory_of(chunk_rows(out.y, begin, end), gc.dst(gc.data))},
+                {DNNL_ARG_DST_ITER, onednn::memory_of(chunk_rows(out.h, begin, end), s)}};
     if (lstm) {
-      a[DNNL_ARG_SRC_ITER_C] = onednn::memory_of(rows_of(c0, begin, end), sc);
-      a[DNNL_ARG_DST_ITER_C] = onednn::memory_of(rows_of(out.c, begin, end), sc);
+      a[DNNL_ARG_SRC_ITER_C] = onednn::memory_of(chunk_rows(c0, begin, end), sc);
+      a[DNNL_ARG_DST_ITER_C] = onednn::memory_of(chunk_rows(out.c, begin, end), sc);
     }
     if (training) {
       dnnl::memory ws;
@@ -336,7 +329,7 @@ RnnPass onednn_rnn_forward(RnnCell cell, const Tensor& x, const RnnWeights& w, c
     args.push_back(std::move(a));
     out.chunks.push_back(std::move(chunk));
   }
-  run_chunks("rnn_forward", dnnl::primitive::kind::rnn, prims, args);
+  run_row_chunks(static_cast<int>(prims.size()), [&](int k) { onednn::execute("rnn_forward", prims[k].primitive, args[k]); });
   return out;
 }
 
@@ -388,33 +381,33 @@ RnnInputGrads rnn_backward(RnnCell cell, const Tensor& x, const RnnWeights& w, c
     }
     grads.push_back(grad);
     dnnl::memory ws(prim.pd.workspace_desc(), onednn::cpu_engine(), chunk.workspace.raw_data());
-    ChunkArgs a{{DNNL_ARG_SRC_LAYER, onednn::memory_of(rows_of(x, begin, end), gc.src(gc.data))},
-                {DNNL_ARG_SRC_ITER, onednn::memory_of(rows_of(h0, begin, end), s)},
+    ChunkArgs a{{DNNL_ARG_SRC_LAYER, onednn::memory_of(chunk_rows(x, begin, end), gc.src(gc.data))},
+                {DNNL_ARG_SRC_ITER, onednn::memory_of(chunk_rows(h0, begin, end), s)},
                 {DNNL_ARG_WEIGHTS_LAYER, shared_weights(prim, DNNL_ARG_WEIGHTS_LAYER, layer_reads, w.layer, wl_plain, &kept)},
                 {DNNL_ARG_WEIGHTS_ITER, shared_weights(prim, DNNL_ARG_WEIGHTS_ITER, iter_reads, w.iter, wi_plain, &kept)},
                 {DNNL_ARG_BIAS, bias},
-                {DNNL_ARG_DST_LAYER, onednn::memory_of(rows_of(pass.y, begin, end), gc.dst(gc.data))},
-                {DNNL_ARG_DST_ITER, onednn::memory_of(rows_of(pass.h, begin, end), s)},
+                {DNNL_ARG_DST_LAYER, onednn::memory_of(chunk_rows(pass.y, begin, end), gc.dst(gc.data))},
+                {DNNL_ARG_DST_ITER, onednn::memory_of(chunk_rows(pass.h, begin, end), s)},
                 {DNNL_ARG_WORKSPACE, ws},
-                {DNNL_ARG_DIFF_SRC_LAYER, onednn::memory_of(rows_of(out.dx, begin, end), gc.src(kF32))},
-                {DNNL_ARG_DIFF_SRC_ITER, onednn::memory_of(rows_of(out.dh0, begin, end), f)},
+                {DNNL_ARG_DIFF_SRC_LAYER, onednn::memory_of(chunk_rows(out.dx, begin, end), gc.src(kF32))},
+                {DNNL_ARG_DIFF_SRC_ITER, onednn::memory_of(chunk_rows(out.dh0, begin, end), f)},
                 {DNNL_ARG_DIFF_WEIGHTS_LAYER, grad[0]},
                 {DNNL_ARG_DIFF_WEIGHTS_ITER, grad[1]},
                 {DNNL_ARG_DIFF_BIAS, grad[2]},
-                {DNNL_ARG_DIFF_DST_LAYER, onednn::memory_of(rows_of(dy, begin, end), gc.dst(kF32))},
-                {DNNL_ARG_DIFF_DST_ITER, onednn::memory_of(rows_of(dh, begin, end), f)}};
+                {DNNL_ARG_DIFF_DST_LAYER, onednn::memory_of(chunk_rows(dy, begin, end), gc.dst(kF32))},
+                {DNNL_ARG_DIFF_DST_ITER, onednn::memory_of(chunk_rows(dh, begin, end), f)}};
     // Later chunks' backward weights: this chunk's reordered copies serve them too.
     layer_reads.push_back(a[DNNL_ARG_WEIGHTS_LAYER]);
     iter_reads.push_back(a[DNNL_ARG_WEIGHTS_ITER]);
     if (lstm) {
-      a[DNNL_ARG_SRC_ITER_C] = onednn::memory_of(rows_of(c0, begin, end), f);
-      a[DNNL_ARG_DST_ITER_C] = onednn::memory_of(rows_of(pass.c, begin, end), f);
-      a[DNNL_ARG_DIFF_SRC_ITER_C] = onednn::memory_of(rows_of(out.dc0, begin, end), f);
-      a[DNNL_ARG_DIFF_DST_ITER_C] = onednn::memory_of(rows_of(dc, begin, end), f);
+      a[DNNL_ARG_SRC_ITER_C] = onednn::memory_of(chunk_rows(c0, begin, end), f);
+      a[DNNL_ARG_DST_ITER_C] = onednn::memory_of(chunk_rows(pass.c, begin, end), f);
+      a[DNNL_ARG_DIFF_SRC_ITER_C] = onednn::memory_of(chunk_rows(out.dc0, begin, end), f);
+      a[DNNL_ARG_DIFF_DST_ITER_C] = onednn::memory_of(chunk_rows(dc, begin, end), f);
     }
     args.push_back(std::move(a));
   }
-  run_chunks("rnn_backward", dnnl::primitive::kind::rnn, prims, args);
+  run_row_chunks(static_cast<int>(prims.size()), [&](int k) { onednn::execute("rnn_backward", prims[k].primitive, args[k]); });
   // In chunk order, so the sum is the same every run.
   for (int k = 0; k < 3; ++k) {
     const dnnl::memory into = onednn::memory_of(*grad_into[k], grad_plain[k]);

@@ -1,4 +1,5 @@
 #pragma once
+#include <functional>
 #include <memory>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <utility>
@@ -51,6 +52,14 @@ int row_chunks(int64_t rows);
 // The rows [begin, end) of each of row_chunks(rows) chunks: equal, the first ones a row
 // longer where they do not divide.
 std::vector<std::pair<int64_t, int64_t>> row_chunk_bounds(int64_t rows);
+// Rows [begin, end) of a contiguous batch-major tensor, without a copy.
+Tensor chunk_rows(const Tensor& t, int64_t begin, int64_t end);
+// body(k) for each of `chunks` chunks: inline for one; otherwise all at once, one chunk per
+// OpenMP thread, so each chunk's oneDNN primitives run single-threaded (oneDNN with OpenMP runs
+// a primitive on the calling thread alone inside an active parallel region). A chunk's
+// exception is rethrown after the region. The profiler counts the whole pass as one RNN
+// primitive, whichever path (primitive or composed LSTM) ran it.
+void run_row_chunks(int chunks, const std::function<void(int)>& body);
 // Tests and benchmarks: row_chunks answers `chunks` (capped at the rows) on this thread while
 // this lives; 0 restores the rule.
 class ForceRowChunks {
