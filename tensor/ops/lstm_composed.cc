@@ -167,6 +167,7 @@ void ComposedLstm::gates_forward(int64_t step) {
   gs.c_prev = c_all_.data<float>() + step * b * u;
   gs.c_next = c_all_.data<float>() + (step + 1) * b * u;
   gs.h_next = bytes_of(h_all_) + (step + 1) * b * u * elem;
+  gs.h_row_stride = u;
   gs.y = bytes_of(y_) + step * u * elem;
   gs.y_row_stride = s_.steps * u;
   over_unit_ranges(u, threads_, [&](int64_t j0, int64_t j1) { lstm_gates_forward(gs, j0, j1); });

@@ -58,7 +58,7 @@ KILN_INLINE void forward_body(const GateForwardStep& s, int64_t j0, int64_t j1) 
     float* g = s.gates + b * 4 * u;
     const float* cp = s.c_prev + b * u;
     float* cn = s.c_next + b * u;
-    Data* hn = static_cast<Data*>(s.h_next) + b * u;
+    Data* hn = static_cast<Data*>(s.h_next) + b * s.h_row_stride;
     Data* y = static_cast<Data*>(s.y) + b * s.y_row_stride;
 #pragma omp simd
     for (int64_t j = j0; j < j1; ++j) {
@@ -73,15 +73,15 @@ KILN_INLINE void forward_body(const GateForwardStep& s, int64_t j0, int64_t j1) 
   }
 }
 
-template <typename Data>
-KILN_INLINE void backward_body(const GateBackwardStep& s, int64_t j0, int64_t j1) {
+template <typename Data, bool kHasDy>
+KILN_INLINE void backward_rows(const GateBackwardStep& s, int64_t j0, int64_t j1) {
   const int64_t u = s.units;
   float* db = s.dbias;
   for (int64_t b = 0; b < s.batch; ++b) {
     const float* g = s.gates + b * 4 * u;
     const float* cp = s.c_prev + b * u;
     const float* c = s.c + b * u;
-    const float* dy = s.dy + b * s.dy_row_stride;
+    const float* dy = kHasDy ? s.dy + b * s.dy_row_stride : nullptr;
     const float* dhr = s.dh_recurrent + b * u;
     float* dc = s.dc + b * u;
     Data* dg = static_cast<Data*>(s.dgates) + b * 4 * u;
@@ -89,7 +89,7 @@ KILN_INLINE void backward_body(const GateBackwardStep& s, int64_t j0, int64_t j1
     for (int64_t j = j0; j < j1; ++j) {
       const float i = g[j], f = g[u + j], cc = g[2 * u + j], o = g[3 * u + j];
       const float tc = tanh_poly(c[j]);
-      const float dh = dy[j] + dhr[j];
+      const float dh = kHasDy ? dy[j] + dhr[j] : dhr[j];
       const float dcell = dc[j] + dh * o * (1.f - tc * tc);
       const float dgi = dcell * cc * i * (1.f - i);
       const float dgf = dcell * cp[j] * f * (1.f - f);
@@ -100,6 +100,15 @@ KILN_INLINE void backward_body(const GateBackwardStep& s, int64_t j0, int64_t j1
       dg[2 * u + j] = store_as<Data>(dgc), dg[3 * u + j] = store_as<Data>(dgo);
       db[j] += dgi, db[u + j] += dgf, db[2 * u + j] += dgc, db[3 * u + j] += dgo;
     }
+  }
+}
+
+template <typename Data>
+KILN_INLINE void backward_body(const GateBackwardStep& s, int64_t j0, int64_t j1) {
+  if (s.dy) {
+    backward_rows<Data, true>(s, j0, j1);
+  } else {
+    backward_rows<Data, false>(s, j0, j1);
   }
 }
 

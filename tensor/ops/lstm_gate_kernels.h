@@ -21,7 +21,8 @@ struct GateForwardStep {
   float* gates = nullptr;   // pre-activations in, activations out (kept for the backward)
   const float* c_prev = nullptr;
   float* c_next = nullptr;
-  void* h_next = nullptr;   // [batch, U], the next step's GEMM input
+  void* h_next = nullptr;   // the next step's GEMM input, `batch` rows of U
+  int64_t h_row_stride = 0; // elements between batch rows of h_next
   void* y = nullptr;        // the sequence output's rows for this step
   int64_t y_row_stride = 0; // elements between batch rows of y
 };
@@ -36,7 +37,7 @@ struct GateBackwardStep {
   const float* gates = nullptr;   // the forward's activations [batch, 4U]
   const float* c_prev = nullptr;  // [batch, U]
   const float* c = nullptr;       // this step's cell state
-  const float* dy = nullptr;      // rows of the sequence output's gradient
+  const float* dy = nullptr;      // rows of the sequence output's gradient; null: all zero
   int64_t dy_row_stride = 0;
   const float* dh_recurrent = nullptr;  // [batch, U] from the next step's GEMM
   float* dc = nullptr;
