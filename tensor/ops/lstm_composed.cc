@@ -205,7 +205,7 @@ void ComposedLstm::start_backward(const Tensor& dh, const Tensor& dc) {
 
 void ComposedLstm::gates_backward(const Tensor& dy, int64_t step) {
   const int64_t b = s_.batch, t = s_.steps, u = s_.units;
-  if (dy.shape() != Shape{b, t, u} || dy.dtype() != DType::f32 || !dy.is_contiguous()) {
+  if (dy.defined() && (dy.shape() != Shape{b, t, u} || dy.dtype() != DType::f32 || !dy.is_contiguous())) {
     throw std::logic_error("lstm (composed): want dy f32[" + std::to_string(b) + ", " + std::to_string(t) + ", " +
                                 std::to_string(u) + "], contiguous; got " + dy.describe());
   }
@@ -214,7 +214,7 @@ void ComposedLstm::gates_backward(const Tensor& dy, int64_t step) {
   gs.gates = gates_.data<float>() + step * b * 4 * u;
   gs.c_prev = c_all_.data<float>() + step * b * u;
   gs.c = c_all_.data<float>() + (step + 1) * b * u;
-  gs.dy = dy.data<float>() + step * u;
+  gs.dy = dy.defined() ? dy.data<float>() + step * u : nullptr;
   gs.dy_row_stride = t * u;
   gs.dh_recurrent = dh_recurrent_.data<float>();
   gs.dc = dc_.data<float>();

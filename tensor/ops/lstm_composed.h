@@ -52,7 +52,8 @@ class ComposedLstm {
 
   // The whole forward: h0 in the dtype, c0 f32, both [B, U]; x [B, T, I].
   void forward(const Tensor& x, const Tensor& h0, const Tensor& c0);
-  // The whole backward of the last forward without dx: dy [B, T, U], dh and dc [B, U], f32.
+  // The whole backward of the last forward without dx: dy [B, T, U] (undefined: all zero),
+  // dh and dc [B, U], f32.
   void backward(const Tensor& dy, const Tensor& dh, const Tensor& dc);
 
   // The forward's pieces, in order.

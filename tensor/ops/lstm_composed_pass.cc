@@ -32,11 +32,12 @@ RnnPass composed_lstm_forward(const Tensor& x, const RnnWeights& w, const Tensor
   const int64_t n = x.shape()[0], t = x.shape()[1], i = x.shape()[2], u = w.iter.shape()[0];
   const DType data = x.dtype();
   RnnPass out;
-  out.y = Tensor::empty({n, t, u}, data);
-  out.h = Tensor::empty({n, u}, data);
-  out.c = Tensor::empty({n, u});
   const auto bounds = row_chunk_bounds(n);
   const int chunks = static_cast<int>(bounds.size());
+  // One chunk's sequence output is the pass's (the backward does not read it), not a copy.
+  if (chunks > 1) out.y = Tensor::empty({n, t, u}, data);
+  out.h = Tensor::empty({n, u}, data);
+  out.c = Tensor::empty({n, u});
   const int gate_threads = chunks == 1 && !omp_in_parallel() ? omp_get_max_threads() : 1;
   const Tensor bias = flat(w.bias);
   for (auto [begin, end] : bounds) {
@@ -51,10 +52,11 @@ RnnPass composed_lstm_forward(const Tensor& x, const RnnWeights& w, const Tensor
     ComposedLstm& lstm = *chunk.composed;
     lstm.forward(chunk_rows(x, chunk.begin, chunk.end), chunk_rows(h0, chunk.begin, chunk.end),
                  chunk_rows(c0, chunk.begin, chunk.end));
-    chunk_rows(out.y, chunk.begin, chunk.end).copy_from(lstm.y());
+    if (chunks > 1) chunk_rows(out.y, chunk.begin, chunk.end).copy_from(lstm.y());
     chunk_rows(out.h, chunk.begin, chunk.end).copy_from(lstm.h());
     chunk_rows(out.c, chunk.begin, chunk.end).copy_from(lstm.c());
   });
+  if (chunks == 1) out.y = out.chunks.front().composed->y();
   return out;
 }
 

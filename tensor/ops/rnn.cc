@@ -213,9 +213,19 @@ struct Saved {
 };
 
 // The run's outputs in reading order: sequence and h in the pass's dtype, LSTM's c in f32.
-std::vector<Tensor> assemble(const Saved& s) {
+// One pass over every row and step is its own output where no backward will read its
+// tensors (inference, or the composed LSTM, which keeps its own), without a copy.
+std::vector<Tensor> assemble(const Saved& s, bool record) {
   const int64_t t = s.t, u = s.u;
   const bool lstm = rnn_detail::has_cell_state(s.cell);
+  if (s.groups.size() == 1 && s.groups[0].whole) {
+    const RnnPass& pass = s.groups[0].pass;
+    if (!record || (!pass.chunks.empty() && pass.chunks.front().composed)) {
+      std::vector<Tensor> out{pass.y, pass.h};
+      if (lstm) out.push_back(pass.c);
+      return out;
+    }
+  }
   Tensor seq = Tensor::empty({s.b, t, u}, s.data), h = Tensor::empty({s.b, u}, s.data), c;
   if (lstm) c = Tensor::empty({s.b, u});
   const Rows seq_rows(seq), h_rows(h), h0_rows(s.h0);
@@ -260,7 +270,10 @@ Tensor in_dtype(const Tensor& t, DType dtype) { return t.dtype() == dtype ? t : 
 std::vector<Tensor> backward(const Saved& s, const std::vector<Tensor>& grads, bool has_mask, bool initial_state) {
   const int64_t b = s.b, t = s.t, u = s.u;
   const bool lstm = rnn_detail::has_cell_state(s.cell);
-  Tensor dseq = zeros_if_undefined(grads[0], {b, t, u});
+  // No gradient for the sequence (return_sequences=False) stays undefined where every row
+  // runs whole: the composed LSTM then reads no dy at all.
+  const bool all_whole = s.groups.size() == 1 && s.groups[0].whole;
+  Tensor dseq = grads[0].defined() || !all_whole ? zeros_if_undefined(grads[0], {b, t, u}) : Tensor();
   Tensor dh = zeros_if_undefined(grads[1], {b, u});
   Tensor dc = lstm ? zeros_if_undefined(grads[2], {b, u}) : Tensor();
   // An input with no gradient wanted (a model's data) skips dx: the composed LSTM runs no dx
@@ -270,7 +283,7 @@ std::vector<Tensor> backward(const Saved& s, const std::vector<Tensor>& grads, b
   if (lstm) dc0 = Tensor::empty({b, u});
   RnnWeights dw{Tensor::zeros(s.w.layer.shape()), Tensor::zeros(s.w.iter.shape()), Tensor::zeros(s.w.bias.shape())};
   const bool carried = !s.options.zero_output_for_mask;
-  const float* ds = dseq.data<float>();
+  const float* ds = dseq.defined() ? dseq.data<float>() : nullptr;
   // The gradient reaching the states carried through masked steps [from, to) of row r.
   auto add_carried = [&](float* into, int64_t r, int64_t from, int64_t to) {
     if (!carried) return;
@@ -361,7 +374,7 @@ std::vector<Tensor> run_rnn(RnnCell cell, const RnnInputs& in, const RnnOptions&
       if (lstm) g.c0 = g.whole ? s.c0 : gather_rows(s.c0, g.rows);
       g.pass = rnn_detail::rnn_forward(cell, g.x, s.w, g.h0, g.c0, record);
     }
-    for (const Tensor& o : assemble(s)) outputs.push_back(in_dtype(o, in.x.dtype()));
+    for (const Tensor& o : assemble(s, record)) outputs.push_back(in_dtype(o, in.x.dtype()));
   }
   if (record) {
     const bool has_mask = in.mask.defined();

@@ -237,6 +237,7 @@ std::vector<std::pair<int64_t, int64_t>> row_chunk_bounds(int64_t rows) {
 }
 
 Tensor chunk_rows(const Tensor& t, int64_t begin, int64_t end) {
+  if (!t.defined()) return t;
   if (begin == 0 && end == t.shape()[0]) return t;
   if (!t.is_contiguous()) throw std::logic_error("rnn: a chunk needs a contiguous tensor, got " + t.describe());
   Shape shape = t.shape();
@@ -340,6 +341,7 @@ RnnInputGrads rnn_backward(RnnCell cell, const Tensor& x, const RnnWeights& w, c
   if (!pass.chunks.empty() && pass.chunks.front().composed) {
     return composed_lstm_backward(x, pass, dy, dh, dc, dw, want_dx);
   }
+  if (!dy.defined()) return rnn_backward(cell, x, w, h0, c0, pass, Tensor::zeros(pass.y.shape()), dh, dc, dw, want_dx);
   const bool lstm = has_cell_state(cell);
   RnnInputGrads out;
   out.dx = Tensor::empty(x.shape());

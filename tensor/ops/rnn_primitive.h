@@ -106,7 +106,8 @@ RnnPass onednn_rnn_forward(RnnCell cell, const Tensor& x, const RnnWeights& w, c
                            bool training);
 
 // The backward of one rnn_forward(training=true) pass, chunk by chunk as the forward ran:
-// dy [n, t, U], dh and dc [n, U], all f32 and contiguous (dc undefined but for LSTM). Each
+// dy [n, t, U] (undefined: all zero, which the composed LSTM then never reads), dh and dc
+// [n, U], all f32 and contiguous (dc undefined but for LSTM). Each
 // chunk adds its weight gradients into a buffer of its own, summed in chunk order afterwards,
 // so a split result is deterministic (and differs from the unsplit one by rounding only).
 // Returns dx (undefined when !want_dx and the pass ran composed: the primitives compute it
