@@ -173,13 +173,26 @@ enum Column {
   kPackBackward, kGatesBackward, kRecurrentBackward, kWeights, kInputWeights, kColumns
 };
 
-const char* input_gemm_name(LstmInputGemm g) {
-  return g == LstmInputGemm::separate ? "separate" : g == LstmInputGemm::merged ? "merged" : "automatic";
+LstmGemmChoice matmul_from(const std::string& text) {
+  if (text != "rule" && text != "auto" && text != "no-brgemm") {
+    throw std::invalid_argument("--matmul (or an --inputs suffix) must be rule (Kiln's), auto (oneDNN's first choice) "
+                                "or no-brgemm, got '" + text + "'");
+  }
+  return text == "auto" ? LstmGemmChoice::onednn_first
+         : text == "no-brgemm" ? LstmGemmChoice::avoid_brgemm
+                               : LstmGemmChoice::rule;
 }
+
+// One composed LSTM to time: how x reaches the gates and which GEMM implementations.
+struct SideSpec {
+  std::string label;  // as --inputs named it
+  LstmInputGemm input_gemm = LstmInputGemm::automatic;
+  LstmGemmChoice matmul = LstmGemmChoice::rule;
+};
 
 // One composed LSTM's medians and its check against the primitive.
 struct Side {
-  LstmInputGemm input_gemm = LstmInputGemm::automatic;
+  SideSpec spec;
   double ms[kColumns] = {};    // medians, by the clock the tables use (see main)
   double wall[kColumns] = {};  // medians of wall-clock time
   std::string validation, implementations;
@@ -199,7 +212,7 @@ struct Options {
   int threads = 1;
   bool cpu_clock = true;
   LstmGemmChoice matmul = LstmGemmChoice::rule;
-  std::vector<LstmInputGemm> input_gemms;
+  std::vector<SideSpec> sides;
   int64_t reps = 0, warmup = 0;
 };
 
@@ -211,10 +224,10 @@ Result run_config(int64_t batch, DType dtype, const Options& o) {
   rnn_detail::RnnWeights dw{Tensor::zeros({kInputs, 4 * kUnits}), Tensor::zeros({kUnits, 4 * kUnits}),
                             Tensor::zeros({4, kUnits})};
   std::vector<std::unique_ptr<ComposedLstm>> lstms;
-  for (LstmInputGemm g : o.input_gemms) {
+  for (const SideSpec& spec : o.sides) {
     lstms.push_back(std::make_unique<ComposedLstm>(LstmShape{batch, kSteps, kInputs, kUnits, dtype}, in.kernel,
-                                                   in.recurrent, in.bias, o.threads, o.matmul, g));
-    r.sides.push_back(Side{g});
+                                                   in.recurrent, in.bias, o.threads, spec.matmul, spec.input_gemm));
+    r.sides.push_back(Side{spec});
   }
   // The other side: oneDNN's LSTM primitives, as Kiln ran LSTM training before the composed LSTM.
   rnn_detail::ForceLstmTrainingPath primitives(rnn_detail::LstmTrainingPath::primitive);
@@ -342,8 +355,8 @@ Result run_config(int64_t batch, DType dtype, const Options& o) {
 double composed_total(const double* m) { return m[kForward] + m[kBackward]; }
 
 void print_tables(const std::vector<Result>& results, const Options& o, const char* clock) {
-  for (size_t k = 0; k < o.input_gemms.size(); ++k) {
-    const char* name = input_gemm_name(o.input_gemms[k]);
+  for (size_t k = 0; k < o.sides.size(); ++k) {
+    const char* name = o.sides[k].label.c_str();
     std::printf("\nRNN primitive vs composed LSTM (x %s), ms per call (medians of %s)\n", name, clock);
     std::printf("%-10s %8s %8s %8s | %8s %8s %8s %8s | %9s %11s\n", "config", "rnn fwd", "rnn bwd", "rnn tot",
                 "cmp fwd", "cmp bwd", "cmp tot", "cmp dx", "rnn/cmp", "rnn/cmp+dx");
@@ -358,7 +371,7 @@ void print_tables(const std::vector<Result>& results, const Options& o, const ch
   }
   std::printf("\ncomposed pieces timed alone, ms of %s (28 step GEMMs / gate kernels per column; merged:\n"
               "proj and dW are in step and dWU)\n", clock);
-  std::printf("%-10s %-8s %6s %6s %6s %6s %6s %6s | %6s %6s %6s %6s %6s %6s\n", "config", "x", "pack", "x->tm", "proj",
+  std::printf("%-10s %-14s %6s %6s %6s %6s %6s %6s | %6s %6s %6s %6s %6s %6s\n", "config", "x", "pack", "x->tm", "proj",
               "step", "gates", "fwd", "pack", "gates", "rec", "dU|dWU", "dW", "bwd");
   for (const Result& r : results) {
     if (!r.valid) continue;
@@ -366,38 +379,37 @@ void print_tables(const std::vector<Result>& results, const Options& o, const ch
       const double* m = side.ms;
       const double fwd = m[kPackForward] + m[kLoad] + m[kProjection] + m[kStep] + m[kGatesForward];
       const double bwd = m[kPackBackward] + m[kGatesBackward] + m[kRecurrentBackward] + m[kWeights] + m[kInputWeights];
-      std::printf("%-10s %-8s %6.3f %6.3f %6.3f %6.3f %6.3f %6.3f | %6.3f %6.3f %6.3f %6.3f %6.3f %6.3f\n",
-                  r.config.c_str(), input_gemm_name(side.input_gemm), m[kPackForward], m[kLoad], m[kProjection],
+      std::printf("%-10s %-14s %6.3f %6.3f %6.3f %6.3f %6.3f %6.3f | %6.3f %6.3f %6.3f %6.3f %6.3f %6.3f\n",
+                  r.config.c_str(), side.spec.label.c_str(), m[kPackForward], m[kLoad], m[kProjection],
                   m[kStep], m[kGatesForward], fwd, m[kPackBackward], m[kGatesBackward], m[kRecurrentBackward],
                   m[kWeights], m[kInputWeights], bwd);
     }
   }
-  if (o.input_gemms.size() > 1) {
-    const char* first = input_gemm_name(o.input_gemms[0]);
-    std::printf("\n%s / %s, of the medians above (and of wall-clock medians)\n", first,
-                input_gemm_name(o.input_gemms[1]));
+  for (size_t k = 1; k < o.sides.size(); ++k) {
+    std::printf("\n%s / %s, of the medians above (and of wall-clock medians)\n", o.sides[0].label.c_str(),
+                o.sides[k].label.c_str());
     std::printf("%-10s %8s %8s %8s %8s %8s\n", "config", "fwd", "bwd", "tot", "tot+dx", "wall tot");
     for (const Result& r : results) {
       if (!r.valid) continue;
-      const double *a = r.sides[0].ms, *b = r.sides[1].ms;
+      const double *a = r.sides[0].ms, *b = r.sides[k].ms;
       std::printf("%-10s %7.3fx %7.3fx %7.3fx %7.3fx %7.3fx\n", r.config.c_str(), a[kForward] / b[kForward],
                   a[kBackward] / b[kBackward], composed_total(a) / composed_total(b),
                   (composed_total(a) + a[kDx]) / (composed_total(b) + b[kDx]),
-                  composed_total(r.sides[0].wall) / composed_total(r.sides[1].wall));
+                  composed_total(r.sides[0].wall) / composed_total(r.sides[k].wall));
     }
   }
   std::printf("\nthe same by wall clock, ms (medians)\n");
   std::printf("%-10s %8s", "config", "rnn tot");
-  for (LstmInputGemm g : o.input_gemms) std::printf(" %8.8s", input_gemm_name(g));
+  for (const SideSpec& spec : o.sides) std::printf(" %14s", spec.label.c_str());
   std::printf("\n");
   for (const Result& r : results) {
     if (!r.valid) continue;
     std::printf("%-10s %8.3f", r.config.c_str(), r.rnn_wall);
-    for (const Side& side : r.sides) std::printf(" %8.3f", composed_total(side.wall));
+    for (const Side& side : r.sides) std::printf(" %14.3f", composed_total(side.wall));
     std::printf("\n");
   }
-  for (size_t k = 0; k < o.input_gemms.size(); ++k) {
-    std::printf("\ncomposed (x %s) vs primitive, max |diff| / max |primitive's|:\n", input_gemm_name(o.input_gemms[k]));
+  for (size_t k = 0; k < o.sides.size(); ++k) {
+    std::printf("\ncomposed (x %s) vs primitive, max |diff| / max |primitive's|:\n", o.sides[k].label.c_str());
     for (const Result& r : results) {
       if (k >= r.sides.size()) continue;
       const Side& side = r.sides[k];
@@ -412,7 +424,7 @@ void print_tables(const std::vector<Result>& results, const Options& o, const ch
   for (const Result& r : results) {
     std::printf("%-10s %s\n", r.config.c_str(), r.primitive_implementations.c_str());
     for (const Side& side : r.sides) {
-      std::printf("%-10s x %s: %s\n", r.config.c_str(), input_gemm_name(side.input_gemm), side.implementations.c_str());
+      std::printf("%-10s x %s: %s\n", r.config.c_str(), side.spec.label.c_str(), side.implementations.c_str());
     }
   }
 }
@@ -436,24 +448,23 @@ int main(int argc, char** argv) {
     dtypes = dtypes_from(bench::arg_value(argc, argv, "dtype", "f32,bf16"));
     o.reps = bench::arg_int(argc, argv, "reps", 100, 1);
     o.warmup = bench::arg_int(argc, argv, "warmup", 10, 0);
-    const std::string matmul = bench::arg_value(argc, argv, "matmul", "rule");
-    if (matmul != "rule" && matmul != "auto" && matmul != "no-brgemm") {
-      throw std::invalid_argument("--matmul must be rule (Kiln's), auto (oneDNN's first choice) or no-brgemm, got '" +
-                                  matmul + "'");
-    }
+    o.matmul = matmul_from(bench::arg_value(argc, argv, "matmul", "rule"));
+    // Each item: separate, merged or automatic, optionally :rule, :auto or :no-brgemm (else --matmul's).
     for (const std::string& item : split(bench::arg_value(argc, argv, "inputs", "separate,merged"))) {
-      if (item != "separate" && item != "merged" && item != "automatic") {
-        throw std::invalid_argument("--inputs must be a comma-separated list of separate, merged and automatic, got '" +
-                                    item + "'");
+      SideSpec spec{item, LstmInputGemm::automatic, o.matmul};
+      const size_t colon = item.find(':');
+      const std::string way = item.substr(0, colon);
+      if (way != "separate" && way != "merged" && way != "automatic") {
+        throw std::invalid_argument("--inputs must be a comma-separated list of separate, merged and automatic "
+                                    "(each optionally :rule, :auto or :no-brgemm), got '" + item + "'");
       }
-      o.input_gemms.push_back(item == "separate" ? LstmInputGemm::separate
-                              : item == "merged" ? LstmInputGemm::merged
-                                                 : LstmInputGemm::automatic);
+      spec.input_gemm = way == "separate" ? LstmInputGemm::separate
+                        : way == "merged" ? LstmInputGemm::merged
+                                          : LstmInputGemm::automatic;
+      if (colon != std::string::npos) spec.matmul = matmul_from(item.substr(colon + 1));
+      o.sides.push_back(spec);
     }
-    if (o.input_gemms.empty()) throw std::invalid_argument("--inputs must name at least one way");
-    o.matmul = matmul == "auto" ? LstmGemmChoice::onednn_first
-               : matmul == "no-brgemm" ? LstmGemmChoice::avoid_brgemm
-                                       : LstmGemmChoice::rule;
+    if (o.sides.empty()) throw std::invalid_argument("--inputs must name at least one way");
   } catch (const std::invalid_argument& e) {
     std::fprintf(stderr, "rnn_composition_benchmark: %s\n", e.what());
     return 1;
