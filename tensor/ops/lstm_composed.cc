@@ -1,6 +1,5 @@
 #include "tensor/ops/lstm_composed.h"
 
-#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 
@@ -36,21 +35,17 @@ Tensor transposed_view(const Tensor& t, int64_t rows, int64_t cols) {
 char* bytes_of(const Tensor& t) { return static_cast<char*>(t.raw_data()); }
 
 
-// Where the merged buffer's h starts: x padded to whole 64-byte blocks, so that every h row
-// (written by the gate kernel, read by the GEMMs) starts on a cache line when K's rows do.
-int64_t merged_x_width(int64_t inputs, DType dtype) {
-  const int64_t per_line = 64 / static_cast<int64_t>(dtype_size(dtype));
-  if (const char* pad = std::getenv("KILN_XH_PAD")) {  // TEMPORARY: layout experiment
-    const int64_t to = std::atoll(pad);
-    return (inputs + to - 1) / to * to;
-  }
-  (void)per_line;
-  return inputs;
-}
+thread_local LstmInputGemm forced_input_gemm = LstmInputGemm::automatic;
 
-bool merged_by_default(const LstmShape&) {
-  if (const char* m = std::getenv("KILN_XH_MERGED")) return m[0] == '1';  // TEMPORARY
-  return true;
+// Merged from batch 16 up. benchmarks/rnn_composition_benchmark.cc at one thread (T = 28,
+// I = 28, U = 128; load average 2.1-3.4; benchmarks/results/rnn_composition.md), separate / merged
+// training pass: f32 0.94x, 1.00x, 1.00x, 1.00-1.02x, 1.04x, 1.03-1.04x and bf16 0.94x, 0.97x,
+// 0.995x, 1.02-1.04x, 1.05x, 1.05-1.06x at batch 1, 4, 8, 32, 64, 128. Small batches lose:
+// each step's GEMM then streams the weights, and [W; U] is (I + U) / U times U's bytes, while
+// the one projection it saves is a single pass over W.
+bool merged_by_default(const LstmShape& shape) {
+  if (forced_input_gemm != LstmInputGemm::automatic) return forced_input_gemm == LstmInputGemm::merged;
+  return shape.batch >= 16;
 }
 
 }  // namespace
@@ -97,6 +92,9 @@ ComposedLstm::ComposedLstm(const LstmShape& shape, const Tensor& kernel, const T
                        false, bf16);
 }
 
+ForceLstmInputGemm::ForceLstmInputGemm(LstmInputGemm way) : previous_(forced_input_gemm) { forced_input_gemm = way; }
+ForceLstmInputGemm::~ForceLstmInputGemm() { forced_input_gemm = previous_; }
+
 void ComposedLstm::make_separate_gemms() {
   const int64_t b = s_.batch, t = s_.steps, i = s_.inputs, u = s_.units, g = 4 * u;
   const DType d = s_.dtype;
@@ -119,15 +117,15 @@ void ComposedLstm::make_merged_gemms() {
   const int64_t b = s_.batch, t = s_.steps, i = s_.inputs, u = s_.units, g = 4 * u;
   const DType d = s_.dtype;
   const auto dt = onednn::to_dnnl(d);
-  x_width_ = merged_x_width(i, d);
-  const int64_t k = x_width_ + u;
-  // load() writes x and its zero padding, the gate kernels h: nothing here needs clearing.
-  xh_ = Tensor::empty({t * b, k}, d);
+  const int64_t k = i + u;
+  // An odd K (bf16 pairs rows for vdpbf16ps) is oneDNN's to pad, in its own packing of both
+  // sides, as it already does for the separate projection's odd I.
+  xh_ = Tensor::empty({t * b, k}, d);  // load() writes x, the gate kernels h
   h_last_ = Tensor::empty({b, u}, d);
-  stacked_ = Tensor::zeros({k, g}, d);
+  stacked_ = Tensor::empty({k, g}, d);
   dstacked_ = Tensor::empty({k, g});
   dkernel_ = rows_of(dstacked_, 0, i, g);
-  drecurrent_ = rows_of(dstacked_, x_width_, u, g);
+  drecurrent_ = rows_of(dstacked_, i, u, g);
   step_gemm_ = make_gemm("composed_lstm_merged_step", plain(b, k, dt), any_layout(k, g, dt), plain(b, g, kF32),
                          plain(1, g, kF32), false, false);
   recurrent_weights_gemm_ = make_gemm("composed_lstm_merged_weight_grad", transposed(k, t * b, dt), plain(t * b, g, dt),
@@ -178,10 +176,8 @@ void ComposedLstm::pack_forward_weights() {
     pack(step_gemm_, recurrent_, &step_weights_packed_, &step_weights_mem_);
     return;
   }
-  // [W; 0; U]: the padding rows stay as the constructor zeroed them.
-  const size_t row = 4 * s_.units * dtype_size(s_.dtype);
   std::memcpy(bytes_of(stacked_), bytes_of(kernel_), kernel_.nbytes());
-  std::memcpy(bytes_of(stacked_) + x_width_ * row, bytes_of(recurrent_), recurrent_.nbytes());
+  std::memcpy(bytes_of(stacked_) + kernel_.nbytes(), bytes_of(recurrent_), recurrent_.nbytes());
   pack(step_gemm_, stacked_, &step_weights_packed_, &step_weights_mem_);
 }
 
@@ -206,15 +202,11 @@ void ComposedLstm::load(const Tensor& x, const Tensor& h0, const Tensor& c0) {
     std::memcpy(bytes_of(h_all_), bytes_of(h0), h0.nbytes());
     return;
   }
-  const size_t merged_row = (x_width_ + u) * elem, pad = (x_width_ - i) * elem;
+  const size_t merged_row = (i + u) * elem;
   char* to = bytes_of(xh_);
   for (int64_t r = 0; r < b; ++r) {
-    for (int64_t step = 0; step < t; ++step) {
-      char* into = to + (step * b + r) * merged_row;
-      std::memcpy(into, from + (r * t + step) * row, row);
-      if (pad) std::memset(into + row, 0, pad);
-    }
-    if (t > 0) std::memcpy(to + r * merged_row + x_width_ * elem, bytes_of(h0) + r * u * elem, u * elem);
+    for (int64_t step = 0; step < t; ++step) std::memcpy(to + (step * b + r) * merged_row, from + (r * t + step) * row, row);
+    if (t > 0) std::memcpy(to + r * merged_row + row, bytes_of(h0) + r * u * elem, u * elem);
   }
   if (t == 0) h_last_.copy_from(h0);
 }
@@ -240,7 +232,7 @@ void ComposedLstm::step_gemm(int64_t step) {
     return;
   }
   onednn::execute(step_gemm_.name, step_gemm_.prim.primitive,
-                  {{DNNL_ARG_SRC, onednn::memory_of(rows_of(xh_, step * b, b, x_width_ + u))},
+                  {{DNNL_ARG_SRC, onednn::memory_of(rows_of(xh_, step * b, b, s_.inputs + u))},
                    {DNNL_ARG_WEIGHTS, step_weights_mem_},
                    {DNNL_ARG_BIAS, onednn::memory_as(bias_, {1, g})},
                    {DNNL_ARG_DST, onednn::memory_of(gates)}});
@@ -258,8 +250,8 @@ void ComposedLstm::gates_forward(int64_t step) {
     gs.h_next = bytes_of(h_all_) + (step + 1) * b * u * elem;
     gs.h_row_stride = u;
   } else if (step + 1 < s_.steps) {
-    const int64_t k = x_width_ + u;
-    gs.h_next = bytes_of(xh_) + ((step + 1) * b * k + x_width_) * elem;
+    const int64_t k = s_.inputs + u;
+    gs.h_next = bytes_of(xh_) + ((step + 1) * b * k + s_.inputs) * elem;
     gs.h_row_stride = k;
   } else {
     gs.h_next = bytes_of(h_last_);
@@ -332,7 +324,7 @@ void ComposedLstm::recurrent_backward_gemm(int64_t step) {
 
 void ComposedLstm::recurrent_weight_grad() {
   const int64_t rows = s_.steps * s_.batch;
-  const Tensor src = merged_ ? transposed_view(xh_, rows, x_width_ + s_.units) : transposed_view(h_all_, rows, s_.units);
+  const Tensor src = merged_ ? transposed_view(xh_, rows, s_.inputs + s_.units) : transposed_view(h_all_, rows, s_.units);
   onednn::execute(recurrent_weights_gemm_.name, recurrent_weights_gemm_.prim.primitive,
                   {{DNNL_ARG_SRC, onednn::memory_of(src)},
                    {DNNL_ARG_WEIGHTS, onednn::memory_of(dgates_)},

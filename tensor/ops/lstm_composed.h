@@ -46,9 +46,22 @@ struct LstmShape {
 //   avoid_brgemm: the rule without its bf16 exceptions (the benchmark's comparisons).
 enum class LstmGemmChoice { rule, onednn_first, avoid_brgemm };
 
-// How x reaches the gates (see above); automatic picks by dtype and shape (lstm_composed.cc
-// says from which measurements).
+// How x reaches the gates (see above); automatic picks by the batch (lstm_composed.cc says
+// from which measurements).
 enum class LstmInputGemm { automatic, separate, merged };
+
+// Tests: ComposedLstms made on this thread while this lives take `way` where they are asked
+// for automatic (what the LSTM op's passes ask for).
+class ForceLstmInputGemm {
+ public:
+  explicit ForceLstmInputGemm(LstmInputGemm way);
+  ~ForceLstmInputGemm();
+  ForceLstmInputGemm(const ForceLstmInputGemm&) = delete;
+  ForceLstmInputGemm& operator=(const ForceLstmInputGemm&) = delete;
+
+ private:
+  LstmInputGemm previous_;
+};
 
 class ComposedLstm {
  public:
@@ -116,16 +129,14 @@ class ComposedLstm {
   // Time-major buffers: gates [T, B, 4U] f32 (activations after the step's kernel),
   // c [T + 1, B, U] f32 (c0 first), dgates [T, B, 4U], dx [T, B, I].
   //   separate: x [T, B, I], h [T + 1, B, U] (h0 first).
-  //   merged: xh [T, B, K], each row [x[t] | 0 | h[t-1]] with x padded to x_width_ columns
-  //     (K = x_width_ + U); the last step's h goes to h_last_ [B, U].
+  //   merged: xh [T, B, I + U], each row [x[t] | h[t-1]]; the last step's h goes to h_last_.
   Tensor x_tm_, h_all_, xh_, h_last_, gates_, c_all_, dgates_, dx_tm_;
-  int64_t x_width_ = 0;
   Tensor y_, dx_;                  // [B, T, .]
   Tensor dh_recurrent_, dc_;       // [B, U] f32: the carried gradients, dh0 and dc0 at the end
-  // merged: [W; U]' [K, 4U] f32, of which dkernel_ and drecurrent_ are row blocks.
+  // merged: [W; U]' [I + U, 4U] f32, of which dkernel_ and drecurrent_ are row blocks.
   Tensor dstacked_, dkernel_, drecurrent_, dbias_;
   Gemm projection_gemm_, step_gemm_, recurrent_backward_gemm_, recurrent_weights_gemm_, input_weights_gemm_, dx_gemm_;
-  Tensor stacked_;                 // merged: [W; 0; U] [K, 4U] in the dtype, the padding rows zero
+  Tensor stacked_;                 // merged: [W; U] [I + U, 4U] in the dtype
   Tensor kernel_packed_, step_weights_packed_, recurrent_t_packed_, kernel_t_packed_;
   dnnl::memory kernel_mem_, step_weights_mem_, recurrent_t_mem_, kernel_t_mem_;
 };
