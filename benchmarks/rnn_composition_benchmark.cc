@@ -7,16 +7,20 @@
 //   RNN primitive: rnn_detail::rnn_forward (forward_training) and rnn_backward, as Kiln calls
 //                  them (dx included: oneDNN always computes it).
 //   composed:      tensor/ops/lstm_composed.h (what Kiln's LSTM trains on now) end to end, forward and backward without dx
-//                  (Kiln's LSTM there reads the data: nothing wants dx), and dx apart.
+//                  (Kiln's LSTM there reads the data: nothing wants dx), and dx apart; once per
+//                  --inputs item (LstmInputGemm: x in its own projection GEMM, or merged into
+//                  each step's GEMM), all of them alternating in the same repetitions.
 // Before timing, the composed pass is checked against the primitive's outputs and gradients
 // (exit 1 past the limit): both sides compute the same thing. Then each composed piece is
 // timed alone too, for the breakdown. Prints the CPU, every median and RNN / composed: of the
 // thread's CPU time at one thread (a loaded machine's preemption left out), else wall clock.
 //
 // bazel run -c opt //benchmarks:rnn_composition_benchmark -- [--batch 32,128] [--dtype f32,bf16]
-//     [--reps 100] [--warmup 10] [--matmul rule|auto|no-brgemm]
+//     [--reps 100] [--warmup 10] [--matmul rule|auto|no-brgemm] [--inputs separate,merged]
 // (--matmul: the composed GEMMs' implementations, lstm_composed.h's LstmGemmChoice: Kiln's
-// rule, oneDNN's first choice, or the first non-brgemm one everywhere.)
+// rule, oneDNN's first choice, or the first non-brgemm one everywhere. --inputs: the composed
+// sides, each separate, merged or automatic, optionally with its own matmul choice, as in
+// merged:auto; with more than one, a table divides the first side's times by each other's.)
 #include <algorithm>
 #include <chrono>
 #include <cmath>

@@ -37,12 +37,14 @@ char* bytes_of(const Tensor& t) { return static_cast<char*>(t.raw_data()); }
 
 thread_local LstmInputGemm forced_input_gemm = LstmInputGemm::automatic;
 
-// Merged from batch 16 up. benchmarks/rnn_composition_benchmark.cc at one thread (T = 28,
-// I = 28, U = 128; load average 2.1-3.4; benchmarks/results/rnn_composition.md), separate / merged
-// training pass: f32 0.94x, 1.00x, 1.00x, 1.00-1.02x, 1.04x, 1.03-1.04x and bf16 0.94x, 0.97x,
-// 0.995x, 1.02-1.04x, 1.05x, 1.05-1.06x at batch 1, 4, 8, 32, 64, 128. Small batches lose:
-// each step's GEMM then streams the weights, and [W; U] is (I + U) / U times U's bytes, while
-// the one projection it saves is a single pass over W.
+// Merged from batch 16 up: benchmarks/rnn_composition_benchmark.cc (--inputs separate,merged,
+// one thread, T = 28, I = 28, U = 128, 2026-12-05, load average 2.2-6.1), separate / merged of
+// the training pass (forward + backward, thread CPU time), batch 1, 4, 8, 16, 32, 64, 128:
+//   f32   0.94x  1.00x  0.98-1.00x  1.01x  1.00-1.02x  1.04x  1.03-1.05x
+//   bf16  0.94x  0.97x  0.99-1.00x  1.01x  1.02-1.04x  1.05x  1.06-1.08x
+// The win is the forward's (1.10-1.20x at batch 128: no projection pass, no sum post-op
+// reading it back); the one weight-gradient GEMM is as fast as the two. Small batches lose:
+// each step's GEMM then streams its weights, and [W; U] is (I + U) / U times U's bytes.
 bool merged_by_default(const LstmShape& shape) {
   if (forced_input_gemm != LstmInputGemm::automatic) return forced_input_gemm == LstmInputGemm::merged;
   return shape.batch >= 16;
