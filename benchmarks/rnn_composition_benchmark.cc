@@ -174,7 +174,7 @@ Elapsed time_ms(F&& f) {
 enum Column {
   kForward, kBackward, kDx,
   kPackForward, kLoad, kProjection, kStep, kGatesForward,
-  kPackBackward, kGatesBackward, kRecurrentBackward, kWeights, kInputWeights, kColumns
+  kPackBackward, kGatesBackward, kRecurrentBackward, kWeights, kInputWeights, kOpPass, kColumns
 };
 
 LstmGemmChoice matmul_from(const std::string& text) {
@@ -207,6 +207,7 @@ struct Result {
   std::string config;
   double rnn_forward = 0, rnn_backward = 0, rnn_wall = 0;
   std::vector<Side> sides;
+  int op_chunks = 1;
   std::string primitive_implementations;
   std::string primitive_profile;  // where the primitive side's time goes
   bool valid = true;
@@ -223,6 +224,7 @@ struct Options {
 Result run_config(int64_t batch, DType dtype, const Options& o) {
   Result r;
   r.config = std::string(dtype_name(dtype)) + " b" + std::to_string(batch);
+  r.op_chunks = rnn_detail::row_chunks(batch);
   const Inputs in = make_inputs(batch, dtype);
   const rnn_detail::RnnWeights w{in.kernel, in.recurrent, in.bias.alias({4, kUnits}, {kUnits, 1}, 0)};
   rnn_detail::RnnWeights dw{Tensor::zeros({kInputs, 4 * kUnits}), Tensor::zeros({kUnits, 4 * kUnits}),
@@ -316,6 +318,14 @@ Result run_config(int64_t batch, DType dtype, const Options& o) {
       });
       ms[kWeights] = time_ms([&] { lstm.recurrent_weight_grad(); });
       ms[kInputWeights] = time_ms([&] { lstm.input_weight_grad(); });
+      // The LSTM op's own pass, as a training step runs it: a ComposedLstm per row chunk (at
+      // two threads two chunks, one per thread), made anew every forward; no dx.
+      ms[kOpPass] = time_ms([&] {
+        rnn_detail::ForceLstmTrainingPath composed(rnn_detail::LstmTrainingPath::composed);
+        rnn_detail::ForceLstmInputGemm way(r.sides[k].spec.input_gemm);
+        const rnn_detail::RnnPass op_pass = rnn_detail::rnn_forward(RnnCell::lstm, in.x, w, in.h0, in.c0, true);
+        rnn_detail::rnn_backward(RnnCell::lstm, in.x, w, in.h0, in.c0, op_pass, in.dy, in.dh, in.dc, &dw, false);
+      });
       if (rep < o.warmup) continue;
       for (int c = 0; c < kColumns; ++c) {
         samples[k * kColumns + c].push_back(o.cpu_clock ? ms[c].cpu : ms[c].wall);
@@ -401,6 +411,19 @@ void print_tables(const std::vector<Result>& results, const Options& o, const ch
                   (composed_total(a) + a[kDx]) / (composed_total(b) + b[kDx]),
                   composed_total(r.sides[0].wall) / composed_total(r.sides[k].wall));
     }
+  }
+  std::printf("\nthe LSTM op's training pass (rnn_forward + rnn_backward without dx, in row chunks as Kiln splits\n"
+              "the batch), ms of %s (medians); the first side / each other\n", clock);
+  std::printf("%-10s %6s", "config", "chunks");
+  for (const SideSpec& spec : o.sides) std::printf(" %14s", spec.label.c_str());
+  for (size_t k = 1; k < o.sides.size(); ++k) std::printf(" %14s", ("/" + o.sides[k].label).c_str());
+  std::printf("\n");
+  for (const Result& r : results) {
+    if (!r.valid) continue;
+    std::printf("%-10s %6d", r.config.c_str(), r.op_chunks);
+    for (const Side& side : r.sides) std::printf(" %14.3f", side.ms[kOpPass]);
+    for (size_t k = 1; k < r.sides.size(); ++k) std::printf(" %13.3fx", r.sides[0].ms[kOpPass] / r.sides[k].ms[kOpPass]);
+    std::printf("\n");
   }
   std::printf("\nthe same by wall clock, ms (medians)\n");
   std::printf("%-10s %8s", "config", "rnn tot");
