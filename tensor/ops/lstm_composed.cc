@@ -34,7 +34,6 @@ Tensor transposed_view(const Tensor& t, int64_t rows, int64_t cols) {
 
 char* bytes_of(const Tensor& t) { return static_cast<char*>(t.raw_data()); }
 
-
 thread_local LstmInputGemm forced_input_gemm = LstmInputGemm::automatic;
 
 // Merged from batch 16 up: benchmarks/rnn_composition_benchmark.cc (--inputs separate,merged,

@@ -42,6 +42,10 @@ struct LstmShape {
 //     recurrent GEMM), brgemm for those two in bf16 (dx 0.36 against 0.63 ms at b128); see
 //     benchmarks/results/rnn_composition.md. Where oneDNN offers no gemm:jit (its next choice
 //     would be a reference kernel) brgemm stays too.
+//     The merged input's GEMMs (LstmInputGemm::merged) keep gemm:jit too: with brgemm
+//     (--inputs separate,merged,merged:auto, bf16 b128, one thread, one run) its step GEMMs
+//     alone ran 1.13 against 1.21 ms, but the whole forward 1.80 against 1.74 ms, and the
+//     weight-gradient GEMM 1.19 against 1.17 ms (at b32 the forward 0.485 against 0.489).
 //   onednn_first: oneDNN's first choice everywhere (brgemm on AVX-512);
 //   avoid_brgemm: the rule without its bf16 exceptions (the benchmark's comparisons).
 enum class LstmGemmChoice { rule, onednn_first, avoid_brgemm };
@@ -71,7 +75,7 @@ class ComposedLstm {
   ComposedLstm(const LstmShape& shape, const Tensor& kernel, const Tensor& recurrent, const Tensor& bias,
                int threads, LstmGemmChoice choice = LstmGemmChoice::rule,
                LstmInputGemm input_gemm = LstmInputGemm::automatic);
-  bool merged() const { return merged_; }
+  bool merged() const { return merged_; }  // which LstmInputGemm automatic became
 
   // The whole forward: h0 in the dtype, c0 f32, both [B, U]; x [B, T, I].
   void forward(const Tensor& x, const Tensor& h0, const Tensor& c0);
