@@ -7,22 +7,27 @@
 //   RNN primitive: rnn_detail::rnn_forward (forward_training) and rnn_backward, as Kiln calls
 //                  them (dx included: oneDNN always computes it).
 //   composed:      tensor/ops/lstm_composed.h (what Kiln's LSTM trains on now) end to end, forward and backward without dx
-//                  (Kiln's LSTM there reads the data: nothing wants dx), and dx apart.
+//                  (Kiln's LSTM there reads the data: nothing wants dx), and dx apart; once per
+//                  --inputs item (LstmInputGemm: x in its own projection GEMM, or merged into
+//                  each step's GEMM), all of them alternating in the same repetitions.
 // Before timing, the composed pass is checked against the primitive's outputs and gradients
 // (exit 1 past the limit): both sides compute the same thing. Then each composed piece is
 // timed alone too, for the breakdown. Prints the CPU, every median and RNN / composed: of the
 // thread's CPU time at one thread (a loaded machine's preemption left out), else wall clock.
 //
 // bazel run -c opt //benchmarks:rnn_composition_benchmark -- [--batch 32,128] [--dtype f32,bf16]
-//     [--reps 100] [--warmup 10] [--matmul rule|auto|no-brgemm]
+//     [--reps 100] [--warmup 10] [--matmul rule|auto|no-brgemm] [--inputs separate,merged]
 // (--matmul: the composed GEMMs' implementations, lstm_composed.h's LstmGemmChoice: Kiln's
-// rule, oneDNN's first choice, or the first non-brgemm one everywhere.)
+// rule, oneDNN's first choice, or the first non-brgemm one everywhere. --inputs: the composed
+// sides, each separate, merged or automatic, optionally with its own matmul choice, as in
+// merged:auto; with more than one, a table divides the first side's times by each other's.)
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <ctime>
 #include <cstdio>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -44,6 +49,7 @@ namespace {
 
 using rnn_detail::ComposedLstm;
 using rnn_detail::LstmGemmChoice;
+using rnn_detail::LstmInputGemm;
 using rnn_detail::LstmShape;
 using rnn_detail::RnnCell;
 
@@ -164,18 +170,45 @@ Elapsed time_ms(F&& f) {
   return {wall, thread_cpu_ms() - c0};
 }
 
-// The timed quantities, in the order the tables print them.
+// The composed side's timed quantities, in the order the tables print them.
 enum Column {
-  kRnnForward, kRnnBackward, kComposedForward, kComposedBackward, kComposedDx,
-  kPackForward, kLoad, kProjection, kRecurrent, kGatesForward,
-  kPackBackward, kGatesBackward, kRecurrentBackward, kRecurrentWeights, kInputWeights, kColumns
+  kForward, kBackward, kDx,
+  kPackForward, kLoad, kProjection, kStep, kGatesForward,
+  kPackBackward, kGatesBackward, kRecurrentBackward, kWeights, kInputWeights, kOpPass, kColumns
+};
+
+LstmGemmChoice matmul_from(const std::string& text) {
+  if (text != "rule" && text != "auto" && text != "no-brgemm") {
+    throw std::invalid_argument("--matmul (or an --inputs suffix) must be rule (Kiln's), auto (oneDNN's first choice) "
+                                "or no-brgemm, got '" + text + "'");
+  }
+  return text == "auto" ? LstmGemmChoice::onednn_first
+         : text == "no-brgemm" ? LstmGemmChoice::avoid_brgemm
+                               : LstmGemmChoice::rule;
+}
+
+// One composed LSTM to time: how x reaches the gates and which GEMM implementations.
+struct SideSpec {
+  std::string label;  // as --inputs named it
+  LstmInputGemm input_gemm = LstmInputGemm::automatic;
+  LstmGemmChoice matmul = LstmGemmChoice::rule;
+};
+
+// One composed LSTM's medians and its check against the primitive.
+struct Side {
+  SideSpec spec;
+  double ms[kColumns] = {};    // medians, by the clock the tables use (see main)
+  double wall[kColumns] = {};  // medians of wall-clock time
+  std::string validation, implementations;
+  bool valid = true;
 };
 
 struct Result {
   std::string config;
-  double ms[kColumns] = {};    // medians, by the clock the tables use (see main)
-  double wall[kColumns] = {};  // medians of wall-clock time
-  std::string validation, implementations;
+  double rnn_forward = 0, rnn_backward = 0, rnn_wall = 0;
+  std::vector<Side> sides;
+  int op_chunks = 1;
+  std::string primitive_implementations;
   std::string primitive_profile;  // where the primitive side's time goes
   bool valid = true;
 };
@@ -184,18 +217,24 @@ struct Options {
   int threads = 1;
   bool cpu_clock = true;
   LstmGemmChoice matmul = LstmGemmChoice::rule;
+  std::vector<SideSpec> sides;
   int64_t reps = 0, warmup = 0;
 };
 
 Result run_config(int64_t batch, DType dtype, const Options& o) {
   Result r;
   r.config = std::string(dtype_name(dtype)) + " b" + std::to_string(batch);
+  r.op_chunks = rnn_detail::row_chunks(batch);
   const Inputs in = make_inputs(batch, dtype);
   const rnn_detail::RnnWeights w{in.kernel, in.recurrent, in.bias.alias({4, kUnits}, {kUnits, 1}, 0)};
   rnn_detail::RnnWeights dw{Tensor::zeros({kInputs, 4 * kUnits}), Tensor::zeros({kUnits, 4 * kUnits}),
                             Tensor::zeros({4, kUnits})};
-  ComposedLstm lstm(LstmShape{batch, kSteps, kInputs, kUnits, dtype}, in.kernel, in.recurrent, in.bias, o.threads,
-                    o.matmul);
+  std::vector<std::unique_ptr<ComposedLstm>> lstms;
+  for (const SideSpec& spec : o.sides) {
+    lstms.push_back(std::make_unique<ComposedLstm>(LstmShape{batch, kSteps, kInputs, kUnits, dtype}, in.kernel,
+                                                   in.recurrent, in.bias, o.threads, spec.matmul, spec.input_gemm));
+    r.sides.push_back(Side{spec});
+  }
   // The other side: oneDNN's LSTM primitives, as Kiln ran LSTM training before the composed LSTM.
   rnn_detail::ForceLstmTrainingPath primitives(rnn_detail::LstmTrainingPath::primitive);
 
@@ -203,72 +242,104 @@ Result run_config(int64_t batch, DType dtype, const Options& o) {
   rnn_detail::RnnPass pass = rnn_detail::rnn_forward(RnnCell::lstm, in.x, w, in.h0, in.c0, true);
   rnn_detail::RnnInputGrads grads =
       rnn_detail::rnn_backward(RnnCell::lstm, in.x, w, in.h0, in.c0, pass, in.dy, in.dh, in.dc, &dw);
-  r.implementations = "rnn_forward=" + cpu::last_impl("rnn_forward") + ", rnn_backward=" + cpu::last_impl("rnn_backward");
-  lstm.forward(in.x, in.h0, in.c0);
-  lstm.backward(in.dy, in.dh, in.dc);
-  lstm.input_grad();
-  r.implementations += "; " + lstm.implementations();
+  r.primitive_implementations =
+      "rnn_forward=" + cpu::last_impl("rnn_forward") + ", rnn_backward=" + cpu::last_impl("rnn_backward");
   // bf16 rounds h, the GEMM inputs and (in oneDNN) the saved gates at different points.
   const double limit = dtype == DType::f32 ? 1e-4 : 5e-2;
-  const std::pair<const char*, double> checks[] = {
-      {"y", relative_diff(lstm.y(), pass.y)},
-      {"h", relative_diff(lstm.h(), pass.h)},
-      {"c", relative_diff(lstm.c(), pass.c)},
-      {"dx", relative_diff(lstm.dx(), grads.dx)},
-      {"dh0", relative_diff(lstm.dh0(), grads.dh0)},
-      {"dc0", relative_diff(lstm.dc0(), grads.dc0)},
-      {"dkernel", relative_diff(lstm.dkernel(), dw.layer)},
-      {"drecurrent", relative_diff(lstm.drecurrent(), dw.iter)},
-      {"dbias", relative_diff(lstm.dbias(), dw.bias)},
-  };
   char buf[96];
-  for (const auto& [name, diff] : checks) {
-    std::snprintf(buf, sizeof buf, "%s%s %.1e", r.validation.empty() ? "" : ", ", name, diff);
-    r.validation += buf;
-    r.valid = r.valid && diff <= limit;
+  for (size_t k = 0; k < lstms.size(); ++k) {
+    ComposedLstm& lstm = *lstms[k];
+    Side& side = r.sides[k];
+    lstm.forward(in.x, in.h0, in.c0);
+    lstm.backward(in.dy, in.dh, in.dc);
+    lstm.input_grad();
+    side.implementations = lstm.implementations();
+    const std::pair<const char*, double> checks[] = {
+        {"y", relative_diff(lstm.y(), pass.y)},
+        {"h", relative_diff(lstm.h(), pass.h)},
+        {"c", relative_diff(lstm.c(), pass.c)},
+        {"dx", relative_diff(lstm.dx(), grads.dx)},
+        {"dh0", relative_diff(lstm.dh0(), grads.dh0)},
+        {"dc0", relative_diff(lstm.dc0(), grads.dc0)},
+        {"dkernel", relative_diff(lstm.dkernel(), dw.layer)},
+        {"drecurrent", relative_diff(lstm.drecurrent(), dw.iter)},
+        {"dbias", relative_diff(lstm.dbias(), dw.bias)},
+    };
+    for (const auto& [name, diff] : checks) {
+      std::snprintf(buf, sizeof buf, "%s%s %.1e", side.validation.empty() ? "" : ", ", name, diff);
+      side.validation += buf;
+      side.valid = side.valid && diff <= limit;
+    }
+    std::snprintf(buf, sizeof buf, " (limit %.0e)", limit);
+    side.validation += buf;
+    r.valid = r.valid && side.valid;
   }
-  std::snprintf(buf, sizeof buf, " (limit %.0e)", limit);
-  r.validation += buf;
   if (!r.valid) return r;
 
-  std::vector<double> samples[kColumns], wall_samples[kColumns];
+  const size_t n_sides = lstms.size();
+  std::vector<double> rnn_samples[2], rnn_wall;
+  std::vector<std::vector<double>> samples(n_sides * kColumns), wall_samples(n_sides * kColumns);
   for (int64_t rep = 0; rep < o.warmup + o.reps; ++rep) {
-    Elapsed ms[kColumns];
     for (const Tensor& g : {dw.layer, dw.iter, dw.bias}) g.fill(0.f);
-    ms[kRnnForward] = time_ms([&] { pass = rnn_detail::rnn_forward(RnnCell::lstm, in.x, w, in.h0, in.c0, true); });
-    ms[kRnnBackward] = time_ms([&] {
+    const Elapsed rnn_fwd = time_ms([&] { pass = rnn_detail::rnn_forward(RnnCell::lstm, in.x, w, in.h0, in.c0, true); });
+    const Elapsed rnn_bwd = time_ms([&] {
       grads = rnn_detail::rnn_backward(RnnCell::lstm, in.x, w, in.h0, in.c0, pass, in.dy, in.dh, in.dc, &dw);
     });
-    ms[kComposedForward] = time_ms([&] { lstm.forward(in.x, in.h0, in.c0); });
-    ms[kComposedBackward] = time_ms([&] { lstm.backward(in.dy, in.dh, in.dc); });
-    ms[kComposedDx] = time_ms([&] { lstm.input_grad(); });
-    // The pieces alone, in pass order (each on the buffers the previous one left).
-    ms[kPackForward] = time_ms([&] { lstm.pack_forward_weights(); });
-    ms[kLoad] = time_ms([&] { lstm.load(in.x, in.h0, in.c0); });
-    ms[kProjection] = time_ms([&] { lstm.project_input(); });
-    ms[kRecurrent] = time_ms([&] {
-      for (int64_t t = 0; t < kSteps; ++t) lstm.recurrent_gemm(t);
-    });
-    ms[kGatesForward] = time_ms([&] {
-      for (int64_t t = 0; t < kSteps; ++t) lstm.gates_forward(t);
-    });
-    ms[kPackBackward] = time_ms([&] { lstm.pack_backward_weights(); });
-    ms[kGatesBackward] = time_ms([&] {
-      lstm.start_backward(in.dh, in.dc);
-      for (int64_t t = kSteps - 1; t >= 0; --t) lstm.gates_backward(in.dy, t);
-    });
-    ms[kRecurrentBackward] = time_ms([&] {
-      for (int64_t t = kSteps - 1; t >= 0; --t) lstm.recurrent_backward_gemm(t);
-    });
-    ms[kRecurrentWeights] = time_ms([&] { lstm.recurrent_weight_grad(); });
-    ms[kInputWeights] = time_ms([&] { lstm.input_weight_grad(); });
-    if (rep < o.warmup) continue;
-    for (int c = 0; c < kColumns; ++c) {
-      samples[c].push_back(o.cpu_clock ? ms[c].cpu : ms[c].wall);
-      wall_samples[c].push_back(ms[c].wall);
+    if (rep >= o.warmup) {
+      rnn_samples[0].push_back(o.cpu_clock ? rnn_fwd.cpu : rnn_fwd.wall);
+      rnn_samples[1].push_back(o.cpu_clock ? rnn_bwd.cpu : rnn_bwd.wall);
+      rnn_wall.push_back(rnn_fwd.wall + rnn_bwd.wall);
+    }
+    // The composed sides in turn, in the other order every other repetition.
+    for (size_t turn = 0; turn < n_sides; ++turn) {
+      const size_t k = rep % 2 ? n_sides - 1 - turn : turn;
+      ComposedLstm& lstm = *lstms[k];
+      Elapsed ms[kColumns];
+      ms[kForward] = time_ms([&] { lstm.forward(in.x, in.h0, in.c0); });
+      ms[kBackward] = time_ms([&] { lstm.backward(in.dy, in.dh, in.dc); });
+      ms[kDx] = time_ms([&] { lstm.input_grad(); });
+      // The pieces alone, in pass order (each on the buffers the previous one left).
+      ms[kPackForward] = time_ms([&] { lstm.pack_forward_weights(); });
+      ms[kLoad] = time_ms([&] { lstm.load(in.x, in.h0, in.c0); });
+      ms[kProjection] = time_ms([&] { lstm.project_input(); });
+      ms[kStep] = time_ms([&] {
+        for (int64_t t = 0; t < kSteps; ++t) lstm.step_gemm(t);
+      });
+      ms[kGatesForward] = time_ms([&] {
+        for (int64_t t = 0; t < kSteps; ++t) lstm.gates_forward(t);
+      });
+      ms[kPackBackward] = time_ms([&] { lstm.pack_backward_weights(); });
+      ms[kGatesBackward] = time_ms([&] {
+        lstm.start_backward(in.dh, in.dc);
+        for (int64_t t = kSteps - 1; t >= 0; --t) lstm.gates_backward(in.dy, t);
+      });
+      ms[kRecurrentBackward] = time_ms([&] {
+        for (int64_t t = kSteps - 1; t >= 0; --t) lstm.recurrent_backward_gemm(t);
+      });
+      ms[kWeights] = time_ms([&] { lstm.recurrent_weight_grad(); });
+      ms[kInputWeights] = time_ms([&] { lstm.input_weight_grad(); });
+      // The LSTM op's own pass, as a training step runs it: a ComposedLstm per row chunk (at
+      // two threads two chunks, one per thread), made anew every forward; no dx.
+      ms[kOpPass] = time_ms([&] {
+        rnn_detail::ForceLstmTrainingPath composed(rnn_detail::LstmTrainingPath::composed);
+        rnn_detail::ForceLstmInputGemm way(r.sides[k].spec.input_gemm);
+        const rnn_detail::RnnPass op_pass = rnn_detail::rnn_forward(RnnCell::lstm, in.x, w, in.h0, in.c0, true);
+        rnn_detail::rnn_backward(RnnCell::lstm, in.x, w, in.h0, in.c0, op_pass, in.dy, in.dh, in.dc, &dw, false);
+      });
+      if (rep < o.warmup) continue;
+      for (int c = 0; c < kColumns; ++c) {
+        samples[k * kColumns + c].push_back(o.cpu_clock ? ms[c].cpu : ms[c].wall);
+        wall_samples[k * kColumns + c].push_back(ms[c].wall);
+      }
     }
   }
-  for (int c = 0; c < kColumns; ++c) r.ms[c] = median(samples[c]), r.wall[c] = median(wall_samples[c]);
+  r.rnn_forward = median(rnn_samples[0]), r.rnn_backward = median(rnn_samples[1]), r.rnn_wall = median(rnn_wall);
+  for (size_t k = 0; k < n_sides; ++k) {
+    for (int c = 0; c < kColumns; ++c) {
+      r.sides[k].ms[c] = median(samples[k * kColumns + c]);
+      r.sides[k].wall[c] = median(wall_samples[k * kColumns + c]);
+    }
+  }
 
   // How much of the primitive side is oneDNN's RNN kernel itself rather than the weight
   // reorders and allocations around it (onednn::profiler times every execute() by wall clock).
@@ -295,50 +366,94 @@ Result run_config(int64_t batch, DType dtype, const Options& o) {
   return r;
 }
 
-void print_tables(const std::vector<Result>& results, const char* clock) {
-  std::printf("\nRNN primitive vs composed LSTM, ms per call (medians of %s)\n", clock);
-  std::printf("%-10s %8s %8s %8s | %8s %8s %8s %8s | %9s %11s\n", "config", "rnn fwd", "rnn bwd", "rnn tot",
-              "cmp fwd", "cmp bwd", "cmp tot", "cmp dx", "rnn/cmp", "rnn/cmp+dx");
-  for (const Result& r : results) {
-    if (!r.valid) continue;
-    const double* m = r.ms;
-    const double rnn = m[kRnnForward] + m[kRnnBackward];
-    const double composed = m[kComposedForward] + m[kComposedBackward];
-    std::printf("%-10s %8.3f %8.3f %8.3f | %8.3f %8.3f %8.3f %8.3f | %8.2fx %10.2fx\n", r.config.c_str(),
-                m[kRnnForward], m[kRnnBackward], rnn, m[kComposedForward], m[kComposedBackward], composed,
-                m[kComposedDx], rnn / composed, rnn / (composed + m[kComposedDx]));
+double composed_total(const double* m) { return m[kForward] + m[kBackward]; }
+
+void print_tables(const std::vector<Result>& results, const Options& o, const char* clock) {
+  for (size_t k = 0; k < o.sides.size(); ++k) {
+    const char* name = o.sides[k].label.c_str();
+    std::printf("\nRNN primitive vs composed LSTM (x %s), ms per call (medians of %s)\n", name, clock);
+    std::printf("%-10s %8s %8s %8s | %8s %8s %8s %8s | %9s %11s\n", "config", "rnn fwd", "rnn bwd", "rnn tot",
+                "cmp fwd", "cmp bwd", "cmp tot", "cmp dx", "rnn/cmp", "rnn/cmp+dx");
+    for (const Result& r : results) {
+      if (!r.valid) continue;
+      const double* m = r.sides[k].ms;
+      const double rnn = r.rnn_forward + r.rnn_backward, composed = composed_total(m);
+      std::printf("%-10s %8.3f %8.3f %8.3f | %8.3f %8.3f %8.3f %8.3f | %8.2fx %10.2fx\n", r.config.c_str(),
+                  r.rnn_forward, r.rnn_backward, rnn, m[kForward], m[kBackward], composed, m[kDx], rnn / composed,
+                  rnn / (composed + m[kDx]));
+    }
   }
-  std::printf("\ncomposed pieces timed alone, ms of %s (28 recurrent GEMMs / gate kernels per column)\n", clock);
-  std::printf("%-10s %6s %6s %6s %6s %6s %6s | %6s %6s %6s %6s %6s %6s\n", "config", "pack", "x->tm", "proj", "rec",
-              "gates", "fwd", "pack", "gates", "rec", "dU", "dW", "bwd");
+  std::printf("\ncomposed pieces timed alone, ms of %s (28 step GEMMs / gate kernels per column; merged:\n"
+              "proj and dW are in step and dWU)\n", clock);
+  std::printf("%-10s %-14s %6s %6s %6s %6s %6s %6s | %6s %6s %6s %6s %6s %6s\n", "config", "x", "pack", "x->tm", "proj",
+              "step", "gates", "fwd", "pack", "gates", "rec", "dU|dWU", "dW", "bwd");
   for (const Result& r : results) {
     if (!r.valid) continue;
-    const double* m = r.ms;
-    const double fwd = m[kPackForward] + m[kLoad] + m[kProjection] + m[kRecurrent] + m[kGatesForward];
-    const double bwd = m[kPackBackward] + m[kGatesBackward] + m[kRecurrentBackward] + m[kRecurrentWeights] +
-                       m[kInputWeights];
-    std::printf("%-10s %6.3f %6.3f %6.3f %6.3f %6.3f %6.3f | %6.3f %6.3f %6.3f %6.3f %6.3f %6.3f\n", r.config.c_str(),
-                m[kPackForward], m[kLoad], m[kProjection], m[kRecurrent], m[kGatesForward], fwd, m[kPackBackward],
-                m[kGatesBackward], m[kRecurrentBackward], m[kRecurrentWeights], m[kInputWeights], bwd);
+    for (const Side& side : r.sides) {
+      const double* m = side.ms;
+      const double fwd = m[kPackForward] + m[kLoad] + m[kProjection] + m[kStep] + m[kGatesForward];
+      const double bwd = m[kPackBackward] + m[kGatesBackward] + m[kRecurrentBackward] + m[kWeights] + m[kInputWeights];
+      std::printf("%-10s %-14s %6.3f %6.3f %6.3f %6.3f %6.3f %6.3f | %6.3f %6.3f %6.3f %6.3f %6.3f %6.3f\n",
+                  r.config.c_str(), side.spec.label.c_str(), m[kPackForward], m[kLoad], m[kProjection],
+                  m[kStep], m[kGatesForward], fwd, m[kPackBackward], m[kGatesBackward], m[kRecurrentBackward],
+                  m[kWeights], m[kInputWeights], bwd);
+    }
+  }
+  for (size_t k = 1; k < o.sides.size(); ++k) {
+    std::printf("\n%s / %s, of the medians above (and of wall-clock medians)\n", o.sides[0].label.c_str(),
+                o.sides[k].label.c_str());
+    std::printf("%-10s %8s %8s %8s %8s %8s\n", "config", "fwd", "bwd", "tot", "tot+dx", "wall tot");
+    for (const Result& r : results) {
+      if (!r.valid) continue;
+      const double *a = r.sides[0].ms, *b = r.sides[k].ms;
+      std::printf("%-10s %7.3fx %7.3fx %7.3fx %7.3fx %7.3fx\n", r.config.c_str(), a[kForward] / b[kForward],
+                  a[kBackward] / b[kBackward], composed_total(a) / composed_total(b),
+                  (composed_total(a) + a[kDx]) / (composed_total(b) + b[kDx]),
+                  composed_total(r.sides[0].wall) / composed_total(r.sides[k].wall));
+    }
+  }
+  std::printf("\nthe LSTM op's training pass (rnn_forward + rnn_backward without dx, in row chunks as Kiln splits\n"
+              "the batch), ms of %s (medians); the first side / each other\n", clock);
+  std::printf("%-10s %6s", "config", "chunks");
+  for (const SideSpec& spec : o.sides) std::printf(" %14s", spec.label.c_str());
+  for (size_t k = 1; k < o.sides.size(); ++k) std::printf(" %14s", ("/" + o.sides[k].label).c_str());
+  std::printf("\n");
+  for (const Result& r : results) {
+    if (!r.valid) continue;
+    std::printf("%-10s %6d", r.config.c_str(), r.op_chunks);
+    for (const Side& side : r.sides) std::printf(" %14.3f", side.ms[kOpPass]);
+    for (size_t k = 1; k < r.sides.size(); ++k) std::printf(" %13.3fx", r.sides[0].ms[kOpPass] / r.sides[k].ms[kOpPass]);
+    std::printf("\n");
   }
   std::printf("\nthe same by wall clock, ms (medians)\n");
-  std::printf("%-10s %8s %8s %9s\n", "config", "rnn tot", "cmp tot", "rnn/cmp");
+  std::printf("%-10s %8s", "config", "rnn tot");
+  for (const SideSpec& spec : o.sides) std::printf(" %14s", spec.label.c_str());
+  std::printf("\n");
   for (const Result& r : results) {
     if (!r.valid) continue;
-    const double rnn = r.wall[kRnnForward] + r.wall[kRnnBackward];
-    const double composed = r.wall[kComposedForward] + r.wall[kComposedBackward];
-    std::printf("%-10s %8.3f %8.3f %8.2fx\n", r.config.c_str(), rnn, composed, rnn / composed);
+    std::printf("%-10s %8.3f", r.config.c_str(), r.rnn_wall);
+    for (const Side& side : r.sides) std::printf(" %14.3f", composed_total(side.wall));
+    std::printf("\n");
   }
-  std::printf("\ncomposed vs primitive, max |diff| / max |primitive's|:\n");
-  for (const Result& r : results) {
-    std::printf("%-10s %s%s\n", r.config.c_str(), r.validation.c_str(), r.valid ? "" : "  FAILED: not timed");
+  for (size_t k = 0; k < o.sides.size(); ++k) {
+    std::printf("\ncomposed (x %s) vs primitive, max |diff| / max |primitive's|:\n", o.sides[k].label.c_str());
+    for (const Result& r : results) {
+      if (k >= r.sides.size()) continue;
+      const Side& side = r.sides[k];
+      std::printf("%-10s %s%s\n", r.config.c_str(), side.validation.c_str(), side.valid ? "" : "  FAILED: not timed");
+    }
   }
   std::printf("\nthe primitive side's wall time, profiled over up to 20 more passes:\n");
   for (const Result& r : results) {
     if (r.valid) std::printf("%-10s %s\n", r.config.c_str(), r.primitive_profile.c_str());
   }
   std::printf("\noneDNN implementations:\n");
-  for (const Result& r : results) std::printf("%-10s %s\n", r.config.c_str(), r.implementations.c_str());
+  for (const Result& r : results) {
+    std::printf("%-10s %s\n", r.config.c_str(), r.primitive_implementations.c_str());
+    for (const Side& side : r.sides) {
+      std::printf("%-10s x %s: %s\n", r.config.c_str(), side.spec.label.c_str(), side.implementations.c_str());
+    }
+  }
 }
 
 }  // namespace
@@ -360,14 +475,23 @@ int main(int argc, char** argv) {
     dtypes = dtypes_from(bench::arg_value(argc, argv, "dtype", "f32,bf16"));
     o.reps = bench::arg_int(argc, argv, "reps", 100, 1);
     o.warmup = bench::arg_int(argc, argv, "warmup", 10, 0);
-    const std::string matmul = bench::arg_value(argc, argv, "matmul", "rule");
-    if (matmul != "rule" && matmul != "auto" && matmul != "no-brgemm") {
-      throw std::invalid_argument("--matmul must be rule (Kiln's), auto (oneDNN's first choice) or no-brgemm, got '" +
-                                  matmul + "'");
+    o.matmul = matmul_from(bench::arg_value(argc, argv, "matmul", "rule"));
+    // Each item: separate, merged or automatic, optionally :rule, :auto or :no-brgemm (else --matmul's).
+    for (const std::string& item : split(bench::arg_value(argc, argv, "inputs", "separate,merged"))) {
+      SideSpec spec{item, LstmInputGemm::automatic, o.matmul};
+      const size_t colon = item.find(':');
+      const std::string way = item.substr(0, colon);
+      if (way != "separate" && way != "merged" && way != "automatic") {
+        throw std::invalid_argument("--inputs must be a comma-separated list of separate, merged and automatic "
+                                    "(each optionally :rule, :auto or :no-brgemm), got '" + item + "'");
+      }
+      spec.input_gemm = way == "separate" ? LstmInputGemm::separate
+                        : way == "merged" ? LstmInputGemm::merged
+                                          : LstmInputGemm::automatic;
+      if (colon != std::string::npos) spec.matmul = matmul_from(item.substr(colon + 1));
+      o.sides.push_back(spec);
     }
-    o.matmul = matmul == "auto" ? LstmGemmChoice::onednn_first
-               : matmul == "no-brgemm" ? LstmGemmChoice::avoid_brgemm
-                                       : LstmGemmChoice::rule;
+    if (o.sides.empty()) throw std::invalid_argument("--inputs must name at least one way");
   } catch (const std::invalid_argument& e) {
     std::fprintf(stderr, "rnn_composition_benchmark: %s\n", e.what());
     return 1;
@@ -391,7 +515,7 @@ int main(int argc, char** argv) {
       results.push_back(run_config(batch, dtype, o));
     }
   }
-  print_tables(results, o.cpu_clock ? "this thread's CPU time" : "wall clock");
+  print_tables(results, o, o.cpu_clock ? "this thread's CPU time" : "wall clock");
   std::printf("load average after: %s\n", load_average().c_str());
   for (const Result& r : results) {
     if (!r.valid) return 1;

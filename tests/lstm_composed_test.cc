@@ -1,9 +1,10 @@
 // The composed LSTM (tensor/ops/lstm_composed.h), which LSTM training passes run, against
 // oneDNN's LSTM primitives (LstmTrainingPath::primitive, what they ran before): outputs, final
 // states and the gradients of x, kernel, recurrent_kernel, bias, h0 and c0 through the public
-// op, f32 and bf16, batches 1, 3 and 32, units 5 and 33, with initial states, masks (row
-// groups), go_backwards, whole and split into row chunks; dx skipped when x wants none; and the
-// error of the gate kernels' exp, sigmoid and tanh.
+// op, f32 and bf16, batches 1, 3 and 32, units 5 and 33, inputs 3, 4 and 7 (so that I + U is
+// odd as well as even), x brought in by separate and by merged GEMMs (LstmInputGemm), with
+// initial states, masks (row groups), go_backwards, whole and split into row chunks; dx skipped
+// when x wants none; and the error of the gate kernels' exp, sigmoid and tanh.
 //
 // Not bitwise: the composed GEMMs sum in another order than oneDNN's RNN kernel and the gate
 // kernels' exp differs from oneDNN's in the last bits, so f32 agrees to 2e-6 of each result's
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "autograd/gradient_tape.h"
+#include "tensor/ops/lstm_composed.h"
 #include "tensor/ops/lstm_composed_pass.h"
 #include "tensor/ops/lstm_gate_kernels.h"
 #include "tensor/ops/ops.h"
@@ -49,8 +51,9 @@ Tensor make_mask(int64_t b) {
   return Tensor::from_vector(m, {b, kT});
 }
 
-std::vector<Tensor> make_inputs(int64_t b, int64_t u, bool states, uint64_t seed) {
-  std::vector<Tensor> in{testing::rand_tensor({b, kT, kI}, seed), testing::rand_tensor({kI, 4 * u}, seed + 1, -0.7f, 0.7f),
+std::vector<Tensor> make_inputs(int64_t b, int64_t u, bool states, uint64_t seed, int64_t inputs = kI) {
+  std::vector<Tensor> in{testing::rand_tensor({b, kT, inputs}, seed),
+                         testing::rand_tensor({inputs, 4 * u}, seed + 1, -0.7f, 0.7f),
                          testing::rand_tensor({u, 4 * u}, seed + 2, -0.7f, 0.7f),
                          testing::rand_tensor({4 * u}, seed + 3, -0.5f, 0.5f)};
   if (states) {
@@ -105,39 +108,46 @@ void expect_close(const std::vector<Tensor>& got, const std::vector<Tensor>& wan
 }
 
 struct Size {
-  int64_t batch, units;
+  int64_t batch, units, inputs;
 };
 
 class LstmComposed : public ::testing::TestWithParam<Size> {};
 
 TEST_P(LstmComposed, MatchesThePrimitivesOutputsStatesAndEveryGradient) {
-  const auto [b, u] = GetParam();
-  uint64_t seed = 40 + b * 100 + u;
+  const auto [b, u, i] = GetParam();
+  uint64_t seed = 40 + b * 100 + u + (i == kI ? 0 : i * 1000);
   for (DType dtype : dtypes()) {
     const float tol = dtype == DType::f32 ? 2e-6f : 1e-2f;
     for (const Config& c : configs()) {
       for (int chunks : {1, 2}) {
-        SCOPED_TRACE(c.name + " " + dtype_name(dtype) + " b" + std::to_string(b) + " u" + std::to_string(u) +
-                     " chunks " + std::to_string(chunks));
         rnn_detail::ForceRowChunks split(chunks);
-        const std::vector<Tensor> in = make_inputs(b, u, c.states, seed += 10);
+        const std::vector<Tensor> in = make_inputs(b, u, c.states, seed += 10, i);
         std::vector<Tensor> primitive;
         {
           rnn_detail::ForceLstmTrainingPath force(rnn_detail::LstmTrainingPath::primitive);
           primitive = outputs_and_gradients(in, c, dtype);
         }
-        const std::vector<Tensor> composed = outputs_and_gradients(in, c, dtype);
-        ASSERT_EQ(composed.size(), c.states ? 9u : 7u);  // y, h, c; x, kernel, recurrent, bias[, h0, c0]
-        expect_close(composed, primitive, tol);
+        for (auto way : {rnn_detail::LstmInputGemm::separate, rnn_detail::LstmInputGemm::merged}) {
+          SCOPED_TRACE(c.name + " " + dtype_name(dtype) + " b" + std::to_string(b) + " u" + std::to_string(u) + " i" +
+                       std::to_string(i) + " chunks " + std::to_string(chunks) +
+                       (way == rnn_detail::LstmInputGemm::merged ? " merged" : " separate"));
+          rnn_detail::ForceLstmInputGemm force(way);
+          const std::vector<Tensor> composed = outputs_and_gradients(in, c, dtype);
+          ASSERT_EQ(composed.size(), c.states ? 9u : 7u);  // y, h, c; x, kernel, recurrent, bias[, h0, c0]
+          expect_close(composed, primitive, tol);
+        }
       }
     }
   }
 }
 
 INSTANTIATE_TEST_SUITE_P(Sizes, LstmComposed,
-                         ::testing::Values(Size{1, 5}, Size{1, 33}, Size{3, 5}, Size{3, 33}, Size{32, 5}, Size{32, 33}),
+                         ::testing::Values(Size{1, 5, kI}, Size{1, 33, kI}, Size{3, 5, kI}, Size{3, 33, kI},
+                                           Size{32, 5, kI}, Size{32, 33, kI}, Size{3, 5, 4}, Size{32, 33, 4},
+                                           Size{3, 33, 3}, Size{32, 5, 3}),
                          [](const auto& info) {
-                           return "b" + std::to_string(info.param.batch) + "_u" + std::to_string(info.param.units);
+                           return "b" + std::to_string(info.param.batch) + "_u" + std::to_string(info.param.units) +
+                                  "_i" + std::to_string(info.param.inputs);
                          });
 
 TEST(LstmComposedPass, TrainingRunsComposedAndInferenceThePrimitive) {
@@ -171,7 +181,9 @@ TEST(LstmComposedPass, TrainingRunsComposedAndInferenceThePrimitive) {
 }
 
 TEST(LstmComposedPass, AnUnwatchedInputGetsTheSameWeightGradients) {
+  for (auto way : {rnn_detail::LstmInputGemm::separate, rnn_detail::LstmInputGemm::merged})
   for (DType dtype : dtypes()) {
+    rnn_detail::ForceLstmInputGemm force(way);
     const std::vector<Tensor> in = make_inputs(6, 9, true, 77);
     const Config c{"masked_states", true, false, false, true};
     std::vector<Tensor> all = outputs_and_gradients(in, c, dtype, true);
@@ -180,6 +192,19 @@ TEST(LstmComposedPass, AnUnwatchedInputGetsTheSameWeightGradients) {
     for (size_t k = 0; k < 3; ++k) EXPECT_TRUE(testing::bitwise_equal(no_x[k], all[k])) << k;
     for (size_t k = 3; k < no_x.size(); ++k) EXPECT_TRUE(testing::bitwise_equal(no_x[k], all[k + 1])) << k;
   }
+}
+
+TEST(LstmComposedPass, MergesTheInputGemmFromBatch16) {
+  const Tensor kernel = Tensor::zeros({kI, 12}), recurrent = Tensor::zeros({3, 12}), bias = Tensor::zeros({12});
+  auto merged = [&](int64_t batch) {
+    return rnn_detail::ComposedLstm(rnn_detail::LstmShape{batch, kT, kI, 3, DType::f32}, kernel, recurrent, bias, 1).merged();
+  };
+  EXPECT_FALSE(merged(1));
+  EXPECT_FALSE(merged(15));
+  EXPECT_TRUE(merged(16));
+  EXPECT_TRUE(merged(128));
+  rnn_detail::ForceLstmInputGemm force(rnn_detail::LstmInputGemm::merged);
+  EXPECT_TRUE(merged(1));
 }
 
 TEST(LstmGateKernels, ExpSigmoidAndTanhAreAccurateToF32) {
