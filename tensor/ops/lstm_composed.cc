@@ -93,8 +93,7 @@ ComposedLstm::ComposedLstm(const LstmShape& shape, const Tensor& kernel, const T
                        false, bf16);
 }
 
-ForceLstmInputGemm::ForceLstmInputGemm(LstmInputGemm way) : previous_(forced_input_gemm) { forced_input_gemm = way; }
-ForceLstmInputGemm::~ForceLstmInputGemm() { forced_input_gemm = previous_; }
+ForceLstmInputGemm::ForceLstmInputGemm(LstmInputGemm way) : override_(forced_input_gemm, way) {}
 
 void ComposedLstm::make_separate_gemms() {
   const int64_t b = s_.batch, t = s_.steps, i = s_.inputs, u = s_.units, g = 4 * u;

@@ -26,6 +26,7 @@
 #include <string>
 
 #include "tensor/onednn/primitive_cache.h"
+#include "tensor/scoped_override.h"
 #include "tensor/tensor.h"
 
 namespace kiln::rnn_detail {
@@ -59,12 +60,9 @@ enum class LstmInputGemm { automatic, separate, merged };
 class ForceLstmInputGemm {
  public:
   explicit ForceLstmInputGemm(LstmInputGemm way);
-  ~ForceLstmInputGemm();
-  ForceLstmInputGemm(const ForceLstmInputGemm&) = delete;
-  ForceLstmInputGemm& operator=(const ForceLstmInputGemm&) = delete;
 
  private:
-  LstmInputGemm previous_;
+  ScopedOverride<LstmInputGemm> override_;
 };
 
 class ComposedLstm {

@@ -21,8 +21,7 @@ Tensor flat(const Tensor& t) { return t.alias({t.numel()}, {1}, t.offset()); }
 
 }  // namespace
 
-ForceLstmTrainingPath::ForceLstmTrainingPath(LstmTrainingPath path) : previous_(forced_path) { forced_path = path; }
-ForceLstmTrainingPath::~ForceLstmTrainingPath() { forced_path = previous_; }
+ForceLstmTrainingPath::ForceLstmTrainingPath(LstmTrainingPath path) : override_(forced_path, path) {}
 
 bool composed_lstm_training() {
   return forced_path != LstmTrainingPath::primitive;

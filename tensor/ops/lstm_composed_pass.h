@@ -5,6 +5,7 @@
 // single-threaded, all chunks at once, or, for one chunk, its GEMMs and gate kernels on the
 // whole OpenMP team. Each chunk's ComposedLstm is the pass's saved state (RnnChunk::composed).
 #include "tensor/ops/rnn_primitive.h"
+#include "tensor/scoped_override.h"
 
 namespace kiln::rnn_detail {
 
@@ -21,12 +22,9 @@ enum class LstmTrainingPath { automatic, composed, primitive };
 class ForceLstmTrainingPath {
  public:
   explicit ForceLstmTrainingPath(LstmTrainingPath path);
-  ~ForceLstmTrainingPath();
-  ForceLstmTrainingPath(const ForceLstmTrainingPath&) = delete;
-  ForceLstmTrainingPath& operator=(const ForceLstmTrainingPath&) = delete;
 
  private:
-  LstmTrainingPath previous_;
+  ScopedOverride<LstmTrainingPath> override_;
 };
 
 // As rnn_forward(RnnCell::lstm, ..., training=true) and rnn_backward for such a pass; dx is

@@ -20,8 +20,7 @@ bool needs_input_grad(size_t index) {
   return current_needs == nullptr || index >= current_needs->size() || (*current_needs)[index];
 }
 
-NeedsGradScope::NeedsGradScope(const std::vector<bool>* needs) : previous_(current_needs) { current_needs = needs; }
-NeedsGradScope::~NeedsGradScope() { current_needs = previous_; }
+NeedsGradScope::NeedsGradScope(const std::vector<bool>* needs) : override_(current_needs, needs) {}
 
 // A released tape's containers, emptied but with their capacity, for the next tape on this
 // thread: a training loop records the same step again, so after the first step a tape's
@@ -53,8 +52,7 @@ void pop_tape(TapeState* tape) {
 
 bool any_tape_active() { return !active_tapes.empty(); }
 
-ObserverScope::ObserverScope(OpObserver* observer) : previous_(current_observer) { current_observer = observer; }
-ObserverScope::~ObserverScope() { current_observer = previous_; }
+ObserverScope::ObserverScope(OpObserver* observer) : override_(current_observer, observer) {}
 bool observing() { return current_observer != nullptr; }
 
 QuietScope::QuietScope() : observer_(current_observer) {

@@ -7,6 +7,7 @@
 
 #include "tensor/ops/attrs.h"
 #include "tensor/ops/id_table.h"
+#include "tensor/scoped_override.h"
 #include "tensor/tensor.h"
 
 namespace kiln::autograd {
@@ -61,12 +62,9 @@ bool needs_input_grad(size_t index);
 class NeedsGradScope {
  public:
   explicit NeedsGradScope(const std::vector<bool>* needs);
-  ~NeedsGradScope();
-  NeedsGradScope(const NeedsGradScope&) = delete;
-  NeedsGradScope& operator=(const NeedsGradScope&) = delete;
 
  private:
-  const std::vector<bool>* previous_;
+  ScopedOverride<const std::vector<bool>*> override_;
 };
 
 // For ops with no gradient (comparisons, argmax, one_hot): only an OpObserver sees them.
@@ -103,12 +101,9 @@ class OpObserver {
 class ObserverScope {
  public:
   explicit ObserverScope(OpObserver* observer);
-  ~ObserverScope();
-  ObserverScope(const ObserverScope&) = delete;
-  ObserverScope& operator=(const ObserverScope&) = delete;
 
  private:
-  OpObserver* previous_;
+  ScopedOverride<OpObserver*> override_;
 };
 
 // Hides this thread's tapes and observer for the scope's lifetime, so that a composite op

@@ -229,8 +229,7 @@ const char* cell_name(RnnCell cell) {
   return "?";
 }
 
-ForceRowChunks::ForceRowChunks(int chunks) : previous_(forced_chunks) { forced_chunks = chunks; }
-ForceRowChunks::~ForceRowChunks() { forced_chunks = previous_; }
+ForceRowChunks::ForceRowChunks(int chunks) : override_(forced_chunks, chunks) {}
 
 std::vector<std::pair<int64_t, int64_t>> row_chunk_bounds(int64_t rows) {
   return chunk_bounds(rows, row_chunks(rows));

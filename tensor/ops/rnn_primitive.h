@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "tensor/scoped_override.h"
 #include "tensor/tensor.h"
 
 namespace kiln::rnn_detail {
@@ -65,12 +66,9 @@ void run_row_chunks(int chunks, const std::function<void(int)>& body);
 class ForceRowChunks {
  public:
   explicit ForceRowChunks(int chunks);
-  ~ForceRowChunks();
-  ForceRowChunks(const ForceRowChunks&) = delete;
-  ForceRowChunks& operator=(const ForceRowChunks&) = delete;
 
  private:
-  int previous_;
+  ScopedOverride<int> override_;
 };
 
 // One chunk of a pass: rows [begin, end) and what its backward needs, one of
