@@ -60,20 +60,10 @@ KILN_INLINE v16 exp16(v16 x) {
 
 KILN_INLINE v16 sigmoid16(v16 x) { return 1.f / (1.f + exp16(-x)); }
 
-// Cephes' tanhf: an odd polynomial below 0.625, 1 - 2 / (e^2|x| + 1) above, both to ~1e-7.
-KILN_INLINE v16 tanh16(v16 x) {
-  const v16 a = x < 0.f ? -x : x;
-  const v16 z = x * x;
-  v16 p = splat(-5.70498872745E-3f);
-  p = p * z + 2.06390887954E-2f;
-  p = p * z - 5.37397155531E-2f;
-  p = p * z + 1.33314422036E-1f;
-  p = p * z - 3.33332819422E-1f;
-  const v16 small = p * z * x + x;
-  v16 big = 1.f - 2.f / (exp16(a + a) + 1.f);
-  big = x < 0.f ? -big : big;
-  return a < 0.625f ? small : big;
-}
+// tanh(x) = 2 sigmoid(2x) - 1: one exp and one division (Cephes' tanhf adds an odd polynomial
+// for |x| < 0.625, which only buys relative accuracy near 0; the error here stays below 2e-7
+// absolute, and the gates measured a quarter of the LSTM pass's time).
+KILN_INLINE v16 tanh16(v16 x) { return 2.f / (1.f + exp16(-2.f * x)) - 1.f; }
 
 // How a cell's weights sit in its panels (see SmallBatchRnnWeights): kCols vectors of gate
 // columns per x row and per h row, summed into kAccs accumulators per batch row. GRU's
