@@ -29,6 +29,10 @@ namespace {
 using rnn_detail::RnnCell;
 
 constexpr int64_t kSteps = 28, kFeatures = 28, kUnits = 128;
+// The unit counts around 128 that small_batch_rnn_wins' bound on U rests on (LSTM, oneDNN
+// against the chosen kernel only).
+const std::vector<int64_t> kOtherUnits = {4, 32, 512};
+const std::vector<int64_t> kOtherUnitBatches = {1, 16, 64, 256};
 const std::vector<int64_t> kBatches = {1, 2, 3, 4, 8, 16, 32, 64, 128, 256};
 
 struct Inputs {
@@ -37,12 +41,12 @@ struct Inputs {
   rnn_detail::RnnWeights w;
 };
 
-Inputs inputs_for(RnnCell cell, int64_t n) {
+Inputs inputs_for(RnnCell cell, int64_t n, int64_t units) {
   const int g = rnn_detail::gate_count(cell);
-  Inputs in{cell, random_uniform({n, kSteps, kFeatures}, -1, 1, 1), Tensor::zeros({n, kUnits}), Tensor(),
-            {random_uniform({kFeatures, g * kUnits}, -0.2f, 0.2f, 2), random_uniform({kUnits, g * kUnits}, -0.2f, 0.2f, 3),
-             random_uniform({rnn_detail::bias_gate_count(cell), kUnits}, -0.2f, 0.2f, 4)}};
-  if (rnn_detail::has_cell_state(cell)) in.c0 = Tensor::zeros({n, kUnits});
+  Inputs in{cell, random_uniform({n, kSteps, kFeatures}, -1, 1, 1), Tensor::zeros({n, units}), Tensor(),
+            {random_uniform({kFeatures, g * units}, -0.2f, 0.2f, 2), random_uniform({units, g * units}, -0.2f, 0.2f, 3),
+             random_uniform({rnn_detail::bias_gate_count(cell), units}, -0.2f, 0.2f, 4)}};
+  if (rnn_detail::has_cell_state(cell)) in.c0 = Tensor::zeros({n, units});
   return in;
 }
 
@@ -60,11 +64,11 @@ const char* kWayNames[] = {"onednn", "1 thread", "rows", "units", "chosen", "eag
 int team() { return std::max(1, omp_get_max_threads()); }
 
 void BM_Rnn(benchmark::State& s) {
-  const Inputs in = inputs_for(static_cast<RnnCell>(s.range(0)), s.range(1));
+  const int64_t n = s.range(1), units = s.range(3);
+  const Inputs in = inputs_for(static_cast<RnnCell>(s.range(0)), n, units);
   const Way way = static_cast<Way>(s.range(2));
-  const int64_t n = s.range(1);
   const auto prepared = rnn_detail::prepare_small_batch_rnn(in.cell, in.w);
-  Tensor y = Tensor::empty({n, kSteps, kUnits}), h = Tensor::empty({n, kUnits}), c = Tensor::empty({n, kUnits});
+  Tensor y = Tensor::empty({n, kSteps, units}), h = Tensor::empty({n, units}), c = Tensor::empty({n, units});
   auto kernel = [&](int threads, rnn_detail::SmallBatchSplit split) {
     rnn_detail::small_batch_rnn_run(prepared, in.x.data<float>(), n, kSteps, in.h0.data<float>(),
                                     in.c0.defined() ? in.c0.data<float>() : nullptr, y.data<float>(), h.data<float>(),
@@ -101,10 +105,25 @@ void register_all() {
   for (int64_t cell : {0, 1, 2}) {
     for (int64_t n : kBatches) {
       for (int64_t way = 0; way < kWays; ++way) {
-        benchmark::RegisterBenchmark("BM_Rnn", BM_Rnn)->Args({cell, n, way})->Unit(benchmark::kMicrosecond)->UseRealTime();
+        benchmark::RegisterBenchmark("BM_Rnn", BM_Rnn)
+            ->Args({cell, n, way, kUnits})
+            ->Unit(benchmark::kMicrosecond)
+            ->UseRealTime();
       }
     }
   }
+  for (int64_t units : kOtherUnits) {
+    for (int64_t n : kOtherUnitBatches) {
+      for (int64_t way : {kOneDnn, kKernelChosen}) {
+        benchmark::RegisterBenchmark("BM_Rnn", BM_Rnn)->Args({0, n, way, units})->Unit(benchmark::kMicrosecond)->UseRealTime();
+      }
+    }
+  }
+}
+
+double best_ns(const bench::RatioReporter& reporter, int64_t cell, int64_t n, int64_t way, int64_t units) {
+  return reporter.best_ns("BM_Rnn/" + std::to_string(cell) + "/" + std::to_string(n) + "/" + std::to_string(way) + "/" +
+                          std::to_string(units) + "/real_time");
 }
 
 }  // namespace
@@ -128,15 +147,26 @@ int main(int argc, char** argv) {
       double ns[kiln::kWays];
       bool all = true;
       for (int64_t way = 0; way < kiln::kWays; ++way) {
-        ns[way] = reporter.best_ns("BM_Rnn/" + std::to_string(cell) + "/" + std::to_string(n) + "/" +
-                                   std::to_string(way) + "/real_time");
+        ns[way] = kiln::best_ns(reporter, cell, n, way, kiln::kUnits);
         all = all && ns[way] > 0;
       }
       if (!all) continue;
       std::printf("%-10s %5lld", kiln::kCellNames[cell], static_cast<long long>(n));
       for (double v : ns) std::printf(" %10.1f", v * 1e-3);
       std::printf(" %8.2fx %s\n", ns[kiln::kOneDnn] / ns[kiln::kKernelChosen],
-                  kiln::rnn_detail::small_batch_rnn_wins(n, kiln::kUnits) ? "yes" : "no");
+                  kiln::rnn_detail::small_batch_rnn_wins(static_cast<kiln::rnn_detail::RnnCell>(cell), n, kiln::kUnits) ? "yes" : "no");
+    }
+  }
+  std::printf("\nLSTM at other unit counts: us per pass, oneDNN against the chosen kernel\n%-6s %5s %10s %10s %9s %s\n",
+              "units", "batch", "onednn", "chosen", "onednn/ch", "wins");
+  for (int64_t units : kiln::kOtherUnits) {
+    for (int64_t n : kiln::kOtherUnitBatches) {
+      const double onednn = kiln::best_ns(reporter, 0, n, kiln::kOneDnn, units);
+      const double chosen = kiln::best_ns(reporter, 0, n, kiln::kKernelChosen, units);
+      if (onednn == 0 || chosen == 0) continue;
+      std::printf("%-6lld %5lld %10.1f %10.1f %8.2fx %s\n", static_cast<long long>(units), static_cast<long long>(n),
+                  onednn * 1e-3, chosen * 1e-3, onednn / chosen,
+                  kiln::rnn_detail::small_batch_rnn_wins(kiln::rnn_detail::RnnCell::lstm, n, units) ? "yes" : "no");
     }
   }
   return 0;

@@ -150,9 +150,15 @@ TEST(RnnSmallBatch, MatchesOneDnnBf16) {
 }
 
 TEST(RnnSmallBatch, ChosenWhereItMeasuredFaster) {
-  EXPECT_TRUE(rnn_detail::small_batch_rnn_wins(1, 128));
-  EXPECT_TRUE(rnn_detail::small_batch_rnn_wins(32, 128));
-  EXPECT_FALSE(rnn_detail::small_batch_rnn_wins(kLargeBatch, 128));
+  for (RnnCell cell : kCells) {
+    EXPECT_TRUE(rnn_detail::small_batch_rnn_wins(cell, 1, 128));
+    EXPECT_TRUE(rnn_detail::small_batch_rnn_wins(cell, 8, 128));
+    EXPECT_FALSE(rnn_detail::small_batch_rnn_wins(cell, kLargeBatch, 128));
+    EXPECT_FALSE(rnn_detail::small_batch_rnn_wins(cell, 1, 1024));
+  }
+  EXPECT_TRUE(rnn_detail::small_batch_rnn_wins(RnnCell::lstm, 32, 128));  // issue 22's batch 32
+  EXPECT_TRUE(rnn_detail::small_batch_rnn_wins(RnnCell::gru, 256, 128));
+  EXPECT_FALSE(rnn_detail::small_batch_rnn_wins(RnnCell::simple_rnn, 32, 128));
 }
 
 TEST(RnnSmallBatch, ThreadChoice) {
@@ -183,8 +189,9 @@ std::vector<Tensor> run_op(const std::string& cell, const Tensor& x, const std::
 Tensor first_rows(const Tensor& t, int64_t rows) { return slice(t, 0, 0, rows).clone_detached(); }
 
 TEST(RnnSmallBatch, OpsMatchTheLargeBatchPath) {
-  ASSERT_FALSE(rnn_detail::small_batch_rnn_wins(kBig, 33));
   for (const std::string cell : {"lstm", "gru", "simple_rnn"}) {
+    const RnnCell kind = cell == "lstm" ? RnnCell::lstm : cell == "gru" ? RnnCell::gru : RnnCell::simple_rnn;
+    ASSERT_FALSE(rnn_detail::small_batch_rnn_wins(kind, kBig, 33));
     const int64_t u = 33, g = cell == "lstm" ? 4 : cell == "gru" ? 3 : 1;
     const Shape bias = cell == "lstm" ? Shape{4 * u} : cell == "gru" ? Shape{2, 3 * u} : Shape{u};
     const std::vector<Tensor> w{testing::rand_tensor({kI, g * u}, 1, -0.6f, 0.6f),

@@ -48,7 +48,7 @@ bool Builder::recurrent(const graph::Node& n) {
   for (size_t j = 0; j < states; ++j) {
     if (t(value_[n.inputs[4 + j]]).shape != Shape{rows, u}) return false;
   }
-  if (!rnn_detail::small_batch_rnn_wins(rows, u)) return false;
+  if (!rnn_detail::small_batch_rnn_wins(cell, rows, u)) return false;
 
   auto weights = std::make_shared<rnn_detail::SmallBatchRnnWeights>(rnn_detail::prepare_small_batch_rnn(
       cell, {f32_of(kernel), f32_of(recurrent), rnn_detail::onednn_bias(cell, f32_of(bias), u)}));

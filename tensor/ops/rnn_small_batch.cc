@@ -279,13 +279,32 @@ Tensor dense_f32(const Tensor& t) {
 
 }  // namespace
 
-bool small_batch_rnn_wins(int64_t n, int64_t u) { return n <= 256 && u <= 512; }
+// From benchmarks/rnn_small_batch.cc, 2026-12-05 19:53 UTC, AMD EPYC Zen 5 (2 cores, AVX-512),
+// OMP_NUM_THREADS=2, under the timing lock at nice -20 with load average 5.3-6.1 (other
+// builds at nice 19), 28 steps of 28 features, best of 3, oneDNN time / chosen kernel time:
+//   LSTM(128)      b1 1.86x  b4 1.90x  b8 1.29x  b32 1.12x  b128 1.05x  b256 1.11x
+//   GRU(128)       b1 1.99x  b4 2.00x  b8 1.53x  b32 1.31x  b128 1.31x  b256 1.32x
+//   SimpleRNN(128) b1 3.24x  b4 1.78x  b8 1.59x  b16 1.08x  b32 0.99x  b256 0.91x
+//   LSTM, U = 4, 32, 512 at b1..b256: 2.9-20x, 1.3-3.5x, 1.02-1.20x.
+// Preparing the weights each call (the ops) costs 10-15 us more at small batches, which kept
+// SimpleRNN at b16 level with oneDNN; beyond 256 rows and 512 units nothing was measured.
+// SimpleRNN's one gate column leaves each weight vector loaded for a single FMA per row.
+bool small_batch_rnn_wins(RnnCell cell, int64_t n, int64_t u) {
+  return u <= 512 && n <= (cell == RnnCell::simple_rnn ? 8 : 256);
+}
 
+// Same run, the unit split (a barrier per step) against the row split (none), 2 threads, us
+// per pass: LSTM b1 39.8 / 64.5, b2 43.7 / 70.4, b4 52.0 / 72.0, b8 95.8 / 96.1, b16 174 /
+// 174; GRU b4 40.2 / 54.2, b8 72.9 / 67.2; SimpleRNN b8 39.8 / 29.6. With fewer than a
+// 4-row block per thread, splitting rows makes each thread stream all the weights from L2
+// for too few rows; splitting units halves that. A team that meets at a barrier every step
+// degrades when another process takes one of its cores, so the unit split is kept only below
+// 4 rows a thread, where it won by 1.4-1.6x quietly (as the benchmarks run).
 SmallBatchRnnThreads small_batch_rnn_threads(int64_t n, int64_t u) {
   const int threads = omp_in_parallel() ? 1 : std::max(1, omp_get_max_threads());
   if (threads == 1) return {1, SmallBatchSplit::rows};
   if (n >= 4 * threads) return {threads, SmallBatchSplit::rows};
-  if (u <= kLanes) return {1, SmallBatchSplit::rows};
+  if (u <= kLanes) return {1, SmallBatchSplit::rows};  // one unit block: nothing to split
   return {threads, SmallBatchSplit::units};
 }
 

@@ -39,9 +39,10 @@ void small_batch_rnn_run(const SmallBatchRnnWeights& w, const float* x, int64_t 
                          SmallBatchSplit split = SmallBatchSplit::choose);
 
 // Whether the kernel, with small_batch_rnn_threads' choice, beats rnn_forward's oneDNN
-// primitives (row-split over the same threads) for n rows of U units (measured side by side
-// by benchmarks/rnn_small_batch.cc).
-bool small_batch_rnn_wins(int64_t n, int64_t u);
+// primitives (rows split over the same threads) for n rows of U units of `cell`, both on
+// weights prepared once (the inference plan) and preparing them each call (the ops): measured
+// side by side by benchmarks/rnn_small_batch.cc.
+bool small_batch_rnn_wins(RnnCell cell, int64_t n, int64_t u);
 
 // How many threads a pass of n rows of U units runs on and how it splits them: one inside a
 // parallel region, else up to omp_get_max_threads() (see the measurements beside it).
