@@ -116,7 +116,9 @@ TEST(RnnSmallBatch, NullStatesAndOutputs) {
                                         h.data<float>(), lstm ? c.data<float>() : nullptr, way.threads, way.split);
         EXPECT_LE(testing::max_abs_diff(y, want.y), kF32Tolerance);
         EXPECT_LE(testing::max_abs_diff(h, want.h), kF32Tolerance);
-        if (lstm) EXPECT_LE(testing::max_abs_diff(c, want.c), 4 * kF32Tolerance);
+        if (lstm) {
+          EXPECT_LE(testing::max_abs_diff(c, want.c), 4 * kF32Tolerance);
+        }
         // Only the final h asked for: y and c keep what they held.
         Tensor h_only = Tensor::zeros({n, kU});
         y = Tensor::full({n, kT, kU}, 7.f), c = Tensor::full({n, kU}, 7.f);
@@ -163,15 +165,23 @@ TEST(RnnSmallBatch, ChosenWhereItMeasuredFaster) {
 
 TEST(RnnSmallBatch, ThreadChoice) {
   const int max = omp_get_max_threads();
-  const auto one = rnn_detail::small_batch_rnn_threads(1, 128), many = rnn_detail::small_batch_rnn_threads(64, 128);
+  const auto one = rnn_detail::small_batch_rnn_threads(RnnCell::lstm, 1, 28, 128);
+  const auto many = rnn_detail::small_batch_rnn_threads(RnnCell::lstm, 64, 28, 128);
   EXPECT_EQ(many.threads, max);
   EXPECT_EQ(many.split, SmallBatchSplit::rows);
   EXPECT_EQ(one.threads, max);
-  if (max > 1) EXPECT_EQ(one.split, SmallBatchSplit::units);
+  if (max > 1) {
+    EXPECT_EQ(one.split, SmallBatchSplit::units);
+  }
+  // A SimpleRNN(128) row's step is too little work to meet at a barrier for: one thread a row.
+  const auto simple = rnn_detail::small_batch_rnn_threads(RnnCell::simple_rnn, 2, 28, 128);
+  EXPECT_EQ(simple.split, SmallBatchSplit::rows);
+  EXPECT_EQ(simple.threads, std::min(max, 2));
+  EXPECT_EQ(rnn_detail::small_batch_rnn_threads(RnnCell::simple_rnn, 1, 28, 128).threads, 1);
 #pragma omp parallel num_threads(2)
   {
 #pragma omp single
-    EXPECT_EQ(rnn_detail::small_batch_rnn_threads(64, 128).threads, 1);  // nested: a team of one
+    EXPECT_EQ(rnn_detail::small_batch_rnn_threads(RnnCell::lstm, 64, 28, 128).threads, 1);  // nested: one
   }
 }
 

@@ -298,14 +298,19 @@ bool small_batch_rnn_wins(RnnCell cell, int64_t n, int64_t u) {
 // 174; GRU b4 40.2 / 54.2, b8 72.9 / 67.2; SimpleRNN b8 39.8 / 29.6. With fewer than a
 // 4-row block per thread, splitting rows makes each thread stream all the weights from L2
 // for too few rows; splitting units halves that. A team that meets at a barrier every step
-// degrades when another process takes one of its cores, so the unit split is kept only below
-// 4 rows a thread, where it won by 1.4-1.6x quietly (as the benchmarks run).
-SmallBatchRnnThreads small_batch_rnn_threads(int64_t n, int64_t u) {
+// degrades when another process takes one of its cores: in a second run (load 3-5) the unit
+// split still won at b1 for LSTM(128) (42.3 us against 66.8 on one thread) and GRU(128) (44.0
+// against 50.3), whose rows hold 80k and 60k multiply-adds a step, but lost for
+// SimpleRNN(128) (31.1 against 16.7; 20k a row a step, 11.4 against 15.7 quietly). So units
+// are split only below 4 rows a thread and from 40k multiply-adds a row a step; otherwise
+// the rows are (one thread for one row).
+SmallBatchRnnThreads small_batch_rnn_threads(RnnCell cell, int64_t n, int64_t in, int64_t u) {
   const int threads = omp_in_parallel() ? 1 : std::max(1, omp_get_max_threads());
+  const int64_t row_step_work = gate_count(cell) * u * (in + u);
   if (threads == 1) return {1, SmallBatchSplit::rows};
   if (n >= 4 * threads) return {threads, SmallBatchSplit::rows};
-  if (u <= kLanes) return {1, SmallBatchSplit::rows};  // one unit block: nothing to split
-  return {threads, SmallBatchSplit::units};
+  if (u > kLanes && row_step_work >= 40000) return {threads, SmallBatchSplit::units};
+  return {static_cast<int>(std::min<int64_t>(threads, n)), SmallBatchSplit::rows};
 }
 
 SmallBatchRnnWeights prepare_small_batch_rnn(RnnCell cell, const RnnWeights& w) {
@@ -348,7 +353,7 @@ void small_batch_rnn_run(const SmallBatchRnnWeights& w, const float* x, int64_t 
   const Pass p{cell,      n,        t,         w.in,      u,  up, (w.in + u) * panel_cols(cell) * kLanes, x,
                w.panels.data<float>(), w.bias.data<float>(), h0, lstm ? c0 : nullptr, h.data<float>(),
                lstm ? c.data<float>() : nullptr, y, h_out, lstm ? c_out : nullptr};
-  const SmallBatchRnnThreads chosen = small_batch_rnn_threads(n, u);
+  const SmallBatchRnnThreads chosen = small_batch_rnn_threads(cell, n, w.in, u);
   int team = threads > 0 ? threads : chosen.threads;
   if (split == SmallBatchSplit::choose) {
     split = threads <= 0 ? chosen.split : n >= threads ? SmallBatchSplit::rows : SmallBatchSplit::units;

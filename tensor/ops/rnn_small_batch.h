@@ -44,12 +44,13 @@ void small_batch_rnn_run(const SmallBatchRnnWeights& w, const float* x, int64_t 
 // side by side by benchmarks/rnn_small_batch.cc.
 bool small_batch_rnn_wins(RnnCell cell, int64_t n, int64_t u);
 
-// How many threads a pass of n rows of U units runs on and how it splits them: one inside a
-// parallel region, else up to omp_get_max_threads() (see the measurements beside it).
+// How many threads a pass of n rows of I features and U units runs on and how it splits them:
+// one inside a parallel region, else up to omp_get_max_threads() (see the measurements beside
+// it).
 struct SmallBatchRnnThreads {
   int threads = 1;
   SmallBatchSplit split = SmallBatchSplit::rows;
 };
-SmallBatchRnnThreads small_batch_rnn_threads(int64_t n, int64_t u);
+SmallBatchRnnThreads small_batch_rnn_threads(RnnCell cell, int64_t n, int64_t in, int64_t u);
 
 }  // namespace kiln::rnn_detail
