@@ -286,8 +286,12 @@ Tensor dense_f32(const Tensor& t) {
 //   GRU(128)       b1 1.99x  b4 2.00x  b8 1.53x  b32 1.31x  b128 1.31x  b256 1.32x
 //   SimpleRNN(128) b1 3.24x  b4 1.78x  b8 1.59x  b16 1.08x  b32 0.99x  b256 0.91x
 //   LSTM, U = 4, 32, 512 at b1..b256: 2.9-20x, 1.3-3.5x, 1.02-1.20x.
-// Preparing the weights each call (the ops) costs 10-15 us more at small batches, which kept
-// SimpleRNN at b16 level with oneDNN; beyond 256 rows and 512 units nothing was measured.
+// Two later runs (20:11, load 3-5; 20:27, load 1-4) gave LSTM b32 1.03x and 1.29x, b128 1.03x
+// and 1.35x, GRU b32 1.12x and 1.11x: from 16 rows the LSTM's margin is within the load's
+// noise (both sides are FMA-bound there; the kernel's products run near the FMA peak and its
+// gates take about a sixth of the pass). Preparing the weights each call (the ops) costs
+// 10-15 us more at small batches, which kept SimpleRNN at b16 level with oneDNN in the first
+// run; beyond 256 rows and 512 units nothing was measured.
 // SimpleRNN's one gate column leaves each weight vector loaded for a single FMA per row.
 bool small_batch_rnn_wins(RnnCell cell, int64_t n, int64_t u) {
   return u <= 512 && n <= (cell == RnnCell::simple_rnn ? 8 : 256);
