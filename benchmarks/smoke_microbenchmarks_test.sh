@@ -56,6 +56,7 @@ expect rnn_composition "^(bf16 b4 +y [0-9.e+-]+, h .*\(limit 5e-02\)|bf16: skipp
 smoke rnn_composition_no_brgemm "$bench/rnn_composition_benchmark" --batch 3 --dtype f32 --reps 1 --warmup 0 --matmul no-brgemm
 expect rnn_composition_no_brgemm "^f32 b3 +[0-9.]+ +[0-9.]+ +[0-9.]+ \| .* \| +[0-9.]+x +[0-9.]+x$"
 smoke rnn_small_batch "$bench/rnn_small_batch" "$tiny"
-expect rnn_small_batch "^lstm +1 +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+x +[0-9.]+x"
-expect rnn_small_batch "^gru +64 +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+x +[0-9.]+x"
+expect rnn_small_batch "^lstm +1( +[0-9.]+){6} +[0-9.]+x +yes"
+expect rnn_small_batch "^gru +64( +[0-9.]+){6} +[0-9.]+x +(yes|no)"
+expect rnn_small_batch "^512 +256 +[0-9.]+ +[0-9.]+ +[0-9.]+x +(yes|no)"
 echo PASS

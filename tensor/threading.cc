@@ -256,6 +256,11 @@ ThreadConfig apply_best_known_config(int argc, char** argv, bool verbose) {
     std::vector<char*> args(argv, argv + argc);
     args.push_back(nullptr);
     std::fflush(stdout);
+    // With OMP_PROC_BIND already set, the OpenMP runtime has bound this thread to the first
+    // place, and exec keeps that mask: the new process would see one CPU and bind its whole
+    // team there (OMP_NUM_THREADS=2 OMP_PROC_BIND=close OMP_PLACES=cores ran both threads on
+    // core 0 of 2).
+    unbind_current_thread();
     execv("/proc/self/exe", args.data());
     // exec failed: carry on with whatever the OpenMP runtime already read.
   }

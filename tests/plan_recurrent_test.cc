@@ -1,7 +1,8 @@
 // The inference plan's recurrent step (runtime_export/plan/recurrent.cc): LSTM, GRU and
 // SimpleRNN models at batches the small-batch kernel takes run as that step (no eager
-// fallback) and match Model::call; initial states as model inputs; go_backwards, a batch of
-// 16 and bf16 plans take the eager op and still match; bad input keeps the op's error.
+// fallback) and match Model::call; initial states as model inputs; go_backwards, a batch
+// beyond the kernel's and bf16 plans take the eager op and still match; bad input keeps the
+// op's error.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -9,6 +10,7 @@
 
 #include "kiln.h"
 #include "runtime_export/inference_model.h"
+#include "tensor/ops/rnn_small_batch.h"
 #include "tests/tensor_compare.h"
 
 namespace kiln {
@@ -19,6 +21,8 @@ using testing::max_abs_diff;
 
 constexpr int64_t kSteps = 7, kFeatures = 5;
 constexpr float kTolerance = 1e-5f;
+// A batch the kernel leaves to oneDNN's primitive.
+constexpr int64_t kLargeBatch = 300;
 
 Layer cell_layer(const std::string& cell, int64_t units, const RecurrentOptions& o) {
   return cell == "lstm" ? LSTM(units, o) : cell == "gru" ? GRU(units, o) : SimpleRNN(units, o);
@@ -39,12 +43,17 @@ TEST(PlanRecurrent, SmallBatchesRunTheKernelStep) {
       auto model = std::make_shared<Model>(std::vector<SymbolicTensor>{in},
                                            std::vector<SymbolicTensor>{Dense(3)(h)}, "rnn");
       auto inference = runtime_export::trace(*model, random_uniform({2, kSteps, kFeatures}, -1.f, 1.f, 1));
-      for (int64_t batch : {1, 3, 8, 16}) {
+      for (int64_t batch : std::vector<int64_t>{1, 3, 8, 16, 33, kLargeBatch}) {
         SCOPED_TRACE(cell + " sequences=" + std::to_string(sequences) + " batch=" + std::to_string(batch));
         const Tensor x = random_uniform({batch, kSteps, kFeatures}, -2.f, 2.f, 7 + batch);
         const std::string plan = inference->describe_plan({x.shape()});
-        EXPECT_EQ(count_of(plan, "small-batch " + cell), batch <= 8 ? 1 : 0) << plan;
-        EXPECT_EQ(count_of(plan, "eager " + cell), batch <= 8 ? 0 : 1) << plan;
+        const rnn_detail::RnnCell kind = cell == "lstm" ? rnn_detail::RnnCell::lstm
+                                         : cell == "gru"  ? rnn_detail::RnnCell::gru
+                                                          : rnn_detail::RnnCell::simple_rnn;
+        const bool kernel = rnn_detail::small_batch_rnn_wins(kind, batch, 33);
+        ASSERT_EQ(kernel, batch <= 8 || (batch != kLargeBatch && kind != rnn_detail::RnnCell::simple_rnn));
+        EXPECT_EQ(count_of(plan, "small-batch " + cell), kernel ? 1 : 0) << plan;
+        EXPECT_EQ(count_of(plan, "eager " + cell), kernel ? 0 : 1) << plan;
         EXPECT_LE(max_abs_diff(inference->run(x), model->call({x}, false)[0]), kTolerance);
       }
     }

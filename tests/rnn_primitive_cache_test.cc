@@ -33,7 +33,7 @@ std::vector<Tensor> run_length(int64_t length) {
 }
 
 TEST(RnnPrimitiveCache, StaysAtItsBoundUnderEverNewMaskLengths) {
-  ASSERT_FALSE(rnn_detail::small_batch_rnn_wins(kRows, kU));
+  ASSERT_FALSE(rnn_detail::small_batch_rnn_wins(rnn_detail::RnnCell::simple_rnn, kRows, kU));
   // One primitive call per run: split into row chunks, equal chunks would hit once each.
   rnn_detail::ForceRowChunks one_chunk(1);
   const size_t shared_before = onednn::primitive_cache_stats().size;

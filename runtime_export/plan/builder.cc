@@ -120,7 +120,7 @@ Builder::Rule Builder::rule(ops::OpKind kind) {
     case K::erf:
       return {nullptr, "eager op (Kiln's kernel: oneDNN 2.6 has no select, boolean op or erf)"};
     KILN_RNN_OPS(KILN_OP_CASE)
-    return {&Builder::recurrent, "Kiln's small-batch kernel on weights prepared once (f32, up to 8 rows, no mask, not go_backwards)"};
+    return {&Builder::recurrent, "Kiln's small-batch kernel on weights prepared once (f32; LSTM and GRU up to 256 rows, SimpleRNN up to 8; up to 512 units; no mask, not go_backwards)"};
   }
   throw std::logic_error(std::string("op kind ") + ops::op_kind_name(kind) + " has no decision in the inference plan");
 }

@@ -48,7 +48,7 @@ bool Builder::recurrent(const graph::Node& n) {
   for (size_t j = 0; j < states; ++j) {
     if (t(value_[n.inputs[4 + j]]).shape != Shape{rows, u}) return false;
   }
-  if (!rnn_detail::small_batch_rnn_wins(rows, u)) return false;
+  if (!rnn_detail::small_batch_rnn_wins(cell, rows, u)) return false;
 
   auto weights = std::make_shared<rnn_detail::SmallBatchRnnWeights>(rnn_detail::prepare_small_batch_rnn(
       cell, {f32_of(kernel), f32_of(recurrent), rnn_detail::onednn_bias(cell, f32_of(bias), u)}));
@@ -63,11 +63,16 @@ bool Builder::recurrent(const graph::Node& n) {
     s.writes.push_back(o);
     value_[n.outputs[j]] = o;
   }
-  s.kernel = [weights, rows, steps, states](const std::vector<void*>& in, const std::vector<void*>& out) {
-    auto f = [](void* p) { return static_cast<float*>(p); };
-    rnn_detail::small_batch_rnn_run(*weights, f(in[0]), rows, steps, states ? f(in[1]) : nullptr,
-                                    states > 1 ? f(in[2]) : nullptr, f(out[0]), f(out[1]),
-                                    out.size() > 2 ? f(out[2]) : nullptr);
+  // Outputs nothing reads (the sequence, unless return_sequences; LSTM's c, unless
+  // return_state) keep their slots but are not written.
+  std::vector<bool> read(n.outputs.size());
+  for (size_t j = 0; j < n.outputs.size(); ++j) read[j] = last_read_[n.outputs[j]] >= 0;
+  s.kernel = [weights, rows, steps, states, read](const std::vector<void*>& in, const std::vector<void*>& out) {
+    auto f = [&](size_t j) { return read[j] ? static_cast<float*>(out[j]) : nullptr; };
+    rnn_detail::small_batch_rnn_run(*weights, static_cast<float*>(in[0]), rows, steps,
+                                    states ? static_cast<float*>(in[1]) : nullptr,
+                                    states > 1 ? static_cast<float*>(in[2]) : nullptr, f(0), f(1),
+                                    out.size() > 2 ? f(2) : nullptr);
   };
   p_.steps.push_back(std::move(s));
   return true;

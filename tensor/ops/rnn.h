@@ -37,8 +37,8 @@ struct RnnOptions {
 // them) and, on other CPUs, the f32 RNN on the bf16 values. Gradients flow to x, the
 // weights, the bias and the initial states (not twice); the mask gets none. Primitives are
 // cached per (cell, dtype, rows, steps) in an LRU of their own (rnn_primitive_cache.h:
-// kRnnPrimitiveCacheCapacity). Inference (nothing recorded) of a few rows runs Kiln's own
-// kernel instead of the primitive (rnn_small_batch.h).
+// kRnnPrimitiveCacheCapacity). Inference (nothing recorded) at the batches where it measured
+// faster runs Kiln's own kernel instead of the primitive (rnn_small_batch.h).
 //
 // lstm: bias [4U]. Keras's LSTM (activation tanh, recurrent_activation sigmoid).
 std::vector<Tensor> lstm(const Tensor& x, const Tensor& kernel, const Tensor& recurrent_kernel, const Tensor& bias,

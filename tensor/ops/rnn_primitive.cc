@@ -277,7 +277,7 @@ int row_chunks(int64_t rows) {
 RnnPass rnn_forward(RnnCell cell, const Tensor& x, const RnnWeights& w, const Tensor& h0, const Tensor& c0,
                     bool training) {
   geometry_of(cell, x, w);  // its dtype checks hold for both paths
-  if (!training && small_batch_rnn_wins(x.shape()[0], w.iter.shape()[0])) {
+  if (!training && small_batch_rnn_wins(cell, x.shape()[0], w.iter.shape()[0])) {
     return small_batch_rnn_forward(cell, x, w, h0, c0);
   }
   if (cell == RnnCell::lstm && training && composed_lstm_training()) return composed_lstm_forward(x, w, h0, c0);

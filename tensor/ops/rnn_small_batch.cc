@@ -24,6 +24,7 @@ typedef int v16i __attribute__((vector_size(64)));
 constexpr int64_t kLanes = 16;
 
 #define KILN_INLINE inline __attribute__((always_inline))
+#define KILN_INLINE_LAMBDA __attribute__((always_inline))
 
 KILN_INLINE v16 load(const float* p) {
   v16 v;
@@ -59,230 +60,336 @@ KILN_INLINE v16 exp16(v16 x) {
 
 KILN_INLINE v16 sigmoid16(v16 x) { return 1.f / (1.f + exp16(-x)); }
 
-// Cephes' tanhf: an odd polynomial below 0.625, 1 - 2 / (e^2|x| + 1) above, both to ~1e-7.
-KILN_INLINE v16 tanh16(v16 x) {
-  const v16 a = x < 0.f ? -x : x;
-  const v16 z = x * x;
-  v16 p = splat(-5.70498872745E-3f);
-  p = p * z + 2.06390887954E-2f;
-  p = p * z - 5.37397155531E-2f;
-  p = p * z + 1.33314422036E-1f;
-  p = p * z - 3.33332819422E-1f;
-  const v16 small = p * z * x + x;
-  v16 big = 1.f - 2.f / (exp16(a + a) + 1.f);
-  big = x < 0.f ? -big : big;
-  return a < 0.625f ? small : big;
-}
+// tanh(x) = 2 sigmoid(2x) - 1: one exp and one division (Cephes' tanhf adds an odd polynomial
+// for |x| < 0.625, which only buys relative accuracy near 0; the error here stays below 2e-7
+// absolute, and the gates measured a quarter of the LSTM pass's time).
+KILN_INLINE v16 tanh16(v16 x) { return 2.f / (1.f + exp16(-2.f * x)) - 1.f; }
 
-// out[r, :cols] = init[r, :cols] + a[r, :k] @ w[:k, :cols] for `rows` rows (row strides lda,
-// ldw, ldi, ldo; ldi 0 repeats one init row, a bias). Blocks of 64 columns, two rows at a
-// time, keep eight independent FMA chains; the block's weights stay in L1 across rows.
-KILN_ISA_CLONES void gemm_rows(const float* a, int64_t lda, int64_t rows, int64_t k, const float* w, int64_t ldw,
-                               int64_t cols, const float* init, int64_t ldi, float* out, int64_t ldo) {
-  int64_t c = 0;
-  for (; c + 4 * kLanes <= cols; c += 4 * kLanes) {
-    int64_t r = 0;
-    for (; r + 2 <= rows; r += 2) {
-      const float *a0 = a + r * lda, *a1 = a0 + lda;
-      const float *i0 = init + r * ldi + c, *i1 = i0 + ldi;
-      v16 s0 = load(i0), s1 = load(i0 + 16), s2 = load(i0 + 32), s3 = load(i0 + 48);
-      v16 t0 = load(i1), t1 = load(i1 + 16), t2 = load(i1 + 32), t3 = load(i1 + 48);
-      for (int64_t j = 0; j < k; ++j) {
-        const float* wr = w + j * ldw + c;
-        const v16 w0 = load(wr), w1 = load(wr + 16), w2 = load(wr + 32), w3 = load(wr + 48);
-        const float x0 = a0[j], x1 = a1[j];
-        s0 += x0 * w0, s1 += x0 * w1, s2 += x0 * w2, s3 += x0 * w3;
-        t0 += x1 * w0, t1 += x1 * w1, t2 += x1 * w2, t3 += x1 * w3;
-      }
-      float *o0 = out + r * ldo + c, *o1 = o0 + ldo;
-      store(o0, s0), store(o0 + 16, s1), store(o0 + 32, s2), store(o0 + 48, s3);
-      store(o1, t0), store(o1 + 16, t1), store(o1 + 32, t2), store(o1 + 48, t3);
-    }
-    for (; r < rows; ++r) {  // one row: even and odd j in chains of their own
-      const float* a0 = a + r * lda;
-      const float* i0 = init + r * ldi + c;
-      v16 s0 = load(i0), s1 = load(i0 + 16), s2 = load(i0 + 32), s3 = load(i0 + 48);
-      v16 t0{}, t1{}, t2{}, t3{};
-      int64_t j = 0;
-      for (; j + 2 <= k; j += 2) {
-        const float* wr = w + j * ldw + c;
-        const float* wn = wr + ldw;
-        const float x0 = a0[j], x1 = a0[j + 1];
-        s0 += x0 * load(wr), s1 += x0 * load(wr + 16), s2 += x0 * load(wr + 32), s3 += x0 * load(wr + 48);
-        t0 += x1 * load(wn), t1 += x1 * load(wn + 16), t2 += x1 * load(wn + 32), t3 += x1 * load(wn + 48);
-      }
-      if (j < k) {
-        const float* wr = w + j * ldw + c;
-        const float x0 = a0[j];
-        s0 += x0 * load(wr), s1 += x0 * load(wr + 16), s2 += x0 * load(wr + 32), s3 += x0 * load(wr + 48);
-      }
-      float* o0 = out + r * ldo + c;
-      store(o0, s0 + t0), store(o0 + 16, s1 + t1), store(o0 + 32, s2 + t2), store(o0 + 48, s3 + t3);
-    }
-  }
-  for (; c + kLanes <= cols; c += kLanes) {
-    for (int64_t r = 0; r < rows; ++r) {
-      const float* a0 = a + r * lda;
-      v16 s = load(init + r * ldi + c), t{};
-      int64_t j = 0;
-      for (; j + 2 <= k; j += 2) {
-        s += a0[j] * load(w + j * ldw + c);
-        t += a0[j + 1] * load(w + (j + 1) * ldw + c);
-      }
-      if (j < k) s += a0[j] * load(w + j * ldw + c);
-      store(out + r * ldo + c, s + t);
-    }
-  }
-  for (int64_t r = 0; r < rows && c < cols; ++r) {
-    const float* a0 = a + r * lda;
-    for (int64_t cc = c; cc < cols; ++cc) {
-      float s = init[r * ldi + cc];
-      for (int64_t j = 0; j < k; ++j) s += a0[j] * w[j * ldw + cc];
-      out[r * ldo + cc] = s;
-    }
-  }
-}
-
-// One pass's buffers. Gate g of unit j sits at column g * up + j of xproj and gates (up: U
-// rounded up to whole vectors, the padding zero), so the gates of a vector of units line up.
-struct Pass {
-  RnnCell cell;
-  int64_t n, t, in, u, up, gates;
-  const float *x, *wl, *wi, *bias, *h0, *c0;  // bias: oneDNN's [bias gates, U]; c0: LSTM only
-  float *xproj;                               // [n * t, gates * up]: x @ kernel + bias, every step
-  float *gate;                                // [n, gates * up]: this step's
-  float *h, *c;                               // [2, n, up] (this step's and the next), [n, up]
-  float *y, *h_out, *c_out;
+// How a cell's weights sit in its panels (see SmallBatchRnnWeights): kCols vectors of gate
+// columns per x row and per h row, summed into kAccs accumulators per batch row. GRU's
+// linear-before-reset h gate keeps x's part (accumulator 2) and h's part (3) apart; the other
+// gates add both. kRows batch rows at a time keep 16 (LSTM, GRU) or 8 (SimpleRNN) independent
+// FMA chains while each weight vector loaded serves every row.
+template <RnnCell kCell>
+struct CellShape;
+template <>
+struct CellShape<RnnCell::lstm> {
+  static constexpr int kCols = 4, kAccs = 4, kRows = 4;
+  static constexpr int h_acc(int c) { return c; }
+};
+template <>
+struct CellShape<RnnCell::gru> {
+  static constexpr int kCols = 3, kAccs = 4, kRows = 4;
+  static constexpr int h_acc(int c) { return c == 2 ? 3 : c; }
+};
+template <>
+struct CellShape<RnnCell::simple_rnn> {
+  static constexpr int kCols = 1, kAccs = 1, kRows = 8;
+  static constexpr int h_acc(int c) { return c; }
 };
 
-KILN_INLINE void lstm_cell(const float* g, int64_t up, float* c, float* h) {
-  const v16 i = sigmoid16(load(g)), f = sigmoid16(load(g + up)), cc = tanh16(load(g + 2 * up));
-  const v16 o = sigmoid16(load(g + 3 * up));
-  const v16 cn = f * load(c) + i * cc;
-  store(c, cn);
-  store(h, o * tanh16(cn));
+int panel_cols(RnnCell cell) { return cell == RnnCell::lstm ? 4 : cell == RnnCell::gru ? 3 : 1; }
+int panel_accs(RnnCell cell) { return cell == RnnCell::simple_rnn ? 1 : 4; }
+
+// One pass: the prepared weights and the caller's buffers. h holds two [n, up] state
+// buffers (this step's and the next), c [n, up]; up is U rounded up to whole vectors, and the
+// padding lanes stay finite (zero weights and bias) and are never read as a product's input.
+struct Pass {
+  RnnCell cell;
+  int64_t n, t, in, u, up, panel;  // panel: floats per unit block's panel
+  const float *x, *panels, *bias, *h0, *c0;
+  float *h, *c, *y, *h_out, *c_out;
+};
+
+// The stores of a block of 16 units: h and c whole vectors (padding included), y only U's.
+KILN_INLINE void store_units(float* dst, v16 v, int64_t units) {
+  if (units >= kLanes) {
+    store(dst, v);
+  } else {
+    float lanes[kLanes];
+    store(lanes, v);
+    std::copy(lanes, lanes + units, dst);
+  }
 }
 
-// Keras's GRU(reset_after=True): xh (x's projection with the input bias) stays outside r.
-KILN_INLINE void gru_cell(const float* g, const float* xh, int64_t up, const float* h_prev, float* h) {
-  const v16 z = sigmoid16(load(g)), r = sigmoid16(load(g + up));
-  const v16 hh = tanh16(load(xh) + r * load(g + 2 * up));
-  store(h, z * load(h_prev) + (1.f - z) * hh);
+// Step s of R rows from r0 for the 16 units of block b: acc = bias + x_s @ Wx + h @ Wh from
+// the block's panel (which stays in L1 across the row groups of a step), then the cell. Fewer
+// rows than kRows split the sums over alternate j (K sets of accumulators) so that about 16
+// FMA chains stay independent: one row's four LSTM chains alone would wait on FMA latency.
+template <RnnCell kCell, int R>
+KILN_INLINE void step_rows(const Pass& p, int64_t s, int64_t r0, int64_t b, const float* h_prev, float* h_next) {
+  using S = CellShape<kCell>;
+  constexpr int C = S::kCols, A = S::kAccs;
+  constexpr int K = std::clamp(16 / (R * A), 1, 4);
+  constexpr int64_t W = C * kLanes;
+  v16 acc[K][R][A];
+  const float* bias = p.bias + b * A * kLanes;
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 4
+    for (int a = 0; a < A; ++a) {
+      acc[0][r][a] = load(bias + a * kLanes);
+#pragma GCC unroll 4
+      for (int q = 1; q < K; ++q) acc[q][r][a] = v16{};
+    }
+  }
+  const float* w = p.panels + b * p.panel;
+  const float* xr[R];
+  const float* hr[R];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+    xr[r] = p.x + ((r0 + r) * p.t + s) * p.in;
+    hr[r] = h_prev + (r0 + r) * p.up;
+  }
+  // acc[q] += a[r][j] * panel row j, for the K rows from j (q = 0..K-1); the x part's columns
+  // go to the same accumulators, the h part's as h_acc says.
+  auto multiply = [&](const float* const* a, int64_t j, const float* wj, int q, bool h_part) KILN_INLINE_LAMBDA {
+    v16 wv[C];
+#pragma GCC unroll 4
+    for (int c = 0; c < C; ++c) wv[c] = load(wj + c * kLanes);
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      const float v = a[r][j];
+#pragma GCC unroll 4
+      for (int c = 0; c < C; ++c) acc[q][r][h_part ? S::h_acc(c) : c] += v * wv[c];
+    }
+  };
+  auto product = [&](const float* const* a, int64_t k, bool h_part) KILN_INLINE_LAMBDA {
+    int64_t j = 0;
+    for (; j + K <= k; j += K, w += K * W) {
+#pragma GCC unroll 4
+      for (int q = 0; q < K; ++q) multiply(a, j + q, w + q * W, q, h_part);
+    }
+    for (; j < k; ++j, w += W) multiply(a, j, w, 0, h_part);
+  };
+  product(xr, p.in, false);
+  product(hr, p.u, true);
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 4
+    for (int a = 0; a < A; ++a) {
+#pragma GCC unroll 4
+      for (int q = 1; q < K; ++q) acc[0][r][a] += acc[q][r][a];
+    }
+  }
+  const int64_t j0 = b * kLanes, units = std::min(kLanes, p.u - j0);
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+    const int64_t row = r0 + r;
+    float* h = h_next + row * p.up + j0;
+    v16 hv;
+    if constexpr (kCell == RnnCell::lstm) {
+      float* c = p.c + row * p.up + j0;
+      const v16 i = sigmoid16(acc[0][r][0]), f = sigmoid16(acc[0][r][1]), g = tanh16(acc[0][r][2]);
+      const v16 o = sigmoid16(acc[0][r][3]);
+      const v16 cn = f * load(c) + i * g;
+      store(c, cn);
+      hv = o * tanh16(cn);
+    } else if constexpr (kCell == RnnCell::gru) {  // Keras's GRU(reset_after=True)
+      const v16 z = sigmoid16(acc[0][r][0]), rr = sigmoid16(acc[0][r][1]);
+      const v16 hh = tanh16(acc[0][r][2] + rr * acc[0][r][3]);
+      hv = z * load(h_prev + row * p.up + j0) + (1.f - z) * hh;
+    } else {
+      hv = tanh16(acc[0][r][0]);
+    }
+    store(h, hv);
+    if (p.y) store_units(p.y + (row * p.t + s) * p.u + j0, hv, units);
+  }
 }
 
-// The units [u0, u1) of every step, u0 a whole number of vectors: each thread of the team
-// runs its own units, and the barrier after each step lets every thread read the whole new h.
-KILN_ISA_CLONES void run_units(const Pass& p, int64_t u0, int64_t u1) {
-  const int64_t n = p.n, t = p.t, u = p.u, up = p.up, gu = p.gates * u, gup = p.gates * up;
-  const int64_t width = u1 - u0, padded_end = u1 == u ? up : u1;
-  const bool gru = p.cell == RnnCell::gru;
-  if (width > 0) {
-    for (int64_t g = 0; g < p.gates; ++g) {
-      gemm_rows(p.x, p.in, n * t, p.in, p.wl + g * u + u0, gu, width, p.bias + g * u + u0, 0,
-                p.xproj + g * up + u0, gup);
-    }
-    // The padding starts at zero too: the cells then keep it finite (it is never read back).
-    for (int64_t r = 0; r < n; ++r) {
-      for (int64_t j = u0; j < padded_end; ++j) {
-        p.h[r * up + j] = p.h0 && j < u ? p.h0[r * u + j] : 0.f;
-        if (p.c) p.c[r * up + j] = p.c0 && j < u ? p.c0[r * u + j] : 0.f;
-      }
+// The rows' tail below kRows, as one block of its own size.
+template <RnnCell kCell, int R>
+KILN_INLINE void step_tail(const Pass& p, int64_t s, int64_t r0, int64_t rows, int64_t b, const float* h_prev,
+                           float* h_next) {
+  if constexpr (R > 0) {
+    if (rows == R) {
+      step_rows<kCell, R>(p, s, r0, b, h_prev, h_next);
+    } else {
+      step_tail<kCell, R - 1>(p, s, r0, rows, b, h_prev, h_next);
     }
   }
+}
+
+template <RnnCell kCell>
+KILN_INLINE void step_cell(const Pass& p, int64_t s, int64_t r0, int64_t r1, int64_t b0, int64_t b1) {
+  constexpr int R = CellShape<kCell>::kRows;
+  const float* h_prev = p.h + (s & 1) * p.n * p.up;
+  float* h_next = p.h + ((s + 1) & 1) * p.n * p.up;
+  for (int64_t b = b0; b < b1; ++b) {
+    int64_t r = r0;
+    for (; r + R <= r1; r += R) step_rows<kCell, R>(p, s, r, b, h_prev, h_next);
+    step_tail<kCell, R - 1>(p, s, r, r1 - r, b, h_prev, h_next);
+  }
+}
+
+// Step s of rows [r0, r1) and unit blocks [b0, b1): what one thread does per step.
+KILN_ISA_CLONES void run_step(const Pass& p, int64_t s, int64_t r0, int64_t r1, int64_t b0, int64_t b1) {
+  switch (p.cell) {
+    case RnnCell::lstm: step_cell<RnnCell::lstm>(p, s, r0, r1, b0, b1); break;
+    case RnnCell::gru: step_cell<RnnCell::gru>(p, s, r0, r1, b0, b1); break;
+    case RnnCell::simple_rnn: step_cell<RnnCell::simple_rnn>(p, s, r0, r1, b0, b1); break;
+  }
+}
+
+// The states of rows [r0, r1), units [j0, j1) (padding included) before step 0, and after the
+// last one.
+void start_states(const Pass& p, int64_t r0, int64_t r1, int64_t j0, int64_t j1) {
+  for (int64_t r = r0; r < r1; ++r) {
+    for (int64_t j = j0; j < j1; ++j) {
+      p.h[r * p.up + j] = p.h0 && j < p.u ? p.h0[r * p.u + j] : 0.f;
+      if (p.c) p.c[r * p.up + j] = p.c0 && j < p.u ? p.c0[r * p.u + j] : 0.f;
+    }
+  }
+}
+
+void finish_states(const Pass& p, int64_t r0, int64_t r1, int64_t j0, int64_t j1) {
+  const float* h_last = p.h + (p.t & 1) * p.n * p.up;
+  j1 = std::min(j1, p.u);
+  for (int64_t r = r0; r < r1 && j0 < j1; ++r) {
+    if (p.h_out) std::copy(h_last + r * p.up + j0, h_last + r * p.up + j1, p.h_out + r * p.u + j0);
+    if (p.c_out) std::copy(p.c + r * p.up + j0, p.c + r * p.up + j1, p.c_out + r * p.u + j0);
+  }
+}
+
+// Rows [r0, r1), every unit, every step: no other thread reads these rows' states.
+void run_rows(const Pass& p, int64_t r0, int64_t r1) {
+  const int64_t blocks = p.up / kLanes;
+  start_states(p, r0, r1, 0, p.up);
+  for (int64_t s = 0; s < p.t; ++s) run_step(p, s, r0, r1, 0, blocks);
+  finish_states(p, r0, r1, 0, p.up);
+}
+
+// Unit blocks [b0, b1) of every row: each step reads every unit of the previous h, so the
+// team meets at a barrier after each step.
+void run_units(const Pass& p, int64_t b0, int64_t b1) {
+  start_states(p, 0, p.n, b0 * kLanes, b1 * kLanes);
 #pragma omp barrier
-  for (int64_t s = 0; s < t; ++s) {
-    const float* h_prev = p.h + (s & 1) * n * up;
-    float* h_next = p.h + ((s + 1) & 1) * n * up;
-    if (width > 0) {
-      for (int64_t g = 0; g < p.gates; ++g) {
-        const bool recurrent_bias = gru && g == 2;  // linear-before-reset's own bias
-        const float* init = recurrent_bias ? p.bias + 3 * u + u0 : p.xproj + s * gup + g * up + u0;
-        gemm_rows(h_prev, up, n, u, p.wi + g * u + u0, gu, width, init, recurrent_bias ? 0 : t * gup,
-                  p.gate + g * up + u0, gup);
-      }
-      for (int64_t r = 0; r < n; ++r) {
-        const float* g = p.gate + r * gup;
-        for (int64_t j = u0; j < padded_end; j += kLanes) {
-          float* h = h_next + r * up + j;
-          switch (p.cell) {
-            case RnnCell::lstm: lstm_cell(g + j, up, p.c + r * up + j, h); break;
-            case RnnCell::gru:
-              gru_cell(g + j, p.xproj + (r * t + s) * gup + 2 * up + j, up, h_prev + r * up + j, h);
-              break;
-            case RnnCell::simple_rnn: store(h, tanh16(load(g + j))); break;
-          }
-        }
-        std::copy(h_next + r * up + u0, h_next + r * up + u1, p.y + (r * t + s) * u + u0);
-      }
-    }
+  for (int64_t s = 0; s < p.t; ++s) {
+    run_step(p, s, 0, p.n, b0, b1);
 #pragma omp barrier
   }
-  const float* h_last = p.h + (t & 1) * n * up;
-  for (int64_t r = 0; r < n && width > 0; ++r) {
-    std::copy(h_last + r * up + u0, h_last + r * up + u1, p.h_out + r * u + u0);
-    if (p.c_out) std::copy(p.c + r * up + u0, p.c + r * up + u1, p.c_out + r * u + u0);
-  }
+  finish_states(p, 0, p.n, b0 * kLanes, b1 * kLanes);
 }
 
 Tensor as_f32(const Tensor& t) { return t.dtype() == DType::f32 ? t : cast(t, DType::f32); }
+Tensor dense_f32(const Tensor& t) {
+  const Tensor f = as_f32(t);
+  return f.is_contiguous() ? f : f.clone_detached();
+}
 
 }  // namespace
 
-// From benchmarks/rnn_small_batch.cc (LSTM(128) and GRU(128), 28 steps, AMD EPYC Zen 5,
-// OMP_NUM_THREADS=2, two runs under load 4-5 on 2 cores): oneDNN time / kernel time 1.6-4.5x
-// at batch 1 to 8, 0.3-1.5x from 16 (LSTM below 1x); two threads lost to one at every batch
-// up to 4 in both runs and at 8 in one of them, so a team is kept for bigger products.
-bool small_batch_rnn_wins(int64_t n, int64_t u) { return n <= 8 && u <= 512; }
+// From benchmarks/rnn_small_batch.cc, 2026-12-05 19:53 UTC, AMD EPYC Zen 5 (2 cores, AVX-512),
+// OMP_NUM_THREADS=2, under the timing lock at nice -20 with load average 5.3-6.1 (other
+// builds at nice 19), 28 steps of 28 features, best of 3, oneDNN time / chosen kernel time:
+//   LSTM(128)      b1 1.86x  b4 1.90x  b8 1.29x  b32 1.12x  b128 1.05x  b256 1.11x
+//   GRU(128)       b1 1.99x  b4 2.00x  b8 1.53x  b32 1.31x  b128 1.31x  b256 1.32x
+//   SimpleRNN(128) b1 3.24x  b4 1.78x  b8 1.59x  b16 1.08x  b32 0.99x  b256 0.91x
+//   LSTM, U = 4, 32, 512 at b1..b256: 2.9-20x, 1.3-3.5x, 1.02-1.20x.
+// Two later runs (20:11, load 3-5; 20:27, load 1-4) gave LSTM b32 1.03x and 1.29x, b128 1.03x
+// and 1.35x, GRU b32 1.12x and 1.11x: from 16 rows the LSTM's margin is within the load's
+// noise (both sides are FMA-bound there; the kernel's products run near the FMA peak and its
+// gates take about a sixth of the pass). Preparing the weights each call (the ops) costs
+// 10-15 us more at small batches, which kept SimpleRNN at b16 level with oneDNN in the first
+// run; beyond 256 rows and 512 units nothing was measured.
+// SimpleRNN's one gate column leaves each weight vector loaded for a single FMA per row.
+bool small_batch_rnn_wins(RnnCell cell, int64_t n, int64_t u) {
+  return u <= 512 && n <= (cell == RnnCell::simple_rnn ? 8 : 256);
+}
 
-int small_batch_rnn_threads(int64_t n, int64_t u) {
-  if (n * u < 2048 || u < 2 * kLanes) return 1;
-  return std::max(1, omp_get_max_threads());
+// Same run, the unit split (a barrier per step) against the row split (none), 2 threads, us
+// per pass: LSTM b1 39.8 / 64.5, b2 43.7 / 70.4, b4 52.0 / 72.0, b8 95.8 / 96.1, b16 174 /
+// 174; GRU b4 40.2 / 54.2, b8 72.9 / 67.2; SimpleRNN b8 39.8 / 29.6. With fewer than a
+// 4-row block per thread, splitting rows makes each thread stream all the weights from L2
+// for too few rows; splitting units halves that. A team that meets at a barrier every step
+// degrades when another process takes one of its cores: in a second run (load 3-5) the unit
+// split still won at b1 for LSTM(128) (42.3 us against 66.8 on one thread) and GRU(128) (44.0
+// against 50.3), whose rows hold 80k and 60k multiply-adds a step, but lost for
+// SimpleRNN(128) (31.1 against 16.7; 20k a row a step, 11.4 against 15.7 quietly). So units
+// are split only below 4 rows a thread and from 40k multiply-adds a row a step; otherwise
+// the rows are (one thread for one row).
+SmallBatchRnnThreads small_batch_rnn_threads(RnnCell cell, int64_t n, int64_t in, int64_t u) {
+  const int threads = omp_in_parallel() ? 1 : std::max(1, omp_get_max_threads());
+  const int64_t row_step_work = gate_count(cell) * u * (in + u);
+  if (threads == 1) return {1, SmallBatchSplit::rows};
+  if (n >= 4 * threads) return {threads, SmallBatchSplit::rows};
+  if (u > kLanes && row_step_work >= 40000) return {threads, SmallBatchSplit::units};
+  return {static_cast<int>(std::min<int64_t>(threads, n)), SmallBatchSplit::rows};
 }
 
 SmallBatchRnnWeights prepare_small_batch_rnn(RnnCell cell, const RnnWeights& w) {
-  auto dense_f32 = [](const Tensor& t) { return as_f32(t).is_contiguous() ? as_f32(t) : as_f32(t).clone_detached(); };
-  return {cell, dense_f32(w.layer), dense_f32(w.iter), dense_f32(w.bias)};
+  const Tensor layer = dense_f32(w.layer), iter = dense_f32(w.iter);
+  const Tensor bias = dense_f32(w.bias);
+  const int64_t in = layer.shape()[0], u = iter.shape()[0], blocks = (u + kLanes - 1) / kLanes;
+  const int cols = panel_cols(cell), accs = panel_accs(cell), gates = gate_count(cell);
+  if (layer.shape() != Shape{in, gates * u} || iter.shape() != Shape{u, gates * u} ||
+      bias.shape() != Shape{bias_gate_count(cell), u}) {
+    throw std::logic_error("prepare_small_batch_rnn: " + std::string(cell_name(cell)) + " weights " +
+                           layer.describe() + ", " + iter.describe() + ", " + bias.describe() + " do not agree");
+  }
+  SmallBatchRnnWeights out{cell, in, u, Tensor::zeros({blocks, in + u, cols, kLanes}),
+                           Tensor::zeros({blocks, accs, kLanes})};
+  const float *l = layer.data<float>(), *i = iter.data<float>(), *bs = bias.data<float>();
+  float *panels = out.panels.data<float>(), *packed_bias = out.bias.data<float>();
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t units = std::min(kLanes, u - b * kLanes);
+    for (int64_t j = 0; j < in + u; ++j) {
+      const float* row = j < in ? l + j * gates * u : i + (j - in) * gates * u;
+      for (int c = 0; c < cols; ++c) {
+        std::copy_n(row + c * u + b * kLanes, units, panels + ((b * (in + u) + j) * cols + c) * kLanes);
+      }
+    }
+    for (int a = 0; a < accs; ++a) {
+      std::copy_n(bs + a * u + b * kLanes, units, packed_bias + (b * accs + a) * kLanes);
+    }
+  }
+  return out;
 }
 
 void small_batch_rnn_run(const SmallBatchRnnWeights& w, const float* x, int64_t n, int64_t t, const float* h0,
-                         const float* c0, float* y, float* h_out, float* c_out, int threads) {
-  const RnnCell cell = w.cell;
-  const int64_t in = w.layer.shape()[0], u = w.iter.shape()[0];
-  const int gates = gate_count(cell);
+                         const float* c0, float* y, float* h_out, float* c_out, int threads, SmallBatchSplit split) {
   if (t < 1 || n < 1) throw std::logic_error("small_batch_rnn_run: empty input of " + std::to_string(n) + " rows, " +
                                              std::to_string(t) + " steps");
-  const int64_t up = (u + kLanes - 1) / kLanes * kLanes;
-  // Only the padding between u and up must start at zero (the kernel writes every other column).
-  auto scratch = [&](const Shape& shape) { return up == u ? Tensor::empty(shape) : Tensor::zeros(shape); };
-  Tensor xproj = scratch({n * t, gates * up}), gate = scratch({n, gates * up});
-  Tensor h = Tensor::empty({2, n, up}), c = has_cell_state(cell) ? Tensor::empty({n, up}) : Tensor();
-  Pass p{cell, n, t, in, u, up, gates, x, w.layer.data<float>(), w.iter.data<float>(), w.bias.data<float>(),
-         h0, has_cell_state(cell) ? c0 : nullptr, xproj.data<float>(), gate.data<float>(), h.data<float>(),
-         c.defined() ? c.data<float>() : nullptr, y, h_out, has_cell_state(cell) ? c_out : nullptr};
-  const int64_t vectors = up / kLanes;
-  const int team = static_cast<int>(std::min<int64_t>(threads > 0 ? threads : small_batch_rnn_threads(n, u), vectors));
+  const RnnCell cell = w.cell;
+  const bool lstm = has_cell_state(cell);
+  const int64_t u = w.u, up = (u + kLanes - 1) / kLanes * kLanes, blocks = up / kLanes;
+  Tensor h = Tensor::empty({2, n, up}), c = lstm ? Tensor::empty({n, up}) : Tensor();
+  const Pass p{cell,      n,        t,         w.in,      u,  up, (w.in + u) * panel_cols(cell) * kLanes, x,
+               w.panels.data<float>(), w.bias.data<float>(), h0, lstm ? c0 : nullptr, h.data<float>(),
+               lstm ? c.data<float>() : nullptr, y, h_out, lstm ? c_out : nullptr};
+  const SmallBatchRnnThreads chosen = small_batch_rnn_threads(cell, n, w.in, u);
+  int team = threads > 0 ? threads : chosen.threads;
+  if (split == SmallBatchSplit::choose) {
+    split = threads <= 0 ? chosen.split : n >= threads ? SmallBatchSplit::rows : SmallBatchSplit::units;
+  }
+  team = static_cast<int>(std::min<int64_t>(team, split == SmallBatchSplit::rows ? n : blocks));
   if (team <= 1) {
-    run_units(p, 0, u);
-  } else {
+    run_rows(p, 0, n);
+    return;
+  }
 #pragma omp parallel num_threads(team)
-    {
-      const int64_t k = omp_get_thread_num(), count = omp_get_num_threads();
-      const int64_t v0 = vectors * k / count, v1 = vectors * (k + 1) / count;
-      run_units(p, std::min(u, v0 * kLanes), std::min(u, v1 * kLanes));
+  {
+    const int64_t k = omp_get_thread_num(), count = omp_get_num_threads();
+    if (split == SmallBatchSplit::rows) {
+      run_rows(p, n * k / count, n * (k + 1) / count);
+    } else {
+      run_units(p, blocks * k / count, blocks * (k + 1) / count);
     }
   }
 }
 
 RnnPass small_batch_rnn_forward(RnnCell cell, const Tensor& x, const RnnWeights& w, const Tensor& h0,
-                                const Tensor& c0, int threads) {
+                                const Tensor& c0, int threads, SmallBatchSplit split) {
   const int64_t n = x.shape()[0], t = x.shape()[1], u = w.iter.shape()[0];
-  const Tensor xf = as_f32(x), hf = h0.defined() ? as_f32(h0) : Tensor();
+  const Tensor xf = dense_f32(x), hf = h0.defined() ? dense_f32(h0) : Tensor();
+  const Tensor cf = has_cell_state(cell) && c0.defined() ? dense_f32(c0) : Tensor();
   RnnPass out;
   Tensor y = Tensor::empty({n, t, u}), h = Tensor::empty({n, u});
   if (has_cell_state(cell)) out.c = Tensor::empty({n, u});
-  small_batch_rnn_run(prepare_small_batch_rnn(cell, w), xf.data<float>(), n, t, hf.defined() ? hf.data<float>() : nullptr,
-                      has_cell_state(cell) && c0.defined() ? c0.data<float>() : nullptr, y.data<float>(), h.data<float>(),
-                      out.c.defined() ? out.c.data<float>() : nullptr, threads);
+  small_batch_rnn_run(prepare_small_batch_rnn(cell, w), xf.data<float>(), n, t,
+                      hf.defined() ? hf.data<float>() : nullptr, cf.defined() ? cf.data<float>() : nullptr,
+                      y.data<float>(), h.data<float>(), out.c.defined() ? out.c.data<float>() : nullptr, threads,
+                      split);
   out.y = x.dtype() == DType::f32 ? y : cast(y, x.dtype());
   out.h = x.dtype() == DType::f32 ? h : cast(h, x.dtype());
   return out;
