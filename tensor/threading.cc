@@ -238,16 +238,25 @@ ThreadConfig apply_best_known_config(int argc, char** argv, bool verbose) {
   ThreadOptions options;
   if (std::getenv("OMP_NUM_THREADS")) options.sample_ms = 0;
   ThreadConfig c = best_known_config(options);
-  bool changed = false;
+  // GOMP_SPINCOUNT would override a wait policy the user chose (libgomp prefers it).
+  auto user_owns = [](const std::string& k) { return k == "GOMP_SPINCOUNT" && std::getenv("OMP_WAIT_POLICY"); };
+  std::vector<std::string> unset;
   for (auto& [k, v] : c.env()) {
-    // GOMP_SPINCOUNT would override a wait policy the user chose (libgomp prefers it).
-    if (k == "GOMP_SPINCOUNT" && std::getenv("OMP_WAIT_POLICY")) continue;
-    if (!std::getenv(k.c_str())) {
-      setenv(k.c_str(), v.c_str(), 1);
-      changed = true;
-    }
+    if (!user_owns(k) && !std::getenv(k.c_str())) unset.push_back(k);
   }
-  if (changed && !std::getenv("KILN_THREAD_CONFIG_APPLIED")) {
+  const bool restart = !unset.empty() && !std::getenv("KILN_THREAD_CONFIG_APPLIED");
+  if (restart) {
+    // With OMP_PROC_BIND already set, the OpenMP runtime has bound this thread to the first
+    // place, and both the config (which reads the affinity mask) and exec (which keeps it)
+    // would see one CPU: OMP_NUM_THREADS=2 OMP_PROC_BIND=close OMP_PLACES=cores ran both
+    // threads on core 0 of 2. The restarted process binds its team itself.
+    unbind_current_thread();
+    c = best_known_config(options);
+  }
+  for (auto& [k, v] : c.env()) {
+    if (!user_owns(k) && !std::getenv(k.c_str())) setenv(k.c_str(), v.c_str(), 1);
+  }
+  if (restart) {
     setenv("KILN_THREAD_CONFIG_APPLIED", "1", 1);
     char topo[96];
     std::snprintf(topo, sizeof topo, "%d:%d:%d:%.2f:%.2f", c.physical_cores, c.logical_cpus, c.omp_num_threads,
@@ -256,11 +265,6 @@ ThreadConfig apply_best_known_config(int argc, char** argv, bool verbose) {
     std::vector<char*> args(argv, argv + argc);
     args.push_back(nullptr);
     std::fflush(stdout);
-    // With OMP_PROC_BIND already set, the OpenMP runtime has bound this thread to the first
-    // place, and exec keeps that mask: the new process would see one CPU and bind its whole
-    // team there (OMP_NUM_THREADS=2 OMP_PROC_BIND=close OMP_PLACES=cores ran both threads on
-    // core 0 of 2).
-    unbind_current_thread();
     execv("/proc/self/exe", args.data());
     // exec failed: carry on with whatever the OpenMP runtime already read.
   }
