@@ -13,14 +13,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <cstdio>
 #include <string>
 #include <vector>
 
 #include "autograd/gradient_tape.h"
 #include "tensor/ops/lstm_composed.h"
 #include "tensor/ops/lstm_composed_pass.h"
-#include "tensor/ops/lstm_gate_kernels.h"
 #include "tensor/ops/ops.h"
 #include "tensor/ops/rnn_primitive.h"
 #include "tests/gradcheck.h"
@@ -205,30 +203,6 @@ TEST(LstmComposedPass, MergesTheInputGemmFromBatch16) {
   EXPECT_TRUE(merged(128));
   rnn_detail::ForceLstmInputGemm force(rnn_detail::LstmInputGemm::merged);
   EXPECT_TRUE(merged(1));
-}
-
-TEST(LstmGateKernels, ExpSigmoidAndTanhAreAccurateToF32) {
-  std::vector<float> x;
-  for (double v = -87.0; v <= 88.0; v += 1.0 / 1024) x.push_back(static_cast<float>(v));
-  const int64_t n = static_cast<int64_t>(x.size());
-  std::vector<float> e(n), s(n), t(n);
-  rnn_detail::gate_exp(x.data(), e.data(), n);
-  rnn_detail::gate_sigmoid(x.data(), s.data(), n);
-  rnn_detail::gate_tanh(x.data(), t.data(), n);
-  double exp_rel = 0, sigmoid_abs = 0, sigmoid_rel = 0, tanh_abs = 0;
-  for (int64_t k = 0; k < n; ++k) {
-    const double v = x[k], want_e = std::exp(v), want_s = 1 / (1 + std::exp(-v)), want_t = std::tanh(v);
-    exp_rel = std::max(exp_rel, std::abs(e[k] - want_e) / want_e);
-    sigmoid_abs = std::max(sigmoid_abs, std::abs(s[k] - want_s));
-    if (want_s > 1e-30) sigmoid_rel = std::max(sigmoid_rel, std::abs(s[k] - want_s) / want_s);
-    tanh_abs = std::max(tanh_abs, std::abs(t[k] - want_t));
-  }
-  std::printf("max error over [-87, 88]: exp relative %.3g, sigmoid absolute %.3g relative %.3g, tanh absolute %.3g\n",
-              exp_rel, sigmoid_abs, sigmoid_rel, tanh_abs);
-  EXPECT_LT(exp_rel, 3e-7);
-  EXPECT_LT(sigmoid_abs, 2e-7);
-  EXPECT_LT(sigmoid_rel, 5e-7);
-  EXPECT_LT(tanh_abs, 3e-7);
 }
 
 }  // namespace

@@ -1,7 +1,7 @@
-// The composed LSTM's gate kernels (tensor/ops/lstm_gate_kernels.h; their exp, sigmoid and
-// tanh are measured in lstm_composed_test): one forward and one backward step against a
-// double-precision reference, in f32 and bf16, over unit ranges that split vectors, with a row
-// stride for h, and with and without dy.
+// The composed LSTM's gate kernels (tensor/ops/lstm_gate_kernels.h) in every build this CPU
+// can run: their exp, sigmoid and tanh against the C library, and one forward and one backward
+// step against a double-precision reference, in f32 and bf16, over unit ranges that split
+// vectors, with a row stride for h, and with and without dy.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -16,6 +16,60 @@
 
 namespace kiln {
 namespace {
+
+using rnn_detail::GateIsa;
+
+std::vector<GateIsa> gate_isas() {
+  std::vector<GateIsa> out{GateIsa::baseline};
+  if (rnn_detail::gate_isa() >= GateIsa::avx512) out.push_back(GateIsa::avx512);
+  if (rnn_detail::gate_isa() >= GateIsa::avx512_bf16) out.push_back(GateIsa::avx512_bf16);
+  return out;
+}
+
+const char* isa_label(GateIsa isa) {
+  return isa == GateIsa::avx512_bf16 ? "avx512_bf16" : isa == GateIsa::avx512 ? "avx512" : "baseline";
+}
+
+TEST(LstmGateKernels, ExpSigmoidAndTanhAreAccurateToF32) {
+  std::vector<float> x;
+  for (double v = -87.0; v <= 88.0; v += 1.0 / 1024) x.push_back(static_cast<float>(v));
+  const int64_t n = static_cast<int64_t>(x.size());
+  for (GateIsa isa : gate_isas()) {
+    std::vector<float> e(n), s(n), t(n);
+    rnn_detail::gate_math(rnn_detail::GateFunction::exp, x.data(), e.data(), n, isa);
+    rnn_detail::gate_math(rnn_detail::GateFunction::sigmoid, x.data(), s.data(), n, isa);
+    rnn_detail::gate_math(rnn_detail::GateFunction::tanh, x.data(), t.data(), n, isa);
+    double exp_rel = 0, sigmoid_abs = 0, sigmoid_rel = 0, tanh_abs = 0;
+    for (int64_t k = 0; k < n; ++k) {
+      const double v = x[k], want_e = std::exp(v), want_s = 1 / (1 + std::exp(-v)), want_t = std::tanh(v);
+      exp_rel = std::max(exp_rel, std::abs(e[k] - want_e) / want_e);
+      sigmoid_abs = std::max(sigmoid_abs, std::abs(s[k] - want_s));
+      if (want_s > 1e-30) sigmoid_rel = std::max(sigmoid_rel, std::abs(s[k] - want_s) / want_s);
+      tanh_abs = std::max(tanh_abs, std::abs(t[k] - want_t));
+    }
+    std::printf("%s, max error over [-87, 88]: exp relative %.3g, sigmoid absolute %.3g relative %.3g, tanh absolute %.3g\n",
+                isa_label(isa), exp_rel, sigmoid_abs, sigmoid_rel, tanh_abs);
+    EXPECT_LT(exp_rel, 3e-7) << isa_label(isa);
+    EXPECT_LT(sigmoid_abs, 2e-7) << isa_label(isa);
+    EXPECT_LT(sigmoid_rel, 5e-7) << isa_label(isa);
+    EXPECT_LT(tanh_abs, 3e-7) << isa_label(isa);
+  }
+}
+
+TEST(LstmGateKernels, SaturateWithoutNaNOutsideTheExpRange) {
+  const std::vector<float> x{-1e30f, -1000.f, -90.f, 90.f, 1000.f, 1e30f};
+  const int64_t n = static_cast<int64_t>(x.size());
+  for (GateIsa isa : gate_isas()) {
+    std::vector<float> s(n), t(n);
+    rnn_detail::gate_math(rnn_detail::GateFunction::sigmoid, x.data(), s.data(), n, isa);
+    rnn_detail::gate_math(rnn_detail::GateFunction::tanh, x.data(), t.data(), n, isa);
+    for (int64_t k = 0; k < n; ++k) {
+      const bool positive = x[k] > 0;
+      EXPECT_NEAR(s[k], positive ? 1.0 : 0.0, 1e-30) << isa_label(isa) << " sigmoid(" << x[k] << ")";
+      EXPECT_EQ(t[k], positive ? 1.f : -1.f) << isa_label(isa) << " tanh(" << x[k] << ")";
+    }
+  }
+}
 
 float bf16_value(uint16_t v) { return std::bit_cast<float>(static_cast<uint32_t>(v) << 16); }
 double sigmoid_ref(double x) { return 1 / (1 + std::exp(-x)); }
@@ -42,7 +96,7 @@ StepData make_step(int64_t batch, int64_t units, uint32_t seed) {
 // Runs one forward step and one backward step over the units in `ranges` and checks every
 // output against the formulas in double precision.
 template <typename Data>
-void check_step(const StepData& d, bool with_dy, const std::vector<std::pair<int64_t, int64_t>>& ranges) {
+void check_step(const StepData& d, GateIsa isa, bool with_dy, const std::vector<std::pair<int64_t, int64_t>>& ranges) {
   const int64_t b = d.batch, u = d.units;
   const bool bf16 = sizeof(Data) == 2;
   const double tol = bf16 ? 1e-2 : 2e-6;
@@ -58,7 +112,7 @@ void check_step(const StepData& d, bool with_dy, const std::vector<std::pair<int
   rnn_detail::GateForwardStep f;
   f.batch = b, f.units = u, f.bf16 = bf16, f.gates = gates.data(), f.c_prev = d.c_prev.data(), f.c_next = c_next.data();
   f.h_next = h.data(), f.h_row_stride = d.h_stride, f.y = y.data(), f.y_row_stride = d.y_stride;
-  for (auto [j0, j1] : ranges) rnn_detail::lstm_gates_forward(f, j0, j1);
+  for (auto [j0, j1] : ranges) rnn_detail::lstm_gates_forward(f, j0, j1, isa);
 
   std::vector<float> dc = d.dc_next, dbias(4 * u, 0.5f);
   std::vector<Data> dgates(b * 4 * u, Data{});
@@ -66,14 +120,14 @@ void check_step(const StepData& d, bool with_dy, const std::vector<std::pair<int
   g.batch = b, g.units = u, g.bf16 = bf16, g.gates = gates.data(), g.c_prev = d.c_prev.data(), g.c = c_next.data();
   g.dy = with_dy ? d.dy.data() : nullptr, g.dy_row_stride = d.y_stride, g.dh_recurrent = d.dh_recurrent.data();
   g.dc = dc.data(), g.dgates = dgates.data(), g.dbias = dbias.data();
-  for (auto [j0, j1] : ranges) rnn_detail::lstm_gates_backward(g, j0, j1);
+  for (auto [j0, j1] : ranges) rnn_detail::lstm_gates_backward(g, j0, j1, isa);
 
   std::vector<double> dbias_ref(4 * u, 0.5);
   double worst = 0;
   auto check = [&](double got, double want, const char* what, int64_t r, int64_t j) {
     const double err = std::abs(got - want) / std::max(1.0, std::abs(want));
     worst = std::max(worst, err);
-    if (err > tol) ADD_FAILURE() << what << " row " << r << " unit " << j << ": " << got << " vs " << want;
+    if (err > tol) ADD_FAILURE() << isa_label(isa) << " " << what << " row " << r << " unit " << j << ": " << got << " vs " << want;
   };
   for (int64_t r = 0; r < b; ++r) {
     for (int64_t j = 0; j < u; ++j) {
@@ -98,18 +152,20 @@ void check_step(const StepData& d, bool with_dy, const std::vector<std::pair<int
     }
   }
   for (int64_t k = 0; k < 4 * u; ++k) check(dbias[k], dbias_ref[k], "dbias", -1, k);
-  std::printf("%s %s dy, %zu range(s): worst relative error %.3g\n", bf16 ? "bf16" : "f32",
+  std::printf("%s %s %s dy, %zu range(s): worst relative error %.3g\n", isa_label(isa), bf16 ? "bf16" : "f32",
               with_dy ? "with" : "without", ranges.size(), worst);
 }
 
-TEST(LstmGateKernels, OneStepMatchesTheFormulas) {
+TEST(LstmGateKernels, OneStepMatchesTheFormulasInEveryBuild) {
   // 37 units: two whole vectors and a partial one; 11 rows: a row block and a partial one.
   const StepData d = make_step(11, 37, 5);
   const std::vector<std::vector<std::pair<int64_t, int64_t>>> splits{{{0, 37}}, {{0, 16}, {16, 37}}, {{0, 32}, {32, 37}}};
-  for (const auto& ranges : splits) {
-    for (bool with_dy : {true, false}) {
-      check_step<float>(d, with_dy, ranges);
-      check_step<uint16_t>(d, with_dy, ranges);
+  for (GateIsa isa : gate_isas()) {
+    for (const auto& ranges : splits) {
+      for (bool with_dy : {true, false}) {
+        check_step<float>(d, isa, with_dy, ranges);
+        check_step<uint16_t>(d, isa, with_dy, ranges);
+      }
     }
   }
 }

@@ -3,6 +3,8 @@
 #include <bit>
 #include <cstdint>
 
+#include <immintrin.h>
+
 #include "tensor/onednn/isa.h"
 
 namespace kiln::rnn_detail {
@@ -10,7 +12,8 @@ namespace {
 
 #define KILN_INLINE inline __attribute__((always_inline))
 // The same loops built for AVX-512 (what oneDNN's own kernels use on this machine); the
-// baseline build serves CPUs without it.
+// baseline build serves CPUs without it. With AVX512-BF16 the kernels below, written with
+// intrinsics, run instead.
 #define KILN_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
 
 // exp(x) = 2^n * p(r), r = x - n ln 2 in [-ln 2 / 2, ln 2 / 2] (ln 2 split in two constants),
@@ -144,36 +147,175 @@ void backward_baseline(const GateBackwardStep& s, int64_t j0, int64_t j1) {
   }
 }
 
-// Follows oneDNN's ISA cap (DNNL_MAX_CPU_ISA, cpu::set_max_isa), so both sides of a capped
-// run use the same instructions.
-bool has_avx512() { return cpu::effective_isa() >= cpu::Isa::avx512_core; }
+// The kernels for CPUs with AVX512-BF16, by hand: vcvtneps2bf16 rounds to bf16 in one
+// instruction (to nearest even, as to_bf16), where the compiler's vectorization of the loops
+// above spends five integer operations a value on it and shuffles to pack the halves. At
+// batch 128, U = 128, bf16, one thread: forward 0.458 -> 0.345 ms and backward 0.350 ->
+// 0.331 ms a pass of 28 steps, with bitwise the same results (a standalone harness of both,
+// 2026-12-05, AMD EPYC Zen 5, load under 1.5). The arithmetic is the loops', operation for
+// operation: the same exp polynomial and 2^n by its bits, divisions, no reassociation.
+#define KILN_AVX512_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
+#define KILN_VECTOR_INLINE KILN_AVX512_BF16 inline __attribute__((always_inline))
+
+KILN_VECTOR_INLINE __m512 splat(float v) { return _mm512_set1_ps(v); }
+
+KILN_VECTOR_INLINE __m512 exp16(__m512 x) {
+  x = _mm512_min_ps(_mm512_max_ps(x, splat(-87.f)), splat(88.f));
+  const __m512 magic = splat(12582912.f);
+  const __m512 n = _mm512_sub_ps(_mm512_fmadd_ps(x, splat(1.44269504f), magic), magic);
+  __m512 r = _mm512_fnmadd_ps(n, splat(0.693359375f), x);
+  r = _mm512_fmadd_ps(n, splat(2.12194440e-4f), r);
+  __m512 p = splat(0.008289290592074394f);
+  p = _mm512_fmadd_ps(p, r, splat(0.04189782217144966f));
+  p = _mm512_fmadd_ps(p, r, splat(0.16667652130126953f));
+  p = _mm512_fmadd_ps(p, r, splat(0.4999915063381195f));
+  p = _mm512_fmadd_ps(p, r, splat(0.9999997019767761f));
+  p = _mm512_fmadd_ps(p, r, splat(1.f));
+  // 2^n by its bits; GCC's vector types, as its _mm512_slli_epi32 trips -Wmaybe-uninitialized.
+  const __v16si scale = (reinterpret_cast<__v16si>(_mm512_cvtps_epi32(n)) + 127) << 23;
+  return _mm512_mul_ps(p, reinterpret_cast<__m512>(scale));
+}
+KILN_VECTOR_INLINE __m512 sigmoid16(__m512 x) {
+  return _mm512_div_ps(splat(1.f), _mm512_add_ps(splat(1.f), exp16(_mm512_sub_ps(_mm512_setzero_ps(), x))));
+}
+KILN_VECTOR_INLINE __m512 tanh16(__m512 x) {
+  return _mm512_sub_ps(splat(1.f), _mm512_div_ps(splat(2.f), _mm512_add_ps(splat(1.f), exp16(_mm512_add_ps(x, x)))));
+}
+
+// Whole vectors unmasked; the last partial one of a unit range through the mask.
+KILN_VECTOR_INLINE __m512 load16(const float* p, __mmask16 m) {
+  return m == 0xffff ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(m, p);
+}
+KILN_VECTOR_INLINE void store16(float* p, __mmask16 m, __m512 v) {
+  if (m == 0xffff) {
+    _mm512_storeu_ps(p, v);
+  } else {
+    _mm512_mask_storeu_ps(p, m, v);
+  }
+}
+KILN_VECTOR_INLINE void store16(uint16_t* p, __mmask16 m, __m512 v) {
+  const __m256i h = reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(v));
+  if (m == 0xffff) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), h);
+  } else {
+    _mm256_mask_storeu_epi16(p, m, h);
+  }
+}
+KILN_VECTOR_INLINE __mmask16 lanes(int64_t j, int64_t end) {
+  return end - j >= 16 ? __mmask16(0xffff) : __mmask16((1u << (end - j)) - 1);
+}
+
+template <typename Data>
+KILN_AVX512_BF16 void forward_vector(const GateForwardStep& s, int64_t j0, int64_t j1) {
+  const int64_t u = s.units;
+  for (int64_t b = 0; b < s.batch; ++b) {
+    float* g = s.gates + b * 4 * u;
+    const float* cp = s.c_prev + b * u;
+    float* cn = s.c_next + b * u;
+    Data* hn = static_cast<Data*>(s.h_next) + b * s.h_row_stride;
+    Data* y = static_cast<Data*>(s.y) + b * s.y_row_stride;
+    for (int64_t j = j0; j < j1; j += 16) {
+      const __mmask16 m = lanes(j, j1);
+      const __m512 i = sigmoid16(load16(g + j, m)), f = sigmoid16(load16(g + u + j, m));
+      const __m512 cc = tanh16(load16(g + 2 * u + j, m)), o = sigmoid16(load16(g + 3 * u + j, m));
+      const __m512 c = _mm512_fmadd_ps(f, load16(cp + j, m), _mm512_mul_ps(i, cc));
+      const __m512 h = _mm512_mul_ps(o, tanh16(c));
+      store16(g + j, m, i), store16(g + u + j, m, f), store16(g + 2 * u + j, m, cc), store16(g + 3 * u + j, m, o);
+      store16(cn + j, m, c);
+      store16(hn + j, m, h);
+      store16(y + j, m, h);
+    }
+  }
+}
+
+template <typename Data, bool kHasDy>
+KILN_AVX512_BF16 void backward_vector(const GateBackwardStep& s, int64_t j0, int64_t j1) {
+  const int64_t u = s.units;
+  const __m512 one = splat(1.f);
+  float* db = s.dbias;
+  for (int64_t b = 0; b < s.batch; ++b) {
+    const float* g = s.gates + b * 4 * u;
+    const float* cp = s.c_prev + b * u;
+    const float* c = s.c + b * u;
+    const float* dy = kHasDy ? s.dy + b * s.dy_row_stride : nullptr;
+    const float* dhr = s.dh_recurrent + b * u;
+    float* dc = s.dc + b * u;
+    Data* dg = static_cast<Data*>(s.dgates) + b * 4 * u;
+    for (int64_t j = j0; j < j1; j += 16) {
+      const __mmask16 m = lanes(j, j1);
+      const __m512 i = load16(g + j, m), f = load16(g + u + j, m), cc = load16(g + 2 * u + j, m);
+      const __m512 o = load16(g + 3 * u + j, m);
+      const __m512 tc = tanh16(load16(c + j, m));
+      const __m512 dh = kHasDy ? _mm512_add_ps(load16(dy + j, m), load16(dhr + j, m)) : load16(dhr + j, m);
+      const __m512 dcell = _mm512_fmadd_ps(_mm512_mul_ps(dh, o), _mm512_fnmadd_ps(tc, tc, one), load16(dc + j, m));
+      const __m512 dgi = _mm512_mul_ps(_mm512_mul_ps(dcell, cc), _mm512_mul_ps(i, _mm512_sub_ps(one, i)));
+      const __m512 dgf = _mm512_mul_ps(_mm512_mul_ps(dcell, load16(cp + j, m)), _mm512_mul_ps(f, _mm512_sub_ps(one, f)));
+      const __m512 dgc = _mm512_mul_ps(_mm512_mul_ps(dcell, i), _mm512_fnmadd_ps(cc, cc, one));
+      const __m512 dgo = _mm512_mul_ps(_mm512_mul_ps(dh, tc), _mm512_mul_ps(o, _mm512_sub_ps(one, o)));
+      store16(dc + j, m, _mm512_mul_ps(dcell, f));
+      store16(dg + j, m, dgi), store16(dg + u + j, m, dgf), store16(dg + 2 * u + j, m, dgc), store16(dg + 3 * u + j, m, dgo);
+      store16(db + j, m, _mm512_add_ps(load16(db + j, m), dgi));
+      store16(db + u + j, m, _mm512_add_ps(load16(db + u + j, m), dgf));
+      store16(db + 2 * u + j, m, _mm512_add_ps(load16(db + 2 * u + j, m), dgc));
+      store16(db + 3 * u + j, m, _mm512_add_ps(load16(db + 3 * u + j, m), dgo));
+    }
+  }
+}
+
+KILN_AVX512_BF16 void math_vector(GateFunction fn, const float* x, float* out, int64_t n) {
+  for (int64_t k = 0; k < n; k += 16) {
+    const __mmask16 m = lanes(k, n);
+    const __m512 v = load16(x + k, m);
+    store16(out + k, m, fn == GateFunction::exp ? exp16(v) : fn == GateFunction::sigmoid ? sigmoid16(v) : tanh16(v));
+  }
+}
+
+void math_loops(GateFunction fn, const float* x, float* out, int64_t n) {
+  for (int64_t k = 0; k < n; ++k) {
+    out[k] = fn == GateFunction::exp ? exp_poly(x[k]) : fn == GateFunction::sigmoid ? sigmoid(x[k]) : tanh_poly(x[k]);
+  }
+}
 
 }  // namespace
 
-void lstm_gates_forward(const GateForwardStep& s, int64_t unit_begin, int64_t unit_end) {
-  if (has_avx512()) {
-    forward_avx512(s, unit_begin, unit_end);
-  } else {
-    forward_baseline(s, unit_begin, unit_end);
+// Follows oneDNN's ISA cap (DNNL_MAX_CPU_ISA, cpu::set_max_isa), so both sides of a capped
+// run use the same instructions.
+GateIsa gate_isa() {
+  const cpu::Isa isa = cpu::effective_isa();
+  return isa >= cpu::Isa::avx512_core_bf16 ? GateIsa::avx512_bf16
+         : isa >= cpu::Isa::avx512_core    ? GateIsa::avx512
+                                           : GateIsa::baseline;
+}
+
+void lstm_gates_forward(const GateForwardStep& s, int64_t unit_begin, int64_t unit_end, GateIsa isa) {
+  switch (isa) {
+    case GateIsa::avx512_bf16:
+      return s.bf16 ? forward_vector<uint16_t>(s, unit_begin, unit_end) : forward_vector<float>(s, unit_begin, unit_end);
+    case GateIsa::avx512: return forward_avx512(s, unit_begin, unit_end);
+    case GateIsa::baseline: return forward_baseline(s, unit_begin, unit_end);
   }
 }
 
-void lstm_gates_backward(const GateBackwardStep& s, int64_t unit_begin, int64_t unit_end) {
-  if (has_avx512()) {
-    backward_avx512(s, unit_begin, unit_end);
-  } else {
-    backward_baseline(s, unit_begin, unit_end);
+void lstm_gates_backward(const GateBackwardStep& s, int64_t unit_begin, int64_t unit_end, GateIsa isa) {
+  switch (isa) {
+    case GateIsa::avx512_bf16:
+      if (s.bf16) {
+        return s.dy ? backward_vector<uint16_t, true>(s, unit_begin, unit_end)
+                    : backward_vector<uint16_t, false>(s, unit_begin, unit_end);
+      }
+      return s.dy ? backward_vector<float, true>(s, unit_begin, unit_end)
+                  : backward_vector<float, false>(s, unit_begin, unit_end);
+    case GateIsa::avx512: return backward_avx512(s, unit_begin, unit_end);
+    case GateIsa::baseline: return backward_baseline(s, unit_begin, unit_end);
   }
 }
 
-void gate_exp(const float* x, float* out, int64_t n) {
-  for (int64_t k = 0; k < n; ++k) out[k] = exp_poly(x[k]);
-}
-void gate_sigmoid(const float* x, float* out, int64_t n) {
-  for (int64_t k = 0; k < n; ++k) out[k] = sigmoid(x[k]);
-}
-void gate_tanh(const float* x, float* out, int64_t n) {
-  for (int64_t k = 0; k < n; ++k) out[k] = tanh_poly(x[k]);
+void gate_math(GateFunction fn, const float* x, float* out, int64_t n, GateIsa isa) {
+  switch (isa) {
+    case GateIsa::avx512_bf16: return math_vector(fn, x, out, n);
+    case GateIsa::avx512:  // the loops' formulas, built for AVX-512 inside the kernels
+    case GateIsa::baseline: return math_loops(fn, x, out, n);
+  }
 }
 
 }  // namespace kiln::rnn_detail

@@ -2,10 +2,12 @@
 // The elementwise half of one LSTM step, which the composed LSTM (lstm_composed.h) runs after
 // each recurrent GEMM: Keras's gates i, f, c~, o (sigmoid, sigmoid, tanh, sigmoid),
 // c' = f * c + i * c~, h' = o * tanh(c'). Plain loops the compiler vectorizes (an AVX-512 build
-// of them where oneDNN's ISA cap allows it), with a degree-5 polynomial exp (oneDNN's own
-// kernels' coefficients): exp's relative error is under 2e-7 over the clamped range
-// (tests/lstm_composed_test.cc measures it, with sigmoid's and tanh's), a degree less than
-// Cephes' expf, whose polynomial was most of these kernels' time.
+// of them where oneDNN's ISA cap allows it), and the same arithmetic written with AVX-512
+// intrinsics where the CPU converts to bf16 itself (AVX512-BF16), with a degree-5 polynomial
+// exp (oneDNN's own kernels' coefficients): exp's relative error is under 2e-7 over the
+// clamped range (tests/lstm_gate_kernels_test.cc measures it, with sigmoid's and tanh's, in
+// every build), a degree less than Cephes' expf, whose polynomial was most of these kernels'
+// time.
 // Each call covers the units [unit_begin, unit_end) of every batch row, so threads that take
 // disjoint unit ranges never write the same element (the bias gradient included).
 #include <omp.h>
@@ -13,6 +15,10 @@
 #include <cstdint>
 
 namespace kiln::rnn_detail {
+
+// Which build of the kernels runs: the best oneDNN may use too (its ISA cap included).
+enum class GateIsa { baseline, avx512, avx512_bf16 };
+GateIsa gate_isa();
 
 // One forward step. Rows are `batch` long runs: gates [batch, 4U], states [batch, U].
 struct GateForwardStep {
@@ -26,7 +32,7 @@ struct GateForwardStep {
   void* y = nullptr;        // the sequence output's rows for this step
   int64_t y_row_stride = 0; // elements between batch rows of y
 };
-void lstm_gates_forward(const GateForwardStep& s, int64_t unit_begin, int64_t unit_end);
+void lstm_gates_forward(const GateForwardStep& s, int64_t unit_begin, int64_t unit_end, GateIsa isa = gate_isa());
 
 // One backward step: dh = dy + dh_recurrent, the cell's gradient dc carried in place (dc
 // of the next step in, of this step out), the pre-activation gradients dgates (bf16 or f32,
@@ -44,13 +50,12 @@ struct GateBackwardStep {
   void* dgates = nullptr;         // [batch, 4U]
   float* dbias = nullptr;
 };
-void lstm_gates_backward(const GateBackwardStep& s, int64_t unit_begin, int64_t unit_end);
+void lstm_gates_backward(const GateBackwardStep& s, int64_t unit_begin, int64_t unit_end, GateIsa isa = gate_isa());
 
-// The gate kernels' exp, sigmoid and tanh on n values (f32, the baseline build), for tests
-// that measure their error.
-void gate_exp(const float* x, float* out, int64_t n);
-void gate_sigmoid(const float* x, float* out, int64_t n);
-void gate_tanh(const float* x, float* out, int64_t n);
+// The gate kernels' exp, sigmoid and tanh on n values, as the given build computes them, for
+// tests that measure their error.
+enum class GateFunction { exp, sigmoid, tanh };
+void gate_math(GateFunction fn, const float* x, float* out, int64_t n, GateIsa isa);
 
 // Runs body(unit_begin, unit_end) on `threads` OpenMP threads over disjoint ranges of units
 // (multiples of 16 where they divide), or inline for one thread.
