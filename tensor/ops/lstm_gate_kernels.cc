@@ -151,9 +151,10 @@ void backward_baseline(const GateBackwardStep& s, int64_t j0, int64_t j1) {
 // instruction (to nearest even, as to_bf16), where the compiler's vectorization of the loops
 // above spends five integer operations a value on it and shuffles to pack the halves. At
 // batch 128, U = 128, bf16, one thread: forward 0.458 -> 0.345 ms and backward 0.350 ->
-// 0.331 ms a pass of 28 steps, with bitwise the same results (a standalone harness of both,
-// 2026-12-05, AMD EPYC Zen 5, load under 1.5). The arithmetic is the loops', operation for
-// operation: the same exp polynomial and 2^n by its bits, divisions, no reassociation.
+// 0.331 ms a pass of 28 steps (a standalone harness of both, 2026-12-05, AMD EPYC Zen 5, load
+// under 1.5). The arithmetic is the loops' (the same exp polynomial and 2^n by its bits,
+// divisions, no reassociation), except that multiply-adds are fused, so results differ from
+// the loops' by rounding.
 #define KILN_AVX512_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
 #define KILN_VECTOR_INLINE KILN_AVX512_BF16 inline __attribute__((always_inline))
 
