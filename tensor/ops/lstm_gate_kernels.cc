@@ -7,6 +7,10 @@
 
 #include "tensor/onednn/isa.h"
 
+// GCC 12's AVX-512 intrinsics fill their unused operands with _mm512_undefined_*(), which
+// -Wmaybe-uninitialized reports at every use.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
 namespace kiln::rnn_detail {
 namespace {
 
@@ -54,15 +58,44 @@ KILN_INLINE Data store_as(float v) {
   }
 }
 
+// Batch row b's slices of a step's buffers, for the loops and the intrinsics alike.
+template <typename Data>
+struct ForwardRow {
+  float* gates;
+  const float* c_prev;
+  float* c_next;
+  Data* h_next;
+  Data* y;
+};
+template <typename Data>
+KILN_INLINE ForwardRow<Data> forward_row(const GateForwardStep& s, int64_t b) {
+  const int64_t u = s.units;
+  return {s.gates + b * 4 * u, s.c_prev + b * u, s.c_next + b * u, static_cast<Data*>(s.h_next) + b * s.h_row_stride,
+          static_cast<Data*>(s.y) + b * s.y_row_stride};
+}
+
+template <typename Data>
+struct BackwardRow {
+  const float* gates;
+  const float* c_prev;
+  const float* c;
+  const float* dy;  // null without dy
+  const float* dh_recurrent;
+  float* dc;
+  Data* dgates;
+};
+template <typename Data>
+KILN_INLINE BackwardRow<Data> backward_row(const GateBackwardStep& s, int64_t b) {
+  const int64_t u = s.units;
+  return {s.gates + b * 4 * u, s.c_prev + b * u, s.c + b * u, s.dy ? s.dy + b * s.dy_row_stride : nullptr,
+          s.dh_recurrent + b * u, s.dc + b * u, static_cast<Data*>(s.dgates) + b * 4 * u};
+}
+
 template <typename Data>
 KILN_INLINE void forward_body(const GateForwardStep& s, int64_t j0, int64_t j1) {
   const int64_t u = s.units;
   for (int64_t b = 0; b < s.batch; ++b) {
-    float* g = s.gates + b * 4 * u;
-    const float* cp = s.c_prev + b * u;
-    float* cn = s.c_next + b * u;
-    Data* hn = static_cast<Data*>(s.h_next) + b * s.h_row_stride;
-    Data* y = static_cast<Data*>(s.y) + b * s.y_row_stride;
+    const auto [g, cp, cn, hn, y] = forward_row<Data>(s, b);
 #pragma omp simd
     for (int64_t j = j0; j < j1; ++j) {
       const float i = sigmoid(g[j]), f = sigmoid(g[u + j]), cc = tanh_poly(g[2 * u + j]), o = sigmoid(g[3 * u + j]);
@@ -81,13 +114,7 @@ KILN_INLINE void backward_rows(const GateBackwardStep& s, int64_t j0, int64_t j1
   const int64_t u = s.units;
   float* db = s.dbias;
   for (int64_t b = 0; b < s.batch; ++b) {
-    const float* g = s.gates + b * 4 * u;
-    const float* cp = s.c_prev + b * u;
-    const float* c = s.c + b * u;
-    const float* dy = kHasDy ? s.dy + b * s.dy_row_stride : nullptr;
-    const float* dhr = s.dh_recurrent + b * u;
-    float* dc = s.dc + b * u;
-    Data* dg = static_cast<Data*>(s.dgates) + b * 4 * u;
+    const auto [g, cp, c, dy, dhr, dc, dg] = backward_row<Data>(s, b);
 #pragma omp simd
     for (int64_t j = j0; j < j1; ++j) {
       const float i = g[j], f = g[u + j], cc = g[2 * u + j], o = g[3 * u + j];
@@ -172,9 +199,8 @@ KILN_VECTOR_INLINE __m512 exp16(__m512 x) {
   p = _mm512_fmadd_ps(p, r, splat(0.4999915063381195f));
   p = _mm512_fmadd_ps(p, r, splat(0.9999997019767761f));
   p = _mm512_fmadd_ps(p, r, splat(1.f));
-  // 2^n by its bits; GCC's vector types, as its _mm512_slli_epi32 trips -Wmaybe-uninitialized.
-  const __v16si scale = (reinterpret_cast<__v16si>(_mm512_cvtps_epi32(n)) + 127) << 23;
-  return _mm512_mul_ps(p, reinterpret_cast<__m512>(scale));
+  const __m512i scale = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+  return _mm512_mul_ps(p, _mm512_castsi512_ps(scale));
 }
 KILN_VECTOR_INLINE __m512 sigmoid16(__m512 x) {
   return _mm512_div_ps(splat(1.f), _mm512_add_ps(splat(1.f), exp16(_mm512_sub_ps(_mm512_setzero_ps(), x))));
@@ -210,11 +236,7 @@ template <typename Data>
 KILN_AVX512_BF16 void forward_vector(const GateForwardStep& s, int64_t j0, int64_t j1) {
   const int64_t u = s.units;
   for (int64_t b = 0; b < s.batch; ++b) {
-    float* g = s.gates + b * 4 * u;
-    const float* cp = s.c_prev + b * u;
-    float* cn = s.c_next + b * u;
-    Data* hn = static_cast<Data*>(s.h_next) + b * s.h_row_stride;
-    Data* y = static_cast<Data*>(s.y) + b * s.y_row_stride;
+    const auto [g, cp, cn, hn, y] = forward_row<Data>(s, b);
     for (int64_t j = j0; j < j1; j += 16) {
       const __mmask16 m = lanes(j, j1);
       const __m512 i = sigmoid16(load16(g + j, m)), f = sigmoid16(load16(g + u + j, m));
@@ -235,13 +257,7 @@ KILN_AVX512_BF16 void backward_vector(const GateBackwardStep& s, int64_t j0, int
   const __m512 one = splat(1.f);
   float* db = s.dbias;
   for (int64_t b = 0; b < s.batch; ++b) {
-    const float* g = s.gates + b * 4 * u;
-    const float* cp = s.c_prev + b * u;
-    const float* c = s.c + b * u;
-    const float* dy = kHasDy ? s.dy + b * s.dy_row_stride : nullptr;
-    const float* dhr = s.dh_recurrent + b * u;
-    float* dc = s.dc + b * u;
-    Data* dg = static_cast<Data*>(s.dgates) + b * 4 * u;
+    const auto [g, cp, c, dy, dhr, dc, dg] = backward_row<Data>(s, b);
     for (int64_t j = j0; j < j1; j += 16) {
       const __mmask16 m = lanes(j, j1);
       const __m512 i = load16(g + j, m), f = load16(g + u + j, m), cc = load16(g + 2 * u + j, m);
