@@ -66,7 +66,8 @@ KILN_INLINE v16 sigmoid16(v16 x) { return 1.f / (1.f + exp16(-x)); }
 KILN_INLINE v16 tanh16(v16 x) { return 2.f / (1.f + exp16(-2.f * x)) - 1.f; }
 
 // How a cell's weights sit in its panels (see SmallBatchRnnWeights): kCols vectors of gate
-// columns per x row and per h row, summed into kAccs accumulators per batch row. GRU's
+// columns per x row and per h row (gate_count), summed into kAccs accumulators per batch row
+// (bias_gate_count, as the packed bias). GRU's
 // linear-before-reset h gate keeps x's part (accumulator 2) and h's part (3) apart; the other
 // gates add both. kRows batch rows at a time keep 16 (LSTM, GRU) or 8 (SimpleRNN) independent
 // FMA chains while each weight vector loaded serves every row.
@@ -87,9 +88,6 @@ struct CellShape<RnnCell::simple_rnn> {
   static constexpr int kCols = 1, kAccs = 1, kRows = 8;
   static constexpr int h_acc(int c) { return c; }
 };
-
-int panel_cols(RnnCell cell) { return cell == RnnCell::lstm ? 4 : cell == RnnCell::gru ? 3 : 1; }
-int panel_accs(RnnCell cell) { return cell == RnnCell::simple_rnn ? 1 : 4; }
 
 // One pass: the prepared weights and the caller's buffers. h holds two [n, up] state
 // buffers (this step's and the next), c [n, up]; up is U rounded up to whole vectors, and the
@@ -321,13 +319,13 @@ SmallBatchRnnWeights prepare_small_batch_rnn(RnnCell cell, const RnnWeights& w) 
   const Tensor layer = dense_f32(w.layer), iter = dense_f32(w.iter);
   const Tensor bias = dense_f32(w.bias);
   const int64_t in = layer.shape()[0], u = iter.shape()[0], blocks = (u + kLanes - 1) / kLanes;
-  const int cols = panel_cols(cell), accs = panel_accs(cell), gates = gate_count(cell);
+  const int gates = gate_count(cell), accs = bias_gate_count(cell);
   if (layer.shape() != Shape{in, gates * u} || iter.shape() != Shape{u, gates * u} ||
-      bias.shape() != Shape{bias_gate_count(cell), u}) {
+      bias.shape() != Shape{accs, u}) {
     throw std::logic_error("prepare_small_batch_rnn: " + std::string(cell_name(cell)) + " weights " +
                            layer.describe() + ", " + iter.describe() + ", " + bias.describe() + " do not agree");
   }
-  SmallBatchRnnWeights out{cell, in, u, Tensor::zeros({blocks, in + u, cols, kLanes}),
+  SmallBatchRnnWeights out{cell, in, u, Tensor::zeros({blocks, in + u, gates, kLanes}),
                            Tensor::zeros({blocks, accs, kLanes})};
   const float *l = layer.data<float>(), *i = iter.data<float>(), *bs = bias.data<float>();
   float *panels = out.panels.data<float>(), *packed_bias = out.bias.data<float>();
@@ -335,8 +333,8 @@ SmallBatchRnnWeights prepare_small_batch_rnn(RnnCell cell, const RnnWeights& w) 
     const int64_t units = std::min(kLanes, u - b * kLanes);
     for (int64_t j = 0; j < in + u; ++j) {
       const float* row = j < in ? l + j * gates * u : i + (j - in) * gates * u;
-      for (int c = 0; c < cols; ++c) {
-        std::copy_n(row + c * u + b * kLanes, units, panels + ((b * (in + u) + j) * cols + c) * kLanes);
+      for (int c = 0; c < gates; ++c) {
+        std::copy_n(row + c * u + b * kLanes, units, panels + ((b * (in + u) + j) * gates + c) * kLanes);
       }
     }
     for (int a = 0; a < accs; ++a) {
@@ -354,7 +352,7 @@ void small_batch_rnn_run(const SmallBatchRnnWeights& w, const float* x, int64_t 
   const bool lstm = has_cell_state(cell);
   const int64_t u = w.u, up = (u + kLanes - 1) / kLanes * kLanes, blocks = up / kLanes;
   Tensor h = Tensor::empty({2, n, up}), c = lstm ? Tensor::empty({n, up}) : Tensor();
-  const Pass p{cell,      n,        t,         w.in,      u,  up, (w.in + u) * panel_cols(cell) * kLanes, x,
+  const Pass p{cell,      n,        t,         w.in,      u,  up, (w.in + u) * gate_count(cell) * kLanes, x,
                w.panels.data<float>(), w.bias.data<float>(), h0, lstm ? c0 : nullptr, h.data<float>(),
                lstm ? c.data<float>() : nullptr, y, h_out, lstm ? c_out : nullptr};
   const SmallBatchRnnThreads chosen = small_batch_rnn_threads(cell, n, w.in, u);
