@@ -240,11 +240,9 @@ ThreadConfig apply_best_known_config(int argc, char** argv, bool verbose) {
   ThreadConfig c = best_known_config(options);
   // GOMP_SPINCOUNT would override a wait policy the user chose (libgomp prefers it).
   auto user_owns = [](const std::string& k) { return k == "GOMP_SPINCOUNT" && std::getenv("OMP_WAIT_POLICY"); };
-  std::vector<std::string> unset;
-  for (auto& [k, v] : c.env()) {
-    if (!user_owns(k) && !std::getenv(k.c_str())) unset.push_back(k);
-  }
-  const bool restart = !unset.empty() && !std::getenv("KILN_THREAD_CONFIG_APPLIED");
+  bool missing = false;
+  for (auto& [k, v] : c.env()) missing = missing || (!user_owns(k) && !std::getenv(k.c_str()));
+  const bool restart = missing && !std::getenv("KILN_THREAD_CONFIG_APPLIED");
   if (restart) {
     // With OMP_PROC_BIND already set, the OpenMP runtime has bound this thread to the first
     // place, and both the config (which reads the affinity mask) and exec (which keeps it)

@@ -212,13 +212,16 @@ struct Saved {
   DType x_dtype, kernel_dtype, recurrent_dtype, bias_dtype, h0_dtype, c0_dtype;
 };
 
+// One pass ran every row over every step (no mask split the batch).
+bool one_whole_pass(const Saved& s) { return s.groups.size() == 1 && s.groups[0].whole; }
+
 // The run's outputs in reading order: sequence and h in the pass's dtype, LSTM's c in f32.
 // One pass over every row and step is its own output where no backward will read its
 // tensors (inference, or the composed LSTM, which keeps its own), without a copy.
 std::vector<Tensor> assemble(const Saved& s, bool record) {
   const int64_t t = s.t, u = s.u;
   const bool lstm = rnn_detail::has_cell_state(s.cell);
-  if (s.groups.size() == 1 && s.groups[0].whole) {
+  if (one_whole_pass(s)) {
     const RnnPass& pass = s.groups[0].pass;
     if (!record || (!pass.chunks.empty() && pass.chunks.front().composed)) {
       std::vector<Tensor> out{pass.y, pass.h};
@@ -272,8 +275,7 @@ std::vector<Tensor> backward(const Saved& s, const std::vector<Tensor>& grads, b
   const bool lstm = rnn_detail::has_cell_state(s.cell);
   // No gradient for the sequence (return_sequences=False) stays undefined where every row
   // runs whole: the composed LSTM then reads no dy at all.
-  const bool all_whole = s.groups.size() == 1 && s.groups[0].whole;
-  Tensor dseq = grads[0].defined() || !all_whole ? zeros_if_undefined(grads[0], {b, t, u}) : Tensor();
+  Tensor dseq = grads[0].defined() || !one_whole_pass(s) ? zeros_if_undefined(grads[0], {b, t, u}) : Tensor();
   Tensor dh = zeros_if_undefined(grads[1], {b, u});
   Tensor dc = lstm ? zeros_if_undefined(grads[2], {b, u}) : Tensor();
   // An input with no gradient wanted (a model's data) skips dx: the composed LSTM runs no dx
